@@ -1,0 +1,214 @@
+//! Frames on `/ws/agent`.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
+
+/// Agent → relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// First frame of a connection: the bearer token from `kefu-relay agent add`.
+    Hello {
+        token: String,
+    },
+    /// A page of messages, oldest first, ending just before `before_seq` (or
+    /// at the newest). Also subscribes this connection to the conversation's
+    /// live messages, so an agent can follow a colleague's chat.
+    History {
+        conversation_id: String,
+        #[serde(default)]
+        before_seq: Option<Seq>,
+        #[serde(default)]
+        limit: Option<u32>,
+    },
+    /// A reply (or, with `internal`, a note for agents only). Replying to a
+    /// waiting conversation claims it.
+    Send {
+        conversation_id: String,
+        client_id: String,
+        text: String,
+        #[serde(default)]
+        internal: bool,
+    },
+    Claim {
+        conversation_id: String,
+    },
+    Transfer {
+        conversation_id: String,
+        to_agent: String,
+    },
+    Resolve {
+        conversation_id: String,
+    },
+    Typing {
+        conversation_id: String,
+        active: bool,
+    },
+    Read {
+        conversation_id: String,
+        up_to_seq: Seq,
+    },
+    /// An announcement to every online visitor (admins only).
+    Broadcast {
+        text: String,
+    },
+    Status {
+        state: AgentState,
+    },
+}
+
+/// Relay → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentEvent {
+    Welcome(AgentWelcome),
+    /// A conversation's summary changed (new message, claim, transfer,
+    /// resolve, read…). Sent to every agent: it drives the queue.
+    Conversation(ConversationFrame),
+    History(HistoryPage),
+    Ack(Ack),
+    Message(Message),
+    Typing(Typing),
+    Read(ReadReceipt),
+    Presence(Presence),
+    Error(ErrorFrame),
+    Reconnect(Reconnect),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Agent,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "agent" => Some(Role::Agent),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// A colleague as listed in `welcome`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentPresence {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    pub state: AgentState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentWelcome {
+    pub agent: AgentInfo,
+    pub agents: Vec<AgentPresence>,
+    /// Every waiting and active conversation; resolved ones are reachable
+    /// through `history`.
+    pub conversations: Vec<ConversationSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationFrame {
+    pub summary: ConversationSummary,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub conversation_id: String,
+    /// Oldest first.
+    pub messages: Vec<Message>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// Nobody has claimed it: every agent sees its messages.
+    Waiting,
+    Active,
+    Resolved,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Waiting => "waiting",
+            ConversationStatus::Active => "active",
+            ConversationStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "waiting" => Some(ConversationStatus::Waiting),
+            "active" => Some(ConversationStatus::Active),
+            "resolved" => Some(ConversationStatus::Resolved),
+            _ => None,
+        }
+    }
+}
+
+/// One row of an agent's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub visitor: VisitorSummary,
+    pub status: ConversationStatus,
+    /// The agent id the conversation is assigned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub last_seq: Seq,
+    /// Visitor messages no agent has marked read yet.
+    pub unread: u32,
+    /// The start of the last message visible to the visitor.
+    pub preview: String,
+    /// Highest `seq` the visitor has read, for "seen" marks.
+    pub visitor_read_seq: Seq,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub waiting_since: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// What agents know of a visitor. Everything but `id` and `online` comes from
+/// the visitor's page and is untrusted text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorSummary {
+    pub id: String,
+    pub name: String,
+    pub online: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}

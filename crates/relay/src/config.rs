@@ -1,0 +1,65 @@
+//! Runtime settings of a relay. The binary fills them from flags and `KEFU_*`
+//! environment variables; tests build them directly.
+
+use std::time::Duration;
+
+/// Everything `serve` needs besides the listener and the store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://PATH`.
+    pub database: String,
+    /// Shown first by the visitor's page; never stored.
+    pub greeting: String,
+    /// How long a visitor may be gone before agents see them offline, so that
+    /// moving between pages of a site does not flicker.
+    pub presence_grace: Duration,
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database: "sqlite://kefu.db".to_owned(),
+            greeting: "Hi! How can we help you today?".to_owned(),
+            presence_grace: Duration::from_secs(10),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Bounds on what one client may ask of the relay.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest WebSocket frame or message accepted, in bytes.
+    pub max_frame_bytes: usize,
+    /// Longest message text, in characters.
+    pub max_message_chars: usize,
+    /// Sustained `send`/`typing`/`read`… frames per second per connection.
+    pub frames_per_second: u32,
+    /// How many frames may arrive at once before the rate applies.
+    pub frame_burst: u32,
+    /// Time a new connection has to send its `hello`.
+    pub hello_timeout: Duration,
+    /// Open WebSocket connections from one IP address.
+    pub connections_per_ip: u32,
+    /// Frames queued for one connection before it counts as too slow and is
+    /// told to resync.
+    pub outbound_queue: usize,
+    /// Interval of WebSocket pings; a peer silent for three of them is dead.
+    pub ping_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_message_chars: 8 * 1024,
+            frames_per_second: 10,
+            frame_burst: 30,
+            hello_timeout: Duration::from_secs(10),
+            connections_per_ip: 50,
+            outbound_queue: 512,
+            ping_interval: Duration::from_secs(20),
+        }
+    }
+}

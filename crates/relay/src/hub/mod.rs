@@ -1,0 +1,209 @@
+//! Routing and presence: who is connected, who sees which conversation.
+//!
+//! The hub is one task that owns all routing state ([`state::HubState`]) and
+//! is driven by two bounded queues: commands from connections (register,
+//! typing, availability…) and [`Change`]s the store publishes after each
+//! commit. Because both arrive on one task, a connection's registration and
+//! the message fan-out are totally ordered, which is what makes resume
+//! gap-free.
+//!
+//! The hub never awaits a client: it `try_send`s pre-serialized frames into
+//! each connection's bounded [`Outbox`]. A connection whose outbox is full is
+//! dropped from the hub and kicked, and then tells its client to resync.
+
+mod state;
+
+use std::time::Duration;
+
+use kefu_protocol::agent::{AgentInfo, AgentPresence, ConversationSummary};
+use kefu_protocol::{AgentState, Seq};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::ConnId;
+use crate::frame::Frame;
+use crate::store::Change;
+
+/// Commands waiting for the hub before connections wait for room.
+const COMMAND_QUEUE: usize = 4096;
+
+/// A frame on its way to one connection, serialized once for all receivers.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Frame(Frame),
+    /// A chat message: the visitor connection uses `seq` to skip what its
+    /// replay already sent.
+    Message {
+        seq: Seq,
+        frame: Frame,
+    },
+}
+
+/// The hub's end of a connection.
+#[derive(Debug)]
+pub struct Outbox {
+    pub id: ConnId,
+    frames: mpsc::Sender<Outbound>,
+    /// Dropped (or fired) when the hub gives up on the connection.
+    kick: oneshot::Sender<()>,
+}
+
+/// The connection's end: frames to write, and the signal that it was dropped.
+#[derive(Debug)]
+pub struct Inbox {
+    pub frames: mpsc::Receiver<Outbound>,
+    pub kicked: oneshot::Receiver<()>,
+}
+
+/// A bounded outbox/inbox pair for a new connection.
+pub fn mailbox(id: ConnId, capacity: usize) -> (Outbox, Inbox) {
+    let (frames_tx, frames) = mpsc::channel(capacity);
+    let (kick, kicked) = oneshot::channel();
+    (
+        Outbox {
+            id,
+            frames: frames_tx,
+            kick,
+        },
+        Inbox { frames, kicked },
+    )
+}
+
+/// What an agent learns on connecting.
+#[derive(Debug, Clone)]
+pub struct AgentSnapshot {
+    /// Agents connected now, with their availability.
+    pub online: Vec<AgentPresence>,
+    pub conversations: Vec<ConversationSummary>,
+}
+
+enum Command {
+    RegisterVisitor {
+        visitor_id: String,
+        outbox: Outbox,
+        reply: oneshot::Sender<u32>,
+    },
+    RegisterAgent {
+        agent: AgentInfo,
+        outbox: Outbox,
+        reply: oneshot::Sender<AgentSnapshot>,
+    },
+    Unregister {
+        conn: ConnId,
+    },
+    Watch {
+        conn: ConnId,
+        conversation_id: String,
+        reply: oneshot::Sender<()>,
+    },
+    Typing {
+        conn: ConnId,
+        /// `None` for a visitor: the hub knows their conversation.
+        conversation_id: Option<String>,
+        active: bool,
+    },
+    SetState {
+        conn: ConnId,
+        state: AgentState,
+    },
+    Broadcast {
+        frame: Frame,
+    },
+}
+
+/// The hub has stopped (the relay is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the hub has stopped")]
+pub struct HubClosed;
+
+/// A cloneable handle to the hub task.
+#[derive(Clone)]
+pub struct Hub {
+    commands: mpsc::Sender<Command>,
+}
+
+impl Hub {
+    /// Starts the hub with the open conversations it routes from the start.
+    pub fn start(
+        changes: mpsc::Receiver<Change>,
+        open_conversations: Vec<ConversationSummary>,
+        presence_grace: Duration,
+    ) -> (Hub, JoinHandle<()>) {
+        let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
+        let state = state::HubState::new(open_conversations, presence_grace);
+        let task = tokio::spawn(state::run(state, queue, changes));
+        (Hub { commands }, task)
+    }
+
+    /// Adds a visitor connection; answers how many agents are available.
+    pub async fn register_visitor(
+        &self,
+        visitor_id: String,
+        outbox: Outbox,
+    ) -> Result<u32, HubClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::RegisterVisitor {
+            visitor_id,
+            outbox,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| HubClosed)
+    }
+
+    pub async fn register_agent(
+        &self,
+        agent: AgentInfo,
+        outbox: Outbox,
+    ) -> Result<AgentSnapshot, HubClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::RegisterAgent {
+            agent,
+            outbox,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| HubClosed)
+    }
+
+    pub async fn unregister(&self, conn: ConnId) {
+        let _ = self.send(Command::Unregister { conn }).await;
+    }
+
+    /// Subscribes an agent connection to a conversation's live messages.
+    /// Resolves once the subscription is in place, so a history read made
+    /// afterwards cannot miss a message.
+    pub async fn watch(&self, conn: ConnId, conversation_id: String) -> Result<(), HubClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Watch {
+            conn,
+            conversation_id,
+            reply,
+        })
+        .await?;
+        answer.await.map_err(|_| HubClosed)
+    }
+
+    pub async fn typing(&self, conn: ConnId, conversation_id: Option<String>, active: bool) {
+        let _ = self
+            .send(Command::Typing {
+                conn,
+                conversation_id,
+                active,
+            })
+            .await;
+    }
+
+    pub async fn set_state(&self, conn: ConnId, state: AgentState) {
+        let _ = self.send(Command::SetState { conn, state }).await;
+    }
+
+    /// Sends an already serialized frame to every online visitor.
+    pub async fn broadcast(&self, frame: Frame) {
+        let _ = self.send(Command::Broadcast { frame }).await;
+    }
+
+    async fn send(&self, command: Command) -> Result<(), HubClosed> {
+        self.commands.send(command).await.map_err(|_| HubClosed)
+    }
+}

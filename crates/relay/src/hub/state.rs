@@ -1,0 +1,516 @@
+//! The hub's state and the rules of who receives what. Only the hub task
+//! touches it, so none of it is locked.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use kefu_protocol::agent::{
+    AgentEvent, AgentInfo, AgentPresence, ConversationFrame, ConversationStatus,
+    ConversationSummary,
+};
+use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::{AgentState, Author, AuthorKind, Presence, PresenceKind, Typing};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::time::Instant;
+
+use super::{AgentSnapshot, Command, Outbound, Outbox};
+use crate::ConnId;
+use crate::frame::encode;
+use crate::store::Change;
+
+/// Conversations an agent connection follows through `history`, at most.
+const MAX_WATCHED: usize = 256;
+
+pub(super) struct HubState {
+    grace: Duration,
+    visitor_conns: HashMap<ConnId, VisitorConn>,
+    agent_conns: HashMap<ConnId, AgentConn>,
+    /// Visitors shown as online: connected, or gone for less than the grace.
+    visitors: HashMap<String, VisitorPresence>,
+    /// Every agent seen since start, so availability survives a reconnect.
+    agents: HashMap<String, AgentEntry>,
+    /// Waiting and active conversations, as last committed.
+    conversations: HashMap<String, ConversationSummary>,
+    conversation_of_visitor: HashMap<String, String>,
+    /// When visitors who left should be announced offline, oldest first
+    /// (the grace is constant, so pushing at the back keeps the order).
+    offline_deadlines: VecDeque<(Instant, String)>,
+    /// Connections whose outbox overflowed or closed, to drop after the
+    /// current fan-out.
+    dead: Vec<ConnId>,
+}
+
+struct VisitorConn {
+    outbox: Outbox,
+    visitor_id: String,
+}
+
+struct AgentConn {
+    outbox: Outbox,
+    agent_id: String,
+    watched: VecDeque<String>,
+}
+
+#[derive(Default)]
+struct VisitorPresence {
+    conns: Vec<ConnId>,
+    offline_at: Option<Instant>,
+}
+
+struct AgentEntry {
+    info: AgentInfo,
+    state: AgentState,
+    conns: Vec<ConnId>,
+}
+
+impl AgentEntry {
+    fn online(&self) -> bool {
+        !self.conns.is_empty()
+    }
+
+    fn available(&self) -> bool {
+        self.online() && self.state == AgentState::Available
+    }
+}
+
+pub(super) async fn run(
+    mut state: HubState,
+    mut commands: mpsc::Receiver<Command>,
+    mut changes: mpsc::Receiver<Change>,
+) {
+    let mut changes_open = true;
+    loop {
+        let deadline = state.offline_deadlines.front().map(|(at, _)| *at);
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => state.handle(command),
+                None => break,
+            },
+            change = changes.recv(), if changes_open => match change {
+                Some(change) => state.apply(change),
+                None => changes_open = false,
+            },
+            () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
+        }
+        state.reap();
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    if let Some(deadline) = deadline {
+        tokio::time::sleep_until(deadline).await;
+    }
+}
+
+impl HubState {
+    pub(super) fn new(open_conversations: Vec<ConversationSummary>, grace: Duration) -> Self {
+        let mut state = HubState {
+            grace,
+            visitor_conns: HashMap::new(),
+            agent_conns: HashMap::new(),
+            visitors: HashMap::new(),
+            agents: HashMap::new(),
+            conversations: HashMap::new(),
+            conversation_of_visitor: HashMap::new(),
+            offline_deadlines: VecDeque::new(),
+            dead: Vec::new(),
+        };
+        for summary in open_conversations {
+            state.remember(summary);
+        }
+        state
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::RegisterVisitor {
+                visitor_id,
+                outbox,
+                reply,
+            } => {
+                self.add_visitor(visitor_id, outbox);
+                let _ = reply.send(self.agents_online());
+            }
+            Command::RegisterAgent {
+                agent,
+                outbox,
+                reply,
+            } => {
+                self.add_agent(agent, outbox);
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Unregister { conn } => drop(self.remove(conn)),
+            Command::Watch {
+                conn,
+                conversation_id,
+                reply,
+            } => {
+                if let Some(agent) = self.agent_conns.get_mut(&conn) {
+                    if !agent.watched.contains(&conversation_id) {
+                        if agent.watched.len() == MAX_WATCHED {
+                            agent.watched.pop_front();
+                        }
+                        agent.watched.push_back(conversation_id);
+                    }
+                }
+                let _ = reply.send(());
+            }
+            Command::Typing {
+                conn,
+                conversation_id,
+                active,
+            } => self.typing(conn, conversation_id, active),
+            Command::SetState { conn, state } => {
+                let Some(agent_id) = self.agent_conns.get(&conn).map(|c| c.agent_id.clone()) else {
+                    return;
+                };
+                if let Some(entry) = self.agents.get_mut(&agent_id) {
+                    if entry.state != state {
+                        entry.state = state;
+                        self.announce_agent(&agent_id);
+                    }
+                }
+            }
+            Command::Broadcast { frame } => {
+                let targets: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
+                self.send_all(&targets, &Outbound::Frame(frame));
+            }
+        }
+    }
+
+    /// Fans out a committed change.
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Message {
+                message,
+                summary,
+                origin,
+            } => {
+                let summary = self.remember(summary);
+                let frame = encode(&AgentEvent::Message(message.clone()));
+                if !message.internal {
+                    let visitors = self.visitor_targets(&summary.visitor.id, origin);
+                    let item = Outbound::Message {
+                        seq: message.seq,
+                        frame: frame.clone(),
+                    };
+                    self.send_all(&visitors, &item);
+                }
+                let agents = self.agents_seeing(&summary, origin);
+                self.send_all(&agents, &Outbound::Frame(frame));
+                self.publish_summary(summary);
+            }
+            Change::Summary { summary } => {
+                let summary = self.remember(summary);
+                self.publish_summary(summary);
+            }
+            Change::Read { receipt, summary } => {
+                let summary = self.remember(summary);
+                let targets = match receipt.reader {
+                    AuthorKind::Visitor => self.agents_seeing(&summary, None),
+                    _ => self.visitor_targets(&summary.visitor.id, None),
+                };
+                self.send_all(
+                    &targets,
+                    &Outbound::Frame(encode(&AgentEvent::Read(receipt))),
+                );
+                self.publish_summary(summary);
+            }
+        }
+    }
+
+    /// Updates the routing table from a committed summary and returns it with
+    /// the visitor's presence filled in.
+    fn remember(&mut self, mut summary: ConversationSummary) -> ConversationSummary {
+        summary.visitor.online = self.visitors.contains_key(&summary.visitor.id);
+        if summary.status == ConversationStatus::Resolved {
+            self.conversations.remove(&summary.id);
+            self.conversation_of_visitor.remove(&summary.visitor.id);
+        } else {
+            self.conversation_of_visitor
+                .insert(summary.visitor.id.clone(), summary.id.clone());
+            self.conversations
+                .insert(summary.id.clone(), summary.clone());
+        }
+        summary
+    }
+
+    fn publish_summary(&mut self, summary: ConversationSummary) {
+        let frame = encode(&AgentEvent::Conversation(ConversationFrame { summary }));
+        let targets: Vec<ConnId> = self.agent_conns.keys().copied().collect();
+        self.send_all(&targets, &Outbound::Frame(frame));
+    }
+
+    fn visitor_targets(&self, visitor_id: &str, except: Option<ConnId>) -> Vec<ConnId> {
+        self.visitors
+            .get(visitor_id)
+            .map(|presence| {
+                presence
+                    .conns
+                    .iter()
+                    .copied()
+                    .filter(|conn| Some(*conn) != except)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Agent connections that follow a conversation: everybody while it
+    /// waits, then its assignee and whoever opened it through `history`.
+    fn agents_seeing(&self, summary: &ConversationSummary, except: Option<ConnId>) -> Vec<ConnId> {
+        self.agent_conns
+            .iter()
+            .filter(|(id, conn)| {
+                Some(**id) != except
+                    && (summary.status == ConversationStatus::Waiting
+                        || summary.assignee.as_deref() == Some(conn.agent_id.as_str())
+                        || conn.watched.contains(&summary.id))
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn typing(&mut self, conn: ConnId, conversation_id: Option<String>, active: bool) {
+        if let Some(visitor) = self.visitor_conns.get(&conn) {
+            let Some(summary) = self
+                .conversation_of_visitor
+                .get(&visitor.visitor_id)
+                .and_then(|id| self.conversations.get(id))
+            else {
+                return;
+            };
+            let typing = Typing {
+                conversation_id: summary.id.clone(),
+                author: Author {
+                    kind: AuthorKind::Visitor,
+                    id: summary.visitor.id.clone(),
+                    name: summary.visitor.name.clone(),
+                },
+                active,
+            };
+            let targets = self.agents_seeing(summary, None);
+            self.send_all(
+                &targets,
+                &Outbound::Frame(encode(&AgentEvent::Typing(typing))),
+            );
+        } else if let Some(agent) = self.agent_conns.get(&conn) {
+            let Some(summary) = conversation_id.and_then(|id| self.conversations.get(&id)) else {
+                return;
+            };
+            let Some(entry) = self.agents.get(&agent.agent_id) else {
+                return;
+            };
+            let typing = Typing {
+                conversation_id: summary.id.clone(),
+                author: Author {
+                    kind: AuthorKind::Agent,
+                    id: entry.info.id.clone(),
+                    name: entry.info.name.clone(),
+                },
+                active,
+            };
+            let mut targets = self.agents_seeing(summary, Some(conn));
+            let answering = summary.status == ConversationStatus::Waiting
+                || summary.assignee.as_deref() == Some(entry.info.id.as_str());
+            if answering {
+                targets.extend(self.visitor_targets(&summary.visitor.id, None));
+            }
+            self.send_all(
+                &targets,
+                &Outbound::Frame(encode(&AgentEvent::Typing(typing))),
+            );
+        }
+    }
+
+    fn add_visitor(&mut self, visitor_id: String, outbox: Outbox) {
+        let conn = outbox.id;
+        let presence = self.visitors.entry(visitor_id.clone()).or_default();
+        let newly_online = presence.conns.is_empty() && presence.offline_at.is_none();
+        presence.conns.push(conn);
+        presence.offline_at = None;
+        self.visitor_conns.insert(
+            conn,
+            VisitorConn {
+                outbox,
+                visitor_id: visitor_id.clone(),
+            },
+        );
+        if newly_online {
+            self.announce_visitor(&visitor_id, true);
+        }
+    }
+
+    fn add_agent(&mut self, info: AgentInfo, outbox: Outbox) {
+        let conn = outbox.id;
+        let agent_id = info.id.clone();
+        let entry = self.agents.entry(agent_id.clone()).or_insert(AgentEntry {
+            info: info.clone(),
+            state: AgentState::Available,
+            conns: Vec::new(),
+        });
+        entry.info = info;
+        let newly_online = !entry.online();
+        entry.conns.push(conn);
+        self.agent_conns.insert(
+            conn,
+            AgentConn {
+                outbox,
+                agent_id: agent_id.clone(),
+                watched: VecDeque::new(),
+            },
+        );
+        if newly_online {
+            self.announce_agent(&agent_id);
+        }
+    }
+
+    /// Forgets a connection, updating presence; returns its outbox.
+    fn remove(&mut self, conn: ConnId) -> Option<Outbox> {
+        if let Some(visitor) = self.visitor_conns.remove(&conn) {
+            if let Some(presence) = self.visitors.get_mut(&visitor.visitor_id) {
+                presence.conns.retain(|c| *c != conn);
+                if presence.conns.is_empty() {
+                    // Going offline is announced only after the grace, so a
+                    // visitor moving to the next page does not flicker.
+                    let at = Instant::now() + self.grace;
+                    presence.offline_at = Some(at);
+                    self.offline_deadlines
+                        .push_back((at, visitor.visitor_id.clone()));
+                }
+            }
+            Some(visitor.outbox)
+        } else if let Some(agent) = self.agent_conns.remove(&conn) {
+            if let Some(entry) = self.agents.get_mut(&agent.agent_id) {
+                entry.conns.retain(|c| *c != conn);
+                if !entry.online() {
+                    self.announce_agent(&agent.agent_id);
+                }
+            }
+            Some(agent.outbox)
+        } else {
+            None
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.offline_deadlines.front() {
+            if *at > now {
+                break;
+            }
+            let Some((at, visitor_id)) = self.offline_deadlines.pop_front() else {
+                break;
+            };
+            let gone = self
+                .visitors
+                .get(&visitor_id)
+                .is_some_and(|p| p.conns.is_empty() && p.offline_at == Some(at));
+            if gone {
+                self.visitors.remove(&visitor_id);
+                self.announce_visitor(&visitor_id, false);
+            }
+        }
+    }
+
+    /// Tells agents that a visitor with an open conversation came or went.
+    fn announce_visitor(&mut self, visitor_id: &str, online: bool) {
+        let Some(conversation_id) = self.conversation_of_visitor.get(visitor_id) else {
+            return;
+        };
+        if let Some(summary) = self.conversations.get_mut(conversation_id) {
+            summary.visitor.online = online;
+        }
+        let presence = Presence {
+            kind: PresenceKind::Visitor,
+            id: visitor_id.to_owned(),
+            online,
+            state: None,
+            agents_online: None,
+        };
+        let targets: Vec<ConnId> = self.agent_conns.keys().copied().collect();
+        self.send_all(
+            &targets,
+            &Outbound::Frame(encode(&AgentEvent::Presence(presence))),
+        );
+    }
+
+    /// Tells agents and visitors that an agent came, went or changed state.
+    fn announce_agent(&mut self, agent_id: &str) {
+        let Some(entry) = self.agents.get(agent_id) else {
+            return;
+        };
+        let mut presence = Presence {
+            kind: PresenceKind::Agent,
+            id: agent_id.to_owned(),
+            online: entry.online(),
+            state: Some(entry.state),
+            agents_online: None,
+        };
+        let agents: Vec<ConnId> = self.agent_conns.keys().copied().collect();
+        self.send_all(
+            &agents,
+            &Outbound::Frame(encode(&AgentEvent::Presence(presence.clone()))),
+        );
+        presence.agents_online = Some(self.agents_online());
+        let visitors: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
+        self.send_all(
+            &visitors,
+            &Outbound::Frame(encode(&VisitorEvent::Presence(presence))),
+        );
+    }
+
+    fn agents_online(&self) -> u32 {
+        let count = self.agents.values().filter(|a| a.available()).count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
+    fn snapshot(&self) -> AgentSnapshot {
+        let online = self
+            .agents
+            .values()
+            .filter(|entry| entry.online())
+            .map(|entry| AgentPresence {
+                id: entry.info.id.clone(),
+                name: entry.info.name.clone(),
+                online: true,
+                state: entry.state,
+            })
+            .collect();
+        let mut conversations: Vec<ConversationSummary> =
+            self.conversations.values().cloned().collect();
+        conversations.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then(a.id.cmp(&b.id)));
+        AgentSnapshot {
+            online,
+            conversations,
+        }
+    }
+
+    fn send_all(&mut self, targets: &[ConnId], item: &Outbound) {
+        for conn in targets {
+            let outbox = self
+                .visitor_conns
+                .get(conn)
+                .map(|c| &c.outbox)
+                .or_else(|| self.agent_conns.get(conn).map(|c| &c.outbox));
+            let Some(outbox) = outbox else { continue };
+            match outbox.frames.try_send(item.clone()) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => {
+                    tracing::info!(conn = %conn, "connection too slow, asking it to resync");
+                    self.dead.push(*conn);
+                }
+                Err(TrySendError::Closed(_)) => self.dead.push(*conn),
+            }
+        }
+    }
+
+    /// Drops the connections that could not keep up; each is kicked so that
+    /// it tells its client to resync. Dropping one may announce presence to
+    /// others, which may find more dead connections, hence the loop.
+    fn reap(&mut self) {
+        while let Some(conn) = self.dead.pop() {
+            if let Some(outbox) = self.remove(conn) {
+                let _ = outbox.kick.send(());
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! kefu-relay: routes live-chat conversations between visitors and agents,
+//! keeps presence, and stores every message durably before acknowledging it.
+//!
+//! # Layout
+//! - [`transport`]: HTTP and WebSocket endpoints. Turns frames into store
+//!   calls and hub commands, and hub output into frames. Knows no routing.
+//! - [`hub`]: one task owning routing and presence; fans committed changes
+//!   out to connections through bounded outboxes.
+//! - [`store`]: the [`store::Store`] trait and its SQLite implementation, with
+//!   group commit and a feed of committed changes for the hub.
+//! - [`frame`]: protocol types to WebSocket text and back.
+//! - [`auth`]: agent tokens and signed visitor tokens.
+//! - [`config`]: settings and limits.
+//!
+//! A message goes: client → transport → store (commit, fsync) → change feed →
+//! hub → other clients' outboxes; the sender's `ack` comes back from the store
+//! call. Nothing reaches anybody before it is durable.
+
+pub mod auth;
+pub mod config;
+pub mod frame;
+pub mod hub;
+pub mod store;
+pub mod transport;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use config::{Config, Limits};
+
+/// Committed changes waiting for the hub before the store writer waits.
+const CHANGE_FEED: usize = 4096;
+/// How long connections get to say goodbye on shutdown.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Identifies one client connection for the life of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(u64);
+
+impl ConnId {
+    pub fn next() -> ConnId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "c{}", self.0)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("could not open the store")]
+    Store(#[from] store::StoreError),
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves the relay on `listener` until `shutdown` resolves, then tells every
+/// client to reconnect, lets in-flight writes finish and closes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RelayError> {
+    let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
+    let store = store::open(&config.database, Some(changes_tx)).await?;
+    let open_conversations = store.open_conversations().await?;
+    let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
+    let (hub, hub_task) = hub::Hub::start(changes_rx, open_conversations, config.presence_grace);
+
+    let (stopping_tx, stopping) = watch::channel(false);
+    // Every connection holds a clone; when all are dropped, `recv` returns None.
+    let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    let state =
+        transport::AppState::new(store.clone(), hub, config, visitor_tokens, stopping, alive);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!("listening on http://{addr}");
+    }
+    let served = axum::serve(
+        listener,
+        transport::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: asking clients to reconnect");
+        let _ = stopping_tx.send(true);
+    })
+    .await;
+
+    // The router (and with it the last `alive` sender outside connections)
+    // is gone; wait for the WebSocket connections to say goodbye.
+    if tokio::time::timeout(DRAIN_TIMEOUT, all_closed.recv())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not close in time");
+    }
+    store.close().await;
+    // The hub holds nothing durable; a straggling connection must not keep
+    // the process alive.
+    hub_task.abort();
+    served.map_err(RelayError::Serve)
+}

@@ -1,0 +1,256 @@
+//! Durable state: agents, visitors, conversations and their messages.
+//!
+//! [`Store`] is what the rest of the relay sees; [`open`] picks the backend
+//! from the database URL. Every write is committed (and fsync'd) before its
+//! future resolves, so the transport may acknowledge it. Writes that change a
+//! conversation are also published, in commit order, as [`Change`]s on the
+//! feed handed to [`open`]: the hub fans them out to connected clients, so a
+//! client never hears of a message that is not yet durable.
+
+mod sqlite;
+
+use async_trait::async_trait;
+use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::visitor::VisitorProfile;
+use kefu_protocol::{AuthorKind, Message, ReadReceipt, Seq};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+pub use sqlite::SqliteStore;
+
+use crate::ConnId;
+
+/// A committed change to a conversation, for fan-out.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Message {
+        message: Message,
+        summary: ConversationSummary,
+        /// The connection that sent it: it got an `ack` and needs no echo.
+        origin: Option<ConnId>,
+    },
+    /// Claim, transfer, resolve or a visitor profile update.
+    Summary { summary: ConversationSummary },
+    Read {
+        receipt: ReadReceipt,
+        summary: ConversationSummary,
+    },
+}
+
+/// A visitor's `send`.
+#[derive(Debug, Clone)]
+pub struct VisitorSend {
+    pub visitor_id: String,
+    /// Saved on the visitor's row when this send creates it.
+    pub details: VisitorDetails,
+    pub client_id: String,
+    pub text: String,
+    pub origin: Option<ConnId>,
+}
+
+/// An agent's `send`.
+#[derive(Debug, Clone)]
+pub struct AgentSend {
+    pub agent: AgentInfo,
+    pub conversation_id: String,
+    pub client_id: String,
+    pub text: String,
+    pub internal: bool,
+    pub origin: Option<ConnId>,
+}
+
+/// What the relay knows of a visitor besides the id: the page's profile plus
+/// the browser's user agent, all bounded in length by the transport.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VisitorDetails {
+    pub profile: VisitorProfile,
+    pub user_agent: Option<String>,
+}
+
+/// An agent account as `agent list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentAccount {
+    pub info: AgentInfo,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// Which messages of a conversation to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Page {
+    /// The oldest `limit` messages with `seq > after` (resume).
+    After { after: Seq, limit: u32 },
+    /// The newest `limit` messages with `seq < before` (scrolling back).
+    Before { before: Option<Seq>, limit: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("the database holds an unexpected value: {0}")]
+    Corrupt(String),
+    #[error("commit failed, nothing of this batch was stored: {0}")]
+    CommitFailed(String),
+    #[error("the store is shut down")]
+    Closed,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a visitor's message, creating the visitor and the conversation
+    /// on the first one and reopening a resolved conversation as waiting.
+    /// A repeated `client_id` returns the original message and stores nothing.
+    async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError>;
+
+    /// Stores an agent's message. A reply (not an internal note) to a waiting
+    /// or resolved conversation assigns it to the agent; one to a
+    /// conversation assigned to somebody else is a conflict.
+    async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError>;
+
+    /// Assigns a waiting or resolved conversation to `agent`. Exactly one of
+    /// racing claims wins; the others get `Conflict`.
+    async fn claim(
+        &self,
+        conversation_id: &str,
+        agent: &AgentInfo,
+    ) -> Result<ConversationSummary, StoreError>;
+
+    /// Hands a conversation to another agent (the assignee or an admin may).
+    async fn transfer(
+        &self,
+        conversation_id: &str,
+        by: &AgentInfo,
+        to_agent: &str,
+    ) -> Result<ConversationSummary, StoreError>;
+
+    async fn resolve(
+        &self,
+        conversation_id: &str,
+        by: &AgentInfo,
+    ) -> Result<ConversationSummary, StoreError>;
+
+    /// Records that `reader` has seen everything up to `up_to_seq`. Read marks
+    /// only move forward.
+    async fn mark_read(
+        &self,
+        conversation_id: &str,
+        reader: AuthorKind,
+        up_to_seq: Seq,
+    ) -> Result<(), StoreError>;
+
+    /// Refreshes what agents see of a visitor who already has a conversation
+    /// (e.g. the page they moved to). A visitor without one is not written.
+    async fn update_visitor(
+        &self,
+        visitor_id: &str,
+        details: VisitorDetails,
+    ) -> Result<(), StoreError>;
+
+    /// The visitor's conversation, if they ever wrote.
+    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError>;
+
+    async fn conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError>;
+
+    /// Every waiting and active conversation.
+    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Messages in ascending `seq`; internal notes only if asked for.
+    async fn messages(
+        &self,
+        conversation_id: &str,
+        page: Page,
+        include_internal: bool,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    async fn add_agent(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+    ) -> Result<AgentInfo, StoreError>;
+
+    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError>;
+
+    async fn disable_agent(&self, name: &str) -> Result<(), StoreError>;
+
+    /// The enabled agent holding this token.
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError>;
+
+    /// The key that signs visitor tokens, made on first use.
+    async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// Finishes queued writes and closes the database.
+    async fn close(&self);
+}
+
+/// Opens (creating and migrating if needed) the database named by `url`.
+/// Conversation changes are published on `changes` once committed; pass
+/// `None` where nobody listens (the admin subcommands).
+pub async fn open(
+    url: &str,
+    changes: Option<mpsc::Sender<Change>>,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let store = SqliteStore::open(std::path::Path::new(path), changes).await?;
+        Ok(std::sync::Arc::new(store))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Now, at the millisecond precision the database keeps, so that a message's
+/// `at` is the same whether it comes from the write or from a later read.
+pub(crate) fn now_millis() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    let millis = now.unix_timestamp_nanos() / 1_000_000;
+    to_time(millis as i64)
+}
+
+pub(crate) fn to_millis(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+pub(crate) fn to_time(millis: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The first characters of a message, for the agents' queue.
+pub(crate) fn preview_of(text: &str) -> String {
+    const PREVIEW_CHARS: usize = 100;
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    match flat.char_indices().nth(PREVIEW_CHARS) {
+        Some((cut, _)) => format!("{}…", &flat[..cut]),
+        None => flat,
+    }
+}
+
+/// The name agents see for a visitor who did not give one.
+pub(crate) fn default_visitor_name(visitor_id: &str) -> String {
+    let tail: String = visitor_id
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("Visitor #{tail}")
+}

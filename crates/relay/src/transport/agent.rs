@@ -1,0 +1,284 @@
+//! `/ws/agent`: one agent's client (the TUI, or anything speaking protocol v1).
+
+use axum::extract::ws::WebSocket;
+use kefu_protocol::agent::{
+    AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
+};
+use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFrame};
+
+use super::session::{Ended, Event, Session};
+use super::{AppState, check_send, store_error};
+use crate::auth::hash_agent_token;
+use crate::frame::{decode, encode};
+use crate::hub::{Outbound, mailbox};
+use crate::store::{AgentSend, Page};
+
+const DEFAULT_HISTORY: u32 = 50;
+const MAX_HISTORY: u32 = 200;
+
+struct Agent {
+    state: AppState,
+    session: Session,
+    info: AgentInfo,
+}
+
+pub(super) async fn serve(state: AppState, socket: WebSocket) {
+    let shared = &state.0;
+    let mut session = Session::new(
+        socket,
+        &shared.config.limits,
+        shared.stopping.clone(),
+        shared.alive.clone(),
+    );
+    let Ok(first) = session.first_request::<AgentRequest>().await else {
+        return;
+    };
+    let AgentRequest::Hello { token } = first else {
+        session
+            .reject(ErrorFrame::new(
+                ErrorCode::BadRequest,
+                "the first frame must be hello",
+            ))
+            .await;
+        return;
+    };
+    let info = match shared
+        .store
+        .agent_by_token_hash(&hash_agent_token(&token))
+        .await
+    {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            session
+                .reject(ErrorFrame::new(
+                    ErrorCode::Unauthorized,
+                    "unknown or disabled agent token",
+                ))
+                .await;
+            return;
+        }
+        Err(error) => {
+            session.reject(store_error(error, "hello")).await;
+            return;
+        }
+    };
+    tracing::info!(conn = %session.id, agent = %info.name, "agent connected");
+    let mut agent = Agent {
+        state: state.clone(),
+        session,
+        info,
+    };
+    if agent.start().await.is_ok() {
+        while agent.step().await.is_ok() {}
+    }
+    state.0.hub.unregister(agent.session.id).await;
+}
+
+impl Agent {
+    async fn start(&mut self) -> Result<(), Ended> {
+        let shared = self.state.0.clone();
+        let accounts = match shared.store.agents().await {
+            Ok(accounts) => accounts,
+            Err(error) => {
+                self.session.reject(store_error(error, "hello")).await;
+                return Err(Ended);
+            }
+        };
+        let (outbox, inbox) = mailbox(self.session.id, shared.config.limits.outbound_queue);
+        let Ok(snapshot) = shared.hub.register_agent(self.info.clone(), outbox).await else {
+            return Err(Ended);
+        };
+        self.session.attach(inbox);
+        let agents = accounts
+            .into_iter()
+            .filter(|account| !account.disabled)
+            .map(|account| {
+                let online = snapshot.online.iter().find(|a| a.id == account.info.id);
+                AgentPresence {
+                    online: online.is_some(),
+                    state: online.map_or(AgentState::Available, |a| a.state),
+                    id: account.info.id,
+                    name: account.info.name,
+                }
+            })
+            .collect();
+        let welcome = AgentWelcome {
+            agent: self.info.clone(),
+            agents,
+            conversations: snapshot.conversations,
+        };
+        self.session
+            .send(encode(&AgentEvent::Welcome(welcome)))
+            .await
+    }
+
+    async fn step(&mut self) -> Result<(), Ended> {
+        match self.session.next().await? {
+            Event::Deliver(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
+                self.session.send(frame).await
+            }
+            Event::Request(text) => match decode::<AgentRequest>(&text) {
+                Ok(request) => self.handle(request).await,
+                Err(error) => self.session.send_error(error).await,
+            },
+        }
+    }
+
+    async fn handle(&mut self, request: AgentRequest) -> Result<(), Ended> {
+        let shared = self.state.0.clone();
+        let store = &shared.store;
+        let refused = match request {
+            AgentRequest::Hello { .. } => Some(ErrorFrame::new(
+                ErrorCode::BadRequest,
+                "hello was already said",
+            )),
+            AgentRequest::History {
+                conversation_id,
+                before_seq,
+                limit,
+            } => return self.history(conversation_id, before_seq, limit).await,
+            AgentRequest::Send {
+                conversation_id,
+                client_id,
+                text,
+                internal,
+            } => {
+                let max_chars = shared.config.limits.max_message_chars;
+                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                    return self.session.send_error(error).await;
+                }
+                let send = AgentSend {
+                    agent: self.info.clone(),
+                    conversation_id,
+                    client_id: client_id.clone(),
+                    text,
+                    internal,
+                    origin: Some(self.session.id),
+                };
+                match store.agent_send(send).await {
+                    Ok(message) => {
+                        let ack = encode(&AgentEvent::Ack(Ack::from(&message)));
+                        return self.session.send(ack).await;
+                    }
+                    Err(error) => Some(store_error(error, &client_id)),
+                }
+            }
+            AgentRequest::Claim { conversation_id } => store
+                .claim(&conversation_id, &self.info)
+                .await
+                .err()
+                .map(|error| store_error(error, &conversation_id)),
+            AgentRequest::Transfer {
+                conversation_id,
+                to_agent,
+            } => store
+                .transfer(&conversation_id, &self.info, &to_agent)
+                .await
+                .err()
+                .map(|error| store_error(error, &conversation_id)),
+            AgentRequest::Resolve { conversation_id } => store
+                .resolve(&conversation_id, &self.info)
+                .await
+                .err()
+                .map(|error| store_error(error, &conversation_id)),
+            AgentRequest::Typing {
+                conversation_id,
+                active,
+            } => {
+                shared
+                    .hub
+                    .typing(self.session.id, Some(conversation_id), active)
+                    .await;
+                None
+            }
+            AgentRequest::Read {
+                conversation_id,
+                up_to_seq,
+            } => store
+                .mark_read(&conversation_id, AuthorKind::Agent, up_to_seq)
+                .await
+                .err()
+                .map(|error| store_error(error, &conversation_id)),
+            AgentRequest::Broadcast { text } => self.broadcast(text).await,
+            AgentRequest::Status { state } => {
+                shared.hub.set_state(self.session.id, state).await;
+                None
+            }
+        };
+        match refused {
+            Some(error) => self.session.send_error(error).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn history(
+        &mut self,
+        conversation_id: String,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<(), Ended> {
+        let shared = self.state.0.clone();
+        match shared.store.conversation(&conversation_id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let error = ErrorFrame::new(ErrorCode::NotFound, "conversation not found")
+                    .with_ref(conversation_id);
+                return self.session.send_error(error).await;
+            }
+            Err(error) => {
+                return self
+                    .session
+                    .send_error(store_error(error, &conversation_id))
+                    .await;
+            }
+        }
+        // Follow before reading, so no message falls between the two; the
+        // client drops live copies of what the page already holds by `seq`.
+        if shared
+            .hub
+            .watch(self.session.id, conversation_id.clone())
+            .await
+            .is_err()
+        {
+            return Err(Ended);
+        }
+        let page = Page::Before {
+            before: before_seq,
+            limit: limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY),
+        };
+        match shared.store.messages(&conversation_id, page, true).await {
+            Ok(messages) => {
+                let page = HistoryPage {
+                    conversation_id,
+                    messages,
+                };
+                self.session.send(encode(&AgentEvent::History(page))).await
+            }
+            Err(error) => {
+                self.session
+                    .send_error(store_error(error, &conversation_id))
+                    .await
+            }
+        }
+    }
+
+    async fn broadcast(&mut self, text: String) -> Option<ErrorFrame> {
+        if self.info.role != Role::Admin {
+            return Some(ErrorFrame::new(
+                ErrorCode::Forbidden,
+                "only admins may broadcast",
+            ));
+        }
+        let shared = self.state.0.clone();
+        if let Err(error) = check_send("broadcast", &text, shared.config.limits.max_message_chars) {
+            return Some(error);
+        }
+        let frame = encode(&VisitorEvent::Broadcast(Broadcast {
+            text,
+            at: crate::store::now_millis(),
+        }));
+        shared.hub.broadcast(frame).await;
+        None
+    }
+}

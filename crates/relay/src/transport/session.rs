@@ -1,0 +1,261 @@
+//! The socket loop shared by visitor and agent connections.
+//!
+//! [`Session::next`] multiplexes the four things a connection waits for —
+//! a client frame, a frame from the hub, the relay shutting down, the ping
+//! timer — and enforces the per-connection limits on the way, so the role
+//! modules only see well-sized, rate-limited requests and hub output.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::WebSocketUpgrade;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect};
+use tokio::sync::{mpsc, watch};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use crate::ConnId;
+use crate::config::Limits;
+use crate::frame::{Frame, decode, encode};
+use crate::hub::{Inbox, Outbound};
+
+/// A client that cannot take a frame for this long is gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Frames above the configured limit get `too_large` and the connection
+/// lives on; frames above this many times the limit are not even read.
+const HARD_LIMIT_FACTOR: usize = 4;
+/// Chat frames are small: a small read buffer keeps idle connections cheap.
+const READ_BUFFER: usize = 4 * 1024;
+/// Close codes (RFC 6455 §7.4 and the private range).
+const CLOSE_SERVICE_RESTART: u16 = 1012;
+const CLOSE_RESYNC: u16 = 4000;
+const CLOSE_POLICY: u16 = 1008;
+
+pub(super) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
+    let hard_limit = limits.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
+    upgrade
+        .read_buffer_size(READ_BUFFER)
+        .max_frame_size(hard_limit)
+        .max_message_size(hard_limit)
+}
+
+/// The session has ended; the client was told why where that was possible.
+#[derive(Debug)]
+pub(super) struct Ended;
+
+pub(super) enum Event {
+    /// A client text frame within the size and rate limits.
+    Request(axum::extract::ws::Utf8Bytes),
+    /// A frame the hub routed to this connection.
+    Deliver(Outbound),
+}
+
+/// What woke the session loop.
+enum Wake {
+    Socket(Option<Result<WsMessage, axum::Error>>),
+    Hub(Option<Outbound>),
+    Stopping,
+    Ping,
+}
+
+pub(super) struct Session {
+    pub id: ConnId,
+    socket: WebSocket,
+    inbox: Option<Inbox>,
+    limits: Limits,
+    rate: DefaultDirectRateLimiter,
+    stopping: watch::Receiver<bool>,
+    ping: Interval,
+    last_heard: Instant,
+    _alive: mpsc::Sender<()>,
+}
+
+impl Session {
+    pub fn new(
+        socket: WebSocket,
+        limits: &Limits,
+        stopping: watch::Receiver<bool>,
+        alive: mpsc::Sender<()>,
+    ) -> Self {
+        let per_second = NonZeroU32::new(limits.frames_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(limits.frame_burst).unwrap_or(NonZeroU32::MIN);
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Session {
+            id: ConnId::next(),
+            socket,
+            inbox: None,
+            limits: limits.clone(),
+            rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            stopping,
+            ping,
+            last_heard: Instant::now(),
+            _alive: alive,
+        }
+    }
+
+    /// Starts delivering hub output (after the connection registered).
+    pub fn attach(&mut self, inbox: Inbox) {
+        self.inbox = Some(inbox);
+    }
+
+    /// The next request or delivery. `Err(Ended)` once the session is over.
+    pub async fn next(&mut self) -> Result<Event, Ended> {
+        loop {
+            let wake = tokio::select! {
+                incoming = self.socket.recv() => Wake::Socket(incoming),
+                from_hub = from_hub(&mut self.inbox) => Wake::Hub(from_hub),
+                _ = self.stopping.wait_for(|stopping| *stopping) => Wake::Stopping,
+                _ = self.ping.tick() => Wake::Ping,
+            };
+            match wake {
+                // A read error means a frame beyond the hard limit or a
+                // broken socket; both end the connection.
+                Wake::Socket(None | Some(Err(_))) => {
+                    self.close(CLOSE_POLICY, "protocol error").await;
+                    return Err(Ended);
+                }
+                Wake::Socket(Some(Ok(message))) => {
+                    self.last_heard = Instant::now();
+                    match message {
+                        WsMessage::Text(text) => match self.refuse(&text) {
+                            Some(error) => self.send_error(error).await?,
+                            None => return Ok(Event::Request(text)),
+                        },
+                        WsMessage::Binary(_) => {
+                            let error =
+                                ErrorFrame::new(ErrorCode::BadRequest, "frames must be JSON text");
+                            self.send_error(error).await?;
+                        }
+                        WsMessage::Close(_) => return Err(Ended),
+                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                    }
+                }
+                Wake::Hub(Some(outbound)) => return Ok(Event::Deliver(outbound)),
+                Wake::Hub(None) => {
+                    self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
+                    return Err(Ended);
+                }
+                Wake::Stopping => {
+                    // Jitter spreads the reconnects of thousands of clients.
+                    let after_ms = rand::random_range(500..3_000);
+                    self.say_reconnect(after_ms, "shutdown", CLOSE_SERVICE_RESTART)
+                        .await;
+                    return Err(Ended);
+                }
+                Wake::Ping => {
+                    if self.last_heard.elapsed() > self.limits.ping_interval * 3 {
+                        tracing::debug!(conn = %self.id, "peer silent, closing");
+                        return Err(Ended);
+                    }
+                    self.write(WsMessage::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    /// The first well-formed request, which must come within the hello
+    /// timeout. Malformed frames get `bad_request` and the wait goes on.
+    pub async fn first_request<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, Ended> {
+        let deadline = Instant::now() + self.limits.hello_timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.next()).await {
+                Err(_) => {
+                    let seconds = self.limits.hello_timeout.as_secs_f32();
+                    self.reject(ErrorFrame::new(
+                        ErrorCode::BadRequest,
+                        format!("no hello within {seconds} s"),
+                    ))
+                    .await;
+                    return Err(Ended);
+                }
+                Ok(Err(Ended)) => return Err(Ended),
+                Ok(Ok(Event::Deliver(_))) => {}
+                Ok(Ok(Event::Request(text))) => match decode(&text) {
+                    Ok(request) => return Ok(request),
+                    Err(error) => self.send_error(error).await?,
+                },
+            }
+        }
+    }
+
+    /// Why a frame is refused before parsing, if it is.
+    fn refuse(&self, text: &str) -> Option<ErrorFrame> {
+        if text.len() > self.limits.max_frame_bytes {
+            return Some(ErrorFrame::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "frame of {} bytes exceeds the limit of {} bytes",
+                    text.len(),
+                    self.limits.max_frame_bytes
+                ),
+            ));
+        }
+        if self.rate.check().is_err() {
+            return Some(ErrorFrame::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} frames per second; this frame was dropped",
+                    self.limits.frames_per_second
+                ),
+            ));
+        }
+        None
+    }
+
+    pub async fn send(&mut self, frame: Frame) -> Result<(), Ended> {
+        self.write(WsMessage::Text(frame)).await
+    }
+
+    /// Error frames look the same to both roles.
+    pub async fn send_error(&mut self, error: ErrorFrame) -> Result<(), Ended> {
+        self.send(encode(&VisitorEvent::Error(error))).await
+    }
+
+    /// Refuses the connection: an error frame, then a close.
+    pub async fn reject(&mut self, error: ErrorFrame) {
+        if self.send_error(error).await.is_ok() {
+            self.close(CLOSE_POLICY, "rejected").await;
+        }
+    }
+
+    async fn say_reconnect(&mut self, after_ms: u64, reason: &'static str, code: u16) {
+        let frame = encode(&VisitorEvent::Reconnect(Reconnect {
+            after_ms,
+            reason: Some(reason.to_owned()),
+        }));
+        if self.send(frame).await.is_ok() {
+            self.close(code, reason).await;
+        }
+    }
+
+    async fn close(&mut self, code: u16, reason: &'static str) {
+        let close = WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }));
+        let _ = self.write(close).await;
+    }
+
+    async fn write(&mut self, message: WsMessage) -> Result<(), Ended> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(Ended),
+        }
+    }
+}
+
+/// The next frame from the hub; `None` once the hub dropped or kicked this
+/// connection. Never resolves before the connection registered.
+async fn from_hub(inbox: &mut Option<Inbox>) -> Option<Outbound> {
+    let Some(inbox) = inbox else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        frame = inbox.frames.recv() => frame,
+        _ = &mut inbox.kicked => None,
+    }
+}

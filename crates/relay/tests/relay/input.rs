@@ -1,0 +1,299 @@
+//! Bad input gets a clear error and changes nothing; limits hold; a slow
+//! client cannot hold the others back.
+
+use std::time::Duration;
+
+use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::{ErrorCode, Message};
+
+use crate::support::{TestRelay, assert_error};
+
+#[tokio::test]
+async fn malformed_and_unknown_frames_are_bad_requests_and_the_connection_lives_on() {
+    let relay = TestRelay::start().await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    for garbage in [
+        "{not json",
+        "[]",
+        r#"{"no_type": 1}"#,
+        r#"{"type": "launch_missiles"}"#,
+        r#"{"type": "send", "client_id": 5}"#,
+        "\u{0}\u{1}",
+    ] {
+        visitor.send_raw(garbage).await;
+        let error = visitor.next_error().await;
+        assert_error(&error, ErrorCode::BadRequest);
+    }
+    // Still usable, and nothing was stored by the garbage.
+    let ack = visitor.say("ok", "still here").await;
+    assert_eq!(ack.seq, 1);
+}
+
+#[tokio::test]
+async fn empty_and_overlong_messages_are_refused_with_their_client_id() {
+    let relay = TestRelay::with_config(|config| config.limits.max_message_chars = 100).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "long".into(),
+            text: "字".repeat(101),
+        })
+        .await;
+    let error = visitor.next_error().await;
+    assert_error(&error, ErrorCode::TooLarge);
+    assert_eq!(error.reference.as_deref(), Some("long"));
+
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "blank".into(),
+            text: " \n ".into(),
+        })
+        .await;
+    assert_error(&visitor.next_error().await, ErrorCode::BadRequest);
+
+    // Exactly at the limit is fine.
+    let ack = visitor.say("fits", &"字".repeat(100)).await;
+    assert_eq!(ack.seq, 1, "refused sends took no seq");
+}
+
+#[tokio::test]
+async fn oversized_frames_get_too_large_and_huge_ones_close_the_connection() {
+    let relay = TestRelay::with_config(|config| config.limits.max_frame_bytes = 1024).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+
+    let big = format!(
+        r#"{{"type":"send","client_id":"x","text":"{}"}}"#,
+        "a".repeat(2000)
+    );
+    visitor.send_raw(&big).await;
+    assert_error(&visitor.next_error().await, ErrorCode::TooLarge);
+    assert_eq!(visitor.say("after", "fine").await.seq, 1);
+
+    let huge = format!(
+        r#"{{"type":"send","client_id":"y","text":"{}"}}"#,
+        "a".repeat(10_000)
+    );
+    visitor.send_raw(&huge).await;
+    let rest = visitor.drain().await;
+    assert!(
+        rest.iter()
+            .all(|event| !matches!(event, VisitorEvent::Ack(_))),
+        "nothing of the huge frame was stored: {rest:?}"
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_are_unauthorized_and_closed() {
+    let relay = TestRelay::start().await;
+
+    let mut agent = relay.agent_socket().await;
+    agent
+        .send(&AgentRequest::Hello {
+            token: "kefu_forged".into(),
+        })
+        .await;
+    let frames = agent.drain().await;
+    assert!(
+        matches!(frames.as_slice(), [AgentEvent::Error(e)] if e.code == ErrorCode::Unauthorized),
+        "{frames:?}"
+    );
+
+    let mut visitor = relay.visitor().await;
+    visitor
+        .send(&VisitorRequest::Hello {
+            token: Some("v1.someone.AAAA".into()),
+            after_seq: None,
+            profile: None,
+        })
+        .await;
+    let frames = visitor.drain().await;
+    assert!(
+        matches!(frames.as_slice(), [VisitorEvent::Error(e)] if e.code == ErrorCode::Unauthorized),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_agent_cannot_sign_in() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("mallory", Role::Agent).await;
+    relay.signed_in_agent(&token).await;
+    let store = kefu_relay::store::open(&relay.database, None)
+        .await
+        .expect("open");
+    store.disable_agent("mallory").await.expect("disable");
+    store.close().await;
+
+    let mut agent = relay.agent_socket().await;
+    agent.send(&AgentRequest::Hello { token }).await;
+    assert_error(&agent.next_error().await, ErrorCode::Unauthorized);
+}
+
+#[tokio::test]
+async fn the_first_frame_must_be_hello_and_come_in_time() {
+    let relay = TestRelay::with_config(|config| {
+        config.limits.hello_timeout = Duration::from_millis(300);
+    })
+    .await;
+
+    let mut visitor = relay.visitor().await;
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "early".into(),
+            text: "hi".into(),
+        })
+        .await;
+    let frames = visitor.drain().await;
+    assert!(
+        matches!(frames.as_slice(), [VisitorEvent::Error(e)] if e.code == ErrorCode::BadRequest),
+        "{frames:?}"
+    );
+
+    let mut silent = relay.visitor().await;
+    let frames = silent.drain().await;
+    assert!(
+        matches!(frames.as_slice(), [VisitorEvent::Error(e)] if e.message.contains("hello")),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn floods_are_rate_limited_per_connection() {
+    let relay = TestRelay::with_config(|config| {
+        config.limits.frames_per_second = 1;
+        config.limits.frame_burst = 3;
+    })
+    .await;
+    let (mut flooder, _) = relay.new_visitor().await;
+    // hello used one token of the burst; two more sends pass, the rest do not.
+    for i in 0..10 {
+        flooder
+            .send(&VisitorRequest::Send {
+                client_id: format!("f{i}"),
+                text: "spam".into(),
+            })
+            .await;
+    }
+    let mut acks = 0;
+    let mut limited = 0;
+    while acks + limited < 10 {
+        match flooder.next().await {
+            VisitorEvent::Ack(_) => acks += 1,
+            VisitorEvent::Error(e) => {
+                assert_error(&e, ErrorCode::RateLimited);
+                limited += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(acks >= 2 && acks <= 3, "acks: {acks}");
+    assert!(limited >= 7, "limited: {limited}");
+
+    // Another visitor is not affected.
+    let (mut calm, _) = relay.new_visitor().await;
+    assert_eq!(calm.say("c1", "hello").await.seq, 1);
+}
+
+#[tokio::test]
+async fn connections_per_ip_are_capped() {
+    let relay = TestRelay::with_config(|config| config.limits.connections_per_ip = 2).await;
+    let _first = relay.visitor().await;
+    let _second = relay.visitor().await;
+    let refused = tokio_tungstenite::connect_async(relay.url("/ws/visitor")).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+        }
+        other => panic!("expected HTTP 429, got {other:?}"),
+    }
+    drop(_first);
+    // The slot is freed once the first connection is gone.
+    let mut again = None;
+    for _ in 0..100 {
+        if let Ok((ws, _)) = tokio_tungstenite::connect_async(relay.url("/ws/visitor")).await {
+            again = Some(ws);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(again.is_some(), "a freed slot is reusable");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitor_that_stops_reading_is_cut_off_and_others_keep_flowing() {
+    let relay = TestRelay::with_config(|config| config.limits.outbound_queue = 16).await;
+    let admin = relay.add_agent("root", Role::Admin).await;
+    let mut admin = relay.signed_in_agent(&admin).await;
+    let (mut stalled, _) = relay.new_visitor().await;
+    let (mut reader, _) = relay.new_visitor().await;
+
+    // Enough data to fill the stalled visitor's socket buffers and queue.
+    // The admin sends each broadcast only once the reader has the previous
+    // one, so the reader is never behind: only the stalled visitor is.
+    const BROADCASTS: usize = 3_000;
+    let text = "x".repeat(8_000);
+    for _ in 0..BROADCASTS {
+        admin
+            .send(&AgentRequest::Broadcast { text: text.clone() })
+            .await;
+        reader
+            .until(|event| match event {
+                VisitorEvent::Broadcast(_) => Some(()),
+                _ => None,
+            })
+            .await;
+    }
+
+    let frames = stalled.drain().await;
+    let broadcasts = frames
+        .iter()
+        .filter(|f| matches!(f, VisitorEvent::Broadcast(_)))
+        .count();
+    assert!(broadcasts < BROADCASTS, "the stalled visitor was cut off");
+    assert!(
+        matches!(frames.last(), Some(VisitorEvent::Reconnect(r)) if r.reason.as_deref() == Some("resync")),
+        "told to resync, got {:?}",
+        frames.last()
+    );
+}
+
+#[tokio::test]
+async fn profile_fields_are_stored_with_the_first_message_and_shown_to_agents() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let mut visitor = relay.visitor().await;
+    visitor
+        .send(&VisitorRequest::Hello {
+            token: None,
+            after_seq: None,
+            profile: Some(kefu_protocol::visitor::VisitorProfile {
+                name: Some("Ming <script>".into()),
+                email: Some("ming@example.com".into()),
+                page_url: Some("https://shop.example/cart".into()),
+                lang: Some("zh-CN".into()),
+                ..Default::default()
+            }),
+        })
+        .await;
+    visitor.next().await;
+    let ack = visitor.say("v1", "你好").await;
+    let message: Message = agent.next_message().await;
+    assert_eq!(
+        message.author.name, "Ming <script>",
+        "stored as text, verbatim"
+    );
+    let summary = agent.summary_where(&ack.conversation_id, |_| true).await;
+    assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
+    assert_eq!(
+        summary.visitor.page_url.as_deref(),
+        Some("https://shop.example/cart")
+    );
+    assert_eq!(summary.visitor.lang.as_deref(), Some("zh-CN"));
+    assert!(
+        summary.visitor.user_agent.is_some(),
+        "the browser is recorded"
+    );
+}
