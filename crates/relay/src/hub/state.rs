@@ -145,13 +145,13 @@ impl HubState {
                 conversation_id,
                 reply,
             } => {
-                if let Some(agent) = self.agent_conns.get_mut(&conn) {
-                    if !agent.watched.contains(&conversation_id) {
-                        if agent.watched.len() == MAX_WATCHED {
-                            agent.watched.pop_front();
-                        }
-                        agent.watched.push_back(conversation_id);
+                if let Some(agent) = self.agent_conns.get_mut(&conn)
+                    && !agent.watched.contains(&conversation_id)
+                {
+                    if agent.watched.len() == MAX_WATCHED {
+                        agent.watched.pop_front();
                     }
+                    agent.watched.push_back(conversation_id);
                 }
                 let _ = reply.send(());
             }
@@ -164,11 +164,11 @@ impl HubState {
                 let Some(agent_id) = self.agent_conns.get(&conn).map(|c| c.agent_id.clone()) else {
                     return;
                 };
-                if let Some(entry) = self.agents.get_mut(&agent_id) {
-                    if entry.state != state {
-                        entry.state = state;
-                        self.announce_agent(&agent_id);
-                    }
+                if let Some(entry) = self.agents.get_mut(&agent_id)
+                    && entry.state != state
+                {
+                    entry.state = state;
+                    self.announce_agent(&agent_id);
                 }
             }
             Command::Broadcast { frame } => {

@@ -377,10 +377,10 @@ impl Store for SqliteStore {
         if let Some(stop) = stop {
             let _ = stop.send(());
         }
-        if let Some(writer) = writer {
-            if let Err(error) = writer.await {
-                tracing::error!(%error, "the store writer failed");
-            }
+        if let Some(writer) = writer
+            && let Err(error) = writer.await
+        {
+            tracing::error!(%error, "the store writer failed");
         }
         self.reads.close().await;
     }

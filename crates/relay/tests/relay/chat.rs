@@ -526,3 +526,26 @@ async fn history_pages_backwards_without_overlap() {
         .await;
     assert_error(&agent.next_error().await, ErrorCode::NotFound);
 }
+
+#[tokio::test]
+async fn shutdown_asks_every_client_to_reconnect_and_keeps_what_was_acked() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let (mut visitor, welcome) = relay.new_visitor().await;
+    let ack = visitor.say("v1", "before shutdown").await;
+
+    let dir = relay.stop().await;
+    for frames in [
+        visitor.drain().await.into_iter().map(|e| matches!(e, VisitorEvent::Reconnect(r) if r.reason.as_deref() == Some("shutdown"))).collect::<Vec<_>>(),
+        agent.drain().await.into_iter().map(|e| matches!(e, AgentEvent::Reconnect(r) if r.reason.as_deref() == Some("shutdown"))).collect(),
+    ] {
+        assert_eq!(frames.last(), Some(&true), "the last frame is a reconnect");
+    }
+
+    let relay = TestRelay::reopen(dir).await;
+    let mut visitor = relay.visitor().await;
+    visitor.hello(Some(&welcome.token), None).await;
+    let message = visitor.next_message().await;
+    assert_eq!((message.seq, message.id), (ack.seq, ack.id));
+}

@@ -188,7 +188,7 @@ async fn floods_are_rate_limited_per_connection() {
             _ => {}
         }
     }
-    assert!(acks >= 2 && acks <= 3, "acks: {acks}");
+    assert!((2..=3).contains(&acks), "acks: {acks}");
     assert!(limited >= 7, "limited: {limited}");
 
     // Another visitor is not affected.

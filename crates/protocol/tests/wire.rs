@@ -1,0 +1,123 @@
+//! The JSON on the wire is a contract with clients we do not control: these
+//! tests pin the shapes documented in docs/protocol.md.
+
+use kefu_protocol::agent::{AgentEvent, AgentRequest};
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::{Author, AuthorKind, ErrorCode, ErrorFrame, Message};
+use serde_json::json;
+use time::macros::datetime;
+
+#[test]
+fn visitor_requests_parse_from_their_documented_json() {
+    let hello: VisitorRequest = serde_json::from_value(json!({
+        "type": "hello",
+        "token": "v1.abc.sig",
+        "after_seq": 12,
+        "profile": {"name": "Ming", "page_url": "https://shop.example/"}
+    }))
+    .expect("hello");
+    let VisitorRequest::Hello {
+        token,
+        after_seq,
+        profile,
+    } = hello
+    else {
+        panic!("not a hello");
+    };
+    assert_eq!(token.as_deref(), Some("v1.abc.sig"));
+    assert_eq!(after_seq, Some(12));
+    assert_eq!(profile.and_then(|p| p.name).as_deref(), Some("Ming"));
+
+    let bare: VisitorRequest =
+        serde_json::from_value(json!({"type": "hello"})).expect("bare hello");
+    assert_eq!(
+        bare,
+        VisitorRequest::Hello {
+            token: None,
+            after_seq: None,
+            profile: None
+        }
+    );
+
+    let send: VisitorRequest =
+        serde_json::from_value(json!({"type": "send", "client_id": "c1", "text": "hi"}))
+            .expect("send");
+    assert_eq!(
+        send,
+        VisitorRequest::Send {
+            client_id: "c1".into(),
+            text: "hi".into()
+        }
+    );
+}
+
+#[test]
+fn unknown_types_and_missing_fields_are_rejected() {
+    for bad in [
+        json!({"type": "teleport"}),
+        json!({"type": "send", "text": "no client id"}),
+        json!({"client_id": "c1", "text": "no type"}),
+    ] {
+        assert!(
+            serde_json::from_value::<VisitorRequest>(bad.clone()).is_err(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn agent_send_defaults_to_a_public_reply() {
+    let send: AgentRequest = serde_json::from_value(json!({
+        "type": "send", "conversation_id": "k1", "client_id": "c1", "text": "hello"
+    }))
+    .expect("send");
+    assert!(matches!(
+        send,
+        AgentRequest::Send {
+            internal: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_message_frame_has_the_documented_shape_for_both_roles() {
+    let message = Message {
+        conversation_id: "k1".into(),
+        seq: 3,
+        id: "m1".into(),
+        client_id: "c1".into(),
+        author: Author {
+            kind: AuthorKind::Agent,
+            id: "a1".into(),
+            name: "Alice".into(),
+        },
+        text: "Hello".into(),
+        at: datetime!(2026-11-23 10:00:00.123 UTC),
+        internal: false,
+    };
+    let expected = json!({
+        "type": "message",
+        "conversation_id": "k1",
+        "seq": 3,
+        "id": "m1",
+        "client_id": "c1",
+        "author": {"kind": "agent", "id": "a1", "name": "Alice"},
+        "text": "Hello",
+        "at": "2026-11-23T10:00:00.123Z",
+        "internal": false
+    });
+    let for_visitor = serde_json::to_value(VisitorEvent::Message(message.clone())).expect("encode");
+    let for_agent = serde_json::to_value(AgentEvent::Message(message)).expect("encode");
+    assert_eq!(for_visitor, expected);
+    assert_eq!(for_agent, expected, "one encoding serves both roles");
+}
+
+#[test]
+fn errors_carry_code_message_and_ref() {
+    let error = ErrorFrame::new(ErrorCode::RateLimited, "slow down").with_ref("c9");
+    assert_eq!(
+        serde_json::to_value(VisitorEvent::Error(error)).expect("encode"),
+        json!({"type": "error", "code": "rate_limited", "message": "slow down", "ref": "c9"})
+    );
+}
