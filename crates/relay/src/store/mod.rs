@@ -92,10 +92,12 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    // The cause is in the message rather than `#[source]`, so that an error
+    // chain printed with `{:#}` does not repeat it.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
     UnsupportedUrl(String),
     #[error("the database holds an unexpected value: {0}")]
@@ -104,6 +106,18 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("the store is shut down")]
     Closed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::Database(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(error)
+    }
 }
 
 #[async_trait]
