@@ -25,23 +25,12 @@ struct Agent {
 
 pub(super) async fn serve(state: AppState, socket: WebSocket) {
     let shared = &state.0;
-    let mut session = Session::new(
-        socket,
-        &shared.config.limits,
-        shared.stopping.clone(),
-        shared.alive.clone(),
-    );
-    let Ok(first) = session.first_request::<AgentRequest>().await else {
+    let mut session = state.session(socket);
+    let Ok(first) = session.hello::<AgentRequest>().await else {
         return;
     };
     let AgentRequest::Hello { token } = first else {
-        session
-            .reject(ErrorFrame::new(
-                ErrorCode::BadRequest,
-                "the first frame must be hello",
-            ))
-            .await;
-        return;
+        return; // `hello()` returns nothing else
     };
     let info = match shared
         .store

@@ -66,6 +66,17 @@ impl AppState {
     }
 }
 
+impl AppState {
+    fn session(&self, socket: axum::extract::ws::WebSocket) -> session::Session {
+        session::Session::new(
+            socket,
+            &self.0.config.limits,
+            self.0.stopping.clone(),
+            self.0.alive.clone(),
+        )
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))

@@ -41,6 +41,23 @@ pub(super) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocket
         .max_message_size(hard_limit)
 }
 
+/// A role's request type, which opens with `hello`.
+pub(super) trait FirstFrame: serde::de::DeserializeOwned {
+    fn is_hello(&self) -> bool;
+}
+
+impl FirstFrame for kefu_protocol::visitor::VisitorRequest {
+    fn is_hello(&self) -> bool {
+        matches!(self, Self::Hello { .. })
+    }
+}
+
+impl FirstFrame for kefu_protocol::agent::AgentRequest {
+    fn is_hello(&self) -> bool {
+        matches!(self, Self::Hello { .. })
+    }
+}
+
 /// The session has ended; the client was told why where that was possible.
 #[derive(Debug)]
 pub(super) struct Ended;
@@ -157,9 +174,10 @@ impl Session {
         }
     }
 
-    /// The first well-formed request, which must come within the hello
-    /// timeout. Malformed frames get `bad_request` and the wait goes on.
-    pub async fn first_request<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, Ended> {
+    /// The client's `hello`, which must come within the hello timeout.
+    /// Malformed frames get `bad_request` and the wait goes on; any other
+    /// request first is refused and ends the session.
+    pub async fn hello<T: FirstFrame>(&mut self) -> Result<T, Ended> {
         let deadline = Instant::now() + self.limits.hello_timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.next()).await {
@@ -174,8 +192,16 @@ impl Session {
                 }
                 Ok(Err(Ended)) => return Err(Ended),
                 Ok(Ok(Event::Deliver(_))) => {}
-                Ok(Ok(Event::Request(text))) => match decode(&text) {
-                    Ok(request) => return Ok(request),
+                Ok(Ok(Event::Request(text))) => match decode::<T>(&text) {
+                    Ok(request) if request.is_hello() => return Ok(request),
+                    Ok(_) => {
+                        self.reject(ErrorFrame::new(
+                            ErrorCode::BadRequest,
+                            "the first frame must be hello",
+                        ))
+                        .await;
+                        return Err(Ended);
+                    }
                     Err(error) => self.send_error(error).await?,
                 },
             }

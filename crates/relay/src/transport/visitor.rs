@@ -51,13 +51,8 @@ struct Visitor {
 
 pub(super) async fn serve(state: AppState, socket: WebSocket, user_agent: Option<String>) {
     let shared = &state.0;
-    let mut session = Session::new(
-        socket,
-        &shared.config.limits,
-        shared.stopping.clone(),
-        shared.alive.clone(),
-    );
-    let Ok(first) = session.first_request::<VisitorRequest>().await else {
+    let mut session = state.session(socket);
+    let Ok(first) = session.hello::<VisitorRequest>().await else {
         return;
     };
     let VisitorRequest::Hello {
@@ -66,13 +61,7 @@ pub(super) async fn serve(state: AppState, socket: WebSocket, user_agent: Option
         profile,
     } = first
     else {
-        session
-            .reject(ErrorFrame::new(
-                ErrorCode::BadRequest,
-                "the first frame must be hello",
-            ))
-            .await;
-        return;
+        return; // `hello()` returns nothing else
     };
     let visitor_id = match token {
         None => crate::auth::new_id(),

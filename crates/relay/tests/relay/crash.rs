@@ -59,6 +59,18 @@ impl RelayProcess {
     }
 }
 
+/// Pipelines `count` sends without waiting for acks.
+async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
+    for i in 0..count {
+        visitor
+            .send(&VisitorRequest::Send {
+                client_id: format!("m{i}"),
+                text: format!("message {i}"),
+            })
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn acked_messages_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -80,14 +92,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     // Pipeline a burst, and kill the relay once part of it is acked.
     const BURST: usize = 2_000;
     const KILL_AFTER_ACKS: usize = 300;
-    for i in 0..BURST {
-        visitor
-            .send(&VisitorRequest::Send {
-                client_id: format!("m{i}"),
-                text: format!("message {i}"),
-            })
-            .await;
-    }
+    send_burst(&mut visitor, BURST).await;
     let mut acked: HashMap<String, u64> = HashMap::new();
     while acked.len() < KILL_AFTER_ACKS {
         if let VisitorEvent::Ack(ack) = visitor.next().await {
@@ -151,14 +156,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     }
 
     // Resending the whole burst after the crash duplicates nothing.
-    for i in 0..BURST {
-        visitor
-            .send(&VisitorRequest::Send {
-                client_id: format!("m{i}"),
-                text: format!("message {i}"),
-            })
-            .await;
-    }
+    send_burst(&mut visitor, BURST).await;
     let mut resent = HashMap::new();
     while resent.len() < BURST {
         if let VisitorEvent::Ack(ack) = visitor.next().await {
