@@ -47,6 +47,9 @@ pub enum VisitorRequest {
     Read {
         up_to_seq: Seq,
     },
+    /// Adds to what agents know of the visitor, e.g. the email left while no
+    /// agent was online. Fields left out keep their value.
+    Profile(VisitorProfile),
 }
 
 /// Relay → visitor.
@@ -75,4 +78,7 @@ pub struct VisitorWelcome {
     pub agents_online: u32,
     /// The configured welcome text, shown first and never stored.
     pub greeting: String,
+    /// Long-poll only: names this page's event stream in later requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }

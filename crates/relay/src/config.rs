@@ -13,7 +13,32 @@ pub struct Config {
     /// How long a visitor may be gone before agents see them offline, so that
     /// moving between pages of a site does not flicker.
     pub presence_grace: Duration,
+    /// Origins (`https://shop.example`) whose pages may chat with visitors
+    /// and embed the chat page, besides the relay's own origin.
+    pub allowed_origins: Vec<String>,
     pub limits: Limits,
+}
+
+impl Config {
+    /// Whether a page on `origin` may act as a visitor. The relay's own
+    /// origin (`host` is the request's `Host`) always may.
+    pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
+        let origin = origin.trim_end_matches('/');
+        if self
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        let Some(host) = host else { return false };
+        let own = |scheme: &str| {
+            origin
+                .strip_prefix(scheme)
+                .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
+        };
+        own("http://") || own("https://")
+    }
 }
 
 impl Default for Config {
@@ -22,6 +47,7 @@ impl Default for Config {
             database: "sqlite://kefu.db".to_owned(),
             greeting: "Hi! How can we help you today?".to_owned(),
             presence_grace: Duration::from_secs(10),
+            allowed_origins: Vec::new(),
             limits: Limits::default(),
         }
     }
@@ -61,5 +87,26 @@ impl Default for Limits {
             outbound_queue: 512,
             ping_interval: Duration::from_secs(20),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_and_listed_origins_are_allowed_and_others_not() {
+        let config = Config {
+            allowed_origins: vec!["https://shop.example/".into()],
+            ..Config::default()
+        };
+        let host = Some("chat.example:8080");
+        assert!(config.origin_allowed("https://shop.example", host));
+        assert!(config.origin_allowed("http://chat.example:8080", host));
+        assert!(config.origin_allowed("https://chat.example:8080", host));
+        assert!(!config.origin_allowed("https://evil.example", host));
+        assert!(!config.origin_allowed("null", host));
+        assert!(!config.origin_allowed("https://chat.example:8080.evil", host));
+        assert!(!config.origin_allowed("http://chat.example:8080", None));
     }
 }

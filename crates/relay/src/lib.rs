@@ -81,6 +81,7 @@ pub async fn run(
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let state =
         transport::AppState::new(store.clone(), hub, config, visitor_tokens, stopping, alive);
+    tokio::spawn(transport::maintain(state.clone()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }

@@ -60,6 +60,11 @@ struct ServeArgs {
     /// Welcome text the visitor's page shows first.
     #[arg(long, env = "KEFU_GREETING")]
     greeting: Option<String>,
+    /// Other origins whose pages may chat and embed the widget
+    /// (comma-separated, e.g. https://shop.example); the relay's own origin
+    /// always may.
+    #[arg(long, env = "KEFU_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     /// Seconds a visitor may be gone before agents see them offline.
     #[arg(long, env = "KEFU_PRESENCE_GRACE", default_value_t = 10.0)]
     presence_grace: f64,
@@ -93,6 +98,12 @@ impl ServeArgs {
             database,
             greeting: self.greeting.unwrap_or(defaults.greeting),
             presence_grace: seconds("--presence-grace", self.presence_grace)?,
+            allowed_origins: self
+                .allowed_origins
+                .into_iter()
+                .map(|origin| origin.trim().to_owned())
+                .filter(|origin| !origin.is_empty())
+                .collect(),
             limits: Limits {
                 max_frame_bytes: self.max_frame_bytes,
                 max_message_chars: self.max_message_chars,

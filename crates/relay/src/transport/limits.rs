@@ -1,8 +1,20 @@
-//! Connections per IP address.
+//! Connections per IP address, and frames per second per connection.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::config::Limits;
+
+/// A token bucket for one connection's (or poll session's) frames.
+pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
+    let per_second = NonZeroU32::new(limits.frames_per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(limits.frame_burst).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+}
 
 /// Counts open connections per IP. The lock is held only to bump a counter,
 /// never across an `.await`.

@@ -2,22 +2,25 @@
 //!
 //! - [`session`]: the socket loop both roles share (limits, pings, outbox,
 //!   shutdown and resync).
-//! - [`visitor`] and [`agent`]: what each role's frames mean.
-//! - [`limits`]: connections per IP.
+//! - [`visitor`] (over WebSocket or long-poll) and [`agent`]: what each
+//!   role's frames mean.
+//! - [`web`]: the visitor's chat page and the embeddable widget.
+//! - [`limits`]: connections per IP, frames per second.
 
 mod agent;
 mod limits;
 mod session;
 mod visitor;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use axum::{Router, middleware};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
 
@@ -38,6 +41,7 @@ struct Shared {
     config: Config,
     visitor_tokens: VisitorTokens,
     ips: IpLimiter,
+    polls: visitor::longpoll::PollSessions,
     /// Turns true when the relay starts shutting down.
     stopping: watch::Receiver<bool>,
     /// Held by every connection so shutdown can wait for them all.
@@ -60,6 +64,7 @@ impl AppState {
             config,
             visitor_tokens,
             ips,
+            polls: Default::default(),
             stopping,
             alive,
         }))
@@ -78,11 +83,99 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
+    // Bodies past the frame limit are refused with `too_large` by the
+    // handlers; far larger ones are not even read.
+    let body_limit = state
+        .0
+        .config
+        .limits
+        .max_frame_bytes
+        .saturating_mul(session::HARD_LIMIT_FACTOR);
+    let visitor_api = Router::new()
+        .route("/api/visitor/hello", post(visitor::longpoll::hello))
+        .route("/api/visitor/send", post(visitor::longpoll::send))
+        .route("/api/visitor/events", get(visitor::longpoll::events))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/ws/visitor", get(visitor_ws))
+        .route(
+            "/ws/visitor",
+            get(visitor_ws)
+                .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
+        )
         .route("/ws/agent", get(agent_ws))
+        .merge(visitor_api)
+        .merge(web::routes())
         .with_state(state)
+}
+
+/// Closes idle long-poll sessions until the relay stops.
+pub async fn maintain(state: AppState) {
+    let mut stopping = state.0.stopping.clone();
+    let mut tick = tokio::time::interval(visitor::longpoll::IDLE_TIMEOUT / 4);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopping.wait_for(|stopping| *stopping) => return,
+        }
+        state.0.polls.close_idle().await;
+    }
+}
+
+/// Refuses visitor requests from pages on origins that are not allowed.
+/// Requests without `Origin` come from programs, not pages, and pass: a
+/// browser always sends it on WebSocket upgrades and cross-origin fetches.
+async fn check_origin(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return next.run(request).await;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let allowed = origin
+        .to_str()
+        .is_ok_and(|origin| state.0.config.origin_allowed(origin, host));
+    if allowed {
+        next.run(request).await
+    } else {
+        error_response(ErrorFrame::new(
+            ErrorCode::Forbidden,
+            "this page's origin may not use the chat; add it to allowed_origins",
+        ))
+    }
+}
+
+/// An error as an HTTP response: the status that fits, the frame as body.
+fn error_response(error: ErrorFrame) -> Response {
+    let status = match error.code {
+        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Conflict => StatusCode::CONFLICT,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let body = crate::frame::encode(&kefu_protocol::visitor::VisitorEvent::Error(error));
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// The browser's user agent, bounded.
+fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| visitor::bounded(value).to_owned())
 }
 
 /// The store is opened before the listener serves, so answering at all
@@ -100,13 +193,10 @@ async fn visitor_ws(
     let Some(permit) = state.0.ips.acquire(peer.ip()) else {
         return too_many_connections();
     };
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| visitor::bounded(value).to_owned());
+    let user_agent = user_agent(&headers);
     session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| async move {
         let _permit = permit;
-        visitor::serve(state, socket, user_agent).await;
+        visitor::ws::serve(state, socket, user_agent).await;
     })
 }
 
@@ -125,11 +215,10 @@ async fn agent_ws(
 }
 
 fn too_many_connections() -> Response {
-    let body = ErrorFrame::new(
+    error_response(ErrorFrame::new(
         ErrorCode::RateLimited,
         "too many connections from this address",
-    );
-    (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response()
+    ))
 }
 
 /// The longest `client_id` accepted; it is an idempotency key, not content.

@@ -5,12 +5,11 @@
 //! timer — and enforces the per-connection limits on the way, so the role
 //! modules only see well-sized, rate-limited requests and hub output.
 
-use std::num::NonZeroU32;
 use std::time::Duration;
 
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::DefaultDirectRateLimiter;
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect};
 use tokio::sync::{mpsc, watch};
@@ -25,7 +24,7 @@ use crate::hub::{Inbox, Outbound};
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames above the configured limit get `too_large` and the connection
 /// lives on; frames above this many times the limit are not even read.
-const HARD_LIMIT_FACTOR: usize = 4;
+pub(super) const HARD_LIMIT_FACTOR: usize = 4;
 /// Chat frames are small: a small read buffer keeps idle connections cheap.
 const READ_BUFFER: usize = 4 * 1024;
 /// Close codes (RFC 6455 §7.4 and the private range).
@@ -96,8 +95,6 @@ impl Session {
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Self {
-        let per_second = NonZeroU32::new(limits.frames_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(limits.frame_burst).unwrap_or(NonZeroU32::MIN);
         let mut ping =
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -106,7 +103,7 @@ impl Session {
             socket,
             inbox: None,
             limits: limits.clone(),
-            rate: RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
+            rate: super::limits::frame_limiter(limits),
             stopping,
             ping,
             last_heard: Instant::now(),

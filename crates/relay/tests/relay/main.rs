@@ -1,6 +1,8 @@
 //! Integration tests of kefu-relay over real sockets and real SQLite files.
 
+mod browser;
 mod chat;
 mod crash;
 mod input;
+mod longpoll;
 mod support;

@@ -1,0 +1,342 @@
+//! Long-polling for visitors whose network breaks WebSockets.
+//!
+//! `POST /api/visitor/hello` opens a poll session (registered with the hub
+//! like a WebSocket connection) and answers `welcome` with its `session` id.
+//! `GET /api/visitor/events?session=S&after_seq=N` answers a JSON array of
+//! frames as soon as there is something, or `[]` after 25 s. Messages come
+//! from the store (every public message with `seq > N`, the visitor's own
+//! included), so a lost response or an overflowing queue can never leave a
+//! gap; the hub's queue only wakes the poll and carries typing, presence,
+//! read receipts and broadcasts. `POST /api/visitor/send?session=S` takes
+//! one frame (`send`, `typing`, `read`, `profile`) and answers the `ack` or
+//! `error` a WebSocket would get. Requests after `hello` carry the visitor
+//! token as `Authorization: Bearer`.
+//!
+//! A session nobody polled for [`IDLE_TIMEOUT`] is closed, and the visitor
+//! goes offline after the presence grace like a closed WebSocket.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use governor::DefaultDirectRateLimiter;
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use super::super::limits::{IpPermit, frame_limiter};
+use super::super::{AppState, error_response};
+use super::VisitorCore;
+use crate::ConnId;
+use crate::frame::{Frame, decode, encode};
+use crate::hub::{Inbox, Outbound, mailbox};
+
+/// How long a poll is held when there is nothing to say.
+const POLL_HOLD: Duration = Duration::from_secs(25);
+/// A session not polled for this long is closed.
+pub(in crate::transport) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Open poll sessions by id.
+#[derive(Default)]
+pub(in crate::transport) struct PollSessions {
+    /// Locked only to look up, insert or remove; never across an `.await`.
+    sessions: Mutex<HashMap<String, Arc<PollSession>>>,
+}
+
+struct PollSession {
+    visitor_id: String,
+    core: tokio::sync::Mutex<VisitorCore>,
+    inbox: tokio::sync::Mutex<Inbox>,
+    rate: DefaultDirectRateLimiter,
+    last_active: Mutex<Instant>,
+    _permit: IpPermit,
+}
+
+impl PollSession {
+    fn touch(&self) {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    fn idle_since(&self) -> Instant {
+        *self.last_active.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl PollSessions {
+    fn get(&self, id: &str) -> Option<Arc<PollSession>> {
+        self.lock().get(id).cloned()
+    }
+
+    fn remove(&self, id: &str) -> Option<Arc<PollSession>> {
+        self.lock().remove(id)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<PollSession>>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the sessions idle for longer than [`IDLE_TIMEOUT`] (a poll in
+    /// progress keeps its session fresh) and unregisters them.
+    pub async fn close_idle(&self) {
+        let now = Instant::now();
+        let idle: Vec<Arc<PollSession>> = {
+            let mut sessions = self.lock();
+            let expired: Vec<String> = sessions
+                .iter()
+                .filter(|(_, s)| now.duration_since(s.idle_since()) > IDLE_TIMEOUT)
+                .filter(|(_, s)| s.inbox.try_lock().is_ok())
+                .map(|(id, _)| id.clone())
+                .collect();
+            expired
+                .iter()
+                .filter_map(|id| sessions.remove(id))
+                .collect()
+        };
+        for session in idle {
+            session.core.lock().await.unregister().await;
+        }
+    }
+}
+
+pub(in crate::transport) async fn hello(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(permit) = state.0.ips.acquire(peer.ip()) else {
+        return error_response(ErrorFrame::new(
+            ErrorCode::RateLimited,
+            "too many connections from this address",
+        ));
+    };
+    let request = match parse(&state, &body) {
+        Ok(request) => request,
+        Err(error) => return error_response(error),
+    };
+    let VisitorRequest::Hello { token, profile, .. } = request else {
+        return error_response(ErrorFrame::new(
+            ErrorCode::BadRequest,
+            "expected a hello frame",
+        ));
+    };
+    let user_agent = super::super::user_agent(&headers);
+    let conn = ConnId::next();
+    let core = match VisitorCore::hello(state.clone(), conn, token, profile, user_agent).await {
+        Ok(core) => core,
+        Err(error) => return error_response(error),
+    };
+    let session_id = crate::auth::new_id();
+    let (outbox, inbox) = mailbox(conn, core.outbound_queue());
+    let Some(welcome) = core.register(outbox, Some(session_id.clone())).await else {
+        return error_response(ErrorFrame::new(ErrorCode::Internal, "shutting down"));
+    };
+    let session = PollSession {
+        visitor_id: welcome.visitor_id.clone(),
+        core: tokio::sync::Mutex::new(core),
+        inbox: tokio::sync::Mutex::new(inbox),
+        rate: frame_limiter(&state.0.config.limits),
+        last_active: Mutex::new(Instant::now()),
+        _permit: permit,
+    };
+    state.0.polls.lock().insert(session_id, Arc::new(session));
+    Json(VisitorEvent::Welcome(welcome)).into_response()
+}
+
+#[derive(Deserialize)]
+pub(in crate::transport) struct SessionQuery {
+    session: String,
+    #[serde(default)]
+    after_seq: Seq,
+}
+
+pub(in crate::transport) async fn send(
+    State(state): State<AppState>,
+    Query(query): Query<SessionQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let session = match authorized(&state, &headers, &query.session) {
+        Ok(session) => session,
+        Err(error) => return error_response(error),
+    };
+    session.touch();
+    if session.rate.check().is_err() {
+        return error_response(ErrorFrame::new(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} requests per second; this one was dropped",
+                state.0.config.limits.frames_per_second
+            ),
+        ));
+    }
+    let request = match parse(&state, &body) {
+        Ok(request) => request,
+        Err(error) => return error_response(error),
+    };
+    let answer = session.core.lock().await.handle(request).await;
+    match answer {
+        Some(VisitorEvent::Error(error)) => error_response(error),
+        Some(event) => Json(event).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    }
+}
+
+pub(in crate::transport) async fn events(
+    State(state): State<AppState>,
+    Query(query): Query<SessionQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let session = match authorized(&state, &headers, &query.session) {
+        Ok(session) => session,
+        Err(error) => return error_response(error),
+    };
+    session.touch();
+    let deadline = Instant::now() + POLL_HOLD;
+    // One poll at a time per session; a second one waits its turn.
+    let Ok(mut inbox) = tokio::time::timeout_at(deadline, session.inbox.lock()).await else {
+        return frames_response(Vec::new());
+    };
+    // A poll that waited for the lock may find its session closed meanwhile
+    // (removal happens under this lock), and must not touch its inbox.
+    if state.0.polls.get(&query.session).is_none() {
+        return frames_response(vec![reconnect_frame("resync")]);
+    }
+    let mut stopping = state.0.stopping.clone();
+    let mut frames = Vec::new();
+    let Inbox {
+        frames: queued,
+        kicked,
+    } = &mut *inbox;
+    let outcome = loop {
+        while let Ok(outbound) = queued.try_recv() {
+            if let Outbound::Frame(frame) = outbound {
+                frames.push(frame);
+            }
+        }
+        let messages = session
+            .core
+            .lock()
+            .await
+            .messages_after(query.after_seq)
+            .await;
+        match messages {
+            Ok(messages) => frames.extend(
+                messages
+                    .into_iter()
+                    .map(|message| encode(&VisitorEvent::Message(message))),
+            ),
+            Err(error) => frames.push(encode(&VisitorEvent::Error(error))),
+        }
+        if !frames.is_empty() {
+            break PollOutcome::Frames;
+        }
+        tokio::select! {
+            outbound = queued.recv() => match outbound {
+                Some(Outbound::Frame(frame)) => frames.push(frame),
+                Some(Outbound::Message { .. }) => {}
+                None => break PollOutcome::Resync,
+            },
+            _ = &mut *kicked => break PollOutcome::Resync,
+            _ = stopping.wait_for(|stopping| *stopping) => break PollOutcome::Shutdown,
+            () = tokio::time::sleep_until(deadline) => break PollOutcome::Frames,
+        }
+    };
+    session.touch();
+    let reason = match outcome {
+        PollOutcome::Frames => return frames_response(frames),
+        PollOutcome::Resync => "resync",
+        PollOutcome::Shutdown => "shutdown",
+    };
+    state.0.polls.remove(&query.session);
+    drop(inbox);
+    session.core.lock().await.unregister().await;
+    frames.push(reconnect_frame(reason));
+    frames_response(frames)
+}
+
+fn reconnect_frame(reason: &str) -> Frame {
+    encode(&VisitorEvent::Reconnect(Reconnect {
+        after_ms: rand::random_range(500..3_000),
+        reason: Some(reason.to_owned()),
+    }))
+}
+
+enum PollOutcome {
+    Frames,
+    Resync,
+    Shutdown,
+}
+
+fn parse(state: &AppState, body: &[u8]) -> Result<VisitorRequest, ErrorFrame> {
+    let max = state.0.config.limits.max_frame_bytes;
+    if body.len() > max {
+        return Err(ErrorFrame::new(
+            ErrorCode::TooLarge,
+            format!(
+                "body of {} bytes exceeds the limit of {max} bytes",
+                body.len()
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ErrorFrame::new(ErrorCode::BadRequest, "the body is not UTF-8"))?;
+    decode(text)
+}
+
+/// The session named by the query, if the bearer token is its visitor's.
+fn authorized(
+    state: &AppState,
+    headers: &HeaderMap,
+    session_id: &str,
+) -> Result<Arc<PollSession>, ErrorFrame> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ErrorFrame::new(
+                ErrorCode::Unauthorized,
+                "missing Authorization: Bearer token",
+            )
+        })?;
+    let visitor_id = state
+        .0
+        .visitor_tokens
+        .verify(token.trim())
+        .ok_or_else(|| ErrorFrame::new(ErrorCode::Unauthorized, "invalid visitor token"))?;
+    match state.0.polls.get(session_id) {
+        Some(session) if session.visitor_id == visitor_id => Ok(session),
+        _ => Err(ErrorFrame::new(
+            ErrorCode::NotFound,
+            "no such poll session; say hello again",
+        )),
+    }
+}
+
+fn frames_response(frames: Vec<Frame>) -> Response {
+    // Each frame is already a serialized JSON object.
+    let mut body = String::with_capacity(2 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
+    body.push('[');
+    for (index, frame) in frames.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        body.push_str(frame.as_str());
+    }
+    body.push(']');
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,266 @@
+//! Visitors, over either transport.
+//!
+//! [`VisitorCore`] is what a visitor's requests mean — hello, send, typing,
+//! read, profile — independent of how frames travel. [`ws`] carries them over
+//! a WebSocket, [`longpoll`] over plain HTTP requests for visitors behind
+//! proxies that break WebSockets. Agents cannot tell the two apart.
+
+pub(super) mod longpoll;
+pub(super) mod ws;
+
+use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
+use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
+
+use super::{AppState, check_send, store_error};
+use crate::ConnId;
+use crate::hub::Outbox;
+use crate::store::{Page, VisitorDetails, VisitorSend};
+
+/// Messages read from the store per replay query.
+pub(super) const REPLAY_PAGE: u32 = 500;
+/// Longest profile field kept, in characters: enough for any real URL.
+const MAX_PROFILE_FIELD: usize = 2048;
+
+/// Cuts untrusted header or profile text to a sane length.
+pub(super) fn bounded(value: &str) -> &str {
+    match value.char_indices().nth(MAX_PROFILE_FIELD) {
+        Some((cut, _)) => &value[..cut],
+        None => value,
+    }
+}
+
+/// Trims and bounds every field; empty ones count as not given.
+fn bounded_profile(profile: VisitorProfile) -> VisitorProfile {
+    let field = |value: Option<String>| {
+        value
+            .map(|v| bounded(v.trim()).to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    VisitorProfile {
+        name: field(profile.name),
+        email: field(profile.email),
+        page_url: field(profile.page_url),
+        page_title: field(profile.page_title),
+        referrer: field(profile.referrer),
+        lang: field(profile.lang),
+    }
+}
+
+/// Fields of `update` that were given replace those of `profile`.
+fn merge_profile(profile: &mut VisitorProfile, update: VisitorProfile) {
+    let VisitorProfile {
+        name,
+        email,
+        page_url,
+        page_title,
+        referrer,
+        lang,
+    } = update;
+    for (field, value) in [
+        (&mut profile.name, name),
+        (&mut profile.email, email),
+        (&mut profile.page_url, page_url),
+        (&mut profile.page_title, page_title),
+        (&mut profile.referrer, referrer),
+        (&mut profile.lang, lang),
+    ] {
+        if value.is_some() {
+            *field = value;
+        }
+    }
+}
+
+/// One visitor connection's meaning, whatever carries its frames.
+pub(super) struct VisitorCore {
+    state: AppState,
+    pub conn: ConnId,
+    visitor_id: String,
+    details: VisitorDetails,
+    conversation_id: Option<String>,
+}
+
+impl VisitorCore {
+    /// Checks a `hello` and looks up the visitor's conversation. The visitor
+    /// is not registered with the hub yet: see [`VisitorCore::register`].
+    pub async fn hello(
+        state: AppState,
+        conn: ConnId,
+        token: Option<String>,
+        profile: Option<VisitorProfile>,
+        user_agent: Option<String>,
+    ) -> Result<VisitorCore, ErrorFrame> {
+        let shared = state.0.clone();
+        let visitor_id = match token {
+            None => crate::auth::new_id(),
+            Some(token) => shared.visitor_tokens.verify(&token).ok_or_else(|| {
+                ErrorFrame::new(
+                    ErrorCode::Unauthorized,
+                    "invalid visitor token; say hello without one to start afresh",
+                )
+            })?,
+        };
+        let details = VisitorDetails {
+            profile: bounded_profile(profile.unwrap_or_default()),
+            user_agent,
+        };
+        let conversation_id = shared
+            .store
+            .visitor_conversation(&visitor_id)
+            .await
+            .map_err(|error| store_error(error, "hello"))?;
+        if conversation_id.is_some() {
+            // Agents see which page the visitor is on now.
+            let update = shared
+                .store
+                .update_visitor(&visitor_id, details.clone())
+                .await;
+            if let Err(error) = update {
+                tracing::warn!(%error, "could not update a visitor's profile");
+            }
+        }
+        Ok(VisitorCore {
+            state,
+            conn,
+            visitor_id,
+            details,
+            conversation_id,
+        })
+    }
+
+    /// Starts routing to `outbox`; answers the `welcome` to send.
+    pub async fn register(
+        &self,
+        outbox: Outbox,
+        session: Option<String>,
+    ) -> Option<VisitorWelcome> {
+        let shared = &self.state.0;
+        let agents_online = shared
+            .hub
+            .register_visitor(self.visitor_id.clone(), outbox)
+            .await
+            .ok()?;
+        Some(VisitorWelcome {
+            visitor_id: self.visitor_id.clone(),
+            token: shared.visitor_tokens.issue(&self.visitor_id),
+            conversation_id: self.conversation_id.clone(),
+            agents_online,
+            greeting: shared.config.greeting.clone(),
+            session,
+        })
+    }
+
+    /// How many frames may wait for this visitor before it must resync.
+    pub fn outbound_queue(&self) -> usize {
+        self.state.0.config.limits.outbound_queue
+    }
+
+    pub async fn unregister(&self) {
+        self.state.0.hub.unregister(self.conn).await;
+    }
+
+    /// Public messages after `after`, oldest first, at most [`REPLAY_PAGE`].
+    pub async fn messages_after(&self, after: Seq) -> Result<Vec<Message>, ErrorFrame> {
+        let Some(conversation_id) = &self.conversation_id else {
+            return Ok(Vec::new());
+        };
+        let page = Page::After {
+            after,
+            limit: REPLAY_PAGE,
+        };
+        self.state
+            .0
+            .store
+            .messages(conversation_id, page, false)
+            .await
+            .map_err(|error| store_error(error, conversation_id))
+    }
+
+    /// Handles a request after `hello`; returns the direct answer, if any.
+    pub async fn handle(&mut self, request: VisitorRequest) -> Option<VisitorEvent> {
+        let shared = self.state.0.clone();
+        let refused = match request {
+            VisitorRequest::Hello { .. } => {
+                ErrorFrame::new(ErrorCode::BadRequest, "hello was already said")
+            }
+            VisitorRequest::Send { client_id, text } => {
+                let max_chars = shared.config.limits.max_message_chars;
+                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                    return Some(VisitorEvent::Error(error));
+                }
+                let send = VisitorSend {
+                    visitor_id: self.visitor_id.clone(),
+                    details: self.details.clone(),
+                    client_id: client_id.clone(),
+                    text,
+                    origin: Some(self.conn),
+                };
+                match shared.store.visitor_send(send).await {
+                    Ok(message) => {
+                        self.conversation_id = Some(message.conversation_id.clone());
+                        return Some(VisitorEvent::Ack(Ack::from(&message)));
+                    }
+                    Err(error) => store_error(error, &client_id),
+                }
+            }
+            VisitorRequest::Typing { active } => {
+                shared.hub.typing(self.conn, None, active).await;
+                return None;
+            }
+            VisitorRequest::Read { up_to_seq } => {
+                let conversation_id = self.conversation_id.as_deref()?;
+                match shared
+                    .store
+                    .mark_read(conversation_id, AuthorKind::Visitor, up_to_seq)
+                    .await
+                {
+                    Ok(()) => return None,
+                    Err(error) => store_error(error, conversation_id),
+                }
+            }
+            VisitorRequest::Profile(update) => {
+                merge_profile(&mut self.details.profile, bounded_profile(update));
+                // Without a conversation nothing is written: the profile is
+                // stored with the first message.
+                match shared
+                    .store
+                    .update_visitor(&self.visitor_id, self.details.clone())
+                    .await
+                {
+                    Ok(()) => return None,
+                    Err(error) => store_error(error, "profile"),
+                }
+            }
+        };
+        Some(VisitorEvent::Error(refused))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_updates_keep_fields_not_given() {
+        let mut profile = VisitorProfile {
+            name: Some("Ming".into()),
+            page_url: Some("https://shop.example/".into()),
+            ..Default::default()
+        };
+        let update = bounded_profile(VisitorProfile {
+            email: Some("  ming@example.com ".into()),
+            name: Some("   ".into()),
+            ..Default::default()
+        });
+        merge_profile(&mut profile, update);
+        assert_eq!(profile.name.as_deref(), Some("Ming"), "blank is not given");
+        assert_eq!(profile.email.as_deref(), Some("ming@example.com"));
+        assert_eq!(profile.page_url.as_deref(), Some("https://shop.example/"));
+    }
+
+    #[test]
+    fn bounded_cuts_on_a_character_boundary() {
+        let long = "字".repeat(MAX_PROFILE_FIELD + 10);
+        assert_eq!(bounded(&long).chars().count(), MAX_PROFILE_FIELD);
+        assert_eq!(bounded("short"), "short");
+    }
+}

@@ -1,0 +1,107 @@
+//! `/ws/visitor`: a visitor's page over a WebSocket.
+
+use axum::extract::ws::WebSocket;
+use kefu_protocol::Seq;
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+
+use super::super::AppState;
+use super::super::session::{Ended, Event, Session};
+use super::{REPLAY_PAGE, VisitorCore};
+use crate::frame::{decode, encode};
+use crate::hub::{Outbound, mailbox};
+
+struct Visitor {
+    core: VisitorCore,
+    session: Session,
+    /// Highest `seq` sent by the replay; live copies of those are skipped.
+    replayed_up_to: Seq,
+}
+
+pub(in crate::transport) async fn serve(
+    state: AppState,
+    socket: WebSocket,
+    user_agent: Option<String>,
+) {
+    let mut session = state.session(socket);
+    let Ok(VisitorRequest::Hello {
+        token,
+        after_seq,
+        profile,
+    }) = session.hello::<VisitorRequest>().await
+    else {
+        return;
+    };
+    let core = match VisitorCore::hello(state.clone(), session.id, token, profile, user_agent).await
+    {
+        Ok(core) => core,
+        Err(error) => return session.reject(error).await,
+    };
+    let mut visitor = Visitor {
+        core,
+        session,
+        replayed_up_to: after_seq.unwrap_or(0),
+    };
+    if visitor.start().await.is_ok() {
+        while visitor.step().await.is_ok() {}
+    }
+    visitor.core.unregister().await;
+}
+
+impl Visitor {
+    /// Registers with the hub, sends `welcome`, then replays the conversation.
+    ///
+    /// Registering before reading the replay means whatever commits in
+    /// between is both in the replay and queued live; the live copy is
+    /// skipped by `seq`. So the switch has no gap and no duplicate.
+    async fn start(&mut self) -> Result<(), Ended> {
+        let (outbox, inbox) = mailbox(self.session.id, self.core.outbound_queue());
+        let Some(welcome) = self.core.register(outbox, None).await else {
+            return Err(Ended);
+        };
+        self.session.attach(inbox);
+        self.session
+            .send(encode(&VisitorEvent::Welcome(welcome)))
+            .await?;
+        loop {
+            let messages = match self.core.messages_after(self.replayed_up_to).await {
+                Ok(messages) => messages,
+                Err(error) => {
+                    self.session.reject(error).await;
+                    return Err(Ended);
+                }
+            };
+            let full_page = messages.len() == REPLAY_PAGE as usize;
+            for message in messages {
+                self.replayed_up_to = message.seq;
+                self.session
+                    .send(encode(&VisitorEvent::Message(message)))
+                    .await?;
+            }
+            if !full_page {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn step(&mut self) -> Result<(), Ended> {
+        match self.session.next().await? {
+            Event::Deliver(Outbound::Frame(frame)) => self.session.send(frame).await,
+            Event::Deliver(Outbound::Message { seq, frame }) => {
+                if seq > self.replayed_up_to {
+                    self.session.send(frame).await?;
+                }
+                Ok(())
+            }
+            Event::Request(text) => {
+                let answer = match decode::<VisitorRequest>(&text) {
+                    Ok(request) => self.core.handle(request).await,
+                    Err(error) => Some(VisitorEvent::Error(error)),
+                };
+                match answer {
+                    Some(event) => self.session.send(encode(&event)).await,
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}

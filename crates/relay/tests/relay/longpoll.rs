@@ -1,0 +1,287 @@
+//! The long-poll transport at the HTTP level: same frames as the WebSocket,
+//! first-class for agents, gap-free for visitors.
+
+use std::net::SocketAddr;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use kefu_protocol::agent::{AgentRequest, ConversationStatus, Role};
+use kefu_protocol::visitor::{VisitorEvent, VisitorWelcome};
+use kefu_protocol::{ErrorCode, Message};
+use serde_json::json;
+
+use crate::support::TestRelay;
+
+/// A visitor speaking long-poll through a real HTTP client.
+struct PollVisitor {
+    http: Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    welcome: VisitorWelcome,
+}
+
+impl PollVisitor {
+    async fn hello(addr: SocketAddr, token: Option<&str>) -> PollVisitor {
+        let http = Client::builder(TokioExecutor::new()).build_http();
+        let (status, body) = request(
+            &http,
+            addr,
+            "POST",
+            "/api/visitor/hello",
+            None,
+            json!({"type": "hello", "token": token, "profile": {"name": "Poller"}}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let VisitorEvent::Welcome(welcome) = serde_json::from_str(&body).expect("welcome") else {
+            panic!("expected welcome: {body}");
+        };
+        assert!(
+            welcome.session.is_some(),
+            "long-poll welcomes name a session"
+        );
+        PollVisitor {
+            http,
+            addr,
+            welcome,
+        }
+    }
+
+    fn session(&self) -> &str {
+        self.welcome.session.as_deref().expect("session")
+    }
+
+    async fn post(&self, frame: serde_json::Value) -> (u16, String) {
+        let path = format!("/api/visitor/send?session={}", self.session());
+        request(
+            &self.http,
+            self.addr,
+            "POST",
+            &path,
+            Some(&self.welcome.token),
+            frame.to_string(),
+        )
+        .await
+    }
+
+    async fn events(&self, after_seq: u64) -> Vec<VisitorEvent> {
+        let path = format!(
+            "/api/visitor/events?session={}&after_seq={after_seq}",
+            self.session()
+        );
+        let (status, body) = request(
+            &self.http,
+            self.addr,
+            "GET",
+            &path,
+            Some(&self.welcome.token),
+            String::new(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("an array of frames")
+    }
+
+    /// Polls until a message with `seq` arrives; returns every message seen.
+    async fn messages_until(&self, after_seq: u64, seq: u64) -> Vec<Message> {
+        let mut seen = Vec::new();
+        let mut after = after_seq;
+        while seen.last().map(|m: &Message| m.seq) != Some(seq) {
+            for event in self.events(after).await {
+                if let VisitorEvent::Message(message) = event {
+                    after = after.max(message.seq);
+                    seen.push(message);
+                }
+            }
+        }
+        seen
+    }
+}
+
+async fn request(
+    http: &Client<HttpConnector, Full<Bytes>>,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: String,
+) -> (u16, String) {
+    let mut builder = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"))
+        .header("content-type", "application/json")
+        .header("user-agent", "kefu-tests/longpoll");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let request = builder.body(Full::new(Bytes::from(body))).expect("request");
+    let response = tokio::time::timeout(crate::support::PATIENCE * 4, http.request(request))
+        .await
+        .expect("response in time")
+        .expect("HTTP response");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_long_poll_visitor_chats_like_a_websocket_one() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let visitor = PollVisitor::hello(relay.addr, None).await;
+    assert_eq!(visitor.welcome.agents_online, 1);
+
+    let (status, body) = visitor
+        .post(json!({"type": "send", "client_id": "p1", "text": "hello over HTTP"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let VisitorEvent::Ack(ack) = serde_json::from_str(&body).expect("ack") else {
+        panic!("expected ack: {body}");
+    };
+    assert_eq!(ack.seq, 1);
+    let (_, again) = visitor
+        .post(json!({"type": "send", "client_id": "p1", "text": "hello over HTTP"}))
+        .await;
+    assert_eq!(again, body, "a resend gets the same ack");
+
+    let message = agent.next_message().await;
+    assert_eq!(message.text, "hello over HTTP");
+    assert_eq!(message.author.name, "Poller");
+    let conversation = message.conversation_id;
+
+    // A poll that is waiting returns as soon as the agent answers.
+    let waiting = tokio::spawn(async move {
+        let messages = visitor.messages_until(1, 2).await;
+        (visitor, messages)
+    });
+    agent.reply(&conversation, "a1", "hello, poller").await;
+    let (visitor, messages) = waiting.await.expect("poll");
+    assert_eq!(
+        messages.last().map(|m| m.text.as_str()),
+        Some("hello, poller")
+    );
+
+    // From zero, the visitor's own message is included: history is complete.
+    let all = visitor.messages_until(0, 2).await;
+    assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+
+    // Typing and read receipts travel too.
+    let (status, _) = visitor
+        .post(json!({"type": "typing", "active": true}))
+        .await;
+    assert_eq!(status, 204);
+    let typing = agent
+        .until(|event| match event {
+            kefu_protocol::agent::AgentEvent::Typing(typing) => Some(typing),
+            _ => None,
+        })
+        .await;
+    assert!(typing.active);
+    let (status, _) = visitor.post(json!({"type": "read", "up_to_seq": 2})).await;
+    assert_eq!(status, 204);
+    agent
+        .summary_where(&conversation, |s| s.visitor_read_seq == 2)
+        .await;
+
+    // The agent sees the long-poll visitor like any other.
+    agent
+        .send(&AgentRequest::Resolve {
+            conversation_id: conversation.clone(),
+        })
+        .await;
+    let summary = agent
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Resolved)
+        .await;
+    assert!(summary.visitor.online);
+    assert_eq!(
+        summary.visitor.user_agent.as_deref(),
+        Some("kefu-tests/longpoll")
+    );
+}
+
+#[tokio::test]
+async fn the_email_left_while_offline_is_saved_on_the_profile() {
+    let relay = TestRelay::start().await;
+    let visitor = PollVisitor::hello(relay.addr, None).await;
+    assert_eq!(visitor.welcome.agents_online, 0, "nobody is online");
+    let (status, _) = visitor
+        .post(json!({"type": "profile", "email": "ming@example.com"}))
+        .await;
+    assert_eq!(status, 204);
+    visitor
+        .post(json!({"type": "send", "client_id": "p1", "text": "please call me back"}))
+        .await;
+
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.agent_socket().await;
+    agent.send(&AgentRequest::Hello { token }).await;
+    let kefu_protocol::agent::AgentEvent::Welcome(welcome) = agent.next().await else {
+        panic!("expected welcome");
+    };
+    let summary = &welcome.conversations[0];
+    assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
+    assert_eq!(summary.preview, "please call me back");
+}
+
+#[tokio::test]
+async fn long_poll_requests_need_the_visitors_token_and_session() {
+    let relay = TestRelay::start().await;
+    let visitor = PollVisitor::hello(relay.addr, None).await;
+    let other = PollVisitor::hello(relay.addr, None).await;
+    let http = &visitor.http;
+    let send = json!({"type": "send", "client_id": "x", "text": "hi"}).to_string();
+    let path = format!("/api/visitor/send?session={}", visitor.session());
+
+    let (status, body) = request(http, relay.addr, "POST", &path, None, send.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = request(
+        http,
+        relay.addr,
+        "POST",
+        &path,
+        Some("v1.forged.AAAA"),
+        send.clone(),
+    )
+    .await;
+    assert_eq!(status, 401);
+    // Another visitor's token does not open this visitor's session.
+    let (status, _) = request(
+        http,
+        relay.addr,
+        "POST",
+        &path,
+        Some(&other.welcome.token),
+        send.clone(),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = request(
+        http,
+        relay.addr,
+        "POST",
+        "/api/visitor/send?session=nope",
+        Some(&visitor.welcome.token),
+        send,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, body) = visitor.post(json!({"type": "warp"})).await;
+    assert_eq!(status, 400);
+    let VisitorEvent::Error(error) = serde_json::from_str(&body).expect("error frame") else {
+        panic!("expected an error frame: {body}");
+    };
+    assert_eq!(error.code, ErrorCode::BadRequest);
+
+    // Resuming with the token finds the same visitor.
+    let resumed = PollVisitor::hello(relay.addr, Some(&visitor.welcome.token)).await;
+    assert_eq!(resumed.welcome.visitor_id, visitor.welcome.visitor_id);
+}

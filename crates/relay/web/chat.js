@@ -1,0 +1,568 @@
+// kefu visitor chat page. Plain JavaScript, no build step, no dependencies.
+//
+// Speaks protocol v1 (docs/protocol.md) over a WebSocket, or over HTTP
+// long-polling when WebSockets do not work here (or `?transport=longpoll`).
+// Everything anybody typed is inserted as text, never as HTML.
+(() => {
+  'use strict';
+
+  const params = new URLSearchParams(location.search);
+  const embedded = params.get('embed') === '1';
+  const hostOrigin = params.get('host') || '';
+
+  // ---- text in two languages -------------------------------------------
+  const STRINGS = {
+    en: {
+      title: 'Chat with us', connecting: 'Connecting…', online: 'We are online',
+      offline: 'We are away', reconnecting: 'Connection lost — reconnecting…',
+      offlineHint: "No one is available right now. Leave your email and we'll reply here, or by email.",
+      emailLabel: 'Your email', save: 'Save', emailSaved: "Thanks! We'll get back to you at {0}.",
+      inputLabel: 'Your message', placeholder: 'Type a message…', send: 'Send', close: 'Close chat',
+      log: 'Messages', sending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Not sent',
+      retry: 'Retry', typing: '{0} is typing…', you: 'You', announcement: 'Announcement',
+      unreadTitle: '({0}) {1}',
+    },
+    zh: {
+      title: '在线客服', connecting: '正在连接…', online: '客服在线',
+      offline: '客服暂时不在', reconnecting: '连接已断开，正在重连…',
+      offlineHint: '现在没有客服在线。留下您的邮箱，我们会在这里或通过邮件回复您。',
+      emailLabel: '您的邮箱', save: '保存', emailSaved: '谢谢！我们会通过 {0} 联系您。',
+      inputLabel: '您的消息', placeholder: '输入消息…', send: '发送', close: '关闭对话',
+      log: '消息', sending: '发送中…', sent: '已发送', seen: '已读', failed: '发送失败',
+      retry: '重试', typing: '{0} 正在输入…', you: '我', announcement: '公告',
+      unreadTitle: '({0}) {1}',
+    },
+  };
+  const requestedLang = params.get('lang') || navigator.language || 'en';
+  const lang = requestedLang.toLowerCase().startsWith('zh') ? 'zh' : 'en';
+  const t = (key, ...args) =>
+    (STRINGS[lang][key] || STRINGS.en[key] || key).replace(/\{(\d)\}/g, (_, i) => args[i]);
+
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll('[data-i18n-placeholder]')) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of document.querySelectorAll('[data-i18n-label]')) el.setAttribute('aria-label', t(el.dataset.i18nLabel));
+  // The widget's colour, if it passed one (a CSS hex colour or name only).
+  const accent = params.get('color');
+  if (accent && /^#[0-9a-fA-F]{3,8}$|^[a-zA-Z]+$/.test(accent)) {
+    document.documentElement.style.setProperty('--accent', accent);
+    document.documentElement.style.setProperty('--mine', accent);
+  }
+  const baseTitle = t('title');
+  document.title = baseTitle;
+
+  // ---- elements --------------------------------------------------------
+  const $ = (id) => document.getElementById(id);
+  const log = $('log'), input = $('input'), compose = $('compose'), banner = $('banner');
+  const statusLine = $('status'), statusText = $('status-text'), typingLine = $('typing');
+  const emailForm = $('email-form'), emailInput = $('email'), closeButton = $('close');
+
+  // ---- persistent state (this browser, this relay) ---------------------
+  const saved = {
+    get token() { return localStorage.getItem('kefu.token'); },
+    set token(value) { localStorage.setItem('kefu.token', value); },
+    get email() { return localStorage.getItem('kefu.email'); },
+    set email(value) { localStorage.setItem('kefu.email', value); },
+    // Messages typed but not acknowledged survive a reload and are resent
+    // with their client_id, which the relay deduplicates.
+    get outbox() {
+      try { return JSON.parse(localStorage.getItem('kefu.outbox') || '[]'); } catch { return []; }
+    },
+    set outbox(items) { localStorage.setItem('kefu.outbox', JSON.stringify(items)); },
+  };
+
+  const state = {
+    connected: false,
+    agentsOnline: null,
+    lastSeq: 0, // highest seq shown
+    shown: new Set(), // seqs shown
+    pending: new Map(), // client_id -> {text, el, timer}
+    sent: new Map(), // seq -> element of our own message, for "seen"
+    agentReadUpTo: 0,
+    unread: 0,
+    open: !embedded,
+    greeted: false,
+    typingTimer: null,
+  };
+
+  // ---- rendering -------------------------------------------------------
+  const URL_PATTERN = /\bhttps?:\/\/[^\s<>"']+/g;
+
+  /** Text with http(s) links made clickable, built from text nodes only. */
+  function linkify(text) {
+    const fragment = document.createDocumentFragment();
+    let last = 0;
+    for (const match of text.matchAll(URL_PATTERN)) {
+      let url = match[0].replace(/[.,!?;:)\]}'"]+$/, '');
+      const start = match.index;
+      fragment.append(document.createTextNode(text.slice(last, start)));
+      const link = document.createElement('a');
+      link.href = url;
+      link.textContent = url;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer nofollow ugc';
+      fragment.append(link);
+      last = start + url.length;
+    }
+    fragment.append(document.createTextNode(text.slice(last)));
+    return fragment;
+  }
+
+  function timeLabel(at) {
+    const date = at ? new Date(at) : new Date();
+    const el = document.createElement('time');
+    el.dateTime = date.toISOString();
+    el.textContent = date.toLocaleTimeString(lang === 'zh' ? 'zh-CN' : undefined, { hour: '2-digit', minute: '2-digit' });
+    return el;
+  }
+
+  function bubble({ kind, author, text, at }) {
+    const item = document.createElement('li');
+    item.className = `msg ${kind}`;
+    if (author) {
+      const name = document.createElement('span');
+      name.className = 'author';
+      name.textContent = author;
+      item.append(name);
+    }
+    const body = document.createElement('div');
+    body.className = 'bubble';
+    body.append(linkify(text));
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    meta.append(timeLabel(at));
+    const status = document.createElement('span');
+    status.className = 'delivery';
+    meta.append(status);
+    item.append(body, meta);
+    log.append(item);
+    log.scrollTop = log.scrollHeight;
+    return item;
+  }
+
+  function setDelivery(el, key) {
+    el.classList.toggle('failed', key === 'failed');
+    el.querySelector('.delivery').textContent = t(key);
+    el.dataset.delivery = key;
+  }
+
+  function showMessage(message) {
+    if (state.shown.has(message.seq)) return;
+    state.shown.add(message.seq);
+    state.lastSeq = Math.max(state.lastSeq, message.seq);
+    const pending = state.pending.get(message.client_id);
+    if (message.author.kind === 'visitor' && pending) {
+      acknowledged(message.client_id, message.seq);
+      return;
+    }
+    if (message.author.kind === 'visitor') {
+      const el = bubble({ kind: 'mine', text: message.text, at: message.at });
+      markSent(el, message.seq);
+      return;
+    }
+    bubble({ kind: 'theirs', author: message.author.name, text: message.text, at: message.at });
+    setTyping(null);
+    // An agent who replies has read everything before the reply.
+    agentRead(message.seq - 1);
+    if (!state.open || document.hidden) {
+      state.unread += 1;
+      showUnread();
+    } else {
+      sendRead();
+    }
+  }
+
+  function agentRead(upToSeq) {
+    if (upToSeq <= state.agentReadUpTo) return;
+    state.agentReadUpTo = upToSeq;
+    for (const [seq, el] of state.sent) if (seq <= upToSeq) setDelivery(el, 'seen');
+  }
+
+  function markSent(el, seq) {
+    state.sent.set(seq, el);
+    setDelivery(el, seq <= state.agentReadUpTo ? 'seen' : 'sent');
+  }
+
+  function showUnread() {
+    document.title = state.unread ? t('unreadTitle', state.unread, baseTitle) : baseTitle;
+    if (embedded && hostOrigin) {
+      parent.postMessage({ type: 'kefu:unread', count: state.unread }, hostOrigin);
+    }
+  }
+
+  function setStatus() {
+    const online = state.connected && state.agentsOnline > 0;
+    statusLine.classList.toggle('online', online);
+    statusText.textContent = !state.connected && state.agentsOnline === null
+      ? t('connecting')
+      : online ? t('online') : t('offline');
+    const away = state.connected && state.agentsOnline === 0;
+    emailForm.hidden = !away || Boolean(saved.email);
+  }
+
+  function setBanner(text, isError) {
+    banner.hidden = !text;
+    banner.textContent = text || '';
+    banner.classList.toggle('error', Boolean(isError));
+  }
+
+  function setTyping(name) {
+    clearTimeout(state.typingTimer);
+    typingLine.textContent = name ? t('typing', name) : '';
+    // A peer that vanishes never says it stopped typing.
+    if (name) state.typingTimer = setTimeout(() => setTyping(null), 6000);
+  }
+
+  // ---- sending ---------------------------------------------------------
+  function newClientId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  function persistOutbox() {
+    saved.outbox = Array.from(state.pending, ([client_id, p]) => ({ client_id, text: p.text }));
+  }
+
+  function queue(text, clientId = newClientId()) {
+    const el = bubble({ kind: 'mine', text });
+    setDelivery(el, 'sending');
+    state.pending.set(clientId, { text, el, timer: null });
+    persistOutbox();
+    transmit(clientId);
+  }
+
+  function transmit(clientId) {
+    const pending = state.pending.get(clientId);
+    if (!pending) return;
+    setDelivery(pending.el, 'sending');
+    clearTimeout(pending.timer);
+    // Offline it simply waits: welcome resends everything pending.
+    if (!state.connected) return;
+    // Unanswered for long while connected: show it failed, with a retry.
+    pending.timer = setTimeout(() => failed(clientId), 15000);
+    transport.send({ type: 'send', client_id: clientId, text: pending.text });
+  }
+
+  function acknowledged(clientId, seq) {
+    const pending = state.pending.get(clientId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    state.pending.delete(clientId);
+    persistOutbox();
+    state.shown.add(seq);
+    state.lastSeq = Math.max(state.lastSeq, seq);
+    markSent(pending.el, seq);
+  }
+
+  function failed(clientId, reason) {
+    const pending = state.pending.get(clientId);
+    if (!pending) return;
+    clearTimeout(pending.timer);
+    setDelivery(pending.el, 'failed');
+    if (reason) pending.el.title = reason;
+    if (!pending.el.querySelector('.retry')) {
+      const retry = document.createElement('button');
+      retry.type = 'button';
+      retry.className = 'retry';
+      retry.textContent = t('retry');
+      retry.addEventListener('click', () => { retry.remove(); transmit(clientId); });
+      pending.el.querySelector('.meta').append(retry);
+    }
+  }
+
+  let lastReadSent = 0;
+  function sendRead() {
+    if (!state.connected || state.lastSeq <= lastReadSent) return;
+    lastReadSent = state.lastSeq;
+    transport.send({ type: 'read', up_to_seq: state.lastSeq });
+  }
+
+  let typingSentAt = 0, typingIdle = null;
+  function typed() {
+    if (!state.connected) return;
+    const now = Date.now();
+    if (now - typingSentAt > 3000) {
+      typingSentAt = now;
+      transport.send({ type: 'typing', active: true });
+    }
+    clearTimeout(typingIdle);
+    typingIdle = setTimeout(stoppedTyping, 4000);
+  }
+  function stoppedTyping() {
+    clearTimeout(typingIdle);
+    if (typingSentAt && state.connected) transport.send({ type: 'typing', active: false });
+    typingSentAt = 0;
+  }
+
+  // ---- frames from the relay -------------------------------------------
+  function handle(frame) {
+    switch (frame.type) {
+      case 'welcome':
+        saved.token = frame.token;
+        state.agentsOnline = frame.agents_online;
+        state.connected = true;
+        setBanner(null);
+        if (!state.greeted) {
+          state.greeted = true;
+          bubble({ kind: 'system', text: params.get('greeting') || frame.greeting });
+        }
+        setStatus();
+        // Resend what was never acknowledged: same client_id, no duplicates.
+        for (const clientId of state.pending.keys()) transmit(clientId);
+        break;
+      case 'message': showMessage(frame); break;
+      case 'ack': acknowledged(frame.client_id, frame.seq); break;
+      case 'error':
+        if (frame.ref && state.pending.has(frame.ref)) failed(frame.ref, frame.message);
+        else setBanner(frame.message, true);
+        break;
+      case 'typing':
+        if (frame.author.kind === 'agent') setTyping(frame.active ? frame.author.name : null);
+        break;
+      case 'read':
+        if (frame.reader === 'agent') agentRead(frame.up_to_seq);
+        break;
+      case 'presence':
+        if (typeof frame.agents_online === 'number') {
+          state.agentsOnline = frame.agents_online;
+          setStatus();
+        }
+        break;
+      case 'broadcast': {
+        const el = bubble({ kind: 'system', author: t('announcement'), text: frame.text, at: frame.at });
+        el.classList.add('notice');
+        break;
+      }
+      case 'reconnect': transport.restart(frame.after_ms); break;
+      default: break; // newer relays may say more
+    }
+  }
+
+  function hello() {
+    return {
+      type: 'hello',
+      token: saved.token || undefined,
+      after_seq: state.lastSeq,
+      profile: {
+        page_url: params.get('page_url') || location.href,
+        page_title: params.get('page_title') || document.title,
+        referrer: document.referrer || undefined,
+        lang: navigator.language,
+        email: saved.email || undefined,
+      },
+    };
+  }
+
+  function disconnected() {
+    if (state.connected) {
+      state.connected = false;
+      setBanner(t('reconnecting'));
+      setStatus();
+    }
+  }
+
+  function backoff(attempt) {
+    const base = Math.min(30000, 500 * 2 ** attempt);
+    return base / 2 + Math.random() * base / 2;
+  }
+
+  // ---- transports ------------------------------------------------------
+  /** WebSocket; hands over to long-polling if it never gets through. */
+  function webSocketTransport() {
+    document.documentElement.dataset.transport = 'websocket';
+    let ws = null, attempts = 0, everWelcomed = false, timer = null;
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/visitor`;
+    function connect() {
+      ws = new WebSocket(url);
+      ws.onopen = () => ws.send(JSON.stringify(hello()));
+      ws.onmessage = (event) => {
+        let frame;
+        try { frame = JSON.parse(event.data); } catch { return; }
+        if (frame.type === 'welcome') { everWelcomed = true; attempts = 0; }
+        if (frame.type === 'error' && !state.connected && /token/.test(frame.message)) {
+          localStorage.removeItem('kefu.token'); // a relay with a new secret: start afresh
+        }
+        handle(frame);
+      };
+      ws.onclose = () => {
+        ws = null;
+        disconnected();
+        attempts += 1;
+        if (!everWelcomed && attempts >= 3) {
+          transport = longPollTransport();
+          transport.start();
+          return;
+        }
+        clearTimeout(timer);
+        timer = setTimeout(connect, backoff(attempts));
+      };
+    }
+    return {
+      start: connect,
+      send(frame) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame)); },
+      restart(afterMs) {
+        clearTimeout(timer);
+        if (ws) { ws.onclose = null; ws.close(); ws = null; }
+        disconnected();
+        timer = setTimeout(connect, afterMs || 1000);
+      },
+    };
+  }
+
+  /** Long-polling over plain HTTP: same frames, as JSON bodies. */
+  function longPollTransport() {
+    document.documentElement.dataset.transport = 'longpoll';
+    let session = null, attempts = 0, generation = 0;
+    const authorization = () => ({ Authorization: `Bearer ${saved.token}` });
+
+    async function post(path, frame) {
+      const response = await fetch(path, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...(saved.token ? authorization() : {}) },
+        body: JSON.stringify(frame),
+      });
+      if (response.status === 204) return null;
+      return response.json();
+    }
+
+    async function connect() {
+      const mine = ++generation;
+      try {
+        const welcome = await post('/api/visitor/hello', hello());
+        if (mine !== generation) return;
+        if (welcome.type !== 'welcome') {
+          if (welcome.code === 'unauthorized') localStorage.removeItem('kefu.token');
+          throw new Error(welcome.message);
+        }
+        session = welcome.session;
+        attempts = 0;
+        handle(welcome);
+        poll(mine);
+      } catch {
+        retry(mine);
+      }
+    }
+
+    async function poll(mine) {
+      while (mine === generation) {
+        let frames;
+        try {
+          const query = `session=${encodeURIComponent(session)}&after_seq=${state.lastSeq}`;
+          const response = await fetch(`/api/visitor/events?${query}`, { headers: authorization(), cache: 'no-store' });
+          if (!response.ok) throw new Error(`HTTP ${response.status}`);
+          frames = await response.json();
+        } catch {
+          retry(mine);
+          return;
+        }
+        if (mine !== generation) return;
+        for (const frame of frames) handle(frame);
+      }
+    }
+
+    function retry(mine) {
+      if (mine !== generation) return;
+      disconnected();
+      attempts += 1;
+      setTimeout(() => { if (mine === generation) connect(); }, backoff(attempts));
+    }
+
+    return {
+      start: connect,
+      async send(frame) {
+        if (!session) return;
+        try {
+          const answer = await post(`/api/visitor/send?session=${encodeURIComponent(session)}`, frame);
+          if (answer) handle(answer);
+        } catch {
+          // Unacknowledged sends stay pending and are resent after reconnecting.
+        }
+      },
+      restart(afterMs) {
+        generation += 1;
+        disconnected();
+        const mine = generation;
+        setTimeout(() => { if (mine === generation) connect(); }, afterMs || 1000);
+      },
+    };
+  }
+
+  let transport = params.get('transport') === 'longpoll' || !('WebSocket' in window)
+    ? longPollTransport()
+    : webSocketTransport();
+
+  // ---- user input ------------------------------------------------------
+  compose.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    autosize();
+    stoppedTyping();
+    queue(text);
+    input.focus();
+  });
+  input.addEventListener('keydown', (event) => {
+    // Enter sends; Shift+Enter is a new line; composing CJK text is left alone.
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      compose.requestSubmit();
+    }
+  });
+  function autosize() {
+    input.style.height = 'auto';
+    input.style.height = `${input.scrollHeight}px`;
+  }
+  input.addEventListener('input', () => { autosize(); typed(); });
+
+  emailForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const email = emailInput.value.trim();
+    if (!email || !emailInput.checkValidity()) return;
+    saved.email = email;
+    if (state.connected) transport.send({ type: 'profile', email });
+    emailForm.hidden = true;
+    bubble({ kind: 'system', text: t('emailSaved', email) });
+  });
+
+  function seen() {
+    if (state.open && !document.hidden) {
+      state.unread = 0;
+      showUnread();
+      sendRead();
+    }
+  }
+  document.addEventListener('visibilitychange', seen);
+  window.addEventListener('focus', seen);
+
+  if (embedded) {
+    closeButton.hidden = false;
+    closeButton.addEventListener('click', () => {
+      if (hostOrigin) parent.postMessage({ type: 'kefu:close' }, hostOrigin);
+    });
+    window.addEventListener('message', (event) => {
+      if (event.source !== parent || (hostOrigin && event.origin !== hostOrigin)) return;
+      if (event.data && event.data.type === 'kefu:open') {
+        state.open = true;
+        seen();
+        input.focus();
+      } else if (event.data && event.data.type === 'kefu:closed') {
+        state.open = false;
+      }
+    });
+    document.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && hostOrigin) parent.postMessage({ type: 'kefu:close' }, hostOrigin);
+    });
+  }
+
+  // Messages left unsent by a previous page are shown and resent.
+  for (const { client_id, text } of saved.outbox) {
+    if (typeof client_id === 'string' && typeof text === 'string') {
+      const el = bubble({ kind: 'mine', text });
+      setDelivery(el, 'sending');
+      state.pending.set(client_id, { text, el, timer: null });
+    }
+  }
+  setStatus();
+  transport.start();
+})();
