@@ -1,0 +1,451 @@
+//! What the agent's actions do to the state.
+
+use kefu_protocol::AgentState;
+use kefu_protocol::agent::{AgentRequest, ConversationStatus};
+use ratatui::layout::Rect;
+
+use super::frames::history_request;
+use super::{App, Effect, Outgoing, Overlay, SendState, queue};
+use crate::keys::{Action, Focus};
+use crate::{layout, sanitize, ui};
+
+/// Send `typing: true` at most this often while the agent writes.
+const TYPING_EVERY: time::Duration = time::Duration::seconds(3);
+
+impl App {
+    pub(super) fn act(&mut self, action: Action) {
+        if self.overlay != Overlay::None {
+            return self.act_on_overlay(action);
+        }
+        match action {
+            Action::Up if self.focus == Focus::Queue => self.move_cursor(-1),
+            Action::Down if self.focus == Focus::Queue => self.move_cursor(1),
+            Action::Open => self.open_selected(),
+            Action::Back => self.focus = Focus::Queue,
+            Action::NextFilter => self.filter = self.filter.cycle(1),
+            Action::PrevFilter => self.filter = self.filter.cycle(-1),
+            Action::NextConversation => self.switch(1),
+            Action::PrevConversation => self.switch(-1),
+            Action::OpenNth(n) => {
+                if let Some(id) = self.rows().get(n).cloned() {
+                    self.open(&id);
+                }
+            }
+            Action::NextActivity => self.jump_to_activity(true),
+            Action::PrevActivity => self.jump_to_activity(false),
+            Action::Claim => self.on_target("claim", |id| AgentRequest::Claim {
+                conversation_id: id,
+            }),
+            Action::Resolve => self.on_target("resolve", |id| AgentRequest::Resolve {
+                conversation_id: id,
+            }),
+            Action::Transfer => self.pick_transfer(),
+            Action::ToggleInternal => self.toggle_internal(),
+            Action::ToggleAway => self.toggle_away(),
+            Action::Canned => self.pick_canned(),
+            Action::Help => self.overlay = Overlay::Help,
+            Action::ScrollUp => self.scroll(true),
+            Action::ScrollDown => self.scroll(false),
+            Action::Retry => self.retry(),
+            Action::Quit => self.quit(),
+            Action::Send => self.send(),
+            _ => self.edit(action),
+        }
+    }
+
+    fn act_on_overlay(&mut self, action: Action) {
+        match (&mut self.overlay, action) {
+            (_, Action::Back) => self.overlay = super::Overlay::None,
+            (Overlay::ConfirmQuit, Action::Yes) => self.effects.push(Effect::Quit),
+            (Overlay::Transfer { index, choices, .. }, Action::Down) => {
+                *index = (*index + 1).min(choices.len().saturating_sub(1));
+            }
+            (Overlay::Canned { index }, Action::Down) => {
+                *index = (*index + 1).min(self.prefs.canned.len().saturating_sub(1));
+            }
+            (Overlay::Transfer { index, .. } | Overlay::Canned { index }, Action::Up) => {
+                *index = index.saturating_sub(1);
+            }
+            (_, Action::Open) => self.choose(),
+            _ => {}
+        }
+    }
+
+    /// Enter in a picker.
+    fn choose(&mut self) {
+        match std::mem::replace(&mut self.overlay, Overlay::None) {
+            Overlay::Transfer {
+                conversation,
+                choices,
+                index,
+            } => {
+                if let Some((agent, _)) = choices.get(index) {
+                    self.request(AgentRequest::Transfer {
+                        conversation_id: conversation,
+                        to_agent: agent.clone(),
+                    });
+                }
+            }
+            Overlay::Canned { index } => {
+                let text = self.prefs.canned.get(index).map(|c| c.text.clone());
+                if let (Some(text), Some(draft)) = (text, self.open_draft()) {
+                    draft.buffer.insert_str(&text);
+                    self.focus = Focus::Compose;
+                }
+            }
+            other => self.overlay = other,
+        }
+    }
+
+    fn move_cursor(&mut self, step: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return;
+        }
+        let at = self.selected_index(&rows) as isize + step;
+        let at = at.clamp(0, rows.len() as isize - 1) as usize;
+        self.selected = Some(rows[at].clone());
+    }
+
+    fn open_selected(&mut self) {
+        let rows = self.rows();
+        if let Some(id) = rows.get(self.selected_index(&rows)).cloned() {
+            self.open(&id);
+        }
+    }
+
+    /// Puts `id` on screen, follows it (asks for its history) and focuses
+    /// the compose box.
+    pub(super) fn open(&mut self, id: &str) {
+        let online = self.online();
+        let Some(conversation) = self.conversations.get_mut(id) else {
+            return;
+        };
+        conversation.activity = false;
+        conversation.scroll = 0;
+        let follow = !conversation.followed;
+        // Offline, the welcome after the reconnect asks for it.
+        conversation.followed = true;
+        if follow && online {
+            self.request(history_request(id, None));
+        }
+        self.stop_typing();
+        self.open = Some(id.to_owned());
+        self.selected = Some(id.to_owned());
+        self.focus = Focus::Compose;
+        self.mark_read(id);
+    }
+
+    /// Tab / Shift-Tab: the next row of the queue after the open one.
+    fn switch(&mut self, step: isize) {
+        let rows = self.rows();
+        if rows.is_empty() {
+            return;
+        }
+        let current = self
+            .open
+            .as_ref()
+            .and_then(|id| rows.iter().position(|row| row == id));
+        let next = match current {
+            Some(at) => (at as isize + step).rem_euclid(rows.len() as isize) as usize,
+            None if step > 0 => 0,
+            None => rows.len() - 1,
+        };
+        let id = rows[next].clone();
+        self.open(&id);
+    }
+
+    fn jump_to_activity(&mut self, forward: bool) {
+        let busy = queue::with_activity(&self.conversations, self.me_id(), self.open.as_deref());
+        let next = if forward { busy.first() } else { busy.last() };
+        match next.cloned() {
+            Some(id) => self.open(&id),
+            None => self.flash = Some("nothing new".into()),
+        }
+    }
+
+    /// The conversation a queue command is about: the queue's cursor while
+    /// the queue has the focus, the open one otherwise.
+    fn target(&self) -> Option<String> {
+        match self.focus {
+            Focus::Queue => {
+                let rows = self.rows();
+                rows.get(self.selected_index(&rows)).cloned()
+            }
+            Focus::Compose => self.open.clone(),
+        }
+    }
+
+    fn on_target(&mut self, what: &str, request: impl FnOnce(String) -> AgentRequest) {
+        let Some(id) = self.target() else {
+            self.flash = Some(format!("nothing to {what}"));
+            return;
+        };
+        if !self.online() {
+            self.flash = Some(format!("offline: cannot {what} now"));
+            return;
+        }
+        self.request(request(id));
+    }
+
+    fn pick_transfer(&mut self) {
+        let Some(conversation) = self.target() else {
+            self.flash = Some("nothing to transfer".into());
+            return;
+        };
+        let choices: Vec<(String, String)> = self
+            .agents
+            .iter()
+            .filter(|agent| agent.online && Some(agent.id.as_str()) != self.me_id())
+            .map(|agent| (agent.id.clone(), agent.name.clone()))
+            .collect();
+        if choices.is_empty() {
+            self.flash = Some("no other agent is online".into());
+            return;
+        }
+        self.overlay = Overlay::Transfer {
+            conversation,
+            choices,
+            index: 0,
+        };
+    }
+
+    fn toggle_internal(&mut self) {
+        let Some(id) = self.target() else { return };
+        if let Some(conversation) = self.conversations.get_mut(&id) {
+            conversation.draft.internal = !conversation.draft.internal;
+        }
+    }
+
+    fn toggle_away(&mut self) {
+        if !self.online() {
+            self.flash = Some("offline: cannot change availability now".into());
+            return;
+        }
+        self.wanted_state = match self.my_state {
+            AgentState::Available => AgentState::Away,
+            AgentState::Away => AgentState::Available,
+        };
+        self.request(AgentRequest::Status {
+            state: self.wanted_state,
+        });
+    }
+
+    fn pick_canned(&mut self) {
+        if self.prefs.canned.is_empty() {
+            self.flash = Some("no canned replies: add [[canned]] entries to tui.toml".into());
+        } else if self.open.is_none() {
+            self.flash = Some("open a conversation first".into());
+        } else {
+            self.overlay = Overlay::Canned { index: 0 };
+        }
+    }
+
+    /// The open conversation's history area, as drawn now.
+    fn history_area(&self) -> Option<Rect> {
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        let draft = self.open_conversation().map(|c| &c.draft.buffer);
+        layout::screen(area, self.focus, draft)
+            .conversation
+            .map(|areas| areas.history)
+    }
+
+    /// PgUp / PgDn by a screenful, asking for an older page once the top of
+    /// what is held is reached.
+    fn scroll(&mut self, up: bool) {
+        let online = self.online();
+        let Some(area) = self.history_area() else {
+            return;
+        };
+        let Some(conversation) = self.open_conversation() else {
+            return;
+        };
+        let total = ui::history::lines(self, conversation, area.width).len();
+        let top = total.saturating_sub(usize::from(area.height));
+        let page = usize::from(area.height.saturating_sub(1).max(1));
+        let Some(id) = self.open.clone() else { return };
+        let Some(conversation) = self.conversations.get_mut(&id) else {
+            return;
+        };
+        if !up {
+            conversation.scroll = conversation.scroll.saturating_sub(page).min(top);
+            return;
+        }
+        conversation.scroll = (conversation.scroll + page).min(top);
+        let older = conversation.scroll == top
+            && !conversation.complete()
+            && !conversation.loading_older
+            && online;
+        if older {
+            conversation.loading_older = true;
+            let before = conversation.oldest_seq();
+            self.request(history_request(&id, before));
+        }
+    }
+
+    /// Alt-r: resend the open conversation's failed replies, same ids.
+    fn retry(&mut self) {
+        let Some(id) = self.open.clone() else { return };
+        let online = self.online();
+        let Some(conversation) = self.conversations.get_mut(&id) else {
+            return;
+        };
+        let mut resend = Vec::new();
+        for out in &mut conversation.outgoing {
+            if matches!(out.state, SendState::Failed(_)) {
+                out.state = SendState::Pending;
+                resend.push(send_request(&id, out));
+            }
+        }
+        if online {
+            resend.into_iter().for_each(|r| self.request(r));
+        }
+    }
+
+    fn quit(&mut self) {
+        if self.conversations.values().any(|c| c.has_unsent()) {
+            self.overlay = Overlay::ConfirmQuit;
+        } else {
+            self.effects.push(Effect::Quit);
+        }
+    }
+
+    /// Enter in the compose box: expand `/shortcut`, or send the draft.
+    fn send(&mut self) {
+        let canned = self.prefs.canned.clone();
+        let online = self.online();
+        let Some(id) = self.open.clone() else { return };
+        let Some(conversation) = self.conversations.get_mut(&id) else {
+            return;
+        };
+        let draft = &mut conversation.draft;
+        if draft.buffer.is_blank() {
+            return;
+        }
+        if let Some(shortcut) = draft.buffer.text().trim().strip_prefix('/')
+            && let Some(found) = canned.iter().find(|c| c.shortcut == shortcut)
+        {
+            draft.buffer.set(&found.text);
+            return;
+        }
+        let out = Outgoing {
+            client_id: format!("tui-{}", uuid::Uuid::now_v7()),
+            text: draft.buffer.take().trim_end().to_owned(),
+            internal: draft.internal,
+            state: SendState::Pending,
+        };
+        let request = send_request(&id, &out);
+        conversation.outgoing.push(out);
+        conversation.scroll = 0;
+        if online {
+            self.request(request);
+        }
+        self.stop_typing();
+    }
+
+    /// Text editing in the compose box.
+    fn edit(&mut self, action: Action) {
+        if self.focus != Focus::Compose {
+            return;
+        }
+        let Some(draft) = self.open_draft() else {
+            return;
+        };
+        let buffer = &mut draft.buffer;
+        match action {
+            Action::Insert(ch) => buffer.insert(ch),
+            Action::Newline => buffer.insert('\n'),
+            Action::Backspace => buffer.backspace(),
+            Action::Delete => buffer.delete(),
+            Action::Left => buffer.left(),
+            Action::Right => buffer.right(),
+            Action::Home => buffer.home(),
+            Action::End => buffer.end(),
+            Action::Up => buffer.up(),
+            Action::Down => buffer.down(),
+            _ => return,
+        }
+        if matches!(
+            action,
+            Action::Insert(_) | Action::Newline | Action::Backspace | Action::Delete
+        ) {
+            self.typed();
+        }
+    }
+
+    pub(super) fn paste(&mut self, text: &str) {
+        if self.focus != Focus::Compose || self.overlay != Overlay::None {
+            return;
+        }
+        // Pasted text is as untrusted as anything else that gets displayed.
+        let text = sanitize::text(text);
+        if let Some(draft) = self.open_draft() {
+            draft.buffer.insert_str(&text);
+            self.typed();
+        }
+    }
+
+    pub(super) fn click(&mut self, column: u16, row: u16) {
+        if self.overlay != Overlay::None {
+            return;
+        }
+        let area = Rect::new(0, 0, self.size.0, self.size.1);
+        let draft = self.open_conversation().map(|c| &c.draft.buffer);
+        let Some(queue) = layout::screen(area, self.focus, draft).queue else {
+            return;
+        };
+        let rows = self.rows();
+        let selected = self.selected_index(&rows);
+        let hit = layout::queue_hit(queue, selected, column, row);
+        if let Some(id) = hit.and_then(|at| rows.get(at)).cloned() {
+            self.open(&id);
+        }
+    }
+
+    fn open_draft(&mut self) -> Option<&mut super::Draft> {
+        let id = self.open.as_ref()?;
+        self.conversations.get_mut(id).map(|c| &mut c.draft)
+    }
+
+    /// Lets the visitor see the agent typing (not for notes), at most every
+    /// few seconds.
+    fn typed(&mut self) {
+        let Some(conversation) = self.open_conversation() else {
+            return;
+        };
+        let visible = !conversation.draft.internal
+            && conversation.summary.status != ConversationStatus::Resolved;
+        let due = self
+            .typing_sent
+            .is_none_or(|at| self.now - at >= TYPING_EVERY);
+        if visible && due && self.online() {
+            let conversation_id = conversation.summary.id.clone();
+            self.typing_sent = Some(self.now);
+            self.request(AgentRequest::Typing {
+                conversation_id,
+                active: true,
+            });
+        }
+    }
+
+    fn stop_typing(&mut self) {
+        if self.typing_sent.take().is_some()
+            && let Some(id) = self.open.clone()
+            && self.online()
+        {
+            self.request(AgentRequest::Typing {
+                conversation_id: id,
+                active: false,
+            });
+        }
+    }
+}
+
+fn send_request(conversation_id: &str, out: &Outgoing) -> AgentRequest {
+    AgentRequest::Send {
+        conversation_id: conversation_id.to_owned(),
+        client_id: out.client_id.clone(),
+        text: out.text.clone(),
+        internal: out.internal,
+    }
+}

@@ -1,0 +1,158 @@
+//! One conversation as the client holds it: the relay's summary, the messages
+//! seen so far (keyed by `seq`, which makes duplicates impossible), replies
+//! not yet acknowledged, and the agent's draft.
+
+use std::collections::BTreeMap;
+
+use kefu_protocol::agent::{ConversationStatus, ConversationSummary, VisitorSummary};
+use kefu_protocol::{Message, Seq};
+use time::OffsetDateTime;
+
+use crate::compose::Buffer;
+
+/// Typing without news for this long counts as stopped (protocol: ~6 s).
+const TYPING_STALE: time::Duration = time::Duration::seconds(6);
+
+#[derive(Debug, Clone)]
+pub struct Conversation {
+    pub summary: ConversationSummary,
+    /// Everything known of the history, by `seq`: live messages and pages
+    /// overlap after a reconnect, and the map keeps one of each.
+    pub messages: BTreeMap<Seq, Message>,
+    /// Replies sent but not acknowledged, oldest first.
+    pub outgoing: Vec<Outgoing>,
+    pub draft: Draft,
+    /// Rows scrolled up from the newest message.
+    pub scroll: usize,
+    /// `history` was asked for: this connection follows the conversation, and
+    /// must ask again after a reconnect to follow it on the new one.
+    pub followed: bool,
+    /// An older page was asked for and has not come yet.
+    pub loading_older: bool,
+    /// Something happened here that the agent has not looked at.
+    pub activity: bool,
+    /// When the visitor was last reported typing.
+    pub visitor_typing: Option<OffsetDateTime>,
+    /// The highest `seq` this client marked read.
+    pub read_sent: Seq,
+}
+
+/// What the agent is writing in one conversation.
+#[derive(Debug, Clone, Default)]
+pub struct Draft {
+    pub buffer: Buffer,
+    /// The next send is an internal note, not a reply.
+    pub internal: bool,
+}
+
+/// A reply on its way: kept, with its `client_id`, until the relay's ack
+/// says it is stored, so that it can be resent after a reconnect without
+/// being stored twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub client_id: String,
+    pub text: String,
+    pub internal: bool,
+    pub state: SendState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendState {
+    /// Sent (or waiting for a connection to be sent on); no ack yet.
+    Pending,
+    /// The relay refused it; the agent may retry.
+    Failed(String),
+}
+
+impl Conversation {
+    pub fn new(summary: ConversationSummary) -> Conversation {
+        Conversation {
+            summary,
+            messages: BTreeMap::new(),
+            outgoing: Vec::new(),
+            draft: Draft::default(),
+            scroll: 0,
+            followed: false,
+            loading_older: false,
+            activity: false,
+            visitor_typing: None,
+            read_sent: 0,
+        }
+    }
+
+    /// A stand-in until the summary arrives: the relay sends a new
+    /// conversation's first message just before its summary.
+    pub fn from_first_message(message: &Message) -> Conversation {
+        let summary = ConversationSummary {
+            id: message.conversation_id.clone(),
+            visitor: VisitorSummary {
+                id: message.author.id.clone(),
+                name: message.author.name.clone(),
+                online: true,
+                ..VisitorSummary::default()
+            },
+            status: ConversationStatus::Waiting,
+            assignee: None,
+            last_seq: message.seq,
+            // Counted when the message is inserted.
+            unread: 0,
+            preview: message.text.clone(),
+            visitor_read_seq: 0,
+            waiting_since: Some(message.at),
+            updated_at: message.at,
+        };
+        Conversation::new(summary)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.summary.id
+    }
+
+    pub fn oldest_seq(&self) -> Option<Seq> {
+        self.messages.keys().next().copied()
+    }
+
+    /// Every message down to `seq` 1 is held: there is nothing older to load.
+    pub fn complete(&self) -> bool {
+        self.summary.last_seq == 0 || self.oldest_seq() == Some(1)
+    }
+
+    /// Stores a message; a reply of ours that is still pending counts as
+    /// acknowledged once the relay shows it stored. Returns whether the
+    /// message was new.
+    pub fn insert(&mut self, message: Message) -> bool {
+        self.outgoing
+            .retain(|out| out.client_id != message.client_id);
+        if message.seq > self.summary.last_seq {
+            self.summary.last_seq = message.seq;
+        }
+        let seq = message.seq;
+        self.messages.insert(seq, message).is_none()
+    }
+
+    /// Whether messages are missing just below `seq` while older ones are
+    /// held: a page that starts at `seq` did not reach back to what was held
+    /// before a reconnect.
+    pub fn gap_below(&self, seq: Seq) -> bool {
+        match self.messages.range(..seq).next_back() {
+            Some((&below, _)) => below + 1 < seq,
+            None => false,
+        }
+    }
+
+    pub fn visitor_is_typing(&self, now: OffsetDateTime) -> bool {
+        self.visitor_typing
+            .is_some_and(|at| now - at < TYPING_STALE)
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &Outgoing> {
+        self.outgoing
+            .iter()
+            .filter(|out| out.state == SendState::Pending)
+    }
+
+    /// Unsent text would be lost if the program ended now.
+    pub fn has_unsent(&self) -> bool {
+        !self.draft.buffer.is_blank() || !self.outgoing.is_empty()
+    }
+}

@@ -1,0 +1,313 @@
+//! What the relay's frames (and the connection's ups and downs) do to the
+//! state. Every frame is cleaned of terminal escapes before it is looked at.
+
+use std::collections::HashSet;
+
+use kefu_protocol::agent::{
+    AgentEvent, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary, HistoryPage,
+};
+use kefu_protocol::{
+    Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
+};
+
+use super::{App, Connection, Conversation, NetEvent, PAGE, SendState};
+use crate::sanitize;
+
+impl App {
+    pub(super) fn net(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Connecting { attempt } => {
+                self.connection = Connection::Connecting { attempt };
+            }
+            NetEvent::Disconnected { reason, retry_in } => {
+                self.typing_sent = None;
+                self.connection = Connection::Offline {
+                    reason: format!("{reason}; retrying in {:.1} s", retry_in.as_secs_f32()),
+                };
+            }
+            NetEvent::Rejected(reason) => self.connection = Connection::Rejected(reason),
+            NetEvent::Frame(frame) => self.frame(sanitize::agent_event(*frame)),
+        }
+    }
+
+    fn frame(&mut self, frame: AgentEvent) {
+        match frame {
+            AgentEvent::Welcome(welcome) => self.welcome(welcome),
+            AgentEvent::Conversation(frame) => self.summary(frame.summary, true),
+            AgentEvent::History(page) => self.history(page),
+            AgentEvent::Ack(ack) => self.ack(ack),
+            AgentEvent::Message(message) => self.message(message),
+            AgentEvent::Typing(typing) => self.typing(typing),
+            AgentEvent::Read(receipt) => self.read(receipt),
+            AgentEvent::Presence(presence) => self.presence(presence),
+            AgentEvent::Error(error) => self.error(error),
+            AgentEvent::Reconnect(reconnect) => {
+                let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
+                self.flash = Some(format!(
+                    "relay asked to reconnect ({reason}) in {:.1} s",
+                    reconnect.after_ms as f32 / 1000.0
+                ));
+            }
+        }
+    }
+
+    /// A (re)connection: take the relay's view of the queue, then repair
+    /// ours — resend what was never acknowledged, follow again what we
+    /// followed, restore the availability the agent chose.
+    fn welcome(&mut self, welcome: AgentWelcome) {
+        let reconnect = self.welcomed;
+        self.welcomed = true;
+        self.connection = Connection::Online;
+        self.me = Some(welcome.agent.clone());
+        self.agents = welcome.agents;
+        if let Some(me) = self.agents.iter().find(|a| a.id == welcome.agent.id) {
+            self.my_state = me.state;
+        }
+        let live: HashSet<String> = welcome.conversations.iter().map(|c| c.id.clone()).collect();
+        for summary in welcome.conversations {
+            self.summary(summary, reconnect);
+        }
+        // Missing from the welcome means resolved meanwhile. Keep those the
+        // agent is looking at or still has text for; forget the rest.
+        let open = self.open.clone();
+        self.conversations.retain(|id, c| {
+            let keep = live.contains(id) || open.as_ref() == Some(id) || c.has_unsent();
+            if keep && !live.contains(id) {
+                c.summary.status = ConversationStatus::Resolved;
+            }
+            keep
+        });
+        let mut requests = Vec::new();
+        for conversation in self.conversations.values_mut() {
+            // Marks sent on the old connection may have been lost with it.
+            conversation.read_sent = 0;
+            for out in conversation.pending() {
+                requests.push(AgentRequest::Send {
+                    conversation_id: conversation.summary.id.clone(),
+                    client_id: out.client_id.clone(),
+                    text: out.text.clone(),
+                    internal: out.internal,
+                });
+            }
+            if conversation.followed {
+                conversation.loading_older = false;
+                requests.push(history_request(conversation.id(), None));
+            }
+        }
+        requests.into_iter().for_each(|r| self.request(r));
+        if let Some(open) = self.open.clone() {
+            self.mark_read(&open);
+        }
+        if self.my_state != self.wanted_state {
+            self.request(AgentRequest::Status {
+                state: self.wanted_state,
+            });
+        }
+    }
+
+    /// A summary changed. `notify` is false while loading the first welcome,
+    /// whose waiting visitors are not news.
+    fn summary(&mut self, summary: ConversationSummary, notify: bool) {
+        let was_waiting = self
+            .conversations
+            .get(&summary.id)
+            .map(|c| c.summary.status == ConversationStatus::Waiting);
+        let now_waiting = summary.status == ConversationStatus::Waiting;
+        let announce = notify && now_waiting && was_waiting != Some(true);
+        let name = summary.visitor.name.clone();
+        let preview = summary.preview.clone();
+        match self.conversations.get_mut(&summary.id) {
+            Some(conversation) => conversation.summary = summary,
+            None => {
+                self.conversations
+                    .insert(summary.id.clone(), Conversation::new(summary));
+            }
+        }
+        if announce && self.prefs.notify.new_visitor {
+            self.notify("New visitor", format!("{name}: {preview}"));
+        }
+    }
+
+    fn history(&mut self, page: HistoryPage) {
+        let Some(conversation) = self.conversations.get_mut(&page.conversation_id) else {
+            return;
+        };
+        conversation.loading_older = false;
+        let first = page.messages.first().map(|m| m.seq);
+        for message in page.messages {
+            conversation.insert(message);
+        }
+        // After a reconnect the newest page may not reach what we held:
+        // page back until the hole is closed.
+        if let Some(first) = first
+            && conversation.gap_below(first)
+        {
+            conversation.loading_older = true;
+            let request = history_request(&page.conversation_id, Some(first));
+            self.request(request);
+        }
+    }
+
+    /// Our reply is stored: it becomes a message with its `seq`.
+    fn ack(&mut self, ack: Ack) {
+        let Some(me) = self.me.clone() else { return };
+        let Some(conversation) = self.conversations.get_mut(&ack.conversation_id) else {
+            return;
+        };
+        // An ack for a reply already confirmed (a resend's answer, or one
+        // a history page showed stored) changes nothing.
+        let Some(at) = conversation
+            .outgoing
+            .iter()
+            .position(|out| out.client_id == ack.client_id)
+        else {
+            return;
+        };
+        let out = conversation.outgoing.remove(at);
+        conversation.insert(Message {
+            conversation_id: ack.conversation_id,
+            seq: ack.seq,
+            id: ack.id,
+            client_id: ack.client_id,
+            author: Author {
+                kind: AuthorKind::Agent,
+                id: me.id,
+                name: me.name,
+            },
+            text: out.text,
+            at: ack.at,
+            internal: out.internal,
+        });
+    }
+
+    fn message(&mut self, message: Message) {
+        let id = message.conversation_id.clone();
+        let from_visitor = message.author.kind == AuthorKind::Visitor;
+        let mine = Some(message.author.id.as_str()) == self.me_id();
+        let on_screen = self.open.as_deref() == Some(id.as_str());
+        let body = format!("{}: {}", message.author.name, message.text);
+        let known = self.conversations.contains_key(&id);
+        let conversation = self
+            .conversations
+            .entry(id.clone())
+            .or_insert_with(|| Conversation::from_first_message(&message));
+        if !conversation.insert(message) {
+            return;
+        }
+        if from_visitor {
+            conversation.visitor_typing = None;
+            // The summary that follows will say so too; counting now lets
+            // an open conversation be marked read at once.
+            conversation.summary.unread += 1;
+        }
+        if on_screen {
+            self.mark_read(&id);
+            return;
+        }
+        if !mine {
+            conversation.activity = true;
+        }
+        if !known && self.prefs.notify.new_visitor {
+            self.notify("New visitor", body);
+        } else if known && !mine && self.prefs.notify.new_message {
+            self.notify("New message", body);
+        }
+    }
+
+    fn typing(&mut self, typing: Typing) {
+        if typing.author.kind != AuthorKind::Visitor {
+            return;
+        }
+        if let Some(conversation) = self.conversations.get_mut(&typing.conversation_id) {
+            conversation.visitor_typing = typing.active.then_some(self.now);
+        }
+    }
+
+    fn read(&mut self, receipt: ReadReceipt) {
+        if receipt.reader != AuthorKind::Visitor {
+            return;
+        }
+        if let Some(conversation) = self.conversations.get_mut(&receipt.conversation_id) {
+            let seen = &mut conversation.summary.visitor_read_seq;
+            *seen = (*seen).max(receipt.up_to_seq);
+        }
+    }
+
+    fn presence(&mut self, presence: Presence) {
+        match presence.kind {
+            PresenceKind::Agent => {
+                if let Some(agent) = self.agents.iter_mut().find(|a| a.id == presence.id) {
+                    agent.online = presence.online;
+                    if let Some(state) = presence.state {
+                        agent.state = state;
+                    }
+                }
+                if Some(presence.id.as_str()) == self.me_id()
+                    && let Some(state) = presence.state
+                {
+                    self.my_state = state;
+                }
+            }
+            PresenceKind::Visitor => {
+                for conversation in self.conversations.values_mut() {
+                    if conversation.summary.visitor.id == presence.id {
+                        conversation.summary.visitor.online = presence.online;
+                    }
+                }
+            }
+        }
+    }
+
+    /// A refused request: a reply becomes failed (the agent can retry), any
+    /// other refusal is shown.
+    fn error(&mut self, error: ErrorFrame) {
+        let reference = error.reference.as_deref().unwrap_or_default();
+        for conversation in self.conversations.values_mut() {
+            if let Some(out) = conversation
+                .outgoing
+                .iter_mut()
+                .find(|out| out.client_id == reference)
+            {
+                out.state = SendState::Failed(error.message.clone());
+                self.flash = Some(format!("reply not sent: {}", error.message));
+                return;
+            }
+        }
+        let about = match self.conversations.get_mut(reference) {
+            Some(conversation) => {
+                conversation.loading_older = false;
+                format!("{}: ", conversation.summary.visitor.name)
+            }
+            None => String::new(),
+        };
+        self.flash = Some(format!("{about}{}", error.message));
+    }
+
+    /// Tells the relay the agent has read `id` up to its newest message, if
+    /// there is anything unread that was not marked already.
+    pub(super) fn mark_read(&mut self, id: &str) {
+        let online = self.online();
+        let Some(conversation) = self.conversations.get_mut(id) else {
+            return;
+        };
+        let up_to_seq = conversation.summary.last_seq;
+        if conversation.summary.unread == 0 || up_to_seq <= conversation.read_sent || !online {
+            return;
+        }
+        conversation.summary.unread = 0;
+        conversation.read_sent = up_to_seq;
+        self.request(AgentRequest::Read {
+            conversation_id: id.to_owned(),
+            up_to_seq,
+        });
+    }
+}
+
+/// A page of `id`'s history ending before `before_seq` (or the newest).
+pub(super) fn history_request(id: &str, before_seq: Option<u64>) -> AgentRequest {
+    AgentRequest::History {
+        conversation_id: id.to_owned(),
+        before_seq,
+        limit: Some(PAGE),
+    }
+}

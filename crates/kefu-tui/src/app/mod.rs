@@ -1,0 +1,273 @@
+//! The client's whole state, and the one function that changes it.
+//!
+//! [`App::update`] takes an [`Input`] — a key, a click, a frame from the
+//! relay, the clock — changes the state and returns [`Effect`]s for the
+//! runtime to carry out (requests to send, notifications, quitting). It does
+//! no I/O and never waits, which is what lets the tests drive it event by
+//! event, and the screen stay responsive whatever the network does.
+//!
+//! - [`conversation`]: one conversation's messages, pending replies, draft.
+//! - [`queue`]: the queue's tabs and order.
+//! - `frames`: what the relay's frames do to the state.
+//! - `commands`: what the agent's actions do.
+
+mod commands;
+pub mod conversation;
+mod frames;
+pub mod queue;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crossterm::event::KeyEvent;
+use kefu_protocol::AgentState;
+use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
+use time::{OffsetDateTime, UtcOffset};
+
+pub use conversation::{Conversation, Draft, Outgoing, SendState};
+pub use queue::Filter;
+
+use crate::config::{Canned, Notify, Settings};
+use crate::keys::{self, Focus, Layer};
+
+/// Messages asked for per `history` request.
+pub const PAGE: u32 = 50;
+
+/// Everything that can change the state.
+#[derive(Debug, Clone)]
+pub enum Input {
+    Key(KeyEvent),
+    /// Bracketed paste: text to insert as it is, newlines included.
+    Paste(String),
+    /// A left click at a terminal cell.
+    Click {
+        column: u16,
+        row: u16,
+    },
+    Resize {
+        width: u16,
+        height: u16,
+    },
+    /// The clock moved (wait times, typing expiry).
+    Tick(OffsetDateTime),
+    Net(NetEvent),
+}
+
+/// What the network task reports.
+#[derive(Debug, Clone)]
+pub enum NetEvent {
+    Connecting {
+        attempt: u32,
+    },
+    /// Boxed: frames are large and most events are small.
+    Frame(Box<AgentEvent>),
+    /// The connection is gone; the next attempt is in `retry_in`.
+    Disconnected {
+        reason: String,
+        retry_in: Duration,
+    },
+    /// The relay refused the token; the network task has stopped.
+    Rejected(String),
+}
+
+/// What the runtime must do after an update.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Request(AgentRequest),
+    Notify(Notification),
+    Quit,
+}
+
+/// Something to ring the bell (and maybe pop a desktop notification) for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    Connecting { attempt: u32 },
+    Online,
+    Offline { reason: String },
+    Rejected(String),
+}
+
+/// What is drawn over the panes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    /// Online colleagues to hand `conversation` to: (agent id, name).
+    Transfer {
+        conversation: String,
+        choices: Vec<(String, String)>,
+        index: usize,
+    },
+    Canned {
+        index: usize,
+    },
+    ConfirmQuit,
+}
+
+/// The settings the state needs (the rest are the runtime's).
+#[derive(Debug, Clone, Default)]
+pub struct Prefs {
+    pub notify: Notify,
+    pub enter_sends: bool,
+    pub canned: Vec<Canned>,
+}
+
+impl From<&Settings> for Prefs {
+    fn from(settings: &Settings) -> Self {
+        Prefs {
+            notify: settings.notify.clone(),
+            enter_sends: settings.keys.enter_sends,
+            canned: settings.canned.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub prefs: Prefs,
+    pub me: Option<AgentInfo>,
+    /// Availability as the relay last reported it.
+    pub my_state: AgentState,
+    /// Availability the agent asked for; restored after a relay restart.
+    wanted_state: AgentState,
+    /// Every colleague account, with presence.
+    pub agents: Vec<AgentPresence>,
+    pub conversations: HashMap<String, Conversation>,
+    pub filter: Filter,
+    /// The queue's cursor, by id so that it stays put when rows reorder.
+    pub selected: Option<String>,
+    /// The conversation on screen.
+    pub open: Option<String>,
+    pub focus: Focus,
+    pub overlay: Overlay,
+    pub connection: Connection,
+    pub now: OffsetDateTime,
+    /// Times are shown in this offset.
+    pub utc_offset: UtcOffset,
+    /// The terminal's size, for mouse hits and scrolling.
+    pub size: (u16, u16),
+    /// A one-line notice (an error, a hint) until the next key.
+    pub flash: Option<String>,
+    /// A welcome came before: later ones are reconnects.
+    welcomed: bool,
+    /// When `typing: true` was last sent, to send it at most every few seconds.
+    typing_sent: Option<OffsetDateTime>,
+    effects: Vec<Effect>,
+}
+
+impl App {
+    pub fn new(prefs: Prefs, now: OffsetDateTime, utc_offset: UtcOffset) -> App {
+        App {
+            prefs,
+            me: None,
+            my_state: AgentState::Available,
+            wanted_state: AgentState::Available,
+            agents: Vec::new(),
+            conversations: HashMap::new(),
+            filter: Filter::All,
+            selected: None,
+            open: None,
+            focus: Focus::Queue,
+            overlay: Overlay::None,
+            connection: Connection::Connecting { attempt: 0 },
+            now,
+            utc_offset,
+            size: (80, 24),
+            flash: None,
+            welcomed: false,
+            typing_sent: None,
+            effects: Vec::new(),
+        }
+    }
+
+    /// Applies one input; returns what the runtime must do about it.
+    pub fn update(&mut self, input: Input) -> Vec<Effect> {
+        match input {
+            Input::Key(key) => {
+                let action = keys::action(key, self.focus, self.layer(), self.prefs.enter_sends);
+                if let Some(action) = action {
+                    self.flash = None;
+                    self.act(action);
+                }
+            }
+            Input::Paste(text) => self.paste(&text),
+            Input::Click { column, row } => self.click(column, row),
+            Input::Resize { width, height } => self.size = (width, height),
+            Input::Tick(now) => self.now = now,
+            Input::Net(event) => self.net(event),
+        }
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Which layer takes the keys.
+    pub fn layer(&self) -> Layer {
+        match self.overlay {
+            Overlay::None => Layer::None,
+            Overlay::Help => Layer::Help,
+            Overlay::Transfer { .. } | Overlay::Canned { .. } => Layer::Picker,
+            Overlay::ConfirmQuit => Layer::Confirm,
+        }
+    }
+
+    pub fn me_id(&self) -> Option<&str> {
+        self.me.as_ref().map(|me| me.id.as_str())
+    }
+
+    /// The queue's rows under the current tab, in order.
+    pub fn rows(&self) -> Vec<String> {
+        queue::rows(&self.conversations, self.filter, self.me_id())
+    }
+
+    /// Where the queue's cursor is among `rows` (the first row if the
+    /// selected conversation is not under this tab).
+    pub fn selected_index(&self, rows: &[String]) -> usize {
+        self.selected
+            .as_ref()
+            .and_then(|id| rows.iter().position(|row| row == id))
+            .unwrap_or(0)
+    }
+
+    pub fn open_conversation(&self) -> Option<&Conversation> {
+        self.open.as_ref().and_then(|id| self.conversations.get(id))
+    }
+
+    pub fn waiting_count(&self) -> usize {
+        self.conversations
+            .values()
+            .filter(|c| Filter::Waiting.admits(c, None))
+            .count()
+    }
+
+    pub fn online(&self) -> bool {
+        self.connection == Connection::Online
+    }
+
+    pub fn agent_name(&self, id: &str) -> Option<&str> {
+        self.agents
+            .iter()
+            .find(|agent| agent.id == id)
+            .map(|agent| agent.name.as_str())
+    }
+
+    /// Queues a request for the relay. Requests are only made while online;
+    /// replies made offline stay pending and go out after the next welcome.
+    fn request(&mut self, request: AgentRequest) {
+        self.effects.push(Effect::Request(request));
+    }
+
+    fn notify(&mut self, title: &str, body: String) {
+        self.effects.push(Effect::Notify(Notification {
+            title: title.to_owned(),
+            body,
+        }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

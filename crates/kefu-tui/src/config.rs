@@ -1,0 +1,275 @@
+//! Settings: the config file, and how flags and environment override it.
+//!
+//! Precedence is flag > environment > file. clap already resolves a flag
+//! against its environment variable, so this module only has to let whatever
+//! came from either win over the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// `$XDG_CONFIG_HOME/kefu/tui.toml`, or `~/.config/kefu/tui.toml`.
+pub fn default_path(xdg_config_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+    let base = match xdg_config_home {
+        // The XDG spec says relative values are to be ignored.
+        Some(dir) if dir.is_absolute() => dir.to_path_buf(),
+        _ => home?.join(".config"),
+    };
+    Some(base.join("kefu").join("tui.toml"))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error(
+        "no relay given: pass --relay ws://HOST:PORT, set KEFU_RELAY or put relay = \"…\" in {0}"
+    )]
+    NoRelay(String),
+    #[error("no agent token given: pass --token, set KEFU_TOKEN or put token = \"…\" in {0}")]
+    NoToken(String),
+    #[error(
+        "relay URL {0:?} must start with ws:// (put a TLS-terminating proxy in front for remote use)"
+    )]
+    BadRelay(String),
+}
+
+/// The file, as written. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileConfig {
+    pub relay: Option<String>,
+    pub token: Option<String>,
+    pub log_file: Option<PathBuf>,
+    pub notify: Notify,
+    pub keys: KeyPrefs,
+    pub canned: Vec<Canned>,
+}
+
+impl FileConfig {
+    /// Reads `path`. A missing file is an empty config unless it was asked
+    /// for by name (`required`).
+    pub fn load(path: &Path, required: bool) -> Result<FileConfig, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => FileConfig::parse(&text, path),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(FileConfig::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// When and how to draw the agent's attention.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Notify {
+    /// Ring the terminal bell.
+    pub bell: bool,
+    /// Also ask the terminal for a desktop notification.
+    pub desktop: Desktop,
+    /// On a new waiting visitor.
+    pub new_visitor: bool,
+    /// On a new message in a conversation that is not on screen.
+    pub new_message: bool,
+}
+
+impl Default for Notify {
+    fn default() -> Self {
+        Notify {
+            bell: true,
+            desktop: Desktop::Off,
+            new_visitor: true,
+            new_message: true,
+        }
+    }
+}
+
+/// The escape sequence terminals use for desktop notifications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Desktop {
+    #[default]
+    Off,
+    /// `OSC 777;notify;TITLE;BODY` (rxvt, foot, WezTerm, Ghostty…).
+    Osc777,
+    /// `OSC 9;BODY` (iTerm2, Windows Terminal, kitty…).
+    Osc9,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyPrefs {
+    /// Enter sends and Alt-Enter inserts a newline; `false` swaps the two.
+    pub enter_sends: bool,
+}
+
+impl Default for KeyPrefs {
+    fn default() -> Self {
+        KeyPrefs { enter_sends: true }
+    }
+}
+
+/// A canned reply: `/shortcut` in the compose box expands to `text`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Canned {
+    pub shortcut: String,
+    pub text: String,
+}
+
+/// Everything the client runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The agent endpoint, e.g. `ws://127.0.0.1:8080/ws/agent`.
+    pub url: String,
+    pub token: String,
+    pub log_file: Option<PathBuf>,
+    pub notify: Notify,
+    pub keys: KeyPrefs,
+    pub canned: Vec<Canned>,
+}
+
+impl Settings {
+    /// Lets `relay` and `token` (from a flag or the environment) win over the
+    /// file. `path` names the file in error messages.
+    pub fn resolve(
+        relay: Option<String>,
+        token: Option<String>,
+        file: FileConfig,
+        path: &str,
+    ) -> Result<Settings, ConfigError> {
+        let relay = relay
+            .or(file.relay)
+            .ok_or_else(|| ConfigError::NoRelay(path.to_owned()))?;
+        let token = token
+            .or(file.token)
+            .ok_or_else(|| ConfigError::NoToken(path.to_owned()))?;
+        Ok(Settings {
+            url: agent_url(&relay)?,
+            token,
+            log_file: file.log_file,
+            notify: file.notify,
+            keys: file.keys,
+            canned: file.canned,
+        })
+    }
+}
+
+/// `ws://host:port` → `ws://host:port/ws/agent`; a URL that already names a
+/// path is kept as it is (the relay may sit behind a prefix).
+pub fn agent_url(relay: &str) -> Result<String, ConfigError> {
+    let Some(rest) = relay.strip_prefix("ws://") else {
+        return Err(ConfigError::BadRelay(relay.to_owned()));
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if host.is_empty() {
+        Err(ConfigError::BadRelay(relay.to_owned()))
+    } else if path.is_empty() {
+        Ok(format!("ws://{host}/ws/agent"))
+    } else {
+        Ok(relay.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+relay = "ws://file:1"
+token = "file-token"
+
+[notify]
+bell = false
+desktop = "osc9"
+
+[keys]
+enter_sends = false
+
+[[canned]]
+shortcut = "hi"
+text = "Hello! How can I help?"
+"#;
+
+    fn file() -> FileConfig {
+        FileConfig::parse(FILE, Path::new("tui.toml")).expect("the sample parses")
+    }
+
+    #[test]
+    fn flags_and_environment_win_over_the_file() {
+        let settings = Settings::resolve(Some("ws://flag:2".into()), None, file(), "tui.toml")
+            .expect("complete settings");
+        assert_eq!(settings.url, "ws://flag:2/ws/agent");
+        assert_eq!(settings.token, "file-token");
+        assert!(!settings.notify.bell);
+        assert!(settings.notify.new_visitor, "unset fields keep defaults");
+        assert_eq!(settings.notify.desktop, Desktop::Osc9);
+        assert!(!settings.keys.enter_sends);
+        assert_eq!(settings.canned[0].shortcut, "hi");
+    }
+
+    #[test]
+    fn missing_relay_or_token_is_explained() {
+        let error = Settings::resolve(None, Some("t".into()), FileConfig::default(), "x.toml")
+            .expect_err("no relay anywhere");
+        assert!(error.to_string().contains("KEFU_RELAY"), "{error}");
+        let error = Settings::resolve(Some("ws://h:1".into()), None, FileConfig::default(), "x")
+            .expect_err("no token anywhere");
+        assert!(error.to_string().contains("KEFU_TOKEN"), "{error}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = FileConfig::parse("relya = \"ws://x\"", Path::new("tui.toml"))
+            .expect_err("a typo is reported");
+        assert!(error.to_string().contains("tui.toml"), "{error}");
+    }
+
+    #[test]
+    fn relay_urls_get_the_agent_path() {
+        assert_eq!(
+            agent_url("ws://h:8080").expect("ok"),
+            "ws://h:8080/ws/agent"
+        );
+        assert_eq!(
+            agent_url("ws://h:8080/").expect("ok"),
+            "ws://h:8080/ws/agent"
+        );
+        assert_eq!(
+            agent_url("ws://h/kefu/ws/agent").expect("ok"),
+            "ws://h/kefu/ws/agent"
+        );
+        assert!(agent_url("http://h").is_err());
+        assert!(agent_url("ws://").is_err());
+    }
+
+    #[test]
+    fn config_lives_under_xdg_or_home() {
+        let xdg = default_path(Some(Path::new("/x")), Some(Path::new("/home/a")));
+        assert_eq!(xdg, Some(PathBuf::from("/x/kefu/tui.toml")));
+        let home = default_path(Some(Path::new("relative")), Some(Path::new("/home/a")));
+        assert_eq!(home, Some(PathBuf::from("/home/a/.config/kefu/tui.toml")));
+        assert_eq!(default_path(None, None), None);
+    }
+}

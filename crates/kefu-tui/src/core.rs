@@ -1,0 +1,67 @@
+//! The app wired to the network task, without a terminal.
+//!
+//! [`Core`] carries out the app's effects: requests go to the network task
+//! with `try_send` (never waiting: the UI loop must not stall on the
+//! network), notifications and quitting are handed back to the caller. The
+//! terminal loop and the end-to-end tests drive the same `Core`.
+
+use kefu_protocol::agent::AgentRequest;
+use time::{OffsetDateTime, UtcOffset};
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::app::{App, Effect, Input, NetEvent, Notification, Prefs};
+use crate::config::Settings;
+use crate::net::{self, Net};
+
+pub struct Core {
+    pub app: App,
+    net: Net,
+}
+
+/// What the caller must do after an input.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub notifications: Vec<Notification>,
+    pub quit: bool,
+}
+
+impl Core {
+    /// Creates the app and starts connecting.
+    pub fn start(settings: &Settings, utc_offset: UtcOffset) -> Core {
+        let now = OffsetDateTime::now_utc();
+        Core {
+            app: App::new(Prefs::from(settings), now, utc_offset),
+            net: net::spawn(settings.url.clone(), settings.token.clone()),
+        }
+    }
+
+    /// The network task's next report; `None` once it has stopped (token
+    /// refused).
+    pub async fn next_net_event(&mut self) -> Option<NetEvent> {
+        self.net.events.recv().await
+    }
+
+    pub fn handle(&mut self, input: Input) -> Outcome {
+        let mut outcome = Outcome::default();
+        for effect in self.app.update(input) {
+            match effect {
+                Effect::Request(request) => self.forward(request),
+                Effect::Notify(notification) => outcome.notifications.push(notification),
+                Effect::Quit => outcome.quit = true,
+            }
+        }
+        outcome
+    }
+
+    fn forward(&self, request: AgentRequest) {
+        match self.net.requests.try_send(request) {
+            Ok(()) => {}
+            // A reply dropped here stays pending in the app and is resent
+            // after the next welcome; anything else the agent can redo.
+            Err(TrySendError::Full(request)) => {
+                tracing::warn!(?request, "network queue full, request dropped");
+            }
+            Err(TrySendError::Closed(_)) => {}
+        }
+    }
+}

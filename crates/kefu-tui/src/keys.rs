@@ -1,0 +1,279 @@
+//! Keys to actions, and the help text that lists them.
+//!
+//! What a key does depends on where the focus is: in the queue, letters are
+//! commands; in the compose box they are text. The mapping lives here, apart
+//! from what the actions do ([`crate::app`]), so the help overlay and the
+//! README can be checked against one table ([`HELP`]).
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+/// Where keys go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Queue,
+    Compose,
+}
+
+/// What is drawn over the panes and takes the keys while open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    None,
+    Help,
+    /// A list to choose from (transfer target, canned reply).
+    Picker,
+    /// A yes/no question (quit with unsent text).
+    Confirm,
+}
+
+/// Something the agent asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Up,
+    Down,
+    /// Enter in the queue or a picker.
+    Open,
+    /// Esc: back to the queue, or close what is open.
+    Back,
+    NextFilter,
+    PrevFilter,
+    NextConversation,
+    PrevConversation,
+    /// Alt+1…9: the n-th row of the queue (from 0).
+    OpenNth(usize),
+    NextActivity,
+    PrevActivity,
+    Claim,
+    Transfer,
+    Resolve,
+    ToggleInternal,
+    ToggleAway,
+    Canned,
+    Help,
+    ScrollUp,
+    ScrollDown,
+    Retry,
+    Quit,
+    Yes,
+    Send,
+    Newline,
+    Insert(char),
+    Backspace,
+    Delete,
+    Left,
+    Right,
+    Home,
+    End,
+}
+
+/// The action for `key`, if any. `enter_sends` is the user's preference
+/// (`false` swaps Enter and Alt-Enter).
+pub fn action(key: KeyEvent, focus: Focus, layer: Layer, enter_sends: bool) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let alt = key.modifiers.contains(KeyModifiers::ALT);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return Some(if layer == Layer::Confirm {
+            Action::Back
+        } else {
+            Action::Quit
+        });
+    }
+    match layer {
+        Layer::None => {}
+        Layer::Help => return Some(Action::Back),
+        Layer::Picker => return picker(key.code),
+        Layer::Confirm => {
+            return match key.code {
+                KeyCode::Char('y' | 'Y') => Some(Action::Yes),
+                _ => Some(Action::Back),
+            };
+        }
+    }
+    if let Some(action) = anywhere(key.code, ctrl, alt) {
+        return Some(action);
+    }
+    match focus {
+        Focus::Queue => queue(key.code, ctrl || alt),
+        Focus::Compose => compose(key.code, ctrl, alt, enter_sends),
+    }
+}
+
+fn picker(code: KeyCode) -> Option<Action> {
+    match code {
+        KeyCode::Up | KeyCode::Char('k') => Some(Action::Up),
+        KeyCode::Down | KeyCode::Char('j') => Some(Action::Down),
+        KeyCode::Enter => Some(Action::Open),
+        KeyCode::Esc | KeyCode::Char('q') => Some(Action::Back),
+        _ => None,
+    }
+}
+
+/// Keys that work whatever has the focus.
+fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
+    Some(match code {
+        KeyCode::Tab => Action::NextConversation,
+        KeyCode::BackTab => Action::PrevConversation,
+        KeyCode::PageUp => Action::ScrollUp,
+        KeyCode::PageDown => Action::ScrollDown,
+        KeyCode::F(1) => Action::Help,
+        KeyCode::Char(digit @ '1'..='9') if alt => Action::OpenNth(digit as usize - '1' as usize),
+        KeyCode::Char('n') if ctrl => Action::NextActivity,
+        KeyCode::Char('a') if alt => Action::NextActivity,
+        KeyCode::Char('p') if ctrl => Action::PrevActivity,
+        KeyCode::Char('r') if ctrl => Action::Canned,
+        KeyCode::Char('r') if alt => Action::Retry,
+        _ => return None,
+    })
+}
+
+fn queue(code: KeyCode, modified: bool) -> Option<Action> {
+    if modified {
+        return None;
+    }
+    Some(match code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Right | KeyCode::Char('f') => Action::NextFilter,
+        KeyCode::Left | KeyCode::Char('F') => Action::PrevFilter,
+        KeyCode::Enter => Action::Open,
+        KeyCode::Char('c') => Action::Claim,
+        KeyCode::Char('t') => Action::Transfer,
+        KeyCode::Char('r') => Action::Resolve,
+        KeyCode::Char('i') => Action::ToggleInternal,
+        KeyCode::Char('a') => Action::ToggleAway,
+        KeyCode::Char('/') => Action::Canned,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Char('q') => Action::Quit,
+        _ => return None,
+    })
+}
+
+fn compose(code: KeyCode, ctrl: bool, alt: bool, enter_sends: bool) -> Option<Action> {
+    Some(match code {
+        KeyCode::Esc => Action::Back,
+        KeyCode::Enter if alt != enter_sends => Action::Send,
+        KeyCode::Enter => Action::Newline,
+        KeyCode::Char('j') if ctrl => Action::Newline,
+        KeyCode::Char(ch) if !ctrl && !alt => Action::Insert(ch),
+        KeyCode::Backspace => Action::Backspace,
+        KeyCode::Delete => Action::Delete,
+        KeyCode::Left => Action::Left,
+        KeyCode::Right => Action::Right,
+        KeyCode::Home => Action::Home,
+        KeyCode::End => Action::End,
+        KeyCode::Up => Action::Up,
+        KeyCode::Down => Action::Down,
+        _ => return None,
+    })
+}
+
+/// Every key, as shown by `?` and in the README: (section, key, what it does).
+/// Kept short enough for two columns of help at 80 columns.
+pub const HELP: &[(&str, &str, &str)] = &[
+    ("anywhere", "Tab / S-Tab", "next / previous chat"),
+    ("anywhere", "Alt-1 … Alt-9", "open chat number n"),
+    ("anywhere", "Ctrl-N / Alt-a", "next chat with news"),
+    ("anywhere", "Ctrl-P", "the same, other end"),
+    ("anywhere", "PgUp / PgDn", "scroll, load older"),
+    ("anywhere", "Ctrl-R", "canned reply picker"),
+    ("anywhere", "Alt-r", "retry failed replies"),
+    ("anywhere", "F1", "this help"),
+    ("anywhere", "Ctrl-C", "quit"),
+    ("mouse", "click", "open a chat"),
+    ("queue", "↑ ↓ / k j", "move"),
+    ("queue", "← → / F f", "waiting / mine / all"),
+    ("queue", "Enter", "open, write a reply"),
+    ("queue", "c", "claim"),
+    ("queue", "t", "transfer to an agent"),
+    ("queue", "r", "resolve"),
+    ("queue", "i", "internal-note mode"),
+    ("queue", "a", "available / away"),
+    ("queue", "/", "canned reply picker"),
+    ("queue", "?", "this help"),
+    ("queue", "q", "quit"),
+    ("compose", "Enter", "send (claims waiting)"),
+    ("compose", "Alt-Enter/Ctrl-J", "new line"),
+    ("compose", "/shortcut Enter", "expand canned reply"),
+    ("compose", "Esc", "back to the queue"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(code: KeyCode, modifiers: KeyModifiers) -> KeyEvent {
+        KeyEvent::new(code, modifiers)
+    }
+
+    fn plain(code: KeyCode, focus: Focus) -> Option<Action> {
+        action(key(code, KeyModifiers::NONE), focus, Layer::None, true)
+    }
+
+    #[test]
+    fn letters_are_commands_in_the_queue_and_text_in_compose() {
+        assert_eq!(plain(KeyCode::Char('c'), Focus::Queue), Some(Action::Claim));
+        assert_eq!(
+            plain(KeyCode::Char('c'), Focus::Compose),
+            Some(Action::Insert('c'))
+        );
+        assert_eq!(plain(KeyCode::Char('?'), Focus::Queue), Some(Action::Help));
+    }
+
+    #[test]
+    fn enter_sends_and_alt_enter_breaks_unless_swapped() {
+        let alt = key(KeyCode::Enter, KeyModifiers::ALT);
+        let enter = key(KeyCode::Enter, KeyModifiers::NONE);
+        assert_eq!(plain(KeyCode::Enter, Focus::Compose), Some(Action::Send));
+        assert_eq!(
+            action(alt, Focus::Compose, Layer::None, true),
+            Some(Action::Newline)
+        );
+        assert_eq!(
+            action(enter, Focus::Compose, Layer::None, false),
+            Some(Action::Newline)
+        );
+        assert_eq!(
+            action(alt, Focus::Compose, Layer::None, false),
+            Some(Action::Send)
+        );
+        let ctrl_j = key(KeyCode::Char('j'), KeyModifiers::CONTROL);
+        assert_eq!(
+            action(ctrl_j, Focus::Compose, Layer::None, true),
+            Some(Action::Newline)
+        );
+    }
+
+    #[test]
+    fn switching_keys_work_from_both_panes() {
+        for focus in [Focus::Queue, Focus::Compose] {
+            let alt3 = key(KeyCode::Char('3'), KeyModifiers::ALT);
+            assert_eq!(
+                action(alt3, focus, Layer::None, true),
+                Some(Action::OpenNth(2))
+            );
+            let ctrl_n = key(KeyCode::Char('n'), KeyModifiers::CONTROL);
+            assert_eq!(
+                action(ctrl_n, focus, Layer::None, true),
+                Some(Action::NextActivity)
+            );
+            assert_eq!(plain(KeyCode::Tab, focus), Some(Action::NextConversation));
+        }
+    }
+
+    #[test]
+    fn layers_take_the_keys() {
+        let y = key(KeyCode::Char('y'), KeyModifiers::NONE);
+        assert_eq!(
+            action(y, Focus::Compose, Layer::Confirm, true),
+            Some(Action::Yes)
+        );
+        let c = key(KeyCode::Char('c'), KeyModifiers::NONE);
+        assert_eq!(
+            action(c, Focus::Queue, Layer::Help, true),
+            Some(Action::Back)
+        );
+        assert_eq!(action(c, Focus::Queue, Layer::Picker, true), None);
+    }
+}

@@ -1,0 +1,56 @@
+//! Turning a notification into what the terminal is sent: a bell, and
+//! optionally the escape sequence terminals use for desktop notifications.
+
+use crate::app::Notification;
+use crate::config::{Desktop, Notify};
+use crate::wrap::truncate;
+
+/// Longest notification body sent to the terminal.
+const BODY_COLUMNS: usize = 120;
+
+/// The bytes to write for `notification`, per the agent's preferences.
+/// The text was cleaned of escapes on arrival, so it cannot end the OSC
+/// string early; `;` is replaced because OSC 777 uses it as a separator.
+pub fn sequence(prefs: &Notify, notification: &Notification) -> String {
+    let mut out = String::new();
+    if prefs.bell {
+        out.push('\u{07}');
+    }
+    let title = notification.title.replace(';', ",");
+    let body = truncate(&notification.body.replace(';', ","), BODY_COLUMNS);
+    match prefs.desktop {
+        Desktop::Off => {}
+        Desktop::Osc777 => out.push_str(&format!("\u{1b}]777;notify;{title};{body}\u{1b}\\")),
+        Desktop::Osc9 => out.push_str(&format!("\u{1b}]9;{title}: {body}\u{1b}\\")),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note() -> Notification {
+        Notification {
+            title: "New visitor".into(),
+            body: "Ming: hi; there".into(),
+        }
+    }
+
+    #[test]
+    fn bell_and_desktop_follow_the_preferences() {
+        let mut prefs = Notify::default();
+        assert_eq!(sequence(&prefs, &note()), "\u{07}");
+        prefs.desktop = Desktop::Osc777;
+        assert_eq!(
+            sequence(&prefs, &note()),
+            "\u{07}\u{1b}]777;notify;New visitor;Ming: hi, there\u{1b}\\"
+        );
+        prefs.bell = false;
+        prefs.desktop = Desktop::Osc9;
+        assert_eq!(
+            sequence(&prefs, &note()),
+            "\u{1b}]9;New visitor: Ming: hi, there\u{1b}\\"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! The terminal loop: raw mode, the event `select!`, drawing when dirty.
+//!
+//! One loop waits on three things — terminal events, the network task's
+//! reports, and a render tick — and draws only on a tick after something
+//! changed, so a burst of frames from the relay costs one redraw.
+
+use std::io::{self, Stdout, Write};
+use std::time::Duration;
+
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture, Event,
+    EventStream, MouseButton, MouseEventKind,
+};
+use crossterm::execute;
+use crossterm::terminal::{
+    EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
+};
+use futures_util::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use time::{OffsetDateTime, UtcOffset};
+use tokio::time::{MissedTickBehavior, interval};
+
+use crate::TuiError;
+use crate::app::Input;
+use crate::config::Settings;
+use crate::core::Core;
+use crate::{notify, ui};
+
+/// At most this many frames per second.
+const RENDER_EVERY: Duration = Duration::from_millis(33);
+/// Wait times and typing indicators move with the clock.
+const CLOCK_EVERY: Duration = Duration::from_secs(1);
+
+type Term = Terminal<CrosstermBackend<Stdout>>;
+
+/// Runs the client until the agent quits.
+pub async fn run(settings: Settings, utc_offset: UtcOffset) -> Result<(), TuiError> {
+    install_panic_hook();
+    let mut terminal = enter()?;
+    let result = event_loop(&mut terminal, &settings, utc_offset).await;
+    leave()?;
+    terminal.show_cursor()?;
+    result
+}
+
+async fn event_loop(
+    terminal: &mut Term,
+    settings: &Settings,
+    utc_offset: UtcOffset,
+) -> Result<(), TuiError> {
+    let mut core = Core::start(settings, utc_offset);
+    let size = terminal.size()?;
+    core.handle(Input::Resize {
+        width: size.width,
+        height: size.height,
+    });
+    let mut events = EventStream::new();
+    let mut render = interval(RENDER_EVERY);
+    render.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut clock = interval(CLOCK_EVERY);
+    clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut dirty = true;
+    loop {
+        let input = tokio::select! {
+            event = events.next() => match event {
+                Some(Ok(event)) => match terminal_input(event) {
+                    Some(input) => input,
+                    None => continue,
+                },
+                Some(Err(error)) => return Err(error.into()),
+                None => return Ok(()),
+            },
+            Some(event) = core.next_net_event() => Input::Net(event),
+            _ = clock.tick() => Input::Tick(OffsetDateTime::now_utc()),
+            _ = render.tick() => {
+                if dirty {
+                    terminal.draw(|frame| ui::draw(&core.app, frame))?;
+                    dirty = false;
+                }
+                continue;
+            }
+        };
+        let outcome = core.handle(input);
+        dirty = true;
+        for notification in &outcome.notifications {
+            let bytes = notify::sequence(&settings.notify, notification);
+            let backend = terminal.backend_mut();
+            backend.write_all(bytes.as_bytes())?;
+            backend.flush()?;
+        }
+        if outcome.quit {
+            return Ok(());
+        }
+    }
+}
+
+fn terminal_input(event: Event) -> Option<Input> {
+    match event {
+        Event::Key(key) => Some(Input::Key(key)),
+        Event::Paste(text) => Some(Input::Paste(text)),
+        Event::Resize(width, height) => Some(Input::Resize { width, height }),
+        Event::Mouse(mouse) if mouse.kind == MouseEventKind::Down(MouseButton::Left) => {
+            Some(Input::Click {
+                column: mouse.column,
+                row: mouse.row,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn enter() -> Result<Term, TuiError> {
+    enable_raw_mode()?;
+    execute!(
+        io::stdout(),
+        EnterAlternateScreen,
+        EnableMouseCapture,
+        EnableBracketedPaste
+    )?;
+    Ok(Terminal::new(CrosstermBackend::new(io::stdout()))?)
+}
+
+fn leave() -> io::Result<()> {
+    disable_raw_mode()?;
+    execute!(
+        io::stdout(),
+        DisableBracketedPaste,
+        DisableMouseCapture,
+        LeaveAlternateScreen,
+        crossterm::cursor::Show
+    )
+}
+
+/// A panic must not leave the agent's terminal in raw mode on the
+/// alternate screen: restore it, then report as usual.
+fn install_panic_hook() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = leave();
+        report(info);
+    }));
+}

@@ -1,0 +1,165 @@
+//! The conversation pane: who the visitor is, the history, whether they are
+//! typing, and the compose box.
+
+use kefu_protocol::agent::ConversationStatus;
+use ratatui::Frame;
+use ratatui::layout::{Position, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::{ago, bold, border, dim, history};
+use crate::app::{App, Conversation, Overlay};
+use crate::keys::Focus;
+use crate::layout::ConversationAreas;
+use crate::wrap::truncate;
+
+pub(super) fn draw(app: &App, frame: &mut Frame, areas: ConversationAreas) {
+    let Some(conversation) = app.open_conversation() else {
+        let block = Block::bordered().border_style(border(app, Focus::Compose));
+        let hint = vec![
+            Line::raw(""),
+            Line::styled("Select a conversation and press Enter.", dim()),
+            Line::styled("? lists every key.", dim()),
+        ];
+        frame.render_widget(Paragraph::new(hint).block(block), areas.pane);
+        return;
+    };
+    let block = Block::bordered()
+        .border_style(border(app, Focus::Compose))
+        .title(title(app, conversation));
+    frame.render_widget(block, areas.pane);
+    frame.render_widget(
+        Paragraph::new(details(conversation, areas.details.width)),
+        areas.details,
+    );
+    draw_history(app, frame, conversation, areas.history);
+    if conversation.visitor_is_typing(app.now) {
+        let typing = format!("{} is typing…", conversation.summary.visitor.name);
+        let line = Line::styled(typing, dim().add_modifier(Modifier::ITALIC));
+        frame.render_widget(Paragraph::new(line), areas.typing);
+    }
+    compose(app, frame, conversation, areas.compose);
+}
+
+/// ` Ming · waiting 3m ` / ` Ming · alice ` / ` Ming · resolved `.
+fn title(app: &App, conversation: &Conversation) -> Line<'static> {
+    let summary = &conversation.summary;
+    let state = match summary.status {
+        ConversationStatus::Waiting => {
+            let since = summary.waiting_since.unwrap_or(summary.updated_at);
+            format!("waiting {}", ago(app.now - since))
+        }
+        ConversationStatus::Active => match summary.assignee.as_deref() {
+            Some(id) if Some(id) == app.me_id() => "yours".to_owned(),
+            Some(id) => format!("with {}", app.agent_name(id).unwrap_or("another agent")),
+            None => "active".to_owned(),
+        },
+        ConversationStatus::Resolved => "resolved".to_owned(),
+    };
+    Line::from(vec![
+        Span::raw(" "),
+        Span::styled(summary.visitor.name.clone(), bold().fg(Color::Cyan)),
+        Span::styled(format!(" · {state} "), Style::new()),
+    ])
+}
+
+/// Page, then browser · language · email.
+fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
+    let visitor = &conversation.summary.visitor;
+    let width = usize::from(width);
+    let page = visitor.page_url.as_deref().unwrap_or("(page unknown)");
+    let about: Vec<String> = [
+        visitor.user_agent.as_deref().map(browser),
+        visitor.lang.clone(),
+        visitor.email.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    vec![
+        Line::styled(truncate(page, width), Style::new().fg(Color::Blue)),
+        Line::styled(truncate(&about.join(" · "), width), dim()),
+    ]
+}
+
+/// "Firefox 128" from a user agent string; the raw string's start otherwise.
+fn browser(user_agent: &str) -> String {
+    // Order matters: Edge and Opera also say Chrome, Chrome also says Safari.
+    const BROWSERS: [(&str, &str); 5] = [
+        ("Edg/", "Edge"),
+        ("OPR/", "Opera"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Version/", "Safari"),
+    ];
+    for (token, name) in BROWSERS {
+        if let Some((_, rest)) = user_agent.split_once(token) {
+            let major: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            return format!("{name} {major}").trim_end().to_owned();
+        }
+    }
+    truncate(user_agent, 24)
+}
+
+fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area: Rect) {
+    let rows = history::lines(app, conversation, area.width);
+    let height = usize::from(area.height);
+    let scroll = conversation.scroll.min(rows.len().saturating_sub(height));
+    let end = rows.len() - scroll;
+    let start = end.saturating_sub(height);
+    let visible: Vec<Line> = rows[start..end].to_vec();
+    frame.render_widget(Paragraph::new(visible), area);
+}
+
+fn compose(app: &App, frame: &mut Frame, conversation: &Conversation, area: Rect) {
+    let draft = &conversation.draft;
+    let (label, style) = if draft.internal {
+        (
+            " Internal note (agents only) ",
+            Style::new().fg(Color::Yellow),
+        )
+    } else {
+        (" Reply ", border(app, Focus::Compose))
+    };
+    let block = Block::bordered()
+        .border_style(style)
+        .title(Span::styled(label, style));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let focused = app.focus == Focus::Compose && app.overlay == Overlay::None;
+    if draft.buffer.is_empty() {
+        let hint = if focused {
+            "Enter sends · Alt-Enter new line · Esc queue"
+        } else {
+            "Enter on a conversation to reply"
+        };
+        frame.render_widget(Paragraph::new(Line::styled(hint, dim())), inner);
+    }
+    let (rows, (row, column)) = draft.buffer.layout(usize::from(inner.width));
+    // Keep the cursor's row in view when the text is taller than the box.
+    let skip = (row + 1).saturating_sub(usize::from(inner.height));
+    if !draft.buffer.is_empty() {
+        let lines: Vec<Line> = rows.into_iter().skip(skip).map(Line::raw).collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+    if focused {
+        let x = inner.x + column as u16;
+        let y = inner.y + (row - skip) as u16;
+        frame.set_cursor_position(Position::new(x, y));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser;
+
+    #[test]
+    fn names_common_browsers() {
+        let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+        assert_eq!(browser(firefox), "Firefox 128");
+        let edge = "Mozilla/5.0 … Chrome/126.0.0.0 Safari/537.36 Edg/126.0.2592.87";
+        assert_eq!(browser(edge), "Edge 126");
+        assert_eq!(browser("curl/8.5.0"), "curl/8.5.0");
+    }
+}

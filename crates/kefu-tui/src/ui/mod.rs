@@ -1,0 +1,76 @@
+//! Drawing: a pure function of the state. [`draw`] reads the [`App`] and
+//! fills a frame; it changes nothing and waits on nothing.
+//!
+//! - `queue`: the left pane. - `conversation`: the right pane.
+//! - [`history`]: a conversation's messages as rows (also used to scroll).
+//! - `overlay`: help, pickers, the quit question. - `status`: the bottom bar.
+
+mod conversation;
+pub mod history;
+mod overlay;
+mod queue;
+mod status;
+
+use ratatui::Frame;
+use ratatui::style::{Color, Modifier, Style};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::app::App;
+use crate::keys::Focus;
+use crate::layout;
+
+/// Draws the whole screen.
+pub fn draw(app: &App, frame: &mut Frame) {
+    let area = frame.area();
+    let draft = app.open_conversation().map(|c| &c.draft.buffer);
+    let screen = layout::screen(area, app.focus, draft);
+    if let Some(queue) = screen.queue {
+        queue::draw(app, frame, queue);
+    }
+    if let Some(areas) = screen.conversation {
+        conversation::draw(app, frame, areas);
+    }
+    status::draw(app, frame, screen.status);
+    overlay::draw(app, frame, area);
+}
+
+/// Border style of a pane: bright when it has the focus.
+fn border(app: &App, pane: Focus) -> Style {
+    if app.focus == pane {
+        Style::new().fg(Color::Cyan)
+    } else {
+        Style::new().fg(Color::DarkGray)
+    }
+}
+
+fn dim() -> Style {
+    Style::new().fg(Color::DarkGray)
+}
+
+fn bold() -> Style {
+    Style::new().add_modifier(Modifier::BOLD)
+}
+
+/// `HH:MM` today, `MM-DD HH:MM` before, in the agent's offset.
+fn clock(app: &App, at: OffsetDateTime) -> String {
+    let at = at.to_offset(app.utc_offset);
+    let today = app.now.to_offset(app.utc_offset).date();
+    let format = if at.date() == today {
+        format_description!("[hour]:[minute]")
+    } else {
+        format_description!("[month]-[day] [hour]:[minute]")
+    };
+    at.format(format).unwrap_or_default()
+}
+
+/// A duration the way a queue shows it: `45s`, `12m`, `3h`, `2d`.
+fn ago(duration: time::Duration) -> String {
+    let seconds = duration.whole_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3_600 => format!("{}m", seconds / 60),
+        3_600..86_400 => format!("{}h", seconds / 3_600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}

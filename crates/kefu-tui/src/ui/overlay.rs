@@ -1,0 +1,129 @@
+//! What is drawn over the panes: the help, the pickers, the quit question.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+use super::{bold, dim};
+use crate::app::{App, Overlay};
+use crate::keys::HELP;
+use crate::wrap::{truncate, width};
+
+pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    match &app.overlay {
+        Overlay::None => {}
+        Overlay::Help => help(frame, area),
+        Overlay::Transfer { choices, index, .. } => {
+            let names: Vec<&str> = choices.iter().map(|(_, name)| name.as_str()).collect();
+            picker(frame, area, " Transfer to ", &names, *index);
+        }
+        Overlay::Canned { index } => {
+            let entries: Vec<String> = app
+                .prefs
+                .canned
+                .iter()
+                .map(|c| format!("/{}  {}", c.shortcut, c.text.replace('\n', " ")))
+                .collect();
+            let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
+            picker(frame, area, " Canned replies ", &entries, *index);
+        }
+        Overlay::ConfirmQuit => {
+            let lines = vec![
+                Line::raw("Unsent text would be lost."),
+                Line::from(vec![
+                    Span::raw("Quit anyway? "),
+                    Span::styled("y", bold()),
+                    Span::raw(" / any other key"),
+                ]),
+            ];
+            popup(frame, area, " Quit? ", lines, 34);
+        }
+    }
+}
+
+/// Every key, in two columns when the screen is wide enough for them.
+fn help(frame: &mut Frame, area: Rect) {
+    let sections = ["anywhere", "mouse", "queue", "compose"];
+    let column = |names: &[&str]| -> Vec<Line<'static>> {
+        let mut lines = Vec::new();
+        for name in names {
+            if !lines.is_empty() {
+                lines.push(Line::raw(""));
+            }
+            lines.push(Line::styled(name.to_string(), bold().fg(Color::Cyan)));
+            let keys: Vec<_> = HELP.iter().filter(|(s, _, _)| s == name).collect();
+            let key_width = keys.iter().map(|(_, k, _)| width(k)).max().unwrap_or(0);
+            for (_, key, what) in keys {
+                let pad = " ".repeat(key_width - width(key) + 1);
+                lines.push(Line::from(vec![
+                    Span::styled(format!("{key}{pad}"), bold()),
+                    Span::raw(what.to_string()),
+                ]));
+            }
+        }
+        lines
+    };
+    let (left, right) = (column(&sections[..2]), column(&sections[2..]));
+    let inner_width = area.width.saturating_sub(2);
+    if inner_width >= 78 {
+        let height = left.len().max(right.len()) as u16 + 2;
+        let outer = centered(area, 80, height);
+        frame.render_widget(Clear, outer);
+        let block = Block::bordered().title(" Keys (any key closes) ");
+        let inner = block.inner(outer);
+        frame.render_widget(block, outer);
+        let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+            .areas(inner);
+        frame.render_widget(Paragraph::new(left), l);
+        frame.render_widget(Paragraph::new(right), r);
+    } else {
+        let mut lines = left;
+        lines.push(Line::raw(""));
+        lines.extend(right);
+        popup(frame, area, " Keys (any key closes) ", lines, area.width);
+    }
+}
+
+fn picker(frame: &mut Frame, area: Rect, title: &str, entries: &[&str], index: usize) {
+    let room = usize::from(area.width.saturating_sub(8)).min(60);
+    let lines: Vec<Line> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let text = truncate(entry, room);
+            if i == index {
+                Line::styled(
+                    format!("› {text}"),
+                    Style::new().add_modifier(Modifier::REVERSED),
+                )
+            } else {
+                Line::raw(format!("  {text}"))
+            }
+        })
+        .chain([Line::styled("Enter chooses · Esc cancels", dim())])
+        .collect();
+    popup(frame, area, title, lines, room as u16 + 4);
+}
+
+/// A bordered box in the middle of `area`, as small as its lines allow.
+fn popup(frame: &mut Frame, area: Rect, title: &str, lines: Vec<Line>, max_width: u16) {
+    let content = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+    let width = (content + 2).max(width(title) as u16 + 4).min(max_width);
+    let outer = centered(area, width, lines.len() as u16 + 2);
+    frame.render_widget(Clear, outer);
+    let paragraph = Paragraph::new(lines).block(Block::bordered().title(title.to_owned()));
+    frame.render_widget(paragraph, outer);
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    )
+}
