@@ -417,6 +417,56 @@ async fn the_widget_on_an_allowed_site_opens_and_chats() {
         .expect("back to the host page");
     let shot = browser.screenshot("widget-open.png").await;
     eprintln!("screenshot: {}", shot.display());
+
+    // Closed, the button counts unread replies.
+    button.click().await.expect("close the chat");
+    assert_eq!(
+        button.attr("aria-expanded").await.expect("attr").as_deref(),
+        Some("false")
+    );
+    agent.reply(&conversation, "a2", "Anything else?").await;
+    let badge = root.find(Locator::Css(".badge")).await.expect("badge");
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while badge.text().await.expect("badge text") != "1" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the unread badge never showed 1"
+        );
+    }
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_typed_while_the_relay_is_down_are_sent_once_it_is_back() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let agent = relay.signed_in_agent(&token).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    let addr = relay.addr;
+    browser
+        .client
+        .goto(&format!("http://{addr}/"))
+        .await
+        .expect("open page");
+    browser.wait_for(".status.online").await;
+
+    drop(agent);
+    let dir = relay.stop().await;
+    browser.wait_for("#banner:not([hidden])").await;
+    browser.type_and_send("typed while you were away").await;
+    browser.wait_for("li.mine[data-delivery='sending']").await;
+
+    let relay = TestRelay::reopen_at(dir, addr).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    browser.wait_for("li.mine[data-delivery='sent']").await;
+    let conversation = agent_receives(&mut agent, "typed while you were away").await;
+    browser.wait_for("#banner[hidden]").await;
+
+    // Exactly once: the history holds it a single time.
+    let history = agent.history(&conversation, None, 50).await;
+    assert_eq!(history.len(), 1, "{history:?}");
     browser.close().await;
 }
 

@@ -43,6 +43,15 @@ impl TestRelay {
 
     async fn serve(dir: tempfile::TempDir, database: String, config: Config) -> TestRelay {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TestRelay::serve_on(listener, dir, database, config).await
+    }
+
+    async fn serve_on(
+        listener: TcpListener,
+        dir: tempfile::TempDir,
+        database: String,
+        config: Config,
+    ) -> TestRelay {
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(kefu_relay::run(listener, config, async move {
@@ -155,6 +164,14 @@ impl TestRelay {
             task.await.expect("relay task").expect("relay result");
         }
         dir
+    }
+
+    /// A new relay on the database and the address a stopped one left
+    /// behind, as after a restart: clients reconnect to the same URL.
+    pub async fn reopen_at(dir: tempfile::TempDir, addr: SocketAddr) -> TestRelay {
+        let listener = TcpListener::bind(addr).await.expect("bind the old address");
+        let (database, config) = test_config(&dir);
+        TestRelay::serve_on(listener, dir, database, config).await
     }
 
     /// A new relay on the database a stopped one left behind.
