@@ -109,6 +109,14 @@ fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area:
     let end = rows.len() - scroll;
     let start = end.saturating_sub(height);
     let visible: Vec<Line> = rows[start..end].to_vec();
+    // Newest next to the compose box, as in any chat: a short history sits
+    // at the bottom.
+    let blank = area.height.saturating_sub(visible.len() as u16);
+    let area = Rect {
+        y: area.y + blank,
+        height: area.height - blank,
+        ..area
+    };
     frame.render_widget(Paragraph::new(visible), area);
 }
 

@@ -10,6 +10,8 @@ pub mod history;
 mod overlay;
 mod queue;
 mod status;
+#[cfg(test)]
+mod tests;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};

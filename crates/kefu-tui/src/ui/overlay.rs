@@ -47,15 +47,20 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
 fn help(frame: &mut Frame, area: Rect) {
     let sections = ["anywhere", "mouse", "queue", "compose"];
     let column = |names: &[&str]| -> Vec<Line<'static>> {
+        let in_column = |section: &&str| names.contains(section);
+        let key_width = HELP
+            .iter()
+            .filter(|(section, _, _)| in_column(section))
+            .map(|(_, key, _)| width(key))
+            .max()
+            .unwrap_or(0);
         let mut lines = Vec::new();
         for name in names {
             if !lines.is_empty() {
                 lines.push(Line::raw(""));
             }
             lines.push(Line::styled(name.to_string(), bold().fg(Color::Cyan)));
-            let keys: Vec<_> = HELP.iter().filter(|(s, _, _)| s == name).collect();
-            let key_width = keys.iter().map(|(_, k, _)| width(k)).max().unwrap_or(0);
-            for (_, key, what) in keys {
+            for (_, key, what) in HELP.iter().filter(|(section, _, _)| section == name) {
                 let pad = " ".repeat(key_width - width(key) + 1);
                 lines.push(Line::from(vec![
                     Span::styled(format!("{key}{pad}"), bold()),

@@ -9,6 +9,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{bold, dim};
 use crate::app::{App, Connection};
+use crate::layout::NARROW;
 use crate::wrap::{truncate, width};
 
 pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
@@ -33,7 +34,10 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
             AgentState::Away => ("away", Color::Yellow),
         };
         left.push(Span::styled(me.name.clone(), bold()));
-        left.push(Span::styled(format!(" ({state})"), Style::new().fg(color)));
+        // Narrow screens only say so when the agent is away.
+        if area.width >= NARROW || app.my_state == AgentState::Away {
+            left.push(Span::styled(format!(" ({state})"), Style::new().fg(color)));
+        }
         left.push(Span::styled(" │ ", dim()));
     }
     let waiting = app.waiting_count();

@@ -1,0 +1,301 @@
+//! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
+
+use crossterm::event::KeyCode;
+use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
+use kefu_protocol::{AuthorKind, Typing};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+use crate::app::tests::{ME, NOW, frame, key, message, new_app, summary, type_text, welcome_frame};
+use crate::app::{App, Input};
+use crate::wrap::width;
+
+/// The screen as text, one string per row; a wide character's second cell
+/// is folded into it.
+fn rows(buffer: &Buffer) -> Vec<String> {
+    let area = buffer.area;
+    (0..area.height)
+        .map(|y| {
+            let mut row = String::new();
+            let mut covered = 0;
+            for x in 0..area.width {
+                if covered > 0 {
+                    covered -= 1;
+                    continue;
+                }
+                let symbol = buffer[(x, y)].symbol();
+                row.push_str(symbol);
+                covered = width(symbol).saturating_sub(1);
+            }
+            row
+        })
+        .collect()
+}
+
+fn render(app: &mut App, width: u16, height: u16) -> Buffer {
+    app.update(Input::Resize { width, height });
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|f| super::draw(app, f))
+        .expect("drawing cannot fail on a test backend");
+    terminal.backend().buffer().clone()
+}
+
+/// Compares whole screens; on a mismatch prints the actual one ready to
+/// paste as the expectation.
+fn assert_screen(buffer: &Buffer, expected: &[&str]) {
+    let actual = rows(buffer);
+    if actual != expected {
+        let listing: Vec<String> = actual
+            .iter()
+            .map(|row| format!("        {row:?},"))
+            .collect();
+        panic!("screen differs; actual:\n{}", listing.join("\n"));
+    }
+}
+
+fn visitor(summary: &mut ConversationSummary, name: &str, online: bool, preview: &str) {
+    summary.visitor.name = name.into();
+    summary.visitor.online = online;
+    summary.preview = preview.into();
+}
+
+/// Four conversations; Ming's (in Chinese) open, with a reply of ours the
+/// visitor has seen, an internal note, a reply on its way and a draft.
+fn busy_app() -> App {
+    let mut app = new_app();
+    let mut k1 = summary("k1", ConversationStatus::Waiting, 5);
+    visitor(&mut k1, "Ming 明", true, "有货吗？");
+    k1.visitor.page_url = Some("https://shop.example/cart".into());
+    k1.visitor.lang = Some("zh-CN".into());
+    k1.visitor.email = Some("ming@example.com".into());
+    k1.visitor.user_agent =
+        Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into());
+    k1.unread = 2;
+    k1.last_seq = 4;
+    k1.visitor_read_seq = 3;
+    let mut k2 = summary("k2", ConversationStatus::Waiting, 2);
+    visitor(
+        &mut k2,
+        "Visitor #a3f9",
+        false,
+        "hello? anyone there to help me",
+    );
+    k2.unread = 3;
+    let mut k3 = summary("k3", ConversationStatus::Active, 1);
+    visitor(&mut k3, "Olga", true, "Thanks!");
+    let mut k4 = summary("k4", ConversationStatus::Active, 30);
+    visitor(&mut k4, "Peter", false, "ok");
+    k4.assignee = Some("a-bob".into());
+    frame(&mut app, welcome_frame(vec![k1, k2, k3, k4]));
+
+    key(&mut app, KeyCode::Enter);
+    let from_ming = |seq, text| {
+        let mut message = message("k1", seq, AuthorKind::Visitor, text);
+        message.author.name = "Ming 明".into();
+        message
+    };
+    let mut seen = message("k1", 3, AuthorKind::Agent, "有的，所有尺码都有。");
+    seen.author.id = ME.into();
+    let mut note = message("k1", 4, AuthorKind::Agent, "VIP: offer free shipping");
+    note.internal = true;
+    frame(
+        &mut app,
+        AgentEvent::History(HistoryPage {
+            conversation_id: "k1".into(),
+            messages: vec![
+                from_ming(1, "你好！请问蓝色的有货吗？我想要一件中号的，谢谢 🙏"),
+                from_ming(2, "Is the blue one in stock?"),
+                seen,
+                note,
+            ],
+        }),
+    );
+    type_text(&mut app, "Shipping is free 🎉");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "Anything else? 还有");
+    frame(
+        &mut app,
+        AgentEvent::Typing(Typing {
+            conversation_id: "k1".into(),
+            author: from_ming(1, "").author,
+            active: true,
+        }),
+    );
+    app
+}
+
+#[test]
+fn the_whole_screen_at_80_by_24() {
+    let mut app = busy_app();
+    let buffer = render(&mut app, 80, 24);
+    assert_screen(
+        &buffer,
+        &[
+            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
+            "│1 ● Ming 明               5m││https://shop.example/cart                       │",
+            "│    typing…                 ││Firefox 128 · zh-CN · ming@example.com          │",
+            "│2 ○ Visitor #a3f9     (3) 2m││                                                │",
+            "│    hello? anyone there to …││                                                │",
+            "│3 ● Olga                mine││                                                │",
+            "│    Thanks!                 ││                                                │",
+            "│4 ○ Peter                bob││09:51 Ming 明                                   │",
+            "│    ok                      ││  你好！请问蓝色的有货吗？我想要一件中号的，谢谢│",
+            "│                            ││  🙏                                            │",
+            "│                            ││09:52 Ming 明                                   │",
+            "│                            ││  Is the blue one in stock?                     │",
+            "│                            ││09:53 alice · seen                              │",
+            "│                            ││  有的，所有尺码都有。                          │",
+            "│                            ││09:54 alice · internal note                     │",
+            "│                            ││┃ VIP: offer free shipping                      │",
+            "│                            ││--:-- alice · sending…                          │",
+            "│                            ││  Shipping is free 🎉                           │",
+            "│                            ││Ming 明 is typing…                              │",
+            "│                            ││┌ Reply ───────────────────────────────────────┐│",
+            "│                            │││Anything else? 还有                           ││",
+            "│                            ││└──────────────────────────────────────────────┘│",
+            "└────────────────────────────┘└────────────────────────────────────────────────┘",
+            " ● online │ alice (available) │ 2 waiting                                ? help ",
+        ],
+    );
+}
+
+#[test]
+fn internal_notes_and_failures_are_styled_apart() {
+    let mut app = busy_app();
+    let buffer = render(&mut app, 80, 24);
+    let screen = rows(&buffer);
+    let find = |needle: &str| {
+        let y = screen
+            .iter()
+            .position(|row| row.contains(needle))
+            .unwrap_or_else(|| panic!("{needle:?} is on screen"));
+        let column = screen[y].find(needle).map(|at| width(&screen[y][..at]));
+        (column.unwrap_or_default() as u16, y as u16)
+    };
+    let note = find("VIP: offer");
+    assert_eq!(buffer[note].fg, Color::Yellow, "notes are yellow");
+    let reply = find("Is the blue");
+    assert_eq!(buffer[reply].fg, Color::Reset, "replies are plain");
+}
+
+#[test]
+fn a_narrow_terminal_shows_one_pane_at_a_time() {
+    let mut app = busy_app();
+    let conversation = render(&mut app, 40, 14);
+    assert_screen(
+        &conversation,
+        &[
+            "┌ Ming 明 · waiting 5m ────────────────┐",
+            "│https://shop.example/cart             │",
+            "│Firefox 128 · zh-CN · ming@example.com│",
+            "│  有的，所有尺码都有。                │",
+            "│09:54 alice · internal note           │",
+            "│┃ VIP: offer free shipping            │",
+            "│--:-- alice · sending…                │",
+            "│  Shipping is free 🎉                 │",
+            "│Ming 明 is typing…                    │",
+            "│┌ Reply ─────────────────────────────┐│",
+            "││Anything else? 还有                 ││",
+            "│└────────────────────────────────────┘│",
+            "└──────────────────────────────────────┘",
+            " ● online │ alice │ 2 waiting    ? help ",
+        ],
+    );
+    key(&mut app, KeyCode::Esc);
+    let queue = render(&mut app, 40, 14);
+    assert_screen(
+        &queue,
+        &[
+            "┌ Waiting 2 · Mine 1 · All 4 ──────────┐",
+            "│1 ● Ming 明                         5m│",
+            "│    typing…                           │",
+            "│2 ○ Visitor #a3f9               (3) 2m│",
+            "│    hello? anyone there to help me    │",
+            "│3 ● Olga                          mine│",
+            "│    Thanks!                           │",
+            "│4 ○ Peter                          bob│",
+            "│    ok                                │",
+            "│                                      │",
+            "│                                      │",
+            "│                                      │",
+            "└──────────────────────────────────────┘",
+            " ● online │ alice │ 2 waiting    ? help ",
+        ],
+    );
+}
+
+#[test]
+fn help_lists_every_key_at_80_by_24() {
+    let mut app = busy_app();
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('?'));
+    let buffer = render(&mut app, 80, 24);
+    assert_screen(
+        &buffer,
+        &[
+            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
+            "│1 ● Ming 明               5m││https://shop.example/cart                       │",
+            "┌ Keys (any key closes) ───────────────────────────────────────────────────────┐",
+            "│anywhere                               queue                                  │",
+            "│Tab / S-Tab    next / previous chat    ↑ ↓ / k j        move                  │",
+            "│Alt-1 … Alt-9  open chat number n      ← → / F f        waiting / mine / all  │",
+            "│Ctrl-N / Alt-a next chat with news     Enter            open, write a reply   │",
+            "│Ctrl-P         the same, other end     c                claim                 │",
+            "│PgUp / PgDn    scroll, load older      t                transfer to an agent  │",
+            "│Ctrl-R         canned reply picker     r                resolve               │",
+            "│Alt-r          retry failed replies    i                internal-note mode    │",
+            "│F1             this help               a                available / away      │",
+            "│Ctrl-C         quit                    /                canned reply picker   │",
+            "│                                       ?                this help             │",
+            "│mouse                                  q                quit                  │",
+            "│click          open a chat                                                    │",
+            "│                                       compose                                │",
+            "│                                       Enter            send (claims waiting) │",
+            "│                                       Alt-Enter/Ctrl-J new line              │",
+            "│                                       /shortcut Enter  expand canned reply   │",
+            "│                                       Esc              back to the queue     │",
+            "└──────────────────────────────────────────────────────────────────────────────┘",
+            "└────────────────────────────┘└────────────────────────────────────────────────┘",
+            " ● online │ alice (available) │ 2 waiting                                ? help ",
+        ],
+    );
+}
+
+#[test]
+fn an_empty_queue_before_the_first_welcome() {
+    let mut app = new_app();
+    app.update(Input::Tick(NOW));
+    let buffer = render(&mut app, 80, 24);
+    assert_screen(
+        &buffer,
+        &[
+            "┌ Waiting 0 · Mine 0 · All 0 ┐┌────────────────────────────────────────────────┐",
+            "│No open conversations.      ││                                                │",
+            "│                            ││Select a conversation and press Enter.          │",
+            "│                            ││? lists every key.                              │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "│                            ││                                                │",
+            "└────────────────────────────┘└────────────────────────────────────────────────┘",
+            " ◌ connecting… │ 0 waiting                                               ? help ",
+        ],
+    );
+}
