@@ -240,6 +240,27 @@ text = "Hello! How can I help?"
     }
 
     #[test]
+    fn the_readme_example_is_a_valid_config() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## The agents' terminal client")
+            .nth(1)
+            .expect("the README has the kefu-tui section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the section has a TOML example");
+        let file = FileConfig::parse(example, Path::new("README.md")).expect("the example parses");
+        assert_eq!(file.canned.len(), 1);
+        assert_eq!(
+            file.notify,
+            Notify::default(),
+            "the example shows the defaults"
+        );
+    }
+
+    #[test]
     fn unknown_keys_are_refused() {
         let error = FileConfig::parse("relya = \"ws://x\"", Path::new("tui.toml"))
             .expect_err("a typo is reported");

@@ -263,6 +263,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_lists_every_key() {
+        let readme = include_str!("../../../README.md");
+        for (section, key, what) in HELP {
+            let row = format!("| {section} | `{key}` | {what} |");
+            assert!(readme.contains(&row), "README lacks {row}");
+        }
+    }
+
+    #[test]
     fn layers_take_the_keys() {
         let y = key(KeyCode::Char('y'), KeyModifiers::NONE);
         assert_eq!(

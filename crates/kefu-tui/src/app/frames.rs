@@ -58,6 +58,8 @@ impl App {
         let reconnect = self.welcomed;
         self.welcomed = true;
         self.connection = Connection::Online;
+        // Whatever was said about the old connection is over.
+        self.flash = None;
         self.me = Some(welcome.agent.clone());
         self.agents = welcome.agents;
         if let Some(me) = self.agents.iter().find(|a| a.id == welcome.agent.id) {
