@@ -441,7 +441,8 @@ impl App {
     }
 }
 
-fn send_request(conversation_id: &str, out: &Outgoing) -> AgentRequest {
+/// The `send` for a reply; a resend reuses it, `client_id` and all.
+pub(super) fn send_request(conversation_id: &str, out: &Outgoing) -> AgentRequest {
     AgentRequest::Send {
         conversation_id: conversation_id.to_owned(),
         client_id: out.client_id.clone(),

@@ -10,6 +10,7 @@ use kefu_protocol::{
     Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
 };
 
+use super::commands::send_request;
 use super::{App, Connection, Conversation, NetEvent, PAGE, SendState};
 use crate::sanitize;
 
@@ -84,12 +85,7 @@ impl App {
             // Marks sent on the old connection may have been lost with it.
             conversation.read_sent = 0;
             for out in conversation.pending() {
-                requests.push(AgentRequest::Send {
-                    conversation_id: conversation.summary.id.clone(),
-                    client_id: out.client_id.clone(),
-                    text: out.text.clone(),
-                    internal: out.internal,
-                });
+                requests.push(send_request(conversation.id(), out));
             }
             if conversation.followed {
                 conversation.loading_older = false;

@@ -6,7 +6,10 @@ mod support;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::ConversationStatus;
-use kefu_tui::app::{Connection, Filter, Input, SendState};
+use std::time::Duration;
+
+use kefu_protocol::agent::AgentEvent;
+use kefu_tui::app::{Connection, Filter, Input, NetEvent, SendState};
 use kefu_tui::config::{KeyPrefs, Notify, Settings};
 use kefu_tui::core::Core;
 use kefu_tui::keys::Focus;
@@ -155,4 +158,34 @@ async fn a_refused_token_is_reported_and_not_retried() {
         core.next_net_event().await.is_none(),
         "the network task stopped"
     );
+}
+
+#[tokio::test]
+async fn the_relay_says_when_to_come_back_and_is_obeyed() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice").await;
+    let mut core = client(relay.addr, token);
+    pump_until(&mut core, "the welcome", |app| app.online()).await;
+    let stopping = tokio::spawn(relay.stop());
+    // The relay announces the restart, then closes: the network task waits
+    // the time announced rather than its own backoff.
+    let mut announced = None;
+    let retry_in = loop {
+        let event = tokio::time::timeout(support::PATIENCE, core.next_net_event())
+            .await
+            .expect("the relay's goodbye in time")
+            .expect("the network task runs");
+        match &event {
+            NetEvent::Frame(frame) => {
+                if let AgentEvent::Reconnect(reconnect) = frame.as_ref() {
+                    announced = Some(Duration::from_millis(reconnect.after_ms));
+                }
+            }
+            NetEvent::Disconnected { retry_in, .. } => break *retry_in,
+            _ => {}
+        }
+        core.handle(Input::Net(event));
+    };
+    assert_eq!(Some(retry_in), announced, "reconnect after_ms is honoured");
+    stopping.await.expect("relay stopped");
 }
