@@ -163,7 +163,7 @@ fn the_whole_screen_at_80_by_24() {
 }
 
 #[test]
-fn internal_notes_and_failures_are_styled_apart() {
+fn internal_notes_are_styled_apart_from_replies() {
     let mut app = busy_app();
     let buffer = render(&mut app, 80, 24);
     let screen = rows(&buffer);
