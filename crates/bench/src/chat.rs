@@ -1,0 +1,123 @@
+//! A chat run: agents sign in, visitors connect, visitors send at the asked
+//! rate while agents claim and answer, then the run drains and stops.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::agent::{self, Duty};
+use crate::config::{Chat, Config};
+use crate::ledger::Ids;
+use crate::net::Sources;
+use crate::report::{ChatFigures, Recorder, Report, Side};
+use crate::visitor::{self, Schedule};
+use crate::{BenchError, Phase};
+
+/// Between the last connection and the first send, so that every visitor
+/// task is waiting when sending starts.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How often the drain looks whether everything arrived.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+
+pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
+    let shard = config.shard;
+    let agents_total = u32::try_from(chat.tokens.len()).unwrap_or(u32::MAX);
+    let agents: Vec<u32> = shard.members(agents_total).collect();
+    let visitors = shard.members(chat.visitors).count();
+    let visitors = u32::try_from(visitors).unwrap_or(u32::MAX);
+    if visitors > 0 && agents.is_empty() {
+        return Err(BenchError::NoAgents { shard });
+    }
+    let recorder = Arc::new(Recorder::new(run_ids(config), chat.drop_one_for_test));
+    let (phase_tx, phase) = watch::channel(Phase::Connecting);
+    let mut tasks = JoinSet::new();
+    let connecting = Instant::now();
+
+    // Agents first, so that visitors find them online and are not told of
+    // each one arriving.
+    let sources = Sources::new(config.source_addrs);
+    let slots = u32::try_from(agents.len()).unwrap_or(u32::MAX);
+    for (slot, global) in (0..).zip(&agents) {
+        let source = sources.for_connection(config.target.addr, *global);
+        let token = &chat.tokens[*global as usize];
+        match agent::connect(&config.target, source, token).await {
+            Ok(ws) => {
+                recorder.connected(Side::Agent);
+                let duty = Duty {
+                    shard,
+                    slot,
+                    slots,
+                    reply_every: chat.reply_every,
+                };
+                tasks.spawn(agent::chat(ws, duty, recorder.clone(), phase.clone()));
+            }
+            Err(error) => recorder.failed(Side::Agent, error.label()),
+        }
+    }
+
+    let rate = chat.rate / f64::from(shard.count);
+    let until = chat.duration;
+    let (shared, watch) = (recorder.clone(), phase.clone());
+    visitor::spawn_all(
+        &mut tasks,
+        config,
+        chat.visitors,
+        &recorder,
+        move |ws, global| {
+            let schedule = Schedule::spread(rate, visitors, shard.local(global), until);
+            visitor::chat(ws, global, schedule, shared.clone(), watch.clone())
+        },
+    );
+    crate::wait_connected(config, &recorder, visitors).await;
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+
+    let start = Instant::now() + SETTLE;
+    let _ = phase_tx.send(Phase::Sending(start));
+    crate::progress(
+        config,
+        format_args!(
+            "connected in {connect_seconds:.1} s; sending {rate:.0} msg/s for {:.1} s",
+            chat.duration.as_secs_f64()
+        ),
+    );
+    let sent_until = start + chat.duration;
+    tokio::time::sleep_until(sent_until).await;
+    let drain_deadline = sent_until + chat.drain;
+    while !recorder.settled() && Instant::now() < drain_deadline {
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    let drained = Instant::now();
+    crate::stop(phase_tx, tasks).await;
+
+    let mut report = recorder.report("chat", shard.to_string(), [visitors, slots]);
+    let send_seconds = chat.duration.as_secs_f64();
+    let drain_seconds = drained.saturating_duration_since(sent_until).as_secs_f64();
+    let elapsed = send_seconds + drain_seconds;
+    let per_second = |count: u64| {
+        if elapsed > 0.0 {
+            count as f64 / elapsed
+        } else {
+            0.0
+        }
+    };
+    report.connect_seconds = connect_seconds;
+    report.chat = Some(ChatFigures {
+        rate_wanted: rate,
+        send_seconds,
+        drain_seconds,
+        visitor_acked_per_second: per_second(report.to_agent.acked),
+        acked_per_second: per_second(report.to_agent.acked + report.to_visitor.acked),
+    });
+    Ok(report)
+}
+
+/// This run's message ids: unique per run (the clock) and per shard.
+fn run_ids(config: &Config) -> Ids {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis());
+    Ids::new(format!("kb{millis:x}s{}", config.shard.index))
+}

@@ -1,0 +1,266 @@
+//! The command line, and where agent tokens come from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config::{Chat, Config, Idle, Mode, Shard, Target, TargetError};
+
+/// Drives a kefu relay with visitors and agents speaking protocol v1 and
+/// reports connections, throughput, end-to-end latency and a loss check
+/// (every acked message delivered exactly once).
+///
+/// Raise the relay's per-connection limits first: by default it allows 10
+/// frames per second per connection and 50 connections per IP.
+#[derive(Debug, Parser)]
+#[command(name = "kefu-bench", version)]
+pub struct Cli {
+    /// The relay, e.g. ws://127.0.0.1:8080.
+    #[arg(long)]
+    pub relay: String,
+    /// Visitor connections, across all shards.
+    #[arg(long, default_value_t = 100)]
+    pub visitors: u32,
+    /// Agent connections, across all shards; each needs its own token.
+    #[arg(long, default_value_t = 1)]
+    pub agents: u32,
+    /// Visitor messages per second, across all shards.
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// How long visitors send (or, with --idle, how long connections are
+    /// held): 30s, 500ms, 2m or plain seconds.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// How long to wait after sending for the last acks and deliveries.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Agents answer every K-th message of each visitor.
+    #[arg(long, default_value_t = 1, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub reply_every: u32,
+    /// Agent tokens, one per line (otherwise KEFU_TOKENS, comma-separated).
+    #[arg(long, value_name = "PATH")]
+    pub tokens_file: Option<PathBuf>,
+    /// Idle mode: visitors connect, say hello and stay silent; report the
+    /// relay's memory per connection.
+    #[arg(long)]
+    pub idle: bool,
+    /// The relay's process id, whose resident memory idle mode reads from
+    /// /proc/PID/status.
+    #[arg(long, value_name = "PID", requires = "idle")]
+    pub relay_pid: Option<u32>,
+    /// Drive only part of the run (I/N): every N-th visitor and agent from
+    /// I, and 1/N of the rate; run N processes for the whole.
+    #[arg(long, default_value = "0/1", value_name = "I/N")]
+    pub shard: Shard,
+    /// Spread client sockets over this many loopback source addresses from
+    /// 127.0.0.2 (about 28,000 ports each); 0 lets the kernel choose.
+    #[arg(long, default_value_t = 16, value_name = "K")]
+    pub source_addrs: u8,
+    /// Connection attempts in flight at once.
+    #[arg(long, default_value_t = 256, value_name = "C")]
+    pub connect_concurrency: usize,
+    /// Share of visitors using HTTP long-poll instead of WebSocket (0..1).
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub longpoll_share: f64,
+    /// Print the report as one JSON object on the last line, too.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Test hook: forget one received message, so the loss check fails.
+    #[arg(long, hide = true)]
+    pub drop_one_for_test: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("cannot read agent tokens from {path}")]
+    TokensFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{agents} agents need {agents} tokens, one per agent account, but {found} were given \
+         (--tokens-file or KEFU_TOKENS; make them with `kefu-relay agent add NAME`)"
+    )]
+    Tokens { agents: u32, found: usize },
+    #[error("--rate must be a number of messages per second, 0 or more")]
+    Rate,
+    #[error(
+        "--longpoll-share: this kefu-bench drives WebSocket visitors only; \
+         long-poll visitors are not implemented yet"
+    )]
+    LongPoll,
+}
+
+impl Cli {
+    /// The run these flags ask for. `env_tokens` is `KEFU_TOKENS`.
+    pub fn into_config(self, env_tokens: Option<String>) -> Result<Config, CliError> {
+        if self.longpoll_share != 0.0 {
+            return Err(CliError::LongPoll);
+        }
+        let mode = if self.idle {
+            Mode::Idle(Idle {
+                visitors: self.visitors,
+                hold: self.duration,
+                relay_pid: self.relay_pid,
+            })
+        } else {
+            if !(self.rate.is_finite() && self.rate >= 0.0) {
+                return Err(CliError::Rate);
+            }
+            let mut tokens = load_tokens(self.tokens_file.as_deref(), env_tokens)?;
+            if tokens.len() < self.agents as usize {
+                return Err(CliError::Tokens {
+                    agents: self.agents,
+                    found: tokens.len(),
+                });
+            }
+            tokens.truncate(self.agents as usize);
+            Mode::Chat(Chat {
+                visitors: self.visitors,
+                tokens,
+                rate: self.rate,
+                duration: self.duration,
+                drain: self.drain,
+                reply_every: self.reply_every,
+                drop_one_for_test: self.drop_one_for_test,
+            })
+        };
+        Ok(Config {
+            target: Target::parse(&self.relay)?,
+            shard: self.shard,
+            source_addrs: self.source_addrs,
+            connect_concurrency: self.connect_concurrency,
+            progress: !self.quiet,
+            mode,
+        })
+    }
+}
+
+/// Tokens from the file if one is given, else from the comma-separated
+/// environment value; blank entries are skipped.
+fn load_tokens(file: Option<&Path>, env: Option<String>) -> Result<Vec<String>, CliError> {
+    let (text, separator) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| CliError::TokensFile {
+                path: path.to_owned(),
+                source,
+            })?;
+            (text, '\n')
+        }
+        None => (env.unwrap_or_default(), ','),
+    };
+    Ok(text
+        .split(separator)
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+/// `250ms`, `30s`, `2m`, or plain seconds (`1.5`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else if let Some(m) = text.strip_suffix('m') {
+        (m, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|value| Duration::try_from_secs_f64(value * scale).ok())
+        .ok_or_else(|| format!("{text:?} is not a duration like 250ms, 30s or 2m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        let mut argv = vec!["kefu-bench", "--relay", "ws://127.0.0.1:9"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("valid arguments")
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn tokens_come_from_the_file_before_the_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("tokens");
+        std::fs::write(&path, "kefu_a\n\n  kefu_b  \n").expect("write tokens");
+        let from_file = load_tokens(Some(&path), Some("kefu_env".to_owned())).expect("read");
+        assert_eq!(from_file, ["kefu_a", "kefu_b"]);
+        let from_env = load_tokens(None, Some("kefu_x, kefu_y,".to_owned())).expect("env");
+        assert_eq!(from_env, ["kefu_x", "kefu_y"]);
+        assert!(load_tokens(Some(&dir.path().join("missing")), None).is_err());
+    }
+
+    #[test]
+    fn chat_runs_need_one_token_per_agent() {
+        let error = cli(&["--agents", "3"])
+            .into_config(Some("t1,t2".to_owned()))
+            .expect_err("too few tokens");
+        assert!(matches!(
+            error,
+            CliError::Tokens {
+                agents: 3,
+                found: 2
+            }
+        ));
+
+        let config = cli(&["--agents", "2", "--rate", "50"])
+            .into_config(Some("t1,t2,t3".to_owned()))
+            .expect("enough tokens");
+        let Mode::Chat(chat) = config.mode else {
+            panic!("a chat run");
+        };
+        assert_eq!(chat.tokens, ["t1", "t2"], "only as many as agents");
+        assert_eq!(chat.rate, 50.0);
+    }
+
+    #[test]
+    fn idle_runs_need_no_tokens_and_long_poll_is_refused_clearly() {
+        let config = cli(&["--idle", "--relay-pid", "42", "--duration", "1m"])
+            .into_config(None)
+            .expect("idle needs no token");
+        let Mode::Idle(idle) = config.mode else {
+            panic!("an idle run");
+        };
+        assert_eq!(
+            (idle.relay_pid, idle.hold),
+            (Some(42), Duration::from_secs(60))
+        );
+
+        let error = cli(&["--idle", "--longpoll-share", "0.1"])
+            .into_config(None)
+            .expect_err("not implemented");
+        assert!(error.to_string().contains("long-poll"));
+        assert!(
+            cli(&["--rate=-5"])
+                .into_config(Some("t".to_owned()))
+                .is_err()
+        );
+    }
+}

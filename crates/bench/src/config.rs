@@ -1,0 +1,227 @@
+//! What one bench process is asked to do, however it was asked: the binary
+//! fills a [`Config`] from flags, tests build one directly.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Everything [`crate::run`] needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    /// Which part of the run this process drives.
+    pub shard: Shard,
+    /// Loopback source addresses to spread client sockets over; 0 lets the
+    /// kernel choose (one address, about 28,000 ports).
+    pub source_addrs: u8,
+    /// Connection attempts in flight at once, so a ramp of thousands does not
+    /// overflow the relay's accept backlog.
+    pub connect_concurrency: usize,
+    /// Print progress to stderr while running.
+    pub progress: bool,
+    pub mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Chat(Chat),
+    Idle(Idle),
+}
+
+/// Visitors write at a fixed total rate, agents claim and answer.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    /// Visitors across all shards.
+    pub visitors: u32,
+    /// One agent token per agent, across all shards. Each agent needs its
+    /// own account: two connections of one agent both receive its
+    /// conversations, which the loss check would count as duplicates.
+    pub tokens: Vec<String>,
+    /// Visitor messages per second across all shards.
+    pub rate: f64,
+    /// How long visitors send.
+    pub duration: Duration,
+    /// How long to wait after sending for the last acks and deliveries.
+    pub drain: Duration,
+    /// Agents answer every `reply_every`-th message of each visitor.
+    pub reply_every: u32,
+    /// Test hook: the ledger forgets the first message an agent receives, so
+    /// the loss check must report it lost.
+    pub drop_one_for_test: bool,
+}
+
+/// Visitors connect, say hello and stay silent.
+#[derive(Debug, Clone)]
+pub struct Idle {
+    /// Visitors across all shards.
+    pub visitors: u32,
+    /// How long to hold every connection open once all are up.
+    pub hold: Duration,
+    /// The relay process whose resident memory is measured.
+    pub relay_pid: Option<u32>,
+}
+
+/// Where the relay listens. Only plain `ws://` (or `http://`): the bench
+/// measures the relay, not a TLS terminator in front of it.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `host:port` as given, for URLs and the `Host` header.
+    authority: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("the relay URL must start with ws:// or http:// (TLS is not supported), got {0:?}")]
+    Scheme(String),
+    #[error("cannot resolve {authority:?}")]
+    Resolve {
+        authority: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0:?} resolves to no address")]
+    NoAddress(String),
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, TargetError> {
+        let rest = url
+            .strip_prefix("ws://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or_else(|| TargetError::Scheme(url.to_owned()))?;
+        let authority = rest.split('/').next().unwrap_or_default().to_owned();
+        let with_port = if authority
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()))
+        {
+            authority.clone()
+        } else {
+            format!("{authority}:80")
+        };
+        let addr = with_port
+            .to_socket_addrs()
+            .map_err(|source| TargetError::Resolve {
+                authority: authority.clone(),
+                source,
+            })?
+            .next()
+            .ok_or_else(|| TargetError::NoAddress(authority.clone()))?;
+        Ok(Target { addr, authority })
+    }
+
+    /// A relay listening on `addr`, as tests have it.
+    pub fn from_addr(addr: SocketAddr) -> Target {
+        Target {
+            addr,
+            authority: addr.to_string(),
+        }
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.authority)
+    }
+
+    /// The relay's own web origin, where its visitor page lives.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.authority)
+    }
+}
+
+/// `I/N`: this process drives every N-th visitor and agent starting at I,
+/// and 1/N of the rate, so N processes together make one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+
+    pub fn owns(self, global: u32) -> bool {
+        global % self.count == self.index
+    }
+
+    /// The global indices below `total` this shard drives, in order.
+    pub fn members(self, total: u32) -> impl Iterator<Item = u32> {
+        (self.index..total).step_by(self.count as usize)
+    }
+
+    /// The position of an owned global index among this shard's members.
+    pub fn local(self, global: u32) -> u32 {
+        global / self.count
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("a shard is I/N with 0 <= I < N, e.g. 0/2; got {0:?}")]
+pub struct ShardError(String);
+
+impl FromStr for Shard {
+    type Err = ShardError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let error = || ShardError(s.to_owned());
+        let (index, count) = s.split_once('/').ok_or_else(error)?;
+        let index: u32 = index.trim().parse().map_err(|_| error())?;
+        let count: u32 = count.trim().parse().map_err(|_| error())?;
+        if index >= count {
+            return Err(error());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_split_indices_without_overlap_or_gap() {
+        let shards: Vec<Shard> = ["0/3", "1/3", "2/3"]
+            .iter()
+            .map(|s| s.parse().expect("valid shard"))
+            .collect();
+        let mut all: Vec<u32> = shards.iter().flat_map(|s| s.members(10)).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        for shard in &shards {
+            for (position, global) in shard.members(10).enumerate() {
+                assert!(shard.owns(global));
+                assert_eq!(shard.local(global) as usize, position);
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_shards_are_refused() {
+        for bad in ["", "1", "2/2", "3/2", "a/2", "1/b", "0/0"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad:?} accepted");
+        }
+        assert_eq!("0/1".parse::<Shard>().expect("valid"), Shard::WHOLE);
+    }
+
+    #[test]
+    fn relay_urls_resolve_to_an_address_and_keep_their_authority() {
+        let target = Target::parse("ws://127.0.0.1:8080/anything").expect("valid");
+        assert_eq!(target.addr, "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(
+            target.ws_url("/ws/visitor"),
+            "ws://127.0.0.1:8080/ws/visitor"
+        );
+        let http = Target::parse("http://127.0.0.1").expect("valid");
+        assert_eq!(http.addr.port(), 80);
+        assert!(matches!(
+            Target::parse("wss://127.0.0.1:8443"),
+            Err(TargetError::Scheme(_))
+        ));
+    }
+}

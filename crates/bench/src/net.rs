@@ -1,0 +1,233 @@
+//! Client sockets: spreading them over loopback source addresses, the
+//! WebSocket handshake with chat-sized buffers, and protocol frames on the
+//! wire.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use kefu_protocol::ErrorFrame;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
+
+use crate::config::Target;
+
+pub type Ws = WebSocketStream<TcpStream>;
+
+/// Connect, handshake and `hello` must all finish within this.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Chat frames are a few hundred bytes: small buffers keep thousands of idle
+/// connections cheap (tungstenite's defaults are 128 KiB each way).
+const READ_BUFFER: usize = 4 * 1024;
+/// 0: every frame is written at once; latency is what is measured.
+const WRITE_BUFFER: usize = 0;
+
+/// Which loopback source address a connection binds before connecting.
+///
+/// The kernel gives each (source address, destination) pair about 28,000
+/// ephemeral ports; binding 127.0.0.2, 127.0.0.3… in turn multiplies that.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources {
+    count: u8,
+}
+
+impl Sources {
+    /// Spread over `count` addresses from 127.0.0.2; 0 disables spreading.
+    /// At most 253, so the addresses stay inside 127.0.0.0/24.
+    pub fn new(count: u8) -> Sources {
+        Sources {
+            count: count.min(253),
+        }
+    }
+
+    /// The source address of the `n`-th connection to `target`, if any: only
+    /// a loopback IPv4 target can be reached from 127.0.0.x.
+    pub fn for_connection(self, target: SocketAddr, n: u32) -> Option<IpAddr> {
+        let loopback_v4 = matches!(target.ip(), IpAddr::V4(ip) if ip.is_loopback());
+        if self.count == 0 || !loopback_v4 {
+            return None;
+        }
+        // Both operands fit in u8: n % count < count <= 253.
+        let host = 2 + (n % u32::from(self.count)) as u8;
+        Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("TCP connect failed")]
+    Tcp(#[source] io::Error),
+    #[error("WebSocket handshake failed")]
+    Handshake(#[source] tungstenite::Error),
+    #[error("the relay did not answer hello")]
+    Hello(#[source] WireError),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ConnectError {
+    /// The relay answered `hello` with something other than `welcome`.
+    pub fn refused(first: Option<&ErrorFrame>) -> ConnectError {
+        ConnectError::Refused(
+            first
+                .map_or("no welcome", |error| error.code.as_str())
+                .to_owned(),
+        )
+    }
+
+    /// A short label for counting failures by cause in the report.
+    pub fn label(&self) -> String {
+        match self {
+            ConnectError::Tcp(error) => format!("tcp: {}", error.kind()),
+            ConnectError::Handshake(tungstenite::Error::Http(response)) => {
+                format!("http {}", response.status().as_u16())
+            }
+            ConnectError::Handshake(_) => "handshake".to_owned(),
+            ConnectError::Hello(_) => "hello".to_owned(),
+            ConnectError::Refused(code) => format!("refused: {code}"),
+            ConnectError::Timeout => "timeout".to_owned(),
+        }
+    }
+}
+
+/// Opens a WebSocket to `path`, says `hello` and returns the relay's first
+/// frame, all within [`CONNECT_TIMEOUT`].
+pub async fn handshake<E: DeserializeOwned>(
+    target: &Target,
+    path: &str,
+    source: Option<IpAddr>,
+    hello: &impl Serialize,
+) -> Result<(Ws, E), ConnectError> {
+    let attempt = async {
+        let mut ws = connect(target, path, source).await?;
+        send(&mut ws, hello).await.map_err(ConnectError::Hello)?;
+        let first = recv(&mut ws).await.map_err(ConnectError::Hello)?;
+        Ok((ws, first))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, attempt)
+        .await
+        .map_err(|_| ConnectError::Timeout)?
+}
+
+/// Opens a WebSocket to `path` on the relay, from `source` if given.
+async fn connect(target: &Target, path: &str, source: Option<IpAddr>) -> Result<Ws, ConnectError> {
+    let socket = match target.addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    }
+    .map_err(ConnectError::Tcp)?;
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(ConnectError::Tcp)?;
+    }
+    let stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(ConnectError::Tcp)?;
+    // Latency is what is measured: never let Nagle hold a frame back.
+    stream.set_nodelay(true).map_err(ConnectError::Tcp)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER);
+    let mut request = target
+        .ws_url(path)
+        .into_client_request()
+        .map_err(ConnectError::Handshake)?;
+    // What a browser on the relay's own chat page sends.
+    if let Ok(origin) = target.origin().parse() {
+        request.headers_mut().insert(header::ORIGIN, origin);
+    }
+    let (ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(ConnectError::Handshake)?;
+    Ok(ws)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("the connection closed")]
+    Closed,
+    #[error("the connection failed")]
+    Socket(#[from] tungstenite::Error),
+    #[error("undecodable frame")]
+    Decode(#[from] serde_json::Error),
+}
+
+impl WireError {
+    /// A short label for counting dropped connections by cause.
+    pub fn label(&self) -> &'static str {
+        match self {
+            WireError::Closed => "closed by the relay",
+            WireError::Socket(_) => "socket error",
+            WireError::Decode(_) => "undecodable frame",
+        }
+    }
+}
+
+/// Sends one protocol frame as JSON text.
+pub async fn send<T: Serialize>(ws: &mut Ws, frame: &T) -> Result<(), WireError> {
+    let text = serde_json::to_string(frame)?;
+    ws.send(WsMessage::text(text)).await?;
+    Ok(())
+}
+
+/// Says goodbye. The relay may already be gone, so failures are moot.
+pub async fn close(mut ws: Ws) {
+    let _ = ws.close(None).await;
+}
+
+/// The next protocol frame. Control frames are skipped (tungstenite answers
+/// pings while this polls), so keeping this future polled keeps an idle
+/// connection alive. Cancel-safe: a frame is either returned or not read.
+pub async fn recv<T: DeserializeOwned>(ws: &mut Ws) -> Result<T, WireError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(WsMessage::Text(text))) => return Ok(serde_json::from_str(&text)?),
+            Some(Ok(WsMessage::Close(_))) | None => return Err(WireError::Closed),
+            Some(Ok(_)) => {}
+            Some(Err(error)) => return Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_connections_rotate_over_source_addresses() {
+        let relay: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let sources = Sources::new(3);
+        let picked: Vec<_> = (0..6)
+            .map(|n| sources.for_connection(relay, n).expect("spread"))
+            .collect();
+        let expected: Vec<IpAddr> = [2, 3, 4, 2, 3, 4]
+            .iter()
+            .map(|host| IpAddr::V4(Ipv4Addr::new(127, 0, 0, *host)))
+            .collect();
+        assert_eq!(picked, expected);
+    }
+
+    #[test]
+    fn no_spreading_when_disabled_or_not_on_loopback() {
+        let relay: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        assert_eq!(Sources::new(0).for_connection(relay, 5), None);
+        let remote: SocketAddr = "192.0.2.1:8080".parse().expect("addr");
+        assert_eq!(Sources::new(8).for_connection(remote, 5), None);
+        let last = Sources::new(255)
+            .for_connection(relay, 252)
+            .expect("spread");
+        assert_eq!(last, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
+    }
+}
