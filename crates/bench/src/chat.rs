@@ -12,7 +12,7 @@ use crate::agent::{self, Duty};
 use crate::config::{Chat, Config};
 use crate::ledger::Ids;
 use crate::net::Sources;
-use crate::report::{ChatFigures, Recorder, Report, Side};
+use crate::report::{ChatFigures, Recorder, Report, Side, Wanted};
 use crate::visitor::{self, Schedule};
 use crate::{BenchError, Phase};
 
@@ -26,8 +26,8 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     let shard = config.shard;
     let agents_total = u32::try_from(chat.tokens.len()).unwrap_or(u32::MAX);
     let agents: Vec<u32> = shard.members(agents_total).collect();
-    let visitors = shard.members(chat.visitors).count();
-    let visitors = u32::try_from(visitors).unwrap_or(u32::MAX);
+    let (ws_visitors, longpoll_visitors) = visitor::wanted(config, chat.visitors);
+    let visitors = ws_visitors + longpoll_visitors;
     if visitors > 0 && agents.is_empty() {
         return Err(BenchError::NoAgents { shard });
     }
@@ -92,7 +92,12 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     let drained = Instant::now();
     crate::stop(phase_tx, tasks).await;
 
-    let mut report = recorder.report("chat", shard.to_string(), [visitors, slots]);
+    let wanted = Wanted {
+        visitors: ws_visitors,
+        longpoll: longpoll_visitors,
+        agents: slots,
+    };
+    let mut report = recorder.report("chat", shard.to_string(), wanted);
     let send_seconds = chat.duration.as_secs_f64();
     let drain_seconds = drained.saturating_duration_since(sent_until).as_secs_f64();
     let elapsed = send_seconds + drain_seconds;

@@ -92,18 +92,15 @@ pub enum CliError {
     Tokens { agents: u32, found: usize },
     #[error("--rate must be a number of messages per second, 0 or more")]
     Rate,
-    #[error(
-        "--longpoll-share: this kefu-bench drives WebSocket visitors only; \
-         long-poll visitors are not implemented yet"
-    )]
-    LongPoll,
+    #[error("--longpoll-share must be between 0 and 1")]
+    LongPollShare,
 }
 
 impl Cli {
     /// The run these flags ask for. `env_tokens` is `KEFU_TOKENS`.
     pub fn into_config(self, env_tokens: Option<String>) -> Result<Config, CliError> {
-        if self.longpoll_share != 0.0 {
-            return Err(CliError::LongPoll);
+        if !(0.0..=1.0).contains(&self.longpoll_share) {
+            return Err(CliError::LongPollShare);
         }
         let mode = if self.idle {
             Mode::Idle(Idle {
@@ -138,6 +135,7 @@ impl Cli {
             shard: self.shard,
             source_addrs: self.source_addrs,
             connect_concurrency: self.connect_concurrency,
+            longpoll_share: self.longpoll_share,
             progress: !self.quiet,
             mode,
         })
@@ -241,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn idle_runs_need_no_tokens_and_long_poll_is_refused_clearly() {
+    fn idle_runs_need_no_tokens_and_shares_stay_in_range() {
         let config = cli(&["--idle", "--relay-pid", "42", "--duration", "1m"])
             .into_config(None)
             .expect("idle needs no token");
@@ -253,10 +251,15 @@ mod tests {
             (Some(42), Duration::from_secs(60))
         );
 
-        let error = cli(&["--idle", "--longpoll-share", "0.1"])
+        let config = cli(&["--idle", "--longpoll-share", "0.1"])
             .into_config(None)
-            .expect_err("not implemented");
-        assert!(error.to_string().contains("long-poll"));
+            .expect("a share");
+        assert_eq!(config.longpoll_share, 0.1);
+        assert!(
+            cli(&["--idle", "--longpoll-share", "1.5"])
+                .into_config(None)
+                .is_err()
+        );
         assert!(
             cli(&["--rate=-5"])
                 .into_config(Some("t".to_owned()))

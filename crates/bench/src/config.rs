@@ -18,6 +18,8 @@ pub struct Config {
     /// Connection attempts in flight at once, so a ramp of thousands does not
     /// overflow the relay's accept backlog.
     pub connect_concurrency: usize,
+    /// Share of visitors (0..=1) that use HTTP long-poll, not WebSocket.
+    pub longpoll_share: f64,
     /// Print progress to stderr while running.
     pub progress: bool,
     pub mode: Mode,
@@ -121,6 +123,10 @@ impl Target {
 
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.authority)
+    }
+
+    pub fn authority(&self) -> &str {
+        &self.authority
     }
 
     /// The relay's own web origin, where its visitor page lives.

@@ -9,12 +9,11 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Idle};
 use crate::ledger::Ids;
-use crate::report::{IdleFigures, Recorder, Report};
+use crate::report::{IdleFigures, Recorder, Report, Wanted};
 use crate::{BenchError, Phase, visitor};
 
 pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
-    let visitors = config.shard.members(idle.visitors).count();
-    let visitors = u32::try_from(visitors).unwrap_or(u32::MAX);
+    let (ws_visitors, longpoll_visitors) = visitor::wanted(config, idle.visitors);
     let relay_rss = || idle.relay_pid.map(rss_kib).transpose();
     let before = relay_rss()?;
     let bench_before = rss_kib(std::process::id()).ok();
@@ -32,7 +31,7 @@ pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
         &recorder,
         move |ws, _| visitor::hold(ws, shared.clone(), phase.clone()),
     );
-    crate::wait_connected(config, &recorder, visitors).await;
+    crate::wait_connected(config, &recorder, ws_visitors + longpoll_visitors).await;
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let connected = relay_rss()?;
     crate::progress(
@@ -50,9 +49,14 @@ pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
     let bench = rss_kib(std::process::id()).ok();
     crate::stop(phase_tx, tasks).await;
 
-    let mut report = recorder.report("idle", config.shard.to_string(), [visitors, 0]);
+    let wanted = Wanted {
+        visitors: ws_visitors,
+        longpoll: longpoll_visitors,
+        agents: 0,
+    };
+    let mut report = recorder.report("idle", config.shard.to_string(), wanted);
     report.connect_seconds = connect_seconds;
-    let established = report.visitors.established;
+    let established = report.visitors.established + report.longpoll.established;
     let per_connection = |total: Option<u64>, base: u64| {
         total.map(|total| total.saturating_sub(base) as f64 / f64::from(established.max(1)))
     };

@@ -9,7 +9,8 @@
 //! - [`cli`]: the command line and agent tokens, turned into a [`Config`].
 //! - [`net`]: client sockets spread over loopback source addresses, the
 //!   WebSocket handshake with small buffers, frames to JSON and back.
-//! - [`visitor`] and [`agent`]: what one connection of each role does.
+//! - [`visitor`] and [`agent`]: what one connection of each role does;
+//!   [`longpoll`]: visitors over HTTP long-poll instead of WebSocket.
 //! - [`chat`] and [`idle`]: the two kinds of run, start to finish.
 //! - [`ledger`]: the loss check — every message sent, acked and delivered.
 //! - [`report`]: the shared [`report::Recorder`] (ledger, HDR histograms,
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod idle;
 pub mod ledger;
+pub mod longpoll;
 pub mod net;
 pub mod report;
 pub mod visitor;
@@ -38,7 +40,7 @@ use tokio::time::Instant;
 pub use config::{Config, Mode};
 pub use report::Report;
 
-use crate::report::{Recorder, Side};
+use crate::report::Recorder;
 
 /// How long connection tasks get to close politely once the run stops.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -98,7 +100,7 @@ async fn stopped(phase: &mut watch::Receiver<Phase>) {
 async fn wait_connected(config: &Config, recorder: &Recorder, visitors: u32) {
     let mut shown = Instant::now();
     loop {
-        let attempts = recorder.attempts(Side::Visitor);
+        let attempts = recorder.visitor_attempts();
         if attempts >= visitors {
             return;
         }

@@ -69,6 +69,8 @@ pub enum ConnectError {
     Handshake(#[source] tungstenite::Error),
     #[error("the relay did not answer hello")]
     Hello(#[source] WireError),
+    #[error("long-poll hello failed")]
+    LongPoll(#[source] crate::longpoll::HttpError),
     #[error("refused: {0}")]
     Refused(String),
     #[error("timed out")]
@@ -94,6 +96,7 @@ impl ConnectError {
             }
             ConnectError::Handshake(_) => "handshake".to_owned(),
             ConnectError::Hello(_) => "hello".to_owned(),
+            ConnectError::LongPoll(error) => error.label().to_owned(),
             ConnectError::Refused(code) => format!("refused: {code}"),
             ConnectError::Timeout => "timeout".to_owned(),
         }
@@ -119,24 +122,24 @@ pub async fn handshake<E: DeserializeOwned>(
         .map_err(|_| ConnectError::Timeout)?
 }
 
-/// Opens a WebSocket to `path` on the relay, from `source` if given.
-async fn connect(target: &Target, path: &str, source: Option<IpAddr>) -> Result<Ws, ConnectError> {
+/// Opens a TCP connection to the relay, from `source` if given.
+pub async fn tcp(target: &Target, source: Option<IpAddr>) -> io::Result<TcpStream> {
     let socket = match target.addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
-    }
-    .map_err(ConnectError::Tcp)?;
+    }?;
     if let Some(ip) = source {
-        socket
-            .bind(SocketAddr::new(ip, 0))
-            .map_err(ConnectError::Tcp)?;
+        socket.bind(SocketAddr::new(ip, 0))?;
     }
-    let stream = socket
-        .connect(target.addr)
-        .await
-        .map_err(ConnectError::Tcp)?;
+    let stream = socket.connect(target.addr).await?;
     // Latency is what is measured: never let Nagle hold a frame back.
-    stream.set_nodelay(true).map_err(ConnectError::Tcp)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// Opens a WebSocket to `path` on the relay, from `source` if given.
+async fn connect(target: &Target, path: &str, source: Option<IpAddr>) -> Result<Ws, ConnectError> {
+    let stream = tcp(target, source).await.map_err(ConnectError::Tcp)?;
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .write_buffer_size(WRITE_BUFFER);

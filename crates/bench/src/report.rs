@@ -18,7 +18,10 @@ const MAX_MICROS: u64 = 60_000_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
+    /// A WebSocket visitor.
     Visitor,
+    /// A long-poll visitor.
+    LongPoll,
     Agent,
 }
 
@@ -38,6 +41,7 @@ struct State {
     agent_ack: Histogram<u64>,
     errors: BTreeMap<&'static str, u64>,
     visitors: Connections,
+    longpoll: Connections,
     agents: Connections,
     failures: BTreeMap<String, u64>,
     dropped: BTreeMap<String, u64>,
@@ -65,6 +69,7 @@ impl Recorder {
                 agent_ack: histogram(),
                 errors: BTreeMap::new(),
                 visitors: Connections::default(),
+                longpoll: Connections::default(),
                 agents: Connections::default(),
                 failures: BTreeMap::new(),
                 dropped: BTreeMap::new(),
@@ -146,19 +151,24 @@ impl Recorder {
         self.state().ledger.settled()
     }
 
-    /// Connection attempts so far, established or failed.
-    pub fn attempts(&self, side: Side) -> u32 {
-        let mut state = self.state();
-        let side = state.side(side);
-        side.established + side.failed
+    /// Visitor connection attempts so far, over both transports,
+    /// established or failed.
+    pub fn visitor_attempts(&self) -> u32 {
+        let state = self.state();
+        [&state.visitors, &state.longpoll]
+            .iter()
+            .map(|side| side.established + side.failed)
+            .sum()
     }
 
-    pub fn report(&self, mode: &'static str, shard: String, wanted: [u32; 2]) -> Report {
+    /// The report so far; `wanted` is how many connections of each side
+    /// this process tried to open.
+    pub fn report(&self, mode: &'static str, shard: String, wanted: Wanted) -> Report {
         let state = self.state();
-        let mut visitors = state.visitors.clone();
-        visitors.wanted = wanted[0];
-        let mut agents = state.agents.clone();
-        agents.wanted = wanted[1];
+        let with_wanted = |side: &Connections, wanted| Connections {
+            wanted,
+            ..side.clone()
+        };
         let to_agent = state.ledger.tally(Direction::ToAgent);
         let to_visitor = state.ledger.tally(Direction::ToVisitor);
         let stray = state.ledger.strays();
@@ -167,8 +177,9 @@ impl Recorder {
         Report {
             mode,
             shard,
-            visitors,
-            agents,
+            visitors: with_wanted(&state.visitors, wanted.visitors),
+            longpoll: with_wanted(&state.longpoll, wanted.longpoll),
+            agents: with_wanted(&state.agents, wanted.agents),
             connect_seconds: 0.0,
             failures: state.failures.clone(),
             dropped: state.dropped.clone(),
@@ -198,9 +209,18 @@ impl State {
     fn side(&mut self, side: Side) -> &mut Connections {
         match side {
             Side::Visitor => &mut self.visitors,
+            Side::LongPoll => &mut self.longpoll,
             Side::Agent => &mut self.agents,
         }
     }
+}
+
+/// Connections a process tries to open, per side.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Wanted {
+    pub visitors: u32,
+    pub longpoll: u32,
+    pub agents: u32,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -289,7 +309,10 @@ pub struct IdleFigures {
 pub struct Report {
     pub mode: &'static str,
     pub shard: String,
+    /// WebSocket visitors.
     pub visitors: Connections,
+    /// Long-poll visitors.
+    pub longpoll: Connections,
     pub agents: Connections,
     /// From the first connection attempt until every visitor connected or
     /// failed.
@@ -318,7 +341,11 @@ pub struct Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "kefu-bench {} (shard {})", self.mode, self.shard)?;
-        for (name, side) in [("visitors", &self.visitors), ("agents", &self.agents)] {
+        for (name, side) in [
+            ("visitors", &self.visitors),
+            ("long-poll", &self.longpoll),
+            ("agents", &self.agents),
+        ] {
             if side.wanted > 0 {
                 writeln!(
                     f,
@@ -430,7 +457,12 @@ mod tests {
         recorder.ack("not-ours");
         recorder.error(ErrorCode::RateLimited);
         recorder.error(ErrorCode::RateLimited);
-        let report = recorder.report("chat", "0/1".to_owned(), [1, 1]);
+        let wanted = Wanted {
+            visitors: 1,
+            longpoll: 0,
+            agents: 1,
+        };
+        let report = recorder.report("chat", "0/1".to_owned(), wanted);
         assert_eq!(report.latency_ms.visitor_to_agent.count, 1);
         assert_eq!(report.latency_ms.visitor_ack.count, 1);
         assert_eq!(report.latency_ms.agent_to_visitor.count, 0);

@@ -4,19 +4,50 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
+use kefu_protocol::Message;
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::Phase;
-use crate::config::Config;
+use crate::config::{Config, Target};
 use crate::ledger::Direction;
 use crate::net::{self, ConnectError, Sources, WireError, Ws};
 use crate::report::{Recorder, Side};
+use crate::{Phase, longpoll};
 
 /// What a bench visitor writes: a typical chat line.
-const TEXT: &str = "Hello! Is the blue one still in stock in size M?";
+pub const TEXT: &str = "Hello! Is the blue one still in stock in size M?";
+
+/// A welcomed visitor, over either transport.
+pub enum Connection {
+    WebSocket(Ws),
+    LongPoll(longpoll::Session),
+}
+
+/// Whether the visitor with this global index uses long-poll: an even
+/// interleave, so that any `share` of any range of visitors comes out right.
+pub fn uses_longpoll(share: f64, global: u32) -> bool {
+    let before = (f64::from(global) * share).floor();
+    let through = ((f64::from(global) + 1.0) * share).floor();
+    through > before
+}
+
+/// How many of this shard's visitors among `total` use each transport.
+pub fn wanted(config: &Config, total: u32) -> (u32, u32) {
+    config
+        .shard
+        .members(total)
+        .fold((0, 0), |(ws, longpoll), global| {
+            if uses_longpoll(config.longpoll_share, global) {
+                (ws, longpoll + 1)
+            } else {
+                (ws + 1, longpoll)
+            }
+        })
+}
 
 /// Connects this shard's visitors among `total`, at most
 /// `config.connect_concurrency` at a time, and hands each open connection
@@ -28,7 +59,7 @@ pub fn spawn_all<F, Fut>(
     recorder: &Arc<Recorder>,
     then: F,
 ) where
-    F: Fn(Ws, u32) -> Fut + Clone + Send + 'static,
+    F: Fn(Connection, u32) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let sources = Sources::new(config.source_addrs);
@@ -36,6 +67,11 @@ pub fn spawn_all<F, Fut>(
     for global in config.shard.members(total) {
         let target = config.target.clone();
         let source = sources.for_connection(target.addr, global);
+        let side = if uses_longpoll(config.longpoll_share, global) {
+            Side::LongPoll
+        } else {
+            Side::Visitor
+        };
         let gate = gate.clone();
         let recorder = recorder.clone();
         let then = then.clone();
@@ -43,14 +79,14 @@ pub fn spawn_all<F, Fut>(
             let Ok(permit) = gate.acquire_owned().await else {
                 return;
             };
-            let connected = connect(&target, source, global).await;
+            let connected = connect(&target, source, global, side).await;
             drop(permit);
             match connected {
-                Ok(ws) => {
-                    recorder.connected(Side::Visitor);
-                    then(ws, global).await;
+                Ok(connection) => {
+                    recorder.connected(side);
+                    then(connection, global).await;
                 }
-                Err(error) => recorder.failed(Side::Visitor, error.label()),
+                Err(error) => recorder.failed(side, error.label()),
             }
         });
     }
@@ -58,10 +94,11 @@ pub fn spawn_all<F, Fut>(
 
 /// A new visitor, welcomed.
 async fn connect(
-    target: &crate::config::Target,
-    source: Option<std::net::IpAddr>,
+    target: &Target,
+    source: Option<IpAddr>,
     global: u32,
-) -> Result<Ws, ConnectError> {
+    side: Side,
+) -> Result<Connection, ConnectError> {
     let hello = VisitorRequest::Hello {
         token: None,
         after_seq: None,
@@ -70,10 +107,39 @@ async fn connect(
             ..VisitorProfile::default()
         }),
     };
+    if side == Side::LongPoll {
+        return longpoll::connect(target, source, &hello)
+            .await
+            .map(Connection::LongPoll);
+    }
     match net::handshake(target, "/ws/visitor", source, &hello).await? {
-        (ws, VisitorEvent::Welcome(_)) => Ok(ws),
+        (ws, VisitorEvent::Welcome(_)) => Ok(Connection::WebSocket(ws)),
         (_, VisitorEvent::Error(error)) => Err(ConnectError::refused(Some(&error))),
         _ => Err(ConnectError::refused(None)),
+    }
+}
+
+/// Runs one visitor of a chat run, over its transport.
+pub async fn chat(
+    connection: Connection,
+    global: u32,
+    schedule: Option<Schedule>,
+    recorder: Arc<Recorder>,
+    phase: watch::Receiver<Phase>,
+) {
+    match connection {
+        Connection::WebSocket(ws) => chat_ws(ws, global, schedule, recorder, phase).await,
+        Connection::LongPoll(session) => {
+            longpoll::chat(session, global, schedule, recorder, phase).await;
+        }
+    }
+}
+
+/// Holds one visitor of an idle run, over its transport.
+pub async fn hold(connection: Connection, recorder: Arc<Recorder>, phase: watch::Receiver<Phase>) {
+    match connection {
+        Connection::WebSocket(ws) => hold_ws(ws, recorder, phase).await,
+        Connection::LongPoll(session) => longpoll::hold(session, recorder, phase).await,
     }
 }
 
@@ -101,12 +167,19 @@ impl Schedule {
             until,
         })
     }
+
+    /// When to send, if sending starts at `start`.
+    pub fn times(self, start: Instant) -> impl Iterator<Item = Instant> {
+        let until = start + self.until;
+        std::iter::successors(Some(start + self.first), move |at| Some(*at + self.period))
+            .take_while(move |at| *at < until)
+    }
 }
 
-/// One visitor of a chat run: sends on its schedule without waiting for
-/// acks (open loop, so a slow relay shows as latency rather than as a lower
-/// offered rate), and records acks and the agents' replies.
-pub async fn chat(
+/// A WebSocket visitor of a chat run: sends on its schedule without
+/// waiting for acks (open loop, so a slow relay shows as latency rather than
+/// as a lower offered rate), and records acks and the agents' replies.
+async fn chat_ws(
     mut ws: Ws,
     global: u32,
     schedule: Option<Schedule>,
@@ -116,18 +189,17 @@ pub async fn chat(
     let Some(start) = crate::sending_starts(&mut phase).await else {
         return net::close(ws).await;
     };
-    let mut next = schedule.map(|s| start + s.first);
-    let until = schedule.map_or(start, |s| start + s.until);
+    let mut times = schedule.into_iter().flat_map(|s| s.times(start)).peekable();
     loop {
-        let due = next.filter(|at| *at < until);
+        let due = times.peek().copied();
         tokio::select! {
             () = sleep_until(due), if due.is_some() => {
+                times.next();
                 let client_id = recorder.send(Direction::ToAgent, global);
                 let send = VisitorRequest::Send { client_id, text: TEXT.to_owned() };
                 if let Err(error) = net::send(&mut ws, &send).await {
                     return recorder.dropped(error.label());
                 }
-                next = next.zip(schedule).map(|(at, s)| at + s.period);
             }
             event = net::recv::<VisitorEvent>(&mut ws) => {
                 if let Err(reason) = on_event(event, global, &recorder) {
@@ -149,14 +221,7 @@ fn on_event(
 ) -> Result<(), &'static str> {
     match event {
         Ok(VisitorEvent::Ack(ack)) => recorder.ack(&ack.client_id),
-        Ok(VisitorEvent::Message(message)) => match recorder.ids().parse(&message.client_id) {
-            Some(key) if key.direction == Direction::ToVisitor && key.visitor == global => {
-                recorder.deliver(key);
-            }
-            // Another visitor's reply reached this one: a routing bug.
-            Some(_) => recorder.stray(),
-            None => {}
-        },
+        Ok(VisitorEvent::Message(message)) => on_message(&message, global, recorder),
         Ok(VisitorEvent::Error(error)) => recorder.error(error.code),
         Ok(VisitorEvent::Reconnect(_)) => return Err("told to reconnect"),
         Ok(_) => {}
@@ -165,9 +230,22 @@ fn on_event(
     Ok(())
 }
 
-/// One visitor of an idle run: keeps its connection polled, so that
+/// A message reached the visitor with this global index: an agent's reply
+/// is delivered, a reply meant for another visitor is a routing bug, and
+/// the visitor's own messages (long-poll returns them) are nothing new.
+pub fn on_message(message: &Message, global: u32, recorder: &Recorder) {
+    match recorder.ids().parse(&message.client_id) {
+        Some(key) if key.direction == Direction::ToVisitor && key.visitor == global => {
+            recorder.deliver(key);
+        }
+        Some(key) if key.direction == Direction::ToVisitor => recorder.stray(),
+        Some(_) | None => {}
+    }
+}
+
+/// A WebSocket visitor of an idle run: keeps its connection polled, so that
 /// tungstenite answers the relay's pings, until the run stops.
-pub async fn hold(mut ws: Ws, recorder: Arc<Recorder>, mut phase: watch::Receiver<Phase>) {
+async fn hold_ws(mut ws: Ws, recorder: Arc<Recorder>, mut phase: watch::Receiver<Phase>) {
     let dropped = async {
         loop {
             match net::recv::<VisitorEvent>(&mut ws).await {
@@ -208,5 +286,24 @@ mod tests {
         assert!(Schedule::spread(0.0, 4, 0, until).is_none());
         assert!(Schedule::spread(f64::NAN, 4, 0, until).is_none());
         assert!(Schedule::spread(10.0, 0, 0, until).is_none());
+
+        let start = Instant::now();
+        let times: Vec<Instant> = schedules[1].times(start).collect();
+        assert_eq!(times.len(), 500, "10 s at 50/s");
+        assert_eq!(times[0], start + Duration::from_millis(5));
+        assert_eq!(times[1] - times[0], Duration::from_millis(20));
+        assert!(*times.last().expect("some") < start + until);
+    }
+
+    #[test]
+    fn a_long_poll_share_picks_evenly_interleaved_visitors() {
+        let picked = |share: f64, range: std::ops::Range<u32>| {
+            range.filter(|global| uses_longpoll(share, *global)).count()
+        };
+        assert_eq!(picked(0.0, 0..1000), 0);
+        assert_eq!(picked(1.0, 0..1000), 1000);
+        assert_eq!(picked(0.1, 0..1000), 100);
+        assert_eq!(picked(0.1, 0..10), 1, "one in every ten");
+        assert_eq!(picked(0.25, 400..800), 100, "any range gets its share");
     }
 }

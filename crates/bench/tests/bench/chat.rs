@@ -109,6 +109,26 @@ async fn shards_split_one_run_without_answering_each_others_visitors() {
     relay.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_visitors_chat_alongside_websocket_ones() {
+    let relay = TestRelay::start(1).await;
+    let mut config = chat_config(&relay.target, relay.tokens.clone(), 4, 40.0);
+    config.longpoll_share = 0.5;
+    let report = kefu_bench::run(&config).await.expect("run");
+    assert_eq!(
+        (report.visitors.established, report.longpoll.established),
+        (2, 2),
+        "failures: {:?}",
+        report.failures
+    );
+    assert_eq!((report.visitors.failed, report.longpoll.failed), (0, 0));
+    // Long-poll visitors send and receive their share: with only two
+    // WebSocket visitors, 40 messages a second could not all be theirs.
+    assert_clean(&report);
+    assert_eq!(report.to_agent.sent, 40);
+    relay.stop().await;
+}
+
 /// Runs the kefu-bench binary with the config's agent tokens in
 /// `KEFU_TOKENS`; returns its exit code and its stdout.
 async fn bench_binary((args, tokens): (Vec<String>, Vec<String>)) -> (Option<i32>, String) {

@@ -119,6 +119,7 @@ fn config(target: &Target, mode: Mode) -> Config {
         shard: Shard::WHOLE,
         source_addrs: 4,
         connect_concurrency: 8,
+        longpoll_share: 0.0,
         progress: false,
         mode,
     }
