@@ -16,6 +16,8 @@ pub struct Config {
     /// Origins (`https://shop.example`) whose pages may chat with visitors
     /// and embed the chat page, besides the relay's own origin.
     pub allowed_origins: Vec<String>,
+    /// How relays sharing a PostgreSQL database notice each other's death.
+    pub heartbeat: crate::cluster::Heartbeat,
     pub limits: Limits,
 }
 
@@ -48,6 +50,7 @@ impl Default for Config {
             greeting: "Hi! How can we help you today?".to_owned(),
             presence_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
+            heartbeat: crate::cluster::Heartbeat::default(),
             limits: Limits::default(),
         }
     }

@@ -17,6 +17,7 @@
 //! call. Nothing reaches anybody before it is durable.
 
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod frame;
 pub mod hub;
@@ -47,6 +48,15 @@ impl ConnId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
     }
+
+    /// As carried between cluster nodes; meaningful only on its own node.
+    pub fn raw(self) -> u64 {
+        self.0
+    }
+
+    pub fn from_raw(raw: u64) -> ConnId {
+        ConnId(raw)
+    }
 }
 
 impl fmt::Display for ConnId {
@@ -71,10 +81,16 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
-    let store = store::open(&config.database, Some(changes_tx)).await?;
+    let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     let open_conversations = store.open_conversations().await?;
     let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
-    let (hub, hub_task) = hub::Hub::start(changes_rx, open_conversations, config.presence_grace);
+    let (hub, hub_task) = hub::Hub::start(
+        changes_rx,
+        open_conversations,
+        config.presence_grace,
+        cluster,
+        config.heartbeat,
+    );
 
     let (stopping_tx, stopping) = watch::channel(false);
     // Every connection holds a clone; when all are dropped, `recv` returns None.

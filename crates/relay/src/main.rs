@@ -86,6 +86,10 @@ struct ServeArgs {
     /// Open WebSocket connections allowed from one IP address.
     #[arg(long, env = "KEFU_CONNECTIONS_PER_IP", default_value_t = Limits::default().connections_per_ip)]
     connections_per_ip: u32,
+    /// Seconds between a clustered relay's heartbeats; a relay silent for
+    /// three of them counts as dead and its clients as gone.
+    #[arg(long, env = "KEFU_CLUSTER_HEARTBEAT", default_value_t = 5.0)]
+    cluster_heartbeat: f64,
     /// Frames queued for one slow connection before it must resync.
     #[arg(long, env = "KEFU_OUTBOUND_QUEUE", default_value_t = Limits::default().outbound_queue)]
     outbound_queue: usize,
@@ -97,6 +101,14 @@ impl ServeArgs {
         Ok(Config {
             database,
             greeting: self.greeting.unwrap_or(defaults.greeting),
+            heartbeat: {
+                let every = seconds("--cluster-heartbeat", self.cluster_heartbeat)?;
+                anyhow::ensure!(!every.is_zero(), "--cluster-heartbeat must be positive");
+                kefu_relay::cluster::Heartbeat {
+                    every,
+                    expire_after: every * 3,
+                }
+            },
             presence_grace: seconds("--presence-grace", self.presence_grace)?,
             allowed_origins: self
                 .allowed_origins

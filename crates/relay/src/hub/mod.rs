@@ -16,11 +16,12 @@ mod state;
 use std::time::Duration;
 
 use kefu_protocol::agent::{AgentInfo, AgentPresence, ConversationSummary};
-use kefu_protocol::{AgentState, Seq};
+use kefu_protocol::{AgentState, Broadcast, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::ConnId;
+use crate::cluster::{ClusterLink, Heartbeat};
 use crate::frame::Frame;
 use crate::store::Change;
 
@@ -107,7 +108,7 @@ enum Command {
         state: AgentState,
     },
     Broadcast {
-        frame: Frame,
+        broadcast: Broadcast,
     },
 }
 
@@ -124,14 +125,24 @@ pub struct Hub {
 
 impl Hub {
     /// Starts the hub with the open conversations it routes from the start.
+    ///
+    /// With a cluster link, presence, typing and broadcasts are shared with
+    /// the other relays, and silent relays' clients expire after
+    /// `heartbeat.expire_after`.
     pub fn start(
         changes: mpsc::Receiver<Change>,
         open_conversations: Vec<ConversationSummary>,
         presence_grace: Duration,
+        cluster: Option<ClusterLink>,
+        heartbeat: Heartbeat,
     ) -> (Hub, JoinHandle<()>) {
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
-        let state = state::HubState::new(open_conversations, presence_grace);
-        let task = tokio::spawn(state::run(state, queue, changes));
+        let (outgoing, incoming) = match cluster {
+            Some(link) => (Some(link.outgoing), Some(link.incoming)),
+            None => (None, None),
+        };
+        let state = state::HubState::new(open_conversations, presence_grace, outgoing, heartbeat);
+        let task = tokio::spawn(state::run(state, queue, changes, incoming));
         (Hub { commands }, task)
     }
 
@@ -198,9 +209,9 @@ impl Hub {
         let _ = self.send(Command::SetState { conn, state }).await;
     }
 
-    /// Sends an already serialized frame to every online visitor.
-    pub async fn broadcast(&self, frame: Frame) {
-        let _ = self.send(Command::Broadcast { frame }).await;
+    /// An announcement to every online visitor, on every node.
+    pub async fn broadcast(&self, broadcast: Broadcast) {
+        let _ = self.send(Command::Broadcast { broadcast }).await;
     }
 
     async fn send(&self, command: Command) -> Result<(), HubClosed> {

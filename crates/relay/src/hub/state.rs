@@ -1,7 +1,7 @@
 //! The hub's state and the rules of who receives what. Only the hub task
 //! touches it, so none of it is locked.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use kefu_protocol::agent::{
@@ -9,12 +9,13 @@ use kefu_protocol::agent::{
     ConversationSummary,
 };
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{AgentState, Author, AuthorKind, Presence, PresenceKind, Typing};
+use kefu_protocol::{AgentState, Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
 use super::{AgentSnapshot, Command, Outbound, Outbox};
 use crate::ConnId;
+use crate::cluster::{ClusterEvent, ClusterInput, Envelope, Heartbeat, NodeId};
 use crate::frame::encode;
 use crate::store::Change;
 
@@ -38,6 +39,75 @@ pub(super) struct HubState {
     /// Connections whose outbox overflowed or closed, to drop after the
     /// current fan-out.
     dead: Vec<ConnId>,
+    /// The other relays of a cluster, and who is online on them.
+    peers: Peers,
+}
+
+/// What a clustered hub knows of the other nodes. Empty on a lone relay.
+#[derive(Default)]
+struct Peers {
+    /// Where this node's own news goes; `None` on a lone relay.
+    outgoing: Option<mpsc::Sender<ClusterEvent>>,
+    heartbeat: Heartbeat,
+    /// When each node last spoke.
+    last_heard: HashMap<NodeId, Instant>,
+    visitors: HashMap<String, HashSet<NodeId>>,
+    agents: HashMap<String, RemoteAgent>,
+}
+
+struct RemoteAgent {
+    name: String,
+    states: HashMap<NodeId, AgentState>,
+}
+
+impl Peers {
+    /// Tells the other nodes, best effort: a full queue drops ephemeral
+    /// news rather than stall routing.
+    fn publish(&self, event: ClusterEvent) {
+        if let Some(outgoing) = &self.outgoing
+            && outgoing.try_send(event).is_err()
+        {
+            tracing::warn!("cluster queue full: an ephemeral event was dropped");
+        }
+    }
+
+    fn visitor_online(&self, visitor_id: &str) -> bool {
+        self.visitors
+            .get(visitor_id)
+            .is_some_and(|nodes| !nodes.is_empty())
+    }
+
+    /// An agent's availability on other nodes: available if available anywhere.
+    fn agent_state(&self, agent_id: &str) -> Option<AgentState> {
+        let states = &self.agents.get(agent_id)?.states;
+        if states.is_empty() {
+            return None;
+        }
+        let available = states.values().any(|s| *s == AgentState::Available);
+        Some(if available {
+            AgentState::Available
+        } else {
+            AgentState::Away
+        })
+    }
+
+    /// Forgets what `node` said; returns the visitors and agents it held.
+    fn forget(&mut self, node: &str) -> (Vec<String>, Vec<String>) {
+        self.last_heard.remove(node);
+        let visitors = self
+            .visitors
+            .iter_mut()
+            .filter_map(|(id, nodes)| nodes.remove(node).then(|| id.clone()))
+            .collect();
+        let agents = self
+            .agents
+            .iter_mut()
+            .filter_map(|(id, agent)| agent.states.remove(node).map(|_| id.clone()))
+            .collect();
+        self.visitors.retain(|_, nodes| !nodes.is_empty());
+        self.agents.retain(|_, agent| !agent.states.is_empty());
+        (visitors, agents)
+    }
 }
 
 struct VisitorConn {
@@ -77,8 +147,13 @@ pub(super) async fn run(
     mut state: HubState,
     mut commands: mpsc::Receiver<Command>,
     mut changes: mpsc::Receiver<Change>,
+    mut cluster: Option<mpsc::Receiver<ClusterInput>>,
 ) {
     let mut changes_open = true;
+    let mut beat = tokio::time::interval(state.peers.heartbeat.every);
+    if cluster.is_some() {
+        state.peers.publish(ClusterEvent::Hello);
+    }
     loop {
         let deadline = state.offline_deadlines.front().map(|(at, _)| *at);
         tokio::select! {
@@ -90,9 +165,21 @@ pub(super) async fn run(
                 Some(change) => state.apply(change),
                 None => changes_open = false,
             },
+            input = recv_cluster(&mut cluster), if cluster.is_some() => match input {
+                Some(input) => state.hear(input),
+                None => cluster = None,
+            },
+            _ = beat.tick(), if cluster.is_some() => state.beat(Instant::now()),
             () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
         }
         state.reap();
+    }
+}
+
+async fn recv_cluster(cluster: &mut Option<mpsc::Receiver<ClusterInput>>) -> Option<ClusterInput> {
+    match cluster {
+        Some(incoming) => incoming.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -103,7 +190,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 }
 
 impl HubState {
-    pub(super) fn new(open_conversations: Vec<ConversationSummary>, grace: Duration) -> Self {
+    pub(super) fn new(
+        open_conversations: Vec<ConversationSummary>,
+        grace: Duration,
+        outgoing: Option<mpsc::Sender<ClusterEvent>>,
+        heartbeat: Heartbeat,
+    ) -> Self {
         let mut state = HubState {
             grace,
             visitor_conns: HashMap::new(),
@@ -114,6 +206,11 @@ impl HubState {
             conversation_of_visitor: HashMap::new(),
             offline_deadlines: VecDeque::new(),
             dead: Vec::new(),
+            peers: Peers {
+                outgoing,
+                heartbeat,
+                ..Peers::default()
+            },
         };
         for summary in open_conversations {
             state.remember(summary);
@@ -168,12 +265,13 @@ impl HubState {
                     && entry.state != state
                 {
                     entry.state = state;
+                    self.publish_local_agent(&agent_id);
                     self.announce_agent(&agent_id);
                 }
             }
-            Command::Broadcast { frame } => {
-                let targets: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
-                self.send_all(&targets, &Outbound::Frame(frame));
+            Command::Broadcast { broadcast } => {
+                self.deliver_broadcast(&broadcast);
+                self.peers.publish(ClusterEvent::Broadcast { broadcast });
             }
         }
     }
@@ -222,7 +320,7 @@ impl HubState {
     /// Updates the routing table from a committed summary and returns it with
     /// the visitor's presence filled in.
     fn remember(&mut self, mut summary: ConversationSummary) -> ConversationSummary {
-        summary.visitor.online = self.visitors.contains_key(&summary.visitor.id);
+        summary.visitor.online = self.visitor_online(&summary.visitor.id);
         if summary.status == ConversationStatus::Resolved {
             self.conversations.remove(&summary.id);
             self.conversation_of_visitor.remove(&summary.visitor.id);
@@ -271,7 +369,9 @@ impl HubState {
     }
 
     fn typing(&mut self, conn: ConnId, conversation_id: Option<String>, active: bool) {
-        if let Some(visitor) = self.visitor_conns.get(&conn) {
+        let (conversation, author, to_visitor) = if let Some(visitor) =
+            self.visitor_conns.get(&conn)
+        {
             let Some(summary) = self
                 .conversation_of_visitor
                 .get(&visitor.visitor_id)
@@ -279,20 +379,12 @@ impl HubState {
             else {
                 return;
             };
-            let typing = Typing {
-                conversation_id: summary.id.clone(),
-                author: Author {
-                    kind: AuthorKind::Visitor,
-                    id: summary.visitor.id.clone(),
-                    name: summary.visitor.name.clone(),
-                },
-                active,
+            let author = Author {
+                kind: AuthorKind::Visitor,
+                id: summary.visitor.id.clone(),
+                name: summary.visitor.name.clone(),
             };
-            let targets = self.agents_seeing(summary, None);
-            self.send_all(
-                &targets,
-                &Outbound::Frame(encode(&AgentEvent::Typing(typing))),
-            );
+            (summary, author, false)
         } else if let Some(agent) = self.agent_conns.get(&conn) {
             let Some(summary) = conversation_id.and_then(|id| self.conversations.get(&id)) else {
                 return;
@@ -300,32 +392,53 @@ impl HubState {
             let Some(entry) = self.agents.get(&agent.agent_id) else {
                 return;
             };
-            let typing = Typing {
-                conversation_id: summary.id.clone(),
-                author: Author {
-                    kind: AuthorKind::Agent,
-                    id: entry.info.id.clone(),
-                    name: entry.info.name.clone(),
-                },
-                active,
-            };
-            let mut targets = self.agents_seeing(summary, Some(conn));
+            // The visitor sees only whoever answers them.
             let answering = summary.status == ConversationStatus::Waiting
                 || summary.assignee.as_deref() == Some(entry.info.id.as_str());
-            if answering {
-                targets.extend(self.visitor_targets(&summary.visitor.id, None));
-            }
-            self.send_all(
-                &targets,
-                &Outbound::Frame(encode(&AgentEvent::Typing(typing))),
-            );
+            let author = Author {
+                kind: AuthorKind::Agent,
+                id: entry.info.id.clone(),
+                name: entry.info.name.clone(),
+            };
+            (summary, author, answering)
+        } else {
+            return;
+        };
+        let typing = Typing {
+            conversation_id: conversation.id.clone(),
+            author,
+            active,
+        };
+        self.deliver_typing(&typing, to_visitor, Some(conn));
+        self.peers
+            .publish(ClusterEvent::Typing { typing, to_visitor });
+    }
+
+    /// Shows `typing` to this node's agents following the conversation and,
+    /// if `to_visitor`, to the visitor.
+    fn deliver_typing(&mut self, typing: &Typing, to_visitor: bool, except: Option<ConnId>) {
+        let Some(summary) = self.conversations.get(&typing.conversation_id) else {
+            return;
+        };
+        let mut targets = self.agents_seeing(summary, except);
+        if to_visitor {
+            targets.extend(self.visitor_targets(&summary.visitor.id, None));
         }
+        let frame = encode(&AgentEvent::Typing(typing.clone()));
+        self.send_all(&targets, &Outbound::Frame(frame));
+    }
+
+    fn deliver_broadcast(&mut self, broadcast: &Broadcast) {
+        let targets: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
+        let frame = encode(&VisitorEvent::Broadcast(broadcast.clone()));
+        self.send_all(&targets, &Outbound::Frame(frame));
     }
 
     fn add_visitor(&mut self, visitor_id: String, outbox: Outbox) {
         let conn = outbox.id;
+        let was_online = self.visitor_online(&visitor_id);
         let presence = self.visitors.entry(visitor_id.clone()).or_default();
-        let newly_online = presence.conns.is_empty() && presence.offline_at.is_none();
+        let newly_here = presence.conns.is_empty() && presence.offline_at.is_none();
         presence.conns.push(conn);
         presence.offline_at = None;
         self.visitor_conns.insert(
@@ -335,7 +448,10 @@ impl HubState {
                 visitor_id: visitor_id.clone(),
             },
         );
-        if newly_online {
+        if newly_here {
+            self.publish_visitor(&visitor_id, true);
+        }
+        if !was_online {
             self.announce_visitor(&visitor_id, true);
         }
     }
@@ -360,6 +476,7 @@ impl HubState {
             },
         );
         if newly_online {
+            self.publish_local_agent(&agent_id);
             self.announce_agent(&agent_id);
         }
     }
@@ -383,6 +500,7 @@ impl HubState {
             if let Some(entry) = self.agents.get_mut(&agent.agent_id) {
                 entry.conns.retain(|c| *c != conn);
                 if !entry.online() {
+                    self.publish_local_agent(&agent.agent_id);
                     self.announce_agent(&agent.agent_id);
                 }
             }
@@ -406,7 +524,10 @@ impl HubState {
                 .is_some_and(|p| p.conns.is_empty() && p.offline_at == Some(at));
             if gone {
                 self.visitors.remove(&visitor_id);
-                self.announce_visitor(&visitor_id, false);
+                self.publish_visitor(&visitor_id, false);
+                if !self.visitor_online(&visitor_id) {
+                    self.announce_visitor(&visitor_id, false);
+                }
             }
         }
     }
@@ -433,16 +554,23 @@ impl HubState {
         );
     }
 
-    /// Tells agents and visitors that an agent came, went or changed state.
+    /// Tells agents and visitors that an agent came, went or changed state,
+    /// as seen across the cluster.
     fn announce_agent(&mut self, agent_id: &str) {
-        let Some(entry) = self.agents.get(agent_id) else {
-            return;
+        let (online, state) = match self.agent_presence(agent_id) {
+            Some((_, state)) => (true, state),
+            None => (
+                false,
+                self.agents
+                    .get(agent_id)
+                    .map_or_else(AgentState::default, |entry| entry.state),
+            ),
         };
         let mut presence = Presence {
             kind: PresenceKind::Agent,
             id: agent_id.to_owned(),
-            online: entry.online(),
-            state: Some(entry.state),
+            online,
+            state: Some(state),
             agents_online: None,
         };
         let agents: Vec<ConnId> = self.agent_conns.keys().copied().collect();
@@ -458,21 +586,209 @@ impl HubState {
         );
     }
 
+    /// An online agent's name and availability, here or on any node.
+    fn agent_presence(&self, agent_id: &str) -> Option<(String, AgentState)> {
+        let local = self.agents.get(agent_id).filter(|entry| entry.online());
+        let remote = self.peers.agent_state(agent_id);
+        let name = match (local, self.peers.agents.get(agent_id)) {
+            (Some(entry), _) => entry.info.name.clone(),
+            (None, Some(agent)) if remote.is_some() => agent.name.clone(),
+            _ => return None,
+        };
+        let available =
+            local.is_some_and(|entry| entry.available()) || remote == Some(AgentState::Available);
+        let state = if available {
+            AgentState::Available
+        } else {
+            AgentState::Away
+        };
+        Some((name, state))
+    }
+
+    fn visitor_online(&self, visitor_id: &str) -> bool {
+        self.visitors.contains_key(visitor_id) || self.peers.visitor_online(visitor_id)
+    }
+
     fn agents_online(&self) -> u32 {
-        let count = self.agents.values().filter(|a| a.available()).count();
-        u32::try_from(count).unwrap_or(u32::MAX)
+        let mut ids: HashSet<&str> = self
+            .agents
+            .values()
+            .filter(|entry| entry.available())
+            .map(|entry| entry.info.id.as_str())
+            .collect();
+        ids.extend(
+            self.peers
+                .agents
+                .keys()
+                .filter(|id| self.peers.agent_state(id) == Some(AgentState::Available))
+                .map(String::as_str),
+        );
+        u32::try_from(ids.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Tells the other nodes that a visitor came to or left this one.
+    fn publish_visitor(&self, visitor_id: &str, online: bool) {
+        self.peers.publish(ClusterEvent::Presence {
+            kind: PresenceKind::Visitor,
+            id: visitor_id.to_owned(),
+            name: None,
+            online,
+            state: None,
+        });
+    }
+
+    /// Tells the other nodes how an agent is on this one.
+    fn publish_local_agent(&self, agent_id: &str) {
+        let Some(entry) = self.agents.get(agent_id) else {
+            return;
+        };
+        self.peers.publish(ClusterEvent::Presence {
+            kind: PresenceKind::Agent,
+            id: agent_id.to_owned(),
+            name: Some(entry.info.name.clone()),
+            online: entry.online(),
+            state: Some(entry.state),
+        });
+    }
+
+    /// News from another node.
+    fn hear(&mut self, input: ClusterInput) {
+        let Envelope { node, event } = match input {
+            ClusterInput::Resync(open) => return self.resync(open),
+            ClusterInput::Event(envelope) => envelope,
+        };
+        self.peers.last_heard.insert(node.clone(), Instant::now());
+        match event {
+            ClusterEvent::Typing { typing, to_visitor } => {
+                self.deliver_typing(&typing, to_visitor, None);
+            }
+            ClusterEvent::Broadcast { broadcast } => self.deliver_broadcast(&broadcast),
+            ClusterEvent::Beat => {}
+            ClusterEvent::Hello => self.reannounce(),
+            ClusterEvent::Presence {
+                kind: PresenceKind::Visitor,
+                id,
+                online,
+                ..
+            } => {
+                let before = self.visitor_online(&id);
+                let nodes = self.peers.visitors.entry(id.clone()).or_default();
+                if online {
+                    nodes.insert(node);
+                } else {
+                    nodes.remove(&node);
+                }
+                self.peers.visitors.retain(|_, nodes| !nodes.is_empty());
+                let after = self.visitor_online(&id);
+                if before != after {
+                    self.announce_visitor(&id, after);
+                }
+            }
+            ClusterEvent::Presence {
+                kind: PresenceKind::Agent,
+                id,
+                name,
+                online,
+                state,
+            } => {
+                let before = self.agent_presence(&id);
+                let agent = self.peers.agents.entry(id.clone()).or_insert(RemoteAgent {
+                    name: String::new(),
+                    states: HashMap::new(),
+                });
+                if let Some(name) = name {
+                    agent.name = name;
+                }
+                if online {
+                    agent.states.insert(node, state.unwrap_or_default());
+                } else {
+                    agent.states.remove(&node);
+                }
+                self.peers
+                    .agents
+                    .retain(|_, agent| !agent.states.is_empty());
+                if before != self.agent_presence(&id) {
+                    self.announce_agent(&id);
+                }
+            }
+        }
+    }
+
+    /// Says this node is alive, and forgets nodes that fell silent: their
+    /// visitors and agents go offline unless they are online elsewhere.
+    fn beat(&mut self, now: Instant) {
+        self.peers.publish(ClusterEvent::Beat);
+        let expire_after = self.peers.heartbeat.expire_after;
+        let silent: Vec<NodeId> = self
+            .peers
+            .last_heard
+            .iter()
+            .filter(|(_, heard)| now.duration_since(**heard) > expire_after)
+            .map(|(node, _)| node.clone())
+            .collect();
+        for node in silent {
+            tracing::warn!(%node, "a relay stopped answering; its clients count as gone");
+            let (visitors, agents) = self.peers.forget(&node);
+            for visitor_id in visitors {
+                if !self.visitor_online(&visitor_id) {
+                    self.announce_visitor(&visitor_id, false);
+                }
+            }
+            for agent_id in agents {
+                self.announce_agent(&agent_id);
+            }
+        }
+    }
+
+    /// A node joined: tell it who is here.
+    fn reannounce(&self) {
+        for (visitor_id, presence) in &self.visitors {
+            if !presence.conns.is_empty() || presence.offline_at.is_some() {
+                self.publish_visitor(visitor_id, true);
+            }
+        }
+        for (agent_id, entry) in &self.agents {
+            if entry.online() {
+                self.publish_local_agent(agent_id);
+            }
+        }
+    }
+
+    /// Notifications were missed: start over from the store's state, and
+    /// have every client resume from the store too.
+    fn resync(&mut self, open: Vec<ConversationSummary>) {
+        self.conversations.clear();
+        self.conversation_of_visitor.clear();
+        for summary in open {
+            self.remember(summary);
+        }
+        self.dead.extend(self.visitor_conns.keys().copied());
+        self.dead.extend(self.agent_conns.keys().copied());
     }
 
     fn snapshot(&self) -> AgentSnapshot {
-        let online = self
+        let mut ids: Vec<&String> = self
             .agents
-            .values()
-            .filter(|entry| entry.online())
-            .map(|entry| AgentPresence {
-                id: entry.info.id.clone(),
-                name: entry.info.name.clone(),
-                online: true,
-                state: entry.state,
+            .iter()
+            .filter(|(_, entry)| entry.online())
+            .map(|(id, _)| id)
+            .collect();
+        ids.extend(
+            self.peers
+                .agents
+                .keys()
+                .filter(|id| !self.agents.get(*id).is_some_and(AgentEntry::online)),
+        );
+        let online = ids
+            .into_iter()
+            .filter_map(|id| {
+                let (name, state) = self.agent_presence(id)?;
+                Some(AgentPresence {
+                    id: id.clone(),
+                    name,
+                    online: true,
+                    state,
+                })
             })
             .collect();
         let mut conversations: Vec<ConversationSummary> =

@@ -7,6 +7,9 @@
 //! feed handed to [`open`]: the hub fans them out to connected clients, so a
 //! client never hears of a message that is not yet durable.
 
+mod postgres;
+mod rows;
+mod rules;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,9 +19,11 @@ use kefu_protocol::{AuthorKind, Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use crate::ConnId;
+use crate::cluster::ClusterLink;
 
 /// A committed change to a conversation, for fan-out.
 #[derive(Debug, Clone)]
@@ -98,7 +103,7 @@ pub enum StoreError {
     Database(sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: expected sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("the database holds an unexpected value: {0}")]
     Corrupt(String),
@@ -211,19 +216,31 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// Opens (creating and migrating if needed) the database named by `url`.
-/// Conversation changes are published on `changes` once committed; pass
-/// `None` where nobody listens (the admin subcommands).
+/// Opens (creating and migrating if needed) the database named by `url`,
+/// for commands that only read and write (admin subcommands, tests).
 pub async fn open(
     url: &str,
     changes: Option<mpsc::Sender<Change>>,
 ) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    open_node(url, changes).await.map(|(store, _)| store)
+}
+
+/// Opens the database for a serving relay. Committed conversation changes
+/// are published on `changes`; with PostgreSQL they come from every node of
+/// the cluster, and the returned link carries the cluster's ephemeral news.
+pub async fn open_node(
+    url: &str,
+    changes: Option<mpsc::Sender<Change>>,
+) -> Result<(std::sync::Arc<dyn Store>, Option<ClusterLink>), StoreError> {
     if let Some(path) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     {
         let store = SqliteStore::open(std::path::Path::new(path), changes).await?;
-        Ok(std::sync::Arc::new(store))
+        Ok((std::sync::Arc::new(store), None))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let (store, link) = PgStore::open(url, changes).await?;
+        Ok((std::sync::Arc::new(store), link))
     } else {
         Err(StoreError::UnsupportedUrl(url.to_owned()))
     }

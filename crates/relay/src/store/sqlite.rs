@@ -15,21 +15,24 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kefu_protocol::agent::{
-    AgentInfo, ConversationStatus, ConversationSummary, Role, VisitorSummary,
-};
+use kefu_protocol::agent::{AgentInfo, ConversationStatus, ConversationSummary, Role};
 use kefu_protocol::{Author, AuthorKind, Message, ReadReceipt, Seq};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Connection, Row};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::rows::{
+    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, convert,
+    seq_from_sql, seq_to_sql, status_from_sql,
+};
+use super::rules::{self, ConversationState, Decision};
 use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
-    default_visitor_name, now_millis, preview_of, to_millis, to_time,
+    default_visitor_name, now_millis, preview_of, to_millis,
 };
 use crate::auth;
 
@@ -258,12 +261,12 @@ impl Store for SqliteStore {
 
     async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
         let mut conn = self.reads.acquire().await?;
-        let rows = sqlx::query(&format!(
+        let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
             "{SUMMARY_SELECT} WHERE c.status <> 'resolved' ORDER BY c.updated_at"
         ))
         .fetch_all(&mut *conn)
         .await?;
-        rows.iter().map(summary_from_row).collect()
+        convert(rows)
     }
 
     async fn messages(
@@ -280,7 +283,7 @@ impl Store for SqliteStore {
         };
         let rows = match page {
             Page::After { after, limit } => {
-                sqlx::query(&format!(
+                sqlx::query_as::<_, MessageRow>(&format!(
                     "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq > ? {internal_filter}
                      ORDER BY seq LIMIT ?"
                 ))
@@ -291,7 +294,7 @@ impl Store for SqliteStore {
                 .await?
             }
             Page::Before { before, limit } => {
-                let mut rows = sqlx::query(&format!(
+                let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
                     "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq < ? {internal_filter}
                      ORDER BY seq DESC LIMIT ?"
                 ))
@@ -304,7 +307,7 @@ impl Store for SqliteStore {
                 rows
             }
         };
-        rows.iter().map(message_from_row).collect()
+        convert(rows)
     }
 
     async fn add_agent(
@@ -330,19 +333,10 @@ impl Store for SqliteStore {
 
     async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
         let mut conn = self.reads.acquire().await?;
-        let rows =
-            sqlx::query("SELECT id, name, role, disabled, created_at FROM agents ORDER BY name")
-                .fetch_all(&mut *conn)
-                .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AgentAccount {
-                    info: agent_from_row(row)?,
-                    disabled: row.try_get::<bool, _>("disabled")?,
-                    created_at: to_time(row.try_get("created_at")?),
-                })
-            })
-            .collect()
+        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} ORDER BY name"))
+            .fetch_all(&mut *conn)
+            .await?;
+        convert(rows)
     }
 
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
@@ -355,12 +349,16 @@ impl Store for SqliteStore {
 
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
         let mut conn = self.reads.acquire().await?;
-        let row =
-            sqlx::query("SELECT id, name, role FROM agents WHERE token_hash = ? AND disabled = 0")
-                .bind(token_hash)
-                .fetch_optional(&mut *conn)
-                .await?;
-        row.as_ref().map(agent_from_row).transpose()
+        let row: Option<AgentRow> = sqlx::query_as(&format!(
+            "{AGENT_SELECT} WHERE token_hash = ? AND disabled = 0"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row
+            .map(AgentAccount::try_from)
+            .transpose()?
+            .map(|account| account.info))
     }
 
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
@@ -510,13 +508,6 @@ async fn apply(conn: &mut SqliteConnection, op: &WriteOp) -> Result<Applied, Sto
     }
 }
 
-/// The parts of a conversation row a write decides on.
-struct ConversationState {
-    status: ConversationStatus,
-    assignee: Option<String>,
-    last_seq: Seq,
-}
-
 async fn conversation_state(
     conn: &mut SqliteConnection,
     conversation_id: &str,
@@ -539,7 +530,7 @@ async fn existing_message(
     author_id: &str,
     client_id: &str,
 ) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query(&format!(
+    let row: Option<MessageRow> = sqlx::query_as(&format!(
         "{MESSAGE_SELECT} WHERE author_kind = ? AND author_id = ? AND client_id = ?"
     ))
     .bind(author_kind.as_str())
@@ -547,7 +538,7 @@ async fn existing_message(
     .bind(client_id)
     .fetch_optional(&mut *conn)
     .await?;
-    row.as_ref().map(message_from_row).transpose()
+    row.map(Message::try_from).transpose()
 }
 
 async fn visitor_send(
@@ -637,17 +628,8 @@ async fn agent_send(conn: &mut SqliteConnection, send: &AgentSend) -> Result<App
     let state = conversation_state(conn, &send.conversation_id).await?;
     let now = now_millis();
     let now_ms = to_millis(now);
-    if !send.internal {
-        match (&state.status, &state.assignee) {
-            (ConversationStatus::Active, Some(assignee)) if *assignee != send.agent.id => {
-                return Err(StoreError::Conflict(
-                    "the conversation is assigned to another agent".into(),
-                ));
-            }
-            (ConversationStatus::Active, _) => {}
-            // Answering a waiting (or resolved) visitor takes the conversation.
-            _ => assign(conn, &send.conversation_id, &send.agent.id, now_ms).await?,
-        }
+    if rules::reply(&state, &send.agent, send.internal)? == Decision::Assign {
+        assign(conn, &send.conversation_id, &send.agent.id, now_ms).await?;
     }
     let author = Author {
         kind: AuthorKind::Agent,
@@ -768,14 +750,9 @@ async fn claim(
     agent: &AgentInfo,
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, conversation_id).await?;
-    if state.status == ConversationStatus::Active {
-        if state.assignee.as_deref() == Some(agent.id.as_str()) {
-            let summary = require_summary(conn, conversation_id).await?;
-            return Ok((Written::Summary(summary), None));
-        }
-        return Err(StoreError::Conflict(
-            "the conversation was already claimed by another agent".into(),
-        ));
+    if rules::claim(&state, agent)? == Decision::Unchanged {
+        let summary = require_summary(conn, conversation_id).await?;
+        return Ok((Written::Summary(summary), None));
     }
     assign(conn, conversation_id, &agent.id, to_millis(now_millis())).await?;
     summary_change(conn, conversation_id).await
@@ -788,14 +765,7 @@ async fn transfer(
     to_agent: &str,
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, conversation_id).await?;
-    let may = state.status != ConversationStatus::Active
-        || state.assignee.as_deref() == Some(by.id.as_str())
-        || by.role == Role::Admin;
-    if !may {
-        return Err(StoreError::Forbidden(
-            "only the assignee or an admin may transfer this conversation",
-        ));
-    }
+    rules::transfer(&state, by)?;
     let target: Option<String> =
         sqlx::query_scalar("SELECT id FROM agents WHERE id = ? AND disabled = 0")
             .bind(to_agent)
@@ -814,19 +784,9 @@ async fn resolve(
     by: &AgentInfo,
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, conversation_id).await?;
-    match state.status {
-        ConversationStatus::Resolved => {
-            let summary = require_summary(conn, conversation_id).await?;
-            return Ok((Written::Summary(summary), None));
-        }
-        ConversationStatus::Active
-            if state.assignee.as_deref() != Some(by.id.as_str()) && by.role != Role::Admin =>
-        {
-            return Err(StoreError::Forbidden(
-                "only the assignee or an admin may resolve this conversation",
-            ));
-        }
-        _ => {}
+    if rules::resolve(&state, by)? == Decision::Unchanged {
+        let summary = require_summary(conn, conversation_id).await?;
+        return Ok((Written::Summary(summary), None));
     }
     sqlx::query(
         "UPDATE conversations SET status = 'resolved', waiting_since = NULL, updated_at = ?
@@ -1020,23 +980,15 @@ async fn load_or_create_secret(conn: &mut SqliteConnection) -> Result<Vec<u8>, S
     Ok(secret)
 }
 
-const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.last_seq, c.unread, c.preview,
-        c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
-        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent
-    FROM conversations c JOIN visitors v ON v.id = c.visitor_id";
-
-const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
-        author_id, author_name, text, internal, at FROM messages";
-
 async fn load_summary(
     conn: &mut SqliteConnection,
     conversation_id: &str,
 ) -> Result<Option<ConversationSummary>, StoreError> {
-    let row = sqlx::query(&format!("{SUMMARY_SELECT} WHERE c.id = ?"))
+    let row: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = ?"))
         .bind(conversation_id)
         .fetch_optional(&mut *conn)
         .await?;
-    row.as_ref().map(summary_from_row).transpose()
+    row.map(ConversationSummary::try_from).transpose()
 }
 
 async fn require_summary(
@@ -1046,77 +998,4 @@ async fn require_summary(
     load_summary(conn, conversation_id)
         .await?
         .ok_or(StoreError::NotFound("conversation"))
-}
-
-fn summary_from_row(row: &SqliteRow) -> Result<ConversationSummary, StoreError> {
-    let visitor_id: String = row.try_get("visitor_id")?;
-    let name: Option<String> = row.try_get("name")?;
-    let name = name
-        .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| default_visitor_name(&visitor_id));
-    Ok(ConversationSummary {
-        id: row.try_get("id")?,
-        visitor: VisitorSummary {
-            id: visitor_id,
-            name,
-            // Presence is the hub's to know; it fills this in.
-            online: false,
-            page_url: row.try_get("page_url")?,
-            page_title: row.try_get("page_title")?,
-            email: row.try_get("email")?,
-            lang: row.try_get("lang")?,
-            referrer: row.try_get("referrer")?,
-            user_agent: row.try_get("user_agent")?,
-        },
-        status: status_from_sql(&row.try_get::<String, _>("status")?)?,
-        assignee: row.try_get("assignee")?,
-        last_seq: seq_from_sql(row.try_get("last_seq")?),
-        unread: u32::try_from(row.try_get::<i64, _>("unread")?).unwrap_or(u32::MAX),
-        preview: row.try_get("preview")?,
-        visitor_read_seq: seq_from_sql(row.try_get("visitor_read_seq")?),
-        waiting_since: row.try_get::<Option<i64>, _>("waiting_since")?.map(to_time),
-        updated_at: to_time(row.try_get("updated_at")?),
-    })
-}
-
-fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
-    let kind: String = row.try_get("author_kind")?;
-    Ok(Message {
-        conversation_id: row.try_get("conversation_id")?,
-        seq: seq_from_sql(row.try_get("seq")?),
-        id: row.try_get("id")?,
-        client_id: row.try_get("client_id")?,
-        author: Author {
-            kind: AuthorKind::parse(&kind)
-                .ok_or_else(|| StoreError::Corrupt(format!("author kind {kind:?}")))?,
-            id: row.try_get("author_id")?,
-            name: row.try_get("author_name")?,
-        },
-        text: row.try_get("text")?,
-        at: to_time(row.try_get("at")?),
-        internal: row.try_get("internal")?,
-    })
-}
-
-fn agent_from_row(row: &SqliteRow) -> Result<AgentInfo, StoreError> {
-    let role: String = row.try_get("role")?;
-    Ok(AgentInfo {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        role: Role::parse(&role).ok_or_else(|| StoreError::Corrupt(format!("role {role:?}")))?,
-    })
-}
-
-fn status_from_sql(status: &str) -> Result<ConversationStatus, StoreError> {
-    ConversationStatus::parse(status)
-        .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status:?}")))
-}
-
-/// SQLite integers are signed; `seq` never comes near `i64::MAX`.
-fn seq_to_sql(seq: Seq) -> i64 {
-    i64::try_from(seq).unwrap_or(i64::MAX)
-}
-
-fn seq_from_sql(seq: i64) -> Seq {
-    Seq::try_from(seq).unwrap_or(0)
 }

@@ -4,7 +4,6 @@ use axum::extract::ws::WebSocket;
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
 };
-use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFrame};
 
 use super::session::{Ended, Event, Session};
@@ -263,11 +262,11 @@ impl Agent {
         if let Err(error) = check_send("broadcast", &text, shared.config.limits.max_message_chars) {
             return Some(error);
         }
-        let frame = encode(&VisitorEvent::Broadcast(Broadcast {
+        let broadcast = Broadcast {
             text,
             at: crate::store::now_millis(),
-        }));
-        shared.hub.broadcast(frame).await;
+        };
+        shared.hub.broadcast(broadcast).await;
         None
     }
 }

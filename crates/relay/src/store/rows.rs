@@ -1,0 +1,163 @@
+//! Rows as both backends return them, and their conversion to protocol
+//! types. The two schemas have the same columns, so one set of `FromRow`
+//! types (generic over the database) serves SQLite and PostgreSQL alike.
+
+use kefu_protocol::agent::{
+    AgentInfo, ConversationStatus, ConversationSummary, Role, VisitorSummary,
+};
+use kefu_protocol::{Author, AuthorKind, Message, Seq};
+
+use super::{AgentAccount, StoreError, default_visitor_name, to_time};
+
+/// Selects a [`SummaryRow`]; callers append `WHERE …`.
+pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.last_seq, c.unread,
+        c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
+        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent
+    FROM conversations c JOIN visitors v ON v.id = c.visitor_id";
+
+/// Selects a [`MessageRow`]; callers append `WHERE …`.
+pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
+        author_id, author_name, text, internal, at FROM messages";
+
+/// Selects an [`AgentRow`]; callers append `WHERE …`.
+pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MessageRow {
+    conversation_id: String,
+    seq: i64,
+    id: String,
+    client_id: String,
+    author_kind: String,
+    author_id: String,
+    author_name: String,
+    text: String,
+    internal: bool,
+    at: i64,
+}
+
+impl TryFrom<MessageRow> for Message {
+    type Error = StoreError;
+
+    fn try_from(row: MessageRow) -> Result<Message, StoreError> {
+        Ok(Message {
+            conversation_id: row.conversation_id,
+            seq: seq_from_sql(row.seq),
+            id: row.id,
+            client_id: row.client_id,
+            author: Author {
+                kind: AuthorKind::parse(&row.author_kind).ok_or_else(|| {
+                    StoreError::Corrupt(format!("author kind {:?}", row.author_kind))
+                })?,
+                id: row.author_id,
+                name: row.author_name,
+            },
+            text: row.text,
+            at: to_time(row.at),
+            internal: row.internal,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct SummaryRow {
+    id: String,
+    status: String,
+    assignee: Option<String>,
+    last_seq: i64,
+    unread: i64,
+    preview: String,
+    visitor_read_seq: i64,
+    waiting_since: Option<i64>,
+    updated_at: i64,
+    visitor_id: String,
+    name: Option<String>,
+    email: Option<String>,
+    page_url: Option<String>,
+    page_title: Option<String>,
+    referrer: Option<String>,
+    lang: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl TryFrom<SummaryRow> for ConversationSummary {
+    type Error = StoreError;
+
+    fn try_from(row: SummaryRow) -> Result<ConversationSummary, StoreError> {
+        let name = row
+            .name
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| default_visitor_name(&row.visitor_id));
+        Ok(ConversationSummary {
+            id: row.id,
+            visitor: VisitorSummary {
+                id: row.visitor_id,
+                name,
+                // Presence is the hub's to know; it fills this in.
+                online: false,
+                page_url: row.page_url,
+                page_title: row.page_title,
+                email: row.email,
+                lang: row.lang,
+                referrer: row.referrer,
+                user_agent: row.user_agent,
+            },
+            status: status_from_sql(&row.status)?,
+            assignee: row.assignee,
+            last_seq: seq_from_sql(row.last_seq),
+            unread: u32::try_from(row.unread).unwrap_or(u32::MAX),
+            preview: row.preview,
+            visitor_read_seq: seq_from_sql(row.visitor_read_seq),
+            waiting_since: row.waiting_since.map(to_time),
+            updated_at: to_time(row.updated_at),
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AgentRow {
+    id: String,
+    name: String,
+    role: String,
+    disabled: bool,
+    created_at: i64,
+}
+
+impl TryFrom<AgentRow> for AgentAccount {
+    type Error = StoreError;
+
+    fn try_from(row: AgentRow) -> Result<AgentAccount, StoreError> {
+        Ok(AgentAccount {
+            info: AgentInfo {
+                id: row.id,
+                name: row.name,
+                role: Role::parse(&row.role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("role {:?}", row.role)))?,
+            },
+            disabled: row.disabled,
+            created_at: to_time(row.created_at),
+        })
+    }
+}
+
+/// Converts rows, failing on the first corrupt one.
+pub(super) fn convert<R, T>(rows: Vec<R>) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    rows.into_iter().map(T::try_from).collect()
+}
+
+pub(super) fn status_from_sql(status: &str) -> Result<ConversationStatus, StoreError> {
+    ConversationStatus::parse(status)
+        .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status:?}")))
+}
+
+/// SQL integers are signed; `seq` never comes near `i64::MAX`.
+pub(super) fn seq_to_sql(seq: Seq) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+pub(super) fn seq_from_sql(seq: i64) -> Seq {
+    Seq::try_from(seq).unwrap_or(0)
+}
