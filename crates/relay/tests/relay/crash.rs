@@ -3,60 +3,13 @@
 //! message exactly once, with `seq` gap-free.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::process::Stdio;
 
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use crate::support::{Client, PATIENCE};
+use crate::support::{Client, RelayProcess};
 
-/// A `kefu-relay serve` child process on a random port.
-struct RelayProcess {
-    child: Child,
-    addr: String,
-}
-
-impl RelayProcess {
-    async fn start(database: &Path) -> RelayProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kefu-relay"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .arg("--database")
-            .arg(format!("sqlite://{}", database.display()))
-            .args(["--frames-per-second", "100000", "--frame-burst", "100000"])
-            .env("KEFU_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn kefu-relay");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(PATIENCE, async {
-            while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    return addr.trim().to_owned();
-                }
-            }
-            panic!("kefu-relay exited before listening");
-        })
-        .await
-        .expect("kefu-relay did not start in time");
-        // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        RelayProcess { child, addr }
-    }
-
-    async fn visitor(&self) -> Client<VisitorEvent> {
-        Client::connect(&format!("ws://{}/ws/visitor", self.addr)).await
-    }
-
-    async fn kill(mut self) {
-        self.child.start_kill().expect("SIGKILL");
-        self.child.wait().await.expect("reap");
-    }
+fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}", path.display())
 }
 
 /// Pipelines `count` sends without waiting for acks.
@@ -75,7 +28,7 @@ async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
 async fn acked_messages_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("kefu.db");
-    let relay = RelayProcess::start(&database).await;
+    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
 
     let mut visitor = relay.visitor().await;
     visitor
@@ -108,7 +61,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     }
     assert!(acked.len() < BURST, "the kill happened mid-burst");
 
-    let relay = RelayProcess::start(&database).await;
+    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
     visitor
         .send(&VisitorRequest::Hello {

@@ -5,4 +5,5 @@ mod chat;
 mod crash;
 mod input;
 mod longpoll;
+mod store;
 mod support;

@@ -11,7 +11,11 @@ use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message};
 use kefu_relay::{Config, auth, store};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -405,4 +409,110 @@ impl Client<AgentEvent> {
 pub fn assert_error(error: &ErrorFrame, code: ErrorCode) {
     assert_eq!(error.code, code, "unexpected error {error:?}");
     assert!(!error.message.is_empty(), "errors explain themselves");
+}
+
+/// A `kefu-relay serve` child process on a random port.
+pub struct RelayProcess {
+    child: Child,
+    pub addr: String,
+}
+
+impl RelayProcess {
+    /// Starts `kefu-relay serve` on `database` with limits raised for tests,
+    /// plus `extra` arguments.
+    pub async fn start(database: &str, extra: &[&str]) -> RelayProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kefu-relay"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(["--frames-per-second", "100000", "--frame-burst", "100000"])
+            .args(extra)
+            .env("KEFU_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn kefu-relay");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some((_, addr)) = line.split_once("listening on http://") {
+                    return addr.trim().to_owned();
+                }
+            }
+            panic!("kefu-relay exited before listening");
+        })
+        .await
+        .expect("kefu-relay did not start in time");
+        // Keep draining stderr so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        RelayProcess { child, addr }
+    }
+
+    pub async fn visitor(&self) -> Client<VisitorEvent> {
+        Client::connect(&format!("ws://{}/ws/visitor", self.addr)).await
+    }
+
+    pub async fn agent(&self) -> Client<AgentEvent> {
+        Client::connect(&format!("ws://{}/ws/agent", self.addr)).await
+    }
+
+    /// SIGKILL: no goodbye, no flush.
+    pub async fn kill(mut self) {
+        self.child.start_kill().expect("SIGKILL");
+        self.child.wait().await.expect("reap");
+    }
+}
+
+/// A fresh PostgreSQL database for one test.
+pub struct TestDatabase {
+    pub url: String,
+    name: String,
+    admin: String,
+}
+
+impl TestDatabase {
+    /// Creates one on the server named by `KEFU_TEST_POSTGRES` (default: the
+    /// local server as user postgres). Where no server answers: `None`,
+    /// after a notice, unless `KEFU_REQUIRE_POSTGRES` makes that a failure.
+    pub async fn create() -> Option<TestDatabase> {
+        use sqlx::Connection;
+        let admin = std::env::var("KEFU_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let mut conn = match sqlx::PgConnection::connect(&admin).await {
+            Ok(conn) => conn,
+            Err(error) => {
+                assert!(
+                    std::env::var_os("KEFU_REQUIRE_POSTGRES").is_none(),
+                    "KEFU_REQUIRE_POSTGRES is set but {admin} does not answer: {error}"
+                );
+                eprintln!("notice: skipping a PostgreSQL test: {admin} does not answer ({error})");
+                return None;
+            }
+        };
+        let name = format!("kefu_test_{}", auth::new_id());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create a test database");
+        let (base, _) = admin.rsplit_once('/').expect("a database URL");
+        Some(TestDatabase {
+            url: format!("{base}/{name}"),
+            name,
+            admin,
+        })
+    }
+
+    /// Drops the database (clients still connected are cut off).
+    pub async fn drop_database(self) {
+        use sqlx::Connection;
+        if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .await;
+        }
+    }
 }

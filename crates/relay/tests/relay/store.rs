@@ -1,0 +1,446 @@
+//! The store's guarantees, checked on both backends with the same tests:
+//! each `backend_test!` runs its body once on a SQLite file and once on a
+//! fresh PostgreSQL database.
+
+use std::sync::Arc;
+
+use kefu_protocol::AuthorKind;
+use kefu_protocol::agent::{AgentInfo, ConversationStatus, Role};
+use kefu_relay::store::{self, AgentSend, Page, Store, StoreError, VisitorDetails, VisitorSend};
+
+use crate::support::TestDatabase;
+
+/// Runs `$body` (an async fn taking `Arc<dyn Store>`) on both backends.
+macro_rules! backend_test {
+    ($sqlite:ident, $postgres:ident, $body:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
+            let store = store::open(&url, None).await.expect("open SQLite");
+            $body(store.clone()).await;
+            store.close().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            let Some(database) = TestDatabase::create().await else {
+                return;
+            };
+            let store = store::open(&database.url, None)
+                .await
+                .expect("open PostgreSQL");
+            $body(store.clone()).await;
+            store.close().await;
+            database.drop_database().await;
+        }
+    };
+}
+
+fn visitor_send(visitor_id: &str, client_id: &str, text: &str) -> VisitorSend {
+    VisitorSend {
+        visitor_id: visitor_id.to_owned(),
+        details: VisitorDetails::default(),
+        client_id: client_id.to_owned(),
+        text: text.to_owned(),
+        origin: None,
+    }
+}
+
+fn agent_send(
+    agent: &AgentInfo,
+    conversation_id: &str,
+    client_id: &str,
+    internal: bool,
+) -> AgentSend {
+    AgentSend {
+        agent: agent.clone(),
+        conversation_id: conversation_id.to_owned(),
+        client_id: client_id.to_owned(),
+        text: format!("reply {client_id}"),
+        internal,
+        origin: None,
+    }
+}
+
+async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
+    store
+        .add_agent(name, role, &format!("hash-of-{name}"))
+        .await
+        .expect("add agent")
+}
+
+backend_test!(
+    sqlite_sends_are_idempotent,
+    postgres_sends_are_idempotent,
+    sends_are_idempotent
+);
+async fn sends_are_idempotent(store: Arc<dyn Store>) {
+    assert_eq!(store.visitor_conversation("v1").await.expect("read"), None);
+    let first = store
+        .visitor_send(visitor_send("v1", "c1", "hi"))
+        .await
+        .expect("send");
+    assert_eq!(first.seq, 1);
+    let again = store
+        .visitor_send(visitor_send("v1", "c1", "hi"))
+        .await
+        .expect("resend");
+    assert_eq!(first, again, "the original comes back");
+    // The same client_id from another author is another message.
+    let other = store
+        .visitor_send(visitor_send("v2", "c1", "hi"))
+        .await
+        .expect("send");
+    assert_ne!(other.id, first.id);
+    assert_eq!(
+        store.visitor_conversation("v1").await.expect("read"),
+        Some(first.conversation_id.clone())
+    );
+    let messages = store
+        .messages(
+            &first.conversation_id,
+            Page::After {
+                after: 0,
+                limit: 10,
+            },
+            true,
+        )
+        .await
+        .expect("messages");
+    assert_eq!(messages, vec![first]);
+}
+
+backend_test!(
+    sqlite_concurrent_resends_store_one_message,
+    postgres_concurrent_resends_store_one_message,
+    concurrent_resends_store_one_message
+);
+async fn concurrent_resends_store_one_message(store: Arc<dyn Store>) {
+    store
+        .visitor_send(visitor_send("v1", "c0", "first"))
+        .await
+        .expect("send");
+    let sends = (0..16).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.visitor_send(visitor_send("v1", "dup", "again")).await })
+    });
+    let mut ids = std::collections::HashSet::new();
+    for send in sends {
+        ids.insert(send.await.expect("task").expect("send").id);
+    }
+    assert_eq!(ids.len(), 1, "every resend got the one stored message");
+    let conversation = store
+        .visitor_conversation("v1")
+        .await
+        .expect("read")
+        .expect("exists");
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.last_seq, 2);
+}
+
+backend_test!(
+    sqlite_concurrent_writers_keep_seq_gap_free,
+    postgres_concurrent_writers_keep_seq_gap_free,
+    concurrent_writers_keep_seq_gap_free
+);
+async fn concurrent_writers_keep_seq_gap_free(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let first = store
+        .visitor_send(visitor_send("v1", "v-0", "hi"))
+        .await
+        .expect("send");
+    let conversation = first.conversation_id.clone();
+    store.claim(&conversation, &alice).await.expect("claim");
+    const EACH: usize = 100;
+    let mut tasks = Vec::new();
+    for i in 1..=EACH {
+        let visitor_store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            visitor_store
+                .visitor_send(visitor_send("v1", &format!("v-{i}"), "from the visitor"))
+                .await
+        }));
+        let store = store.clone();
+        let (alice, conversation) = (alice.clone(), conversation.clone());
+        tasks.push(tokio::spawn(async move {
+            store
+                .agent_send(agent_send(
+                    &alice,
+                    &conversation,
+                    &format!("a-{i}"),
+                    i % 10 == 0,
+                ))
+                .await
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("write");
+    }
+    let messages = store
+        .messages(
+            &conversation,
+            Page::After {
+                after: 0,
+                limit: 1_000,
+            },
+            true,
+        )
+        .await
+        .expect("messages");
+    let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=(2 * EACH as u64 + 1)).collect::<Vec<_>>());
+    let visible = store
+        .messages(
+            &conversation,
+            Page::After {
+                after: 0,
+                limit: 1_000,
+            },
+            false,
+        )
+        .await
+        .expect("messages");
+    assert_eq!(
+        visible.len(),
+        2 * EACH + 1 - EACH / 10,
+        "notes are hidden from visitors"
+    );
+}
+
+backend_test!(
+    sqlite_exactly_one_claim_wins,
+    postgres_exactly_one_claim_wins,
+    exactly_one_claim_wins
+);
+async fn exactly_one_claim_wins(store: Arc<dyn Store>) {
+    let mut agents = Vec::new();
+    for i in 0..8 {
+        agents.push(agent(&store, &format!("agent{i}"), Role::Agent).await);
+    }
+    let conversation = store
+        .visitor_send(visitor_send("v1", "c1", "help"))
+        .await
+        .expect("send")
+        .conversation_id;
+    let claims: Vec<_> = agents
+        .iter()
+        .cloned()
+        .map(|agent| {
+            let store = store.clone();
+            let conversation = conversation.clone();
+            tokio::spawn(async move { store.claim(&conversation, &agent).await })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for claim in claims {
+        match claim.await.expect("task") {
+            Ok(summary) => winners.push(summary.assignee),
+            Err(StoreError::Conflict(_)) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.assignee, winners[0]);
+    assert_eq!(summary.status, ConversationStatus::Active);
+}
+
+backend_test!(
+    sqlite_assignment_rules_hold,
+    postgres_assignment_rules_hold,
+    assignment_rules_hold
+);
+async fn assignment_rules_hold(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let bob = agent(&store, "bob", Role::Agent).await;
+    let root = agent(&store, "root", Role::Admin).await;
+    let conversation = store
+        .visitor_send(visitor_send("v1", "c1", "help"))
+        .await
+        .expect("send")
+        .conversation_id;
+    // Replying takes a waiting conversation.
+    store
+        .agent_send(agent_send(&alice, &conversation, "a1", false))
+        .await
+        .expect("reply");
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.assignee.as_deref(), Some(alice.id.as_str()));
+    assert_eq!(summary.unread, 0);
+    assert!(matches!(
+        store
+            .agent_send(agent_send(&bob, &conversation, "b1", false))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .agent_send(agent_send(&bob, &conversation, "b2", true))
+        .await
+        .expect("notes are free");
+    assert!(matches!(
+        store.resolve(&conversation, &bob).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.transfer(&conversation, &bob, &bob.id).await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        store.transfer(&conversation, &alice, "nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let moved = store
+        .transfer(&conversation, &root, &bob.id)
+        .await
+        .expect("admin transfers");
+    assert_eq!(moved.assignee.as_deref(), Some(bob.id.as_str()));
+    let resolved = store.resolve(&conversation, &bob).await.expect("resolve");
+    assert_eq!(resolved.status, ConversationStatus::Resolved);
+    assert!(store.open_conversations().await.expect("read").is_empty());
+
+    // The visitor writing again reopens it, unassigned.
+    let again = store
+        .visitor_send(visitor_send("v1", "c2", "one more"))
+        .await
+        .expect("send");
+    assert_eq!(again.conversation_id, conversation);
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        (summary.status, summary.assignee),
+        (ConversationStatus::Waiting, None)
+    );
+    assert_eq!(summary.preview, "one more");
+    assert!(matches!(
+        store.claim("missing", &alice).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+backend_test!(
+    sqlite_read_marks_move_forward_and_count_unread,
+    postgres_read_marks_move_forward_and_count_unread,
+    read_marks_move_forward_and_count_unread
+);
+async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
+    let conversation = store
+        .visitor_send(visitor_send("v1", "c1", "one"))
+        .await
+        .expect("send")
+        .conversation_id;
+    store
+        .visitor_send(visitor_send("v1", "c2", "two"))
+        .await
+        .expect("send");
+    store
+        .visitor_send(visitor_send("v1", "c3", "three"))
+        .await
+        .expect("send");
+    let unread = |store: Arc<dyn Store>, conversation: String| async move {
+        store
+            .conversation(&conversation)
+            .await
+            .expect("read")
+            .expect("exists")
+            .unread
+    };
+    assert_eq!(unread(store.clone(), conversation.clone()).await, 3);
+    store
+        .mark_read(&conversation, AuthorKind::Agent, 2)
+        .await
+        .expect("read");
+    assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
+    store
+        .mark_read(&conversation, AuthorKind::Agent, 1)
+        .await
+        .expect("backwards is a no-op");
+    assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
+    store
+        .mark_read(&conversation, AuthorKind::Visitor, 99)
+        .await
+        .expect("read");
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.visitor_read_seq, 3, "capped at the last message");
+}
+
+backend_test!(
+    sqlite_agents_and_profiles_round_trip,
+    postgres_agents_and_profiles_round_trip,
+    agents_and_profiles_round_trip
+);
+async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Admin).await;
+    assert!(matches!(
+        store.add_agent("alice", Role::Agent, "other-hash").await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .agent_by_token_hash("hash-of-alice")
+            .await
+            .expect("read"),
+        Some(alice.clone())
+    );
+    store.disable_agent("alice").await.expect("disable");
+    assert_eq!(
+        store
+            .agent_by_token_hash("hash-of-alice")
+            .await
+            .expect("read"),
+        None
+    );
+    assert!(matches!(
+        store.disable_agent("nobody").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let accounts = store.agents().await.expect("list");
+    assert!(accounts[0].disabled);
+
+    // A visitor without a conversation is not written; one with is updated.
+    let details = VisitorDetails {
+        profile: kefu_protocol::visitor::VisitorProfile {
+            email: Some("ming@example.com".into()),
+            ..Default::default()
+        },
+        user_agent: Some("test".into()),
+    };
+    store
+        .update_visitor("v1", details.clone())
+        .await
+        .expect("update");
+    assert_eq!(store.visitor_conversation("v1").await.expect("read"), None);
+    let conversation = store
+        .visitor_send(visitor_send("v1", "c1", "hi"))
+        .await
+        .expect("send")
+        .conversation_id;
+    store.update_visitor("v1", details).await.expect("update");
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
+    assert_eq!(summary.visitor.user_agent.as_deref(), Some("test"));
+    assert!(!store.visitor_secret().await.expect("secret").is_empty());
+}
