@@ -2,6 +2,7 @@
 
 mod browser;
 mod chat;
+mod cluster;
 mod crash;
 mod input;
 mod longpoll;

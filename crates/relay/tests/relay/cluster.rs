@@ -1,0 +1,305 @@
+//! Two relay processes sharing one PostgreSQL database, as behind a
+//! round-robin load balancer: clients of either talk to clients of the
+//! other, writers on both keep `seq` gap-free, and a relay killed with
+//! SIGKILL loses nothing acknowledged and has its visitors expire.
+
+use std::collections::HashSet;
+
+use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::{AgentState, AuthorKind, PresenceKind};
+use kefu_relay::{auth, store};
+
+use crate::support::{Client, RelayProcess, TestDatabase};
+
+/// Heartbeats every 0.3 s: a dead relay is noticed within about a second.
+/// The tests pipeline a thousand frames before reading, so the per-client
+/// queue is raised above what slow-client protection would otherwise allow.
+const FAST: &[&str] = &[
+    "--cluster-heartbeat",
+    "0.3",
+    "--presence-grace",
+    "0.2",
+    "--outbound-queue",
+    "20000",
+];
+
+struct Cluster {
+    database: TestDatabase,
+    a: RelayProcess,
+    b: RelayProcess,
+    token: String,
+}
+
+impl Cluster {
+    async fn start() -> Option<Cluster> {
+        let database = TestDatabase::create().await?;
+        let store = store::open(&database.url, None).await.expect("migrate");
+        let token = auth::new_agent_token();
+        store
+            .add_agent("alice", Role::Agent, &auth::hash_agent_token(&token))
+            .await
+            .expect("add agent");
+        store.close().await;
+        let a = RelayProcess::start(&database.url, FAST).await;
+        let b = RelayProcess::start(&database.url, FAST).await;
+        Some(Cluster {
+            database,
+            a,
+            b,
+            token,
+        })
+    }
+
+    async fn agent_on_b(&self) -> Client<AgentEvent> {
+        let mut agent = self.b.agent().await;
+        agent
+            .send(&AgentRequest::Hello {
+                token: self.token.clone(),
+            })
+            .await;
+        assert!(matches!(agent.next().await, AgentEvent::Welcome(_)));
+        agent
+    }
+
+    async fn stop(self) {
+        self.a.kill().await;
+        self.b.kill().await;
+        self.database.drop_database().await;
+    }
+}
+
+async fn hello(
+    visitor: &mut Client<VisitorEvent>,
+    token: Option<&str>,
+    after_seq: Option<u64>,
+) -> String {
+    visitor
+        .send(&VisitorRequest::Hello {
+            token: token.map(str::to_owned),
+            after_seq,
+            profile: None,
+        })
+        .await;
+    match visitor.next().await {
+        VisitorEvent::Welcome(welcome) => welcome.token,
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_different_relays_chat_type_read_and_see_presence() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut agent = cluster.agent_on_b().await;
+    let mut visitor = cluster.a.visitor().await;
+    hello(&mut visitor, None, None).await;
+
+    let ack = visitor.say("v1", "hello from relay A").await;
+    let conversation = ack.conversation_id.clone();
+    let message = agent.next_message().await;
+    assert_eq!(
+        (message.text.as_str(), message.seq),
+        ("hello from relay A", 1)
+    );
+
+    agent.reply(&conversation, "a1", "hello from relay B").await;
+    let reply = visitor.next_message().await;
+    assert_eq!((reply.text.as_str(), reply.seq), ("hello from relay B", 2));
+
+    visitor.send(&VisitorRequest::Typing { active: true }).await;
+    let typing = agent
+        .until(|event| match event {
+            AgentEvent::Typing(typing) => Some(typing),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typing.author.kind, AuthorKind::Visitor);
+
+    agent
+        .send(&AgentRequest::Typing {
+            conversation_id: conversation.clone(),
+            active: true,
+        })
+        .await;
+    let typing = visitor
+        .until(|event| match event {
+            VisitorEvent::Typing(typing) => Some(typing),
+            _ => None,
+        })
+        .await;
+    assert_eq!(typing.author.name, "alice");
+
+    visitor.send(&VisitorRequest::Read { up_to_seq: 2 }).await;
+    let receipt = agent
+        .until(|event| match event {
+            AgentEvent::Read(receipt) => Some(receipt),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (receipt.reader, receipt.up_to_seq),
+        (AuthorKind::Visitor, 2)
+    );
+
+    // Availability on B reaches visitors on A.
+    agent
+        .send(&AgentRequest::Status {
+            state: AgentState::Away,
+        })
+        .await;
+    visitor
+        .until(|event| match event {
+            VisitorEvent::Presence(p) if p.agents_online == Some(0) => Some(()),
+            _ => None,
+        })
+        .await;
+    agent
+        .send(&AgentRequest::Status {
+            state: AgentState::Available,
+        })
+        .await;
+    visitor
+        .until(|event| match event {
+            VisitorEvent::Presence(p) if p.agents_online == Some(1) => Some(()),
+            _ => None,
+        })
+        .await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_racing_on_both_relays_keep_seq_gap_free() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut agent = cluster.agent_on_b().await;
+    let mut visitor = cluster.a.visitor().await;
+    hello(&mut visitor, None, None).await;
+    let conversation = visitor.say("v0", "start").await.conversation_id;
+    agent.next_message().await;
+    agent
+        .send(&AgentRequest::Claim {
+            conversation_id: conversation.clone(),
+        })
+        .await;
+
+    // 500 sends through relay A and 500 through relay B, all in flight at once.
+    const EACH: usize = 500;
+    for i in 0..EACH {
+        visitor
+            .send(&VisitorRequest::Send {
+                client_id: format!("v{}", i + 1),
+                text: format!("visitor {i}"),
+            })
+            .await;
+        agent
+            .send(&AgentRequest::Send {
+                conversation_id: conversation.clone(),
+                client_id: format!("a{i}"),
+                text: format!("agent {i}"),
+                internal: false,
+            })
+            .await;
+    }
+    let visitor_side = tokio::spawn(async move {
+        let (mut acks, mut seen) = (0, Vec::new());
+        while acks < EACH || seen.len() < EACH {
+            match visitor.next().await {
+                VisitorEvent::Ack(_) => acks += 1,
+                VisitorEvent::Message(m) if m.author.kind == AuthorKind::Agent => seen.push(m.seq),
+                VisitorEvent::Error(e) => panic!("visitor send refused: {e:?}"),
+                _ => {}
+            }
+        }
+        seen
+    });
+    let mut acks = 0;
+    while acks < EACH {
+        match agent.next().await {
+            AgentEvent::Ack(_) => acks += 1,
+            AgentEvent::Error(e) => panic!("agent send refused: {e:?}"),
+            _ => {}
+        }
+    }
+    let seen_by_visitor = visitor_side.await.expect("visitor");
+    assert!(
+        seen_by_visitor.windows(2).all(|w| w[0] < w[1]),
+        "relay A delivered relay B's messages in seq order"
+    );
+
+    // The whole conversation, paged backwards: 1..=1001 once each.
+    let mut seqs = Vec::new();
+    let mut client_ids = HashSet::new();
+    let mut before = None;
+    loop {
+        let page = agent.history(&conversation, before, 200).await;
+        let Some(first) = page.first() else { break };
+        before = Some(first.seq);
+        for message in page.iter().rev() {
+            seqs.push(message.seq);
+            assert!(client_ids.insert((message.author.kind, message.client_id.clone())));
+        }
+        if first.seq == 1 {
+            break;
+        }
+    }
+    seqs.reverse();
+    assert_eq!(seqs, (1..=(2 * EACH as u64 + 1)).collect::<Vec<_>>());
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_relay_loses_nothing_and_its_visitors_go_offline() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut agent = cluster.agent_on_b().await;
+    let mut visitor = cluster.a.visitor().await;
+    let token = hello(&mut visitor, None, None).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(visitor.say(&format!("m{i}"), &format!("message {i}")).await);
+    }
+    let conversation = acked[0].conversation_id.clone();
+    agent
+        .summary_where(&conversation, |s| s.last_seq == 20 && s.visitor.online)
+        .await;
+
+    let Cluster { database, a, b, .. } = cluster;
+    a.kill().await;
+    drop(visitor);
+    // B notices A's silence and the visitor is gone.
+    let presence = agent
+        .until(|event| match event {
+            AgentEvent::Presence(p) if p.kind == PresenceKind::Visitor => Some(p),
+            _ => None,
+        })
+        .await;
+    assert!(!presence.online, "the visitor went offline with relay A");
+
+    // The visitor comes back through B and finds everything.
+    let mut visitor = b.visitor().await;
+    hello(&mut visitor, Some(&token), Some(0)).await;
+    let mut replayed = Vec::new();
+    while replayed.len() < acked.len() {
+        replayed.push(visitor.next_message().await);
+    }
+    for (message, ack) in replayed.iter().zip(&acked) {
+        assert_eq!((message.seq, &message.id), (ack.seq, &ack.id));
+    }
+    let presence = agent
+        .until(|event| match event {
+            AgentEvent::Presence(p) if p.kind == PresenceKind::Visitor => Some(p),
+            _ => None,
+        })
+        .await;
+    assert!(presence.online, "back online through relay B");
+    let resumed = visitor.say("m20", "still here").await;
+    assert_eq!(resumed.seq, 21);
+    assert_eq!(agent.next_message().await.text, "still here");
+
+    b.kill().await;
+    database.drop_database().await;
+}
