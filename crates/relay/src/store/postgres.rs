@@ -588,16 +588,18 @@ impl Store for PgStore {
         include_internal: bool,
     ) -> Result<Vec<Message>, StoreError> {
         let rows: Vec<MessageRow> = match page {
-            Page::After { after, limit } => sqlx::query_as(&format!(
+            Page::After { after, limit } => {
+                sqlx::query_as(&format!(
                 "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq > $2 AND (NOT internal OR $3)
                      ORDER BY seq LIMIT $4"
             ))
-            .bind(conversation_id)
-            .bind(seq_to_sql(after))
-            .bind(include_internal)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?,
+                .bind(conversation_id)
+                .bind(seq_to_sql(after))
+                .bind(include_internal)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?
+            }
             Page::Before { before, limit } => {
                 let mut rows: Vec<MessageRow> = sqlx::query_as(&format!(
                     "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq < $2 AND (NOT internal OR $3)
