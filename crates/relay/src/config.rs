@@ -1,7 +1,18 @@
-//! Runtime settings of a relay. The binary fills them from flags and `KEFU_*`
-//! environment variables; tests build them directly.
+//! Runtime settings of a relay. The binary fills them from flags, `KEFU_*`
+//! environment variables and a TOML file ([`Settings::load`]); tests build
+//! [`Config`] directly.
+//!
+//! - [`file`]: the TOML file's shape; unknown keys are errors, so typos are.
+//! - [`settings`]: the command-line arguments and the merge of all sources.
 
+mod file;
+mod settings;
+
+use std::net::SocketAddr;
 use std::time::Duration;
+
+pub use file::{FileConfig, FileLimits};
+pub use settings::{ConfigError, GlobalArgs, LogFormat, ServeArgs, Settings, mask_secrets};
 
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
@@ -18,6 +29,16 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// How relays sharing a PostgreSQL database notice each other's death.
     pub heartbeat: crate::cluster::Heartbeat,
+    /// Where visitors reach the relay (`https://support.example`), when it
+    /// is behind a proxy that rewrites `Host`: its origin counts as the
+    /// relay's own, besides the one derived from `Host`.
+    pub public_url: Option<String>,
+    /// Hand waiting conversations to available agents in turn, instead of
+    /// leaving them for an agent to claim.
+    pub auto_assign: bool,
+    /// Serve `/metrics` on this address instead of the main one, so that it
+    /// need not be reachable by visitors.
+    pub metrics_listen: Option<SocketAddr>,
     pub limits: Limits,
 }
 
@@ -30,6 +51,11 @@ impl Config {
             .allowed_origins
             .iter()
             .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
+        {
+            return true;
+        }
+        if let Some(public) = self.public_url.as_deref().and_then(settings::origin_of)
+            && public.eq_ignore_ascii_case(origin)
         {
             return true;
         }
@@ -51,6 +77,9 @@ impl Default for Config {
             presence_grace: Duration::from_secs(10),
             allowed_origins: Vec::new(),
             heartbeat: crate::cluster::Heartbeat::default(),
+            public_url: None,
+            auto_assign: false,
+            metrics_listen: None,
             limits: Limits::default(),
         }
     }
@@ -111,5 +140,18 @@ mod tests {
         assert!(!config.origin_allowed("null", host));
         assert!(!config.origin_allowed("https://chat.example:8080.evil", host));
         assert!(!config.origin_allowed("http://chat.example:8080", None));
+    }
+
+    #[test]
+    fn the_public_url_origin_is_the_relays_own() {
+        let config = Config {
+            public_url: Some("https://Support.example/chat/".into()),
+            ..Config::default()
+        };
+        // Behind a proxy, `Host` may be the upstream's, not the public name.
+        let upstream = Some("127.0.0.1:8080");
+        assert!(config.origin_allowed("https://support.example", upstream));
+        assert!(!config.origin_allowed("http://support.example", upstream));
+        assert!(!config.origin_allowed("https://support.example.evil", upstream));
     }
 }

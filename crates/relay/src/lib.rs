@@ -10,7 +10,9 @@
 //!   group commit and a feed of committed changes for the hub.
 //! - [`frame`]: protocol types to WebSocket text and back.
 //! - [`auth`]: agent tokens and signed visitor tokens.
-//! - [`config`]: settings and limits.
+//! - [`config`]: settings and limits, and where each comes from.
+//! - [`telemetry`]: Prometheus metrics; [`systemd`]: readiness and watchdog
+//!   notifications; [`export`]: conversations as JSON Lines.
 //!
 //! A message goes: client → transport → store (commit, fsync) → change feed →
 //! hub → other clients' outboxes; the sender's `ack` comes back from the store
@@ -19,13 +21,17 @@
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod export;
 pub mod frame;
 pub mod hub;
 pub mod store;
+pub mod systemd;
+pub mod telemetry;
 pub mod transport;
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -38,6 +44,10 @@ pub use config::{Config, Limits};
 const CHANGE_FEED: usize = 4096;
 /// How long connections get to say goodbye on shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long plain HTTP requests (long polls end at once) get to finish on
+/// shutdown. With [`DRAIN_TIMEOUT`] and the store's last commit this keeps
+/// the exit within systemd's 10 s.
+const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Identifies one client connection for the life of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,15 +81,32 @@ pub enum RelayError {
     Store(#[from] store::StoreError),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("cannot listen on {addr} for metrics")]
+    MetricsListen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Serves the relay on `listener` until `shutdown` resolves, then tells every
 /// client to reconnect, lets in-flight writes finish and closes the store.
+/// Under systemd it reports `READY=1` once serving and `STOPPING=1` when
+/// shutdown begins.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
+    telemetry::install();
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| RelayError::MetricsListen { addr, source })?,
+        ),
+        None => None,
+    };
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     let open_conversations = store.open_conversations().await?;
@@ -95,22 +122,42 @@ pub async fn run(
     let (stopping_tx, stopping) = watch::channel(false);
     // Every connection holds a clone; when all are dropped, `recv` returns None.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
-    let state =
-        transport::AppState::new(store.clone(), hub, config, visitor_tokens, stopping, alive);
+    let state = transport::AppState::new(
+        store.clone(),
+        hub,
+        config,
+        visitor_tokens,
+        stopping.clone(),
+        alive,
+    );
     tokio::spawn(transport::maintain(state.clone()));
+    tokio::spawn(telemetry::upkeep(stopping.clone()));
+    if let Some(metrics) = metrics_listener {
+        if let Ok(addr) = metrics.local_addr() {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        tokio::spawn(serve_until_stopping(
+            metrics,
+            transport::metrics_router(state.clone()),
+            stopping.clone(),
+        ));
+    }
+    let watchdog = tokio::spawn(systemd::watchdog());
     if let Ok(addr) = listener.local_addr() {
         tracing::info!("listening on http://{addr}");
     }
-    let served = axum::serve(
+    systemd::ready();
+    let server = axum::serve(
         listener,
-        transport::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        transport::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: asking clients to reconnect");
+        systemd::stopping();
         let _ = stopping_tx.send(true);
-    })
-    .await;
+    });
+    let served = bounded_after_stop(server.into_future(), stopping, HTTP_DRAIN_TIMEOUT).await;
 
     // The router (and with it the last `alive` sender outside connections)
     // is gone; wait for the WebSocket connections to say goodbye.
@@ -124,5 +171,43 @@ pub async fn run(
     // The hub holds nothing durable; a straggling connection must not keep
     // the process alive.
     hub_task.abort();
+    watchdog.abort();
     served.map_err(RelayError::Serve)
+}
+
+/// `server`'s result, or `Ok` once it has had `grace` after shutdown began:
+/// a client holding a request open must not hold up the exit.
+async fn bounded_after_stop(
+    server: impl Future<Output = std::io::Result<()>>,
+    mut stopping: watch::Receiver<bool>,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let overdue = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = overdue => {
+            tracing::warn!("HTTP requests still open {grace:?} after shutdown began; leaving them");
+            Ok(())
+        }
+    }
+}
+
+/// Serves a side router (metrics) until the relay starts shutting down.
+async fn serve_until_stopping(
+    listener: TcpListener,
+    router: axum::Router,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let stopped = async move {
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    };
+    if let Err(error) = axum::serve(listener, router)
+        .with_graceful_shutdown(stopped)
+        .await
+    {
+        tracing::error!(%error, "the metrics server failed");
+    }
 }

@@ -1,26 +1,24 @@
 //! `kefu-relay`: parse the command line, set up logging, call the library.
 
-use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use kefu_protocol::agent::Role;
-use kefu_relay::{Config, Limits, auth, store};
+use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings};
+use kefu_relay::{auth, export, store};
 use tracing_subscriber::EnvFilter;
+
+/// How long blocking work may hold up the exit once the relay has stopped.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Parser)]
 #[command(name = "kefu-relay", version, about = "Self-hosted live chat relay")]
 struct Cli {
-    /// Database URL: sqlite://PATH.
-    #[arg(
-        long,
-        global = true,
-        env = "KEFU_DATABASE",
-        default_value = "sqlite://kefu.db"
-    )]
-    database: String,
+    #[command(flatten)]
+    global: GlobalArgs,
 
     #[command(subcommand)]
     command: Command,
@@ -30,11 +28,26 @@ struct Cli {
 enum Command {
     /// Serve visitors and agents.
     Serve(ServeArgs),
+    /// Check the configuration and print the effective settings (secrets
+    /// masked); exits non-zero, saying why, when a setting is invalid.
+    CheckConfig(ServeArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate,
     /// Manage agent accounts.
     #[command(subcommand)]
     Agent(AgentCommand),
+    /// Copy the database to PATH, consistently, while the relay runs.
+    Backup {
+        /// The copy to write; it must not exist yet.
+        path: PathBuf,
+    },
+    /// Write conversations with their messages to stdout as JSON Lines.
+    Export {
+        /// Only conversations active on or after this date
+        /// (2026-01-31 or 2026-01-31T08:00:00Z).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,98 +65,20 @@ enum AgentCommand {
     Disable { name: String },
 }
 
-#[derive(Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "KEFU_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
-    /// Welcome text the visitor's page shows first.
-    #[arg(long, env = "KEFU_GREETING")]
-    greeting: Option<String>,
-    /// Other origins whose pages may chat and embed the widget
-    /// (comma-separated, e.g. https://shop.example); the relay's own origin
-    /// always may.
-    #[arg(long, env = "KEFU_ALLOWED_ORIGINS", value_delimiter = ',')]
-    allowed_origins: Vec<String>,
-    /// Seconds a visitor may be gone before agents see them offline.
-    #[arg(long, env = "KEFU_PRESENCE_GRACE", default_value_t = 10.0)]
-    presence_grace: f64,
-    /// Largest WebSocket frame accepted, in bytes.
-    #[arg(long, env = "KEFU_MAX_FRAME_BYTES", default_value_t = Limits::default().max_frame_bytes)]
-    max_frame_bytes: usize,
-    /// Longest message, in characters.
-    #[arg(long, env = "KEFU_MAX_MESSAGE_CHARS", default_value_t = Limits::default().max_message_chars)]
-    max_message_chars: usize,
-    /// Frames per second one connection may send, sustained.
-    #[arg(long, env = "KEFU_FRAMES_PER_SECOND", default_value_t = Limits::default().frames_per_second)]
-    frames_per_second: u32,
-    /// Frames one connection may send in a burst.
-    #[arg(long, env = "KEFU_FRAME_BURST", default_value_t = Limits::default().frame_burst)]
-    frame_burst: u32,
-    /// Seconds a new connection has to say hello.
-    #[arg(long, env = "KEFU_HELLO_TIMEOUT", default_value_t = 10.0)]
-    hello_timeout: f64,
-    /// Open WebSocket connections allowed from one IP address.
-    #[arg(long, env = "KEFU_CONNECTIONS_PER_IP", default_value_t = Limits::default().connections_per_ip)]
-    connections_per_ip: u32,
-    /// Seconds between a clustered relay's heartbeats; a relay silent for
-    /// three of them counts as dead and its clients as gone.
-    #[arg(long, env = "KEFU_CLUSTER_HEARTBEAT", default_value_t = 5.0)]
-    cluster_heartbeat: f64,
-    /// Frames queued for one slow connection before it must resync.
-    #[arg(long, env = "KEFU_OUTBOUND_QUEUE", default_value_t = Limits::default().outbound_queue)]
-    outbound_queue: usize,
-}
-
-impl ServeArgs {
-    fn into_config(self, database: String) -> anyhow::Result<Config> {
-        let defaults = Config::default();
-        Ok(Config {
-            database,
-            greeting: self.greeting.unwrap_or(defaults.greeting),
-            heartbeat: {
-                let every = seconds("--cluster-heartbeat", self.cluster_heartbeat)?;
-                anyhow::ensure!(!every.is_zero(), "--cluster-heartbeat must be positive");
-                kefu_relay::cluster::Heartbeat {
-                    every,
-                    expire_after: every * 3,
-                }
-            },
-            presence_grace: seconds("--presence-grace", self.presence_grace)?,
-            allowed_origins: self
-                .allowed_origins
-                .into_iter()
-                .map(|origin| origin.trim().to_owned())
-                .filter(|origin| !origin.is_empty())
-                .collect(),
-            limits: Limits {
-                max_frame_bytes: self.max_frame_bytes,
-                max_message_chars: self.max_message_chars,
-                frames_per_second: self.frames_per_second.max(1),
-                frame_burst: self.frame_burst.max(1),
-                hello_timeout: seconds("--hello-timeout", self.hello_timeout)?,
-                connections_per_ip: self.connections_per_ip,
-                outbound_queue: self.outbound_queue.max(1),
-                ping_interval: defaults.limits.ping_interval,
-            },
-        })
-    }
-}
-
-fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(value)
-        .with_context(|| format!("{flag} must be a non-negative number of seconds"))
-}
-
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+    let Cli { global, command } = Cli::parse();
+    let serve_args = match &command {
+        Command::Serve(args) | Command::CheckConfig(args) => args.clone(),
+        _ => ServeArgs::default(),
+    };
+    let settings = match Settings::load(global, serve_args) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("error: {:#}", anyhow::Error::from(error));
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logs(settings.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -151,7 +86,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(command, settings));
+    // Whatever is left (a straggling connection task) must not delay the
+    // exit that systemd waits for.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -160,22 +99,73 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => {
-            let listen = args.listen;
-            let config = args.into_config(cli.database)?;
+/// Logs go to stderr, which systemd hands to journald.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    let database = settings.relay.database.clone();
+    match command {
+        Command::Serve(_) => {
+            let listen = settings.listen;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
-            kefu_relay::run(listener, config, shutdown_signal()).await?;
+            kefu_relay::run(listener, settings.relay, shutdown_signal()).await?;
+        }
+        Command::CheckConfig(_) => {
+            let file = settings
+                .config_file
+                .as_ref()
+                .map_or("no file".to_owned(), |path| path.display().to_string());
+            println!(
+                "# kefu-relay effective configuration ({file}; flags and KEFU_* variables override the file)"
+            );
+            print!("{}", settings.to_toml());
+            eprintln!("the configuration is valid");
         }
         Command::Migrate => {
-            let store = open(&cli.database).await?;
+            let store = open(&database).await?;
             store.close().await;
-            eprintln!("{}: schema is up to date", cli.database);
+            eprintln!(
+                "{}: schema is up to date",
+                kefu_relay::config::mask_secrets(&database)
+            );
         }
-        Command::Agent(command) => agent(command, &cli.database).await?,
+        Command::Agent(command) => agent(command, &database).await?,
+        Command::Backup { path } => {
+            let store = open(&database).await?;
+            let result = store
+                .backup(&path)
+                .await
+                .with_context(|| format!("cannot back up to {}", path.display()));
+            store.close().await;
+            result?;
+            eprintln!("backed up to {}", path.display());
+        }
+        Command::Export { since } => {
+            let since = since
+                .as_deref()
+                .map(export::parse_since)
+                .transpose()
+                .context("invalid --since")?;
+            let store = open(&database).await?;
+            let stdout = std::io::stdout().lock();
+            let result = export::write_jsonl(store.as_ref(), since, stdout).await;
+            store.close().await;
+            let count = result.context("export failed")?;
+            eprintln!("exported {count} conversations");
+        }
     }
     Ok(())
 }
@@ -183,7 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn open(database: &str) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
     store::open(database, None)
         .await
-        .with_context(|| format!("cannot open {database}"))
+        .with_context(|| format!("cannot open {}", kefu_relay::config::mask_secrets(database)))
 }
 
 async fn agent(command: AgentCommand, database: &str) -> anyhow::Result<()> {

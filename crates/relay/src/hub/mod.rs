@@ -110,6 +110,18 @@ enum Command {
     Broadcast {
         broadcast: Broadcast,
     },
+    Stats {
+        reply: oneshot::Sender<HubStats>,
+    },
+}
+
+/// Gauges for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubStats {
+    /// Conversations waiting for an agent (cluster-wide: all share the store).
+    pub waiting: usize,
+    /// Agents with a connection to this relay.
+    pub agents_online: usize,
 }
 
 /// The hub has stopped (the relay is shutting down).
@@ -212,6 +224,12 @@ impl Hub {
     /// An announcement to every online visitor, on every node.
     pub async fn broadcast(&self, broadcast: Broadcast) {
         let _ = self.send(Command::Broadcast { broadcast }).await;
+    }
+
+    pub async fn stats(&self) -> Result<HubStats, HubClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Stats { reply }).await?;
+        answer.await.map_err(|_| HubClosed)
     }
 
     async fn send(&self, command: Command) -> Result<(), HubClosed> {

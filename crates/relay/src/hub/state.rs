@@ -13,7 +13,7 @@ use kefu_protocol::{AgentState, Author, AuthorKind, Broadcast, Presence, Presenc
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
-use super::{AgentSnapshot, Command, Outbound, Outbox};
+use super::{AgentSnapshot, Command, HubStats, Outbound, Outbox};
 use crate::ConnId;
 use crate::cluster::{ClusterEvent, ClusterInput, Envelope, Heartbeat, NodeId};
 use crate::frame::encode;
@@ -273,6 +273,9 @@ impl HubState {
                 self.deliver_broadcast(&broadcast);
                 self.peers.publish(ClusterEvent::Broadcast { broadcast });
             }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
         }
     }
 
@@ -296,6 +299,7 @@ impl HubState {
                 }
                 let agents = self.agents_seeing(&summary, origin);
                 self.send_all(&agents, &Outbound::Frame(frame));
+                crate::telemetry::fanned_out(message.at);
                 self.publish_summary(summary);
             }
             Change::Summary { summary } => {
@@ -607,6 +611,16 @@ impl HubState {
 
     fn visitor_online(&self, visitor_id: &str) -> bool {
         self.visitors.contains_key(visitor_id) || self.peers.visitor_online(visitor_id)
+    }
+
+    /// Counted when asked (a scrape), not kept up to date on every change.
+    fn stats(&self) -> HubStats {
+        HubStats {
+            waiting: (self.conversations.values())
+                .filter(|c| c.status == ConversationStatus::Waiting)
+                .count(),
+            agents_online: self.agents.values().filter(|a| a.online()).count(),
+        }
     }
 
     fn agents_online(&self) -> u32 {

@@ -12,6 +12,8 @@ mod rows;
 mod rules;
 mod sqlite;
 
+use std::path::Path;
+
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::visitor::VisitorProfile;
@@ -111,6 +113,10 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("the store is shut down")]
     Closed,
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -211,6 +217,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// The key that signs visitor tokens, made on first use.
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError>;
+
+    /// Conversation ids in ascending order after `after_id`, at most `limit`,
+    /// of the conversations updated at or after `since`: pages for `export`.
+    async fn conversation_ids(
+        &self,
+        since: Option<OffsetDateTime>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Whether the database answers now, for `/readyz`: an error when it
+    /// cannot be reached, or (a file) is gone or unreadable.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Writes a consistent copy of the database to `path`, which must not
+    /// exist, while the store goes on serving. A backend whose data lives
+    /// in a server says which tool to use instead.
+    async fn backup(&self, path: &Path) -> Result<(), StoreError>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

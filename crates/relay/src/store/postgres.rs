@@ -683,6 +683,36 @@ impl Store for PgStore {
         Ok(self.visitor_secret.clone())
     }
 
+    async fn conversation_ids(
+        &self,
+        since: Option<time::OffsetDateTime>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(since.map_or(i64::MIN, to_millis))
+        .bind(after_id.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(ids)
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The data lives in the server, which has its own consistent online
+    /// backup tool.
+    async fn backup(&self, _path: &std::path::Path) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported(
+            "a PostgreSQL database is backed up with pg_dump, e.g. pg_dump --format=custom",
+        ))
+    }
+
     async fn close(&self) {
         let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         for task in tasks {

@@ -10,7 +10,7 @@
 //! only writer also makes `seq` allocation and claim races trivially serial.
 //! Reads use a separate pool and never wait for the writer.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -45,6 +45,8 @@ const READ_CONNECTIONS: u32 = 4;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 pub struct SqliteStore {
+    /// The database file, watched by [`Store::health`].
+    path: PathBuf,
     reads: SqlitePool,
     writes: mpsc::Sender<WriteRequest>,
     /// Tells the writer to refuse new writes, commit the queued ones and stop.
@@ -130,6 +132,7 @@ impl SqliteStore {
         let (stop_writer, stop) = oneshot::channel();
         let writer = tokio::spawn(run_writer(writer, queue, stop, changes));
         Ok(SqliteStore {
+            path: path.to_owned(),
             reads,
             writes,
             stop_writer: Mutex::new(Some(stop_writer)),
@@ -365,6 +368,66 @@ impl Store for SqliteStore {
         Ok(self.visitor_secret.clone())
     }
 
+    async fn conversation_ids(
+        &self,
+        since: Option<time::OffsetDateTime>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM conversations WHERE updated_at >= ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(since.map_or(i64::MIN, to_millis))
+        .bind(after_id.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// The pool's connections keep a deleted or renamed file open and would
+    /// go on answering, so the file itself is checked too.
+    async fn health(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        let metadata = tokio::fs::metadata(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        if !metadata.is_file() {
+            return Err(unavailable(path, "not a regular file"));
+        }
+        tokio::fs::File::open(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        sqlx::query("SELECT 1").execute(&self.reads).await?;
+        Ok(())
+    }
+
+    /// `VACUUM INTO` copies one read transaction's snapshot: every commit
+    /// before it started, nothing after, and writers are not blocked.
+    async fn backup(&self, path: &Path) -> Result<(), StoreError> {
+        if tokio::fs::try_exists(path).await.unwrap_or(true) {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; a backup never overwrites a file",
+                path.display()
+            )));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| unavailable(path, "not a UTF-8 path"))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.reads)
+            .await?;
+        // SQLite does not sync the copy; a backup must survive a crash too.
+        let copy = tokio::fs::File::open(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        copy.sync_all()
+            .await
+            .map_err(|error| unavailable(path, error))
+    }
+
     async fn close(&self) {
         let stop = self
             .stop_writer
@@ -382,6 +445,10 @@ impl Store for SqliteStore {
         }
         self.reads.close().await;
     }
+}
+
+fn unavailable(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{}: {why}", path.display()))
 }
 
 /// The writer task: batches queued requests into one transaction each.
@@ -409,8 +476,12 @@ async fn run_writer(
             }
         }
         let ops: Vec<&WriteOp> = batch.iter().map(|request| &request.op).collect();
+        let started = std::time::Instant::now();
         let (results, published) = match commit_batch(&mut conn, &ops).await {
-            Ok(done) => done,
+            Ok(done) => {
+                crate::telemetry::committed(ops.len(), &done.1, started.elapsed());
+                done
+            }
             Err(error) => {
                 tracing::error!(%error, batch = batch.len(), "store commit failed");
                 let message = error.to_string();

@@ -8,6 +8,7 @@ use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFram
 
 use super::session::{Ended, Event, Session};
 use super::{AppState, check_send, store_error};
+use crate::ConnId;
 use crate::auth::hash_agent_token;
 use crate::frame::{decode, encode};
 use crate::hub::{Outbound, mailbox};
@@ -22,9 +23,9 @@ struct Agent {
     info: AgentInfo,
 }
 
-pub(super) async fn serve(state: AppState, socket: WebSocket) {
+pub(super) async fn serve(state: AppState, conn: ConnId, socket: WebSocket) {
     let shared = &state.0;
-    let mut session = state.session(socket);
+    let mut session = state.session(conn, socket);
     let Ok(first) = session.hello::<AgentRequest>().await else {
         return;
     };

@@ -6,9 +6,11 @@
 //!   role's frames mean.
 //! - [`web`]: the visitor's chat page and the embeddable widget.
 //! - [`limits`]: connections per IP, frames per second.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 
 mod agent;
 mod limits;
+mod ops;
 mod session;
 mod visitor;
 mod web;
@@ -23,13 +25,17 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
+use crate::ConnId;
 use crate::auth::VisitorTokens;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::store::{Store, StoreError};
+use crate::telemetry::{self, OpenConnection, Transport};
 
 pub use limits::IpLimiter;
+pub use ops::metrics_router;
 
 /// What every handler and connection shares.
 #[derive(Clone)]
@@ -72,8 +78,9 @@ impl AppState {
 }
 
 impl AppState {
-    fn session(&self, socket: axum::extract::ws::WebSocket) -> session::Session {
+    fn session(&self, id: ConnId, socket: axum::extract::ws::WebSocket) -> session::Session {
         session::Session::new(
+            id,
             socket,
             &self.0.config.limits,
             self.0.stopping.clone(),
@@ -97,8 +104,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/visitor/events", get(visitor::longpoll::events))
         .layer(DefaultBodyLimit::max(body_limit))
         .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
-    Router::new()
-        .route("/healthz", get(healthz))
+    let router = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
         .route(
             "/ws/visitor",
             get(visitor_ws)
@@ -106,7 +114,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/ws/agent", get(agent_ws))
         .merge(visitor_api)
-        .merge(web::routes())
+        .merge(web::routes());
+    // With a separate metrics address, the main one does not serve them.
+    let router = if state.0.config.metrics_listen.is_none() {
+        router.route("/metrics", get(ops::metrics))
+    } else {
+        router
+    };
+    router
+        .layer(middleware::from_fn(ops::request_span))
         .with_state(state)
 }
 
@@ -151,6 +167,7 @@ async fn check_origin(
 
 /// An error as an HTTP response: the status that fits, the frame as body.
 fn error_response(error: ErrorFrame) -> Response {
+    telemetry::error_sent(error.code);
     let status = match error.code {
         ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
         ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -178,12 +195,6 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(|value| visitor::bounded(value).to_owned())
 }
 
-/// The store is opened before the listener serves, so answering at all
-/// means it is open.
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 async fn visitor_ws(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -194,9 +205,15 @@ async fn visitor_ws(
         return too_many_connections();
     };
     let user_agent = user_agent(&headers);
-    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| async move {
-        let _permit = permit;
-        visitor::ws::serve(state, socket, user_agent).await;
+    let conn = ConnId::next();
+    let span = tracing::info_span!("conn", id = %conn, role = "visitor");
+    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
+        async move {
+            let _permit = permit;
+            let _open = OpenConnection::new("visitor", Transport::WebSocket);
+            visitor::ws::serve(state, conn, socket, user_agent).await;
+        }
+        .instrument(span)
     })
 }
 
@@ -208,9 +225,15 @@ async fn agent_ws(
     let Some(permit) = state.0.ips.acquire(peer.ip()) else {
         return too_many_connections();
     };
-    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| async move {
-        let _permit = permit;
-        agent::serve(state, socket).await;
+    let conn = ConnId::next();
+    let span = tracing::info_span!("conn", id = %conn, role = "agent");
+    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
+        async move {
+            let _permit = permit;
+            let _open = OpenConnection::new("agent", Transport::WebSocket);
+            agent::serve(state, conn, socket).await;
+        }
+        .instrument(span)
     })
 }
 

@@ -19,6 +19,7 @@ use crate::ConnId;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};
+use crate::telemetry::{self, Transport};
 
 /// A client that cannot take a frame for this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +91,7 @@ pub(super) struct Session {
 
 impl Session {
     pub fn new(
+        id: ConnId,
         socket: WebSocket,
         limits: &Limits,
         stopping: watch::Receiver<bool>,
@@ -99,7 +101,7 @@ impl Session {
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Session {
-            id: ConnId::next(),
+            id,
             socket,
             inbox: None,
             limits: limits.clone(),
@@ -135,10 +137,13 @@ impl Session {
                 Wake::Socket(Some(Ok(message))) => {
                     self.last_heard = Instant::now();
                     match message {
-                        WsMessage::Text(text) => match self.refuse(&text) {
-                            Some(error) => self.send_error(error).await?,
-                            None => return Ok(Event::Request(text)),
-                        },
+                        WsMessage::Text(text) => {
+                            telemetry::frame_received(Transport::WebSocket);
+                            match self.refuse(&text) {
+                                Some(error) => self.send_error(error).await?,
+                                None => return Ok(Event::Request(text)),
+                            }
+                        }
                         WsMessage::Binary(_) => {
                             let error =
                                 ErrorFrame::new(ErrorCode::BadRequest, "frames must be JSON text");
@@ -235,6 +240,7 @@ impl Session {
 
     /// Error frames look the same to both roles.
     pub async fn send_error(&mut self, error: ErrorFrame) -> Result<(), Ended> {
+        telemetry::error_sent(error.code);
         self.send(encode(&VisitorEvent::Error(error))).await
     }
 
@@ -264,6 +270,9 @@ impl Session {
     }
 
     async fn write(&mut self, message: WsMessage) -> Result<(), Ended> {
+        if let WsMessage::Text(_) = message {
+            telemetry::frames_sent(Transport::WebSocket, 1);
+        }
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) | Err(_) => Err(Ended),

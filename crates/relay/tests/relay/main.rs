@@ -6,5 +6,6 @@ mod cluster;
 mod crash;
 mod input;
 mod longpoll;
+mod ops;
 mod store;
 mod support;

@@ -77,16 +77,8 @@ impl TestRelay {
         // once; /healthz answers only once the store is open.
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            if let Ok(mut stream) = TcpStream::connect(self.addr).await {
-                use tokio::io::{AsyncReadExt, AsyncWriteExt};
-                let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-                if stream.write_all(request.as_bytes()).await.is_ok() {
-                    let mut response = String::new();
-                    let _ = stream.read_to_string(&mut response).await;
-                    if response.starts_with("HTTP/1.1 200") {
-                        return;
-                    }
-                }
+            if let Some((200, _)) = http_get(self.addr, "/healthz").await {
+                return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -183,6 +175,23 @@ impl TestRelay {
         let (database, config) = test_config(&dir);
         TestRelay::serve(dir, database, config).await
     }
+}
+
+/// `GET path` over a fresh connection: the status and body, or `None` if
+/// the relay did not answer.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response))
+        .await
+        .ok()?
+        .ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
 }
 
 fn test_config(dir: &tempfile::TempDir) -> (String, Config) {
@@ -415,17 +424,29 @@ pub fn assert_error(error: &ErrorFrame, code: ErrorCode) {
 pub struct RelayProcess {
     child: Child,
     pub addr: String,
+    /// What it logged up to and including the `listening on` line.
+    pub startup_log: Vec<String>,
 }
 
 impl RelayProcess {
     /// Starts `kefu-relay serve` on `database` with limits raised for tests,
     /// plus `extra` arguments.
     pub async fn start(database: &str, extra: &[&str]) -> RelayProcess {
+        RelayProcess::start_with_env(database, extra, &[]).await
+    }
+
+    /// [`RelayProcess::start`] with environment variables set.
+    pub async fn start_with_env(
+        database: &str,
+        extra: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> RelayProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_kefu-relay"))
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
             .args(["--frames-per-second", "100000", "--frame-burst", "100000"])
             .args(extra)
             .env("KEFU_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -434,19 +455,44 @@ impl RelayProcess {
             .expect("spawn kefu-relay");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let addr = tokio::time::timeout(PATIENCE, async {
+        let (addr, startup_log) = tokio::time::timeout(PATIENCE, async {
+            let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read stderr") {
-                if let Some((_, addr)) = line.split_once("listening on http://") {
-                    return addr.trim().to_owned();
+                let addr = line
+                    .split_once("listening on http://")
+                    .map(|(_, addr)| addr.trim().to_owned());
+                log.push(line);
+                if let Some(addr) = addr {
+                    return (addr, log);
                 }
             }
-            panic!("kefu-relay exited before listening");
+            panic!("kefu-relay exited before listening: {log:#?}");
         })
         .await
         .expect("kefu-relay did not start in time");
         // Keep draining stderr so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        RelayProcess { child, addr }
+        RelayProcess {
+            child,
+            addr,
+            startup_log,
+        }
+    }
+
+    /// SIGTERM, as systemd stops a service.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {pid}");
+    }
+
+    /// Waits for the process to exit by itself.
+    pub async fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().await.expect("wait for kefu-relay")
     }
 
     pub async fn visitor(&self) -> Client<VisitorEvent> {

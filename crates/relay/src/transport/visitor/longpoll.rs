@@ -36,6 +36,7 @@ use super::VisitorCore;
 use crate::ConnId;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
+use crate::telemetry::{self, OpenConnection, Transport};
 
 /// How long a poll is held when there is nothing to say.
 const POLL_HOLD: Duration = Duration::from_secs(25);
@@ -56,6 +57,7 @@ struct PollSession {
     rate: DefaultDirectRateLimiter,
     last_active: Mutex<Instant>,
     _permit: IpPermit,
+    _open: OpenConnection,
 }
 
 impl PollSession {
@@ -144,6 +146,7 @@ pub(in crate::transport) async fn hello(
         rate: frame_limiter(&state.0.config.limits),
         last_active: Mutex::new(Instant::now()),
         _permit: permit,
+        _open: OpenConnection::new("visitor", Transport::LongPoll),
     };
     state.0.polls.lock().insert(session_id, Arc::new(session));
     Json(VisitorEvent::Welcome(welcome)).into_response()
@@ -167,6 +170,7 @@ pub(in crate::transport) async fn send(
         Err(error) => return error_response(error),
     };
     session.touch();
+    telemetry::frame_received(Transport::LongPoll);
     if session.rate.check().is_err() {
         return error_response(ErrorFrame::new(
             ErrorCode::RateLimited,
@@ -321,6 +325,7 @@ fn authorized(
 }
 
 fn frames_response(frames: Vec<Frame>) -> Response {
+    telemetry::frames_sent(Transport::LongPoll, frames.len());
     // Each frame is already a serialized JSON object.
     let mut body = String::with_capacity(2 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
     body.push('[');

@@ -7,6 +7,7 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use super::super::AppState;
 use super::super::session::{Ended, Event, Session};
 use super::{REPLAY_PAGE, VisitorCore};
+use crate::ConnId;
 use crate::frame::{decode, encode};
 use crate::hub::{Outbound, mailbox};
 
@@ -19,10 +20,11 @@ struct Visitor {
 
 pub(in crate::transport) async fn serve(
     state: AppState,
+    conn: ConnId,
     socket: WebSocket,
     user_agent: Option<String>,
 ) {
-    let mut session = state.session(socket);
+    let mut session = state.session(conn, socket);
     let Ok(VisitorRequest::Hello {
         token,
         after_seq,
@@ -98,6 +100,7 @@ impl Visitor {
                     Err(error) => Some(VisitorEvent::Error(error)),
                 };
                 match answer {
+                    Some(VisitorEvent::Error(error)) => self.session.send_error(error).await,
                     Some(event) => self.session.send(encode(&event)).await,
                     None => Ok(()),
                 }

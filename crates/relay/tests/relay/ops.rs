@@ -1,0 +1,669 @@
+//! Operating a relay: configuration sources and `check-config`, systemd
+//! notifications, graceful shutdown on SIGTERM, `/readyz`, `/metrics`,
+//! `backup` and `export`. Most run the real binary, as systemd would.
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::Duration;
+
+use kefu_protocol::agent::{AgentEvent, Role};
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::{ErrorCode, Reconnect};
+use kefu_relay::config::FileConfig;
+use tokio::time::Instant;
+
+use crate::support::{PATIENCE, RelayProcess, TestRelay, assert_error, http_get};
+
+/// What systemd allows between SIGTERM and SIGKILL (`TimeoutStopSec`).
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// Runs a one-shot subcommand (`check-config`, `backup`, …) to completion.
+async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu-relay"));
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null());
+    tokio::time::timeout(PATIENCE, command.output())
+        .await
+        .expect("kefu-relay finished in time")
+        .expect("run kefu-relay")
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+fn socket_addr(addr: &str) -> std::net::SocketAddr {
+    addr.parse().expect("a socket address")
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path.display().to_string()
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn check_config_shows_flags_over_environment_over_file_with_secrets_masked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_file(
+        dir.path(),
+        "relay.toml",
+        r#"
+        listen = "0.0.0.0:9000"
+        greeting = "from the file"
+        database = "postgres://kefu:hunter2@db.internal/kefu"
+        public_url = "https://support.example"
+        [limits]
+        frame_burst = 7
+        outbound_queue = 99
+        "#,
+    );
+    let output = run_cli(
+        &["check-config", "--config", &config, "--frame-burst", "5"],
+        &[
+            ("KEFU_GREETING", "from the environment"),
+            ("KEFU_FRAME_BURST", "6"),
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(!text.contains("hunter2"), "the password is masked:\n{text}");
+    let effective = FileConfig::parse(&text).expect("the output reads as a config file");
+    assert_eq!(effective.greeting.as_deref(), Some("from the environment"));
+    assert_eq!(effective.limits.frame_burst, Some(5), "the flag wins");
+    assert_eq!(
+        effective.limits.outbound_queue,
+        Some(99),
+        "the file fills in"
+    );
+    assert_eq!(
+        effective.listen,
+        Some("0.0.0.0:9000".parse().expect("addr"))
+    );
+    assert_eq!(
+        effective.database.as_deref(),
+        Some("postgres://kefu:***@db.internal/kefu")
+    );
+    assert_eq!(
+        effective.limits.max_message_chars,
+        Some(kefu_relay::Limits::default().max_message_chars),
+        "what nobody set has its default"
+    );
+}
+
+#[tokio::test]
+async fn check_config_refuses_a_bad_file_naming_the_file_the_key_and_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let typo = write_file(
+        dir.path(),
+        "typo.toml",
+        "greeting = \"hi\"\nlisten_addr = \"x\"\n",
+    );
+    let output = run_cli(&["check-config", "--config", &typo], &[]).await;
+    assert!(!output.status.success(), "a misspelt key is an error");
+    let message = stderr(&output);
+    for needle in [typo.as_str(), "listen_addr", "line 2"] {
+        assert!(message.contains(needle), "{needle:?} in {message}");
+    }
+    assert!(stdout(&output).is_empty(), "nothing printed as if valid");
+
+    let zero = write_file(dir.path(), "zero.toml", "[limits]\nping_interval = 0\n");
+    let output = run_cli(&["check-config", "--config", &zero], &[]).await;
+    assert!(!output.status.success(), "a zero interval is an error");
+    let message = stderr(&output);
+    for needle in [zero.as_str(), "limits.ping_interval", "more than 0 seconds"] {
+        assert!(message.contains(needle), "{needle:?} in {message}");
+    }
+
+    let missing = dir.path().join("missing.toml");
+    let output = run_cli(
+        &["check-config", "--config", &missing.display().to_string()],
+        &[],
+    )
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("missing.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn serve_takes_settings_from_the_environment_and_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_file(
+        dir.path(),
+        "relay.toml",
+        "greeting = \"from the file\"\n[limits]\nmax_message_chars = 20\n",
+    );
+    let relay = RelayProcess::start_with_env(
+        &sqlite_url(&dir.path().join("kefu.db")),
+        &["--config", &config],
+        &[("KEFU_GREETING", "from the environment".as_ref())],
+    )
+    .await;
+
+    let mut visitor = relay.visitor().await;
+    let welcome = visitor.hello(None, None).await;
+    assert_eq!(welcome.greeting, "from the environment");
+    visitor.say("short", "fits in twenty").await;
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "long".into(),
+            text: "twenty-one characters".into(),
+        })
+        .await;
+    assert_error(&visitor.next_error().await, ErrorCode::TooLarge);
+    relay.kill().await;
+}
+
+/// The test's end of `$NOTIFY_SOCKET`.
+struct NotifySocket {
+    socket: UnixDatagram,
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+}
+
+impl NotifySocket {
+    fn bind() -> NotifySocket {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("notify.sock");
+        let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+        socket
+            .set_read_timeout(Some(PATIENCE))
+            .expect("read timeout");
+        NotifySocket {
+            socket,
+            _dir: dir,
+            path,
+        }
+    }
+
+    /// Waits for a datagram holding `line`; returns every line seen.
+    async fn expect(&self, line: &str) -> Vec<String> {
+        let socket = self.socket.try_clone().expect("clone socket");
+        let line = line.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut seen = Vec::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let read = socket
+                    .recv(&mut buffer)
+                    .unwrap_or_else(|error| panic!("no {line} (saw {seen:?}): {error}"));
+                let datagram = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                seen.extend(datagram.lines().map(str::to_owned));
+                if datagram.lines().any(|l| l == line) {
+                    return seen;
+                }
+            }
+        })
+        .await
+        .expect("notify reader")
+    }
+}
+
+#[tokio::test]
+async fn systemd_hears_ready_watchdog_and_stopping() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let notify = NotifySocket::bind();
+    let mut relay = RelayProcess::start_with_env(
+        &sqlite_url(&dir.path().join("kefu.db")),
+        &[],
+        &[
+            ("NOTIFY_SOCKET", notify.path.as_os_str()),
+            ("WATCHDOG_USEC", "200000".as_ref()),
+        ],
+    )
+    .await;
+
+    notify.expect("READY=1").await;
+    // Ready means serving: the store is open and requests are answered.
+    assert_eq!(
+        http_get(socket_addr(&relay.addr), "/readyz")
+            .await
+            .map(|(status, _)| status),
+        Some(200)
+    );
+    notify.expect("WATCHDOG=1").await;
+    relay.terminate().await;
+    notify.expect("STOPPING=1").await;
+    let status = tokio::time::timeout(STOP_LIMIT, relay.wait())
+        .await
+        .expect("exits in time");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn sigterm_asks_clients_to_reconnect_and_exits_cleanly_keeping_every_ack() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("kefu.db");
+    let token = add_agent(&database, "alice").await;
+    let mut relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+
+    let mut agent = relay.agent().await;
+    agent
+        .send(&kefu_protocol::agent::AgentRequest::Hello {
+            token: token.clone(),
+        })
+        .await;
+    agent
+        .until(|event| matches!(event, AgentEvent::Welcome(_)).then_some(()))
+        .await;
+    let mut visitor = relay.visitor().await;
+    let welcome = visitor.hello(None, None).await;
+    let mut acked = Vec::new();
+    for i in 0..20 {
+        acked.push(visitor.say(&format!("v{i}"), &format!("message {i}")).await);
+    }
+    let conversation_id = acked[0].conversation_id.clone();
+    agent.reply(&conversation_id, "a0", "an answer").await;
+
+    let asked = Instant::now();
+    relay.terminate().await;
+    let visitor_told = reconnect_of(visitor.drain().await.into_iter().filter_map(|e| match e {
+        VisitorEvent::Reconnect(reconnect) => Some(reconnect),
+        _ => None,
+    }));
+    let agent_told = reconnect_of(agent.drain().await.into_iter().filter_map(|e| match e {
+        AgentEvent::Reconnect(reconnect) => Some(reconnect),
+        _ => None,
+    }));
+    for told in [visitor_told, agent_told] {
+        assert_eq!(told.reason.as_deref(), Some("shutdown"));
+        assert!((1..=10_000).contains(&told.after_ms), "{told:?}");
+    }
+    let status = tokio::time::timeout(STOP_LIMIT, relay.wait())
+        .await
+        .expect("exits within systemd's stop timeout");
+    assert!(status.success(), "exit status {status}");
+    assert!(asked.elapsed() < STOP_LIMIT);
+
+    // Everything acknowledged is there after a restart, in order.
+    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let mut visitor = relay.visitor().await;
+    visitor.hello(Some(&welcome.token), Some(0)).await;
+    let mut replayed = Vec::new();
+    while replayed.len() < acked.len() + 1 {
+        replayed.push(visitor.next_message().await);
+    }
+    for ack in &acked {
+        let stored = replayed
+            .iter()
+            .find(|message| message.client_id == ack.client_id)
+            .unwrap_or_else(|| panic!("{} lost", ack.client_id));
+        assert_eq!(stored.seq, ack.seq);
+    }
+    assert_eq!(replayed.last().map(|m| m.text.as_str()), Some("an answer"));
+    relay.kill().await;
+}
+
+fn reconnect_of(mut frames: impl Iterator<Item = Reconnect>) -> Reconnect {
+    frames.next().expect("a reconnect frame before the close")
+}
+
+async fn add_agent(database: &Path, name: &str) -> String {
+    let output = run_cli(
+        &["agent", "add", name, "--database", &sqlite_url(database)],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output).trim().to_owned()
+}
+
+#[tokio::test]
+async fn readyz_fails_while_the_database_file_is_gone() {
+    let relay = TestRelay::start().await;
+    let path = relay.dir.path().join("kefu.db");
+    let moved = relay.dir.path().join("kefu.db.away");
+    let status = |relay: &TestRelay| {
+        let addr = relay.addr;
+        async move { http_get(addr, "/readyz").await.map(|(status, _)| status) }
+    };
+    assert_eq!(status(&relay).await, Some(200));
+
+    // Tests run as root, whom `chmod 000` does not stop: a file moved away
+    // is what an operator's mistake or a lost volume looks like.
+    std::fs::rename(&path, &moved).expect("move the database away");
+    assert_eq!(status(&relay).await, Some(503));
+    assert_eq!(
+        http_get(relay.addr, "/healthz")
+            .await
+            .map(|(status, _)| status),
+        Some(200),
+        "alive all the same"
+    );
+    std::fs::rename(&moved, &path).expect("move it back");
+    assert_eq!(status(&relay).await, Some(200));
+    relay.stop().await;
+}
+
+/// One sample line of the Prometheus text format.
+#[derive(Debug)]
+struct Sample {
+    name: String,
+    labels: HashMap<String, String>,
+    value: f64,
+}
+
+/// Parses the Prometheus text exposition format strictly enough that a
+/// malformed line fails the test: `# HELP`/`# TYPE` comments, and samples
+/// `name{label="value",…} number` whose family was typed before.
+fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let valid_name = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut typed: HashMap<String, String> = HashMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let mut parts = comment.splitn(3, ' ');
+            let (kind, name, rest) = (parts.next(), parts.next(), parts.next());
+            let name = name.unwrap_or_else(|| panic!("bad comment {line:?}"));
+            assert!(valid_name(name), "bad name in {line:?}");
+            match kind {
+                Some("HELP") => assert!(rest.is_some_and(|help| !help.is_empty()), "{line:?}"),
+                Some("TYPE") => {
+                    let kind = rest.unwrap_or_default();
+                    assert!(
+                        ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                        "bad type in {line:?}"
+                    );
+                    typed.insert(name.to_owned(), kind.to_owned());
+                }
+                _ => panic!("unexpected comment {line:?}"),
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            other => other
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest
+                    .strip_suffix('}')
+                    .unwrap_or_else(|| panic!("unclosed labels in {line:?}"));
+                let labels = body
+                    .split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, quoted) = pair
+                            .split_once('=')
+                            .unwrap_or_else(|| panic!("bad label in {line:?}"));
+                        assert!(valid_name(key), "bad label name in {line:?}");
+                        let value = quoted
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .unwrap_or_else(|| panic!("unquoted label in {line:?}"));
+                        (key.to_owned(), value.to_owned())
+                    })
+                    .collect();
+                (name, labels)
+            }
+            None => (series, HashMap::new()),
+        };
+        assert!(valid_name(name), "bad metric name in {line:?}");
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .filter(|family| typed.contains_key(*family))
+            .unwrap_or(name);
+        assert!(typed.contains_key(family), "{name} has no TYPE before it");
+        samples.push(Sample {
+            name: name.to_owned(),
+            labels,
+            value,
+        });
+    }
+    samples
+}
+
+fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|sample| {
+            sample.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| sample.labels.get(*key).map(String::as_str) == Some(value))
+        })
+        .map(|sample| sample.value)
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_address_count_a_sent_message() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = RelayProcess::start(
+        &sqlite_url(&dir.path().join("kefu.db")),
+        &["--metrics-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let metrics_addr: std::net::SocketAddr = relay
+        .startup_log
+        .iter()
+        .find_map(|line| line.split_once("metrics on http://"))
+        .and_then(|(_, rest)| rest.trim().strip_suffix("/metrics"))
+        .expect("the metrics address is logged")
+        .parse()
+        .expect("metrics address");
+    assert_eq!(
+        http_get(socket_addr(&relay.addr), "/metrics")
+            .await
+            .map(|(status, _)| status),
+        Some(404),
+        "not on the main address when they have their own"
+    );
+
+    let mut visitor = relay.visitor().await;
+    visitor.hello(None, None).await;
+    visitor.say("c1", "count me").await;
+
+    let (status, text) = http_get(metrics_addr, "/metrics").await.expect("metrics");
+    assert_eq!(status, 200);
+    let samples = parse_prometheus(&text);
+    assert_eq!(
+        value_of(&samples, "kefu_messages_stored_total", &[]),
+        Some(1.0),
+        "{text}"
+    );
+    let visitors = [("role", "visitor"), ("transport", "websocket")];
+    assert_eq!(value_of(&samples, "kefu_connections", &visitors), Some(1.0));
+    assert_eq!(
+        value_of(&samples, "kefu_conversations_waiting", &[]),
+        Some(1.0)
+    );
+    // The hello and the send came in; welcome and ack went out.
+    assert!(value_of(&samples, "kefu_frames_received_total", &[]).is_some_and(|n| n >= 2.0));
+    assert!(value_of(&samples, "kefu_frames_sent_total", &[]).is_some_and(|n| n >= 2.0));
+    assert!(value_of(&samples, "kefu_store_commit_seconds_count", &[]).is_some_and(|n| n >= 1.0));
+    assert_eq!(
+        value_of(&samples, "kefu_store_batch_size_bucket", &[("le", "+Inf")]),
+        value_of(&samples, "kefu_store_batch_size_count", &[]),
+    );
+    relay.kill().await;
+}
+
+#[tokio::test]
+async fn metrics_on_the_main_address_parse_as_prometheus_text() {
+    let relay = TestRelay::start().await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    visitor.say("c1", "hello").await;
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: String::new(),
+            text: "no id".into(),
+        })
+        .await;
+    assert_error(&visitor.next_error().await, ErrorCode::BadRequest);
+    let (status, text) = http_get(relay.addr, "/metrics").await.expect("metrics");
+    assert_eq!(status, 200);
+    let samples = parse_prometheus(&text);
+    // Other tests' relays share the process's recorder: at least ours.
+    assert!(
+        value_of(&samples, "kefu_errors_total", &[("code", "bad_request")])
+            .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(value_of(&samples, "kefu_messages_stored_total", &[]).is_some_and(|n| n >= 1.0));
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn a_backup_taken_during_writes_holds_everything_acked_before_it() {
+    let relay = TestRelay::start().await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    let mut acked = Vec::new();
+    for i in 0..50 {
+        acked.push(
+            visitor
+                .say(&format!("before{i}"), "before the backup")
+                .await,
+        );
+    }
+    // Keep writing while the backup runs.
+    let writer = tokio::spawn(async move {
+        for i in 0..200 {
+            visitor
+                .say(&format!("during{i}"), "during the backup")
+                .await;
+        }
+    });
+    let backup = relay.dir.path().join("backup.db");
+    let backup_arg = backup.display().to_string();
+    let output = run_cli(&["backup", &backup_arg, "--database", &relay.database], &[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    writer.await.expect("writer");
+
+    let copy = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", backup.display()))
+        .await
+        .expect("the backup opens");
+    let stored: Vec<(String, i64)> =
+        sqlx::query_as("SELECT client_id, seq FROM messages ORDER BY seq")
+            .fetch_all(&copy)
+            .await
+            .expect("read the backup");
+    copy.close().await;
+    let stored: HashMap<String, i64> = stored.into_iter().collect();
+    for ack in &acked {
+        assert_eq!(
+            stored.get(&ack.client_id).copied(),
+            i64::try_from(ack.seq).ok(),
+            "{} is in the backup",
+            ack.client_id
+        );
+    }
+    let seqs: HashSet<i64> = stored.values().copied().collect();
+    assert_eq!(
+        seqs,
+        (1..=stored.len() as i64).collect(),
+        "a consistent snapshot: a gap-free prefix"
+    );
+
+    let again = run_cli(&["backup", &backup_arg, "--database", &relay.database], &[]).await;
+    assert!(!again.status.success(), "a backup never overwrites");
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    relay.stop().await;
+}
+
+#[tokio::test]
+async fn export_writes_each_conversation_with_its_messages_as_a_json_line() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let mut conversations = Vec::new();
+    for name in ["first", "second"] {
+        let (mut visitor, _) = relay.new_visitor().await;
+        let ack = visitor
+            .say(&format!("{name}-1"), &format!("hello from {name}"))
+            .await;
+        conversations.push(ack.conversation_id);
+    }
+    agent.reply(&conversations[0], "r1", "a reply").await;
+    agent
+        .send_message(&conversations[0], "n1", "an internal note", true)
+        .await
+        .expect("note");
+
+    let all = run_cli(&["export", "--database", &relay.database], &[]).await;
+    assert!(all.status.success(), "{}", stderr(&all));
+    let lines: Vec<serde_json::Value> = stdout(&all)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let first = lines
+        .iter()
+        .find(|line| line["id"] == conversations[0].as_str())
+        .expect("the first conversation");
+    assert_eq!(first["status"], "active");
+    let messages: Vec<(&str, bool)> = first["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| (m["text"].as_str().unwrap_or(""), m["internal"] == true))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            ("hello from first", false),
+            ("a reply", false),
+            ("an internal note", true)
+        ]
+    );
+
+    let future = run_cli(
+        &[
+            "export",
+            "--since",
+            "2999-01-01",
+            "--database",
+            &relay.database,
+        ],
+        &[],
+    )
+    .await;
+    assert!(future.status.success());
+    assert_eq!(stdout(&future), "", "nothing was active after --since");
+    let bad = run_cli(
+        &[
+            "export",
+            "--since",
+            "last week",
+            "--database",
+            &relay.database,
+        ],
+        &[],
+    )
+    .await;
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--since"), "{}", stderr(&bad));
+    relay.stop().await;
+}
