@@ -201,19 +201,9 @@ async fn visitor_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let Some(permit) = state.0.ips.acquire(peer.ip()) else {
-        return too_many_connections();
-    };
     let user_agent = user_agent(&headers);
-    let conn = ConnId::next();
-    let span = tracing::info_span!("conn", id = %conn, role = "visitor");
-    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
-        async move {
-            let _permit = permit;
-            let _open = OpenConnection::new("visitor", Transport::WebSocket);
-            visitor::ws::serve(state, conn, socket, user_agent).await;
-        }
-        .instrument(span)
+    accept(state, peer, upgrade, "visitor", |state, conn, socket| {
+        visitor::ws::serve(state, conn, socket, user_agent)
     })
 }
 
@@ -222,16 +212,33 @@ async fn agent_ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    accept(state, peer, upgrade, "agent", agent::serve)
+}
+
+/// Upgrades to a WebSocket served by `serve`, if the peer's address may
+/// open another connection. The connection runs in a `conn` span carrying
+/// its id, and is counted in the metrics while it lives.
+fn accept<F, Served>(
+    state: AppState,
+    peer: SocketAddr,
+    upgrade: WebSocketUpgrade,
+    role: &'static str,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(AppState, ConnId, axum::extract::ws::WebSocket) -> Served + Send + 'static,
+    Served: std::future::Future<Output = ()> + Send,
+{
     let Some(permit) = state.0.ips.acquire(peer.ip()) else {
         return too_many_connections();
     };
     let conn = ConnId::next();
-    let span = tracing::info_span!("conn", id = %conn, role = "agent");
+    let span = tracing::info_span!("conn", id = %conn, role);
     session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
         async move {
             let _permit = permit;
-            let _open = OpenConnection::new("agent", Transport::WebSocket);
-            agent::serve(state, conn, socket).await;
+            let _open = OpenConnection::new(role, Transport::WebSocket);
+            serve(state, conn, socket).await;
         }
         .instrument(span)
     })
