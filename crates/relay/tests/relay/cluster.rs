@@ -10,6 +10,7 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{AgentState, AuthorKind, PresenceKind};
 use kefu_relay::{auth, store};
 
+use crate::longpoll::PollVisitor;
 use crate::support::{Client, RelayProcess, TestDatabase};
 
 /// Heartbeats every 0.3 s: a dead relay is noticed within about a second.
@@ -302,4 +303,28 @@ async fn a_killed_relay_loses_nothing_and_its_visitors_go_offline() {
 
     b.kill().await;
     database.drop_database().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_needs_no_sticky_sessions() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut agent = cluster.agent_on_b().await;
+    let a: std::net::SocketAddr = cluster.a.addr.parse().expect("address");
+    let b: std::net::SocketAddr = cluster.b.addr.parse().expect("address");
+    // Hello through A, then every other request through B.
+    let visitor = PollVisitor::hello(a, None).await.via(b);
+    let (status, body) = visitor
+        .post(serde_json::json!({"type": "send", "client_id": "p1", "text": "hello via B"}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let conversation = agent.next_message().await.conversation_id;
+    agent.reply(&conversation, "a1", "answered").await;
+    let messages = visitor.via(a).messages_until(0, 2).await;
+    assert_eq!(
+        messages.iter().map(|m| m.text.as_str()).collect::<Vec<_>>(),
+        ["hello via B", "answered"]
+    );
+    cluster.stop().await;
 }

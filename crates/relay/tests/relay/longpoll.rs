@@ -16,14 +16,14 @@ use serde_json::json;
 use crate::support::TestRelay;
 
 /// A visitor speaking long-poll through a real HTTP client.
-struct PollVisitor {
+pub struct PollVisitor {
     http: Client<HttpConnector, Full<Bytes>>,
     addr: SocketAddr,
     welcome: VisitorWelcome,
 }
 
 impl PollVisitor {
-    async fn hello(addr: SocketAddr, token: Option<&str>) -> PollVisitor {
+    pub async fn hello(addr: SocketAddr, token: Option<&str>) -> PollVisitor {
         let http = Client::builder(TokioExecutor::new()).build_http();
         let (status, body) = request(
             &http,
@@ -49,11 +49,18 @@ impl PollVisitor {
         }
     }
 
+    /// Sends the following requests to another relay, as a load balancer
+    /// without sticky sessions may.
+    pub fn via(mut self, addr: SocketAddr) -> PollVisitor {
+        self.addr = addr;
+        self
+    }
+
     fn session(&self) -> &str {
         self.welcome.session.as_deref().expect("session")
     }
 
-    async fn post(&self, frame: serde_json::Value) -> (u16, String) {
+    pub async fn post(&self, frame: serde_json::Value) -> (u16, String) {
         let path = format!("/api/visitor/send?session={}", self.session());
         request(
             &self.http,
@@ -85,7 +92,7 @@ impl PollVisitor {
     }
 
     /// Polls until a message with `seq` arrives; returns every message seen.
-    async fn messages_until(&self, after_seq: u64, seq: u64) -> Vec<Message> {
+    pub async fn messages_until(&self, after_seq: u64, seq: u64) -> Vec<Message> {
         let mut seen = Vec::new();
         let mut after = after_seq;
         while seen.last().map(|m: &Message| m.seq) != Some(seq) {

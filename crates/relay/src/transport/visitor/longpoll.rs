@@ -25,7 +25,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use governor::DefaultDirectRateLimiter;
-use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use serde::Deserialize;
 use tokio::time::Instant;
@@ -129,17 +129,29 @@ pub(in crate::transport) async fn hello(
         ));
     };
     let user_agent = super::super::user_agent(&headers);
-    let conn = ConnId::next();
-    let core = match VisitorCore::hello(state.clone(), conn, token, profile, user_agent).await {
-        Ok(core) => core,
-        Err(error) => return error_response(error),
-    };
     let session_id = crate::auth::new_id();
+    match open_session(&state, permit, token, profile, user_agent, session_id).await {
+        Ok((_, welcome)) => Json(VisitorEvent::Welcome(welcome)).into_response(),
+        Err(error) => error_response(error),
+    }
+}
+
+/// Starts a poll session named `session_id` on this relay.
+async fn open_session(
+    state: &AppState,
+    permit: IpPermit,
+    token: Option<String>,
+    profile: Option<kefu_protocol::visitor::VisitorProfile>,
+    user_agent: Option<String>,
+    session_id: String,
+) -> Result<(Arc<PollSession>, VisitorWelcome), ErrorFrame> {
+    let conn = ConnId::next();
+    let core = VisitorCore::hello(state.clone(), conn, token, profile, user_agent).await?;
     let (outbox, inbox) = mailbox(conn, core.outbound_queue());
     let Some(welcome) = core.register(outbox, Some(session_id.clone())).await else {
-        return error_response(ErrorFrame::new(ErrorCode::Internal, "shutting down"));
+        return Err(ErrorFrame::new(ErrorCode::Internal, "shutting down"));
     };
-    let session = PollSession {
+    let session = Arc::new(PollSession {
         visitor_id: welcome.visitor_id.clone(),
         core: tokio::sync::Mutex::new(core),
         inbox: tokio::sync::Mutex::new(inbox),
@@ -147,9 +159,25 @@ pub(in crate::transport) async fn hello(
         last_active: Mutex::new(Instant::now()),
         _permit: permit,
         _open: OpenConnection::new("visitor", Transport::LongPoll),
+    });
+    let raced = {
+        let mut sessions = state.0.polls.lock();
+        match sessions.get(&session_id) {
+            Some(existing) => Some(existing.clone()),
+            None => {
+                sessions.insert(session_id, session.clone());
+                None
+            }
+        }
     };
-    state.0.polls.lock().insert(session_id, Arc::new(session));
-    Json(VisitorEvent::Welcome(welcome)).into_response()
+    match raced {
+        // Two requests adopted the same session at once: keep the first.
+        Some(existing) => {
+            session.core.lock().await.unregister().await;
+            Ok((existing, welcome))
+        }
+        None => Ok((session, welcome)),
+    }
 }
 
 #[derive(Deserialize)]
@@ -161,11 +189,12 @@ pub(in crate::transport) struct SessionQuery {
 
 pub(in crate::transport) async fn send(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(query): Query<SessionQuery>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let session = match authorized(&state, &headers, &query.session) {
+    let session = match authorized(&state, peer, &headers, &query.session).await {
         Ok(session) => session,
         Err(error) => return error_response(error),
     };
@@ -194,10 +223,11 @@ pub(in crate::transport) async fn send(
 
 pub(in crate::transport) async fn events(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(query): Query<SessionQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let session = match authorized(&state, &headers, &query.session) {
+    let session = match authorized(&state, peer, &headers, &query.session).await {
         Ok(session) => session,
         Err(error) => return error_response(error),
     };
@@ -224,12 +254,13 @@ pub(in crate::transport) async fn events(
                 frames.push(frame);
             }
         }
-        let messages = session
-            .core
-            .lock()
-            .await
-            .messages_after(query.after_seq)
-            .await;
+        let messages = {
+            let mut core = session.core.lock().await;
+            match core.refresh_conversation().await {
+                Ok(()) => core.messages_after(query.after_seq).await,
+                Err(error) => Err(error),
+            }
+        };
         match messages {
             Ok(messages) => frames.extend(
                 messages
@@ -295,8 +326,14 @@ fn parse(state: &AppState, body: &[u8]) -> Result<VisitorRequest, ErrorFrame> {
 }
 
 /// The session named by the query, if the bearer token is its visitor's.
-fn authorized(
+///
+/// Behind a load balancer without sticky sessions, a poll may reach a relay
+/// that has never seen its session: the relay then adopts it (the token
+/// proves the visitor), and since messages come from the shared store the
+/// visitor misses nothing. The session on the other relay idles out.
+async fn authorized(
     state: &AppState,
+    peer: std::net::SocketAddr,
     headers: &HeaderMap,
     session_id: &str,
 ) -> Result<Arc<PollSession>, ErrorFrame> {
@@ -315,12 +352,37 @@ fn authorized(
         .visitor_tokens
         .verify(token.trim())
         .ok_or_else(|| ErrorFrame::new(ErrorCode::Unauthorized, "invalid visitor token"))?;
+    let foreign = || ErrorFrame::new(ErrorCode::NotFound, "no such poll session; say hello again");
     match state.0.polls.get(session_id) {
-        Some(session) if session.visitor_id == visitor_id => Ok(session),
-        _ => Err(ErrorFrame::new(
-            ErrorCode::NotFound,
-            "no such poll session; say hello again",
-        )),
+        Some(session) if session.visitor_id == visitor_id => return Ok(session),
+        Some(_) => return Err(foreign()),
+        None => {}
+    }
+    // Only ids this relay could have issued are adopted.
+    if session_id.len() != 32 || !session_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(foreign());
+    }
+    let permit = state.0.ips.acquire(peer.ip()).ok_or_else(|| {
+        ErrorFrame::new(
+            ErrorCode::RateLimited,
+            "too many connections from this address",
+        )
+    })?;
+    let token = Some(token.trim().to_owned());
+    let user_agent = super::super::user_agent(headers);
+    let (session, _) = open_session(
+        state,
+        permit,
+        token,
+        None,
+        user_agent,
+        session_id.to_owned(),
+    )
+    .await?;
+    if session.visitor_id == visitor_id {
+        Ok(session)
+    } else {
+        Err(foreign())
     }
 }
 

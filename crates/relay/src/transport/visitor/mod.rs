@@ -158,6 +158,22 @@ impl VisitorCore {
         self.state.0.hub.unregister(self.conn).await;
     }
 
+    /// Looks the conversation up again if this connection has none yet: it
+    /// may have been started by the visitor's requests on another relay or
+    /// in another tab.
+    pub async fn refresh_conversation(&mut self) -> Result<(), ErrorFrame> {
+        if self.conversation_id.is_none() {
+            self.conversation_id = self
+                .state
+                .0
+                .store
+                .visitor_conversation(&self.visitor_id)
+                .await
+                .map_err(|error| store_error(error, "conversation"))?;
+        }
+        Ok(())
+    }
+
     /// Public messages after `after`, oldest first, at most [`REPLAY_PAGE`].
     pub async fn messages_after(&self, after: Seq) -> Result<Vec<Message>, ErrorFrame> {
         let Some(conversation_id) = &self.conversation_id else {
@@ -207,6 +223,9 @@ impl VisitorCore {
                 return None;
             }
             VisitorRequest::Read { up_to_seq } => {
+                if let Err(error) = self.refresh_conversation().await {
+                    return Some(VisitorEvent::Error(error));
+                }
                 let conversation_id = self.conversation_id.as_deref()?;
                 match shared
                     .store
