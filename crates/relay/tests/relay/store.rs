@@ -444,3 +444,36 @@ async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
     assert_eq!(summary.visitor.user_agent.as_deref(), Some("test"));
     assert!(!store.visitor_secret().await.expect("secret").is_empty());
 }
+
+backend_test!(
+    sqlite_export_pages_through_every_conversation,
+    postgres_export_pages_through_every_conversation,
+    export_pages_through_every_conversation
+);
+async fn export_pages_through_every_conversation(store: Arc<dyn Store>) {
+    store.health().await.expect("a fresh store is healthy");
+    let mut expected = Vec::new();
+    for visitor in ["v1", "v2", "v3"] {
+        let message = store
+            .visitor_send(visitor_send(visitor, "c1", "hello"))
+            .await
+            .expect("send");
+        expected.push(message.conversation_id);
+    }
+    expected.sort();
+    let first = store.conversation_ids(None, None, 2).await.expect("page 1");
+    assert_eq!(first, expected[..2]);
+    let rest = store
+        .conversation_ids(None, first.last().map(String::as_str), 2)
+        .await
+        .expect("page 2");
+    assert_eq!(rest, expected[2..]);
+    let future = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    assert!(
+        store
+            .conversation_ids(Some(future), None, 10)
+            .await
+            .expect("none since")
+            .is_empty()
+    );
+}
