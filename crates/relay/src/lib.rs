@@ -111,13 +111,12 @@ pub async fn run(
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     let open_conversations = store.open_conversations().await?;
     let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
-    let (hub, hub_task) = hub::Hub::start(
-        changes_rx,
-        open_conversations,
-        config.presence_grace,
-        cluster,
-        config.heartbeat,
-    );
+    let hub_options = hub::HubOptions {
+        presence_grace: config.presence_grace,
+        heartbeat: config.heartbeat,
+        auto_assign: config.auto_assign.then(|| store.clone()),
+    };
+    let (hub, hub_task) = hub::Hub::start(changes_rx, open_conversations, cluster, hub_options);
 
     let (stopping_tx, stopping) = watch::channel(false);
     // Every connection holds a clone; when all are dropped, `recv` returns None.

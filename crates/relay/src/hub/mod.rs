@@ -13,6 +13,7 @@
 
 mod state;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kefu_protocol::agent::{AgentInfo, AgentPresence, ConversationSummary};
@@ -23,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::ConnId;
 use crate::cluster::{ClusterLink, Heartbeat};
 use crate::frame::Frame;
-use crate::store::Change;
+use crate::store::{Change, Store};
 
 /// Commands waiting for the hub before connections wait for room.
 const COMMAND_QUEUE: usize = 4096;
@@ -124,6 +125,17 @@ pub struct HubStats {
     pub agents_online: usize,
 }
 
+/// How the hub behaves.
+pub struct HubOptions {
+    /// How long a visitor may be gone before agents see them offline.
+    pub presence_grace: Duration,
+    /// How a clustered hub notices dead relays.
+    pub heartbeat: Heartbeat,
+    /// With a store, new and reopened conversations are claimed for the
+    /// available agents in turn (round-robin auto-assignment).
+    pub auto_assign: Option<Arc<dyn Store>>,
+}
+
 /// The hub has stopped (the relay is shutting down).
 #[derive(Debug, thiserror::Error)]
 #[error("the hub has stopped")]
@@ -144,16 +156,15 @@ impl Hub {
     pub fn start(
         changes: mpsc::Receiver<Change>,
         open_conversations: Vec<ConversationSummary>,
-        presence_grace: Duration,
         cluster: Option<ClusterLink>,
-        heartbeat: Heartbeat,
+        options: HubOptions,
     ) -> (Hub, JoinHandle<()>) {
         let (commands, queue) = mpsc::channel(COMMAND_QUEUE);
         let (outgoing, incoming) = match cluster {
             Some(link) => (Some(link.outgoing), Some(link.incoming)),
             None => (None, None),
         };
-        let state = state::HubState::new(open_conversations, presence_grace, outgoing, heartbeat);
+        let state = state::HubState::new(open_conversations, outgoing, options);
         let task = tokio::spawn(state::run(state, queue, changes, incoming));
         (Hub { commands }, task)
     }

@@ -2,22 +2,23 @@
 //! touches it, so none of it is locked.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, ConversationFrame, ConversationStatus,
-    ConversationSummary,
+    ConversationSummary, Role,
 };
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{AgentState, Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
-use super::{AgentSnapshot, Command, HubStats, Outbound, Outbox};
+use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
 use crate::ConnId;
 use crate::cluster::{ClusterEvent, ClusterInput, Envelope, Heartbeat, NodeId};
 use crate::frame::encode;
-use crate::store::Change;
+use crate::store::{Change, Store};
 
 /// Conversations an agent connection follows through `history`, at most.
 const MAX_WATCHED: usize = 256;
@@ -41,6 +42,13 @@ pub(super) struct HubState {
     dead: Vec<ConnId>,
     /// The other relays of a cluster, and who is online on them.
     peers: Peers,
+    assigner: Option<Assigner>,
+}
+
+/// Round-robin auto-assignment: whose turn it is, and the store to claim in.
+struct Assigner {
+    store: Arc<dyn Store>,
+    turn: usize,
 }
 
 /// What a clustered hub knows of the other nodes. Empty on a lone relay.
@@ -192,12 +200,12 @@ async fn sleep_until(deadline: Option<Instant>) {
 impl HubState {
     pub(super) fn new(
         open_conversations: Vec<ConversationSummary>,
-        grace: Duration,
         outgoing: Option<mpsc::Sender<ClusterEvent>>,
-        heartbeat: Heartbeat,
+        options: HubOptions,
     ) -> Self {
         let mut state = HubState {
-            grace,
+            grace: options.presence_grace,
+            assigner: options.auto_assign.map(|store| Assigner { store, turn: 0 }),
             visitor_conns: HashMap::new(),
             agent_conns: HashMap::new(),
             visitors: HashMap::new(),
@@ -208,7 +216,7 @@ impl HubState {
             dead: Vec::new(),
             peers: Peers {
                 outgoing,
-                heartbeat,
+                heartbeat: options.heartbeat,
                 ..Peers::default()
             },
         };
@@ -287,7 +295,18 @@ impl HubState {
                 summary,
                 origin,
             } => {
+                // Only the relay the visitor wrote to assigns, once per
+                // conversation opening (new, or reopened after resolve).
+                let opened = origin.is_some()
+                    && summary.status == ConversationStatus::Waiting
+                    && self
+                        .conversations
+                        .get(&summary.id)
+                        .is_none_or(|before| before.status != ConversationStatus::Waiting);
                 let summary = self.remember(summary);
+                if opened {
+                    self.auto_assign(&summary.id);
+                }
                 let frame = encode(&AgentEvent::Message(message.clone()));
                 if !message.internal {
                     let visitors = self.visitor_targets(&summary.visitor.id, origin);
@@ -335,6 +354,46 @@ impl HubState {
                 .insert(summary.id.clone(), summary.clone());
         }
         summary
+    }
+
+    /// Claims a conversation for the next available agent, if enabled. The
+    /// claim goes through the store like an agent's, so it loses cleanly to
+    /// an agent who claimed first, and its result comes back as a change.
+    fn auto_assign(&mut self, conversation_id: &str) {
+        let Some(assigner) = &self.assigner else {
+            return;
+        };
+        let mut available: Vec<(String, String)> = self
+            .agents
+            .values()
+            .filter(|entry| entry.available())
+            .map(|entry| (entry.info.id.clone(), entry.info.name.clone()))
+            .collect();
+        available.extend(self.peers.agents.iter().filter_map(|(id, agent)| {
+            let here = self.agents.get(id).is_some_and(AgentEntry::online);
+            (!here && self.peers.agent_state(id) == Some(AgentState::Available))
+                .then(|| (id.clone(), agent.name.clone()))
+        }));
+        if available.is_empty() {
+            return;
+        }
+        available.sort();
+        let (id, name) = available.swap_remove(assigner.turn % available.len());
+        let store = assigner.store.clone();
+        if let Some(assigner) = &mut self.assigner {
+            assigner.turn = assigner.turn.wrapping_add(1);
+        }
+        let agent = AgentInfo {
+            id,
+            name,
+            role: Role::Agent,
+        };
+        let conversation_id = conversation_id.to_owned();
+        tokio::spawn(async move {
+            if let Err(error) = store.claim(&conversation_id, &agent).await {
+                tracing::debug!(%error, "auto-assignment lost to a claim");
+            }
+        });
     }
 
     fn publish_summary(&mut self, summary: ConversationSummary) {

@@ -549,3 +549,51 @@ async fn shutdown_asks_every_client_to_reconnect_and_keeps_what_was_acked() {
     let message = visitor.next_message().await;
     assert_eq!((message.seq, message.id), (ack.seq, ack.id));
 }
+
+#[tokio::test]
+async fn auto_assignment_hands_new_conversations_to_available_agents_in_turn() {
+    let relay = TestRelay::with_config(|config| config.auto_assign = true).await;
+    let alice = relay.add_agent("alice", Role::Agent).await;
+    let bob = relay.add_agent("bob", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&alice).await;
+    let _bob = relay.signed_in_agent(&bob).await;
+
+    let mut assignees = Vec::new();
+    for visitor in 0..2 {
+        let (mut visitor_client, _) = relay.new_visitor().await;
+        let conversation = visitor_client
+            .say(&format!("v{visitor}"), "hello")
+            .await
+            .conversation_id;
+        let summary = alice
+            .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+            .await;
+        assignees.push(summary.assignee.expect("assigned"));
+    }
+    assert_ne!(assignees[0], assignees[1], "each agent in turn");
+
+    // An away agent gets none.
+    alice
+        .send(&AgentRequest::Status {
+            state: AgentState::Away,
+        })
+        .await;
+    alice
+        .until(|event| match event {
+            AgentEvent::Presence(p) if p.state == Some(AgentState::Away) => Some(()),
+            _ => None,
+        })
+        .await;
+    let bob_id = relay.agent_id("bob").await;
+    for visitor in 2..4 {
+        let (mut visitor_client, _) = relay.new_visitor().await;
+        let conversation = visitor_client
+            .say(&format!("v{visitor}"), "hello")
+            .await
+            .conversation_id;
+        let summary = alice
+            .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+            .await;
+        assert_eq!(summary.assignee.as_deref(), Some(bob_id.as_str()));
+    }
+}
