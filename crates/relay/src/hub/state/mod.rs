@@ -1,13 +1,21 @@
 //! The hub's state and the rules of who receives what. Only the hub task
 //! touches it, so none of it is locked.
+//!
+//! [`cluster`] holds what concerns the other relays of a cluster,
+//! [`assign`] the round-robin auto-assignment.
+
+mod assign;
+mod cluster;
+
+use assign::Assigner;
+use cluster::{Peers, recv_cluster};
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, ConversationFrame, ConversationStatus,
-    ConversationSummary, Role,
+    ConversationSummary,
 };
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{AgentState, Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
@@ -16,9 +24,9 @@ use tokio::time::Instant;
 
 use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
 use crate::ConnId;
-use crate::cluster::{ClusterEvent, ClusterInput, Envelope, Heartbeat, NodeId};
+use crate::cluster::{ClusterEvent, ClusterInput};
 use crate::frame::encode;
-use crate::store::{Change, Store};
+use crate::store::Change;
 
 /// Conversations an agent connection follows through `history`, at most.
 const MAX_WATCHED: usize = 256;
@@ -45,79 +53,6 @@ pub(super) struct HubState {
     assigner: Option<Assigner>,
 }
 
-/// Round-robin auto-assignment: whose turn it is, and the store to claim in.
-struct Assigner {
-    store: Arc<dyn Store>,
-    turn: usize,
-}
-
-/// What a clustered hub knows of the other nodes. Empty on a lone relay.
-#[derive(Default)]
-struct Peers {
-    /// Where this node's own news goes; `None` on a lone relay.
-    outgoing: Option<mpsc::Sender<ClusterEvent>>,
-    heartbeat: Heartbeat,
-    /// When each node last spoke.
-    last_heard: HashMap<NodeId, Instant>,
-    visitors: HashMap<String, HashSet<NodeId>>,
-    agents: HashMap<String, RemoteAgent>,
-}
-
-struct RemoteAgent {
-    name: String,
-    states: HashMap<NodeId, AgentState>,
-}
-
-impl Peers {
-    /// Tells the other nodes, best effort: a full queue drops ephemeral
-    /// news rather than stall routing.
-    fn publish(&self, event: ClusterEvent) {
-        if let Some(outgoing) = &self.outgoing
-            && outgoing.try_send(event).is_err()
-        {
-            tracing::warn!("cluster queue full: an ephemeral event was dropped");
-        }
-    }
-
-    fn visitor_online(&self, visitor_id: &str) -> bool {
-        self.visitors
-            .get(visitor_id)
-            .is_some_and(|nodes| !nodes.is_empty())
-    }
-
-    /// An agent's availability on other nodes: available if available anywhere.
-    fn agent_state(&self, agent_id: &str) -> Option<AgentState> {
-        let states = &self.agents.get(agent_id)?.states;
-        if states.is_empty() {
-            return None;
-        }
-        let available = states.values().any(|s| *s == AgentState::Available);
-        Some(if available {
-            AgentState::Available
-        } else {
-            AgentState::Away
-        })
-    }
-
-    /// Forgets what `node` said; returns the visitors and agents it held.
-    fn forget(&mut self, node: &str) -> (Vec<String>, Vec<String>) {
-        self.last_heard.remove(node);
-        let visitors = self
-            .visitors
-            .iter_mut()
-            .filter_map(|(id, nodes)| nodes.remove(node).then(|| id.clone()))
-            .collect();
-        let agents = self
-            .agents
-            .iter_mut()
-            .filter_map(|(id, agent)| agent.states.remove(node).map(|_| id.clone()))
-            .collect();
-        self.visitors.retain(|_, nodes| !nodes.is_empty());
-        self.agents.retain(|_, agent| !agent.states.is_empty());
-        (visitors, agents)
-    }
-}
-
 struct VisitorConn {
     outbox: Outbox,
     visitor_id: String,
@@ -135,7 +70,7 @@ struct VisitorPresence {
     offline_at: Option<Instant>,
 }
 
-struct AgentEntry {
+pub(super) struct AgentEntry {
     info: AgentInfo,
     state: AgentState,
     conns: Vec<ConnId>,
@@ -181,13 +116,6 @@ pub(super) async fn run(
             () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
         }
         state.reap();
-    }
-}
-
-async fn recv_cluster(cluster: &mut Option<mpsc::Receiver<ClusterInput>>) -> Option<ClusterInput> {
-    match cluster {
-        Some(incoming) => incoming.recv().await,
-        None => std::future::pending().await,
     }
 }
 
@@ -354,46 +282,6 @@ impl HubState {
                 .insert(summary.id.clone(), summary.clone());
         }
         summary
-    }
-
-    /// Claims a conversation for the next available agent, if enabled. The
-    /// claim goes through the store like an agent's, so it loses cleanly to
-    /// an agent who claimed first, and its result comes back as a change.
-    fn auto_assign(&mut self, conversation_id: &str) {
-        let Some(assigner) = &self.assigner else {
-            return;
-        };
-        let mut available: Vec<(String, String)> = self
-            .agents
-            .values()
-            .filter(|entry| entry.available())
-            .map(|entry| (entry.info.id.clone(), entry.info.name.clone()))
-            .collect();
-        available.extend(self.peers.agents.iter().filter_map(|(id, agent)| {
-            let here = self.agents.get(id).is_some_and(AgentEntry::online);
-            (!here && self.peers.agent_state(id) == Some(AgentState::Available))
-                .then(|| (id.clone(), agent.name.clone()))
-        }));
-        if available.is_empty() {
-            return;
-        }
-        available.sort();
-        let (id, name) = available.swap_remove(assigner.turn % available.len());
-        let store = assigner.store.clone();
-        if let Some(assigner) = &mut self.assigner {
-            assigner.turn = assigner.turn.wrapping_add(1);
-        }
-        let agent = AgentInfo {
-            id,
-            name,
-            role: Role::Agent,
-        };
-        let conversation_id = conversation_id.to_owned();
-        tokio::spawn(async move {
-            if let Err(error) = store.claim(&conversation_id, &agent).await {
-                tracing::debug!(%error, "auto-assignment lost to a claim");
-            }
-        });
     }
 
     fn publish_summary(&mut self, summary: ConversationSummary) {
@@ -697,146 +585,6 @@ impl HubState {
                 .map(String::as_str),
         );
         u32::try_from(ids.len()).unwrap_or(u32::MAX)
-    }
-
-    /// Tells the other nodes that a visitor came to or left this one.
-    fn publish_visitor(&self, visitor_id: &str, online: bool) {
-        self.peers.publish(ClusterEvent::Presence {
-            kind: PresenceKind::Visitor,
-            id: visitor_id.to_owned(),
-            name: None,
-            online,
-            state: None,
-        });
-    }
-
-    /// Tells the other nodes how an agent is on this one.
-    fn publish_local_agent(&self, agent_id: &str) {
-        let Some(entry) = self.agents.get(agent_id) else {
-            return;
-        };
-        self.peers.publish(ClusterEvent::Presence {
-            kind: PresenceKind::Agent,
-            id: agent_id.to_owned(),
-            name: Some(entry.info.name.clone()),
-            online: entry.online(),
-            state: Some(entry.state),
-        });
-    }
-
-    /// News from another node.
-    fn hear(&mut self, input: ClusterInput) {
-        let Envelope { node, event } = match input {
-            ClusterInput::Resync(open) => return self.resync(open),
-            ClusterInput::Event(envelope) => envelope,
-        };
-        self.peers.last_heard.insert(node.clone(), Instant::now());
-        match event {
-            ClusterEvent::Typing { typing, to_visitor } => {
-                self.deliver_typing(&typing, to_visitor, None);
-            }
-            ClusterEvent::Broadcast { broadcast } => self.deliver_broadcast(&broadcast),
-            ClusterEvent::Beat => {}
-            ClusterEvent::Hello => self.reannounce(),
-            ClusterEvent::Presence {
-                kind: PresenceKind::Visitor,
-                id,
-                online,
-                ..
-            } => {
-                let before = self.visitor_online(&id);
-                let nodes = self.peers.visitors.entry(id.clone()).or_default();
-                if online {
-                    nodes.insert(node);
-                } else {
-                    nodes.remove(&node);
-                }
-                self.peers.visitors.retain(|_, nodes| !nodes.is_empty());
-                let after = self.visitor_online(&id);
-                if before != after {
-                    self.announce_visitor(&id, after);
-                }
-            }
-            ClusterEvent::Presence {
-                kind: PresenceKind::Agent,
-                id,
-                name,
-                online,
-                state,
-            } => {
-                let before = self.agent_presence(&id);
-                let agent = self.peers.agents.entry(id.clone()).or_insert(RemoteAgent {
-                    name: String::new(),
-                    states: HashMap::new(),
-                });
-                if let Some(name) = name {
-                    agent.name = name;
-                }
-                if online {
-                    agent.states.insert(node, state.unwrap_or_default());
-                } else {
-                    agent.states.remove(&node);
-                }
-                self.peers
-                    .agents
-                    .retain(|_, agent| !agent.states.is_empty());
-                if before != self.agent_presence(&id) {
-                    self.announce_agent(&id);
-                }
-            }
-        }
-    }
-
-    /// Says this node is alive, and forgets nodes that fell silent: their
-    /// visitors and agents go offline unless they are online elsewhere.
-    fn beat(&mut self, now: Instant) {
-        self.peers.publish(ClusterEvent::Beat);
-        let expire_after = self.peers.heartbeat.expire_after;
-        let silent: Vec<NodeId> = self
-            .peers
-            .last_heard
-            .iter()
-            .filter(|(_, heard)| now.duration_since(**heard) > expire_after)
-            .map(|(node, _)| node.clone())
-            .collect();
-        for node in silent {
-            tracing::warn!(%node, "a relay stopped answering; its clients count as gone");
-            let (visitors, agents) = self.peers.forget(&node);
-            for visitor_id in visitors {
-                if !self.visitor_online(&visitor_id) {
-                    self.announce_visitor(&visitor_id, false);
-                }
-            }
-            for agent_id in agents {
-                self.announce_agent(&agent_id);
-            }
-        }
-    }
-
-    /// A node joined: tell it who is here.
-    fn reannounce(&self) {
-        for (visitor_id, presence) in &self.visitors {
-            if !presence.conns.is_empty() || presence.offline_at.is_some() {
-                self.publish_visitor(visitor_id, true);
-            }
-        }
-        for (agent_id, entry) in &self.agents {
-            if entry.online() {
-                self.publish_local_agent(agent_id);
-            }
-        }
-    }
-
-    /// Notifications were missed: start over from the store's state, and
-    /// have every client resume from the store too.
-    fn resync(&mut self, open: Vec<ConversationSummary>) {
-        self.conversations.clear();
-        self.conversation_of_visitor.clear();
-        for summary in open {
-            self.remember(summary);
-        }
-        self.dead.extend(self.visitor_conns.keys().copied());
-        self.dead.extend(self.agent_conns.keys().copied());
     }
 
     fn snapshot(&self) -> AgentSnapshot {
