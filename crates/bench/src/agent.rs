@@ -95,7 +95,7 @@ async fn on_event(
             recorder.error(error.code);
             return Ok(());
         }
-        Ok(AgentEvent::Reconnect(_)) => return Err("told to reconnect"),
+        Ok(AgentEvent::Reconnect(reconnect)) => return Err(net::reconnect_label(&reconnect)),
         Ok(_) => return Ok(()),
         Err(error) => return Err(error.label()),
     };

@@ -75,6 +75,7 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     let connect_seconds = connecting.elapsed().as_secs_f64();
 
     let start = Instant::now() + SETTLE;
+    recorder.time_from((start + chat.warmup).into_std());
     let _ = phase_tx.send(Phase::Sending(start));
     crate::progress(
         config,

@@ -32,6 +32,11 @@ pub struct Cli {
     /// held): 30s, 500ms, 2m or plain seconds.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// Don't time messages sent in the first part of the run, when every
+    /// visitor opens its conversation at once (they are still checked for
+    /// loss).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
     /// How long to wait after sending for the last acks and deliveries.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
@@ -125,6 +130,7 @@ impl Cli {
                 tokens,
                 rate: self.rate,
                 duration: self.duration,
+                warmup: self.warmup,
                 drain: self.drain,
                 reply_every: self.reply_every,
                 drop_one_for_test: self.drop_one_for_test,

@@ -44,6 +44,9 @@ pub struct Chat {
     pub rate: f64,
     /// How long visitors send.
     pub duration: Duration,
+    /// Messages sent in the first `warmup` of sending are checked for loss
+    /// but not timed.
+    pub warmup: Duration,
     /// How long to wait after sending for the last acks and deliveries.
     pub drain: Duration,
     /// Agents answer every `reply_every`-th message of each visitor.

@@ -8,7 +8,7 @@
 //! set of dense vectors rather than a hash of strings.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -145,8 +145,8 @@ impl Ledger {
         }
     }
 
-    /// Records an ack; the time since sending on the first ack of a message.
-    pub fn ack(&mut self, key: Key, now: Instant) -> Option<Duration> {
+    /// Records an ack; when the message was sent, on its first ack.
+    pub fn ack(&mut self, key: Key) -> Option<Instant> {
         let Some(entry) = self.entry(key) else {
             self.stray();
             return None;
@@ -161,11 +161,11 @@ impl Ledger {
         if !delivered {
             self.awaiting_delivery += 1;
         }
-        Some(now.saturating_duration_since(sent))
+        Some(sent)
     }
 
-    /// Records a delivery; the end-to-end latency on the first delivery.
-    pub fn deliver(&mut self, key: Key, now: Instant) -> Option<Duration> {
+    /// Records a delivery; when the message was sent, on its first delivery.
+    pub fn deliver(&mut self, key: Key) -> Option<Instant> {
         if std::mem::take(&mut self.drop_next_delivery) {
             return None;
         }
@@ -182,7 +182,7 @@ impl Ledger {
         if acked {
             self.awaiting_delivery -= 1;
         }
-        Some(now.saturating_duration_since(sent))
+        Some(sent)
     }
 
     /// Nothing is in flight: every message sent was acked and every acked
@@ -254,17 +254,13 @@ mod tests {
     #[test]
     fn a_clean_exchange_settles_and_passes() {
         let mut ledger = Ledger::new(false);
-        let t0 = Instant::now();
-        let later = t0 + Duration::from_millis(3);
-        let key = ledger.send(Direction::ToAgent, 5, t0);
+        let sent = Instant::now();
+        let key = ledger.send(Direction::ToAgent, 5, sent);
         assert!(!ledger.settled());
-        assert_eq!(
-            ledger.ack(key, later),
-            Some(Duration::from_millis(3)),
-            "first ack is timed"
-        );
+        assert_eq!(ledger.ack(key), Some(sent), "the first ack is timed");
+        assert_eq!(ledger.ack(key), None, "a repeated ack is not");
         assert!(!ledger.settled(), "acked but not delivered");
-        assert!(ledger.deliver(key, later).is_some());
+        assert_eq!(ledger.deliver(key), Some(sent));
         assert!(ledger.settled());
         let tally = ledger.tally(Direction::ToAgent);
         assert_eq!((tally.sent, tally.acked, tally.delivered), (1, 1, 1));
@@ -277,8 +273,8 @@ mod tests {
         let mut ledger = Ledger::new(false);
         let now = Instant::now();
         let key = ledger.send(Direction::ToVisitor, 0, now);
-        assert!(ledger.deliver(key, now).is_some());
-        assert!(ledger.ack(key, now).is_some());
+        assert!(ledger.deliver(key).is_some());
+        assert!(ledger.ack(key).is_some());
         assert!(ledger.settled());
         let tally = ledger.tally(Direction::ToVisitor);
         assert_eq!((tally.delivered, tally.lost), (1, 0));
@@ -289,11 +285,11 @@ mod tests {
         let mut ledger = Ledger::new(false);
         let now = Instant::now();
         let lost = ledger.send(Direction::ToAgent, 1, now);
-        ledger.ack(lost, now);
+        ledger.ack(lost);
         let twice = ledger.send(Direction::ToAgent, 1, now);
-        ledger.ack(twice, now);
-        ledger.deliver(twice, now);
-        assert_eq!(ledger.deliver(twice, now), None, "a duplicate is not timed");
+        ledger.ack(twice);
+        ledger.deliver(twice);
+        assert_eq!(ledger.deliver(twice), None, "a duplicate is not timed");
         let unacked = ledger.send(Direction::ToVisitor, 2, now);
         assert_eq!((lost.n, twice.n, unacked.n), (0, 1, 0));
         let never_sent = Key {
@@ -301,7 +297,7 @@ mod tests {
             visitor: 9,
             n: 0,
         };
-        ledger.deliver(never_sent, now);
+        ledger.deliver(never_sent);
 
         assert!(!ledger.settled());
         let to_agent = ledger.tally(Direction::ToAgent);
@@ -316,8 +312,8 @@ mod tests {
         let now = Instant::now();
         for _ in 0..3 {
             let key = ledger.send(Direction::ToAgent, 0, now);
-            ledger.ack(key, now);
-            ledger.deliver(key, now);
+            ledger.ack(key);
+            ledger.deliver(key);
         }
         let tally = ledger.tally(Direction::ToAgent);
         assert_eq!((tally.lost, tally.delivered), (1, 2));

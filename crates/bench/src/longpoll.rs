@@ -241,7 +241,7 @@ async fn poll_events(
                     visitor::on_message(&message, global, recorder);
                 }
                 VisitorEvent::Error(error) => recorder.error(error.code),
-                VisitorEvent::Reconnect(_) => return "told to reconnect",
+                VisitorEvent::Reconnect(reconnect) => return net::reconnect_label(&reconnect),
                 _ => {}
             }
         }

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kefu_protocol::ErrorFrame;
+use kefu_protocol::{ErrorFrame, Reconnect};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::{TcpSocket, TcpStream};
@@ -183,6 +183,16 @@ pub async fn send<T: Serialize>(ws: &mut Ws, frame: &T) -> Result<(), WireError>
     let text = serde_json::to_string(frame)?;
     ws.send(WsMessage::text(text)).await?;
     Ok(())
+}
+
+/// Why the relay asked a client to go: `resync` (it fell behind and its
+/// outbox overflowed) or `shutdown`.
+pub fn reconnect_label(reconnect: &Reconnect) -> &'static str {
+    match reconnect.reason.as_deref() {
+        Some("resync") => "reconnect: resync",
+        Some("shutdown") => "reconnect: shutdown",
+        _ => "reconnect",
+    }
 }
 
 /// Says goodbye. The relay may already be gone, so failures are moot.

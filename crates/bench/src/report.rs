@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use kefu_protocol::ErrorCode;
@@ -35,6 +35,8 @@ pub struct Recorder {
 
 struct State {
     ledger: Ledger,
+    /// Messages sent before this are checked for loss but not timed.
+    timed_from: Option<Instant>,
     to_agent: Histogram<u64>,
     to_visitor: Histogram<u64>,
     visitor_ack: Histogram<u64>,
@@ -52,7 +54,8 @@ fn histogram() -> Histogram<u64> {
         .expect("1 µs to 60 s at 3 significant figures are valid bounds")
 }
 
-fn record(histogram: &mut Histogram<u64>, latency: Duration) {
+fn record(histogram: &mut Histogram<u64>, sent: Instant, now: Instant) {
+    let latency = now.saturating_duration_since(sent);
     let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
     histogram.saturating_record(micros.clamp(1, MAX_MICROS));
 }
@@ -63,6 +66,7 @@ impl Recorder {
             ids,
             state: Mutex::new(State {
                 ledger: Ledger::new(drop_one_for_test),
+                timed_from: None,
                 to_agent: histogram(),
                 to_visitor: histogram(),
                 visitor_ack: histogram(),
@@ -87,6 +91,13 @@ impl Recorder {
         &self.ids
     }
 
+    /// Times only messages sent from `from` on: the first seconds of a run,
+    /// when every visitor opens its conversation at once, are not its
+    /// steady state.
+    pub fn time_from(&self, from: Instant) {
+        self.state().timed_from = Some(from);
+    }
+
     /// Records a message about to be sent; returns its `client_id`.
     pub fn send(&self, direction: Direction, visitor: u32) -> String {
         let key = self.state().ledger.send(direction, visitor, Instant::now());
@@ -100,12 +111,12 @@ impl Recorder {
             state.ledger.stray();
             return;
         };
-        if let Some(latency) = state.ledger.ack(key, now) {
+        if let Some(sent) = state.ledger.ack(key).filter(|sent| state.timed(*sent)) {
             let histogram = match key.direction {
                 Direction::ToAgent => &mut state.visitor_ack,
                 Direction::ToVisitor => &mut state.agent_ack,
             };
-            record(histogram, latency);
+            record(histogram, sent, now);
         }
     }
 
@@ -113,12 +124,12 @@ impl Recorder {
     pub fn deliver(&self, key: Key) {
         let now = Instant::now();
         let mut state = self.state();
-        if let Some(latency) = state.ledger.deliver(key, now) {
+        if let Some(sent) = state.ledger.deliver(key).filter(|sent| state.timed(*sent)) {
             let histogram = match key.direction {
                 Direction::ToAgent => &mut state.to_agent,
                 Direction::ToVisitor => &mut state.to_visitor,
             };
-            record(histogram, latency);
+            record(histogram, sent, now);
         }
     }
 
@@ -206,6 +217,10 @@ impl Recorder {
 }
 
 impl State {
+    fn timed(&self, sent: Instant) -> bool {
+        self.timed_from.is_none_or(|from| sent >= from)
+    }
+
     fn side(&mut self, side: Side) -> &mut Connections {
         match side {
             Side::Visitor => &mut self.visitors,

@@ -223,7 +223,7 @@ fn on_event(
         Ok(VisitorEvent::Ack(ack)) => recorder.ack(&ack.client_id),
         Ok(VisitorEvent::Message(message)) => on_message(&message, global, recorder),
         Ok(VisitorEvent::Error(error)) => recorder.error(error.code),
-        Ok(VisitorEvent::Reconnect(_)) => return Err("told to reconnect"),
+        Ok(VisitorEvent::Reconnect(reconnect)) => return Err(net::reconnect_label(&reconnect)),
         Ok(_) => {}
         Err(error) => return Err(error.label()),
     }
@@ -249,7 +249,7 @@ async fn hold_ws(mut ws: Ws, recorder: Arc<Recorder>, mut phase: watch::Receiver
     let dropped = async {
         loop {
             match net::recv::<VisitorEvent>(&mut ws).await {
-                Ok(VisitorEvent::Reconnect(_)) => return "told to reconnect",
+                Ok(VisitorEvent::Reconnect(reconnect)) => return net::reconnect_label(&reconnect),
                 Ok(VisitorEvent::Error(error)) => recorder.error(error.code),
                 Ok(_) => {}
                 Err(error) => return error.label(),

@@ -95,6 +95,7 @@ pub fn chat_config(target: &Target, tokens: Vec<String>, visitors: u32, rate: f6
             tokens,
             rate,
             duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
             drain: Duration::from_secs(5),
             reply_every: 1,
             drop_one_for_test: false,
