@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use config::{Config, Limits};
 
@@ -107,8 +107,10 @@ pub async fn run(
         ),
         None => None,
     };
+    let (listener, starting) = answer_while_starting(listener).map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
+    starting.stop().await;
     let open_conversations = store.open_conversations().await?;
     let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
     let hub_options = hub::HubOptions {
@@ -209,4 +211,47 @@ async fn serve_until_stopping(
     {
         tracing::error!(%error, "the metrics server failed");
     }
+}
+
+/// A stand-in server on the relay's socket while the store opens (a
+/// PostgreSQL server may take a while to answer): `/healthz` says the
+/// process is alive and `/readyz` that it is not ready, so a load balancer
+/// or orchestrator can tell starting from dead. Anything else waits in the
+/// socket's backlog for the real server.
+struct Starting {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Starting {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+fn answer_while_starting(listener: TcpListener) -> std::io::Result<(TcpListener, Starting)> {
+    let socket = listener.into_std()?;
+    let stand_in = TcpListener::from_std(socket.try_clone()?)?;
+    let listener = TcpListener::from_std(socket)?;
+    let router = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            axum::routing::get(|| async {
+                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n")
+            }),
+        );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(stand_in, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::warn!(%error, "the start-up health server failed");
+        }
+    });
+    Ok((listener, Starting { stop, task }))
 }

@@ -66,12 +66,12 @@ impl TestRelay {
         relay
     }
 
-    /// `/healthz` answers once the store is open.
+    /// `/readyz` answers 200 once the store is open.
     async fn wait_healthy(&self) {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Ok(mut stream) = TcpStream::connect(self.addr).await {
-                let request = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                let request = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
                 if stream.write_all(request.as_bytes()).await.is_ok() {
                     let mut response = String::new();
                     let _ = stream.read_to_string(&mut response).await;
@@ -80,7 +80,7 @@ impl TestRelay {
                     }
                 }
             }
-            assert!(Instant::now() < deadline, "relay never became healthy");
+            assert!(Instant::now() < deadline, "relay never became ready");
             tokio::task::yield_now().await;
         }
     }

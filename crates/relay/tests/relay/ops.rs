@@ -667,3 +667,38 @@ async fn export_writes_each_conversation_with_its_messages_as_a_json_line() {
     assert!(stderr(&bad).contains("--since"), "{}", stderr(&bad));
     relay.stop().await;
 }
+
+#[tokio::test]
+async fn readyz_says_starting_while_the_database_does_not_answer_yet() {
+    // A "database server" that accepts connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let silent_addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            connections.push(stream);
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = kefu_relay::Config {
+        database: format!("postgres://kefu@{silent_addr}/kefu"),
+        ..kefu_relay::Config::default()
+    };
+    let relay = tokio::spawn(kefu_relay::run(listener, config, std::future::pending()));
+
+    assert_eq!(
+        http_get(addr, "/readyz").await,
+        Some((503, "starting\n".to_owned()))
+    );
+    assert_eq!(
+        http_get(addr, "/healthz").await,
+        Some((200, "ok\n".to_owned()))
+    );
+    relay.abort();
+    held.abort();
+}

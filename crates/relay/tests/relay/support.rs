@@ -74,15 +74,16 @@ impl TestRelay {
 
     async fn wait_healthy(&self) {
         // The listener is bound before `run` starts, so connecting succeeds at
-        // once; /healthz answers only once the store is open.
+        // once; /readyz answers 200 only once the store is open (and 503
+        // "starting" before).
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            if let Some((200, _)) = http_get(self.addr, "/healthz").await {
+            if let Some((200, _)) = http_get(self.addr, "/readyz").await {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "relay never became healthy"
+                "relay never became ready"
             );
             tokio::task::yield_now().await;
         }
