@@ -10,7 +10,7 @@ use super::session::{Ended, Event, Session};
 use super::{AppState, check_send, store_error};
 use crate::ConnId;
 use crate::auth::hash_agent_token;
-use crate::frame::{decode, encode};
+use crate::frame::{Frame, decode, encode};
 use crate::hub::{Outbound, mailbox};
 use crate::store::{AgentSend, Page};
 
@@ -103,19 +103,48 @@ impl Agent {
     }
 
     async fn step(&mut self) -> Result<(), Ended> {
-        match self.session.next().await? {
+        let answer = match self.session.next().await? {
             Event::Deliver(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
-                self.session.send(frame).await
+                return self.session.send(frame).await;
             }
             Event::Request(text) => match decode::<AgentRequest>(&text) {
-                Ok(request) => self.handle(request).await,
-                Err(error) => self.session.send_error(error).await,
+                Ok(request) => {
+                    let requests = Requests {
+                        state: &self.state,
+                        info: &self.info,
+                        conn: self.session.id,
+                    };
+                    // Agents have no replay: every live message is new.
+                    self.session
+                        .while_waiting(requests.answer(request), 0)
+                        .await?
+                }
+                Err(error) => Some(error_frame(error)),
             },
+        };
+        match answer {
+            Some(frame) => self.session.send(frame).await,
+            None => Ok(()),
         }
     }
+}
 
-    async fn handle(&mut self, request: AgentRequest) -> Result<(), Ended> {
-        let shared = self.state.0.clone();
+fn error_frame(error: ErrorFrame) -> Frame {
+    encode(&AgentEvent::Error(error))
+}
+
+/// What one agent's requests mean. Answers are frames to send back; the
+/// socket is not touched here, so the session can keep delivering while a
+/// request waits for the store.
+struct Requests<'a> {
+    state: &'a AppState,
+    info: &'a AgentInfo,
+    conn: ConnId,
+}
+
+impl Requests<'_> {
+    async fn answer(&self, request: AgentRequest) -> Option<Frame> {
+        let shared = &self.state.0;
         let store = &shared.store;
         let refused = match request {
             AgentRequest::Hello { .. } => Some(ErrorFrame::new(
@@ -126,7 +155,7 @@ impl Agent {
                 conversation_id,
                 before_seq,
                 limit,
-            } => return self.history(conversation_id, before_seq, limit).await,
+            } => return Some(self.history(conversation_id, before_seq, limit).await),
             AgentRequest::Send {
                 conversation_id,
                 client_id,
@@ -135,7 +164,7 @@ impl Agent {
             } => {
                 let max_chars = shared.config.limits.max_message_chars;
                 if let Err(error) = check_send(&client_id, &text, max_chars) {
-                    return self.session.send_error(error).await;
+                    return Some(error_frame(error));
                 }
                 let send = AgentSend {
                     agent: self.info.clone(),
@@ -143,18 +172,15 @@ impl Agent {
                     client_id: client_id.clone(),
                     text,
                     internal,
-                    origin: Some(self.session.id),
+                    origin: Some(self.conn),
                 };
                 match store.agent_send(send).await {
-                    Ok(message) => {
-                        let ack = encode(&AgentEvent::Ack(Ack::from(&message)));
-                        return self.session.send(ack).await;
-                    }
+                    Ok(message) => return Some(encode(&AgentEvent::Ack(Ack::from(&message)))),
                     Err(error) => Some(store_error(error, &client_id)),
                 }
             }
             AgentRequest::Claim { conversation_id } => store
-                .claim(&conversation_id, &self.info)
+                .claim(&conversation_id, self.info)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),
@@ -162,12 +188,12 @@ impl Agent {
                 conversation_id,
                 to_agent,
             } => store
-                .transfer(&conversation_id, &self.info, &to_agent)
+                .transfer(&conversation_id, self.info, &to_agent)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),
             AgentRequest::Resolve { conversation_id } => store
-                .resolve(&conversation_id, &self.info)
+                .resolve(&conversation_id, self.info)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),
@@ -177,7 +203,7 @@ impl Agent {
             } => {
                 shared
                     .hub
-                    .typing(self.session.id, Some(conversation_id), active)
+                    .typing(self.conn, Some(conversation_id), active)
                     .await;
                 None
             }
@@ -191,75 +217,64 @@ impl Agent {
                 .map(|error| store_error(error, &conversation_id)),
             AgentRequest::Broadcast { text } => self.broadcast(text).await,
             AgentRequest::Status { state } => {
-                shared.hub.set_state(self.session.id, state).await;
+                shared.hub.set_state(self.conn, state).await;
                 None
             }
         };
-        match refused {
-            Some(error) => self.session.send_error(error).await,
-            None => Ok(()),
-        }
+        refused.map(error_frame)
     }
 
     async fn history(
-        &mut self,
+        &self,
         conversation_id: String,
         before_seq: Option<u64>,
         limit: Option<u32>,
-    ) -> Result<(), Ended> {
-        let shared = self.state.0.clone();
+    ) -> Frame {
+        let shared = &self.state.0;
         match shared.store.conversation(&conversation_id).await {
             Ok(Some(_)) => {}
             Ok(None) => {
-                let error = ErrorFrame::new(ErrorCode::NotFound, "conversation not found")
-                    .with_ref(conversation_id);
-                return self.session.send_error(error).await;
+                return error_frame(
+                    ErrorFrame::new(ErrorCode::NotFound, "conversation not found")
+                        .with_ref(conversation_id),
+                );
             }
-            Err(error) => {
-                return self
-                    .session
-                    .send_error(store_error(error, &conversation_id))
-                    .await;
-            }
+            Err(error) => return error_frame(store_error(error, &conversation_id)),
         }
         // Follow before reading, so no message falls between the two; the
         // client drops live copies of what the page already holds by `seq`.
         if shared
             .hub
-            .watch(self.session.id, conversation_id.clone())
+            .watch(self.conn, conversation_id.clone())
             .await
             .is_err()
         {
-            return Err(Ended);
+            return error_frame(
+                ErrorFrame::new(ErrorCode::Internal, "the relay is shutting down")
+                    .with_ref(conversation_id),
+            );
         }
         let page = Page::Before {
             before: before_seq,
             limit: limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY),
         };
         match shared.store.messages(&conversation_id, page, true).await {
-            Ok(messages) => {
-                let page = HistoryPage {
-                    conversation_id,
-                    messages,
-                };
-                self.session.send(encode(&AgentEvent::History(page))).await
-            }
-            Err(error) => {
-                self.session
-                    .send_error(store_error(error, &conversation_id))
-                    .await
-            }
+            Ok(messages) => encode(&AgentEvent::History(HistoryPage {
+                conversation_id,
+                messages,
+            })),
+            Err(error) => error_frame(store_error(error, &conversation_id)),
         }
     }
 
-    async fn broadcast(&mut self, text: String) -> Option<ErrorFrame> {
+    async fn broadcast(&self, text: String) -> Option<ErrorFrame> {
         if self.info.role != Role::Admin {
             return Some(ErrorFrame::new(
                 ErrorCode::Forbidden,
                 "only admins may broadcast",
             ));
         }
-        let shared = self.state.0.clone();
+        let shared = &self.state.0;
         if let Err(error) = check_send("broadcast", &text, shared.config.limits.max_message_chars) {
             return Some(error);
         }

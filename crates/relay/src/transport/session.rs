@@ -11,7 +11,7 @@ use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use governor::DefaultDirectRateLimiter;
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect};
+use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
@@ -173,6 +173,35 @@ impl Session {
                         return Err(Ended);
                     }
                     self.write(WsMessage::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    /// Runs `work` (typically a store call) while still passing the hub's
+    /// frames on, so that a slow write does not let this connection's queue
+    /// fill up and get it dropped. Live messages up to `replayed_up_to` were
+    /// already sent by a replay and are skipped.
+    pub async fn while_waiting<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+        replayed_up_to: Seq,
+    ) -> Result<T, Ended> {
+        let mut work = std::pin::pin!(work);
+        loop {
+            let delivery = tokio::select! {
+                biased;
+                done = &mut work => return Ok(done),
+                delivery = from_hub(&mut self.inbox) => delivery,
+            };
+            match delivery {
+                Some(Outbound::Message { seq, .. }) if seq <= replayed_up_to => {}
+                Some(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
+                    self.send(frame).await?;
+                }
+                None => {
+                    self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
+                    return Err(Ended);
                 }
             }
         }

@@ -96,7 +96,12 @@ impl Visitor {
             }
             Event::Request(text) => {
                 let answer = match decode::<VisitorRequest>(&text) {
-                    Ok(request) => self.core.handle(request).await,
+                    Ok(request) => {
+                        // Deliveries go on while the request waits for the store.
+                        self.session
+                            .while_waiting(self.core.handle(request), self.replayed_up_to)
+                            .await?
+                    }
                     Err(error) => Some(VisitorEvent::Error(error)),
                 };
                 match answer {
