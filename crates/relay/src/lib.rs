@@ -215,9 +215,9 @@ async fn serve_until_stopping(
 
 /// A stand-in server on the relay's socket while the store opens (a
 /// PostgreSQL server may take a while to answer): `/healthz` says the
-/// process is alive and `/readyz` that it is not ready, so a load balancer
-/// or orchestrator can tell starting from dead. Anything else waits in the
-/// socket's backlog for the real server.
+/// process is alive, `/readyz` and every other request that it is not ready
+/// yet (503 with `Retry-After`), so a load balancer or orchestrator can tell
+/// starting from dead, and clients retry as they do after a restart.
 struct Starting {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -236,12 +236,13 @@ fn answer_while_starting(listener: TcpListener) -> std::io::Result<(TcpListener,
     let listener = TcpListener::from_std(socket)?;
     let router = axum::Router::new()
         .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .route(
-            "/readyz",
-            axum::routing::get(|| async {
-                (axum::http::StatusCode::SERVICE_UNAVAILABLE, "starting\n")
-            }),
-        );
+        .fallback(|| async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "1")],
+                "starting\n",
+            )
+        });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let served = axum::serve(stand_in, router)

@@ -46,6 +46,7 @@ impl TestRelay {
         let task = tokio::spawn(kefu_relay::run(listener, config, async move {
             let _ = stopped.await;
         }));
+        wait_ready(addr).await;
         TestRelay {
             target: Target::from_addr(addr),
             tokens,
@@ -62,6 +63,30 @@ impl TestRelay {
         if let Some(task) = self.task.take() {
             task.await.expect("relay task").expect("relay result");
         }
+    }
+}
+
+/// Waits until the relay answers `/readyz` with 200: before, while its
+/// store opens, it refuses connections with 503 "starting".
+async fn wait_ready(addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
+            let request = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            let mut response = String::new();
+            if stream.write_all(request.as_bytes()).await.is_ok()
+                && stream.read_to_string(&mut response).await.is_ok()
+                && response.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never became ready"
+        );
+        tokio::task::yield_now().await;
     }
 }
 
