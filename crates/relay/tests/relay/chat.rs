@@ -6,7 +6,7 @@ use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
 
-use crate::support::{TestRelay, assert_error};
+use crate::support::{Client, TestRelay, assert_error};
 
 #[tokio::test]
 async fn visitor_and_agent_chat_both_ways() {
@@ -559,16 +559,8 @@ async fn auto_assignment_hands_new_conversations_to_available_agents_in_turn() {
     let _bob = relay.signed_in_agent(&bob).await;
 
     let mut assignees = Vec::new();
-    for visitor in 0..2 {
-        let (mut visitor_client, _) = relay.new_visitor().await;
-        let conversation = visitor_client
-            .say(&format!("v{visitor}"), "hello")
-            .await
-            .conversation_id;
-        let summary = alice
-            .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-            .await;
-        assignees.push(summary.assignee.expect("assigned"));
+    for _ in 0..2 {
+        assignees.push(assignee_of_a_new_visitor(&relay, &mut alice).await);
     }
     assert_ne!(assignees[0], assignees[1], "each agent in turn");
 
@@ -585,15 +577,19 @@ async fn auto_assignment_hands_new_conversations_to_available_agents_in_turn() {
         })
         .await;
     let bob_id = relay.agent_id("bob").await;
-    for visitor in 2..4 {
-        let (mut visitor_client, _) = relay.new_visitor().await;
-        let conversation = visitor_client
-            .say(&format!("v{visitor}"), "hello")
-            .await
-            .conversation_id;
-        let summary = alice
-            .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-            .await;
-        assert_eq!(summary.assignee.as_deref(), Some(bob_id.as_str()));
+    for _ in 0..2 {
+        let assignee = assignee_of_a_new_visitor(&relay, &mut alice).await;
+        assert_eq!(assignee, bob_id);
     }
+}
+
+/// A new visitor writes; whom auto-assignment gave the conversation to,
+/// as `agent` sees it.
+async fn assignee_of_a_new_visitor(relay: &TestRelay, agent: &mut Client<AgentEvent>) -> String {
+    let (mut visitor, _) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "hello").await.conversation_id;
+    let summary = agent
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+        .await;
+    summary.assignee.expect("assigned")
 }
