@@ -97,6 +97,13 @@ impl Browser {
         })
     }
 
+    /// Opens the chat page and waits until it is connected with an agent
+    /// online.
+    async fn open_chat(&self, url: &str) {
+        self.client.goto(url).await.expect("open page");
+        self.wait_for(".status.online").await;
+    }
+
     async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
@@ -194,11 +201,8 @@ async fn chat_and_reload(query: &str, expected_transport: &str, screenshot: &str
         return;
     };
     browser
-        .client
-        .goto(&format!("http://{}/{query}", relay.addr))
-        .await
-        .expect("open page");
-    browser.wait_for(".status.online").await;
+        .open_chat(&format!("http://{}/{query}", relay.addr))
+        .await;
     let transport = browser
         .eval("return document.documentElement.dataset.transport")
         .await;
@@ -298,12 +302,7 @@ async fn markup_typed_by_anyone_renders_as_text_and_runs_nothing() {
     let Some(browser) = Browser::start().await else {
         return;
     };
-    browser
-        .client
-        .goto(&format!("http://{}/", relay.addr))
-        .await
-        .expect("open page");
-    browser.wait_for(".status.online").await;
+    browser.open_chat(&format!("http://{}/", relay.addr)).await;
 
     let attack = "<img src=x onerror=alert(1)>";
     browser.type_and_send(attack).await;
@@ -445,12 +444,7 @@ async fn messages_typed_while_the_relay_is_down_are_sent_once_it_is_back() {
         return;
     };
     let addr = relay.addr;
-    browser
-        .client
-        .goto(&format!("http://{addr}/"))
-        .await
-        .expect("open page");
-    browser.wait_for(".status.online").await;
+    browser.open_chat(&format!("http://{addr}/")).await;
 
     drop(agent);
     let dir = relay.stop().await;
