@@ -221,6 +221,9 @@ impl HubState {
     pub(super) fn resync(&mut self, open: Vec<ConversationSummary>) {
         self.conversations.clear();
         self.conversation_of_visitor.clear();
+        // Every agent is about to resync, from the store.
+        self.stale.clear();
+        self.flush_at = None;
         for summary in open {
             self.remember(summary);
         }

@@ -6,6 +6,8 @@
 
 mod assign;
 mod cluster;
+#[cfg(test)]
+mod tests;
 
 use assign::Assigner;
 use cluster::{Peers, recv_cluster};
@@ -31,6 +33,16 @@ use crate::store::Change;
 /// Conversations an agent connection follows through `history`, at most.
 const MAX_WATCHED: usize = 256;
 
+/// How long a conversation's per-message changes (`last_seq`, `unread`,
+/// `preview`, `updated_at`, read marks) may wait before reaching the agents
+/// who do not see it ([`AgentConn::sees`]). To them it is a colleague's row
+/// in the queue, where a count two seconds late costs nothing, whereas a
+/// frame per message to every agent would multiply the relay's frames by the
+/// number of agents. They get at most one frame per conversation per delay,
+/// with its latest summary. Changes that move a conversation in the queue
+/// ([`moved_in_queue`]) reach everybody at once.
+const SUMMARY_DELAY: Duration = Duration::from_secs(2);
+
 pub(super) struct HubState {
     grace: Duration,
     visitor_conns: HashMap<ConnId, VisitorConn>,
@@ -41,6 +53,12 @@ pub(super) struct HubState {
     agents: HashMap<String, AgentEntry>,
     /// Waiting and active conversations, as last committed.
     conversations: HashMap<String, ConversationSummary>,
+    /// Open conversations with per-message changes not yet sent to the agents
+    /// who do not see them (see [`SUMMARY_DELAY`]); at most `conversations`.
+    stale: HashSet<String>,
+    /// When `stale` is flushed; `None` while it is empty, so an idle hub never
+    /// wakes for it.
+    flush_at: Option<Instant>,
     conversation_of_visitor: HashMap<String, String>,
     /// When visitors who left should be announced offline, oldest first
     /// (the grace is constant, so pushing at the back keeps the order).
@@ -62,6 +80,44 @@ struct AgentConn {
     outbox: Outbox,
     agent_id: String,
     watched: VecDeque<String>,
+}
+
+impl AgentConn {
+    /// Whether the connection follows a conversation: everybody while it
+    /// waits, then its assignee and whoever opened it through `history`.
+    fn sees(&self, summary: &ConversationSummary) -> bool {
+        summary.status == ConversationStatus::Waiting
+            || summary.assignee.as_deref() == Some(self.agent_id.as_str())
+            || self.watched.contains(&summary.id)
+    }
+}
+
+/// Whether a conversation changed in more than the counters every message
+/// moves, i.e. in what places it in agents' queues: status, assignee, the
+/// visitor. Destructured in full so that a new field must be placed here.
+fn moved_in_queue(before: &ConversationSummary, after: &ConversationSummary) -> bool {
+    let ConversationSummary {
+        id: _,
+        visitor,
+        status,
+        assignee,
+        waiting_since,
+        last_seq: _,
+        unread: _,
+        preview: _,
+        visitor_read_seq: _,
+        updated_at: _,
+    } = after;
+    before.visitor != *visitor
+        || before.status != *status
+        || before.assignee != *assignee
+        || before.waiting_since != *waiting_since
+}
+
+fn summary_frame(summary: ConversationSummary) -> Outbound {
+    Outbound::Frame(encode(&AgentEvent::Conversation(ConversationFrame {
+        summary,
+    })))
 }
 
 #[derive(Default)]
@@ -99,6 +155,7 @@ pub(super) async fn run(
     }
     loop {
         let deadline = state.offline_deadlines.front().map(|(at, _)| *at);
+        let flush_at = state.flush_at;
         tokio::select! {
             command = commands.recv() => match command {
                 Some(command) => state.handle(command),
@@ -114,6 +171,7 @@ pub(super) async fn run(
             },
             _ = beat.tick(), if cluster.is_some() => state.beat(Instant::now()),
             () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
+            () = sleep_until(flush_at), if flush_at.is_some() => state.flush(),
         }
         state.reap();
     }
@@ -139,6 +197,8 @@ impl HubState {
             visitors: HashMap::new(),
             agents: HashMap::new(),
             conversations: HashMap::new(),
+            stale: HashSet::new(),
+            flush_at: None,
             conversation_of_visitor: HashMap::new(),
             offline_deadlines: VecDeque::new(),
             dead: Vec::new(),
@@ -178,14 +238,7 @@ impl HubState {
                 conversation_id,
                 reply,
             } => {
-                if let Some(agent) = self.agent_conns.get_mut(&conn)
-                    && !agent.watched.contains(&conversation_id)
-                {
-                    if agent.watched.len() == MAX_WATCHED {
-                        agent.watched.pop_front();
-                    }
-                    agent.watched.push_back(conversation_id);
-                }
+                self.watch(conn, conversation_id);
                 let _ = reply.send(());
             }
             Command::Typing {
@@ -223,15 +276,14 @@ impl HubState {
                 summary,
                 origin,
             } => {
+                let (summary, before) = self.remember(summary);
                 // Only the relay the visitor wrote to assigns, once per
                 // conversation opening (new, or reopened after resolve).
                 let opened = origin.is_some()
                     && summary.status == ConversationStatus::Waiting
-                    && self
-                        .conversations
-                        .get(&summary.id)
+                    && before
+                        .as_ref()
                         .is_none_or(|before| before.status != ConversationStatus::Waiting);
-                let summary = self.remember(summary);
                 if opened {
                     self.auto_assign(&summary.id);
                 }
@@ -247,14 +299,14 @@ impl HubState {
                 let agents = self.agents_seeing(&summary, origin);
                 self.send_all(&agents, &Outbound::Frame(frame));
                 crate::telemetry::fanned_out(message.at);
-                self.publish_summary(summary);
+                self.publish_summary(summary, before.as_ref());
             }
             Change::Summary { summary } => {
-                let summary = self.remember(summary);
-                self.publish_summary(summary);
+                let (summary, before) = self.remember(summary);
+                self.publish_summary(summary, before.as_ref());
             }
             Change::Read { receipt, summary } => {
-                let summary = self.remember(summary);
+                let (summary, before) = self.remember(summary);
                 let targets = match receipt.reader {
                     AuthorKind::Visitor => self.agents_seeing(&summary, None),
                     _ => self.visitor_targets(&summary.visitor.id, None),
@@ -263,31 +315,102 @@ impl HubState {
                     &targets,
                     &Outbound::Frame(encode(&AgentEvent::Read(receipt))),
                 );
-                self.publish_summary(summary);
+                self.publish_summary(summary, before.as_ref());
             }
         }
     }
 
-    /// Updates the routing table from a committed summary and returns it with
-    /// the visitor's presence filled in.
-    fn remember(&mut self, mut summary: ConversationSummary) -> ConversationSummary {
+    /// Updates the routing table from a committed summary; returns it with
+    /// the visitor's presence filled in, and the open conversation's summary
+    /// it replaces (`None` for a new, reopened or already resolved one).
+    fn remember(
+        &mut self,
+        mut summary: ConversationSummary,
+    ) -> (ConversationSummary, Option<ConversationSummary>) {
         summary.visitor.online = self.visitor_online(&summary.visitor.id);
-        if summary.status == ConversationStatus::Resolved {
-            self.conversations.remove(&summary.id);
+        let before = if summary.status == ConversationStatus::Resolved {
             self.conversation_of_visitor.remove(&summary.visitor.id);
+            self.conversations.remove(&summary.id)
         } else {
             self.conversation_of_visitor
                 .insert(summary.visitor.id.clone(), summary.id.clone());
             self.conversations
-                .insert(summary.id.clone(), summary.clone());
-        }
-        summary
+                .insert(summary.id.clone(), summary.clone())
+        };
+        (summary, before)
     }
 
-    fn publish_summary(&mut self, summary: ConversationSummary) {
-        let frame = encode(&AgentEvent::Conversation(ConversationFrame { summary }));
-        let targets: Vec<ConnId> = self.agent_conns.keys().copied().collect();
-        self.send_all(&targets, &Outbound::Frame(frame));
+    /// Sends a committed summary to every agent at once if the conversation
+    /// moved in the queue; otherwise at once only to the agents who see it,
+    /// and to the others with the next [`flush`](Self::flush).
+    fn publish_summary(
+        &mut self,
+        summary: ConversationSummary,
+        before: Option<&ConversationSummary>,
+    ) {
+        let targets = if before.is_none_or(|before| moved_in_queue(before, &summary)) {
+            // Everybody now holds the latest: nothing left to flush.
+            self.stale.remove(&summary.id);
+            self.agent_conns.keys().copied().collect()
+        } else {
+            let seeing = self.agents_seeing(&summary, None);
+            if seeing.len() < self.agent_conns.len() {
+                self.mark_stale(&summary.id);
+            }
+            seeing
+        };
+        self.send_all(&targets, &summary_frame(summary));
+    }
+
+    fn mark_stale(&mut self, conversation_id: &str) {
+        if self.stale.is_empty() {
+            self.flush_at = Some(Instant::now() + SUMMARY_DELAY);
+        }
+        if !self.stale.contains(conversation_id) {
+            self.stale.insert(conversation_id.to_owned());
+        }
+    }
+
+    /// Sends the agents who do not see them the latest summaries of the
+    /// conversations that changed since the last flush, one frame each.
+    fn flush(&mut self) {
+        self.flush_at = None;
+        for conversation_id in std::mem::take(&mut self.stale) {
+            let Some(summary) = self.conversations.get(&conversation_id) else {
+                continue;
+            };
+            let others: Vec<ConnId> = (self.agent_conns.iter())
+                .filter(|(_, conn)| !conn.sees(summary))
+                .map(|(id, _)| *id)
+                .collect();
+            let frame = summary_frame(summary.clone());
+            self.send_all(&others, &frame);
+        }
+    }
+
+    /// Subscribes an agent connection to a conversation's live messages. One
+    /// it did not see may have changed since its last summary: it gets the
+    /// current one, so that it follows from an up-to-date summary.
+    fn watch(&mut self, conn: ConnId, conversation_id: String) {
+        let Some(agent) = self.agent_conns.get_mut(&conn) else {
+            return;
+        };
+        if agent.watched.contains(&conversation_id) {
+            return;
+        }
+        let behind = match self.conversations.get(&conversation_id) {
+            Some(summary) if self.stale.contains(&conversation_id) && !agent.sees(summary) => {
+                Some(summary.clone())
+            }
+            _ => None,
+        };
+        if agent.watched.len() == MAX_WATCHED {
+            agent.watched.pop_front();
+        }
+        agent.watched.push_back(conversation_id);
+        if let Some(summary) = behind {
+            self.send_all(&[conn], &summary_frame(summary));
+        }
     }
 
     fn visitor_targets(&self, visitor_id: &str, except: Option<ConnId>) -> Vec<ConnId> {
@@ -304,17 +427,11 @@ impl HubState {
             .unwrap_or_default()
     }
 
-    /// Agent connections that follow a conversation: everybody while it
-    /// waits, then its assignee and whoever opened it through `history`.
+    /// Agent connections that see a conversation (see [`AgentConn::sees`]).
     fn agents_seeing(&self, summary: &ConversationSummary, except: Option<ConnId>) -> Vec<ConnId> {
         self.agent_conns
             .iter()
-            .filter(|(id, conn)| {
-                Some(**id) != except
-                    && (summary.status == ConversationStatus::Waiting
-                        || summary.assignee.as_deref() == Some(conn.agent_id.as_str())
-                        || conn.watched.contains(&summary.id))
-            })
+            .filter(|(id, conn)| Some(**id) != except && conn.sees(summary))
             .map(|(id, _)| *id)
             .collect()
     }
