@@ -5,12 +5,13 @@
 
 use std::collections::HashSet;
 
-use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{AgentState, AuthorKind, PresenceKind};
 use kefu_relay::{auth, store};
 
 use crate::longpoll::PollVisitor;
+use crate::summaries::summaries_before;
 use crate::support::{Client, RelayProcess, TestDatabase};
 
 /// Heartbeats every 0.3 s: a dead relay is noticed within about a second.
@@ -53,14 +54,7 @@ impl Cluster {
     }
 
     async fn agent_on_b(&self) -> Client<AgentEvent> {
-        let mut agent = self.b.agent().await;
-        agent
-            .send(&AgentRequest::Hello {
-                token: self.token.clone(),
-            })
-            .await;
-        assert!(matches!(agent.next().await, AgentEvent::Welcome(_)));
-        agent
+        signed_in(&self.b, &self.token).await
     }
 
     async fn stop(self) {
@@ -68,6 +62,17 @@ impl Cluster {
         self.b.kill().await;
         self.database.drop_database().await;
     }
+}
+
+async fn signed_in(relay: &RelayProcess, token: &str) -> Client<AgentEvent> {
+    let mut agent = relay.agent().await;
+    agent
+        .send(&AgentRequest::Hello {
+            token: token.to_owned(),
+        })
+        .await;
+    assert!(matches!(agent.next().await, AgentEvent::Welcome(_)));
+    agent
 }
 
 async fn hello(
@@ -167,6 +172,54 @@ async fn clients_on_different_relays_chat_type_read_and_see_presence() {
             _ => None,
         })
         .await;
+    cluster.stop().await;
+}
+
+/// Every relay applies every commit, so an agent on one relay is sent the
+/// summaries of a colleague's conversation on the other as on a lone relay:
+/// the claim at once, the message counts coalesced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_on_another_relay_gets_a_claim_at_once_and_counts_coalesced() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let store = store::open(&cluster.database.url, None)
+        .await
+        .expect("open store");
+    let bob_token = auth::new_agent_token();
+    store
+        .add_agent("bob", Role::Agent, &auth::hash_agent_token(&bob_token))
+        .await
+        .expect("add agent");
+    store.close().await;
+    let mut alice = cluster.agent_on_b().await;
+    let mut bob = signed_in(&cluster.a, &bob_token).await;
+    let mut visitor = cluster.a.visitor().await;
+    hello(&mut visitor, None, None).await;
+    let mut ticks = cluster.b.visitor().await;
+    hello(&mut ticks, None, None).await;
+
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    bob.next_message().await;
+    alice
+        .send(&AgentRequest::Claim {
+            conversation_id: conversation.clone(),
+        })
+        .await;
+    alice
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+        .await;
+    visitor.say("v2", "a question").await;
+    ticks.say("t1", "tick 1").await;
+    // A relay reads a summary when it hears of a commit, so the claim's may
+    // already count the message; either way, one summary and not two.
+    let to_bob = summaries_before(&mut bob, &conversation, "tick 1").await;
+    let active = to_bob
+        .iter()
+        .filter(|s| s.status == ConversationStatus::Active)
+        .count();
+    assert_eq!(active, 1, "the claim at once, the message not: {to_bob:?}");
+    bob.summary_where(&conversation, |s| s.last_seq == 2).await;
     cluster.stop().await;
 }
 

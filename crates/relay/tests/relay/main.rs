@@ -8,4 +8,5 @@ mod input;
 mod longpoll;
 mod ops;
 mod store;
+mod summaries;
 mod support;
