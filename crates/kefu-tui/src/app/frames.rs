@@ -114,15 +114,22 @@ impl App {
         let announce = notify && now_waiting && was_waiting != Some(true);
         let name = summary.visitor.name.clone();
         let preview = summary.preview.clone();
-        match self.conversations.get_mut(&summary.id) {
+        let id = summary.id.clone();
+        match self.conversations.get_mut(&id) {
             Some(conversation) => conversation.summary = summary,
             None => {
                 self.conversations
-                    .insert(summary.id.clone(), Conversation::new(summary));
+                    .insert(id.clone(), Conversation::new(summary));
             }
         }
         if announce && self.prefs.notify.new_visitor {
             self.notify("New visitor", format!("{name}: {preview}"));
+        }
+        // The relay sends the counts of a conversation this connection does
+        // not follow only every couple of seconds, so the summary that comes
+        // after opening one may count messages the mark on opening did not.
+        if self.open.as_deref() == Some(id.as_str()) {
+            self.mark_read(&id);
         }
     }
 

@@ -318,6 +318,46 @@ fn unread_messages_notify_off_screen_and_are_marked_read_on_screen() {
 }
 
 #[test]
+fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
+    let mut app = signed_in();
+    let mut theirs = summary("k5", ConversationStatus::Active, 3);
+    theirs.assignee = Some(BOB.into());
+    theirs.last_seq = 2;
+    theirs.unread = 1;
+    frame(
+        &mut app,
+        AgentEvent::Conversation(ConversationFrame {
+            summary: theirs.clone(),
+        }),
+    );
+    assert_eq!(app.rows(), ["k1", "k2", "k3", "k5"]);
+    for _ in 0..3 {
+        key(&mut app, KeyCode::Down);
+    }
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(requests(&effects).contains(&AgentRequest::Read {
+        conversation_id: "k5".into(),
+        up_to_seq: 2
+    }));
+
+    // The relay's summary of it was behind: the current one comes now.
+    theirs.last_seq = 4;
+    theirs.unread = 3;
+    let effects = frame(
+        &mut app,
+        AgentEvent::Conversation(ConversationFrame { summary: theirs }),
+    );
+    assert_eq!(
+        requests(&effects),
+        [AgentRequest::Read {
+            conversation_id: "k5".into(),
+            up_to_seq: 4
+        }]
+    );
+    assert_eq!(app.conversations["k5"].summary.unread, 0);
+}
+
+#[test]
 fn a_new_waiting_visitor_rings_once() {
     let mut app = signed_in();
     let effects = frame(
