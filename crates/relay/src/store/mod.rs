@@ -103,6 +103,9 @@ pub enum StoreError {
     // chain printed with `{:#}` does not repeat it.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// From the SQLite writer, which uses rusqlite (see `sqlite::writer`).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: expected sqlite://PATH or postgres://…")]
@@ -122,6 +125,12 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::Database(error)
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Sqlite(error)
     }
 }
 

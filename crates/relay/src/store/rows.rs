@@ -1,6 +1,8 @@
 //! Rows as both backends return them, and their conversion to protocol
 //! types. The two schemas have the same columns, so one set of `FromRow`
-//! types (generic over the database) serves SQLite and PostgreSQL alike.
+//! types (generic over the database) serves SQLite and PostgreSQL alike, and
+//! the SQLite writer, which speaks rusqlite, builds the same rows by column
+//! name.
 
 use kefu_protocol::agent::{
     AgentInfo, ConversationStatus, ConversationSummary, Role, VisitorSummary,
@@ -34,6 +36,23 @@ pub(super) struct MessageRow {
     text: String,
     internal: bool,
     at: i64,
+}
+
+impl MessageRow {
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(MessageRow {
+            conversation_id: row.get("conversation_id")?,
+            seq: row.get("seq")?,
+            id: row.get("id")?,
+            client_id: row.get("client_id")?,
+            author_kind: row.get("author_kind")?,
+            author_id: row.get("author_id")?,
+            author_name: row.get("author_name")?,
+            text: row.get("text")?,
+            internal: row.get("internal")?,
+            at: row.get("at")?,
+        })
+    }
 }
 
 impl TryFrom<MessageRow> for Message {
@@ -78,6 +97,30 @@ pub(super) struct SummaryRow {
     referrer: Option<String>,
     lang: Option<String>,
     user_agent: Option<String>,
+}
+
+impl SummaryRow {
+    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(SummaryRow {
+            id: row.get("id")?,
+            status: row.get("status")?,
+            assignee: row.get("assignee")?,
+            last_seq: row.get("last_seq")?,
+            unread: row.get("unread")?,
+            preview: row.get("preview")?,
+            visitor_read_seq: row.get("visitor_read_seq")?,
+            waiting_since: row.get("waiting_since")?,
+            updated_at: row.get("updated_at")?,
+            visitor_id: row.get("visitor_id")?,
+            name: row.get("name")?,
+            email: row.get("email")?,
+            page_url: row.get("page_url")?,
+            page_title: row.get("page_title")?,
+            referrer: row.get("referrer")?,
+            lang: row.get("lang")?,
+            user_agent: row.get("user_agent")?,
+        })
+    }
 }
 
 impl TryFrom<SummaryRow> for ConversationSummary {

@@ -1,0 +1,409 @@
+//! The embedded default: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread ([`writer`]) that commits them in
+//! batches; reads use a separate pool (sqlx, async) and never wait for the
+//! writer.
+
+mod summaries;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::{AuthorKind, Message, Seq};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use super::rows::{
+    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, convert,
+    seq_to_sql,
+};
+use super::{
+    AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
+    to_millis,
+};
+use writer::{Request, WriteOp, Written};
+
+/// Requests waiting for the writer before senders wait for room.
+const WRITE_QUEUE: usize = 4096;
+const READ_CONNECTIONS: u32 = 4;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    /// The database file, watched by [`Store::health`].
+    path: PathBuf,
+    reads: SqlitePool,
+    writes: mpsc::Sender<Request>,
+    /// Resolves (with an error: its sender is dropped) when the writer
+    /// thread has committed its last batch and closed the database.
+    writer_done: Mutex<Option<oneshot::Receiver<()>>>,
+    visitor_secret: Vec<u8>,
+}
+
+impl SqliteStore {
+    pub async fn open(
+        path: &Path,
+        changes: Option<mpsc::Sender<Change>>,
+    ) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: every commit fsyncs the WAL, so an ack survives power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+
+        let reads = SqlitePoolOptions::new()
+            .max_connections(READ_CONNECTIONS)
+            .connect_with(options.clone())
+            .await?;
+        // Through the pool: sqlx's `Acquire` for a bare connection would make
+        // this future not `Send`.
+        MIGRATOR.run(&reads).await?;
+        let file = path.to_owned();
+        let (writer, visitor_secret) = tokio::task::spawn_blocking(move || writer::open(&file))
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
+
+        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let (done, writer_done) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("kefu-sqlite-writer".into())
+            .spawn(move || {
+                writer::run(writer, queue, changes);
+                drop(done);
+            })
+            .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            reads,
+            writes,
+            writer_done: Mutex::new(Some(writer_done)),
+            visitor_secret,
+        })
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(Request::Write { op, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write_summary(&self, op: WriteOp) -> Result<ConversationSummary, StoreError> {
+        match self.write(op).await? {
+            Written::Summary(summary) => Ok(summary),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
+    }
+
+    async fn write_message(&self, op: WriteOp) -> Result<Message, StoreError> {
+        match self.write(op).await? {
+            Written::Message(message) => Ok(message),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
+        self.write_message(WriteOp::VisitorSend(send)).await
+    }
+
+    async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError> {
+        self.write_message(WriteOp::AgentSend(send)).await
+    }
+
+    async fn claim(
+        &self,
+        conversation_id: &str,
+        agent: &AgentInfo,
+    ) -> Result<ConversationSummary, StoreError> {
+        self.write_summary(WriteOp::Claim {
+            conversation_id: conversation_id.to_owned(),
+            agent: agent.clone(),
+        })
+        .await
+    }
+
+    async fn transfer(
+        &self,
+        conversation_id: &str,
+        by: &AgentInfo,
+        to_agent: &str,
+    ) -> Result<ConversationSummary, StoreError> {
+        self.write_summary(WriteOp::Transfer {
+            conversation_id: conversation_id.to_owned(),
+            by: by.clone(),
+            to_agent: to_agent.to_owned(),
+        })
+        .await
+    }
+
+    async fn resolve(
+        &self,
+        conversation_id: &str,
+        by: &AgentInfo,
+    ) -> Result<ConversationSummary, StoreError> {
+        self.write_summary(WriteOp::Resolve {
+            conversation_id: conversation_id.to_owned(),
+            by: by.clone(),
+        })
+        .await
+    }
+
+    async fn mark_read(
+        &self,
+        conversation_id: &str,
+        reader: AuthorKind,
+        up_to_seq: Seq,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::MarkRead {
+            conversation_id: conversation_id.to_owned(),
+            reader,
+            up_to_seq,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn update_visitor(
+        &self,
+        visitor_id: &str,
+        details: VisitorDetails,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::UpdateVisitor {
+            visitor_id: visitor_id.to_owned(),
+            details,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let id = sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = ?")
+            .bind(visitor_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        Ok(id)
+    }
+
+    async fn conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        load_summary(&mut conn, conversation_id).await
+    }
+
+    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
+            "{SUMMARY_SELECT} WHERE c.status <> 'resolved' ORDER BY c.updated_at"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        convert(rows)
+    }
+
+    async fn messages(
+        &self,
+        conversation_id: &str,
+        page: Page,
+        include_internal: bool,
+    ) -> Result<Vec<Message>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let internal_filter = if include_internal {
+            ""
+        } else {
+            "AND internal = 0"
+        };
+        let rows = match page {
+            Page::After { after, limit } => {
+                sqlx::query_as::<_, MessageRow>(&format!(
+                    "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq > ? {internal_filter}
+                     ORDER BY seq LIMIT ?"
+                ))
+                .bind(conversation_id)
+                .bind(seq_to_sql(after))
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?
+            }
+            Page::Before { before, limit } => {
+                let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
+                    "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq < ? {internal_filter}
+                     ORDER BY seq DESC LIMIT ?"
+                ))
+                .bind(conversation_id)
+                .bind(before.map_or(i64::MAX, seq_to_sql))
+                .bind(limit)
+                .fetch_all(&mut *conn)
+                .await?;
+                rows.reverse();
+                rows
+            }
+        };
+        convert(rows)
+    }
+
+    async fn add_agent(
+        &self,
+        name: &str,
+        role: Role,
+        token_hash: &str,
+    ) -> Result<AgentInfo, StoreError> {
+        match self
+            .write(WriteOp::AddAgent {
+                name: name.to_owned(),
+                role,
+                token_hash: token_hash.to_owned(),
+            })
+            .await?
+        {
+            Written::Agent(info) => Ok(info),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} ORDER BY name"))
+            .fetch_all(&mut *conn)
+            .await?;
+        convert(rows)
+    }
+
+    async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
+        self.write(WriteOp::DisableAgent {
+            name: name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let row: Option<AgentRow> = sqlx::query_as(&format!(
+            "{AGENT_SELECT} WHERE token_hash = ? AND disabled = 0"
+        ))
+        .bind(token_hash)
+        .fetch_optional(&mut *conn)
+        .await?;
+        Ok(row
+            .map(AgentAccount::try_from)
+            .transpose()?
+            .map(|account| account.info))
+    }
+
+    async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
+        Ok(self.visitor_secret.clone())
+    }
+
+    async fn conversation_ids(
+        &self,
+        since: Option<time::OffsetDateTime>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.reads.acquire().await?;
+        let ids = sqlx::query_scalar(
+            "SELECT id FROM conversations WHERE updated_at >= ? AND id > ? ORDER BY id LIMIT ?",
+        )
+        .bind(since.map_or(i64::MIN, to_millis))
+        .bind(after_id.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(ids)
+    }
+
+    /// The pool's connections keep a deleted or renamed file open and would
+    /// go on answering, so the file itself is checked too.
+    async fn health(&self) -> Result<(), StoreError> {
+        let path = &self.path;
+        let metadata = tokio::fs::metadata(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        if !metadata.is_file() {
+            return Err(unavailable(path, "not a regular file"));
+        }
+        tokio::fs::File::open(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        sqlx::query("SELECT 1").execute(&self.reads).await?;
+        Ok(())
+    }
+
+    /// `VACUUM INTO` copies one read transaction's snapshot: every commit
+    /// before it started, nothing after, and writers are not blocked.
+    async fn backup(&self, path: &Path) -> Result<(), StoreError> {
+        if tokio::fs::try_exists(path).await.unwrap_or(true) {
+            return Err(StoreError::Conflict(format!(
+                "{} already exists; a backup never overwrites a file",
+                path.display()
+            )));
+        }
+        let target = path
+            .to_str()
+            .ok_or_else(|| unavailable(path, "not a UTF-8 path"))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.reads)
+            .await?;
+        // SQLite does not sync the copy; a backup must survive a crash too.
+        let copy = tokio::fs::File::open(path)
+            .await
+            .map_err(|error| unavailable(path, error))?;
+        copy.sync_all()
+            .await
+            .map_err(|error| unavailable(path, error))
+    }
+
+    async fn close(&self) {
+        // Refused when the writer is already gone; then there is nothing to stop.
+        let _ = self.writes.send(Request::Stop).await;
+        let done = self
+            .writer_done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(done) = done {
+            let _ = done.await;
+        }
+        self.reads.close().await;
+    }
+}
+
+fn unavailable(path: &Path, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{}: {why}", path.display()))
+}
+
+async fn load_summary(
+    conn: &mut SqliteConnection,
+    conversation_id: &str,
+) -> Result<Option<ConversationSummary>, StoreError> {
+    let row: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = ?"))
+        .bind(conversation_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(ConversationSummary::try_from).transpose()
+}
