@@ -35,6 +35,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -148,6 +149,14 @@ pub async fn run(
         tracing::info!("listening on http://{addr}");
     }
     systemd::ready();
+    // Chat frames are small and often come in bursts (a batch of commits
+    // fanned out); with Nagle on, each burst would wait for the client's
+    // delayed ACK.
+    let listener = listener.tap_io(|stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY refused");
+        }
+    });
     let server = axum::serve(
         listener,
         transport::router(state).into_make_service_with_connect_info::<SocketAddr>(),

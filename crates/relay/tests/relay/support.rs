@@ -220,7 +220,9 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
         request
             .headers_mut()
             .insert("user-agent", "kefu-tests/1".parse().expect("header"));
-        let (ws, _) = tokio_tungstenite::connect_async(request)
+        // No Nagle, as browsers do: frames sent back to back would otherwise
+        // wait for the relay's delayed ACK.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .expect("WebSocket connect");
         Client {
