@@ -157,13 +157,17 @@ pub(super) async fn run(
         let deadline = state.offline_deadlines.front().map(|(at, _)| *at);
         let flush_at = state.flush_at;
         tokio::select! {
-            command = commands.recv() => match command {
-                Some(command) => state.handle(command),
-                None => break,
-            },
+            // Committed changes first: the store publishes a change before it
+            // answers the write, so whatever a client asks after its ack
+            // (e.g. a metrics scrape) finds the change applied.
+            biased;
             change = changes.recv(), if changes_open => match change {
                 Some(change) => state.apply(change),
                 None => changes_open = false,
+            },
+            command = commands.recv() => match command {
+                Some(command) => state.handle(command),
+                None => break,
             },
             input = recv_cluster(&mut cluster), if cluster.is_some() => match input {
                 Some(input) => state.hear(input),
