@@ -36,14 +36,31 @@ async fn visitor_and_agent_chat_both_ways() {
     assert_eq!(summary.unread, 1);
     assert!(summary.visitor.online);
 
-    // Replying claims it.
-    let reply = agent
-        .reply(&conversation, "a1", "Yes! How can I help?")
+    // Replying claims it. The store publishes before it answers, so the
+    // new summary may come before the ack as well as after it.
+    agent
+        .send(&AgentRequest::Send {
+            conversation_id: conversation.clone(),
+            client_id: "a1".into(),
+            text: "Yes! How can I help?".into(),
+            internal: false,
+        })
         .await;
+    let (mut reply, mut summary) = (None, None);
+    while reply.is_none() || summary.is_none() {
+        match agent.next().await {
+            AgentEvent::Ack(ack) if ack.client_id == "a1" => reply = Some(ack),
+            AgentEvent::Conversation(frame)
+                if frame.summary.id == conversation
+                    && frame.summary.status == ConversationStatus::Active =>
+            {
+                summary = Some(frame.summary);
+            }
+            _ => {}
+        }
+    }
+    let (reply, summary) = (reply.expect("ack"), summary.expect("summary"));
     assert_eq!(reply.seq, 2);
-    let summary = agent
-        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-        .await;
     assert_eq!(summary.assignee, Some(relay.agent_id("alice").await));
     assert_eq!(summary.unread, 0, "replying marks read");
 
