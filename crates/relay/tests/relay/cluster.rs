@@ -201,14 +201,7 @@ async fn an_agent_on_another_relay_gets_a_claim_at_once_and_counts_coalesced() {
 
     let conversation = visitor.say("v1", "hi").await.conversation_id;
     bob.next_message().await;
-    alice
-        .send(&AgentRequest::Claim {
-            conversation_id: conversation.clone(),
-        })
-        .await;
-    alice
-        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-        .await;
+    alice.claim(&conversation).await;
     visitor.say("v2", "a question").await;
     ticks.say("t1", "tick 1").await;
     // A relay reads a summary when it hears of a commit, so the claim's may

@@ -73,14 +73,7 @@ async fn claimed_by_alice() -> Claimed {
     let (mut visitor, _) = relay.new_visitor().await;
     let (mut ticks, _) = relay.new_visitor().await;
     let conversation = visitor.say("v1", "hi").await.conversation_id;
-    alice
-        .send(&AgentRequest::Claim {
-            conversation_id: conversation.clone(),
-        })
-        .await;
-    alice
-        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-        .await;
+    alice.claim(&conversation).await;
     ticks.say("t0", "tick 0").await;
     // The claim reached Bob at once, too.
     let to_bob = summaries_before(&mut bob, &conversation, "tick 0").await;

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationSummary, Role};
+use kefu_protocol::agent::{
+    AgentEvent, AgentRequest, ConversationStatus, ConversationSummary, Role,
+};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message};
 use kefu_relay::{Config, auth, store};
@@ -371,6 +373,16 @@ impl Client<AgentEvent> {
     }
 
     /// The next summary of `conversation_id` that satisfies `want`.
+    /// Claims a conversation and waits until this agent sees it active.
+    pub async fn claim(&mut self, conversation_id: &str) -> ConversationSummary {
+        self.send(&AgentRequest::Claim {
+            conversation_id: conversation_id.to_owned(),
+        })
+        .await;
+        self.summary_where(conversation_id, |s| s.status == ConversationStatus::Active)
+            .await
+    }
+
     pub async fn summary_where(
         &mut self,
         conversation_id: &str,
