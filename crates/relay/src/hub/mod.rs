@@ -11,6 +11,7 @@
 //! each connection's bounded [`Outbox`]. A connection whose outbox is full is
 //! dropped from the hub and kicked, and then tells its client to resync.
 
+mod queue;
 mod state;
 
 use std::sync::Arc;
@@ -45,7 +46,7 @@ pub enum Outbound {
 #[derive(Debug)]
 pub struct Outbox {
     pub id: ConnId,
-    frames: mpsc::Sender<Outbound>,
+    frames: queue::Sender<Outbound>,
     /// Dropped (or fired) when the hub gives up on the connection.
     kick: oneshot::Sender<()>,
 }
@@ -53,13 +54,14 @@ pub struct Outbox {
 /// The connection's end: frames to write, and the signal that it was dropped.
 #[derive(Debug)]
 pub struct Inbox {
-    pub frames: mpsc::Receiver<Outbound>,
+    pub frames: queue::Receiver<Outbound>,
     pub kicked: oneshot::Receiver<()>,
 }
 
-/// A bounded outbox/inbox pair for a new connection.
+/// A bounded outbox/inbox pair for a new connection. Idle connections are
+/// the many: the pair allocates nothing for frames until the first one.
 pub fn mailbox(id: ConnId, capacity: usize) -> (Outbox, Inbox) {
-    let (frames_tx, frames) = mpsc::channel(capacity);
+    let (frames_tx, frames) = queue::channel(capacity);
     let (kick, kicked) = oneshot::channel();
     (
         Outbox {
