@@ -1,6 +1,5 @@
 //! `/ws/agent`: one agent's client (the TUI, or anything speaking protocol v1).
 
-use axum::extract::ws::WebSocket;
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
 };
@@ -19,13 +18,12 @@ const MAX_HISTORY: u32 = 200;
 
 struct Agent {
     state: AppState,
-    session: Session,
+    session: Box<Session>,
     info: AgentInfo,
 }
 
-pub(super) async fn serve(state: AppState, conn: ConnId, socket: WebSocket) {
+pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     let shared = &state.0;
-    let mut session = state.session(conn, socket);
     let Ok(first) = session.hello::<AgentRequest>().await else {
         return;
     };

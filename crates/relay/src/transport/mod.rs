@@ -77,18 +77,6 @@ impl AppState {
     }
 }
 
-impl AppState {
-    fn session(&self, id: ConnId, socket: axum::extract::ws::WebSocket) -> session::Session {
-        session::Session::new(
-            id,
-            socket,
-            &self.0.config.limits,
-            self.0.stopping.clone(),
-            self.0.alive.clone(),
-        )
-    }
-}
-
 pub fn router(state: AppState) -> Router {
     // Bodies past the frame limit are refused with `too_large` by the
     // handlers; far larger ones are not even read.
@@ -202,8 +190,8 @@ async fn visitor_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let user_agent = user_agent(&headers);
-    accept(state, peer, upgrade, "visitor", |state, conn, socket| {
-        visitor::ws::serve(state, conn, socket, user_agent)
+    accept(state, peer, upgrade, "visitor", |state, session| {
+        visitor::ws::serve(state, session, user_agent)
     })
 }
 
@@ -218,6 +206,11 @@ async fn agent_ws(
 /// Upgrades to a WebSocket served by `serve`, if the peer's address may
 /// open another connection. The connection runs in a `conn` span carrying
 /// its id, and is counted in the metrics while it lives.
+///
+/// The socket goes into a boxed [`session::Session`] before the connection's
+/// future is built: the futures that wait on it then hold a pointer, where
+/// each would otherwise keep its own copy of the 370-byte socket for as long
+/// as the connection lives.
 fn accept<F, Served>(
     state: AppState,
     peer: SocketAddr,
@@ -226,7 +219,7 @@ fn accept<F, Served>(
     serve: F,
 ) -> Response
 where
-    F: FnOnce(AppState, ConnId, axum::extract::ws::WebSocket) -> Served + Send + 'static,
+    F: FnOnce(AppState, Box<session::Session>) -> Served + Send + 'static,
     Served: std::future::Future<Output = ()> + Send,
 {
     let Some(permit) = state.0.ips.acquire(peer.ip()) else {
@@ -235,10 +228,18 @@ where
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", id = %conn, role);
     session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
+        let shared = &state.0;
+        let session = Box::new(session::Session::new(
+            conn,
+            socket,
+            &shared.config.limits,
+            shared.stopping.clone(),
+            shared.alive.clone(),
+        ));
         async move {
             let _permit = permit;
             let _open = OpenConnection::new(role, Transport::WebSocket);
-            serve(state, conn, socket).await;
+            serve(state, session).await;
         }
         .instrument(span)
     })

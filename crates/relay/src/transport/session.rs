@@ -73,8 +73,21 @@ pub(super) enum Event {
 
 /// What woke the session loop.
 enum Wake {
-    Socket(Option<Result<WsMessage, axum::Error>>),
-    Hub(Option<Outbound>),
+    /// A client text frame, not yet checked against the limits.
+    Request(axum::extract::ws::Utf8Bytes),
+    Deliver(Outbound),
+    Signal(Signal),
+}
+
+/// A wake that is neither a request nor a delivery.
+enum Signal {
+    Binary,
+    /// The client closed the connection.
+    Closed,
+    /// A frame beyond the hard limit, or a broken socket.
+    Broken,
+    /// The hub dropped or kicked this connection.
+    Dropped,
     Stopping,
     Ping,
 }
@@ -123,57 +136,80 @@ impl Session {
     /// The next request or delivery. `Err(Ended)` once the session is over.
     pub async fn next(&mut self) -> Result<Event, Ended> {
         loop {
-            let wake = tokio::select! {
-                incoming = self.socket.recv() => Wake::Socket(incoming),
-                from_hub = from_hub(&mut self.inbox) => Wake::Hub(from_hub),
-                _ = self.stopping.wait_for(|stopping| *stopping) => Wake::Stopping,
-                _ = self.ping.tick() => Wake::Ping,
-            };
-            match wake {
-                // A read error means a frame beyond the hard limit or a
-                // broken socket; both end the connection.
-                Wake::Socket(None | Some(Err(_))) => {
-                    self.close(CLOSE_POLICY, "protocol error").await;
-                    return Err(Ended);
-                }
-                Wake::Socket(Some(Ok(message))) => {
-                    self.last_heard = Instant::now();
-                    match message {
-                        WsMessage::Text(text) => {
-                            telemetry::frame_received(Transport::WebSocket);
-                            match self.refuse(&text) {
-                                Some(error) => self.send_error(error).await?,
-                                None => return Ok(Event::Request(text)),
+            match self.wake().await {
+                Wake::Deliver(outbound) => return Ok(Event::Deliver(outbound)),
+                Wake::Request(text) => match self.refuse(&text) {
+                    Some(error) => Box::pin(self.send_error(error)).await?,
+                    None => return Ok(Event::Request(text)),
+                },
+                // An idle connection's task waits in this future for hours, so
+                // the rare writes below are boxed rather than sized into it
+                // (docs/benchmarks.md, idle connections).
+                Wake::Signal(signal) => Box::pin(self.answer(signal)).await?,
+            }
+        }
+    }
+
+    /// Waits for the client, the hub, shutdown and the ping timer at once.
+    async fn wake(&mut self) -> Wake {
+        loop {
+            let signal = tokio::select! {
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(message)) => {
+                        self.last_heard = Instant::now();
+                        match message {
+                            WsMessage::Text(text) => {
+                                telemetry::frame_received(Transport::WebSocket);
+                                return Wake::Request(text);
                             }
+                            WsMessage::Binary(_) => Signal::Binary,
+                            WsMessage::Close(_) => Signal::Closed,
+                            // The client is alive; nothing to answer.
+                            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                         }
-                        WsMessage::Binary(_) => {
-                            let error =
-                                ErrorFrame::new(ErrorCode::BadRequest, "frames must be JSON text");
-                            self.send_error(error).await?;
-                        }
-                        WsMessage::Close(_) => return Err(Ended),
-                        WsMessage::Ping(_) | WsMessage::Pong(_) => {}
                     }
-                }
-                Wake::Hub(Some(outbound)) => return Ok(Event::Deliver(outbound)),
-                Wake::Hub(None) => {
-                    self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
+                    None | Some(Err(_)) => Signal::Broken,
+                },
+                from_hub = from_hub(&mut self.inbox) => match from_hub {
+                    Some(outbound) => return Wake::Deliver(outbound),
+                    None => Signal::Dropped,
+                },
+                _ = self.stopping.wait_for(|stopping| *stopping) => Signal::Stopping,
+                _ = self.ping.tick() => Signal::Ping,
+            };
+            return Wake::Signal(signal);
+        }
+    }
+
+    /// Answers a signal: `Ok` to go on, `Err(Ended)` if it ended the session.
+    async fn answer(&mut self, signal: Signal) -> Result<(), Ended> {
+        match signal {
+            Signal::Binary => {
+                let error = ErrorFrame::new(ErrorCode::BadRequest, "frames must be JSON text");
+                self.send_error(error).await
+            }
+            Signal::Closed => Err(Ended),
+            Signal::Broken => {
+                self.close(CLOSE_POLICY, "protocol error").await;
+                Err(Ended)
+            }
+            Signal::Dropped => {
+                self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
+                Err(Ended)
+            }
+            Signal::Stopping => {
+                // Jitter spreads the reconnects of thousands of clients.
+                let after_ms = rand::random_range(500..3_000);
+                self.say_reconnect(after_ms, "shutdown", CLOSE_SERVICE_RESTART)
+                    .await;
+                Err(Ended)
+            }
+            Signal::Ping => {
+                if self.last_heard.elapsed() > self.limits.ping_interval * 3 {
+                    tracing::debug!(conn = %self.id, "peer silent, closing");
                     return Err(Ended);
                 }
-                Wake::Stopping => {
-                    // Jitter spreads the reconnects of thousands of clients.
-                    let after_ms = rand::random_range(500..3_000);
-                    self.say_reconnect(after_ms, "shutdown", CLOSE_SERVICE_RESTART)
-                        .await;
-                    return Err(Ended);
-                }
-                Wake::Ping => {
-                    if self.last_heard.elapsed() > self.limits.ping_interval * 3 {
-                        tracing::debug!(conn = %self.id, "peer silent, closing");
-                        return Err(Ended);
-                    }
-                    self.write(WsMessage::Ping(Default::default())).await?;
-                }
+                self.write(WsMessage::Ping(Default::default())).await
             }
         }
     }
