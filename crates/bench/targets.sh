@@ -49,8 +49,10 @@ start_relay() {
         --frames-per-second 100000 --frame-burst 100000 \
         --connections-per-ip 100000 --outbound-queue 65536 &
     relay_pid=$!
+    # Ready, not merely listening: while the store opens, the relay answers
+    # every request 503, which the bench would count as failed connections.
     for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        if curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz"; then
             return
         fi
         sleep 0.1
