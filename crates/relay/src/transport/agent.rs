@@ -103,7 +103,7 @@ impl Agent {
     async fn step(&mut self) -> Result<(), Ended> {
         let answer = match self.session.next().await? {
             Event::Deliver(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
-                return self.session.send(frame).await;
+                return self.session.deliver(frame).await;
             }
             Event::Request(text) => match decode::<AgentRequest>(&text) {
                 Ok(request) => {

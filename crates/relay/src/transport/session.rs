@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use futures_util::SinkExt;
 use governor::DefaultDirectRateLimiter;
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
@@ -30,6 +31,10 @@ pub(super) const HARD_LIMIT_FACTOR: usize = 4;
 /// (it grows for a larger frame). 1 KiB rather than 4 KiB measured about
 /// 3 KiB less resident memory per idle connection (docs/benchmarks.md).
 const READ_BUFFER: usize = 1024;
+/// Frames from the hub are buffered and written together (see
+/// [`Session::deliver`]); past this many bytes they are written at once, which
+/// also bounds what a connection keeps allocated after a burst.
+const WRITE_BUFFER: usize = 16 * 1024;
 /// Close codes (RFC 6455 §7.4 and the private range).
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 const CLOSE_RESYNC: u16 = 4000;
@@ -39,6 +44,7 @@ pub(super) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocket
     let hard_limit = limits.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
     upgrade
         .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .max_frame_size(hard_limit)
         .max_message_size(hard_limit)
 }
@@ -101,6 +107,8 @@ pub(super) struct Session {
     stopping: watch::Receiver<bool>,
     ping: Interval,
     last_heard: Instant,
+    /// Frames from the hub are buffered but not yet flushed to the socket.
+    unflushed: bool,
     _alive: mpsc::Sender<()>,
 }
 
@@ -124,6 +132,7 @@ impl Session {
             stopping,
             ping,
             last_heard: Instant::now(),
+            unflushed: false,
             _alive: alive,
         }
     }
@@ -152,6 +161,13 @@ impl Session {
 
     /// Waits for the client, the hub, shutdown and the ping timer at once.
     async fn wake(&mut self) -> Wake {
+        if self.unflushed {
+            match Box::pin(self.flush_unless_more()).await {
+                Ok(Some(outbound)) => return Wake::Deliver(outbound),
+                Ok(None) => {}
+                Err(Ended) => return Wake::Signal(Signal::Broken),
+            }
+        }
         loop {
             let signal = tokio::select! {
                 incoming = self.socket.recv() => match incoming {
@@ -225,15 +241,18 @@ impl Session {
     ) -> Result<T, Ended> {
         let mut work = std::pin::pin!(work);
         loop {
-            let delivery = tokio::select! {
-                biased;
-                done = &mut work => return Ok(done),
-                delivery = from_hub(&mut self.inbox) => delivery,
+            let delivery = match self.flush_unless_more().await? {
+                Some(ready) => Some(ready),
+                None => tokio::select! {
+                    biased;
+                    done = &mut work => return Ok(done),
+                    delivery = from_hub(&mut self.inbox) => delivery,
+                },
             };
             match delivery {
                 Some(Outbound::Message { seq, .. }) if seq <= replayed_up_to => {}
                 Some(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
-                    self.send(frame).await?;
+                    self.deliver(frame).await?;
                 }
                 None => {
                     self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
@@ -305,6 +324,42 @@ impl Session {
         self.write(WsMessage::Text(frame)).await
     }
 
+    /// Buffers a frame from the hub without flushing it. The session flushes
+    /// before it next waits, unless the hub has another frame ready: a burst
+    /// (a batch of commits fanned out to an agent) then costs one write to
+    /// the socket instead of one per frame. An answer ([`Session::send`])
+    /// flushes whatever is buffered before it.
+    pub async fn deliver(&mut self, frame: Frame) -> Result<(), Ended> {
+        telemetry::frames_sent(Transport::WebSocket, 1);
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(WsMessage::Text(frame))).await {
+            Ok(Ok(())) => {
+                self.unflushed = true;
+                Ok(())
+            }
+            Ok(Err(_)) | Err(_) => Err(Ended),
+        }
+    }
+
+    /// Flushes the delivered frames, unless the hub has another one ready
+    /// now: then that one is returned, to be delivered first.
+    async fn flush_unless_more(&mut self) -> Result<Option<Outbound>, Ended> {
+        if !self.unflushed {
+            return Ok(None);
+        }
+        if let Some(ready) = self
+            .inbox
+            .as_mut()
+            .and_then(|inbox| inbox.frames.try_recv().ok())
+        {
+            return Ok(Some(ready));
+        }
+        self.unflushed = false;
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
+            Ok(Ok(())) => Ok(None),
+            Ok(Err(_)) | Err(_) => Err(Ended),
+        }
+    }
+
     /// Error frames look the same to both roles.
     pub async fn send_error(&mut self, error: ErrorFrame) -> Result<(), Ended> {
         telemetry::error_sent(error.code);
@@ -336,12 +391,16 @@ impl Session {
         let _ = self.write(close).await;
     }
 
+    /// Writes and flushes, together with any delivered frames before it.
     async fn write(&mut self, message: WsMessage) -> Result<(), Ended> {
         if let WsMessage::Text(_) = message {
             telemetry::frames_sent(Transport::WebSocket, 1);
         }
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => {
+                self.unflushed = false;
+                Ok(())
+            }
             Ok(Err(_)) | Err(_) => Err(Ended),
         }
     }

@@ -93,8 +93,9 @@ async fn a_page_view_writes_nothing() {
 #[tokio::test]
 async fn exactly_one_of_racing_agents_wins_a_claim() {
     let relay = TestRelay::start().await;
+    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
     let mut agents = Vec::new();
-    for name in ["a", "b", "c", "d"] {
+    for name in NAMES {
         let token = relay.add_agent(name, Role::Agent).await;
         agents.push(relay.signed_in_agent(&token).await);
     }
@@ -115,11 +116,15 @@ async fn exactly_one_of_racing_agents_wins_a_claim() {
     let mut winners = Vec::new();
     let mut losers = 0;
     for (index, agent) in agents.iter_mut().enumerate() {
+        // The winner's claim reaches every agent, a loser possibly before
+        // its own refusal: only a summary naming this agent is a win.
+        let id = relay.agent_id(NAMES[index]).await;
         let outcome = agent
             .until(|event| match event {
                 AgentEvent::Error(error) => Some(Err(error)),
                 AgentEvent::Conversation(frame)
-                    if frame.summary.status == ConversationStatus::Active =>
+                    if frame.summary.status == ConversationStatus::Active
+                        && frame.summary.assignee.as_deref() == Some(id.as_str()) =>
                 {
                     Some(Ok(frame.summary))
                 }

@@ -103,10 +103,10 @@ impl Visitor {
 
     async fn step(&mut self) -> Result<(), Ended> {
         match self.session.next().await? {
-            Event::Deliver(Outbound::Frame(frame)) => self.session.send(frame).await,
+            Event::Deliver(Outbound::Frame(frame)) => self.session.deliver(frame).await,
             Event::Deliver(Outbound::Message { seq, frame }) => {
                 if seq > self.replayed_up_to {
-                    self.session.send(frame).await?;
+                    self.session.deliver(frame).await?;
                 }
                 Ok(())
             }
