@@ -325,7 +325,10 @@ fn conversation_state(
     summaries: &Summaries,
     conversation_id: &str,
 ) -> Result<ConversationState, StoreError> {
-    current_summary(conn, summaries, conversation_id).map(|summary| state_of(&summary))
+    match summaries.get(conversation_id) {
+        Some(summary) => Ok(state_of(summary)),
+        None => require_summary(conn, conversation_id).map(|summary| state_of(&summary)),
+    }
 }
 
 fn existing_message(
@@ -572,9 +575,8 @@ fn claim(
     conversation_id: &str,
     agent: &AgentInfo,
 ) -> Result<Applied, StoreError> {
-    let state = conversation_state(conn, summaries, conversation_id)?;
-    if rules::claim(&state, agent)? == Decision::Unchanged {
-        let summary = require_summary(conn, conversation_id)?;
+    let summary = current_summary(conn, summaries, conversation_id)?;
+    if rules::claim(&state_of(&summary), agent)? == Decision::Unchanged {
         return Ok((Written::Summary(summary), None));
     }
     assign(conn, conversation_id, &agent.id, to_millis(now_millis()))?;
@@ -609,9 +611,8 @@ fn resolve(
     conversation_id: &str,
     by: &AgentInfo,
 ) -> Result<Applied, StoreError> {
-    let state = conversation_state(conn, summaries, conversation_id)?;
-    if rules::resolve(&state, by)? == Decision::Unchanged {
-        let summary = require_summary(conn, conversation_id)?;
+    let summary = current_summary(conn, summaries, conversation_id)?;
+    if rules::resolve(&state_of(&summary), by)? == Decision::Unchanged {
         return Ok((Written::Summary(summary), None));
     }
     execute(
