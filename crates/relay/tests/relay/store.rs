@@ -477,3 +477,92 @@ async fn export_pages_through_every_conversation(store: Arc<dyn Store>) {
             .is_empty()
     );
 }
+
+/// The SQLite writer keeps summaries in memory and applies messages to them
+/// there; what it publishes must be what the database then says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_published_summaries_match_the_database() {
+    use kefu_protocol::visitor::VisitorProfile;
+    use kefu_relay::store::Change;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
+    let (feed, mut changes) = tokio::sync::mpsc::channel(16);
+    let store = store::open(&url, Some(feed)).await.expect("open SQLite");
+    let alice = agent(&store, "alice", Role::Agent).await;
+
+    // Each step must publish exactly one change, whose summary the
+    // database agrees with.
+    async fn published_matches(
+        store: &Arc<dyn Store>,
+        changes: &mut tokio::sync::mpsc::Receiver<Change>,
+        step: &str,
+    ) -> String {
+        let summary = match changes.try_recv().expect(step) {
+            Change::Message { summary, .. }
+            | Change::Summary { summary }
+            | Change::Read { summary, .. } => summary,
+        };
+        assert!(changes.try_recv().is_err(), "{step}: one change");
+        let stored = store
+            .conversation(&summary.id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(summary, stored, "{step}");
+        summary.id
+    }
+
+    let conversation = store
+        .visitor_send(visitor_send("v1", "c1", "hello"))
+        .await
+        .expect("send")
+        .conversation_id;
+    published_matches(&store, &mut changes, "first message").await;
+    let mut with_profile = visitor_send("v1", "c2", "it is about my order");
+    with_profile.details = VisitorDetails {
+        profile: VisitorProfile {
+            name: Some("Ann".into()),
+            page_url: Some("https://shop.example/cart".into()),
+            ..VisitorProfile::default()
+        },
+        user_agent: Some("Firefox".into()),
+    };
+    store.visitor_send(with_profile).await.expect("send");
+    published_matches(&store, &mut changes, "message with a profile").await;
+    store
+        .visitor_send(visitor_send("v1", "c2", "it is about my order"))
+        .await
+        .expect("resend");
+    assert!(changes.try_recv().is_err(), "a resend publishes nothing");
+
+    store
+        .agent_send(agent_send(&alice, &conversation, "a1", false))
+        .await
+        .expect("reply");
+    published_matches(&store, &mut changes, "reply that assigns").await;
+    store
+        .agent_send(agent_send(&alice, &conversation, "a2", true))
+        .await
+        .expect("note");
+    published_matches(&store, &mut changes, "internal note").await;
+    store
+        .visitor_send(visitor_send("v1", "c3", "thanks"))
+        .await
+        .expect("send");
+    published_matches(&store, &mut changes, "message to an assigned conversation").await;
+    store
+        .mark_read(&conversation, AuthorKind::Agent, 99)
+        .await
+        .expect("read");
+    published_matches(&store, &mut changes, "agent read").await;
+    store.resolve(&conversation, &alice).await.expect("resolve");
+    published_matches(&store, &mut changes, "resolve").await;
+    store
+        .visitor_send(visitor_send("v1", "c4", "one more thing"))
+        .await
+        .expect("send");
+    let reopened = published_matches(&store, &mut changes, "reopening message").await;
+    assert_eq!(reopened, conversation);
+    store.close().await;
+}
