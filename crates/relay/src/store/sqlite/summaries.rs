@@ -46,6 +46,12 @@ impl Summaries {
         self.by_id.insert(summary.id.clone(), summary.clone());
     }
 
+    /// After a rollback: this conversation's memory may be ahead of the
+    /// database. (Its visitor's entry finds nothing and is read again.)
+    pub fn forget(&mut self, conversation_id: &str) {
+        self.by_id.remove(conversation_id);
+    }
+
     /// After a failed commit, memory may be ahead of the database.
     pub fn forget_all(&mut self) {
         self.by_id.clear();
