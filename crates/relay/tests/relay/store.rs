@@ -213,6 +213,84 @@ async fn concurrent_writers_keep_seq_gap_free(store: Arc<dyn Store>) {
 }
 
 backend_test!(
+    sqlite_a_refused_write_undoes_only_itself,
+    postgres_a_refused_write_undoes_only_itself,
+    a_refused_write_undoes_only_itself
+);
+/// Refusals land in the same commits as accepted writes (the SQLite writer
+/// batches whatever is queued); they must neither undo those writes nor
+/// leave a trace of their own, and the next writes must count from what was
+/// committed.
+async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let bob = agent(&store, "bob", Role::Agent).await;
+    let conversation = store
+        .visitor_send(visitor_send("v1", "v-0", "hi"))
+        .await
+        .expect("send")
+        .conversation_id;
+    store.claim(&conversation, &alice).await.expect("claim");
+    const SENDS: u64 = 60;
+    let mut sends = Vec::new();
+    let mut refused = Vec::new();
+    for i in 1..=SENDS {
+        let store_for_send = store.clone();
+        sends.push(tokio::spawn(async move {
+            store_for_send
+                .visitor_send(visitor_send("v1", &format!("v-{i}"), "more"))
+                .await
+        }));
+        if i % 6 == 0 {
+            let (store, bob, conversation) = (store.clone(), bob.clone(), conversation.clone());
+            refused.push(tokio::spawn(async move {
+                let claim = store.claim(&conversation, &bob).await.map(|_| ());
+                let reply = agent_send(&bob, &conversation, &format!("b-{i}"), false);
+                (claim, store.agent_send(reply).await.map(|_| ()))
+            }));
+        }
+    }
+    for send in sends {
+        send.await.expect("task").expect("accepted send");
+    }
+    for attempt in refused {
+        let (claim, reply) = attempt.await.expect("task");
+        assert!(matches!(claim, Err(StoreError::Conflict(_))), "{claim:?}");
+        assert!(matches!(reply, Err(StoreError::Conflict(_))), "{reply:?}");
+    }
+    let messages = store
+        .messages(
+            &conversation,
+            Page::After {
+                after: 0,
+                limit: 1_000,
+            },
+            true,
+        )
+        .await
+        .expect("messages");
+    let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, (1..=SENDS + 1).collect::<Vec<_>>());
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.author.kind == AuthorKind::Visitor)
+    );
+    let summary = store
+        .conversation(&conversation)
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(summary.assignee.as_deref(), Some(alice.id.as_str()));
+    assert_eq!(summary.last_seq, SENDS + 1);
+    assert_eq!(summary.unread, SENDS as u32 + 1);
+    let next = store
+        .visitor_send(visitor_send("v1", "v-last", "last"))
+        .await
+        .expect("send");
+    assert_eq!(next.seq, SENDS + 2);
+}
+
+backend_test!(
     sqlite_exactly_one_claim_wins,
     postgres_exactly_one_claim_wins,
     exactly_one_claim_wins
