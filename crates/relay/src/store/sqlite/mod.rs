@@ -1,9 +1,11 @@
 //! The embedded default: one SQLite file in WAL mode.
 //!
 //! Writes go to one writer thread ([`writer`]) that commits them in
-//! batches; reads use a separate pool (sqlx, async) and never wait for the
-//! writer.
+//! batches, and a second thread copies the WAL into the database file
+//! ([`checkpointer`]); reads use a separate pool (sqlx, async) and never
+//! wait for the writer.
 
+mod checkpointer;
 mod summaries;
 mod writer;
 
@@ -28,6 +30,7 @@ use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
     to_millis,
 };
+use checkpointer::Checkpointer;
 use writer::{Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
@@ -69,16 +72,19 @@ impl SqliteStore {
         // this future not `Send`.
         MIGRATOR.run(&reads).await?;
         let file = path.to_owned();
-        let (writer, visitor_secret) = tokio::task::spawn_blocking(move || writer::open(&file))
-            .await
-            .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
+        let (writer, checkpointer, visitor_secret) = tokio::task::spawn_blocking(move || {
+            let (writer, visitor_secret) = writer::open(&file)?;
+            Ok::<_, StoreError>((writer, Checkpointer::start(&file)?, visitor_secret))
+        })
+        .await
+        .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
 
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let (done, writer_done) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("kefu-sqlite-writer".into())
             .spawn(move || {
-                writer::run(writer, queue, changes);
+                writer::run(writer, checkpointer, queue, changes);
                 drop(done);
             })
             .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;

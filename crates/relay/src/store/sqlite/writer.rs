@@ -32,6 +32,7 @@ use super::super::rules::{self, ConversationState, Decision};
 use super::super::{
     AgentSend, Change, StoreError, VisitorDetails, VisitorSend, now_millis, preview_of, to_millis,
 };
+use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer};
 use super::summaries::{Summaries, with_details};
 use crate::auth;
 
@@ -41,11 +42,6 @@ const MAX_BATCH: usize = 256;
 const STATEMENT_CACHE: usize = 64;
 /// The writer's page cache (SQLite's own default is 2 MiB).
 const WRITER_CACHE_KIB: i64 = 32 * 1024;
-/// WAL pages before a commit copies them into the database file. The hot
-/// pages (conversations, index interiors) change in nearly every batch, so
-/// checkpointing less often copies each of them once for many commits
-/// instead of once for a few; SQLite's default is 1,000 pages (4 MiB).
-const CHECKPOINT_PAGES: i64 = 8_000;
 
 #[expect(
     clippy::large_enum_variant,
@@ -127,7 +123,8 @@ pub(super) fn open(path: &Path) -> Result<(Connection, Vec<u8>), StoreError> {
     // Every batch touches pages all over the message and conversation
     // trees; the default 2 MiB cache sends many of those reads to the OS.
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+    // The checkpointer thread copies the WAL (see `checkpointer`).
+    conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
     // A refused request's savepoint keeps the pages it changed in memory,
     // not in a temporary file.
     conn.pragma_update(None, "temp_store", "memory")?;
@@ -139,6 +136,7 @@ pub(super) fn open(path: &Path) -> Result<(Connection, Vec<u8>), StoreError> {
 /// The writer thread's loop; returns once the queue is closed and drained.
 pub(super) fn run(
     mut conn: Connection,
+    checkpointer: Checkpointer,
     mut queue: mpsc::Receiver<Request>,
     changes: Option<mpsc::Sender<Change>>,
 ) {
@@ -154,8 +152,15 @@ pub(super) fn run(
         }
         if !batch.is_empty() {
             commit_and_reply(&mut conn, &mut summaries, &mut batch, changes.as_ref());
+            checkpointer.committed();
+            if checkpointer.restart_due()
+                && let Err(error) = checkpointer::checkpoint(&conn)
+            {
+                tracing::warn!(%error, "checkpointing the WAL");
+            }
         }
     }
+    checkpointer.stop();
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the database");
     }

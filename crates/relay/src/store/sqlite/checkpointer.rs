@@ -1,0 +1,132 @@
+//! Copies the WAL back into the database file, on a thread of its own.
+//!
+//! SQLite's automatic checkpoint runs inside the commit that crosses its
+//! threshold, on the writer thread: copying thousands of pages and syncing
+//! the file then holds up every request queued behind that commit. It was
+//! the writer's largest single cost in the profile, and its pauses showed
+//! in the acks' p99. Here a second connection copies instead, in `PASSIVE`
+//! mode, which never blocks the writer, at most every [`CHECKPOINT_EVERY`]
+//! while commits come in.
+//!
+//! What a passive checkpoint cannot do is start the WAL over: the log
+//! restarts only when a write transaction begins with every frame already
+//! copied, and the writer, busy, begins its next one while the copy is
+//! still running. So once the WAL is long ([`RESTART_PAGES`]), the pass
+//! asks the writer to copy the little written since, between two batches
+//! ([`Checkpointer::restart_due`]); its next transaction then starts the
+//! log over.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::super::StoreError;
+
+/// How often at most the checkpointer copies the WAL. Less often copies
+/// the pages that change in every batch (conversations, index interiors)
+/// fewer times.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages (4 KiB each) past which the log should start over.
+const RESTART_PAGES: i64 = 8_000;
+/// WAL pages at which SQLite's own checkpoint runs on the writer: only a
+/// backstop, should the checkpointer fall behind.
+pub(super) const BACKSTOP_PAGES: i64 = 8 * RESTART_PAGES;
+
+/// The writer's handle: tells the checkpointer about commits and hears
+/// when the log should restart.
+pub(super) struct Checkpointer {
+    committed: Option<SyncSender<()>>,
+    restart_due: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Opens the checkpointing connection and starts its thread.
+    pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // Sync the database file before the WAL may be reused, as the
+        // writer's own checkpoints do.
+        conn.pragma_update(None, "synchronous", "full")?;
+        let (committed, commits) = mpsc::sync_channel(1);
+        let restart_due = Arc::new(AtomicBool::new(false));
+        let asks_restart = restart_due.clone();
+        let thread = std::thread::Builder::new()
+            .name("kefu-sqlite-checkpoint".into())
+            .spawn(move || run(conn, commits, &asks_restart))
+            .map_err(|error| {
+                StoreError::Unavailable(format!("starting the checkpointer: {error}"))
+            })?;
+        Ok(Checkpointer {
+            committed: Some(committed),
+            restart_due,
+            thread: Some(thread),
+        })
+    }
+
+    /// A transaction was committed: there is something to copy.
+    pub fn committed(&self) {
+        if let Some(committed) = &self.committed {
+            // Full means a pass is already due.
+            if let Err(TrySendError::Disconnected(())) = committed.try_send(()) {
+                tracing::warn!("the checkpointer is gone; the writer checkpoints alone");
+            }
+        }
+    }
+
+    /// Whether the writer should now copy the rest of the WAL itself, so
+    /// that its next transaction restarts the log. Asked once per pass.
+    pub fn restart_due(&self) -> bool {
+        self.restart_due.swap(false, Ordering::Relaxed)
+    }
+
+    /// Ends the thread, after its current pass, and closes its connection:
+    /// the writer's connection is then the last, whose close checkpoints
+    /// everything and removes the WAL.
+    pub fn stop(mut self) {
+        self.committed = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(conn: Connection, commits: mpsc::Receiver<()>, restart_due: &AtomicBool) {
+    let mut last_pass = Instant::now();
+    while commits.recv().is_ok() {
+        // Let commits gather until the pass is due.
+        let due = last_pass + CHECKPOINT_EVERY;
+        while let Some(left) = due.checked_duration_since(Instant::now()) {
+            if let Err(RecvTimeoutError::Disconnected) = commits.recv_timeout(left) {
+                break;
+            }
+        }
+        match checkpoint(&conn) {
+            Ok(pages) if pages >= RESTART_PAGES => restart_due.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "checkpointing the WAL"),
+        }
+        last_pass = Instant::now();
+    }
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(%error, "closing the checkpointing connection");
+    }
+}
+
+/// Copies what the WAL holds that no other connection still reads;
+/// returns how many pages the WAL holds.
+pub(super) fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    let (_busy, log, copied): (i64, i64, i64) =
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    tracing::trace!(log, copied, "checkpoint");
+    Ok(log)
+}
