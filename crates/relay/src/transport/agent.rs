@@ -1,5 +1,13 @@
 //! `/ws/agent`: one agent's client (the TUI, or anything speaking protocol v1).
 
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use futures_util::future::Either;
+use futures_util::stream::FuturesOrdered;
+
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
 };
@@ -16,10 +24,34 @@ use crate::store::{AgentSend, Page};
 const DEFAULT_HISTORY: u32 = 50;
 const MAX_HISTORY: u32 = 200;
 
+/// An agent's requests answered at once, at most: past this many the
+/// connection stops reading until the oldest is answered.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A request's answer being worked out: a frame to send back, if any.
+type Answer = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
+
 struct Agent {
-    state: AppState,
     session: Box<Session>,
-    info: AgentInfo,
+    requests: Arc<Requests>,
+    /// Requests being answered, oldest first. An agent answering a hundred
+    /// visitors a second cannot wait for each reply's commit before reading
+    /// the next one; their answers still go out in request order.
+    in_flight: FuturesOrdered<Answer>,
+    /// The conversation each request in flight is about, in the same order.
+    in_flight_about: VecDeque<Option<String>>,
+}
+
+/// What a request must wait for before it starts.
+enum WaitsFor {
+    /// Earlier requests about the same conversation: the agent's order
+    /// decides there (a reply, then resolve).
+    Conversation(String),
+    /// Every earlier request (status, broadcast: rare, and about no
+    /// conversation in particular).
+    Everything,
+    /// Nothing: a malformed frame's error.
+    Nothing,
 }
 
 pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
@@ -52,9 +84,14 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     };
     tracing::info!(conn = %session.id, agent = %info.name, "agent connected");
     let mut agent = Agent {
-        state: state.clone(),
+        requests: Arc::new(Requests {
+            state: state.clone(),
+            info,
+            conn: session.id,
+        }),
         session,
-        info,
+        in_flight: FuturesOrdered::new(),
+        in_flight_about: VecDeque::new(),
     };
     if agent.start().await.is_ok() {
         while agent.step().await.is_ok() {}
@@ -64,7 +101,8 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
 
 impl Agent {
     async fn start(&mut self) -> Result<(), Ended> {
-        let shared = self.state.0.clone();
+        let shared = self.requests.state.0.clone();
+        let info = &self.requests.info;
         let accounts = match shared.store.agents().await {
             Ok(accounts) => accounts,
             Err(error) => {
@@ -73,7 +111,7 @@ impl Agent {
             }
         };
         let (outbox, inbox) = mailbox(self.session.id, shared.config.limits.outbound_queue);
-        let Ok(snapshot) = shared.hub.register_agent(self.info.clone(), outbox).await else {
+        let Ok(snapshot) = shared.hub.register_agent(info.clone(), outbox).await else {
             return Err(Ended);
         };
         self.session.attach(inbox);
@@ -91,7 +129,7 @@ impl Agent {
             })
             .collect();
         let welcome = AgentWelcome {
-            agent: self.info.clone(),
+            agent: info.clone(),
             agents,
             conversations: snapshot.conversations,
         };
@@ -101,29 +139,90 @@ impl Agent {
     }
 
     async fn step(&mut self) -> Result<(), Ended> {
-        let answer = match self.session.next().await? {
-            Event::Deliver(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
-                return self.session.deliver(frame).await;
-            }
-            Event::Request(text) => match decode::<AgentRequest>(&text) {
-                Ok(request) => {
-                    let requests = Requests {
-                        state: &self.state,
-                        info: &self.info,
-                        conn: self.session.id,
-                    };
-                    // Agents have no replay: every live message is new.
-                    self.session
-                        .while_waiting(requests.answer(request), 0)
-                        .await?
-                }
-                Err(error) => Some(error_frame(error)),
-            },
+        let next = if self.in_flight.is_empty() {
+            Either::Left(self.session.next().await?)
+        } else {
+            self.session.next_or(self.in_flight.next()).await?
         };
-        match answer {
+        match next {
+            Either::Left(Event::Deliver(
+                Outbound::Frame(frame) | Outbound::Message { frame, .. },
+            )) => self.session.deliver(frame).await,
+            Either::Left(Event::Request(text)) => self.begin(decode::<AgentRequest>(&text)).await,
+            Either::Right(answer) => self.answered(answer).await,
+        }
+    }
+
+    /// Starts answering a request once what it depends on is answered,
+    /// passing the hub's frames on meanwhile.
+    async fn begin(&mut self, request: Result<AgentRequest, ErrorFrame>) -> Result<(), Ended> {
+        let waits_for = match &request {
+            Ok(request) => waits_for(request),
+            Err(_) => WaitsFor::Nothing,
+        };
+        while self.in_flight.len() >= MAX_IN_FLIGHT || self.waits_for_earlier(&waits_for) {
+            // Agents have no replay: every live message is new.
+            let answer = self.session.while_waiting(self.in_flight.next(), 0).await?;
+            self.answered(answer).await?;
+        }
+        let answer: Answer = match request {
+            Ok(request) => {
+                let requests = self.requests.clone();
+                Box::pin(async move { requests.answer(request).await })
+            }
+            Err(error) => Box::pin(std::future::ready(Some(error_frame(error)))),
+        };
+        self.in_flight.push_back(answer);
+        self.in_flight_about.push_back(match waits_for {
+            WaitsFor::Conversation(id) => Some(id),
+            WaitsFor::Everything | WaitsFor::Nothing => None,
+        });
+        Ok(())
+    }
+
+    fn waits_for_earlier(&self, waits_for: &WaitsFor) -> bool {
+        match waits_for {
+            WaitsFor::Conversation(id) => self
+                .in_flight_about
+                .iter()
+                .any(|about| about.as_deref() == Some(id)),
+            WaitsFor::Everything => !self.in_flight.is_empty(),
+            WaitsFor::Nothing => false,
+        }
+    }
+
+    /// The oldest request in flight was answered.
+    async fn answered(&mut self, answer: Option<Option<Frame>>) -> Result<(), Ended> {
+        self.in_flight_about.pop_front();
+        match answer.flatten() {
             Some(frame) => self.session.send(frame).await,
             None => Ok(()),
         }
+    }
+}
+
+fn waits_for(request: &AgentRequest) -> WaitsFor {
+    match request {
+        AgentRequest::History {
+            conversation_id, ..
+        }
+        | AgentRequest::Send {
+            conversation_id, ..
+        }
+        | AgentRequest::Claim { conversation_id }
+        | AgentRequest::Transfer {
+            conversation_id, ..
+        }
+        | AgentRequest::Resolve { conversation_id }
+        | AgentRequest::Typing {
+            conversation_id, ..
+        }
+        | AgentRequest::Read {
+            conversation_id, ..
+        } => WaitsFor::Conversation(conversation_id.clone()),
+        AgentRequest::Hello { .. }
+        | AgentRequest::Broadcast { .. }
+        | AgentRequest::Status { .. } => WaitsFor::Everything,
     }
 }
 
@@ -132,15 +231,15 @@ fn error_frame(error: ErrorFrame) -> Frame {
 }
 
 /// What one agent's requests mean. Answers are frames to send back; the
-/// socket is not touched here, so the session can keep delivering while a
-/// request waits for the store.
-struct Requests<'a> {
-    state: &'a AppState,
-    info: &'a AgentInfo,
+/// socket is not touched here, so the session can keep delivering while
+/// requests wait for the store.
+struct Requests {
+    state: AppState,
+    info: AgentInfo,
     conn: ConnId,
 }
 
-impl Requests<'_> {
+impl Requests {
     async fn answer(&self, request: AgentRequest) -> Option<Frame> {
         let shared = &self.state.0;
         let store = &shared.store;
@@ -178,7 +277,7 @@ impl Requests<'_> {
                 }
             }
             AgentRequest::Claim { conversation_id } => store
-                .claim(&conversation_id, self.info)
+                .claim(&conversation_id, &self.info)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),
@@ -186,12 +285,12 @@ impl Requests<'_> {
                 conversation_id,
                 to_agent,
             } => store
-                .transfer(&conversation_id, self.info, &to_agent)
+                .transfer(&conversation_id, &self.info, &to_agent)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),
             AgentRequest::Resolve { conversation_id } => store
-                .resolve(&conversation_id, self.info)
+                .resolve(&conversation_id, &self.info)
                 .await
                 .err()
                 .map(|error| store_error(error, &conversation_id)),

@@ -5,11 +5,15 @@
 //! timer — and enforces the per-connection limits on the way, so the role
 //! modules only see well-sized, rate-limited requests and hub output.
 
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::WebSocketUpgrade;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
 use futures_util::SinkExt;
+use futures_util::future::Either;
 use governor::DefaultDirectRateLimiter;
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
@@ -35,6 +39,9 @@ const READ_BUFFER: usize = 1024;
 /// [`Session::deliver`]); past this many bytes they are written at once, which
 /// also bounds what a connection keeps allocated after a burst.
 const WRITE_BUFFER: usize = 16 * 1024;
+/// Frames from the hub delivered in a row before the session flushes and
+/// looks at its client again.
+const MOST_UNFLUSHED: u8 = 16;
 /// Close codes (RFC 6455 §7.4 and the private range).
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 const CLOSE_RESYNC: u16 = 4000;
@@ -78,11 +85,13 @@ pub(super) enum Event {
 }
 
 /// What woke the session loop.
-enum Wake {
+enum Wake<T> {
     /// A client text frame, not yet checked against the limits.
     Request(axum::extract::ws::Utf8Bytes),
     Deliver(Outbound),
     Signal(Signal),
+    /// The work the caller waits for alongside finished.
+    Done(T),
 }
 
 /// A wake that is neither a request nor a delivery.
@@ -107,8 +116,8 @@ pub(super) struct Session {
     stopping: watch::Receiver<bool>,
     ping: Interval,
     last_heard: Instant,
-    /// Frames from the hub are buffered but not yet flushed to the socket.
-    unflushed: bool,
+    /// Frames from the hub buffered since the socket was last flushed.
+    unflushed: u8,
     _alive: mpsc::Sender<()>,
 }
 
@@ -132,7 +141,7 @@ impl Session {
             stopping,
             ping,
             last_heard: Instant::now(),
-            unflushed: false,
+            unflushed: 0,
             _alive: alive,
         }
     }
@@ -144,12 +153,26 @@ impl Session {
 
     /// The next request or delivery. `Err(Ended)` once the session is over.
     pub async fn next(&mut self) -> Result<Event, Ended> {
+        match self.next_or(std::future::pending::<Infallible>()).await? {
+            Either::Left(event) => Ok(event),
+        }
+    }
+
+    /// Like [`Session::next`], but returns `work`'s output should it finish
+    /// first: an agent's requests in flight, whose answers go out in turn
+    /// with whatever else the connection is doing.
+    pub async fn next_or<T>(
+        &mut self,
+        work: impl Future<Output = T>,
+    ) -> Result<Either<Event, T>, Ended> {
+        let mut work = std::pin::pin!(work);
         loop {
-            match self.wake().await {
-                Wake::Deliver(outbound) => return Ok(Event::Deliver(outbound)),
+            match self.wake(work.as_mut()).await {
+                Wake::Done(output) => return Ok(Either::Right(output)),
+                Wake::Deliver(outbound) => return Ok(Either::Left(Event::Deliver(outbound))),
                 Wake::Request(text) => match self.refuse(&text) {
                     Some(error) => Box::pin(self.send_error(error)).await?,
-                    None => return Ok(Event::Request(text)),
+                    None => return Ok(Either::Left(Event::Request(text))),
                 },
                 // An idle connection's task waits in this future for hours, so
                 // the rare writes below are boxed rather than sized into it
@@ -159,9 +182,15 @@ impl Session {
         }
     }
 
-    /// Waits for the client, the hub, shutdown and the ping timer at once.
-    async fn wake(&mut self) -> Wake {
-        if self.unflushed {
+    /// Waits for the client, the hub, shutdown, the ping timer and `work`
+    /// at once.
+    async fn wake<T>(&mut self, mut work: Pin<&mut impl Future<Output = T>>) -> Wake<T> {
+        // First, so that a burst of deliveries neither holds answers back
+        // nor keeps new requests from reaching the store.
+        if let Poll::Ready(output) = futures_util::poll!(work.as_mut()) {
+            return Wake::Done(output);
+        }
+        if self.unflushed > 0 {
             match Box::pin(self.flush_unless_more()).await {
                 Ok(Some(outbound)) => return Wake::Deliver(outbound),
                 Ok(None) => {}
@@ -170,6 +199,7 @@ impl Session {
         }
         loop {
             let signal = tokio::select! {
+                output = work.as_mut() => return Wake::Done(output),
                 incoming = self.socket.recv() => match incoming {
                     Some(Ok(message)) => {
                         self.last_heard = Instant::now();
@@ -333,7 +363,7 @@ impl Session {
         telemetry::frames_sent(Transport::WebSocket, 1);
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(WsMessage::Text(frame))).await {
             Ok(Ok(())) => {
-                self.unflushed = true;
+                self.unflushed = self.unflushed.saturating_add(1);
                 Ok(())
             }
             Ok(Err(_)) | Err(_) => Err(Ended),
@@ -341,19 +371,24 @@ impl Session {
     }
 
     /// Flushes the delivered frames, unless the hub has another one ready
-    /// now: then that one is returned, to be delivered first.
+    /// now: then that one is returned, to be delivered first. Not more than
+    /// [`MOST_UNFLUSHED`] in a row, though, so that the session also reads
+    /// its client during a long stream of deliveries: an agent receiving
+    /// thousands of frames a second would otherwise have its own requests
+    /// wait unread.
     async fn flush_unless_more(&mut self) -> Result<Option<Outbound>, Ended> {
-        if !self.unflushed {
+        if self.unflushed == 0 {
             return Ok(None);
         }
-        if let Some(ready) = self
-            .inbox
-            .as_mut()
-            .and_then(|inbox| inbox.frames.try_recv().ok())
+        if self.unflushed < MOST_UNFLUSHED
+            && let Some(ready) = self
+                .inbox
+                .as_mut()
+                .and_then(|inbox| inbox.frames.try_recv().ok())
         {
             return Ok(Some(ready));
         }
-        self.unflushed = false;
+        self.unflushed = 0;
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.flush()).await {
             Ok(Ok(())) => Ok(None),
             Ok(Err(_)) | Err(_) => Err(Ended),
@@ -398,7 +433,7 @@ impl Session {
         }
         match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(message)).await {
             Ok(Ok(())) => {
-                self.unflushed = false;
+                self.unflushed = 0;
                 Ok(())
             }
             Ok(Err(_)) | Err(_) => Err(Ended),

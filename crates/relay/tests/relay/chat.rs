@@ -248,6 +248,74 @@ async fn a_resent_client_id_returns_the_original_ack_and_stores_nothing() {
     assert_eq!(texts, ["hello", "second", "hi"]);
 }
 
+/// An agent may send requests without waiting for answers. Those about one
+/// conversation take effect in the order sent, and every answer comes back
+/// in request order, also past the 16 the relay works on at once.
+#[tokio::test]
+async fn pipelined_agent_requests_keep_their_order() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let mut conversations = Vec::new();
+    for i in 0..3 {
+        let (mut visitor, _) = relay.new_visitor().await;
+        conversations.push(visitor.say(&format!("v{i}"), "hi").await.conversation_id);
+    }
+    let send = |conversation: &str, client_id: &str| AgentRequest::Send {
+        conversation_id: conversation.to_owned(),
+        client_id: client_id.to_owned(),
+        text: format!("reply {client_id}"),
+        internal: false,
+    };
+    let mut sent = Vec::new();
+    for i in 0..30 {
+        let client_id = format!("a{i}");
+        agent.send(&send(&conversations[i % 3], &client_id)).await;
+        sent.push(client_id);
+    }
+    // Resolving, then replying again, reopens it as the agent's.
+    agent
+        .send(&AgentRequest::Resolve {
+            conversation_id: conversations[0].clone(),
+        })
+        .await;
+    agent.send(&send(&conversations[0], "after")).await;
+    sent.push("after".to_owned());
+
+    let mut acked = Vec::new();
+    while acked.len() < sent.len() {
+        match agent.next().await {
+            AgentEvent::Ack(ack) => acked.push(ack.client_id),
+            AgentEvent::Error(error) => panic!("refused: {error:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(acked, sent, "answers in request order");
+
+    let stored: Vec<String> = agent
+        .history(&conversations[0], None, 50)
+        .await
+        .into_iter()
+        .map(|message| message.client_id)
+        .collect();
+    let mut expected = vec!["v0".to_owned()];
+    expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
+    expected.push("after".to_owned());
+    assert_eq!(stored, expected, "one conversation's requests in order");
+    let mut late = relay.agent_socket().await;
+    late.send(&AgentRequest::Hello { token }).await;
+    let AgentEvent::Welcome(welcome) = late.next().await else {
+        panic!("expected welcome");
+    };
+    let first = welcome
+        .conversations
+        .iter()
+        .find(|summary| summary.id == conversations[0])
+        .expect("reopened by the reply after resolve");
+    assert_eq!(first.status, ConversationStatus::Active);
+    assert_eq!(first.last_seq, 12);
+}
+
 #[tokio::test]
 async fn resolved_conversations_reopen_as_waiting_when_the_visitor_writes() {
     let relay = TestRelay::start().await;
