@@ -63,6 +63,22 @@ fn agent_send(
     }
 }
 
+/// Every message of a conversation (at most 1,000), oldest first.
+async fn conversation_messages(
+    store: &Arc<dyn Store>,
+    conversation_id: &str,
+    include_internal: bool,
+) -> Vec<kefu_protocol::Message> {
+    let all = Page::After {
+        after: 0,
+        limit: 1_000,
+    };
+    store
+        .messages(conversation_id, all, include_internal)
+        .await
+        .expect("messages")
+}
+
 async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
     store
         .add_agent(name, role, &format!("hash-of-{name}"))
@@ -97,17 +113,7 @@ async fn sends_are_idempotent(store: Arc<dyn Store>) {
         store.visitor_conversation("v1").await.expect("read"),
         Some(first.conversation_id.clone())
     );
-    let messages = store
-        .messages(
-            &first.conversation_id,
-            Page::After {
-                after: 0,
-                limit: 10,
-            },
-            true,
-        )
-        .await
-        .expect("messages");
+    let messages = conversation_messages(&store, &first.conversation_id, true).await;
     assert_eq!(messages, vec![first]);
 }
 
@@ -181,30 +187,10 @@ async fn concurrent_writers_keep_seq_gap_free(store: Arc<dyn Store>) {
     for task in tasks {
         task.await.expect("task").expect("write");
     }
-    let messages = store
-        .messages(
-            &conversation,
-            Page::After {
-                after: 0,
-                limit: 1_000,
-            },
-            true,
-        )
-        .await
-        .expect("messages");
+    let messages = conversation_messages(&store, &conversation, true).await;
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=(2 * EACH as u64 + 1)).collect::<Vec<_>>());
-    let visible = store
-        .messages(
-            &conversation,
-            Page::After {
-                after: 0,
-                limit: 1_000,
-            },
-            false,
-        )
-        .await
-        .expect("messages");
+    let visible = conversation_messages(&store, &conversation, false).await;
     assert_eq!(
         visible.len(),
         2 * EACH + 1 - EACH / 10,
@@ -257,17 +243,7 @@ async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
         assert!(matches!(claim, Err(StoreError::Conflict(_))), "{claim:?}");
         assert!(matches!(reply, Err(StoreError::Conflict(_))), "{reply:?}");
     }
-    let messages = store
-        .messages(
-            &conversation,
-            Page::After {
-                after: 0,
-                limit: 1_000,
-            },
-            true,
-        )
-        .await
-        .expect("messages");
+    let messages = conversation_messages(&store, &conversation, true).await;
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
     assert_eq!(seqs, (1..=SENDS + 1).collect::<Vec<_>>());
     assert!(
