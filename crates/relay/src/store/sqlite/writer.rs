@@ -216,9 +216,27 @@ fn commit_batch(
     summaries: &mut Summaries,
     batch: &[Pending],
 ) -> rusqlite::Result<(Vec<Reply>, Vec<Change>)> {
-    match commit_if_all_accepted(conn, summaries, batch)? {
-        Some(done) => Ok(done),
-        None => commit_each_on_its_own(conn, summaries, batch),
+    let done = match commit_if_all_accepted(conn, summaries, batch)? {
+        Some(done) => done,
+        None => commit_each_on_its_own(conn, summaries, batch)?,
+    };
+    Ok((done.results, done.published))
+}
+
+/// What a batch answers and publishes, request by request.
+#[derive(Default)]
+struct Outcome {
+    results: Vec<Reply>,
+    published: Vec<Change>,
+}
+
+impl Outcome {
+    fn accepted(&mut self, summaries: &mut Summaries, (written, change): Applied) {
+        if let Some(change) = &change {
+            summaries.remember(summary_of(change));
+        }
+        self.results.push(Ok(written));
+        self.published.extend(change);
     }
 }
 
@@ -231,28 +249,23 @@ fn commit_if_all_accepted(
     conn: &mut Connection,
     summaries: &mut Summaries,
     batch: &[Pending],
-) -> rusqlite::Result<Option<(Vec<Reply>, Vec<Change>)>> {
-    let mut results = Vec::with_capacity(batch.len());
-    let mut published = Vec::new();
+) -> rusqlite::Result<Option<Outcome>> {
+    let mut done = Outcome::default();
     // IMMEDIATE takes the write lock up front: another process writing the
     // same file (an admin command) makes us wait, never fail half-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for pending in batch {
-        let Ok((written, change)) = apply(&tx, summaries, &pending.op) else {
+        let Ok(applied) = apply(&tx, summaries, &pending.op) else {
             drop(tx); // rolls back
-            for change in &published {
+            for change in &done.published {
                 summaries.forget(&summary_of(change).id);
             }
             return Ok(None);
         };
-        if let Some(change) = &change {
-            summaries.remember(summary_of(change));
-        }
-        results.push(Ok(written));
-        published.extend(change);
+        done.accepted(summaries, applied);
     }
     tx.commit()?;
-    Ok(Some((results, published)))
+    Ok(Some(done))
 }
 
 /// A batch holding a refused request: each request inside its own
@@ -261,30 +274,25 @@ fn commit_each_on_its_own(
     conn: &mut Connection,
     summaries: &mut Summaries,
     batch: &[Pending],
-) -> rusqlite::Result<(Vec<Reply>, Vec<Change>)> {
-    let mut results = Vec::with_capacity(batch.len());
-    let mut published = Vec::new();
+) -> rusqlite::Result<Outcome> {
+    let mut done = Outcome::default();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for pending in batch {
         execute(&tx, "SAVEPOINT request", [])?;
         match apply(&tx, summaries, &pending.op) {
-            Ok((written, change)) => {
+            Ok(applied) => {
                 execute(&tx, "RELEASE request", [])?;
-                if let Some(change) = &change {
-                    summaries.remember(summary_of(change));
-                }
-                results.push(Ok(written));
-                published.extend(change);
+                done.accepted(summaries, applied);
             }
             Err(error) => {
                 execute(&tx, "ROLLBACK TO request", [])?;
                 execute(&tx, "RELEASE request", [])?;
-                results.push(Err(error));
+                done.results.push(Err(error));
             }
         }
     }
     tx.commit()?;
-    Ok((results, published))
+    Ok(done)
 }
 
 fn execute(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
