@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kefu_protocol::AuthorKind;
-use kefu_protocol::agent::{AgentInfo, ConversationStatus, Role};
+use kefu_protocol::agent::{AgentInfo, ConversationStatus, ConversationSummary, Role};
 use kefu_relay::store::{self, AgentSend, Page, Store, StoreError, VisitorDetails, VisitorSend};
 
 use crate::support::TestDatabase;
@@ -79,6 +79,29 @@ async fn conversation_messages(
         .expect("messages")
 }
 
+/// The conversation a visitor's first message opens.
+async fn new_conversation(
+    store: &Arc<dyn Store>,
+    visitor_id: &str,
+    client_id: &str,
+    text: &str,
+) -> String {
+    store
+        .visitor_send(visitor_send(visitor_id, client_id, text))
+        .await
+        .expect("send")
+        .conversation_id
+}
+
+/// A conversation's summary as the store reads it back.
+async fn stored_summary(store: &Arc<dyn Store>, conversation_id: &str) -> ConversationSummary {
+    store
+        .conversation(conversation_id)
+        .await
+        .expect("read")
+        .expect("exists")
+}
+
 async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
     store
         .add_agent(name, role, &format!("hash-of-{name}"))
@@ -141,11 +164,7 @@ async fn concurrent_resends_store_one_message(store: Arc<dyn Store>) {
         .await
         .expect("read")
         .expect("exists");
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.last_seq, 2);
 }
 
@@ -210,11 +229,7 @@ backend_test!(
 async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
     let alice = agent(&store, "alice", Role::Agent).await;
     let bob = agent(&store, "bob", Role::Agent).await;
-    let conversation = store
-        .visitor_send(visitor_send("v1", "v-0", "hi"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "v-0", "hi").await;
     store.claim(&conversation, &alice).await.expect("claim");
     const SENDS: u64 = 60;
     let mut sends = Vec::new();
@@ -251,11 +266,7 @@ async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
             .iter()
             .all(|m| m.author.kind == AuthorKind::Visitor)
     );
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.assignee.as_deref(), Some(alice.id.as_str()));
     assert_eq!(summary.last_seq, SENDS + 1);
     assert_eq!(summary.unread, SENDS as u32 + 1);
@@ -276,11 +287,7 @@ async fn exactly_one_claim_wins(store: Arc<dyn Store>) {
     for i in 0..8 {
         agents.push(agent(&store, &format!("agent{i}"), Role::Agent).await);
     }
-    let conversation = store
-        .visitor_send(visitor_send("v1", "c1", "help"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "c1", "help").await;
     let claims: Vec<_> = agents
         .iter()
         .cloned()
@@ -299,11 +306,7 @@ async fn exactly_one_claim_wins(store: Arc<dyn Store>) {
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?}");
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.assignee, winners[0]);
     assert_eq!(summary.status, ConversationStatus::Active);
 }
@@ -317,21 +320,13 @@ async fn assignment_rules_hold(store: Arc<dyn Store>) {
     let alice = agent(&store, "alice", Role::Agent).await;
     let bob = agent(&store, "bob", Role::Agent).await;
     let root = agent(&store, "root", Role::Admin).await;
-    let conversation = store
-        .visitor_send(visitor_send("v1", "c1", "help"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "c1", "help").await;
     // Replying takes a waiting conversation.
     store
         .agent_send(agent_send(&alice, &conversation, "a1", false))
         .await
         .expect("reply");
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.assignee.as_deref(), Some(alice.id.as_str()));
     assert_eq!(summary.unread, 0);
     assert!(matches!(
@@ -371,11 +366,7 @@ async fn assignment_rules_hold(store: Arc<dyn Store>) {
         .await
         .expect("send");
     assert_eq!(again.conversation_id, conversation);
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(
         (summary.status, summary.assignee),
         (ConversationStatus::Waiting, None)
@@ -393,11 +384,7 @@ backend_test!(
     read_marks_move_forward_and_count_unread
 );
 async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
-    let conversation = store
-        .visitor_send(visitor_send("v1", "c1", "one"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "c1", "one").await;
     store
         .visitor_send(visitor_send("v1", "c2", "two"))
         .await
@@ -407,12 +394,7 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
         .await
         .expect("send");
     let unread = |store: Arc<dyn Store>, conversation: String| async move {
-        store
-            .conversation(&conversation)
-            .await
-            .expect("read")
-            .expect("exists")
-            .unread
+        stored_summary(&store, &conversation).await.unread
     };
     assert_eq!(unread(store.clone(), conversation.clone()).await, 3);
     store
@@ -429,11 +411,7 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
         .mark_read(&conversation, AuthorKind::Visitor, 99)
         .await
         .expect("read");
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.visitor_read_seq, 3, "capped at the last message");
 }
 
@@ -483,17 +461,9 @@ async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
         .await
         .expect("update");
     assert_eq!(store.visitor_conversation("v1").await.expect("read"), None);
-    let conversation = store
-        .visitor_send(visitor_send("v1", "c1", "hi"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "c1", "hi").await;
     store.update_visitor("v1", details).await.expect("update");
-    let summary = store
-        .conversation(&conversation)
-        .await
-        .expect("read")
-        .expect("exists");
+    let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
     assert_eq!(summary.visitor.user_agent.as_deref(), Some("test"));
     assert!(!store.visitor_secret().await.expect("secret").is_empty());
@@ -558,20 +528,12 @@ async fn sqlite_published_summaries_match_the_database() {
             | Change::Read { summary, .. } => summary,
         };
         assert!(changes.try_recv().is_err(), "{step}: one change");
-        let stored = store
-            .conversation(&summary.id)
-            .await
-            .expect("read")
-            .expect("exists");
+        let stored = stored_summary(store, &summary.id).await;
         assert_eq!(summary, stored, "{step}");
         summary.id
     }
 
-    let conversation = store
-        .visitor_send(visitor_send("v1", "c1", "hello"))
-        .await
-        .expect("send")
-        .conversation_id;
+    let conversation = new_conversation(&store, "v1", "c1", "hello").await;
     published_matches(&store, &mut changes, "first message").await;
     let mut with_profile = visitor_send("v1", "c2", "it is about my order");
     with_profile.details = VisitorDetails {
