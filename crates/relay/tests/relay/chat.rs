@@ -302,11 +302,7 @@ async fn pipelined_agent_requests_keep_their_order() {
     expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
     expected.push("after".to_owned());
     assert_eq!(stored, expected, "one conversation's requests in order");
-    let mut late = relay.agent_socket().await;
-    late.send(&AgentRequest::Hello { token }).await;
-    let AgentEvent::Welcome(welcome) = late.next().await else {
-        panic!("expected welcome");
-    };
+    let (_late, welcome) = relay.welcomed_agent(&token).await;
     let first = welcome
         .conversations
         .iter()
@@ -343,11 +339,7 @@ async fn resolved_conversations_reopen_as_waiting_when_the_visitor_writes() {
     assert!(summary.waiting_since.is_some());
 
     // A new agent session lists it among the open conversations.
-    let mut late = relay.agent_socket().await;
-    late.send(&AgentRequest::Hello { token }).await;
-    let AgentEvent::Welcome(welcome) = late.next().await else {
-        panic!("expected welcome");
-    };
+    let (_late, welcome) = relay.welcomed_agent(&token).await;
     assert_eq!(welcome.conversations.len(), 1);
     assert_eq!(welcome.conversations[0].id, conversation);
 }
@@ -483,11 +475,7 @@ async fn typing_and_read_receipts_cross_over_and_reads_persist() {
     // Read marks survive a restart of the relay.
     drop((agent, visitor));
     let relay = TestRelay::reopen(relay.stop().await).await;
-    let mut agent = relay.agent_socket().await;
-    agent.send(&AgentRequest::Hello { token }).await;
-    let AgentEvent::Welcome(welcome) = agent.next().await else {
-        panic!("expected welcome");
-    };
+    let (_agent, welcome) = relay.welcomed_agent(&token).await;
     let summary = &welcome.conversations[0];
     assert_eq!((summary.unread, summary.visitor_read_seq), (0, 3));
 }

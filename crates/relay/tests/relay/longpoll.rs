@@ -228,11 +228,7 @@ async fn the_email_left_while_offline_is_saved_on_the_profile() {
         .await;
 
     let token = relay.add_agent("alice", Role::Agent).await;
-    let mut agent = relay.agent_socket().await;
-    agent.send(&AgentRequest::Hello { token }).await;
-    let kefu_protocol::agent::AgentEvent::Welcome(welcome) = agent.next().await else {
-        panic!("expected welcome");
-    };
+    let (_agent, welcome) = relay.welcomed_agent(&token).await;
     let summary = &welcome.conversations[0];
     assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
     assert_eq!(summary.preview, "please call me back");

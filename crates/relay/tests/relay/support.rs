@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use kefu_protocol::agent::{
-    AgentEvent, AgentRequest, ConversationStatus, ConversationSummary, Role,
+    AgentEvent, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary, Role,
 };
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message};
@@ -135,18 +135,21 @@ impl TestRelay {
 
     /// An agent, signed in, its welcome consumed.
     pub async fn signed_in_agent(&self, token: &str) -> Client<AgentEvent> {
+        self.welcomed_agent(token).await.0
+    }
+
+    /// An agent connection that said hello, with the relay's `welcome`.
+    pub async fn welcomed_agent(&self, token: &str) -> (Client<AgentEvent>, AgentWelcome) {
         let mut agent = self.agent_socket().await;
         agent
             .send(&AgentRequest::Hello {
                 token: token.to_owned(),
             })
             .await;
-        let welcome = agent.next().await;
-        assert!(
-            matches!(welcome, AgentEvent::Welcome(_)),
-            "expected welcome, got {welcome:?}"
-        );
-        agent
+        match agent.next().await {
+            AgentEvent::Welcome(welcome) => (agent, welcome),
+            other => panic!("expected welcome, got {other:?}"),
+        }
     }
 
     /// Shuts the relay down cleanly, keeping its database for [`reopen`].
