@@ -6,6 +6,7 @@
 //! wait for the writer.
 
 mod checkpointer;
+mod client_ids;
 mod summaries;
 mod writer;
 

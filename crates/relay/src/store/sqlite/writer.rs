@@ -25,14 +25,13 @@ use kefu_protocol::{Author, AuthorKind, Message, ReadReceipt, Seq};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
 
-use super::super::rows::{
-    MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql,
-};
+use super::super::rows::{SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql};
 use super::super::rules::{self, ConversationState, Decision};
 use super::super::{
     AgentSend, Change, StoreError, VisitorDetails, VisitorSend, now_millis, preview_of, to_millis,
 };
 use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer};
+use super::client_ids::{self, ClientIds};
 use super::summaries::{Summaries, with_details};
 use crate::auth;
 
@@ -99,6 +98,12 @@ pub(super) enum Written {
 }
 
 type Applied = (Written, Option<Change>);
+
+/// What the writer keeps between batches instead of reading it back.
+struct Memory {
+    summaries: Summaries,
+    client_ids: ClientIds,
+}
 type Reply = Result<Written, StoreError>;
 
 /// A write request waiting for the batch's commit.
@@ -141,7 +146,10 @@ pub(super) fn run(
     changes: Option<mpsc::Sender<Change>>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut summaries = Summaries::default();
+    let mut memory = Memory {
+        summaries: Summaries::default(),
+        client_ids: ClientIds::new(client_ids::MOST_REMEMBERED),
+    };
     while let Some(request) = queue.blocking_recv() {
         take(request, &mut batch, &mut queue);
         while batch.len() < MAX_BATCH {
@@ -151,7 +159,7 @@ pub(super) fn run(
             take(request, &mut batch, &mut queue);
         }
         if !batch.is_empty() {
-            commit_and_reply(&mut conn, &mut summaries, &mut batch, changes.as_ref());
+            commit_and_reply(&mut conn, &mut memory, &mut batch, changes.as_ref());
             checkpointer.committed();
             if checkpointer.restart_due()
                 && let Err(error) = checkpointer::checkpoint(&conn)
@@ -176,19 +184,19 @@ fn take(request: Request, batch: &mut Vec<Pending>, queue: &mut mpsc::Receiver<R
 
 fn commit_and_reply(
     conn: &mut Connection,
-    summaries: &mut Summaries,
+    memory: &mut Memory,
     batch: &mut Vec<Pending>,
     changes: Option<&mpsc::Sender<Change>>,
 ) {
     let started = Instant::now();
-    let (results, published) = match commit_batch(conn, summaries, batch) {
+    let (results, published) = match commit_batch(conn, memory, batch) {
         Ok(done) => {
             crate::telemetry::committed(batch.len(), &done.1, started.elapsed());
             done
         }
         Err(error) => {
             tracing::error!(%error, batch = batch.len(), "store commit failed");
-            summaries.forget_all();
+            memory.summaries.forget_all();
             let message = error.to_string();
             let failed = batch
                 .iter()
@@ -213,12 +221,12 @@ fn commit_and_reply(
 
 fn commit_batch(
     conn: &mut Connection,
-    summaries: &mut Summaries,
+    memory: &mut Memory,
     batch: &[Pending],
 ) -> rusqlite::Result<(Vec<Reply>, Vec<Change>)> {
-    let done = match commit_if_all_accepted(conn, summaries, batch)? {
+    let done = match commit_if_all_accepted(conn, memory, batch)? {
         Some(done) => done,
-        None => commit_each_on_its_own(conn, summaries, batch)?,
+        None => commit_each_on_its_own(conn, memory, batch)?,
     };
     Ok((done.results, done.published))
 }
@@ -247,7 +255,7 @@ impl Outcome {
 /// and returns `None` at the first refused request.
 fn commit_if_all_accepted(
     conn: &mut Connection,
-    summaries: &mut Summaries,
+    memory: &mut Memory,
     batch: &[Pending],
 ) -> rusqlite::Result<Option<Outcome>> {
     let mut done = Outcome::default();
@@ -255,14 +263,14 @@ fn commit_if_all_accepted(
     // same file (an admin command) makes us wait, never fail half-way.
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for pending in batch {
-        let Ok(applied) = apply(&tx, summaries, &pending.op) else {
+        let Ok(applied) = apply(&tx, memory, &pending.op) else {
             drop(tx); // rolls back
             for change in &done.published {
-                summaries.forget(&summary_of(change).id);
+                memory.summaries.forget(&summary_of(change).id);
             }
             return Ok(None);
         };
-        done.accepted(summaries, applied);
+        done.accepted(&mut memory.summaries, applied);
     }
     tx.commit()?;
     Ok(Some(done))
@@ -272,17 +280,17 @@ fn commit_if_all_accepted(
 /// savepoint, so that a refusal undoes only its own writes.
 fn commit_each_on_its_own(
     conn: &mut Connection,
-    summaries: &mut Summaries,
+    memory: &mut Memory,
     batch: &[Pending],
 ) -> rusqlite::Result<Outcome> {
     let mut done = Outcome::default();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for pending in batch {
         execute(&tx, "SAVEPOINT request", [])?;
-        match apply(&tx, summaries, &pending.op) {
+        match apply(&tx, memory, &pending.op) {
             Ok(applied) => {
                 execute(&tx, "RELEASE request", [])?;
-                done.accepted(summaries, applied);
+                done.accepted(&mut memory.summaries, applied);
             }
             Err(error) => {
                 execute(&tx, "ROLLBACK TO request", [])?;
@@ -316,10 +324,16 @@ fn summary_of(change: &Change) -> &ConversationSummary {
     }
 }
 
-fn apply(conn: &Connection, summaries: &Summaries, op: &WriteOp) -> Result<Applied, StoreError> {
+fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied, StoreError> {
+    // Only sends add to memory; the rest read summaries and leave them.
+    let Memory {
+        summaries,
+        client_ids,
+    } = memory;
+    let summaries: &Summaries = summaries;
     match op {
-        WriteOp::VisitorSend(send) => visitor_send(conn, summaries, send),
-        WriteOp::AgentSend(send) => agent_send(conn, summaries, send),
+        WriteOp::VisitorSend(send) => visitor_send(conn, summaries, client_ids, send),
+        WriteOp::AgentSend(send) => agent_send(conn, summaries, client_ids, send),
         WriteOp::Claim {
             conversation_id,
             agent,
@@ -392,45 +406,36 @@ fn conversation_state(
     }
 }
 
-fn existing_message(
-    conn: &Connection,
-    author_kind: AuthorKind,
-    author_id: &str,
-    client_id: &str,
-) -> Result<Option<Message>, StoreError> {
-    query_optional(
-        conn,
-        &format!("{MESSAGE_SELECT} WHERE author_kind = ? AND author_id = ? AND client_id = ?"),
-        (author_kind.as_str(), author_id, client_id),
-        MessageRow::from_rusqlite,
-    )?
-    .map(Message::try_from)
-    .transpose()
-}
-
+/// A visitor writes to their one conversation, so a resend is looked for
+/// there before anything changes.
 fn visitor_send(
     conn: &Connection,
     summaries: &Summaries,
+    client_ids: &mut ClientIds,
     send: &VisitorSend,
 ) -> Result<Applied, StoreError> {
-    if let Some(original) =
-        existing_message(conn, AuthorKind::Visitor, &send.visitor_id, &send.client_id)?
+    let existing = match summaries.of_visitor(&send.visitor_id) {
+        Some(summary) => Some(summary.clone()),
+        None => query_optional(
+            conn,
+            "SELECT id FROM conversations WHERE visitor_id = ?",
+            [&send.visitor_id],
+            |row| row.get::<_, String>(0),
+        )?
+        .map(|id| require_summary(conn, &id))
+        .transpose()?,
+    };
+    let author = (AuthorKind::Visitor, send.visitor_id.as_str());
+    if let Some(summary) = &existing
+        && let Some(original) = client_ids.find(conn, &summary.id, author, &send.client_id)?
     {
         return Ok((Written::Message(original), None));
     }
     let now = now_millis();
     let now_ms = to_millis(now);
-    let mut summary = match summaries.of_visitor(&send.visitor_id) {
-        Some(summary) => summary.clone(),
-        None => match query_optional(
-            conn,
-            "SELECT id FROM conversations WHERE visitor_id = ?",
-            [&send.visitor_id],
-            |row| row.get::<_, String>(0),
-        )? {
-            Some(id) => require_summary(conn, &id)?,
-            None => open_conversation(conn, send, now_ms)?,
-        },
+    let mut summary = match existing {
+        Some(summary) => summary,
+        None => open_conversation(conn, send, now_ms)?,
     };
     let visitor = with_details(&summary.visitor, &send.details);
     if visitor != summary.visitor {
@@ -456,6 +461,7 @@ fn visitor_send(
     };
     let message = insert_message(
         conn,
+        client_ids,
         NewMessage {
             conversation_id: &summary.id,
             seq: summary.last_seq + 1,
@@ -504,11 +510,11 @@ fn open_conversation(
 fn agent_send(
     conn: &Connection,
     summaries: &Summaries,
+    client_ids: &mut ClientIds,
     send: &AgentSend,
 ) -> Result<Applied, StoreError> {
-    if let Some(original) =
-        existing_message(conn, AuthorKind::Agent, &send.agent.id, &send.client_id)?
-    {
+    let author = (AuthorKind::Agent, send.agent.id.as_str());
+    if let Some(original) = client_ids.find(conn, &send.conversation_id, author, &send.client_id)? {
         return Ok((Written::Message(original), None));
     }
     let mut summary = current_summary(conn, summaries, &send.conversation_id)?;
@@ -527,6 +533,7 @@ fn agent_send(
     };
     let message = insert_message(
         conn,
+        client_ids,
         NewMessage {
             conversation_id: &send.conversation_id,
             seq: summary.last_seq + 1,
@@ -583,7 +590,11 @@ struct NewMessage<'a> {
     at: time::OffsetDateTime,
 }
 
-fn insert_message(conn: &Connection, new: NewMessage<'_>) -> Result<Message, StoreError> {
+fn insert_message(
+    conn: &Connection,
+    client_ids: &mut ClientIds,
+    new: NewMessage<'_>,
+) -> Result<Message, StoreError> {
     let message = Message {
         conversation_id: new.conversation_id.to_owned(),
         seq: new.seq,
@@ -612,6 +623,7 @@ fn insert_message(conn: &Connection, new: NewMessage<'_>) -> Result<Message, Sto
             to_millis(message.at),
         ),
     )?;
+    client_ids.stored(&message);
     Ok(message)
 }
 

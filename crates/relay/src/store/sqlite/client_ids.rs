@@ -1,0 +1,308 @@
+//! The writer's memory of the client ids each conversation holds.
+//!
+//! A resend (the same author and `client_id` again) must get the message it
+//! resends back, not a second copy. A unique index on those columns did
+//! that, but an author's entries sit on their own page of the index, so
+//! every message changed one more page than its own row: one more WAL frame
+//! to write and fsync per message, a fifth of the writer's time at 10,000
+//! messages a second (docs/benchmarks.md).
+//!
+//! Instead the writer remembers, for each conversation it writes to, a hash
+//! of every (author, client id) stored there: read once from the
+//! conversation's rows, which the primary key keeps together, and added to
+//! with each insert. An unknown hash is a new message; a known one is looked
+//! up among the conversation's rows, so a hash collision costs a scan, never
+//! a lost message. A hash left behind by a rolled-back insert is harmless
+//! the same way: only a stored row that memory lacked could duplicate, and
+//! every insert goes through [`ClientIds::stored`].
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
+
+use kefu_protocol::{AuthorKind, Message};
+use rusqlite::{Connection, OptionalExtension};
+
+use super::super::StoreError;
+use super::super::rows::{MESSAGE_SELECT, MessageRow};
+
+/// Hashes remembered over all conversations (8 bytes and change each)
+/// before the least recently written ones are forgotten; they are read
+/// again with their next message.
+pub(super) const MOST_REMEMBERED: usize = 1_000_000;
+
+pub(super) struct ClientIds {
+    hasher: RandomState,
+    by_conversation: HashMap<String, Remembered>,
+    /// Hashes in `by_conversation`, all together.
+    total: usize,
+    most: usize,
+    /// Counts lookups; orders conversations by their last one.
+    clock: u64,
+}
+
+struct Remembered {
+    hashes: HashSet<u64>,
+    used: u64,
+}
+
+impl ClientIds {
+    pub fn new(most: usize) -> ClientIds {
+        ClientIds {
+            hasher: RandomState::new(),
+            by_conversation: HashMap::new(),
+            total: 0,
+            most,
+            clock: 0,
+        }
+    }
+
+    /// The message this author already stored in the conversation under
+    /// `client_id`, if any.
+    pub fn find(
+        &mut self,
+        conn: &Connection,
+        conversation_id: &str,
+        author: (AuthorKind, &str),
+        client_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        let hash = self.hash(author, client_id);
+        self.clock += 1;
+        let known = match self.by_conversation.get_mut(conversation_id) {
+            Some(remembered) => {
+                remembered.used = self.clock;
+                remembered.hashes.contains(&hash)
+            }
+            None => {
+                let hashes = self.read(conn, conversation_id)?;
+                let known = hashes.contains(&hash);
+                self.total += hashes.len();
+                let used = self.clock;
+                self.by_conversation
+                    .insert(conversation_id.to_owned(), Remembered { hashes, used });
+                self.forget_oldest_if_full();
+                known
+            }
+        };
+        if !known {
+            return Ok(None);
+        }
+        let sql = format!(
+            "{MESSAGE_SELECT} WHERE conversation_id = ? AND author_kind = ? AND author_id = ?
+             AND client_id = ?"
+        );
+        conn.prepare_cached(&sql)?
+            .query_row(
+                (conversation_id, author.0.as_str(), author.1, client_id),
+                MessageRow::from_rusqlite,
+            )
+            .optional()?
+            .map(Message::try_from)
+            .transpose()
+    }
+
+    /// A message was inserted (its transaction may still roll back).
+    pub fn stored(&mut self, message: &Message) {
+        let hash = self.hash(
+            (message.author.kind, &message.author.id),
+            &message.client_id,
+        );
+        // A conversation not remembered is read whole when next looked up.
+        if let Some(remembered) = self.by_conversation.get_mut(&message.conversation_id)
+            && remembered.hashes.insert(hash)
+        {
+            self.total += 1;
+            self.forget_oldest_if_full();
+        }
+    }
+
+    fn hash(&self, (kind, author_id): (AuthorKind, &str), client_id: &str) -> u64 {
+        self.hasher.hash_one((kind.as_str(), author_id, client_id))
+    }
+
+    fn read(&self, conn: &Connection, conversation_id: &str) -> rusqlite::Result<HashSet<u64>> {
+        let mut statement = conn.prepare_cached(
+            "SELECT author_kind, author_id, client_id FROM messages WHERE conversation_id = ?",
+        )?;
+        let mut rows = statement.query([conversation_id])?;
+        let mut hashes = HashSet::new();
+        while let Some(row) = rows.next()? {
+            let (kind, author_id, client_id) = (
+                row.get_ref(0)?.as_str()?,
+                row.get_ref(1)?.as_str()?,
+                row.get_ref(2)?.as_str()?,
+            );
+            hashes.insert(self.hasher.hash_one((kind, author_id, client_id)));
+        }
+        Ok(hashes)
+    }
+
+    /// Past the limit, forgets the least recently looked-up conversations
+    /// until a quarter of the room is free again, so that this sort runs
+    /// once per many messages rather than with each.
+    fn forget_oldest_if_full(&mut self) {
+        if self.total <= self.most {
+            return;
+        }
+        let mut by_age: Vec<(u64, usize, String)> = self
+            .by_conversation
+            .iter()
+            .map(|(id, remembered)| (remembered.used, remembered.hashes.len(), id.clone()))
+            .collect();
+        by_age.sort_unstable();
+        let target = self.most - self.most / 4;
+        for (_, len, id) in by_age {
+            if self.total <= target {
+                break;
+            }
+            self.by_conversation.remove(&id);
+            self.total -= len;
+        }
+    }
+
+    #[cfg(test)]
+    fn remembered(&self, conversation_id: &str) -> bool {
+        self.by_conversation.contains_key(conversation_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kefu_protocol::Author;
+
+    use super::*;
+
+    fn database() -> Connection {
+        let conn = Connection::open_in_memory().expect("open");
+        conn.execute_batch(
+            "CREATE TABLE messages (
+                conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
+                client_id TEXT NOT NULL, author_kind TEXT NOT NULL, author_id TEXT NOT NULL,
+                author_name TEXT NOT NULL, text TEXT NOT NULL, internal INTEGER NOT NULL,
+                at INTEGER NOT NULL, PRIMARY KEY (conversation_id, seq)
+            ) WITHOUT ROWID",
+        )
+        .expect("schema");
+        conn
+    }
+
+    fn message(
+        conversation_id: &str,
+        seq: u64,
+        author: (AuthorKind, &str),
+        client_id: &str,
+    ) -> Message {
+        Message {
+            conversation_id: conversation_id.to_owned(),
+            seq,
+            id: format!("{conversation_id}-{seq}"),
+            client_id: client_id.to_owned(),
+            author: Author {
+                kind: author.0,
+                id: author.1.to_owned(),
+                name: author.1.to_owned(),
+            },
+            text: format!("text {seq}"),
+            at: time::OffsetDateTime::UNIX_EPOCH,
+            internal: false,
+        }
+    }
+
+    /// Writes the row, as the writer does, and tells `ids` of it.
+    fn insert(conn: &Connection, ids: &mut ClientIds, message: &Message) {
+        conn.execute(
+            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
+            (
+                &message.conversation_id,
+                message.seq,
+                &message.id,
+                &message.client_id,
+                message.author.kind.as_str(),
+                &message.author.id,
+                &message.author.name,
+                &message.text,
+            ),
+        )
+        .expect("insert");
+        ids.stored(message);
+    }
+
+    const ANN: (AuthorKind, &str) = (AuthorKind::Visitor, "ann");
+    const BOB: (AuthorKind, &str) = (AuthorKind::Agent, "bob");
+
+    fn find(
+        conn: &Connection,
+        ids: &mut ClientIds,
+        conversation: &str,
+        author: (AuthorKind, &str),
+        client_id: &str,
+    ) -> Option<Message> {
+        ids.find(conn, conversation, author, client_id)
+            .expect("find")
+    }
+
+    #[test]
+    fn rows_stored_before_a_restart_are_found() {
+        let conn = database();
+        let original = message("k1", 1, ANN, "c1");
+        insert(&conn, &mut ClientIds::new(10), &original);
+        insert(&conn, &mut ClientIds::new(10), &message("k1", 2, BOB, "c2"));
+
+        let mut ids = ClientIds::new(10);
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), Some(original));
+        assert_eq!(
+            find(&conn, &mut ids, "k1", ANN, "c2"),
+            None,
+            "another author's id"
+        );
+        assert_eq!(
+            find(&conn, &mut ids, "k1", BOB, "c1"),
+            None,
+            "another author's id"
+        );
+        assert_eq!(
+            find(&conn, &mut ids, "k2", ANN, "c1"),
+            None,
+            "another conversation"
+        );
+    }
+
+    #[test]
+    fn an_insert_is_found_by_the_next_lookup() {
+        let conn = database();
+        let mut ids = ClientIds::new(10);
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), None);
+        let original = message("k1", 1, ANN, "c1");
+        insert(&conn, &mut ids, &original);
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), Some(original));
+    }
+
+    #[test]
+    fn a_remembered_id_without_its_row_is_a_new_message() {
+        let conn = database();
+        let mut ids = ClientIds::new(10);
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), None);
+        // As after a rolled-back insert: memory has it, the table does not.
+        ids.stored(&message("k1", 1, ANN, "c1"));
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), None);
+    }
+
+    #[test]
+    fn past_the_limit_the_oldest_conversations_are_forgotten_and_read_again() {
+        let conn = database();
+        let mut ids = ClientIds::new(4);
+        let first = message("k1", 1, ANN, "c1");
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), None);
+        insert(&conn, &mut ids, &first);
+        insert(&conn, &mut ids, &message("k1", 2, ANN, "c2"));
+        for seq in 1..=3 {
+            let client_id = format!("b{seq}");
+            assert_eq!(find(&conn, &mut ids, "k2", BOB, &client_id), None);
+            insert(&conn, &mut ids, &message("k2", seq, BOB, &client_id));
+        }
+        assert!(ids.total <= 4, "{} hashes remembered", ids.total);
+        assert!(!ids.remembered("k1"), "the least recently used went first");
+        assert!(ids.remembered("k2"));
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), Some(first));
+        assert!(ids.remembered("k1"));
+    }
+}
