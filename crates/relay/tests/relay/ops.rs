@@ -324,6 +324,41 @@ async fn add_agent(database: &Path, name: &str) -> String {
     stdout(&output).trim().to_owned()
 }
 
+/// Closing any descriptor of the database file drops every POSIX lock the
+/// process holds on it, SQLite's included. Were a readiness probe to open
+/// and close the file, an admin command run next against the same database
+/// would take itself for its last user when it closes, and delete the
+/// running relay's WAL: every commit after that would be lost in a crash.
+#[tokio::test]
+async fn an_admin_command_after_readiness_probes_keeps_the_relays_commits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("kefu.db");
+    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let mut visitor = relay.visitor().await;
+    let welcome = visitor.hello(None, None).await;
+    visitor.say("before", "before the probes").await;
+    for _ in 0..3 {
+        let ready = http_get(socket_addr(&relay.addr), "/readyz").await;
+        assert_eq!(ready.map(|(status, _)| status), Some(200));
+    }
+
+    add_agent(&database, "alice").await;
+    assert!(
+        database.with_extension("db-wal").exists(),
+        "the relay's WAL is still there"
+    );
+    let after = visitor.say("after", "after the admin command").await;
+    relay.kill().await;
+
+    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let mut visitor = relay.visitor().await;
+    visitor.hello(Some(&welcome.token), Some(0)).await;
+    let texts = [visitor.next_message().await, visitor.next_message().await];
+    assert_eq!(texts[1].client_id, "after", "{texts:?}");
+    assert_eq!(texts[1].seq, after.seq);
+    relay.kill().await;
+}
+
 #[tokio::test]
 async fn readyz_fails_while_the_database_file_is_gone() {
     let relay = TestRelay::start().await;

@@ -353,9 +353,9 @@ impl Store for SqliteStore {
         if !metadata.is_file() {
             return Err(unavailable(path, "not a regular file"));
         }
-        tokio::fs::File::open(path)
-            .await
-            .map_err(|error| unavailable(path, error))?;
+        // Never open the file here: closing any descriptor of it drops the
+        // process's POSIX locks on it, SQLite's too, and an admin command
+        // closing its own connection next would then delete our WAL.
         sqlx::query("SELECT 1").execute(&self.reads).await?;
         Ok(())
     }
