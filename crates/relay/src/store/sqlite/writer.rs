@@ -168,10 +168,11 @@ pub(super) fn run(
             }
         }
     }
-    checkpointer.stop();
+    let database_file = checkpointer.stop();
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the database");
     }
+    drop(database_file);
 }
 
 fn take(request: Request, batch: &mut Vec<Pending>, queue: &mut mpsc::Receiver<Request>) {
