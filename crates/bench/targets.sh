@@ -4,6 +4,7 @@
 #
 #   cargo build --release -p kefu-relay -p kefu-bench
 #   crates/bench/targets.sh [idle|latency|throughput|longpoll|all]
+#   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
 #
 # Each run gets a fresh relay with a fresh SQLite file and raised
 # per-connection limits. Reports go to $OUT (default ./bench-results), the
@@ -14,6 +15,9 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 OUT=${OUT:-bench-results}
 PORT=${PORT:-18080}
 DURATION=${DURATION:-30s}
+# This machine is shared and noisy: one run's p99 says little, several
+# runs' spread says more.
+RUNS=${RUNS:-1}
 WARMUP=${WARMUP:-5s}
 RELAY_URL=ws://127.0.0.1:$PORT
 mkdir -p "$OUT"
@@ -63,7 +67,7 @@ start_relay() {
 
 # bench NAME ARGS…: one kefu-bench run, its report kept in $OUT/NAME.txt.
 bench() {
-    local name=$1
+    local name=$1$run_suffix
     shift
     echo "== $name: kefu-bench $*" | tee "$OUT/$name.txt"
     local status=0
@@ -106,8 +110,17 @@ longpoll() {
     stop_relay
 }
 
+# repeat TARGET: the target RUNS times, each run's files named NAME-i.
+run_suffix=
+repeat() {
+    for i in $(seq 1 "$RUNS"); do
+        if [ "$RUNS" -gt 1 ]; then run_suffix=-$i; fi
+        "$1"
+    done
+}
+
 case ${1:-all} in
-    idle | latency | throughput | longpoll) "$1" ;;
-    all) idle; latency; throughput; longpoll ;;
+    idle | latency | throughput | longpoll) repeat "$1" ;;
+    all) repeat idle; repeat latency; repeat throughput; repeat longpoll ;;
     *) echo "usage: $0 [idle|latency|throughput|longpoll|all]" >&2; exit 2 ;;
 esac
