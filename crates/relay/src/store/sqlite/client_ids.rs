@@ -171,17 +171,19 @@ mod tests {
 
     use super::*;
 
+    /// An in-memory database with the real schema, every migration applied.
     fn database() -> Connection {
         let conn = Connection::open_in_memory().expect("open");
-        conn.execute_batch(
-            "CREATE TABLE messages (
-                conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL,
-                client_id TEXT NOT NULL, author_kind TEXT NOT NULL, author_id TEXT NOT NULL,
-                author_name TEXT NOT NULL, text TEXT NOT NULL, internal INTEGER NOT NULL,
-                at INTEGER NOT NULL, PRIMARY KEY (conversation_id, seq)
-            ) WITHOUT ROWID",
-        )
-        .expect("schema");
+        for migration in [
+            include_str!("../../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../../migrations/sqlite/0002_drop_conversations_updated.sql"),
+            include_str!("../../../migrations/sqlite/0003_drop_messages_client_id.sql"),
+        ] {
+            conn.execute_batch(migration).expect("migrate");
+        }
+        // Messages without visitor and conversation rows will do here.
+        conn.pragma_update(None, "foreign_keys", false)
+            .expect("foreign keys off");
         conn
     }
 
@@ -209,20 +211,7 @@ mod tests {
 
     /// Writes the row, as the writer does, and tells `ids` of it.
     fn insert(conn: &Connection, ids: &mut ClientIds, message: &Message) {
-        conn.execute(
-            "INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)",
-            (
-                &message.conversation_id,
-                message.seq,
-                &message.id,
-                &message.client_id,
-                message.author.kind.as_str(),
-                &message.author.id,
-                &message.author.name,
-                &message.text,
-            ),
-        )
-        .expect("insert");
+        super::super::writer::insert_row(conn, message).expect("insert");
         ids.stored(message);
     }
 

@@ -606,6 +606,12 @@ fn insert_message(
         at: new.at,
         internal: new.internal,
     };
+    insert_row(conn, &message)?;
+    client_ids.stored(&message);
+    Ok(message)
+}
+
+pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Result<usize> {
     execute(
         conn,
         "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
@@ -623,9 +629,7 @@ fn insert_message(
             message.internal,
             to_millis(message.at),
         ),
-    )?;
-    client_ids.stored(&message);
-    Ok(message)
+    )
 }
 
 fn assign(
