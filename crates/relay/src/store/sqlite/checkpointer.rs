@@ -38,10 +38,10 @@ use super::super::StoreError;
 /// grew to about 200 MiB before it restarted (docs/benchmarks.md).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// WAL pages (4 KiB each) past which the log should start over. Each
-/// restart stops the writer while it copies what came in during the last
-/// pass (25-35 ms at 10,000 msg/s), so restarting every few passes rather
-/// than after each cut the acks' p99 from about 53 to 40 ms there, for a
-/// WAL of about 260 MiB instead of 140 under that load (docs/benchmarks.md).
+/// restart stops the writer while it copies and syncs what came in since
+/// the last pass, so restarting every few passes rather than after each
+/// cut the acks' p99 at 10,000 msg/s from about 53 to 40 ms, for a WAL of
+/// about 260 MiB instead of 140 under that load (docs/benchmarks.md).
 const RESTART_PAGES: i64 = 40_000;
 /// WAL pages at which SQLite's own checkpoint runs on the writer: only a
 /// backstop, should the checkpointer fall behind.

@@ -514,11 +514,13 @@ fn agent_send(
     client_ids: &mut ClientIds,
     send: &AgentSend,
 ) -> Result<Applied, StoreError> {
+    // The conversation first: `find` remembers every conversation it is
+    // asked about, and a made-up id must not take room there.
+    let mut summary = current_summary(conn, summaries, &send.conversation_id)?;
     let author = (AuthorKind::Agent, send.agent.id.as_str());
     if let Some(original) = client_ids.find(conn, &send.conversation_id, author, &send.client_id)? {
         return Ok((Written::Message(original), None));
     }
-    let mut summary = current_summary(conn, summaries, &send.conversation_id)?;
     let now = now_millis();
     let now_ms = to_millis(now);
     if rules::reply(&state_of(&summary), &send.agent, send.internal)? == Decision::Assign {
