@@ -16,7 +16,7 @@
 //! ([`Checkpointer::restart_due`]); its next transaction then starts the
 //! log over. Before asking, the pass flushes what it copied to the disk
 //! ([`DatabaseFile::write_out`]), so that the writer's copy ends with a
-//! short sync.
+//! shorter sync.
 
 use std::fs::File;
 use std::path::Path;
@@ -34,14 +34,15 @@ use super::super::StoreError;
 /// the pages that change in every batch (conversations, index interiors)
 /// fewer times, and so writes less to the database file, whose syncs share
 /// the disk with the writer's: at 10,000 msg/s, every second rather than
-/// every 250 ms cut the acks' p90 from 35-40 ms to 23 ms, while the WAL
-/// grew to about 200 MiB before it restarted (docs/benchmarks.md).
+/// every 250 ms cut the acks' p90 from 35-40 ms to 23 ms (docs/benchmarks.md,
+/// item 10), for a longer WAL.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// WAL pages (4 KiB each) past which the log should start over. Each
 /// restart stops the writer while it copies and syncs what came in since
-/// the last pass, so restarting every few passes rather than after each
-/// cut the acks' p99 at 10,000 msg/s from about 53 to 40 ms, for a WAL of
-/// about 260 MiB instead of 140 under that load (docs/benchmarks.md).
+/// the last pass; restarting every two passes or so rather than after each
+/// took the acks' p99 at 10,000 msg/s from 64, 45, 52, 54 ms to 37, 42,
+/// 37, 66 ms in alternating runs, for a WAL of about 260 MiB instead of 140
+/// under that load (docs/benchmarks.md, item 14).
 const RESTART_PAGES: i64 = 40_000;
 /// WAL pages at which SQLite's own checkpoint runs on the writer: only a
 /// backstop, should the checkpointer fall behind.
@@ -57,13 +58,15 @@ pub(super) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Opens the checkpointing connection and starts its thread.
-    pub fn start(path: &Path) -> Result<Checkpointer, StoreError> {
-        Self::start_with(path, CHECKPOINT_EVERY, RESTART_PAGES)
+    /// Opens the checkpointing connection and starts its thread, which
+    /// syncs the database through `file`.
+    pub fn start(path: &Path, file: DatabaseFile) -> Result<Checkpointer, StoreError> {
+        Self::start_with(path, file, CHECKPOINT_EVERY, RESTART_PAGES)
     }
 
     fn start_with(
         path: &Path,
+        file: DatabaseFile,
         every: Duration,
         restart_pages: i64,
     ) -> Result<Checkpointer, StoreError> {
@@ -74,7 +77,6 @@ impl Checkpointer {
         // Sync the database file before the WAL may be reused, as the
         // writer's own checkpoints do.
         conn.pragma_update(None, "synchronous", "full")?;
-        let file = DatabaseFile::open(path)?;
         let database_file = file.clone();
         let (committed, commits) = mpsc::sync_channel(1);
         let restart_due = Arc::new(AtomicBool::new(false));
@@ -119,9 +121,10 @@ impl Checkpointer {
     }
 
     /// Ends the thread, after its current pass, and closes its connection:
-    /// the writer's connection is then the last, whose close checkpoints
-    /// everything and removes the WAL. Returns the database file's
-    /// descriptor, for the writer to close after its connection.
+    /// the writer's connection is then the last to write, whose close
+    /// checkpoints everything (and removes the WAL, if the readers are
+    /// closed by then). Returns the database file's descriptor, for the
+    /// writer to drop after its connection.
     #[must_use = "closing the database file before the connection drops its locks"]
     pub fn stop(mut self) -> DatabaseFile {
         self.committed = None;
@@ -169,13 +172,15 @@ fn run(
 /// Closing any descriptor of a file drops every POSIX lock the process
 /// holds on it, SQLite's included, after which another process closing
 /// its connection (an admin command) takes itself for the last user and
-/// deletes the WAL. So this one is closed only after the writer's
-/// connection, the last to write: [`Checkpointer::stop`] hands it back.
+/// deletes the WAL. So it is closed only once its last clone is dropped:
+/// the store keeps one until it is dropped, after closing its readers, and
+/// the writer one until its connection is closed ([`Checkpointer::stop`]
+/// hands it the checkpointer's).
 #[derive(Clone)]
 pub(super) struct DatabaseFile(Arc<File>);
 
 impl DatabaseFile {
-    fn open(path: &Path) -> Result<DatabaseFile, StoreError> {
+    pub fn open(path: &Path) -> Result<DatabaseFile, StoreError> {
         let file = File::open(path).map_err(|error| {
             StoreError::Unavailable(format!("opening {}: {error}", path.display()))
         })?;
@@ -184,10 +189,10 @@ impl DatabaseFile {
 
     /// Flushes what the passes copied into the file to the disk, so that
     /// the writer's own checkpoint, which must sync the file before the WAL
-    /// can restart, has only its own few pages left to write. (A passive
-    /// pass syncs the file only when it copied the whole WAL, which under
-    /// steady commits it never does: the writer then flushed two seconds of
-    /// copies, 15-45 ms, while every message waited.)
+    /// can restart, has less left to write. (A passive pass syncs the file
+    /// only when it copied the whole WAL, which under steady commits it
+    /// never does: the writer then synced two seconds of copies, 15-45 ms,
+    /// while every message waited; 4-20 ms since.)
     fn write_out(&self) {
         if let Err(error) = self.0.sync_data() {
             tracing::warn!(%error, "syncing the database file");
@@ -240,7 +245,9 @@ mod tests {
                 "CREATE TABLE t (id INTEGER PRIMARY KEY, b BLOB); INSERT INTO t VALUES (1, x'')",
             )
             .expect("table");
-        let checkpointer = Checkpointer::start_with(&path, Duration::ZERO, RESTART).expect("start");
+        let file = DatabaseFile::open(&path).expect("database file");
+        let checkpointer =
+            Checkpointer::start_with(&path, file, Duration::ZERO, RESTART).expect("start");
         // Rewriting one 256 KiB value (with other bytes each time: SQLite
         // leaves equal content alone) puts about 64 pages in the WAL per
         // commit, while the database itself stays small.

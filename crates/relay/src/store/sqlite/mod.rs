@@ -31,7 +31,7 @@ use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
     to_millis,
 };
-use checkpointer::Checkpointer;
+use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
@@ -49,6 +49,11 @@ pub struct SqliteStore {
     /// thread has committed its last batch and closed the database.
     writer_done: Mutex<Option<oneshot::Receiver<()>>>,
     visitor_secret: Vec<u8>,
+    /// Our own descriptor of the file, kept open until the store is
+    /// dropped, after [`Store::close`] has closed every connection (the
+    /// writer keeps another until its connection is closed): see
+    /// [`DatabaseFile`]. Last, so that it is dropped last.
+    _database_file: DatabaseFile,
 }
 
 impl SqliteStore {
@@ -72,10 +77,13 @@ impl SqliteStore {
         // Through the pool: sqlx's `Acquire` for a bare connection would make
         // this future not `Send`.
         MIGRATOR.run(&reads).await?;
+        let database_file = DatabaseFile::open(path)?;
         let file = path.to_owned();
+        let for_checkpoints = database_file.clone();
         let (writer, checkpointer, visitor_secret) = tokio::task::spawn_blocking(move || {
             let (writer, visitor_secret) = writer::open(&file)?;
-            Ok::<_, StoreError>((writer, Checkpointer::start(&file)?, visitor_secret))
+            let checkpointer = Checkpointer::start(&file, for_checkpoints)?;
+            Ok::<_, StoreError>((writer, checkpointer, visitor_secret))
         })
         .await
         .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
@@ -95,6 +103,7 @@ impl SqliteStore {
             writes,
             writer_done: Mutex::new(Some(writer_done)),
             visitor_secret,
+            _database_file: database_file,
         })
     }
 
