@@ -25,15 +25,20 @@ use rusqlite::{Connection, OptionalExtension};
 use super::super::StoreError;
 use super::super::rows::{MESSAGE_SELECT, MessageRow};
 
-/// Hashes remembered over all conversations (8 bytes and change each)
-/// before the least recently written ones are forgotten; they are read
-/// again with their next message.
+/// What the memory may hold, in hashes (about 16 bytes each with the
+/// table around them), before the least recently written conversations
+/// are forgotten; they are read again with their next message. About
+/// 20 MiB.
 pub(super) const MOST_REMEMBERED: usize = 1_000_000;
+/// What remembering a conversation costs besides its hashes (its id, its
+/// table), counted in hashes, so that many small conversations stay
+/// within the limit too.
+const CONVERSATION_COST: usize = 16;
 
 pub(super) struct ClientIds {
     hasher: RandomState,
     by_conversation: HashMap<String, Remembered>,
-    /// Hashes in `by_conversation`, all together.
+    /// The size of `by_conversation`, in hashes ([`CONVERSATION_COST`]).
     total: usize,
     most: usize,
     /// Counts lookups; orders conversations by their last one.
@@ -75,7 +80,7 @@ impl ClientIds {
             None => {
                 let hashes = self.read(conn, conversation_id)?;
                 let known = hashes.contains(&hash);
-                self.total += hashes.len();
+                self.total += CONVERSATION_COST + hashes.len();
                 let used = self.clock;
                 self.by_conversation
                     .insert(conversation_id.to_owned(), Remembered { hashes, used });
@@ -138,7 +143,9 @@ impl ClientIds {
 
     /// Past the limit, forgets the least recently looked-up conversations
     /// until a quarter of the room is free again, so that this sort runs
-    /// once per many messages rather than with each.
+    /// once per many messages rather than with each. The conversation in
+    /// hand stays, even alone over the limit: forgotten, it would be read
+    /// whole again with each of its messages.
     fn forget_oldest_if_full(&mut self) {
         if self.total <= self.most {
             return;
@@ -149,13 +156,14 @@ impl ClientIds {
             .map(|(id, remembered)| (remembered.used, remembered.hashes.len(), id.clone()))
             .collect();
         by_age.sort_unstable();
+        by_age.pop(); // the one in hand: just looked up or written to
         let target = self.most - self.most / 4;
         for (_, len, id) in by_age {
             if self.total <= target {
                 break;
             }
             self.by_conversation.remove(&id);
-            self.total -= len;
+            self.total -= CONVERSATION_COST + len;
         }
     }
 
@@ -278,7 +286,8 @@ mod tests {
     #[test]
     fn past_the_limit_the_oldest_conversations_are_forgotten_and_read_again() {
         let conn = database();
-        let mut ids = ClientIds::new(4);
+        // Room for two conversations and four hashes.
+        let mut ids = ClientIds::new(2 * CONVERSATION_COST + 4);
         let first = message("k1", 1, ANN, "c1");
         assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), None);
         insert(&conn, &mut ids, &first);
@@ -288,10 +297,27 @@ mod tests {
             assert_eq!(find(&conn, &mut ids, "k2", BOB, &client_id), None);
             insert(&conn, &mut ids, &message("k2", seq, BOB, &client_id));
         }
-        assert!(ids.total <= 4, "{} hashes remembered", ids.total);
+        assert!(ids.total <= ids.most, "{} remembered", ids.total);
         assert!(!ids.remembered("k1"), "the least recently used went first");
         assert!(ids.remembered("k2"));
         assert_eq!(find(&conn, &mut ids, "k1", ANN, "c1"), Some(first));
         assert!(ids.remembered("k1"));
+    }
+
+    #[test]
+    fn a_conversation_alone_over_the_limit_stays_remembered() {
+        let conn = database();
+        let mut ids = ClientIds::new(CONVERSATION_COST + 1);
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c0"), None);
+        for seq in 1..=3 {
+            insert(
+                &conn,
+                &mut ids,
+                &message("k1", seq, ANN, &format!("c{seq}")),
+            );
+        }
+        assert!(ids.remembered("k1"), "not read again with every message");
+        let last = message("k1", 3, ANN, "c3");
+        assert_eq!(find(&conn, &mut ids, "k1", ANN, "c3"), Some(last));
     }
 }
