@@ -98,13 +98,13 @@ pub(super) enum Written {
 }
 
 type Applied = (Written, Option<Change>);
+type Reply = Result<Written, StoreError>;
 
 /// What the writer keeps between batches instead of reading it back.
 struct Memory {
     summaries: Summaries,
     client_ids: ClientIds,
 }
-type Reply = Result<Written, StoreError>;
 
 /// A write request waiting for the batch's commit.
 struct Pending {
