@@ -20,10 +20,11 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
 use kefu_protocol::{AuthorKind, Message};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
 use super::super::StoreError;
 use super::super::rows::{MESSAGE_SELECT, MessageRow};
+use super::writer::query_optional;
 
 /// What the memory may hold, in hashes (about 16 bytes each with the
 /// table around them), before the least recently written conversations
@@ -91,18 +92,17 @@ impl ClientIds {
         if !known {
             return Ok(None);
         }
-        let sql = format!(
-            "{MESSAGE_SELECT} WHERE conversation_id = ? AND author_kind = ? AND author_id = ?
-             AND client_id = ?"
-        );
-        conn.prepare_cached(&sql)?
-            .query_row(
-                (conversation_id, author.0.as_str(), author.1, client_id),
-                MessageRow::from_rusqlite,
-            )
-            .optional()?
-            .map(Message::try_from)
-            .transpose()
+        query_optional(
+            conn,
+            &format!(
+                "{MESSAGE_SELECT} WHERE conversation_id = ? AND author_kind = ? AND author_id = ?
+                 AND client_id = ?"
+            ),
+            (conversation_id, author.0.as_str(), author.1, client_id),
+            MessageRow::from_rusqlite,
+        )?
+        .map(Message::try_from)
+        .transpose()
     }
 
     /// A message was inserted (its transaction may still roll back).

@@ -308,7 +308,7 @@ fn execute(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Resul
     conn.prepare_cached(sql)?.execute(params)
 }
 
-fn query_optional<T>(
+pub(super) fn query_optional<T>(
     conn: &Connection,
     sql: &str,
     params: impl Params,
