@@ -54,7 +54,6 @@ pub(super) struct Checkpointer {
     committed: Option<SyncSender<()>>,
     restart_due: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
-    file: DatabaseFile,
 }
 
 impl Checkpointer {
@@ -77,21 +76,13 @@ impl Checkpointer {
         // Sync the database file before the WAL may be reused, as the
         // writer's own checkpoints do.
         conn.pragma_update(None, "synchronous", "full")?;
-        let database_file = file.clone();
         let (committed, commits) = mpsc::sync_channel(1);
         let restart_due = Arc::new(AtomicBool::new(false));
         let asks_restart = restart_due.clone();
         let thread = std::thread::Builder::new()
             .name("kefu-sqlite-checkpoint".into())
             .spawn(move || {
-                run(
-                    conn,
-                    &database_file,
-                    every,
-                    restart_pages,
-                    commits,
-                    &asks_restart,
-                );
+                run(conn, &file, every, restart_pages, commits, &asks_restart);
             })
             .map_err(|error| {
                 StoreError::Unavailable(format!("starting the checkpointer: {error}"))
@@ -100,7 +91,6 @@ impl Checkpointer {
             committed: Some(committed),
             restart_due,
             thread: Some(thread),
-            file,
         })
     }
 
@@ -123,15 +113,12 @@ impl Checkpointer {
     /// Ends the thread, after its current pass, and closes its connection:
     /// the writer's connection is then the last to write, whose close
     /// checkpoints everything (and removes the WAL, if the readers are
-    /// closed by then). Returns the database file's descriptor, for the
-    /// writer to drop after its connection.
-    #[must_use = "closing the database file before the connection drops its locks"]
-    pub fn stop(mut self) -> DatabaseFile {
+    /// closed by then).
+    pub fn stop(mut self) {
         self.committed = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        self.file
     }
 }
 
@@ -174,8 +161,7 @@ fn run(
 /// its connection (an admin command) takes itself for the last user and
 /// deletes the WAL. So it is closed only once its last clone is dropped:
 /// the store keeps one until it is dropped, after closing its readers, and
-/// the writer one until its connection is closed ([`Checkpointer::stop`]
-/// hands it the checkpointer's).
+/// the writer one until its connection is closed.
 #[derive(Clone)]
 pub(super) struct DatabaseFile(Arc<File>);
 
@@ -264,7 +250,7 @@ mod tests {
             }
             longest = longest.max(wal_pages(&path));
         }
-        drop(checkpointer.stop());
+        checkpointer.stop();
         assert!(
             longest < 2 * RESTART as u64,
             "{commits} commits of 64 pages grew the WAL to {longest} pages"

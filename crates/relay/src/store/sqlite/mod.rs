@@ -51,7 +51,7 @@ pub struct SqliteStore {
     visitor_secret: Vec<u8>,
     /// Our own descriptor of the file, kept open until the store is
     /// dropped, after [`Store::close`] has closed every connection (the
-    /// writer keeps another until its connection is closed): see
+    /// writer and the checkpointer hold clones of their own): see
     /// [`DatabaseFile`]. Last, so that it is dropped last.
     _database_file: DatabaseFile,
 }
@@ -80,6 +80,7 @@ impl SqliteStore {
         let database_file = DatabaseFile::open(path)?;
         let file = path.to_owned();
         let for_checkpoints = database_file.clone();
+        let for_writer = database_file.clone();
         let (writer, checkpointer, visitor_secret) = tokio::task::spawn_blocking(move || {
             let (writer, visitor_secret) = writer::open(&file)?;
             let checkpointer = Checkpointer::start(&file, for_checkpoints)?;
@@ -93,7 +94,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("kefu-sqlite-writer".into())
             .spawn(move || {
-                writer::run(writer, checkpointer, queue, changes);
+                writer::run(writer, for_writer, checkpointer, queue, changes);
                 drop(done);
             })
             .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;

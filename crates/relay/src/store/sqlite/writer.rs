@@ -30,7 +30,7 @@ use super::super::rules::{self, ConversationState, Decision};
 use super::super::{
     AgentSend, Change, StoreError, VisitorDetails, VisitorSend, now_millis, preview_of, to_millis,
 };
-use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer};
+use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer, DatabaseFile};
 use super::client_ids::{self, ClientIds};
 use super::summaries::{Summaries, with_details};
 use crate::auth;
@@ -139,8 +139,11 @@ pub(super) fn open(path: &Path) -> Result<(Connection, Vec<u8>), StoreError> {
 }
 
 /// The writer thread's loop; returns once the queue is closed and drained.
+/// `database_file` is dropped only after the connection is closed (see
+/// [`DatabaseFile`]).
 pub(super) fn run(
     mut conn: Connection,
+    database_file: DatabaseFile,
     checkpointer: Checkpointer,
     mut queue: mpsc::Receiver<Request>,
     changes: Option<mpsc::Sender<Change>>,
@@ -168,7 +171,7 @@ pub(super) fn run(
             }
         }
     }
-    let database_file = checkpointer.stop();
+    checkpointer.stop();
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the database");
     }
