@@ -16,8 +16,6 @@ use metrics::{
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use time::OffsetDateTime;
 
-use crate::store::Change;
-
 pub const CONNECTIONS: &str = "kefu_connections";
 pub const MESSAGES_STORED: &str = "kefu_messages_stored_total";
 pub const FRAMES_RECEIVED: &str = "kefu_frames_received_total";
@@ -171,15 +169,11 @@ pub fn error_sent(code: ErrorCode) {
     counter!(ERRORS, "code" => code.as_str()).increment(1);
 }
 
-/// One committed transaction of `requests` writes, which published
-/// `changes` (a resent message publishes nothing and is not counted).
-pub fn committed(requests: usize, changes: &[Change], took: Duration) {
+/// One committed transaction of `requests` writes, which stored `messages`
+/// new messages (a resent message stores nothing and is not counted).
+pub fn committed(requests: usize, messages: usize, took: Duration) {
     histogram!(COMMIT_SECONDS).record(took.as_secs_f64());
     histogram!(BATCH_SIZE).record(requests as f64);
-    let messages = changes
-        .iter()
-        .filter(|change| matches!(change, Change::Message { .. }))
-        .count();
     counter!(MESSAGES_STORED).increment(messages as u64);
 }
 
@@ -190,7 +184,7 @@ pub fn fanned_out(message_at: OffsetDateTime) {
 }
 
 /// The hub's gauges, refreshed just before a scrape renders them.
-pub fn hub_stats(stats: crate::hub::HubStats) {
-    gauge!(CONVERSATIONS_WAITING).set(stats.waiting as f64);
-    gauge!(AGENTS_ONLINE).set(stats.agents_online as f64);
+pub fn hub_stats(waiting: usize, agents_online: usize) {
+    gauge!(CONVERSATIONS_WAITING).set(waiting as f64);
+    gauge!(AGENTS_ONLINE).set(agents_online as f64);
 }

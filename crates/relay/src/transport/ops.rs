@@ -59,7 +59,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     };
     // A hub that stopped (shutdown) leaves the gauges as they were.
     if let Ok(stats) = state.0.hub.stats().await {
-        crate::telemetry::hub_stats(stats);
+        crate::telemetry::hub_stats(stats.waiting, stats.agents_online);
     }
     (
         [(

@@ -195,7 +195,12 @@ fn commit_and_reply(
     let started = Instant::now();
     let (results, published) = match commit_batch(conn, memory, batch) {
         Ok(done) => {
-            crate::telemetry::committed(batch.len(), &done.1, started.elapsed());
+            let messages = done
+                .1
+                .iter()
+                .filter(|change| matches!(change, Change::Message { .. }))
+                .count();
+            crate::telemetry::committed(batch.len(), messages, started.elapsed());
             done
         }
         Err(error) => {
