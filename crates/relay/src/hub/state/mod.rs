@@ -1,190 +1,74 @@
 //! The hub's state and the rules of who receives what. Only the hub task
 //! touches it, so none of it is locked.
 //!
-//! [`cluster`] holds what concerns the other relays of a cluster,
-//! [`assign`] the round-robin auto-assignment.
+//! [`HubState`] coordinates parts that each own their fields and keep their
+//! own invariants:
+//! - [`connections`]: the registry of connections and their bounded
+//!   outboxes; sending, and the dead connections to reap.
+//! - [`presence`]: who is on this relay, with the visitors' grace.
+//! - [`routes`]: the open conversations and who sees which.
+//! - [`throttle`]: which summaries reach other agents at once, and which
+//!   wait for the next flush.
+//! - [`peers`]: the other relays of a cluster and who is online on them.
+//! - [`roster`]: presence here and on the peers, read together.
+//! - [`assign`]: the round-robin auto-assignment.
+//!
+//! [`task`] is the hub task's loop: what wakes it, and in what order.
+//!
+//! The parts do not know each other (only the roster reads presence and
+//! peers); the steps that span them — handling a command, applying a
+//! committed change, hearing from the cluster, expiring presence — are
+//! here, and decide in what order they are told and whom to send what.
 
 mod assign;
-mod cluster;
+mod connections;
+mod peers;
+mod presence;
+mod roster;
+mod routes;
+mod task;
 #[cfg(test)]
 mod tests;
+mod throttle;
+
+pub(super) use task::run;
 
 use assign::Assigner;
-use cluster::{Peers, recv_cluster};
-
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::Duration;
+use connections::{Connections, Removed};
+use peers::Peers;
+use presence::LocalPresence;
+use roster::Roster;
+use routes::Routes;
+use throttle::{Audience, SummaryThrottle};
 
 use kefu_protocol::agent::{
-    AgentEvent, AgentInfo, AgentPresence, ConversationFrame, ConversationStatus,
-    ConversationSummary,
+    AgentEvent, AgentInfo, ConversationFrame, ConversationStatus, ConversationSummary,
 };
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{AgentState, Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
-use tokio::sync::mpsc::{self, error::TrySendError};
+use kefu_protocol::{Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
 use crate::ConnId;
-use crate::cluster::{ClusterEvent, ClusterInput};
+use crate::cluster::{ClusterEvent, ClusterInput, Envelope, NodeId};
 use crate::frame::encode;
 use crate::store::Change;
 
-/// Conversations an agent connection follows through `history`, at most.
-const MAX_WATCHED: usize = 256;
-
-/// How long a conversation's per-message changes (`last_seq`, `unread`,
-/// `preview`, `updated_at`, read marks) may wait before reaching the agents
-/// who do not see it ([`AgentConn::sees`]). To them it is a colleague's row
-/// in the queue, where a count two seconds late costs nothing, whereas a
-/// frame per message to every agent would multiply the relay's frames by the
-/// number of agents. They get at most one frame per conversation per delay,
-/// with its latest summary. Changes that move a conversation in the queue
-/// ([`moved_in_queue`]) reach everybody at once.
-const SUMMARY_DELAY: Duration = Duration::from_secs(2);
-
 pub(super) struct HubState {
-    grace: Duration,
-    visitor_conns: HashMap<ConnId, VisitorConn>,
-    agent_conns: HashMap<ConnId, AgentConn>,
-    /// Visitors shown as online: connected, or gone for less than the grace.
-    visitors: HashMap<String, VisitorPresence>,
-    /// Every agent seen since start, so availability survives a reconnect.
-    agents: HashMap<String, AgentEntry>,
-    /// Waiting and active conversations, as last committed.
-    conversations: HashMap<String, ConversationSummary>,
-    /// Open conversations with per-message changes not yet sent to the agents
-    /// who do not see them (see [`SUMMARY_DELAY`]); at most `conversations`.
-    stale: HashSet<String>,
-    /// When `stale` is flushed; `None` while it is empty, so an idle hub never
-    /// wakes for it.
-    flush_at: Option<Instant>,
-    conversation_of_visitor: HashMap<String, String>,
-    /// When visitors who left should be announced offline, oldest first
-    /// (the grace is constant, so pushing at the back keeps the order).
-    offline_deadlines: VecDeque<(Instant, String)>,
-    /// Connections whose outbox overflowed or closed, to drop after the
-    /// current fan-out.
-    dead: Vec<ConnId>,
+    connections: Connections,
+    presence: LocalPresence,
+    routes: Routes,
+    throttle: SummaryThrottle,
     /// The other relays of a cluster, and who is online on them.
     peers: Peers,
     assigner: Option<Assigner>,
-}
-
-struct VisitorConn {
-    outbox: Outbox,
-    visitor_id: String,
-}
-
-struct AgentConn {
-    outbox: Outbox,
-    agent_id: String,
-    watched: VecDeque<String>,
-}
-
-impl AgentConn {
-    /// Whether the connection follows a conversation: everybody while it
-    /// waits, then its assignee and whoever opened it through `history`.
-    fn sees(&self, summary: &ConversationSummary) -> bool {
-        summary.status == ConversationStatus::Waiting
-            || summary.assignee.as_deref() == Some(self.agent_id.as_str())
-            || self.watched.contains(&summary.id)
-    }
-}
-
-/// Whether a conversation changed in more than the counters every message
-/// moves, i.e. in what places it in agents' queues: status, assignee, the
-/// visitor. Destructured in full so that a new field must be placed here.
-fn moved_in_queue(before: &ConversationSummary, after: &ConversationSummary) -> bool {
-    let ConversationSummary {
-        id: _,
-        visitor,
-        status,
-        assignee,
-        waiting_since,
-        last_seq: _,
-        unread: _,
-        preview: _,
-        visitor_read_seq: _,
-        updated_at: _,
-    } = after;
-    before.visitor != *visitor
-        || before.status != *status
-        || before.assignee != *assignee
-        || before.waiting_since != *waiting_since
 }
 
 fn summary_frame(summary: ConversationSummary) -> Outbound {
     Outbound::Frame(encode(&AgentEvent::Conversation(ConversationFrame {
         summary,
     })))
-}
-
-#[derive(Default)]
-struct VisitorPresence {
-    conns: Vec<ConnId>,
-    offline_at: Option<Instant>,
-}
-
-pub(super) struct AgentEntry {
-    info: AgentInfo,
-    state: AgentState,
-    conns: Vec<ConnId>,
-}
-
-impl AgentEntry {
-    fn online(&self) -> bool {
-        !self.conns.is_empty()
-    }
-
-    fn available(&self) -> bool {
-        self.online() && self.state == AgentState::Available
-    }
-}
-
-pub(super) async fn run(
-    mut state: HubState,
-    mut commands: mpsc::Receiver<Command>,
-    mut changes: mpsc::Receiver<Change>,
-    mut cluster: Option<mpsc::Receiver<ClusterInput>>,
-) {
-    let mut changes_open = true;
-    let mut beat = tokio::time::interval(state.peers.heartbeat.every);
-    if cluster.is_some() {
-        state.peers.publish(ClusterEvent::Hello);
-    }
-    loop {
-        let deadline = state.offline_deadlines.front().map(|(at, _)| *at);
-        let flush_at = state.flush_at;
-        tokio::select! {
-            // Committed changes first: the store publishes a change before it
-            // answers the write, so whatever a client asks after its ack
-            // (e.g. a metrics scrape) finds the change applied.
-            biased;
-            change = changes.recv(), if changes_open => match change {
-                Some(change) => state.apply(change),
-                None => changes_open = false,
-            },
-            command = commands.recv() => match command {
-                Some(command) => state.handle(command),
-                None => break,
-            },
-            input = recv_cluster(&mut cluster), if cluster.is_some() => match input {
-                Some(input) => state.hear(input),
-                None => cluster = None,
-            },
-            _ = beat.tick(), if cluster.is_some() => state.beat(Instant::now()),
-            () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
-            () = sleep_until(flush_at), if flush_at.is_some() => state.flush(),
-        }
-        state.reap();
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    if let Some(deadline) = deadline {
-        tokio::time::sleep_until(deadline).await;
-    }
 }
 
 impl HubState {
@@ -194,28 +78,24 @@ impl HubState {
         options: HubOptions,
     ) -> Self {
         let mut state = HubState {
-            grace: options.presence_grace,
-            assigner: options.auto_assign.map(|store| Assigner { store, turn: 0 }),
-            visitor_conns: HashMap::new(),
-            agent_conns: HashMap::new(),
-            visitors: HashMap::new(),
-            agents: HashMap::new(),
-            conversations: HashMap::new(),
-            stale: HashSet::new(),
-            flush_at: None,
-            conversation_of_visitor: HashMap::new(),
-            offline_deadlines: VecDeque::new(),
-            dead: Vec::new(),
-            peers: Peers {
-                outgoing,
-                heartbeat: options.heartbeat,
-                ..Peers::default()
-            },
+            connections: Connections::default(),
+            presence: LocalPresence::new(options.presence_grace),
+            routes: Routes::default(),
+            throttle: SummaryThrottle::default(),
+            peers: Peers::new(outgoing, options.heartbeat),
+            assigner: options.auto_assign.map(Assigner::new),
         };
         for summary in open_conversations {
             state.remember(summary);
         }
         state
+    }
+
+    fn roster(&self) -> Roster<'_> {
+        Roster {
+            here: &self.presence,
+            peers: &self.peers,
+        }
     }
 
     fn handle(&mut self, command: Command) {
@@ -226,7 +106,7 @@ impl HubState {
                 reply,
             } => {
                 self.add_visitor(visitor_id, outbox);
-                let _ = reply.send(self.agents_online());
+                let _ = reply.send(self.roster().available_count());
             }
             Command::RegisterAgent {
                 agent,
@@ -251,13 +131,10 @@ impl HubState {
                 active,
             } => self.typing(conn, conversation_id, active),
             Command::SetState { conn, state } => {
-                let Some(agent_id) = self.agent_conns.get(&conn).map(|c| c.agent_id.clone()) else {
+                let Some(agent_id) = self.connections.agent_of(conn).map(str::to_owned) else {
                     return;
                 };
-                if let Some(entry) = self.agents.get_mut(&agent_id)
-                    && entry.state != state
-                {
-                    entry.state = state;
+                if self.presence.set_agent_state(&agent_id, state) {
                     self.publish_local_agent(&agent_id);
                     self.announce_agent(&agent_id);
                 }
@@ -298,10 +175,10 @@ impl HubState {
                         seq: message.seq,
                         frame: frame.clone(),
                     };
-                    self.send_all(&visitors, &item);
+                    self.connections.send_all(&visitors, &item);
                 }
                 let agents = self.agents_seeing(&summary, origin);
-                self.send_all(&agents, &Outbound::Frame(frame));
+                self.connections.send_all(&agents, &Outbound::Frame(frame));
                 crate::telemetry::fanned_out(message.at);
                 self.publish_summary(summary, before.as_ref());
             }
@@ -315,7 +192,7 @@ impl HubState {
                     AuthorKind::Visitor => self.agents_seeing(&summary, None),
                     _ => self.visitor_targets(&summary.visitor.id, None),
                 };
-                self.send_all(
+                self.connections.send_all(
                     &targets,
                     &Outbound::Frame(encode(&AgentEvent::Read(receipt))),
                 );
@@ -324,24 +201,14 @@ impl HubState {
         }
     }
 
-    /// Updates the routing table from a committed summary; returns it with
-    /// the visitor's presence filled in, and the open conversation's summary
-    /// it replaces (`None` for a new, reopened or already resolved one).
+    /// Updates the routing table from a committed summary (see
+    /// [`Routes::remember`]), with the visitor's presence filled in.
     fn remember(
         &mut self,
-        mut summary: ConversationSummary,
+        summary: ConversationSummary,
     ) -> (ConversationSummary, Option<ConversationSummary>) {
-        summary.visitor.online = self.visitor_online(&summary.visitor.id);
-        let before = if summary.status == ConversationStatus::Resolved {
-            self.conversation_of_visitor.remove(&summary.visitor.id);
-            self.conversations.remove(&summary.id)
-        } else {
-            self.conversation_of_visitor
-                .insert(summary.visitor.id.clone(), summary.id.clone());
-            self.conversations
-                .insert(summary.id.clone(), summary.clone())
-        };
-        (summary, before)
+        let online = self.roster().visitor_online(&summary.visitor.id);
+        self.routes.remember(summary, online)
     }
 
     /// Sends a committed summary to every agent at once if the conversation
@@ -352,43 +219,32 @@ impl HubState {
         summary: ConversationSummary,
         before: Option<&ConversationSummary>,
     ) {
-        let targets = if before.is_none_or(|before| moved_in_queue(before, &summary)) {
-            // Everybody now holds the latest: nothing left to flush.
-            self.stale.remove(&summary.id);
-            self.agent_conns.keys().copied().collect()
-        } else {
-            let seeing = self.agents_seeing(&summary, None);
-            if seeing.len() < self.agent_conns.len() {
-                self.mark_stale(&summary.id);
+        let targets = match self.throttle.audience(before, &summary) {
+            Audience::Everybody => self.connections.agent_conns(),
+            Audience::Seeing => {
+                let seeing = self.agents_seeing(&summary, None);
+                if seeing.len() < self.connections.agent_count() {
+                    self.throttle.hold(&summary.id, Instant::now());
+                }
+                seeing
             }
-            seeing
         };
-        self.send_all(&targets, &summary_frame(summary));
-    }
-
-    fn mark_stale(&mut self, conversation_id: &str) {
-        if self.stale.is_empty() {
-            self.flush_at = Some(Instant::now() + SUMMARY_DELAY);
-        }
-        if !self.stale.contains(conversation_id) {
-            self.stale.insert(conversation_id.to_owned());
-        }
+        self.connections.send_all(&targets, &summary_frame(summary));
     }
 
     /// Sends the agents who do not see them the latest summaries of the
     /// conversations that changed since the last flush, one frame each.
     fn flush(&mut self) {
-        self.flush_at = None;
-        for conversation_id in std::mem::take(&mut self.stale) {
-            let Some(summary) = self.conversations.get(&conversation_id) else {
+        for conversation_id in self.throttle.flush() {
+            let Some(summary) = self.routes.conversation(&conversation_id) else {
                 continue;
             };
-            let others: Vec<ConnId> = (self.agent_conns.iter())
-                .filter(|(_, conn)| !conn.sees(summary))
-                .map(|(id, _)| *id)
+            let others: Vec<ConnId> = (self.connections.agents())
+                .filter(|(conn, agent_id)| !self.routes.sees(*conn, agent_id, summary))
+                .map(|(conn, _)| conn)
                 .collect();
             let frame = summary_frame(summary.clone());
-            self.send_all(&others, &frame);
+            self.connections.send_all(&others, &frame);
         }
     }
 
@@ -396,59 +252,38 @@ impl HubState {
     /// it did not see may have changed since its last summary: it gets the
     /// current one, so that it follows from an up-to-date summary.
     fn watch(&mut self, conn: ConnId, conversation_id: String) {
-        let Some(agent) = self.agent_conns.get_mut(&conn) else {
+        let Some(agent_id) = self.connections.agent_of(conn) else {
             return;
         };
-        if agent.watched.contains(&conversation_id) {
-            return;
-        }
-        let behind = match self.conversations.get(&conversation_id) {
-            Some(summary) if self.stale.contains(&conversation_id) && !agent.sees(summary) => {
-                Some(summary.clone())
-            }
-            _ => None,
-        };
-        if agent.watched.len() == MAX_WATCHED {
-            agent.watched.pop_front();
-        }
-        agent.watched.push_back(conversation_id);
-        if let Some(summary) = behind {
-            self.send_all(&[conn], &summary_frame(summary));
+        let behind = self.throttle.is_held(&conversation_id);
+        let missed = self.routes.watch(conn, agent_id, conversation_id, behind);
+        if let Some(summary) = missed {
+            self.connections.send_all(&[conn], &summary_frame(summary));
         }
     }
 
     fn visitor_targets(&self, visitor_id: &str, except: Option<ConnId>) -> Vec<ConnId> {
-        self.visitors
-            .get(visitor_id)
-            .map(|presence| {
-                presence
-                    .conns
-                    .iter()
-                    .copied()
-                    .filter(|conn| Some(*conn) != except)
-                    .collect()
-            })
-            .unwrap_or_default()
+        (self.presence.visitor_conns(visitor_id).iter())
+            .copied()
+            .filter(|conn| Some(*conn) != except)
+            .collect()
     }
 
-    /// Agent connections that see a conversation (see [`AgentConn::sees`]).
+    /// Agent connections that see a conversation (see [`Routes::sees`]).
     fn agents_seeing(&self, summary: &ConversationSummary, except: Option<ConnId>) -> Vec<ConnId> {
-        self.agent_conns
-            .iter()
-            .filter(|(id, conn)| Some(**id) != except && conn.sees(summary))
-            .map(|(id, _)| *id)
+        (self.connections.agents())
+            .filter(|(conn, agent_id)| {
+                Some(*conn) != except && self.routes.sees(*conn, agent_id, summary)
+            })
+            .map(|(conn, _)| conn)
             .collect()
     }
 
     fn typing(&mut self, conn: ConnId, conversation_id: Option<String>, active: bool) {
-        let (conversation, author, to_visitor) = if let Some(visitor) =
-            self.visitor_conns.get(&conn)
+        let (conversation, author, to_visitor) = if let Some(visitor_id) =
+            self.connections.visitor_of(conn)
         {
-            let Some(summary) = self
-                .conversation_of_visitor
-                .get(&visitor.visitor_id)
-                .and_then(|id| self.conversations.get(id))
-            else {
+            let Some(summary) = self.routes.conversation_of(visitor_id) else {
                 return;
             };
             let author = Author {
@@ -457,20 +292,21 @@ impl HubState {
                 name: summary.visitor.name.clone(),
             };
             (summary, author, false)
-        } else if let Some(agent) = self.agent_conns.get(&conn) {
-            let Some(summary) = conversation_id.and_then(|id| self.conversations.get(&id)) else {
+        } else if let Some(agent_id) = self.connections.agent_of(conn) {
+            let Some(summary) = conversation_id.and_then(|id| self.routes.conversation(&id)) else {
                 return;
             };
-            let Some(entry) = self.agents.get(&agent.agent_id) else {
+            let Some(entry) = self.presence.agent(agent_id) else {
                 return;
             };
+            let info = entry.info();
             // The visitor sees only whoever answers them.
             let answering = summary.status == ConversationStatus::Waiting
-                || summary.assignee.as_deref() == Some(entry.info.id.as_str());
+                || summary.assignee.as_deref() == Some(info.id.as_str());
             let author = Author {
                 kind: AuthorKind::Agent,
-                id: entry.info.id.clone(),
-                name: entry.info.name.clone(),
+                id: info.id.clone(),
+                name: info.name.clone(),
             };
             (summary, author, answering)
         } else {
@@ -489,7 +325,7 @@ impl HubState {
     /// Shows `typing` to this node's agents following the conversation and,
     /// if `to_visitor`, to the visitor.
     fn deliver_typing(&mut self, typing: &Typing, to_visitor: bool, except: Option<ConnId>) {
-        let Some(summary) = self.conversations.get(&typing.conversation_id) else {
+        let Some(summary) = self.routes.conversation(&typing.conversation_id) else {
             return;
         };
         let mut targets = self.agents_seeing(summary, except);
@@ -497,31 +333,22 @@ impl HubState {
             targets.extend(self.visitor_targets(&summary.visitor.id, None));
         }
         let frame = encode(&AgentEvent::Typing(typing.clone()));
-        self.send_all(&targets, &Outbound::Frame(frame));
+        self.connections.send_all(&targets, &Outbound::Frame(frame));
     }
 
     fn deliver_broadcast(&mut self, broadcast: &Broadcast) {
-        let targets: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
+        let targets = self.connections.visitor_conns();
         let frame = encode(&VisitorEvent::Broadcast(broadcast.clone()));
-        self.send_all(&targets, &Outbound::Frame(frame));
+        self.connections.send_all(&targets, &Outbound::Frame(frame));
     }
 
     fn add_visitor(&mut self, visitor_id: String, outbox: Outbox) {
         let conn = outbox.id;
-        let was_online = self.visitor_online(&visitor_id);
-        let presence = self.visitors.entry(visitor_id.clone()).or_default();
-        let newly_here = presence.conns.is_empty() && presence.offline_at.is_none();
-        presence.conns.push(conn);
-        presence.offline_at = None;
-        self.visitor_conns.insert(
-            conn,
-            VisitorConn {
-                outbox,
-                visitor_id: visitor_id.clone(),
-            },
-        );
+        let was_online = self.roster().visitor_online(&visitor_id);
+        let newly_here = self.presence.visitor_arrived(&visitor_id, conn);
+        self.connections.add_visitor(visitor_id.clone(), outbox);
         if newly_here {
-            self.publish_visitor(&visitor_id, true);
+            self.peers.publish_visitor(&visitor_id, true);
         }
         if !was_online {
             self.announce_visitor(&visitor_id, true);
@@ -531,22 +358,8 @@ impl HubState {
     fn add_agent(&mut self, info: AgentInfo, outbox: Outbox) {
         let conn = outbox.id;
         let agent_id = info.id.clone();
-        let entry = self.agents.entry(agent_id.clone()).or_insert(AgentEntry {
-            info: info.clone(),
-            state: AgentState::Available,
-            conns: Vec::new(),
-        });
-        entry.info = info;
-        let newly_online = !entry.online();
-        entry.conns.push(conn);
-        self.agent_conns.insert(
-            conn,
-            AgentConn {
-                outbox,
-                agent_id: agent_id.clone(),
-                watched: VecDeque::new(),
-            },
-        );
+        let newly_online = self.presence.agent_arrived(info, conn);
+        self.connections.add_agent(agent_id.clone(), outbox);
         if newly_online {
             self.publish_local_agent(&agent_id);
             self.announce_agent(&agent_id);
@@ -555,62 +368,36 @@ impl HubState {
 
     /// Forgets a connection, updating presence; returns its outbox.
     fn remove(&mut self, conn: ConnId) -> Option<Outbox> {
-        if let Some(visitor) = self.visitor_conns.remove(&conn) {
-            if let Some(presence) = self.visitors.get_mut(&visitor.visitor_id) {
-                presence.conns.retain(|c| *c != conn);
-                if presence.conns.is_empty() {
-                    // Going offline is announced only after the grace, so a
-                    // visitor moving to the next page does not flicker.
-                    let at = Instant::now() + self.grace;
-                    presence.offline_at = Some(at);
-                    self.offline_deadlines
-                        .push_back((at, visitor.visitor_id.clone()));
-                }
+        match self.connections.remove(conn)? {
+            Removed::Visitor { visitor_id, outbox } => {
+                self.presence
+                    .visitor_left(&visitor_id, conn, Instant::now());
+                Some(outbox)
             }
-            Some(visitor.outbox)
-        } else if let Some(agent) = self.agent_conns.remove(&conn) {
-            if let Some(entry) = self.agents.get_mut(&agent.agent_id) {
-                entry.conns.retain(|c| *c != conn);
-                if !entry.online() {
-                    self.publish_local_agent(&agent.agent_id);
-                    self.announce_agent(&agent.agent_id);
+            Removed::Agent { agent_id, outbox } => {
+                self.routes.unwatch_all(conn);
+                if self.presence.agent_left(&agent_id, conn) {
+                    self.publish_local_agent(&agent_id);
+                    self.announce_agent(&agent_id);
                 }
+                Some(outbox)
             }
-            Some(agent.outbox)
-        } else {
-            None
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        while let Some((at, _)) = self.offline_deadlines.front() {
-            if *at > now {
-                break;
-            }
-            let Some((at, visitor_id)) = self.offline_deadlines.pop_front() else {
-                break;
-            };
-            let gone = self
-                .visitors
-                .get(&visitor_id)
-                .is_some_and(|p| p.conns.is_empty() && p.offline_at == Some(at));
-            if gone {
-                self.visitors.remove(&visitor_id);
-                self.publish_visitor(&visitor_id, false);
-                if !self.visitor_online(&visitor_id) {
-                    self.announce_visitor(&visitor_id, false);
-                }
+        for visitor_id in self.presence.expire(now) {
+            self.peers.publish_visitor(&visitor_id, false);
+            if !self.roster().visitor_online(&visitor_id) {
+                self.announce_visitor(&visitor_id, false);
             }
         }
     }
 
     /// Tells agents that a visitor with an open conversation came or went.
     fn announce_visitor(&mut self, visitor_id: &str, online: bool) {
-        let Some(conversation_id) = self.conversation_of_visitor.get(visitor_id) else {
+        if !self.routes.set_visitor_online(visitor_id, online) {
             return;
-        };
-        if let Some(summary) = self.conversations.get_mut(conversation_id) {
-            summary.visitor.online = online;
         }
         let presence = Presence {
             kind: PresenceKind::Visitor,
@@ -619,8 +406,8 @@ impl HubState {
             state: None,
             agents_online: None,
         };
-        let targets: Vec<ConnId> = self.agent_conns.keys().copied().collect();
-        self.send_all(
+        let targets = self.connections.agent_conns();
+        self.connections.send_all(
             &targets,
             &Outbound::Frame(encode(&AgentEvent::Presence(presence))),
         );
@@ -629,15 +416,7 @@ impl HubState {
     /// Tells agents and visitors that an agent came, went or changed state,
     /// as seen across the cluster.
     fn announce_agent(&mut self, agent_id: &str) {
-        let (online, state) = match self.agent_presence(agent_id) {
-            Some((_, state)) => (true, state),
-            None => (
-                false,
-                self.agents
-                    .get(agent_id)
-                    .map_or_else(AgentState::default, |entry| entry.state),
-            ),
-        };
+        let (online, state) = self.roster().agent_status(agent_id);
         let mut presence = Presence {
             kind: PresenceKind::Agent,
             id: agent_id.to_owned(),
@@ -645,129 +424,146 @@ impl HubState {
             state: Some(state),
             agents_online: None,
         };
-        let agents: Vec<ConnId> = self.agent_conns.keys().copied().collect();
-        self.send_all(
+        let agents = self.connections.agent_conns();
+        self.connections.send_all(
             &agents,
             &Outbound::Frame(encode(&AgentEvent::Presence(presence.clone()))),
         );
-        presence.agents_online = Some(self.agents_online());
-        let visitors: Vec<ConnId> = self.visitor_conns.keys().copied().collect();
-        self.send_all(
+        presence.agents_online = Some(self.roster().available_count());
+        let visitors = self.connections.visitor_conns();
+        self.connections.send_all(
             &visitors,
             &Outbound::Frame(encode(&VisitorEvent::Presence(presence))),
         );
     }
 
-    /// An online agent's name and availability, here or on any node.
-    fn agent_presence(&self, agent_id: &str) -> Option<(String, AgentState)> {
-        let local = self.agents.get(agent_id).filter(|entry| entry.online());
-        let remote = self.peers.agent_state(agent_id);
-        let name = match (local, self.peers.agents.get(agent_id)) {
-            (Some(entry), _) => entry.info.name.clone(),
-            (None, Some(agent)) if remote.is_some() => agent.name.clone(),
-            _ => return None,
-        };
-        let available =
-            local.is_some_and(|entry| entry.available()) || remote == Some(AgentState::Available);
-        let state = if available {
-            AgentState::Available
-        } else {
-            AgentState::Away
-        };
-        Some((name, state))
-    }
-
-    fn visitor_online(&self, visitor_id: &str) -> bool {
-        self.visitors.contains_key(visitor_id) || self.peers.visitor_online(visitor_id)
+    /// Tells the other nodes how an agent is on this one.
+    fn publish_local_agent(&self, agent_id: &str) {
+        if let Some(entry) = self.presence.agent(agent_id) {
+            let info = entry.info();
+            (self.peers).publish_agent(agent_id, &info.name, entry.online(), entry.state());
+        }
     }
 
     /// Counted when asked (a scrape), not kept up to date on every change.
     fn stats(&self) -> HubStats {
         HubStats {
-            waiting: (self.conversations.values())
-                .filter(|c| c.status == ConversationStatus::Waiting)
-                .count(),
-            agents_online: self.agents.values().filter(|a| a.online()).count(),
+            waiting: self.routes.waiting(),
+            agents_online: self.presence.agents().filter(|a| a.online()).count(),
         }
-    }
-
-    fn agents_online(&self) -> u32 {
-        let mut ids: HashSet<&str> = self
-            .agents
-            .values()
-            .filter(|entry| entry.available())
-            .map(|entry| entry.info.id.as_str())
-            .collect();
-        ids.extend(
-            self.peers
-                .agents
-                .keys()
-                .filter(|id| self.peers.agent_state(id) == Some(AgentState::Available))
-                .map(String::as_str),
-        );
-        u32::try_from(ids.len()).unwrap_or(u32::MAX)
     }
 
     fn snapshot(&self) -> AgentSnapshot {
-        let mut ids: Vec<&String> = self
-            .agents
-            .iter()
-            .filter(|(_, entry)| entry.online())
-            .map(|(id, _)| id)
-            .collect();
-        ids.extend(
-            self.peers
-                .agents
-                .keys()
-                .filter(|id| !self.agents.get(*id).is_some_and(AgentEntry::online)),
-        );
-        let online = ids
-            .into_iter()
-            .filter_map(|id| {
-                let (name, state) = self.agent_presence(id)?;
-                Some(AgentPresence {
-                    id: id.clone(),
-                    name,
-                    online: true,
-                    state,
-                })
-            })
-            .collect();
-        let mut conversations: Vec<ConversationSummary> =
-            self.conversations.values().cloned().collect();
-        conversations.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then(a.id.cmp(&b.id)));
         AgentSnapshot {
-            online,
-            conversations,
+            online: self.roster().online_agents(),
+            conversations: self.routes.open(),
         }
     }
 
-    fn send_all(&mut self, targets: &[ConnId], item: &Outbound) {
-        for conn in targets {
-            let outbox = self
-                .visitor_conns
-                .get(conn)
-                .map(|c| &c.outbox)
-                .or_else(|| self.agent_conns.get(conn).map(|c| &c.outbox));
-            let Some(outbox) = outbox else { continue };
-            match outbox.frames.try_send(item.clone()) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    tracing::info!(conn = %conn, "connection too slow, asking it to resync");
-                    self.dead.push(*conn);
+    /// Claims a conversation for the next available agent, if enabled.
+    fn auto_assign(&mut self, conversation_id: &str) {
+        if self.assigner.is_none() {
+            return;
+        }
+        let available = self.roster().available_agents();
+        if let Some(assigner) = &mut self.assigner {
+            assigner.assign(conversation_id, available);
+        }
+    }
+
+    /// News from another node.
+    fn hear(&mut self, input: ClusterInput) {
+        let Envelope { node, event } = match input {
+            ClusterInput::Resync(open) => return self.resync(open),
+            ClusterInput::Event(envelope) => envelope,
+        };
+        self.peers.heard(&node, Instant::now());
+        match event {
+            ClusterEvent::Typing { typing, to_visitor } => {
+                self.deliver_typing(&typing, to_visitor, None);
+            }
+            ClusterEvent::Broadcast { broadcast } => self.deliver_broadcast(&broadcast),
+            ClusterEvent::Beat => {}
+            ClusterEvent::Hello => self.reannounce(),
+            ClusterEvent::Presence {
+                kind: PresenceKind::Visitor,
+                id,
+                online,
+                ..
+            } => {
+                let before = self.roster().visitor_online(&id);
+                self.peers.visitor_seen(&id, node, online);
+                let after = self.roster().visitor_online(&id);
+                if before != after {
+                    self.announce_visitor(&id, after);
                 }
-                Err(TrySendError::Closed(_)) => self.dead.push(*conn),
+            }
+            ClusterEvent::Presence {
+                kind: PresenceKind::Agent,
+                id,
+                name,
+                online,
+                state,
+            } => {
+                let before = self.roster().agent(&id);
+                self.peers.agent_seen(&id, node, name, online, state);
+                if before != self.roster().agent(&id) {
+                    self.announce_agent(&id);
+                }
             }
         }
+    }
+
+    /// Says this node is alive, and forgets nodes that fell silent: their
+    /// visitors and agents go offline unless they are online elsewhere.
+    fn beat(&mut self, now: Instant) {
+        self.peers.publish(ClusterEvent::Beat);
+        let silent: Vec<NodeId> = self.peers.silent(now);
+        for node in silent {
+            tracing::warn!(%node, "a relay stopped answering; its clients count as gone");
+            let (visitors, agents) = self.peers.forget(&node);
+            for visitor_id in visitors {
+                if !self.roster().visitor_online(&visitor_id) {
+                    self.announce_visitor(&visitor_id, false);
+                }
+            }
+            for agent_id in agents {
+                self.announce_agent(&agent_id);
+            }
+        }
+    }
+
+    /// A node joined: tell it who is here.
+    fn reannounce(&self) {
+        for visitor_id in self.presence.visitors_here() {
+            self.peers.publish_visitor(visitor_id, true);
+        }
+        for entry in self.presence.agents() {
+            if entry.online() {
+                self.publish_local_agent(&entry.info().id);
+            }
+        }
+    }
+
+    /// Notifications were missed: start over from the store's state, and
+    /// have every client resume from the store too.
+    fn resync(&mut self, open: Vec<ConversationSummary>) {
+        self.routes.forget_conversations();
+        // Every agent is about to resync, from the store.
+        self.throttle.clear();
+        for summary in open {
+            self.remember(summary);
+        }
+        self.connections.kill_all();
     }
 
     /// Drops the connections that could not keep up; each is kicked so that
     /// it tells its client to resync. Dropping one may announce presence to
     /// others, which may find more dead connections, hence the loop.
     fn reap(&mut self) {
-        while let Some(conn) = self.dead.pop() {
+        while let Some(conn) = self.connections.next_dead() {
             if let Some(outbox) = self.remove(conn) {
-                let _ = outbox.kick.send(());
+                connections::kick(outbox);
             }
         }
     }

@@ -102,12 +102,12 @@ fn the_owner_gets_every_summary_and_the_others_one_per_flush() {
     }
     assert_eq!(seqs(&summaries(&mut alice)), [2, 3, 4]);
     assert!(summaries(&mut bob).is_empty(), "nothing for bob yet");
-    assert!(hub.flush_at.is_some(), "a flush is due");
+    assert!(hub.throttle.flush_at().is_some(), "a flush is due");
 
     hub.flush();
     assert_eq!(seqs(&summaries(&mut bob)), [4], "the latest, once");
     assert!(summaries(&mut alice).is_empty(), "alice had it already");
-    assert_eq!(hub.flush_at, None);
+    assert_eq!(hub.throttle.flush_at(), None);
     hub.flush();
     assert!(summaries(&mut bob).is_empty(), "flushed once only");
 }
@@ -159,5 +159,5 @@ fn no_flush_is_due_when_every_agent_sees_the_conversation() {
     let mut alice = connect(&mut hub, 1, "alice");
     visitor_writes(&mut hub, 2);
     assert_eq!(seqs(&summaries(&mut alice)), [2]);
-    assert_eq!(hub.flush_at, None, "no timer wakes the hub");
+    assert_eq!(hub.throttle.flush_at(), None, "no timer wakes the hub");
 }

@@ -1,0 +1,237 @@
+//! The routing table: the open conversations, each visitor's conversation,
+//! and which conversations each agent connection follows.
+//!
+//! Invariants:
+//! - `conversations` holds the waiting and active conversations as last
+//!   committed (a resolved one is dropped), and a visitor has at most one
+//!   open conversation, the latest committed.
+//! - An agent connection sees a conversation while it waits, when its agent
+//!   is the assignee, or when it opened it through `history` (at most
+//!   [`MAX_WATCHED`] such conversations, the oldest forgotten first).
+
+use std::collections::{HashMap, VecDeque};
+
+use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
+
+use crate::ConnId;
+
+/// Conversations an agent connection follows through `history`, at most.
+const MAX_WATCHED: usize = 256;
+
+#[derive(Default)]
+pub(super) struct Routes {
+    /// Waiting and active conversations, as last committed.
+    conversations: HashMap<String, ConversationSummary>,
+    conversation_of_visitor: HashMap<String, String>,
+    /// Per agent connection that opened any, the conversations it follows
+    /// beyond those it sees anyway, oldest first.
+    watched: HashMap<ConnId, VecDeque<String>>,
+}
+
+impl Routes {
+    /// Updates the table from a committed summary, with the visitor's
+    /// presence filled in; returns it, and the open conversation's summary
+    /// it replaces (`None` for a new, reopened or already resolved one).
+    pub(super) fn remember(
+        &mut self,
+        mut summary: ConversationSummary,
+        visitor_online: bool,
+    ) -> (ConversationSummary, Option<ConversationSummary>) {
+        summary.visitor.online = visitor_online;
+        let before = if summary.status == ConversationStatus::Resolved {
+            self.conversation_of_visitor.remove(&summary.visitor.id);
+            self.conversations.remove(&summary.id)
+        } else {
+            self.conversation_of_visitor
+                .insert(summary.visitor.id.clone(), summary.id.clone());
+            self.conversations
+                .insert(summary.id.clone(), summary.clone())
+        };
+        (summary, before)
+    }
+
+    /// Forgets every conversation (not what connections watch): the store's
+    /// state is about to be remembered again.
+    pub(super) fn forget_conversations(&mut self) {
+        self.conversations.clear();
+        self.conversation_of_visitor.clear();
+    }
+
+    pub(super) fn conversation(&self, conversation_id: &str) -> Option<&ConversationSummary> {
+        self.conversations.get(conversation_id)
+    }
+
+    /// A visitor's open conversation.
+    pub(super) fn conversation_of(&self, visitor_id: &str) -> Option<&ConversationSummary> {
+        self.conversation_of_visitor
+            .get(visitor_id)
+            .and_then(|id| self.conversations.get(id))
+    }
+
+    /// Records whether a visitor is online in their open conversation's
+    /// summary. False if the visitor has no open conversation, i.e. no agent
+    /// needs to hear of them.
+    pub(super) fn set_visitor_online(&mut self, visitor_id: &str, online: bool) -> bool {
+        let Some(conversation_id) = self.conversation_of_visitor.get(visitor_id) else {
+            return false;
+        };
+        if let Some(summary) = self.conversations.get_mut(conversation_id) {
+            summary.visitor.online = online;
+        }
+        true
+    }
+
+    /// Every open conversation, least recently updated first.
+    pub(super) fn open(&self) -> Vec<ConversationSummary> {
+        let mut conversations: Vec<ConversationSummary> =
+            self.conversations.values().cloned().collect();
+        conversations.sort_by(|a, b| a.updated_at.cmp(&b.updated_at).then(a.id.cmp(&b.id)));
+        conversations
+    }
+
+    /// Conversations waiting for an agent.
+    pub(super) fn waiting(&self) -> usize {
+        (self.conversations.values())
+            .filter(|c| c.status == ConversationStatus::Waiting)
+            .count()
+    }
+
+    /// Whether agent `agent_id`'s connection `conn` follows a conversation:
+    /// everybody while it waits, then its assignee and whoever opened it
+    /// through `history`.
+    pub(super) fn sees(&self, conn: ConnId, agent_id: &str, summary: &ConversationSummary) -> bool {
+        summary.status == ConversationStatus::Waiting
+            || summary.assignee.as_deref() == Some(agent_id)
+            || self
+                .watched
+                .get(&conn)
+                .is_some_and(|watched| watched.contains(&summary.id))
+    }
+
+    /// Has agent `agent_id`'s connection `conn` follow a conversation. If it
+    /// did not already, and did not see it while `behind` (its summary was
+    /// held back from the connection), returns the current summary, so that
+    /// it follows from an up-to-date one.
+    pub(super) fn watch(
+        &mut self,
+        conn: ConnId,
+        agent_id: &str,
+        conversation_id: String,
+        behind: bool,
+    ) -> Option<ConversationSummary> {
+        if (self.watched.get(&conn)).is_some_and(|watched| watched.contains(&conversation_id)) {
+            return None;
+        }
+        let missed = match self.conversations.get(&conversation_id) {
+            Some(summary) if behind && !self.sees(conn, agent_id, summary) => Some(summary.clone()),
+            _ => None,
+        };
+        let watched = self.watched.entry(conn).or_default();
+        if watched.len() == MAX_WATCHED {
+            watched.pop_front();
+        }
+        watched.push_back(conversation_id);
+        missed
+    }
+
+    /// Forgets what a closed connection followed.
+    pub(super) fn unwatch_all(&mut self, conn: ConnId) {
+        self.watched.remove(&conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kefu_protocol::agent::VisitorSummary;
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn summary(
+        id: &str,
+        status: ConversationStatus,
+        assignee: Option<&str>,
+    ) -> ConversationSummary {
+        ConversationSummary {
+            id: id.into(),
+            visitor: VisitorSummary {
+                id: "v1".into(),
+                ..VisitorSummary::default()
+            },
+            status,
+            assignee: assignee.map(Into::into),
+            last_seq: 1,
+            unread: 1,
+            preview: String::new(),
+            visitor_read_seq: 0,
+            waiting_since: None,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn everybody_sees_a_waiting_conversation_then_its_assignee_and_watchers() {
+        let mut routes = Routes::default();
+        let (alice, bob) = (ConnId::from_raw(1), ConnId::from_raw(2));
+        let waiting = summary("k1", ConversationStatus::Waiting, None);
+        assert!(routes.sees(alice, "alice", &waiting) && routes.sees(bob, "bob", &waiting));
+
+        let (active, _) = routes.remember(
+            summary("k1", ConversationStatus::Active, Some("alice")),
+            true,
+        );
+        assert!(active.visitor.online, "presence filled in");
+        assert!(routes.sees(alice, "alice", &active));
+        assert!(!routes.sees(bob, "bob", &active));
+        assert_eq!(routes.watch(bob, "bob", "k1".into(), false), None);
+        assert!(routes.sees(bob, "bob", &active));
+        routes.unwatch_all(bob);
+        assert!(!routes.sees(bob, "bob", &active));
+    }
+
+    #[test]
+    fn watching_a_conversation_held_back_returns_its_latest_summary_once() {
+        let mut routes = Routes::default();
+        let bob = ConnId::from_raw(2);
+        routes.remember(
+            summary("k1", ConversationStatus::Active, Some("alice")),
+            false,
+        );
+        let missed = routes.watch(bob, "bob", "k1".into(), true);
+        assert_eq!(missed.map(|s| s.id), Some("k1".into()));
+        assert_eq!(routes.watch(bob, "bob", "k1".into(), true), None, "once");
+    }
+
+    #[test]
+    fn a_connection_follows_at_most_max_watched_conversations() {
+        let mut routes = Routes::default();
+        let bob = ConnId::from_raw(2);
+        for n in 0..=MAX_WATCHED {
+            routes.watch(bob, "bob", format!("k{n}"), false);
+        }
+        let first = summary("k0", ConversationStatus::Active, Some("alice"));
+        let last = summary(&format!("k{MAX_WATCHED}"), ConversationStatus::Active, None);
+        assert!(!routes.sees(bob, "bob", &first), "the oldest is forgotten");
+        assert!(routes.sees(bob, "bob", &last));
+    }
+
+    #[test]
+    fn a_resolved_conversation_leaves_the_table() {
+        let mut routes = Routes::default();
+        routes.remember(summary("k1", ConversationStatus::Waiting, None), false);
+        assert_eq!(routes.waiting(), 1);
+        assert!(routes.set_visitor_online("v1", true));
+        assert!(
+            routes
+                .conversation_of("v1")
+                .is_some_and(|s| s.visitor.online)
+        );
+
+        let (_, before) = routes.remember(summary("k1", ConversationStatus::Resolved, None), true);
+        assert!(before.is_some(), "it replaced the open one");
+        assert!(routes.conversation("k1").is_none());
+        assert!(routes.conversation_of("v1").is_none());
+        assert!(!routes.set_visitor_online("v1", false), "nobody to tell");
+        assert!(routes.open().is_empty());
+    }
+}
