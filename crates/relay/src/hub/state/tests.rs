@@ -1,21 +1,26 @@
 //! Who gets which `conversation` frame, and when: the hub's state driven
 //! directly, its flush called by hand instead of by the timer.
 
+use std::time::Duration;
+
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, ConversationStatus, ConversationSummary, Role, VisitorSummary,
 };
-use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use kefu_protocol::{Author, AuthorKind, Message, PresenceKind, Seq};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
 use super::HubState;
 use crate::ConnId;
 use crate::hub::{HubOptions, Inbox, Outbound, mailbox};
 use crate::store::Change;
 
+const GRACE: Duration = Duration::from_secs(10);
+
 /// A hub with one open conversation, `k1`, assigned to alice.
 fn hub() -> HubState {
     let options = HubOptions {
-        presence_grace: std::time::Duration::from_secs(10),
+        presence_grace: GRACE,
         heartbeat: crate::cluster::Heartbeat::default(),
         auto_assign: None,
     };
@@ -160,4 +165,46 @@ fn no_flush_is_due_when_every_agent_sees_the_conversation() {
     visitor_writes(&mut hub, 2);
     assert_eq!(seqs(&summaries(&mut alice)), [2]);
     assert_eq!(hub.throttle.flush_at(), None, "no timer wakes the hub");
+}
+
+/// The visitor presence frames queued for a connection, as `online` flags.
+fn visitor_presence(inbox: &mut Inbox) -> Vec<bool> {
+    let mut found = Vec::new();
+    while let Ok(item) = inbox.frames.try_recv() {
+        let (Outbound::Frame(frame) | Outbound::Message { frame, .. }) = item;
+        if let Ok(AgentEvent::Presence(presence)) = serde_json::from_str(frame.as_str())
+            && presence.kind == PresenceKind::Visitor
+        {
+            found.push(presence.online);
+        }
+    }
+    found
+}
+
+#[test]
+fn agents_hear_of_a_visitor_leaving_only_once_the_grace_ends() {
+    let mut hub = hub();
+    let mut alice = connect(&mut hub, 1, "alice");
+    let (outbox, _first_tab) = mailbox(ConnId::from_raw(10), 64);
+    hub.add_visitor("v1".into(), outbox);
+    assert_eq!(visitor_presence(&mut alice), [true]);
+
+    drop(hub.remove(ConnId::from_raw(10)));
+    let (outbox, _next_page) = mailbox(ConnId::from_raw(11), 64);
+    hub.add_visitor("v1".into(), outbox);
+    hub.expire(Instant::now() + GRACE * 2);
+    assert!(
+        visitor_presence(&mut alice).is_empty(),
+        "back within the grace"
+    );
+
+    drop(hub.remove(ConnId::from_raw(11)));
+    let left = Instant::now();
+    hub.expire(left);
+    assert!(
+        visitor_presence(&mut alice).is_empty(),
+        "still within the grace"
+    );
+    hub.expire(left + GRACE * 2);
+    assert_eq!(visitor_presence(&mut alice), [false]);
 }
