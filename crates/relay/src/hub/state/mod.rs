@@ -440,8 +440,9 @@ impl HubState {
     /// Tells the other nodes how an agent is on this one.
     fn publish_local_agent(&self, agent_id: &str) {
         if let Some(entry) = self.presence.agent(agent_id) {
-            let info = entry.info();
-            (self.peers).publish_agent(agent_id, &info.name, entry.online(), entry.state());
+            let name = &entry.info().name;
+            self.peers
+                .publish_agent(agent_id, name, entry.online(), entry.state());
         }
     }
 

@@ -140,21 +140,13 @@ mod tests {
         let mut peers = Peers::default();
         here.agent_arrived(info("alice"), ConnId::from_raw(1));
         here.set_agent_state("alice", AgentState::Away);
-        peers.agent_seen(
-            "alice",
-            "n2".into(),
-            Some("ALICE".into()),
-            true,
-            Some(AgentState::Available),
-        );
-        peers.agent_seen(
-            "bob",
-            "n2".into(),
-            Some("BOB".into()),
-            true,
-            Some(AgentState::Away),
-        );
-        peers.agent_seen("carol", "n3".into(), Some("CAROL".into()), true, None);
+        for (id, node, state) in [
+            ("alice", "n2", Some(AgentState::Available)),
+            ("bob", "n2", Some(AgentState::Away)),
+            ("carol", "n3", None),
+        ] {
+            peers.agent_seen(id, node.into(), Some(id.to_uppercase()), true, state);
+        }
         let roster = Roster {
             here: &here,
             peers: &peers,
