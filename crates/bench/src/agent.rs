@@ -9,10 +9,10 @@ use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentEvent, AgentRequest};
 use tokio::sync::watch;
 
-use crate::Phase;
 use crate::config::{Shard, Target};
 use crate::ledger::Direction;
 use crate::net::{self, ConnectError, WireError, Ws};
+use crate::phase::{self, Phase};
 use crate::report::Recorder;
 
 /// What a bench agent answers.
@@ -69,7 +69,7 @@ pub async fn chat(
                     return recorder.dropped(reason);
                 }
             }
-            () = crate::stopped(&mut phase) => {
+            () = phase::stopped(&mut phase) => {
                 return net::close(ws).await;
             }
         }

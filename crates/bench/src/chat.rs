@@ -10,11 +10,14 @@ use tokio::time::Instant;
 
 use crate::agent::{self, Duty};
 use crate::config::{Chat, Config};
+use crate::error::BenchError;
 use crate::ledger::Ids;
 use crate::net::Sources;
+use crate::phase::{self, Phase};
+use crate::progress::{progress, wait_connected};
 use crate::report::{ChatFigures, Recorder, Report, Side, Wanted};
-use crate::visitor::{self, Schedule};
-use crate::{BenchError, Phase};
+use crate::traffic::Schedule;
+use crate::visitor;
 
 /// Between the last connection and the first send, so that every visitor
 /// task is waiting when sending starts.
@@ -71,13 +74,13 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
             visitor::chat(ws, global, schedule, shared.clone(), watch.clone())
         },
     );
-    crate::wait_connected(config, &recorder, visitors).await;
+    wait_connected(config, &recorder, visitors).await;
     let connect_seconds = connecting.elapsed().as_secs_f64();
 
     let start = Instant::now() + SETTLE;
     recorder.time_from((start + chat.warmup).into_std());
     let _ = phase_tx.send(Phase::Sending(start));
-    crate::progress(
+    progress(
         config,
         format_args!(
             "connected in {connect_seconds:.1} s; sending {rate:.0} msg/s for {:.1} s",
@@ -91,7 +94,7 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
         tokio::time::sleep(DRAIN_POLL).await;
     }
     let drained = Instant::now();
-    crate::stop(phase_tx, tasks).await;
+    phase::stop(phase_tx, tasks).await;
 
     let wanted = Wanted {
         visitors: ws_visitors,

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Everything [`crate::run`] needs.
+/// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,

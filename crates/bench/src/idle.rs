@@ -8,9 +8,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Config, Idle};
+use crate::error::BenchError;
 use crate::ledger::Ids;
+use crate::phase::{self, Phase};
+use crate::progress::{progress, wait_connected};
 use crate::report::{IdleFigures, Recorder, Report, Wanted};
-use crate::{BenchError, Phase, visitor};
+use crate::visitor;
 
 pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
     let (ws_visitors, longpoll_visitors) = visitor::wanted(config, idle.visitors);
@@ -31,10 +34,10 @@ pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
         &recorder,
         move |ws, _| visitor::hold(ws, shared.clone(), phase.clone()),
     );
-    crate::wait_connected(config, &recorder, ws_visitors + longpoll_visitors).await;
+    wait_connected(config, &recorder, ws_visitors + longpoll_visitors).await;
     let connect_seconds = connecting.elapsed().as_secs_f64();
     let connected = relay_rss()?;
-    crate::progress(
+    progress(
         config,
         format_args!(
             "connected in {connect_seconds:.1} s; holding for {:.1} s",
@@ -47,7 +50,7 @@ pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
     let hold_seconds = held.elapsed().as_secs_f64();
     let end = relay_rss()?;
     let bench = rss_kib(std::process::id()).ok();
-    crate::stop(phase_tx, tasks).await;
+    phase::stop(phase_tx, tasks).await;
 
     let wanted = Wanted {
         visitors: ws_visitors,

@@ -20,39 +20,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::Phase;
 use crate::config::Target;
 use crate::ledger::Direction;
-use crate::net::{self, CONNECT_TIMEOUT, ConnectError};
+use crate::net::{self, CONNECT_TIMEOUT, ConnectError, HttpError};
+use crate::phase::{self, Phase};
 use crate::report::Recorder;
-use crate::visitor::{self, Schedule};
-
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    #[error("TCP connect failed")]
-    Tcp(#[source] std::io::Error),
-    #[error("HTTP failed")]
-    Http(#[from] hyper::Error),
-    #[error("cannot build the request")]
-    Request(#[from] hyper::http::Error),
-    #[error("undecodable body")]
-    Decode(#[from] serde_json::Error),
-    #[error("HTTP status {0} without an error frame")]
-    Status(StatusCode),
-}
-
-impl HttpError {
-    /// A short label for counting failures by cause in the report.
-    pub fn label(&self) -> &'static str {
-        match self {
-            HttpError::Tcp(_) => "long-poll: tcp",
-            HttpError::Http(_) => "long-poll: http",
-            HttpError::Request(_) => "long-poll: request",
-            HttpError::Decode(_) => "long-poll: undecodable body",
-            HttpError::Status(_) => "long-poll: bad status",
-        }
-    }
-}
+use crate::traffic::{self, Schedule};
 
 /// What the relay answered.
 enum Answer<T> {
@@ -189,7 +162,7 @@ pub async fn chat(
     tokio::select! {
         reason = polling => recorder.dropped(reason),
         reason = sending => recorder.dropped(reason),
-        () = crate::stopped(&mut phase) => {}
+        () = phase::stopped(&mut phase) => {}
     }
 }
 
@@ -205,7 +178,7 @@ pub async fn hold(session: Session, recorder: Arc<Recorder>, mut phase: watch::R
     let polling = poll_events(&mut poll, &token, &session, u32::MAX, &recorder);
     tokio::select! {
         reason = polling => recorder.dropped(reason),
-        () = crate::stopped(&mut phase) => {}
+        () = phase::stopped(&mut phase) => {}
     }
 }
 
@@ -238,7 +211,7 @@ async fn poll_events(
                     // Polls return the visitor's own messages too; the
                     // highest seq held is what the next poll starts after.
                     after_seq = after_seq.max(message.seq);
-                    visitor::on_message(&message, global, recorder);
+                    traffic::on_message(&message, global, recorder);
                 }
                 VisitorEvent::Error(error) => recorder.error(error.code),
                 VisitorEvent::Reconnect(reconnect) => return net::reconnect_label(&reconnect),
@@ -258,7 +231,7 @@ async fn send_all(
     recorder: &Recorder,
     mut phase: watch::Receiver<Phase>,
 ) -> &'static str {
-    let (Some(start), Some(schedule)) = (crate::sending_starts(&mut phase).await, schedule) else {
+    let (Some(start), Some(schedule)) = (phase::sending_starts(&mut phase).await, schedule) else {
         return pending().await;
     };
     let path = format!("/api/visitor/send?session={session}");
@@ -266,7 +239,7 @@ async fn send_all(
         tokio::time::sleep_until(at).await;
         let send = VisitorRequest::Send {
             client_id: recorder.send(Direction::ToAgent, global),
-            text: visitor::TEXT.to_owned(),
+            text: traffic::TEXT.to_owned(),
         };
         match http
             .request(Method::POST, &path, Some(token), Some(&send))

@@ -7,6 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use hyper::http::StatusCode;
 use kefu_protocol::{ErrorFrame, Reconnect};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -70,7 +71,7 @@ pub enum ConnectError {
     #[error("the relay did not answer hello")]
     Hello(#[source] WireError),
     #[error("long-poll hello failed")]
-    LongPoll(#[source] crate::longpoll::HttpError),
+    LongPoll(#[source] HttpError),
     #[error("refused: {0}")]
     Refused(String),
     #[error("timed out")]
@@ -99,6 +100,35 @@ impl ConnectError {
             ConnectError::LongPoll(error) => error.label().to_owned(),
             ConnectError::Refused(code) => format!("refused: {code}"),
             ConnectError::Timeout => "timeout".to_owned(),
+        }
+    }
+}
+
+/// How a long-poll request failed; here because [`ConnectError`] carries
+/// it, and long-poll connects with the same error as WebSocket.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("TCP connect failed")]
+    Tcp(#[source] std::io::Error),
+    #[error("HTTP failed")]
+    Http(#[from] hyper::Error),
+    #[error("cannot build the request")]
+    Request(#[from] hyper::http::Error),
+    #[error("undecodable body")]
+    Decode(#[from] serde_json::Error),
+    #[error("HTTP status {0} without an error frame")]
+    Status(StatusCode),
+}
+
+impl HttpError {
+    /// A short label for counting failures by cause in the report.
+    pub fn label(&self) -> &'static str {
+        match self {
+            HttpError::Tcp(_) => "long-poll: tcp",
+            HttpError::Http(_) => "long-poll: http",
+            HttpError::Request(_) => "long-poll: request",
+            HttpError::Decode(_) => "long-poll: undecodable body",
+            HttpError::Status(_) => "long-poll: bad status",
         }
     }
 }

@@ -2,11 +2,9 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use std::net::IpAddr;
 
-use kefu_protocol::Message;
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -14,12 +12,11 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Target};
 use crate::ledger::Direction;
+use crate::longpoll;
 use crate::net::{self, ConnectError, Sources, WireError, Ws};
+use crate::phase::{self, Phase};
 use crate::report::{Recorder, Side};
-use crate::{Phase, longpoll};
-
-/// What a bench visitor writes: a typical chat line.
-pub const TEXT: &str = "Hello! Is the blue one still in stock in size M?";
+use crate::traffic::{Schedule, TEXT, on_message};
 
 /// A welcomed visitor, over either transport.
 pub enum Connection {
@@ -143,39 +140,6 @@ pub async fn hold(connection: Connection, recorder: Arc<Recorder>, phase: watch:
     }
 }
 
-/// When a visitor sends, relative to the start of sending.
-#[derive(Debug, Clone, Copy)]
-pub struct Schedule {
-    pub first: Duration,
-    pub period: Duration,
-    /// No send is started after this.
-    pub until: Duration,
-}
-
-impl Schedule {
-    /// Spreads `rate` messages per second evenly over `visitors` visitors:
-    /// each sends every `visitors / rate` seconds, the k-th starting k/visitors
-    /// of a period after the first. `None` for a zero rate.
-    pub fn spread(rate: f64, visitors: u32, k: u32, until: Duration) -> Option<Schedule> {
-        if rate.is_nan() || rate <= 0.0 || visitors == 0 {
-            return None;
-        }
-        let period = Duration::try_from_secs_f64(f64::from(visitors) / rate).ok()?;
-        Some(Schedule {
-            first: period.mul_f64(f64::from(k) / f64::from(visitors)),
-            period,
-            until,
-        })
-    }
-
-    /// When to send, if sending starts at `start`.
-    pub fn times(self, start: Instant) -> impl Iterator<Item = Instant> {
-        let until = start + self.until;
-        std::iter::successors(Some(start + self.first), move |at| Some(*at + self.period))
-            .take_while(move |at| *at < until)
-    }
-}
-
 /// A WebSocket visitor of a chat run: sends on its schedule without
 /// waiting for acks (open loop, so a slow relay shows as latency rather than
 /// as a lower offered rate), and records acks and the agents' replies.
@@ -186,7 +150,7 @@ async fn chat_ws(
     recorder: Arc<Recorder>,
     mut phase: watch::Receiver<Phase>,
 ) {
-    let Some(start) = crate::sending_starts(&mut phase).await else {
+    let Some(start) = phase::sending_starts(&mut phase).await else {
         return net::close(ws).await;
     };
     let mut times = schedule.into_iter().flat_map(|s| s.times(start)).peekable();
@@ -206,7 +170,7 @@ async fn chat_ws(
                     return recorder.dropped(reason);
                 }
             }
-            () = crate::stopped(&mut phase) => {
+            () = phase::stopped(&mut phase) => {
                 return net::close(ws).await;
             }
         }
@@ -230,19 +194,6 @@ fn on_event(
     Ok(())
 }
 
-/// A message reached the visitor with this global index: an agent's reply
-/// is delivered, a reply meant for another visitor is a routing bug, and
-/// the visitor's own messages (long-poll returns them) are nothing new.
-pub fn on_message(message: &Message, global: u32, recorder: &Recorder) {
-    match recorder.ids().parse(&message.client_id) {
-        Some(key) if key.direction == Direction::ToVisitor && key.visitor == global => {
-            recorder.deliver(key);
-        }
-        Some(key) if key.direction == Direction::ToVisitor => recorder.stray(),
-        Some(_) | None => {}
-    }
-}
-
 /// A WebSocket visitor of an idle run: keeps its connection polled, so that
 /// tungstenite answers the relay's pings, until the run stops.
 async fn hold_ws(mut ws: Ws, recorder: Arc<Recorder>, mut phase: watch::Receiver<Phase>) {
@@ -258,7 +209,7 @@ async fn hold_ws(mut ws: Ws, recorder: Arc<Recorder>, mut phase: watch::Receiver
     };
     tokio::select! {
         reason = dropped => return recorder.dropped(reason),
-        () = crate::stopped(&mut phase) => {}
+        () = phase::stopped(&mut phase) => {}
     }
     net::close(ws).await;
 }
@@ -272,28 +223,6 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_rate_is_spread_evenly_over_visitors() {
-        let until = Duration::from_secs(10);
-        let schedules: Vec<Schedule> = (0..4)
-            .map(|k| Schedule::spread(200.0, 4, k, until).expect("positive rate"))
-            .collect();
-        for (k, schedule) in schedules.iter().enumerate() {
-            assert_eq!(schedule.period, Duration::from_millis(20), "50/s each");
-            assert_eq!(schedule.first, Duration::from_millis(5 * k as u64));
-        }
-        assert!(Schedule::spread(0.0, 4, 0, until).is_none());
-        assert!(Schedule::spread(f64::NAN, 4, 0, until).is_none());
-        assert!(Schedule::spread(10.0, 0, 0, until).is_none());
-
-        let start = Instant::now();
-        let times: Vec<Instant> = schedules[1].times(start).collect();
-        assert_eq!(times.len(), 500, "10 s at 50/s");
-        assert_eq!(times[0], start + Duration::from_millis(5));
-        assert_eq!(times[1] - times[0], Duration::from_millis(20));
-        assert!(*times.last().expect("some") < start + until);
-    }
 
     #[test]
     fn a_long_poll_share_picks_evenly_interleaved_visitors() {

@@ -2,8 +2,8 @@
 //!
 //! What a key does depends on where the focus is: in the queue, letters are
 //! commands; in the compose box they are text. The mapping lives here, apart
-//! from what the actions do ([`crate::app`]), so the help overlay and the
-//! README can be checked against one table ([`HELP`]).
+//! from what the actions do (the app, which imports this module), so the
+//! help overlay and the README can be checked against one table ([`HELP`]).
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 

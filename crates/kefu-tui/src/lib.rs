@@ -1,19 +1,23 @@
 //! kefu-tui: the support agents' terminal client for the kefu relay.
 //!
 //! # Layout
-//! - [`app`]: all state, and `App::update(input) -> effects`. Pure: no I/O,
-//!   no waiting; keys, relay frames and the clock are all just inputs.
-//! - [`ui`]: `draw(&App, &mut Frame)`, pure as well; [`layout`] is the
-//!   geometry drawing and mouse hits share.
-//! - [`keys`]: which key means which action, by focus; the help table.
-//! - [`net`]: the task that owns the WebSocket — hello, reconnect with
-//!   backoff, frames in and requests out over bounded channels.
-//! - [`core`]: the app wired to the network task (what tests drive).
-//! - [`terminal`]: the terminal loop, raw mode, panic hook.
-//! - [`config`]: the config file and flag/env precedence.
-//! - [`sanitize`]: strips terminal escapes from everything received.
-//! - [`compose`], [`wrap`], [`notify`]: the compose box's text, wrapping by
-//!   display width, bell and desktop notifications.
+//! Modules by layer, lowest first; each imports only from layers below it
+//! (`tests/layers.rs` checks), so the state never depends on how it is
+//! drawn or carried, and each layer can be tested without the ones above.
+//! 1. Leaves: [`wrap`] (wrapping by display width), [`sanitize`] (strips
+//!    terminal escapes from everything received), [`config`] (the config
+//!    file and flag/env precedence), [`keys`] (which key means which action,
+//!    by focus; the help table).
+//! 2. [`compose`]: the compose box's text; [`layout`]: the geometry that
+//!    drawing, mouse hits and scrolling share.
+//! 3. [`app`]: all state, and `App::update(input) -> effects`. Pure: no
+//!    I/O, no waiting; keys, relay frames and the clock are all just inputs.
+//! 4. [`ui`]: `draw(&App, &mut Frame)`, pure as well; [`net`]: the task that
+//!    owns the WebSocket — hello, reconnect with backoff, frames in and
+//!    requests out over bounded channels; [`notify`]: bell and desktop
+//!    notifications.
+//! 5. [`core`]: the app wired to the network task (what tests drive).
+//! 6. [`terminal`]: the terminal loop, raw mode, panic hook.
 //!
 //! A reply is never lost: it stays in the app, with its `client_id`, until
 //! the relay acknowledges it; after a reconnect the app resends it with the

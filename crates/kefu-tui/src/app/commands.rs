@@ -4,10 +4,10 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
-use super::frames::history_request;
-use super::{App, Effect, Outgoing, Overlay, SendState, queue};
+use super::requests::{history_request, send_request};
+use super::{App, Effect, Outgoing, Overlay, SendState, history, queue};
 use crate::keys::{Action, Focus};
-use crate::{layout, sanitize, ui};
+use crate::{layout, sanitize};
 
 /// Send `typing: true` at most this often while the agent writes.
 const TYPING_EVERY: time::Duration = time::Duration::seconds(3);
@@ -260,7 +260,7 @@ impl App {
         let Some(conversation) = self.open_conversation() else {
             return;
         };
-        let total = ui::history::lines(self, conversation, area.width).len();
+        let total = history::rows(conversation, area.width).len();
         let top = total.saturating_sub(usize::from(area.height));
         let page = usize::from(area.height.saturating_sub(1).max(1));
         let Some(id) = self.open.clone() else { return };
@@ -438,15 +438,5 @@ impl App {
                 active: false,
             });
         }
-    }
-}
-
-/// The `send` for a reply; a resend reuses it, `client_id` and all.
-pub(super) fn send_request(conversation_id: &str, out: &Outgoing) -> AgentRequest {
-    AgentRequest::Send {
-        conversation_id: conversation_id.to_owned(),
-        client_id: out.client_id.clone(),
-        text: out.text.clone(),
-        internal: out.internal,
     }
 }

@@ -10,8 +10,8 @@ use kefu_protocol::{
     Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
 };
 
-use super::commands::send_request;
-use super::{App, Connection, Conversation, NetEvent, PAGE, SendState};
+use super::requests::{history_request, send_request};
+use super::{App, Connection, Conversation, NetEvent, SendState};
 use crate::sanitize;
 
 impl App {
@@ -305,14 +305,5 @@ impl App {
             conversation_id: id.to_owned(),
             up_to_seq,
         });
-    }
-}
-
-/// A page of `id`'s history ending before `before_seq` (or the newest).
-pub(super) fn history_request(id: &str, before_seq: Option<u64>) -> AgentRequest {
-    AgentRequest::History {
-        conversation_id: id.to_owned(),
-        before_seq,
-        limit: Some(PAGE),
     }
 }

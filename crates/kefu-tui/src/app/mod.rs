@@ -8,13 +8,18 @@
 //!
 //! - [`conversation`]: one conversation's messages, pending replies, draft.
 //! - [`queue`]: the queue's tabs and order.
+//! - [`history`]: a conversation's history as screen rows, which drawing
+//!   styles and scrolling counts.
 //! - `frames`: what the relay's frames do to the state.
 //! - `commands`: what the agent's actions do.
+//! - `requests`: the requests both of those build.
 
 mod commands;
 pub mod conversation;
 mod frames;
+pub mod history;
 pub mod queue;
+mod requests;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,7 +1,5 @@
-//! A conversation's history as screen rows: one header row per message
-//! (time, author, marks), then its text wrapped by display width.
-//!
-//! Public because scrolling needs the same row count the drawing produces.
+//! A conversation's history as styled lines, one for each of the rows
+//! [`crate::app::history`] lays out (scrolling counts the same rows).
 
 use kefu_protocol::AuthorKind;
 use kefu_protocol::Message;
@@ -9,56 +7,45 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::{bold, clock, dim};
+use crate::app::history::{Row, rows};
 use crate::app::{App, Conversation, Outgoing, SendState};
-use crate::wrap::wrap;
-
-/// Body rows are indented by this much; notes put a bar there.
-const INDENT: usize = 2;
 
 /// Every row of `conversation`'s history for a pane `width` columns wide,
 /// oldest first; replies not yet acknowledged come last.
 pub fn lines(app: &App, conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
-    let width = usize::from(width);
-    let mut rows = Vec::new();
-    if conversation.loading_older {
-        rows.push(Line::styled("loading older messages…", dim()));
-    } else if !conversation.complete() {
-        rows.push(Line::styled("PgUp for older messages", dim()));
-    } else if conversation.messages.is_empty() && conversation.outgoing.is_empty() {
-        rows.push(Line::styled("No messages yet.", dim()));
-    }
-    let seen = last_seen(conversation);
-    for message in conversation.messages.values() {
-        let mut header = vec![
-            Span::styled(clock(app, message.at), dim()),
-            Span::raw(" "),
-            Span::styled(message.author.name.clone(), author_style(message)),
-        ];
-        if message.internal {
-            header.push(Span::styled(" · internal note", note()));
-        }
-        if Some(message.seq) == seen {
-            header.push(Span::styled(" · seen", Style::new().fg(Color::Green)));
-        }
-        rows.push(Line::from(header));
-        body(&mut rows, &message.text, message.internal, width);
-    }
-    for out in &conversation.outgoing {
-        rows.push(pending_header(app, out));
-        body(&mut rows, &out.text, out.internal, width);
-    }
-    rows
+    rows(conversation, width)
+        .into_iter()
+        .map(|row| line(app, row))
+        .collect()
 }
 
-/// The newest reply the visitor has read: it carries the "seen" mark.
-fn last_seen(conversation: &Conversation) -> Option<u64> {
-    let read = conversation.summary.visitor_read_seq;
-    conversation
-        .messages
-        .range(..=read)
-        .rev()
-        .find(|(_, m)| m.author.kind == AuthorKind::Agent && !m.internal)
-        .map(|(seq, _)| *seq)
+fn line(app: &App, row: Row<'_>) -> Line<'static> {
+    match row {
+        Row::Notice(text) => Line::styled(text, dim()),
+        Row::Header { message, seen } => {
+            let mut header = vec![
+                Span::styled(clock(app, message.at), dim()),
+                Span::raw(" "),
+                Span::styled(message.author.name.clone(), author_style(message)),
+            ];
+            if message.internal {
+                header.push(Span::styled(" · internal note", note()));
+            }
+            if seen {
+                header.push(Span::styled(" · seen", Style::new().fg(Color::Green)));
+            }
+            Line::from(header)
+        }
+        Row::Pending(out) => pending_header(app, out),
+        Row::Body { text, internal } => {
+            let (prefix, style) = if internal {
+                ("┃ ", note())
+            } else {
+                ("  ", Style::new())
+            };
+            Line::from(vec![Span::styled(prefix, style), Span::styled(text, style)])
+        }
+    }
 }
 
 fn pending_header(app: &App, out: &Outgoing) -> Line<'static> {
@@ -80,20 +67,6 @@ fn pending_header(app: &App, out: &Outgoing) -> Line<'static> {
         Span::styled(me, bold().fg(Color::Green)),
         mark,
     ])
-}
-
-fn body(rows: &mut Vec<Line<'static>>, text: &str, internal: bool, width: usize) {
-    let (prefix, style) = if internal {
-        ("┃ ", note())
-    } else {
-        ("  ", Style::new())
-    };
-    for row in wrap(text, width.saturating_sub(INDENT)) {
-        rows.push(Line::from(vec![
-            Span::styled(prefix, style),
-            Span::styled(row, style),
-        ]));
-    }
 }
 
 fn author_style(message: &Message) -> Style {

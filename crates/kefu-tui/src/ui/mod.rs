@@ -2,11 +2,11 @@
 //! fills a frame; it changes nothing and waits on nothing.
 //!
 //! - `queue`: the left pane. - `conversation`: the right pane.
-//! - [`history`]: a conversation's messages as rows (also used to scroll).
+//! - `history`: a conversation's history rows, styled.
 //! - `overlay`: help, pickers, the quit question. - `status`: the bottom bar.
 
 mod conversation;
-pub mod history;
+mod history;
 mod overlay;
 mod queue;
 mod status;

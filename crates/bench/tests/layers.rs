@@ -1,0 +1,46 @@
+//! kefu-bench's modules, lowest first, as `lib.rs`'s layout doc states them:
+//! shared pieces, then one connection of each kind, then the runs.
+
+const LAYERS: kefu_testkit::layers::Table<'static> = &[
+    ("config", &[]),
+    ("ledger", &[]),
+    ("phase", &[]),
+    ("cli", &["config"]),
+    ("error", &["config"]),
+    ("report", &["ledger"]),
+    ("net", &["config"]),
+    ("progress", &["config", "report"]),
+    ("traffic", &["ledger", "report"]),
+    (
+        "longpoll",
+        &["config", "ledger", "net", "phase", "report", "traffic"],
+    ),
+    ("agent", &["config", "ledger", "net", "phase", "report"]),
+    (
+        "visitor",
+        &[
+            "config", "ledger", "longpoll", "net", "phase", "report", "traffic",
+        ],
+    ),
+    (
+        "chat",
+        &[
+            "agent", "config", "error", "ledger", "net", "phase", "progress", "report", "traffic",
+            "visitor",
+        ],
+    ),
+    (
+        "idle",
+        &[
+            "config", "error", "ledger", "phase", "progress", "report", "visitor",
+        ],
+    ),
+];
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Err(violations) = kefu_testkit::layers::check(&src, LAYERS) {
+        panic!("{violations}");
+    }
+}

@@ -1,0 +1,73 @@
+//! A conversation's history as screen rows, before any styling: one header
+//! row per message, then its text wrapped by display width.
+//!
+//! Drawing turns each row into one styled line and scrolling counts them,
+//! so both agree on the history's height without the state depending on
+//! the drawing.
+
+use kefu_protocol::{AuthorKind, Message};
+
+use super::conversation::{Conversation, Outgoing};
+use crate::wrap::wrap;
+
+/// Body rows are indented by this much; notes put a bar there.
+pub const INDENT: usize = 2;
+
+/// One screen row of a history.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Row<'a> {
+    /// Above the messages: older ones are loading, can be loaded, or there
+    /// are none.
+    Notice(&'static str),
+    /// A stored message's header; `seen` marks the newest reply the visitor
+    /// has read.
+    Header { message: &'a Message, seen: bool },
+    /// The header of a reply not yet acknowledged.
+    Pending(&'a Outgoing),
+    /// One row of a message's text, without the indent.
+    Body { text: String, internal: bool },
+}
+
+/// Every row of `conversation`'s history for a pane `width` columns wide,
+/// oldest first; replies not yet acknowledged come last.
+pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
+    let width = usize::from(width);
+    let mut rows = Vec::new();
+    if conversation.loading_older {
+        rows.push(Row::Notice("loading older messages…"));
+    } else if !conversation.complete() {
+        rows.push(Row::Notice("PgUp for older messages"));
+    } else if conversation.messages.is_empty() && conversation.outgoing.is_empty() {
+        rows.push(Row::Notice("No messages yet."));
+    }
+    let seen = last_seen(conversation);
+    for message in conversation.messages.values() {
+        rows.push(Row::Header {
+            message,
+            seen: Some(message.seq) == seen,
+        });
+        body(&mut rows, &message.text, message.internal, width);
+    }
+    for out in &conversation.outgoing {
+        rows.push(Row::Pending(out));
+        body(&mut rows, &out.text, out.internal, width);
+    }
+    rows
+}
+
+/// The newest reply the visitor has read: it carries the "seen" mark.
+fn last_seen(conversation: &Conversation) -> Option<u64> {
+    let read = conversation.summary.visitor_read_seq;
+    conversation
+        .messages
+        .range(..=read)
+        .rev()
+        .find(|(_, m)| m.author.kind == AuthorKind::Agent && !m.internal)
+        .map(|(seq, _)| *seq)
+}
+
+fn body(rows: &mut Vec<Row<'_>>, text: &str, internal: bool, width: usize) {
+    for text in wrap(text, width.saturating_sub(INDENT)) {
+        rows.push(Row::Body { text, internal });
+    }
+}

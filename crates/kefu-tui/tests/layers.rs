@@ -1,0 +1,28 @@
+//! kefu-tui's modules, lowest first, as `lib.rs`'s layout doc states them:
+//! the app's state below its drawing, the network task and the event loop.
+
+const LAYERS: kefu_testkit::layers::Table<'static> = &[
+    ("wrap", &[]),
+    ("sanitize", &[]),
+    ("config", &[]),
+    ("keys", &[]),
+    ("compose", &["wrap"]),
+    ("layout", &["compose", "keys"]),
+    (
+        "app",
+        &["compose", "config", "keys", "layout", "sanitize", "wrap"],
+    ),
+    ("ui", &["app", "keys", "layout", "wrap"]),
+    ("net", &["app"]),
+    ("notify", &["app", "config", "wrap"]),
+    ("core", &["app", "config", "net"]),
+    ("terminal", &["app", "config", "core", "notify", "ui"]),
+];
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Err(violations) = kefu_testkit::layers::check(&src, LAYERS) {
+        panic!("{violations}");
+    }
+}
