@@ -8,6 +8,7 @@
 //! client never hears of a message that is not yet durable.
 
 mod postgres;
+mod reads;
 mod rows;
 mod rules;
 mod sqlite;
