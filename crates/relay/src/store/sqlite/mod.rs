@@ -7,6 +7,7 @@
 
 mod checkpointer;
 mod client_ids;
+mod statements;
 mod summaries;
 mod writer;
 
