@@ -10,6 +10,11 @@
 //! The writes are not shared: SQLite's run on the writer thread through
 //! rusqlite, PostgreSQL's are transactions that lock rows and notify the
 //! cluster, so they have little but their SQL in common.
+//!
+//! Each backend's `Store` implementation still lists the eight read methods,
+//! each a one-line call into its [`Reads`]: the trait asks every
+//! implementor for them, and answering them once in the trait would need it
+//! to expose a hook to the backend's pool, public because the trait is.
 
 use std::marker::PhantomData;
 
