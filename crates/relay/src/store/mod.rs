@@ -6,8 +6,17 @@
 //! conversation are also published, in commit order, as [`Change`]s on the
 //! feed handed to [`open`]: the hub fans them out to connected clients, so a
 //! client never hears of a message that is not yet durable.
+//!
+//! # Layout
+//! - `rows`: the rows both backends return, as protocol types; `reads`:
+//!   the read queries both answer alike, each from its own SQL text;
+//!   `rules`: who may do what to a conversation.
+//! - `sqlite`: the embedded default (a writer thread that commits in
+//!   batches, reads on a pool); `postgres`: the store of a cluster, and
+//!   its `LISTEN`/`NOTIFY` bus.
 
 mod postgres;
+mod reads;
 mod rows;
 mod rules;
 mod sqlite;

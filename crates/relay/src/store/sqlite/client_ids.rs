@@ -24,7 +24,7 @@ use rusqlite::Connection;
 
 use super::super::StoreError;
 use super::super::rows::{MESSAGE_SELECT, MessageRow};
-use super::writer::query_optional;
+use super::statements::query_optional;
 
 /// What the memory may hold, in hashes (about 16 bytes each with the
 /// table around them), before the least recently written conversations
@@ -219,7 +219,7 @@ mod tests {
 
     /// Writes the row, as the writer does, and tells `ids` of it.
     fn insert(conn: &Connection, ids: &mut ClientIds, message: &Message) {
-        super::super::writer::insert_row(conn, message).expect("insert");
+        super::super::statements::insert_row(conn, message).expect("insert");
         ids.stored(message);
     }
 

@@ -7,9 +7,11 @@
 
 mod checkpointer;
 mod client_ids;
+mod statements;
 mod summaries;
 mod writer;
 
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,19 +19,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::{AuthorKind, Message, Seq};
+use sqlx::Sqlite;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::{
-    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, convert,
-    seq_to_sql,
-};
+use super::reads::Reads;
 use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
-    to_millis,
 };
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{Request, WriteOp, Written};
@@ -39,6 +37,22 @@ const WRITE_QUEUE: usize = 4096;
 const READ_CONNECTIONS: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite's text for the reads both backends share (see [`Reads`]).
+const READS: Reads<Sqlite> = Reads {
+    visitor_conversation: "SELECT id FROM conversations WHERE visitor_id = ?",
+    summary: "WHERE c.id = ?",
+    open_conversations: "WHERE c.status <> 'resolved' ORDER BY c.updated_at",
+    messages_after: "WHERE conversation_id = ? AND seq > ? AND (NOT internal OR ?)
+        ORDER BY seq LIMIT ?",
+    messages_before: "WHERE conversation_id = ? AND seq < ? AND (NOT internal OR ?)
+        ORDER BY seq DESC LIMIT ?",
+    agents: "ORDER BY name",
+    agent_by_token_hash: "WHERE token_hash = ? AND disabled = 0",
+    conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
+        ORDER BY id LIMIT ?",
+    dialect: PhantomData,
+};
 
 pub struct SqliteStore {
     /// The database file, watched by [`Store::health`].
@@ -213,30 +227,18 @@ impl Store for SqliteStore {
     }
 
     async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let id = sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = ?")
-            .bind(visitor_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-        Ok(id)
+        READS.visitor_conversation(&self.reads, visitor_id).await
     }
 
     async fn conversation(
         &self,
         conversation_id: &str,
     ) -> Result<Option<ConversationSummary>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        load_summary(&mut conn, conversation_id).await
+        READS.summary(&self.reads, conversation_id).await
     }
 
     async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-            "{SUMMARY_SELECT} WHERE c.status <> 'resolved' ORDER BY c.updated_at"
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-        convert(rows)
+        READS.open_conversations(&self.reads).await
     }
 
     async fn messages(
@@ -245,39 +247,9 @@ impl Store for SqliteStore {
         page: Page,
         include_internal: bool,
     ) -> Result<Vec<Message>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let internal_filter = if include_internal {
-            ""
-        } else {
-            "AND internal = 0"
-        };
-        let rows = match page {
-            Page::After { after, limit } => {
-                sqlx::query_as::<_, MessageRow>(&format!(
-                    "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq > ? {internal_filter}
-                     ORDER BY seq LIMIT ?"
-                ))
-                .bind(conversation_id)
-                .bind(seq_to_sql(after))
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?
-            }
-            Page::Before { before, limit } => {
-                let mut rows = sqlx::query_as::<_, MessageRow>(&format!(
-                    "{MESSAGE_SELECT} WHERE conversation_id = ? AND seq < ? {internal_filter}
-                     ORDER BY seq DESC LIMIT ?"
-                ))
-                .bind(conversation_id)
-                .bind(before.map_or(i64::MAX, seq_to_sql))
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?;
-                rows.reverse();
-                rows
-            }
-        };
-        convert(rows)
+        READS
+            .messages(&self.reads, conversation_id, page, include_internal)
+            .await
     }
 
     async fn add_agent(
@@ -302,11 +274,7 @@ impl Store for SqliteStore {
     }
 
     async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} ORDER BY name"))
-            .fetch_all(&mut *conn)
-            .await?;
-        convert(rows)
+        READS.agents(&self.reads).await
     }
 
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
@@ -318,17 +286,7 @@ impl Store for SqliteStore {
     }
 
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let row: Option<AgentRow> = sqlx::query_as(&format!(
-            "{AGENT_SELECT} WHERE token_hash = ? AND disabled = 0"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&mut *conn)
-        .await?;
-        Ok(row
-            .map(AgentAccount::try_from)
-            .transpose()?
-            .map(|account| account.info))
+        READS.agent_by_token_hash(&self.reads, token_hash).await
     }
 
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
@@ -341,16 +299,9 @@ impl Store for SqliteStore {
         after_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.reads.acquire().await?;
-        let ids = sqlx::query_scalar(
-            "SELECT id FROM conversations WHERE updated_at >= ? AND id > ? ORDER BY id LIMIT ?",
-        )
-        .bind(since.map_or(i64::MIN, to_millis))
-        .bind(after_id.unwrap_or(""))
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(ids)
+        READS
+            .conversation_ids(&self.reads, since, after_id, limit)
+            .await
     }
 
     /// The pool's connections keep a deleted or renamed file open and would
@@ -412,15 +363,4 @@ impl Store for SqliteStore {
 
 fn unavailable(path: &Path, why: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("{}: {why}", path.display()))
-}
-
-async fn load_summary(
-    conn: &mut SqliteConnection,
-    conversation_id: &str,
-) -> Result<Option<ConversationSummary>, StoreError> {
-    let row: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = ?"))
-        .bind(conversation_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(ConversationSummary::try_from).transpose()
 }

@@ -1,4 +1,4 @@
-//! PostgreSQL: the store of a cluster of relays, and its message bus.
+//! PostgreSQL: the store of a cluster of relays.
 //!
 //! Every write is one transaction on a pooled connection; PostgreSQL's own
 //! group commit batches concurrent commits. Writers on different nodes are
@@ -8,44 +8,39 @@
 //! `client_id` trips the unique index; the write then answers with the
 //! original message.
 //!
-//! Each committing transaction also `NOTIFY`s a [`ChangeRef`], delivered to
-//! every node (this one included) once committed and in commit order. The
-//! [`listen`] task reads the rows and feeds the hub, so a node's own writes
-//! and those of other nodes reach clients in one order.
+//! Each committing transaction also `NOTIFY`s the cluster of its change
+//! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
+//! backends share take their PostgreSQL text from [`reads`].
+
+mod bus;
+mod reads;
+mod writes;
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
-use kefu_protocol::{Author, AuthorKind, Message, ReadReceipt, Seq};
-use sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row, Transaction};
+use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::rows::{
-    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, convert,
-    seq_from_sql, seq_to_sql, status_from_sql,
-};
-use super::rules::{self, ConversationState, Decision};
+use super::rows::{seq_from_sql, seq_to_sql};
+use super::rules::{self, Decision};
 use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
     default_visitor_name, now_millis, preview_of, to_millis,
 };
-use crate::ConnId;
 use crate::auth;
-use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
+use crate::cluster::{ChangeRef, ClusterLink, NodeId};
+use reads::READS;
+use writes::{Tx, assign, existing_message, lock_conversation, require_summary, upsert_visitor};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const POOL_CONNECTIONS: u32 = 16;
-/// Ephemeral events waiting to be published before new ones are dropped.
-const EVENT_QUEUE: usize = 1024;
-/// Cluster input waiting for the hub before the listener waits.
-const INPUT_QUEUE: usize = 4096;
-
-type Tx = Transaction<'static, Postgres>;
 
 pub struct PgStore {
     pool: PgPool,
@@ -87,59 +82,9 @@ impl PgStore {
         let Some(changes) = changes else {
             return Ok((store, None));
         };
-        let (outgoing, to_publish) = mpsc::channel(EVENT_QUEUE);
-        let (to_hub, incoming) = mpsc::channel(INPUT_QUEUE);
-        let listener = PgListener::connect_with(&store.pool).await?;
-        let tasks = vec![
-            tokio::spawn(listen(
-                listener,
-                store.pool.clone(),
-                store.node.clone(),
-                changes,
-                to_hub,
-            )),
-            tokio::spawn(publish(store.pool.clone(), store.node.clone(), to_publish)),
-        ];
+        let (tasks, link) = bus::start(&store.pool, &store.node, changes).await?;
         *store.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
-        let link = ClusterLink {
-            node: store.node.clone(),
-            outgoing,
-            incoming,
-        };
         Ok((store, Some(link)))
-    }
-
-    async fn notify(&self, tx: &mut Tx, change: &ChangeRef) -> Result<(), StoreError> {
-        let payload = serde_json::to_string(change)
-            .map_err(|error| StoreError::Corrupt(format!("change reference: {error}")))?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(cluster::CHANGES_CHANNEL)
-            .bind(payload)
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
-    }
-
-    async fn notify_summary(&self, tx: &mut Tx, conversation_id: &str) -> Result<(), StoreError> {
-        let change = ChangeRef::Summary {
-            conversation_id: conversation_id.to_owned(),
-        };
-        self.notify(tx, &change).await
-    }
-
-    async fn notify_message(
-        &self,
-        tx: &mut Tx,
-        message: &Message,
-        origin: Option<ConnId>,
-    ) -> Result<(), StoreError> {
-        let change = ChangeRef::Message {
-            conversation_id: message.conversation_id.clone(),
-            seq: message.seq,
-            node: self.node.clone(),
-            origin: origin.map(ConnId::raw),
-        };
-        self.notify(tx, &change).await
     }
 
     /// Inserts a message; `None` if its `client_id` was stored meanwhile by
@@ -193,116 +138,11 @@ impl PgStore {
         mut tx: Tx,
         conversation_id: &str,
     ) -> Result<ConversationSummary, StoreError> {
-        self.notify_summary(&mut tx, conversation_id).await?;
+        bus::notify_summary(&mut tx, conversation_id).await?;
         let summary = require_summary(&mut tx, conversation_id).await?;
         tx.commit().await?;
         Ok(summary)
     }
-}
-
-async fn existing_message<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    kind: AuthorKind,
-    author_id: &str,
-    client_id: &str,
-) -> Result<Option<Message>, StoreError> {
-    let row: Option<MessageRow> = sqlx::query_as(&format!(
-        "{MESSAGE_SELECT} WHERE author_kind = $1 AND author_id = $2 AND client_id = $3"
-    ))
-    .bind(kind.as_str())
-    .bind(author_id)
-    .bind(client_id)
-    .fetch_optional(executor)
-    .await?;
-    row.map(Message::try_from).transpose()
-}
-
-/// Locks the conversation row for the rest of the transaction.
-async fn lock_conversation(
-    tx: &mut Tx,
-    conversation_id: &str,
-) -> Result<ConversationState, StoreError> {
-    let row = sqlx::query(
-        "SELECT status, assignee, last_seq FROM conversations WHERE id = $1 FOR UPDATE",
-    )
-    .bind(conversation_id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NotFound("conversation"))?;
-    Ok(ConversationState {
-        status: status_from_sql(&row.try_get::<String, _>("status")?)?,
-        assignee: row.try_get("assignee")?,
-        last_seq: seq_from_sql(row.try_get("last_seq")?),
-    })
-}
-
-async fn load_summary<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-    conversation_id: &str,
-) -> Result<Option<ConversationSummary>, StoreError> {
-    let row: Option<SummaryRow> = sqlx::query_as(&format!("{SUMMARY_SELECT} WHERE c.id = $1"))
-        .bind(conversation_id)
-        .fetch_optional(executor)
-        .await?;
-    row.map(ConversationSummary::try_from).transpose()
-}
-
-async fn require_summary(
-    tx: &mut Tx,
-    conversation_id: &str,
-) -> Result<ConversationSummary, StoreError> {
-    load_summary(&mut **tx, conversation_id)
-        .await?
-        .ok_or(StoreError::NotFound("conversation"))
-}
-
-async fn assign(tx: &mut Tx, conversation_id: &str, agent_id: &str) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE conversations SET status = 'active', assignee = $2, waiting_since = NULL,
-         updated_at = $3 WHERE id = $1",
-    )
-    .bind(conversation_id)
-    .bind(agent_id)
-    .bind(to_millis(now_millis()))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn upsert_visitor(
-    tx: &mut Tx,
-    visitor_id: &str,
-    details: &VisitorDetails,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let profile = &details.profile;
-    // A field the page did not send keeps its old value.
-    sqlx::query(
-        "INSERT INTO visitors (id, name, email, page_url, page_title, referrer, lang, user_agent,
-                               created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
-         ON CONFLICT (id) DO UPDATE SET
-             name = coalesce(excluded.name, visitors.name),
-             email = coalesce(excluded.email, visitors.email),
-             page_url = coalesce(excluded.page_url, visitors.page_url),
-             page_title = coalesce(excluded.page_title, visitors.page_title),
-             referrer = coalesce(excluded.referrer, visitors.referrer),
-             lang = coalesce(excluded.lang, visitors.lang),
-             user_agent = coalesce(excluded.user_agent, visitors.user_agent),
-             updated_at = excluded.updated_at",
-    )
-    .bind(visitor_id)
-    .bind(&profile.name)
-    .bind(&profile.email)
-    .bind(&profile.page_url)
-    .bind(&profile.page_title)
-    .bind(&profile.referrer)
-    .bind(&profile.lang)
-    .bind(&details.user_agent)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -371,7 +211,7 @@ impl Store for PgStore {
                 .original(AuthorKind::Visitor, &send.visitor_id, &send.client_id)
                 .await;
         };
-        self.notify_message(&mut tx, &message, send.origin).await?;
+        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
         tx.commit().await?;
         Ok(message)
     }
@@ -429,7 +269,7 @@ impl Store for PgStore {
                 .original(AuthorKind::Agent, &send.agent.id, &send.client_id)
                 .await;
         };
-        self.notify_message(&mut tx, &message, send.origin).await?;
+        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
         tx.commit().await?;
         Ok(message)
     }
@@ -531,7 +371,7 @@ impl Store for PgStore {
             reader,
             up_to_seq: up_to,
         };
-        self.notify(&mut tx, &change).await?;
+        bus::notify(&mut tx, &change).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -555,30 +395,25 @@ impl Store for PgStore {
         upsert_visitor(&mut tx, visitor_id, &details, to_millis(now_millis())).await?;
         let after = require_summary(&mut tx, &conversation_id).await?;
         if before.visitor != after.visitor {
-            self.notify_summary(&mut tx, &conversation_id).await?;
+            bus::notify_summary(&mut tx, &conversation_id).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
     async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
-                .bind(visitor_id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        READS.visitor_conversation(&self.pool, visitor_id).await
     }
 
     async fn conversation(
         &self,
         conversation_id: &str,
     ) -> Result<Option<ConversationSummary>, StoreError> {
-        load_summary(&self.pool, conversation_id).await
+        READS.summary(&self.pool, conversation_id).await
     }
 
     async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        open_conversations(&self.pool).await
+        READS.open_conversations(&self.pool).await
     }
 
     async fn messages(
@@ -587,35 +422,9 @@ impl Store for PgStore {
         page: Page,
         include_internal: bool,
     ) -> Result<Vec<Message>, StoreError> {
-        let rows: Vec<MessageRow> = match page {
-            Page::After { after, limit } => {
-                sqlx::query_as(&format!(
-                "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq > $2 AND (NOT internal OR $3)
-                     ORDER BY seq LIMIT $4"
-            ))
-                .bind(conversation_id)
-                .bind(seq_to_sql(after))
-                .bind(include_internal)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Page::Before { before, limit } => {
-                let mut rows: Vec<MessageRow> = sqlx::query_as(&format!(
-                    "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq < $2 AND (NOT internal OR $3)
-                     ORDER BY seq DESC LIMIT $4"
-                ))
-                .bind(conversation_id)
-                .bind(before.map_or(i64::MAX, seq_to_sql))
-                .bind(include_internal)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await?;
-                rows.reverse();
-                rows
-            }
-        };
-        convert(rows)
+        READS
+            .messages(&self.pool, conversation_id, page, include_internal)
+            .await
     }
 
     async fn add_agent(
@@ -649,10 +458,7 @@ impl Store for PgStore {
     }
 
     async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
-        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} ORDER BY name"))
-            .fetch_all(&self.pool)
-            .await?;
-        convert(rows)
+        READS.agents(&self.pool).await
     }
 
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
@@ -667,16 +473,7 @@ impl Store for PgStore {
     }
 
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
-        let row: Option<AgentRow> = sqlx::query_as(&format!(
-            "{AGENT_SELECT} WHERE token_hash = $1 AND NOT disabled"
-        ))
-        .bind(token_hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row
-            .map(AgentAccount::try_from)
-            .transpose()?
-            .map(|account| account.info))
+        READS.agent_by_token_hash(&self.pool, token_hash).await
     }
 
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
@@ -689,15 +486,9 @@ impl Store for PgStore {
         after_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let ids = sqlx::query_scalar(
-            "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2 ORDER BY id LIMIT $3",
-        )
-        .bind(since.map_or(i64::MIN, to_millis))
-        .bind(after_id.unwrap_or(""))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(ids)
+        READS
+            .conversation_ids(&self.pool, since, after_id, limit)
+            .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {
@@ -721,165 +512,5 @@ impl Store for PgStore {
         // Writes are transactions that completed before their caller
         // returned; closing waits for connections in use to come back.
         self.pool.close().await;
-    }
-}
-
-async fn open_conversations<'e>(
-    executor: impl sqlx::PgExecutor<'e>,
-) -> Result<Vec<ConversationSummary>, StoreError> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(&format!(
-        "{SUMMARY_SELECT} WHERE c.status <> 'resolved' ORDER BY c.updated_at"
-    ))
-    .fetch_all(executor)
-    .await?;
-    convert(rows)
-}
-
-/// Listens to both channels; turns change references into [`Change`]s for
-/// the hub and forwards other nodes' events.
-async fn listen(
-    mut listener: PgListener,
-    pool: PgPool,
-    node: NodeId,
-    changes: mpsc::Sender<Change>,
-    to_hub: mpsc::Sender<ClusterInput>,
-) {
-    if let Err(error) = listener
-        .listen_all([cluster::CHANGES_CHANNEL, cluster::EVENTS_CHANNEL])
-        .await
-    {
-        tracing::error!(%error, "cannot LISTEN; cross-node fan-out is off");
-        return;
-    }
-    loop {
-        // `try_recv` answers `None` when the connection dropped (and will be
-        // re-established): whatever was sent meanwhile is lost to us.
-        let notification = match listener.try_recv().await {
-            Ok(Some(notification)) => notification,
-            Ok(None) => {
-                tracing::warn!("lost the LISTEN connection; resyncing clients");
-                match open_conversations(&pool).await {
-                    Ok(open) => {
-                        if to_hub.send(ClusterInput::Resync(open)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(error) => tracing::error!(%error, "cannot reload conversations"),
-                }
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "LISTEN failed; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        let payload = notification.payload();
-        if notification.channel() == cluster::EVENTS_CHANNEL {
-            match serde_json::from_str::<Envelope>(payload) {
-                Ok(envelope) if envelope.node == node => {}
-                Ok(envelope) => {
-                    if to_hub.send(ClusterInput::Event(envelope)).await.is_err() {
-                        return;
-                    }
-                }
-                Err(error) => tracing::warn!(%error, "undecodable cluster event"),
-            }
-            continue;
-        }
-        let change = match serde_json::from_str::<ChangeRef>(payload) {
-            Ok(change) => resolve_change(&pool, &node, change).await,
-            Err(error) => {
-                tracing::warn!(%error, "undecodable change reference");
-                continue;
-            }
-        };
-        match change {
-            Ok(Some(change)) => {
-                if changes.send(change).await.is_err() {
-                    return;
-                }
-            }
-            Ok(None) => {}
-            Err(error) => tracing::error!(%error, "cannot read a committed change"),
-        }
-    }
-}
-
-/// Reads what a change reference names.
-async fn resolve_change(
-    pool: &PgPool,
-    node: &str,
-    change: ChangeRef,
-) -> Result<Option<Change>, StoreError> {
-    Ok(match change {
-        ChangeRef::Message {
-            conversation_id,
-            seq,
-            node: from,
-            origin,
-        } => {
-            let row: Option<MessageRow> = sqlx::query_as(&format!(
-                "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq = $2"
-            ))
-            .bind(&conversation_id)
-            .bind(seq_to_sql(seq))
-            .fetch_optional(pool)
-            .await?;
-            let Some(message) = row.map(Message::try_from).transpose()? else {
-                return Ok(None);
-            };
-            let Some(summary) = load_summary(pool, &conversation_id).await? else {
-                return Ok(None);
-            };
-            let origin = origin.filter(|_| from == node).map(ConnId::from_raw);
-            Some(Change::Message {
-                message,
-                summary,
-                origin,
-            })
-        }
-        ChangeRef::Summary { conversation_id } => load_summary(pool, &conversation_id)
-            .await?
-            .map(|summary| Change::Summary { summary }),
-        ChangeRef::Read {
-            conversation_id,
-            reader,
-            up_to_seq,
-        } => load_summary(pool, &conversation_id)
-            .await?
-            .map(|summary| Change::Read {
-                receipt: ReadReceipt {
-                    conversation_id,
-                    reader,
-                    up_to_seq,
-                },
-                summary,
-            }),
-    })
-}
-
-/// Publishes this node's ephemeral events, in order.
-async fn publish(pool: PgPool, node: NodeId, mut events: mpsc::Receiver<ClusterEvent>) {
-    while let Some(event) = events.recv().await {
-        let envelope = Envelope {
-            node: node.clone(),
-            event,
-        };
-        let Ok(payload) = serde_json::to_string(&envelope) else {
-            continue;
-        };
-        if payload.len() > cluster::MAX_PAYLOAD {
-            tracing::warn!(bytes = payload.len(), "cluster event too large to publish");
-            continue;
-        }
-        if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(cluster::EVENTS_CHANNEL)
-            .bind(&payload)
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(%error, "cannot publish a cluster event");
-        }
     }
 }

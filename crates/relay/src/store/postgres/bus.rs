@@ -1,0 +1,242 @@
+//! The cluster's message bus over PostgreSQL `LISTEN`/`NOTIFY`.
+//!
+//! Each committing transaction also `NOTIFY`s a [`ChangeRef`], delivered to
+//! every node (this one included) once committed and in commit order. The
+//! [`listen`] task reads the rows and feeds the hub, so a node's own writes
+//! and those of other nodes reach clients in one order.
+
+use std::time::Duration;
+
+use kefu_protocol::{Message, ReadReceipt};
+use sqlx::PgConnection;
+use sqlx::postgres::{PgListener, PgPool};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
+use super::super::{Change, StoreError};
+use super::reads::READS;
+use crate::ConnId;
+use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
+
+/// Ephemeral events waiting to be published before new ones are dropped.
+const EVENT_QUEUE: usize = 1024;
+/// Cluster input waiting for the hub before the listener waits.
+const INPUT_QUEUE: usize = 4096;
+
+/// Starts listening to the cluster and publishing this node's events;
+/// returns the tasks (for the store to stop) and the hub's end.
+pub(super) async fn start(
+    pool: &PgPool,
+    node: &NodeId,
+    changes: mpsc::Sender<Change>,
+) -> Result<(Vec<JoinHandle<()>>, ClusterLink), StoreError> {
+    let (outgoing, to_publish) = mpsc::channel(EVENT_QUEUE);
+    let (to_hub, incoming) = mpsc::channel(INPUT_QUEUE);
+    let listener = PgListener::connect_with(pool).await?;
+    let tasks = vec![
+        tokio::spawn(listen(
+            listener,
+            pool.clone(),
+            node.clone(),
+            changes,
+            to_hub,
+        )),
+        tokio::spawn(publish(pool.clone(), node.clone(), to_publish)),
+    ];
+    let link = ClusterLink {
+        node: node.clone(),
+        outgoing,
+        incoming,
+    };
+    Ok((tasks, link))
+}
+
+/// Sends `change` inside the caller's transaction: PostgreSQL delivers it
+/// when, and only if, the transaction commits.
+pub(super) async fn notify(conn: &mut PgConnection, change: &ChangeRef) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(change)
+        .map_err(|error| StoreError::Corrupt(format!("change reference: {error}")))?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(cluster::CHANGES_CHANNEL)
+        .bind(payload)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn notify_summary(
+    conn: &mut PgConnection,
+    conversation_id: &str,
+) -> Result<(), StoreError> {
+    let change = ChangeRef::Summary {
+        conversation_id: conversation_id.to_owned(),
+    };
+    notify(conn, &change).await
+}
+
+pub(super) async fn notify_message(
+    conn: &mut PgConnection,
+    node: &NodeId,
+    message: &Message,
+    origin: Option<ConnId>,
+) -> Result<(), StoreError> {
+    let change = ChangeRef::Message {
+        conversation_id: message.conversation_id.clone(),
+        seq: message.seq,
+        node: node.clone(),
+        origin: origin.map(ConnId::raw),
+    };
+    notify(conn, &change).await
+}
+
+/// Listens to both channels; turns change references into [`Change`]s for
+/// the hub and forwards other nodes' events.
+async fn listen(
+    mut listener: PgListener,
+    pool: PgPool,
+    node: NodeId,
+    changes: mpsc::Sender<Change>,
+    to_hub: mpsc::Sender<ClusterInput>,
+) {
+    if let Err(error) = listener
+        .listen_all([cluster::CHANGES_CHANNEL, cluster::EVENTS_CHANNEL])
+        .await
+    {
+        tracing::error!(%error, "cannot LISTEN; cross-node fan-out is off");
+        return;
+    }
+    loop {
+        // `try_recv` answers `None` when the connection dropped (and will be
+        // re-established): whatever was sent meanwhile is lost to us.
+        let notification = match listener.try_recv().await {
+            Ok(Some(notification)) => notification,
+            Ok(None) => {
+                tracing::warn!("lost the LISTEN connection; resyncing clients");
+                match READS.open_conversations(&pool).await {
+                    Ok(open) => {
+                        if to_hub.send(ClusterInput::Resync(open)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::error!(%error, "cannot reload conversations"),
+                }
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "LISTEN failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let payload = notification.payload();
+        if notification.channel() == cluster::EVENTS_CHANNEL {
+            match serde_json::from_str::<Envelope>(payload) {
+                Ok(envelope) if envelope.node == node => {}
+                Ok(envelope) => {
+                    if to_hub.send(ClusterInput::Event(envelope)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "undecodable cluster event"),
+            }
+            continue;
+        }
+        let change = match serde_json::from_str::<ChangeRef>(payload) {
+            Ok(change) => resolve_change(&pool, &node, change).await,
+            Err(error) => {
+                tracing::warn!(%error, "undecodable change reference");
+                continue;
+            }
+        };
+        match change {
+            Ok(Some(change)) => {
+                if changes.send(change).await.is_err() {
+                    return;
+                }
+            }
+            Ok(None) => {}
+            Err(error) => tracing::error!(%error, "cannot read a committed change"),
+        }
+    }
+}
+
+/// Reads what a change reference names.
+async fn resolve_change(
+    pool: &PgPool,
+    node: &str,
+    change: ChangeRef,
+) -> Result<Option<Change>, StoreError> {
+    Ok(match change {
+        ChangeRef::Message {
+            conversation_id,
+            seq,
+            node: from,
+            origin,
+        } => {
+            let row: Option<MessageRow> = sqlx::query_as(&format!(
+                "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq = $2"
+            ))
+            .bind(&conversation_id)
+            .bind(seq_to_sql(seq))
+            .fetch_optional(pool)
+            .await?;
+            let Some(message) = row.map(Message::try_from).transpose()? else {
+                return Ok(None);
+            };
+            let Some(summary) = READS.summary(pool, &conversation_id).await? else {
+                return Ok(None);
+            };
+            let origin = origin.filter(|_| from == node).map(ConnId::from_raw);
+            Some(Change::Message {
+                message,
+                summary,
+                origin,
+            })
+        }
+        ChangeRef::Summary { conversation_id } => READS
+            .summary(pool, &conversation_id)
+            .await?
+            .map(|summary| Change::Summary { summary }),
+        ChangeRef::Read {
+            conversation_id,
+            reader,
+            up_to_seq,
+        } => READS
+            .summary(pool, &conversation_id)
+            .await?
+            .map(|summary| Change::Read {
+                receipt: ReadReceipt {
+                    conversation_id,
+                    reader,
+                    up_to_seq,
+                },
+                summary,
+            }),
+    })
+}
+
+/// Publishes this node's ephemeral events, in order.
+async fn publish(pool: PgPool, node: NodeId, mut events: mpsc::Receiver<ClusterEvent>) {
+    while let Some(event) = events.recv().await {
+        let envelope = Envelope {
+            node: node.clone(),
+            event,
+        };
+        let Ok(payload) = serde_json::to_string(&envelope) else {
+            continue;
+        };
+        if payload.len() > cluster::MAX_PAYLOAD {
+            tracing::warn!(bytes = payload.len(), "cluster event too large to publish");
+            continue;
+        }
+        if let Err(error) = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(cluster::EVENTS_CHANNEL)
+            .bind(&payload)
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(%error, "cannot publish a cluster event");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! PostgreSQL's text for the reads both backends share (see [`Reads`]).
+
+use std::marker::PhantomData;
+
+use sqlx::Postgres;
+
+use super::super::reads::Reads;
+
+pub(super) const READS: Reads<Postgres> = Reads {
+    visitor_conversation: "SELECT id FROM conversations WHERE visitor_id = $1",
+    summary: "WHERE c.id = $1",
+    open_conversations: "WHERE c.status <> 'resolved' ORDER BY c.updated_at",
+    messages_after: "WHERE conversation_id = $1 AND seq > $2 AND (NOT internal OR $3)
+        ORDER BY seq LIMIT $4",
+    messages_before: "WHERE conversation_id = $1 AND seq < $2 AND (NOT internal OR $3)
+        ORDER BY seq DESC LIMIT $4",
+    agents: "ORDER BY name",
+    agent_by_token_hash: "WHERE token_hash = $1 AND NOT disabled",
+    conversation_ids: "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2
+        ORDER BY id LIMIT $3",
+    dialect: PhantomData,
+};

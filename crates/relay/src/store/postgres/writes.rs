@@ -1,0 +1,112 @@
+//! The steps PostgreSQL writes are made of, each inside the caller's
+//! transaction (or, to find a resend's original, on the pool).
+
+use kefu_protocol::agent::ConversationSummary;
+use kefu_protocol::{AuthorKind, Message};
+use sqlx::{Postgres, Row, Transaction};
+
+use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_from_sql, status_from_sql};
+use super::super::rules::ConversationState;
+use super::super::{StoreError, VisitorDetails, now_millis, to_millis};
+use super::reads::READS;
+
+pub(super) type Tx = Transaction<'static, Postgres>;
+
+pub(super) async fn existing_message<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    kind: AuthorKind,
+    author_id: &str,
+    client_id: &str,
+) -> Result<Option<Message>, StoreError> {
+    let row: Option<MessageRow> = sqlx::query_as(&format!(
+        "{MESSAGE_SELECT} WHERE author_kind = $1 AND author_id = $2 AND client_id = $3"
+    ))
+    .bind(kind.as_str())
+    .bind(author_id)
+    .bind(client_id)
+    .fetch_optional(executor)
+    .await?;
+    row.map(Message::try_from).transpose()
+}
+
+/// Locks the conversation row for the rest of the transaction.
+pub(super) async fn lock_conversation(
+    tx: &mut Tx,
+    conversation_id: &str,
+) -> Result<ConversationState, StoreError> {
+    let row = sqlx::query(
+        "SELECT status, assignee, last_seq FROM conversations WHERE id = $1 FOR UPDATE",
+    )
+    .bind(conversation_id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound("conversation"))?;
+    Ok(ConversationState {
+        status: status_from_sql(&row.try_get::<String, _>("status")?)?,
+        assignee: row.try_get("assignee")?,
+        last_seq: seq_from_sql(row.try_get("last_seq")?),
+    })
+}
+
+pub(super) async fn require_summary(
+    tx: &mut Tx,
+    conversation_id: &str,
+) -> Result<ConversationSummary, StoreError> {
+    READS
+        .summary(&mut **tx, conversation_id)
+        .await?
+        .ok_or(StoreError::NotFound("conversation"))
+}
+
+pub(super) async fn assign(
+    tx: &mut Tx,
+    conversation_id: &str,
+    agent_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE conversations SET status = 'active', assignee = $2, waiting_since = NULL,
+         updated_at = $3 WHERE id = $1",
+    )
+    .bind(conversation_id)
+    .bind(agent_id)
+    .bind(to_millis(now_millis()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn upsert_visitor(
+    tx: &mut Tx,
+    visitor_id: &str,
+    details: &VisitorDetails,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let profile = &details.profile;
+    // A field the page did not send keeps its old value.
+    sqlx::query(
+        "INSERT INTO visitors (id, name, email, page_url, page_title, referrer, lang, user_agent,
+                               created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+         ON CONFLICT (id) DO UPDATE SET
+             name = coalesce(excluded.name, visitors.name),
+             email = coalesce(excluded.email, visitors.email),
+             page_url = coalesce(excluded.page_url, visitors.page_url),
+             page_title = coalesce(excluded.page_title, visitors.page_title),
+             referrer = coalesce(excluded.referrer, visitors.referrer),
+             lang = coalesce(excluded.lang, visitors.lang),
+             user_agent = coalesce(excluded.user_agent, visitors.user_agent),
+             updated_at = excluded.updated_at",
+    )
+    .bind(visitor_id)
+    .bind(&profile.name)
+    .bind(&profile.email)
+    .bind(&profile.page_url)
+    .bind(&profile.page_title)
+    .bind(&profile.referrer)
+    .bind(&profile.lang)
+    .bind(&details.user_agent)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

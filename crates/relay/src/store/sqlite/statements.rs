@@ -1,0 +1,47 @@
+//! Statements on the writer's connection, run from its cache of prepared
+//! statements: shared by the writer's operations and its memory of client
+//! ids, below both.
+
+use kefu_protocol::Message;
+use rusqlite::{Connection, OptionalExtension, Params, Row};
+
+use super::super::rows::seq_to_sql;
+use super::super::to_millis;
+
+pub(super) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+pub(super) fn query_optional<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(sql)?.query_row(params, read).optional()
+}
+
+pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Result<usize> {
+    execute(
+        conn,
+        "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
+                               author_name, text, internal, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            &message.conversation_id,
+            seq_to_sql(message.seq),
+            &message.id,
+            &message.client_id,
+            message.author.kind.as_str(),
+            &message.author.id,
+            &message.author.name,
+            &message.text,
+            message.internal,
+            to_millis(message.at),
+        ),
+    )
+}

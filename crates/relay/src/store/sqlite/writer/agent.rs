@@ -1,0 +1,57 @@
+//! Agent accounts: adding and disabling them.
+
+use kefu_protocol::agent::{AgentInfo, Role};
+use rusqlite::Connection;
+
+use super::super::super::{StoreError, now_millis, to_millis};
+use super::super::statements::{execute, query_optional};
+use super::op::{Applied, Written};
+use crate::auth;
+
+pub(super) fn add_agent(
+    conn: &Connection,
+    name: &str,
+    role: Role,
+    token_hash: &str,
+) -> Result<Applied, StoreError> {
+    let taken = query_optional(
+        conn,
+        "SELECT id FROM agents WHERE name = ?",
+        [name],
+        |row| row.get::<_, String>(0),
+    )?;
+    if taken.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "an agent named {name:?} already exists"
+        )));
+    }
+    let info = AgentInfo {
+        id: auth::new_id(),
+        name: name.to_owned(),
+        role,
+    };
+    execute(
+        conn,
+        "INSERT INTO agents (id, name, role, token_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+        (
+            &info.id,
+            &info.name,
+            role.as_str(),
+            token_hash,
+            to_millis(now_millis()),
+        ),
+    )?;
+    Ok((Written::Agent(info), None))
+}
+
+pub(super) fn disable_agent(conn: &Connection, name: &str) -> Result<Applied, StoreError> {
+    if execute(
+        conn,
+        "UPDATE agents SET disabled = 1 WHERE name = ?",
+        [name],
+    )? == 0
+    {
+        return Err(StoreError::NotFound("agent"));
+    }
+    Ok((Written::Done, None))
+}

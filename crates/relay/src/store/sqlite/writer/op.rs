@@ -1,0 +1,51 @@
+//! What the writer is asked to do, and what it answers.
+
+use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::{AuthorKind, Message, Seq};
+
+use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
+
+pub(in super::super) enum WriteOp {
+    VisitorSend(VisitorSend),
+    AgentSend(AgentSend),
+    Claim {
+        conversation_id: String,
+        agent: AgentInfo,
+    },
+    Transfer {
+        conversation_id: String,
+        by: AgentInfo,
+        to_agent: String,
+    },
+    Resolve {
+        conversation_id: String,
+        by: AgentInfo,
+    },
+    MarkRead {
+        conversation_id: String,
+        reader: AuthorKind,
+        up_to_seq: Seq,
+    },
+    UpdateVisitor {
+        visitor_id: String,
+        details: VisitorDetails,
+    },
+    AddAgent {
+        name: String,
+        role: Role,
+        token_hash: String,
+    },
+    DisableAgent {
+        name: String,
+    },
+}
+
+pub(in super::super) enum Written {
+    Message(Message),
+    Summary(ConversationSummary),
+    Agent(AgentInfo),
+    Done,
+}
+
+/// What a write answers, and the change it publishes once committed.
+pub(super) type Applied = (Written, Option<Change>);

@@ -1,0 +1,223 @@
+//! The two sends: a visitor's message and an agent's reply or note.
+
+use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
+use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use rusqlite::Connection;
+
+use super::super::super::rows::seq_to_sql;
+use super::super::super::rules::{self, Decision};
+use super::super::super::{
+    AgentSend, Change, StoreError, VisitorSend, now_millis, preview_of, to_millis,
+};
+use super::super::client_ids::ClientIds;
+use super::super::statements::{execute, insert_row, query_optional};
+use super::super::summaries::{Summaries, with_details};
+use super::conversation::{assign, current_summary, require_summary, state_of, upsert_visitor};
+use super::op::{Applied, Written};
+use crate::auth;
+
+/// A visitor writes to their one conversation, so a resend is looked for
+/// there before anything changes.
+pub(super) fn visitor_send(
+    conn: &Connection,
+    summaries: &Summaries,
+    client_ids: &mut ClientIds,
+    send: &VisitorSend,
+) -> Result<Applied, StoreError> {
+    let existing = match summaries.of_visitor(&send.visitor_id) {
+        Some(summary) => Some(summary.clone()),
+        None => query_optional(
+            conn,
+            "SELECT id FROM conversations WHERE visitor_id = ?",
+            [&send.visitor_id],
+            |row| row.get::<_, String>(0),
+        )?
+        .map(|id| require_summary(conn, &id))
+        .transpose()?,
+    };
+    let author = (AuthorKind::Visitor, send.visitor_id.as_str());
+    if let Some(summary) = &existing
+        && let Some(original) = client_ids.find(conn, &summary.id, author, &send.client_id)?
+    {
+        return Ok((Written::Message(original), None));
+    }
+    let now = now_millis();
+    let now_ms = to_millis(now);
+    let mut summary = match existing {
+        Some(summary) => summary,
+        None => open_conversation(conn, send, now_ms)?,
+    };
+    let visitor = with_details(&summary.visitor, &send.details);
+    if visitor != summary.visitor {
+        upsert_visitor(conn, &send.visitor_id, &send.details, now_ms)?;
+        summary.visitor = visitor;
+    }
+    if summary.status == ConversationStatus::Resolved {
+        execute(
+            conn,
+            "UPDATE conversations SET status = 'waiting', assignee = NULL,
+             waiting_since = ? WHERE id = ?",
+            (now_ms, &summary.id),
+        )?;
+        summary.status = ConversationStatus::Waiting;
+        summary.assignee = None;
+        summary.waiting_since = Some(now);
+    }
+
+    let author = Author {
+        kind: AuthorKind::Visitor,
+        id: send.visitor_id.clone(),
+        name: summary.visitor.name.clone(),
+    };
+    let message = insert_message(
+        conn,
+        client_ids,
+        NewMessage {
+            conversation_id: &summary.id,
+            seq: summary.last_seq + 1,
+            client_id: &send.client_id,
+            author,
+            text: &send.text,
+            internal: false,
+            at: now,
+        },
+    )?;
+    summary.last_seq = message.seq;
+    summary.unread = summary.unread.saturating_add(1);
+    summary.preview = preview_of(&send.text);
+    summary.updated_at = now;
+    execute(
+        conn,
+        "UPDATE conversations SET last_seq = ?, unread = unread + 1, preview = ?, updated_at = ?
+         WHERE id = ?",
+        (
+            seq_to_sql(summary.last_seq),
+            &summary.preview,
+            now_ms,
+            &summary.id,
+        ),
+    )?;
+    Ok(message_change(message, summary, send.origin))
+}
+
+/// The visitor's first message: their row and their conversation.
+fn open_conversation(
+    conn: &Connection,
+    send: &VisitorSend,
+    now_ms: i64,
+) -> Result<ConversationSummary, StoreError> {
+    upsert_visitor(conn, &send.visitor_id, &send.details, now_ms)?;
+    let id = auth::new_id();
+    execute(
+        conn,
+        "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
+         VALUES (?1, ?2, 'waiting', ?3, ?3, ?3)",
+        (&id, &send.visitor_id, now_ms),
+    )?;
+    require_summary(conn, &id)
+}
+
+pub(super) fn agent_send(
+    conn: &Connection,
+    summaries: &Summaries,
+    client_ids: &mut ClientIds,
+    send: &AgentSend,
+) -> Result<Applied, StoreError> {
+    // The conversation first: `find` remembers every conversation it is
+    // asked about, and a made-up id must not take room there.
+    let mut summary = current_summary(conn, summaries, &send.conversation_id)?;
+    let author = (AuthorKind::Agent, send.agent.id.as_str());
+    if let Some(original) = client_ids.find(conn, &send.conversation_id, author, &send.client_id)? {
+        return Ok((Written::Message(original), None));
+    }
+    let now = now_millis();
+    let now_ms = to_millis(now);
+    if rules::reply(&state_of(&summary), &send.agent, send.internal)? == Decision::Assign {
+        assign(conn, &send.conversation_id, &send.agent.id, now_ms)?;
+        summary.status = ConversationStatus::Active;
+        summary.assignee = Some(send.agent.id.clone());
+        summary.waiting_since = None;
+    }
+    let author = Author {
+        kind: AuthorKind::Agent,
+        id: send.agent.id.clone(),
+        name: send.agent.name.clone(),
+    };
+    let message = insert_message(
+        conn,
+        client_ids,
+        NewMessage {
+            conversation_id: &send.conversation_id,
+            seq: summary.last_seq + 1,
+            client_id: &send.client_id,
+            author,
+            text: &send.text,
+            internal: send.internal,
+            at: now,
+        },
+    )?;
+    summary.last_seq = message.seq;
+    summary.updated_at = now;
+    let seq = seq_to_sql(message.seq);
+    if send.internal {
+        execute(
+            conn,
+            "UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
+            (seq, now_ms, &send.conversation_id),
+        )?;
+    } else {
+        // A reply means the agent has read what came before it.
+        summary.preview = preview_of(&send.text);
+        summary.unread = 0;
+        execute(
+            conn,
+            "UPDATE conversations SET last_seq = ?1, preview = ?2, updated_at = ?3,
+             agent_read_seq = ?1, unread = 0 WHERE id = ?4",
+            (seq, &summary.preview, now_ms, &send.conversation_id),
+        )?;
+    }
+    Ok(message_change(message, summary, send.origin))
+}
+
+fn message_change(
+    message: Message,
+    summary: ConversationSummary,
+    origin: Option<crate::ConnId>,
+) -> Applied {
+    let change = Change::Message {
+        message: message.clone(),
+        summary,
+        origin,
+    };
+    (Written::Message(message), Some(change))
+}
+
+struct NewMessage<'a> {
+    conversation_id: &'a str,
+    seq: Seq,
+    client_id: &'a str,
+    author: Author,
+    text: &'a str,
+    internal: bool,
+    at: time::OffsetDateTime,
+}
+
+fn insert_message(
+    conn: &Connection,
+    client_ids: &mut ClientIds,
+    new: NewMessage<'_>,
+) -> Result<Message, StoreError> {
+    let message = Message {
+        conversation_id: new.conversation_id.to_owned(),
+        seq: new.seq,
+        id: auth::new_id(),
+        client_id: new.client_id.to_owned(),
+        author: new.author,
+        text: new.text.to_owned(),
+        at: new.at,
+        internal: new.internal,
+    };
+    insert_row(conn, &message)?;
+    client_ids.stored(&message);
+    Ok(message)
+}
