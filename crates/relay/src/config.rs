@@ -2,16 +2,16 @@
 //! environment variables and a TOML file ([`Settings::load`]); tests build
 //! [`Config`] directly.
 //!
-//! Each setting is declared once, as a row of the table in [`settings`]:
-//! from it come the flag, its variable, the help text (ending in the default
-//! taken from [`Config::default`]), the file key, the merge and what
-//! `check-config` prints. The files, lower first (none imports a later one):
-//! - [`values`]: the kinds of value and their checks, pure functions;
-//! - [`source`]: where a value came from, the precedence rule, the errors
+//! Each setting is declared once, as a row of the table in
+//! `config/settings.rs`: from it come the flag, its variable, the help text
+//! (ending in the default taken from [`Config::default`]), the file key, the
+//! merge and what `check-config` prints. The files, lower first (none imports a later one):
+//! - `values`: the kinds of value and their checks, pure functions;
+//! - `source`: where a value came from, the precedence rule, the errors
 //!   that name the exact flag, variable or file;
-//! - [`flag`]: how a value is asked for on the command line;
-//! - [`table`]: the `settings!` macro that turns rows into all of the above;
-//! - [`settings`]: the table itself and the merged [`Settings`].
+//! - `flag`: how a value is asked for on the command line;
+//! - `table`: the `settings!` macro that turns rows into all of the above;
+//! - `settings`: the table itself and the merged [`Settings`].
 //!
 //! Why a macro rather than `figment`: figment layers serde sources and
 //! records each value's origin, but it knows nothing of clap, so the flags,

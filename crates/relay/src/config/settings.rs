@@ -88,7 +88,7 @@ settings! {
 /// settings.
 #[derive(Debug, Default, Clone)]
 pub struct GlobalArgs {
-    /// TOML file with settings; flags and KEFU_* variables override it.
+    /// `--config`: the TOML file to read.
     pub config: Option<PathBuf>,
     pub given: CommandLine,
 }
