@@ -2,17 +2,38 @@
 //! environment variables and a TOML file ([`Settings::load`]); tests build
 //! [`Config`] directly.
 //!
-//! - [`file`]: the TOML file's shape; unknown keys are errors, so typos are.
-//! - [`settings`]: the command-line arguments and the merge of all sources.
+//! Each setting is declared once, as a row of the table in
+//! `config/settings.rs`: from it come the flag, its variable, the help text
+//! (ending in the default taken from [`Config::default`]), the file key, the
+//! merge and what `check-config` prints. The files, lower first (none imports a later one):
+//! - `values`: the kinds of value and their checks, pure functions;
+//! - `source`: where a value came from, the precedence rule, the errors
+//!   that name the exact flag, variable or file;
+//! - `flag`: how a value is asked for on the command line;
+//! - `table`: the `settings!` macro that turns rows into all of the above;
+//! - `settings`: the table itself and the merged [`Settings`].
+//!
+//! Why a macro rather than `figment`: figment layers serde sources and
+//! records each value's origin, but it knows nothing of clap, so the flags,
+//! their help and defaults would still be declared apart, and its `Env`
+//! provider parses values its own way (a comma-separated
+//! `KEFU_ALLOWED_ORIGINS` would become one string), which would change what
+//! the relay accepts. Telling the flag from its variable needs clap's
+//! `ArgMatches::value_source` either way. The macro keeps clap's parsing
+//! and toml's, and adds one dependency-free table.
 
-mod file;
+mod flag;
 mod settings;
+mod source;
+mod table;
+mod values;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-pub use file::{FileConfig, FileLimits};
-pub use settings::{ConfigError, GlobalArgs, LogFormat, ServeArgs, Settings, mask_secrets};
+pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
+pub use source::{ConfigError, Given, Source};
+pub use values::{LogFormat, mask_secrets};
 
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
@@ -54,7 +75,7 @@ impl Config {
         {
             return true;
         }
-        if let Some(public) = self.public_url.as_deref().and_then(settings::origin_of)
+        if let Some(public) = self.public_url.as_deref().and_then(values::origin_of)
             && public.eq_ignore_ascii_case(origin)
         {
             return true;

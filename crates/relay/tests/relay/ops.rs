@@ -141,6 +141,31 @@ async fn check_config_refuses_a_bad_file_naming_the_file_the_key_and_why() {
     );
 }
 
+/// An error names the one place to fix: the flag, its variable or the file.
+#[tokio::test]
+async fn check_config_names_the_flag_the_variable_or_the_file_of_a_bad_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_file(dir.path(), "relay.toml", "presence_grace = -1\n");
+    for (args, env, origin) in [
+        (
+            &["check-config", "--presence-grace=-1"][..],
+            &[][..],
+            "--presence-grace",
+        ),
+        (
+            &["check-config"][..],
+            &[("KEFU_PRESENCE_GRACE", "-1")][..],
+            "KEFU_PRESENCE_GRACE",
+        ),
+        (&["check-config", "--config", &config][..], &[][..], &config),
+    ] {
+        let output = run_cli(args, env).await;
+        assert!(!output.status.success(), "{args:?} {env:?}");
+        let expected = format!("invalid presence_grace (set by {origin}): must be 0 or more");
+        assert!(stderr(&output).contains(&expected), "{}", stderr(&output));
+    }
+}
+
 #[tokio::test]
 async fn serve_takes_settings_from_the_environment_and_the_file() {
     let dir = tempfile::tempdir().expect("temp dir");
