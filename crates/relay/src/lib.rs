@@ -24,15 +24,14 @@ pub mod config;
 pub mod export;
 pub mod frame;
 pub mod hub;
+pub mod ids;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
 pub mod transport;
 
-use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -49,32 +48,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// shutdown. With [`DRAIN_TIMEOUT`] and the store's last commit this keeps
 /// the exit within systemd's 10 s.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Identifies one client connection for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    pub fn next() -> ConnId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// As carried between cluster nodes; meaningful only on its own node.
-    pub fn raw(self) -> u64 {
-        self.0
-    }
-
-    pub fn from_raw(raw: u64) -> ConnId {
-        ConnId(raw)
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

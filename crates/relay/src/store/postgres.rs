@@ -33,9 +33,9 @@ use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
     default_visitor_name, now_millis, preview_of, to_millis,
 };
-use crate::ConnId;
-use crate::auth;
 use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
+use crate::ids::ConnId;
+use crate::{auth, ids};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -80,7 +80,7 @@ impl PgStore {
                 .await?;
         let store = PgStore {
             pool,
-            node: auth::new_id(),
+            node: ids::new_id(),
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
         };
@@ -326,7 +326,7 @@ impl Store for PgStore {
             "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
              VALUES ($1, $2, 'waiting', $3, $3, $3) ON CONFLICT (visitor_id) DO NOTHING",
         )
-        .bind(auth::new_id())
+        .bind(ids::new_id())
         .bind(&send.visitor_id)
         .bind(now_ms)
         .execute(&mut *tx)
@@ -353,7 +353,7 @@ impl Store for PgStore {
         let message = Message {
             conversation_id: row.try_get("id")?,
             seq: seq_from_sql(row.try_get("last_seq")?),
-            id: auth::new_id(),
+            id: ids::new_id(),
             client_id: send.client_id.clone(),
             author: Author {
                 kind: AuthorKind::Visitor,
@@ -413,7 +413,7 @@ impl Store for PgStore {
         let message = Message {
             conversation_id: send.conversation_id.clone(),
             seq,
-            id: auth::new_id(),
+            id: ids::new_id(),
             client_id: send.client_id.clone(),
             author: Author {
                 kind: AuthorKind::Agent,
@@ -625,7 +625,7 @@ impl Store for PgStore {
         token_hash: &str,
     ) -> Result<AgentInfo, StoreError> {
         let info = AgentInfo {
-            id: auth::new_id(),
+            id: ids::new_id(),
             name: name.to_owned(),
             role,
         };

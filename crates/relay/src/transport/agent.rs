@@ -15,10 +15,10 @@ use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFram
 
 use super::session::{Ended, Event, Session};
 use super::{AppState, check_send, store_error};
-use crate::ConnId;
 use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::store::{AgentSend, Page};
 
 const DEFAULT_HISTORY: u32 = 50;

@@ -27,10 +27,10 @@ use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-use crate::ConnId;
 use crate::auth::VisitorTokens;
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::ids::ConnId;
 use crate::store::{Store, StoreError};
 use crate::telemetry::{self, OpenConnection, Transport};
 

@@ -20,10 +20,10 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::ConnId;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};
+use crate::ids::ConnId;
 use crate::telemetry::{self, Transport};
 
 /// A client that cannot take a frame for this long is gone.

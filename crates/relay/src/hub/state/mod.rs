@@ -25,9 +25,9 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 
 use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
-use crate::ConnId;
 use crate::cluster::{ClusterEvent, ClusterInput};
 use crate::frame::encode;
+use crate::ids::ConnId;
 use crate::store::Change;
 
 /// Conversations an agent connection follows through `history`, at most.

@@ -8,8 +8,8 @@ use kefu_protocol::{Author, AuthorKind, Message, Seq};
 use time::OffsetDateTime;
 
 use super::HubState;
-use crate::ConnId;
 use crate::hub::{HubOptions, Inbox, Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::store::Change;
 
 /// A hub with one open conversation, `k1`, assigned to alice.

@@ -33,7 +33,7 @@ use super::super::{
 use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer, DatabaseFile};
 use super::client_ids::{self, ClientIds};
 use super::summaries::{Summaries, with_details};
-use crate::auth;
+use crate::{auth, ids};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -506,7 +506,7 @@ fn open_conversation(
     now_ms: i64,
 ) -> Result<ConversationSummary, StoreError> {
     upsert_visitor(conn, &send.visitor_id, &send.details, now_ms)?;
-    let id = auth::new_id();
+    let id = ids::new_id();
     execute(
         conn,
         "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
@@ -581,7 +581,7 @@ fn agent_send(
 fn message_change(
     message: Message,
     summary: ConversationSummary,
-    origin: Option<crate::ConnId>,
+    origin: Option<crate::ids::ConnId>,
 ) -> Applied {
     let change = Change::Message {
         message: message.clone(),
@@ -609,7 +609,7 @@ fn insert_message(
     let message = Message {
         conversation_id: new.conversation_id.to_owned(),
         seq: new.seq,
-        id: auth::new_id(),
+        id: ids::new_id(),
         client_id: new.client_id.to_owned(),
         author: new.author,
         text: new.text.to_owned(),
@@ -828,7 +828,7 @@ fn add_agent(
         )));
     }
     let info = AgentInfo {
-        id: auth::new_id(),
+        id: ids::new_id(),
         name: name.to_owned(),
         role,
     };

@@ -33,9 +33,9 @@ use tokio::time::Instant;
 use super::super::limits::{IpPermit, frame_limiter};
 use super::super::{AppState, error_response};
 use super::VisitorCore;
-use crate::ConnId;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::telemetry::{self, OpenConnection, Transport};
 
 /// How long a poll is held when there is nothing to say.
@@ -129,7 +129,7 @@ pub(in crate::transport) async fn hello(
         ));
     };
     let user_agent = super::super::user_agent(&headers);
-    let session_id = crate::auth::new_id();
+    let session_id = crate::ids::new_id();
     match open_session(&state, permit, token, profile, user_agent, session_id).await {
         Ok((_, welcome)) => Json(VisitorEvent::Welcome(welcome)).into_response(),
         Err(error) => error_response(error),

@@ -12,8 +12,8 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, Visit
 use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
 
 use super::{AppState, check_send, store_error};
-use crate::ConnId;
 use crate::hub::Outbox;
+use crate::ids::ConnId;
 use crate::store::{Page, VisitorDetails, VisitorSend};
 
 /// Messages read from the store per replay query.
@@ -91,7 +91,7 @@ impl VisitorCore {
     ) -> Result<VisitorCore, ErrorFrame> {
         let shared = state.0.clone();
         let visitor_id = match token {
-            None => crate::auth::new_id(),
+            None => crate::ids::new_id(),
             Some(token) => shared.visitor_tokens.verify(&token).ok_or_else(|| {
                 ErrorFrame::new(
                     ErrorCode::Unauthorized,
