@@ -8,10 +8,9 @@
 pub(super) mod longpoll;
 pub(super) mod ws;
 
+use axum::http::{HeaderMap, header};
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
-
-use axum::http::{HeaderMap, header};
 
 use super::AppState;
 use super::errors::{check_send, store_error};
