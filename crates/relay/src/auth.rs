@@ -25,11 +25,6 @@ pub fn hash_agent_token(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))
 }
 
-/// A random opaque identifier (UUIDv7: time-ordered, so indexes stay compact).
-pub fn new_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
 /// 256 random bits for signing visitor tokens, made once per database.
 pub fn new_secret() -> Vec<u8> {
     rand::random::<[u8; 32]>().to_vec()

@@ -2,17 +2,33 @@
 //! keeps presence, and stores every message durably before acknowledging it.
 //!
 //! # Layout
-//! - [`transport`]: HTTP and WebSocket endpoints. Turns frames into store
-//!   calls and hub commands, and hub output into frames. Knows no routing.
-//! - [`hub`]: one task owning routing and presence; fans committed changes
-//!   out to connections through bounded outboxes.
-//! - [`store`]: the [`store::Store`] trait and its SQLite implementation, with
-//!   group commit and a feed of committed changes for the hub.
-//! - [`frame`]: protocol types to WebSocket text and back.
-//! - [`auth`]: agent tokens and signed visitor tokens.
-//! - [`config`]: settings and limits, and where each comes from.
-//! - [`telemetry`]: Prometheus metrics; [`systemd`]: readiness and watchdog
-//!   notifications; [`export`]: conversations as JSON Lines.
+//! Layers, lowest first; a module imports only from layers below it, and
+//! all build on the wire types of the `kefu-protocol` crate. The table of
+//! what each module may import is `tests/relay/layers.rs`, which fails on
+//! an import from above.
+//!
+//! 1. Leaves, which import no other module:
+//!    - [`ids`]: connection ids, and the random ids of rows and sessions.
+//!    - [`telemetry`]: Prometheus metrics, fed plain numbers.
+//!    - [`systemd`]: readiness and watchdog notifications.
+//!    - [`auth`]: agent tokens and signed visitor tokens.
+//!    - [`frame`]: protocol types to frame text and back; [`frame::Frame`]
+//!      is serialized once and shared by every receiver.
+//!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
+//! 2. [`config`]: settings and limits, and where each comes from.
+//! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
+//!    writer thread with group commit) and PostgreSQL (which also carries
+//!    the cluster's news between nodes over `LISTEN`/`NOTIFY`), each with a
+//!    feed of committed changes for the hub. [`export`] reads the store out
+//!    as JSON Lines.
+//! 4. [`hub`]: one task owning routing and presence; fans committed changes
+//!    (and, in a cluster, the other nodes' news) out to connections through
+//!    bounded outboxes. Knows frames, not sockets.
+//! 5. [`transport`]: HTTP and WebSocket endpoints. Turns frames into store
+//!    calls and hub commands, and hub output into WebSocket messages or
+//!    long-poll bodies. Knows no routing.
+//! 6. [`run`], here: opens the store, starts the hub and serves the
+//!    transport until shutdown.
 //!
 //! A message goes: client → transport → store (commit, fsync) → change feed →
 //! hub → other clients' outboxes; the sender's `ack` comes back from the store
@@ -24,15 +40,14 @@ pub mod config;
 pub mod export;
 pub mod frame;
 pub mod hub;
+pub mod ids;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
 pub mod transport;
 
-use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -49,32 +64,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// shutdown. With [`DRAIN_TIMEOUT`] and the store's last commit this keeps
 /// the exit within systemd's 10 s.
 const HTTP_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Identifies one client connection for the life of the process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ConnId(u64);
-
-impl ConnId {
-    pub fn next() -> ConnId {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        ConnId(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-
-    /// As carried between cluster nodes; meaningful only on its own node.
-    pub fn raw(self) -> u64 {
-        self.0
-    }
-
-    pub fn from_raw(raw: u64) -> ConnId {
-        ConnId(raw)
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "c{}", self.0)
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {

@@ -22,9 +22,9 @@ use kefu_protocol::{AgentState, Broadcast, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::ConnId;
 use crate::cluster::{ClusterLink, Heartbeat};
 use crate::frame::Frame;
+use crate::ids::ConnId;
 use crate::store::{Change, Store};
 
 /// Commands waiting for the hub before connections wait for room.

@@ -33,8 +33,8 @@ use tokio::sync::mpsc;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
-use crate::ConnId;
 use crate::cluster::ClusterLink;
+use crate::ids::ConnId;
 
 /// A committed change to a conversation, for fan-out.
 #[derive(Debug, Clone)]

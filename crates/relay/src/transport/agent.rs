@@ -13,12 +13,13 @@ use kefu_protocol::agent::{
 };
 use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFrame};
 
+use super::AppState;
+use super::errors::{check_send, store_error};
 use super::session::{Ended, Event, Session};
-use super::{AppState, check_send, store_error};
-use crate::ConnId;
 use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::store::{AgentSend, Page};
 
 const DEFAULT_HISTORY: u32 = 50;
@@ -55,14 +56,13 @@ enum WaitsFor {
 }
 
 pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
-    let shared = &state.0;
     let Ok(first) = session.hello::<AgentRequest>().await else {
         return;
     };
     let AgentRequest::Hello { token } = first else {
         return; // `hello()` returns nothing else
     };
-    let info = match shared
+    let info = match state
         .store
         .agent_by_token_hash(&hash_agent_token(&token))
         .await
@@ -96,22 +96,22 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     if agent.start().await.is_ok() {
         while agent.step().await.is_ok() {}
     }
-    state.0.hub.unregister(agent.session.id).await;
+    state.hub.unregister(agent.session.id).await;
 }
 
 impl Agent {
     async fn start(&mut self) -> Result<(), Ended> {
-        let shared = self.requests.state.0.clone();
+        let state = self.requests.state.clone();
         let info = &self.requests.info;
-        let accounts = match shared.store.agents().await {
+        let accounts = match state.store.agents().await {
             Ok(accounts) => accounts,
             Err(error) => {
                 self.session.reject(store_error(error, "hello")).await;
                 return Err(Ended);
             }
         };
-        let (outbox, inbox) = mailbox(self.session.id, shared.config.limits.outbound_queue);
-        let Ok(snapshot) = shared.hub.register_agent(info.clone(), outbox).await else {
+        let (outbox, inbox) = mailbox(self.session.id, state.config.limits.outbound_queue);
+        let Ok(snapshot) = state.hub.register_agent(info.clone(), outbox).await else {
             return Err(Ended);
         };
         self.session.attach(inbox);
@@ -241,8 +241,7 @@ struct Requests {
 
 impl Requests {
     async fn answer(&self, request: AgentRequest) -> Option<Frame> {
-        let shared = &self.state.0;
-        let store = &shared.store;
+        let store = &self.state.store;
         let refused = match request {
             AgentRequest::Hello { .. } => Some(ErrorFrame::new(
                 ErrorCode::BadRequest,
@@ -259,7 +258,7 @@ impl Requests {
                 text,
                 internal,
             } => {
-                let max_chars = shared.config.limits.max_message_chars;
+                let max_chars = self.state.config.limits.max_message_chars;
                 if let Err(error) = check_send(&client_id, &text, max_chars) {
                     return Some(error_frame(error));
                 }
@@ -298,7 +297,7 @@ impl Requests {
                 conversation_id,
                 active,
             } => {
-                shared
+                self.state
                     .hub
                     .typing(self.conn, Some(conversation_id), active)
                     .await;
@@ -314,7 +313,7 @@ impl Requests {
                 .map(|error| store_error(error, &conversation_id)),
             AgentRequest::Broadcast { text } => self.broadcast(text).await,
             AgentRequest::Status { state } => {
-                shared.hub.set_state(self.conn, state).await;
+                self.state.hub.set_state(self.conn, state).await;
                 None
             }
         };
@@ -327,8 +326,8 @@ impl Requests {
         before_seq: Option<u64>,
         limit: Option<u32>,
     ) -> Frame {
-        let shared = &self.state.0;
-        match shared.store.conversation(&conversation_id).await {
+        let state = &self.state;
+        match state.store.conversation(&conversation_id).await {
             Ok(Some(_)) => {}
             Ok(None) => {
                 return error_frame(
@@ -340,7 +339,7 @@ impl Requests {
         }
         // Follow before reading, so no message falls between the two; the
         // client drops live copies of what the page already holds by `seq`.
-        if shared
+        if state
             .hub
             .watch(self.conn, conversation_id.clone())
             .await
@@ -355,7 +354,7 @@ impl Requests {
             before: before_seq,
             limit: limit.unwrap_or(DEFAULT_HISTORY).clamp(1, MAX_HISTORY),
         };
-        match shared.store.messages(&conversation_id, page, true).await {
+        match state.store.messages(&conversation_id, page, true).await {
             Ok(messages) => encode(&AgentEvent::History(HistoryPage {
                 conversation_id,
                 messages,
@@ -371,15 +370,15 @@ impl Requests {
                 "only admins may broadcast",
             ));
         }
-        let shared = &self.state.0;
-        if let Err(error) = check_send("broadcast", &text, shared.config.limits.max_message_chars) {
+        let state = &self.state;
+        if let Err(error) = check_send("broadcast", &text, state.config.limits.max_message_chars) {
             return Some(error);
         }
         let broadcast = Broadcast {
             text,
             at: crate::store::now_millis(),
         };
-        shared.hub.broadcast(broadcast).await;
+        state.hub.broadcast(broadcast).await;
         None
     }
 }

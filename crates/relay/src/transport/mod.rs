@@ -5,10 +5,13 @@
 //! - [`visitor`] (over WebSocket or long-poll) and [`agent`]: what each
 //!   role's frames mean.
 //! - [`web`]: the visitor's chat page and the embeddable widget.
+//! - [`errors`]: what a refused client is told — a `send` checked before
+//!   the store, store errors as error frames, error frames as HTTP responses.
 //! - [`limits`]: connections per IP, frames per second.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 
 mod agent;
+mod errors;
 mod limits;
 mod ops;
 mod session;
@@ -19,29 +22,34 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Router, middleware};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-use crate::ConnId;
 use crate::auth::VisitorTokens;
 use crate::config::Config;
 use crate::hub::Hub;
-use crate::store::{Store, StoreError};
-use crate::telemetry::{self, OpenConnection, Transport};
+use crate::ids::ConnId;
+use crate::store::Store;
+use crate::telemetry::{OpenConnection, Transport};
 
+use errors::error_response;
 pub use limits::IpLimiter;
 pub use ops::metrics_router;
 
-/// What every handler and connection shares.
+/// What every handler and connection shares: a cheap handle (cloned into
+/// each request and connection) that reads as the [`Shared`] it points to,
+/// as in `state.hub` or `state.config.limits`.
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
-struct Shared {
+/// The relay's services and settings, behind [`AppState`]. Its fields are
+/// the transport's own.
+pub struct Shared {
     store: Arc<dyn Store>,
     hub: Hub,
     config: Config,
@@ -77,11 +85,18 @@ impl AppState {
     }
 }
 
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     // Bodies past the frame limit are refused with `too_large` by the
     // handlers; far larger ones are not even read.
     let body_limit = state
-        .0
         .config
         .limits
         .max_frame_bytes
@@ -104,7 +119,7 @@ pub fn router(state: AppState) -> Router {
         .merge(visitor_api)
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
-    let router = if state.0.config.metrics_listen.is_none() {
+    let router = if state.config.metrics_listen.is_none() {
         router.route("/metrics", get(ops::metrics))
     } else {
         router
@@ -116,14 +131,14 @@ pub fn router(state: AppState) -> Router {
 
 /// Closes idle long-poll sessions until the relay stops.
 pub async fn maintain(state: AppState) {
-    let mut stopping = state.0.stopping.clone();
+    let mut stopping = state.stopping.clone();
     let mut tick = tokio::time::interval(visitor::longpoll::IDLE_TIMEOUT / 4);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
-        state.0.polls.close_idle().await;
+        state.polls.close_idle().await;
     }
 }
 
@@ -142,7 +157,7 @@ async fn check_origin(
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let allowed = origin
         .to_str()
-        .is_ok_and(|origin| state.0.config.origin_allowed(origin, host));
+        .is_ok_and(|origin| state.config.origin_allowed(origin, host));
     if allowed {
         next.run(request).await
     } else {
@@ -153,43 +168,13 @@ async fn check_origin(
     }
 }
 
-/// An error as an HTTP response: the status that fits, the frame as body.
-fn error_response(error: ErrorFrame) -> Response {
-    telemetry::error_sent(error.code);
-    let status = match error.code {
-        ErrorCode::BadRequest => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Conflict => StatusCode::CONFLICT,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    };
-    let body = crate::frame::encode(&kefu_protocol::visitor::VisitorEvent::Error(error));
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.as_str().to_owned(),
-    )
-        .into_response()
-}
-
-/// The browser's user agent, bounded.
-fn user_agent(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| visitor::bounded(value).to_owned())
-}
-
 async fn visitor_ws(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user_agent = user_agent(&headers);
+    let user_agent = visitor::user_agent(&headers);
     accept(state, peer, upgrade, "visitor", |state, session| {
         visitor::ws::serve(state, session, user_agent)
     })
@@ -222,13 +207,13 @@ where
     F: FnOnce(AppState, Box<session::Session>) -> Served + Send + 'static,
     Served: std::future::Future<Output = ()> + Send,
 {
-    let Some(permit) = state.0.ips.acquire(peer.ip()) else {
+    let Some(permit) = state.ips.acquire(peer.ip()) else {
         return too_many_connections();
     };
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", id = %conn, role);
-    session::configure(upgrade, &state.0.config.limits).on_upgrade(move |socket| {
-        let shared = &state.0;
+    session::configure(upgrade, &state.config.limits).on_upgrade(move |socket| {
+        let shared: &Shared = &state;
         let session = Box::new(session::Session::new(
             conn,
             socket,
@@ -250,46 +235,4 @@ fn too_many_connections() -> Response {
         ErrorCode::RateLimited,
         "too many connections from this address",
     ))
-}
-
-/// The longest `client_id` accepted; it is an idempotency key, not content.
-const MAX_CLIENT_ID: usize = 128;
-
-/// Checks a `send` before it reaches the store.
-fn check_send(client_id: &str, text: &str, max_chars: usize) -> Result<(), ErrorFrame> {
-    let refuse = |code, message: String| Err(ErrorFrame::new(code, message).with_ref(client_id));
-    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
-        return refuse(
-            ErrorCode::BadRequest,
-            format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"),
-        );
-    }
-    if text.trim().is_empty() {
-        return refuse(ErrorCode::BadRequest, "text is empty".to_owned());
-    }
-    let chars = text.chars().count();
-    if chars > max_chars {
-        return refuse(
-            ErrorCode::TooLarge,
-            format!("text of {chars} characters exceeds the limit of {max_chars}"),
-        );
-    }
-    Ok(())
-}
-
-/// What a client is told when the store refuses; internals stay in the log.
-fn store_error(error: StoreError, reference: &str) -> ErrorFrame {
-    let (code, message) = match error {
-        StoreError::NotFound(what) => (ErrorCode::NotFound, format!("{what} not found")),
-        StoreError::Conflict(why) => (ErrorCode::Conflict, why),
-        StoreError::Forbidden(why) => (ErrorCode::Forbidden, why.to_owned()),
-        other => {
-            tracing::error!(error = %other, "store failure");
-            (
-                ErrorCode::Internal,
-                "the relay could not store this; retry later".to_owned(),
-            )
-        }
-    };
-    ErrorFrame::new(code, message).with_ref(reference)
 }

@@ -33,10 +33,10 @@ pub(super) async fn healthz() -> &'static str {
 }
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
-    if *state.0.stopping.borrow() {
+    if *state.stopping.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    let why = match tokio::time::timeout(READY_TIMEOUT, state.0.store.health()).await {
+    let why = match tokio::time::timeout(READY_TIMEOUT, state.store.health()).await {
         Ok(Ok(())) => return (StatusCode::OK, "ready\n").into_response(),
         Ok(Err(error)) => error.to_string(),
         Err(_) => format!("no answer within {READY_TIMEOUT:?}"),
@@ -58,7 +58,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
         return (StatusCode::NOT_FOUND, "metrics are off\n").into_response();
     };
     // A hub that stopped (shutdown) leaves the gauges as they were.
-    if let Ok(stats) = state.0.hub.stats().await {
+    if let Ok(stats) = state.hub.stats().await {
         crate::telemetry::hub_stats(stats.waiting, stats.agents_online);
     }
     (

@@ -11,7 +11,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::WebSocketUpgrade;
-use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket};
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use futures_util::SinkExt;
 use futures_util::future::Either;
 use governor::DefaultDirectRateLimiter;
@@ -20,10 +20,10 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use crate::ConnId;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};
+use crate::ids::ConnId;
 use crate::telemetry::{self, Transport};
 
 /// A client that cannot take a frame for this long is gone.
@@ -351,7 +351,7 @@ impl Session {
     }
 
     pub async fn send(&mut self, frame: Frame) -> Result<(), Ended> {
-        self.write(WsMessage::Text(frame)).await
+        self.write(text(frame)).await
     }
 
     /// Buffers a frame from the hub without flushing it. The session flushes
@@ -361,7 +361,7 @@ impl Session {
     /// flushes whatever is buffered before it.
     pub async fn deliver(&mut self, frame: Frame) -> Result<(), Ended> {
         telemetry::frames_sent(Transport::WebSocket, 1);
-        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(WsMessage::Text(frame))).await {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.feed(text(frame))).await {
             Ok(Ok(())) => {
                 self.unflushed = self.unflushed.saturating_add(1);
                 Ok(())
@@ -439,6 +439,14 @@ impl Session {
             Ok(Err(_)) | Err(_) => Err(Ended),
         }
     }
+}
+
+/// A frame as a WebSocket text message. The message shares the frame's
+/// bytes (no copy per receiver); the price is a UTF-8 scan of the frame per
+/// receiver, because safe code cannot vouch for the bytes. A [`Frame`] is
+/// built from a string, so the scan cannot fail.
+fn text(frame: Frame) -> WsMessage {
+    WsMessage::Text(Utf8Bytes::try_from(frame.into_bytes()).expect("a frame is UTF-8"))
 }
 
 /// The next frame from the hub; `None` once the hub dropped or kicked this

@@ -35,7 +35,7 @@ pub(super) fn routes() -> Router<AppState> {
 /// and sockets, and lets only allowed origins frame it (for the widget).
 async fn index(State(state): State<AppState>) -> Response {
     let mut ancestors = String::from("'self'");
-    for origin in &state.0.config.allowed_origins {
+    for origin in &state.config.allowed_origins {
         // Origins come from the operator's config; keep CSP syntax intact anyway.
         if origin
             .chars()

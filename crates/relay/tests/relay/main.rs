@@ -5,6 +5,7 @@ mod chat;
 mod cluster;
 mod crash;
 mod input;
+mod layers;
 mod longpoll;
 mod ops;
 mod store;

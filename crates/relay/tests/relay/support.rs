@@ -554,7 +554,7 @@ impl TestDatabase {
                 return None;
             }
         };
-        let name = format!("kefu_test_{}", auth::new_id());
+        let name = format!("kefu_test_{}", kefu_relay::ids::new_id());
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&mut conn)
             .await

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::ConnId;
 use crate::hub::{Outbound, Outbox};
+use crate::ids::ConnId;
 
 #[derive(Default)]
 pub(super) struct Connections {

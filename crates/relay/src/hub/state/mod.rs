@@ -50,9 +50,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
-use crate::ConnId;
 use crate::cluster::{ClusterEvent, ClusterInput, Envelope, NodeId};
 use crate::frame::encode;
+use crate::ids::ConnId;
 use crate::store::Change;
 
 pub(super) struct HubState {

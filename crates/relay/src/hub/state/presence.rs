@@ -20,7 +20,7 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::AgentInfo;
 use tokio::time::Instant;
 
-use crate::ConnId;
+use crate::ids::ConnId;
 
 pub(super) struct LocalPresence {
     grace: Duration,

@@ -124,7 +124,7 @@ mod tests {
     use kefu_protocol::agent::{AgentInfo, Role};
 
     use super::*;
-    use crate::ConnId;
+    use crate::ids::ConnId;
 
     fn info(id: &str) -> AgentInfo {
         AgentInfo {

@@ -13,7 +13,7 @@ use std::collections::{HashMap, VecDeque};
 
 use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
 
-use crate::ConnId;
+use crate::ids::ConnId;
 
 /// Conversations an agent connection follows through `history`, at most.
 const MAX_WATCHED: usize = 256;

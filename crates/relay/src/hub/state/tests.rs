@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::HubState;
-use crate::ConnId;
 use crate::hub::{HubOptions, Inbox, Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::store::Change;
 
 const GRACE: Duration = Duration::from_secs(10);

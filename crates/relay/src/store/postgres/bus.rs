@@ -16,8 +16,8 @@ use tokio::task::JoinHandle;
 use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
 use super::super::{Change, StoreError};
 use super::reads::READS;
-use crate::ConnId;
 use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
+use crate::ids::ConnId;
 
 /// Ephemeral events waiting to be published before new ones are dropped.
 const EVENT_QUEUE: usize = 1024;

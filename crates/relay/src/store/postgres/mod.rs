@@ -33,8 +33,8 @@ use super::{
     AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
     default_visitor_name, now_millis, preview_of, to_millis,
 };
-use crate::auth;
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
+use crate::{auth, ids};
 use reads::READS;
 use writes::{Tx, assign, existing_message, lock_conversation, require_summary, upsert_visitor};
 
@@ -75,7 +75,7 @@ impl PgStore {
                 .await?;
         let store = PgStore {
             pool,
-            node: auth::new_id(),
+            node: ids::new_id(),
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
         };
@@ -166,7 +166,7 @@ impl Store for PgStore {
             "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
              VALUES ($1, $2, 'waiting', $3, $3, $3) ON CONFLICT (visitor_id) DO NOTHING",
         )
-        .bind(auth::new_id())
+        .bind(ids::new_id())
         .bind(&send.visitor_id)
         .bind(now_ms)
         .execute(&mut *tx)
@@ -193,7 +193,7 @@ impl Store for PgStore {
         let message = Message {
             conversation_id: row.try_get("id")?,
             seq: seq_from_sql(row.try_get("last_seq")?),
-            id: auth::new_id(),
+            id: ids::new_id(),
             client_id: send.client_id.clone(),
             author: Author {
                 kind: AuthorKind::Visitor,
@@ -253,7 +253,7 @@ impl Store for PgStore {
         let message = Message {
             conversation_id: send.conversation_id.clone(),
             seq,
-            id: auth::new_id(),
+            id: ids::new_id(),
             client_id: send.client_id.clone(),
             author: Author {
                 kind: AuthorKind::Agent,
@@ -434,7 +434,7 @@ impl Store for PgStore {
         token_hash: &str,
     ) -> Result<AgentInfo, StoreError> {
         let info = AgentInfo {
-            id: auth::new_id(),
+            id: ids::new_id(),
             name: name.to_owned(),
             role,
         };

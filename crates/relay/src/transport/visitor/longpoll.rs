@@ -30,12 +30,13 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::super::AppState;
+use super::super::errors::error_response;
 use super::super::limits::{IpPermit, frame_limiter};
-use super::super::{AppState, error_response};
 use super::VisitorCore;
-use crate::ConnId;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
+use crate::ids::ConnId;
 use crate::telemetry::{self, OpenConnection, Transport};
 
 /// How long a poll is held when there is nothing to say.
@@ -112,7 +113,7 @@ pub(in crate::transport) async fn hello(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(permit) = state.0.ips.acquire(peer.ip()) else {
+    let Some(permit) = state.ips.acquire(peer.ip()) else {
         return error_response(ErrorFrame::new(
             ErrorCode::RateLimited,
             "too many connections from this address",
@@ -128,8 +129,8 @@ pub(in crate::transport) async fn hello(
             "expected a hello frame",
         ));
     };
-    let user_agent = super::super::user_agent(&headers);
-    let session_id = crate::auth::new_id();
+    let user_agent = super::user_agent(&headers);
+    let session_id = crate::ids::new_id();
     match open_session(&state, permit, token, profile, user_agent, session_id).await {
         Ok((_, welcome)) => Json(VisitorEvent::Welcome(welcome)).into_response(),
         Err(error) => error_response(error),
@@ -155,13 +156,13 @@ async fn open_session(
         visitor_id: welcome.visitor_id.clone(),
         core: tokio::sync::Mutex::new(core),
         inbox: tokio::sync::Mutex::new(inbox),
-        rate: frame_limiter(&state.0.config.limits),
+        rate: frame_limiter(&state.config.limits),
         last_active: Mutex::new(Instant::now()),
         _permit: permit,
         _open: OpenConnection::new("visitor", Transport::LongPoll),
     });
     let raced = {
-        let mut sessions = state.0.polls.lock();
+        let mut sessions = state.polls.lock();
         match sessions.get(&session_id) {
             Some(existing) => Some(existing.clone()),
             None => {
@@ -205,7 +206,7 @@ pub(in crate::transport) async fn send(
             ErrorCode::RateLimited,
             format!(
                 "more than {} requests per second; this one was dropped",
-                state.0.config.limits.frames_per_second
+                state.config.limits.frames_per_second
             ),
         ));
     }
@@ -239,10 +240,10 @@ pub(in crate::transport) async fn events(
     };
     // A poll that waited for the lock may find its session closed meanwhile
     // (removal happens under this lock), and must not touch its inbox.
-    if state.0.polls.get(&query.session).is_none() {
+    if state.polls.get(&query.session).is_none() {
         return frames_response(vec![reconnect_frame("resync")]);
     }
-    let mut stopping = state.0.stopping.clone();
+    let mut stopping = state.stopping.clone();
     let mut frames = Vec::new();
     let Inbox {
         frames: queued,
@@ -289,7 +290,7 @@ pub(in crate::transport) async fn events(
         PollOutcome::Resync => "resync",
         PollOutcome::Shutdown => "shutdown",
     };
-    state.0.polls.remove(&query.session);
+    state.polls.remove(&query.session);
     drop(inbox);
     session.core.lock().await.unregister().await;
     frames.push(reconnect_frame(reason));
@@ -310,7 +311,7 @@ enum PollOutcome {
 }
 
 fn parse(state: &AppState, body: &[u8]) -> Result<VisitorRequest, ErrorFrame> {
-    let max = state.0.config.limits.max_frame_bytes;
+    let max = state.config.limits.max_frame_bytes;
     if body.len() > max {
         return Err(ErrorFrame::new(
             ErrorCode::TooLarge,
@@ -353,7 +354,7 @@ async fn authorized(
         .verify(token.trim())
         .ok_or_else(|| ErrorFrame::new(ErrorCode::Unauthorized, "invalid visitor token"))?;
     let foreign = || ErrorFrame::new(ErrorCode::NotFound, "no such poll session; say hello again");
-    match state.0.polls.get(session_id) {
+    match state.polls.get(session_id) {
         Some(session) if session.visitor_id == visitor_id => return Ok(session),
         Some(_) => return Err(foreign()),
         None => {}
@@ -362,14 +363,14 @@ async fn authorized(
     if session_id.len() != 32 || !session_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(foreign());
     }
-    let permit = state.0.ips.acquire(peer.ip()).ok_or_else(|| {
+    let permit = state.ips.acquire(peer.ip()).ok_or_else(|| {
         ErrorFrame::new(
             ErrorCode::RateLimited,
             "too many connections from this address",
         )
     })?;
     let token = Some(token.trim().to_owned());
-    let user_agent = super::super::user_agent(headers);
+    let user_agent = super::user_agent(headers);
     let (session, _) = open_session(
         state,
         permit,
@@ -389,15 +390,15 @@ async fn authorized(
 fn frames_response(frames: Vec<Frame>) -> Response {
     telemetry::frames_sent(Transport::LongPoll, frames.len());
     // Each frame is already a serialized JSON object.
-    let mut body = String::with_capacity(2 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
-    body.push('[');
+    let mut body = Vec::with_capacity(2 + frames.iter().map(|f| f.len() + 1).sum::<usize>());
+    body.push(b'[');
     for (index, frame) in frames.iter().enumerate() {
         if index > 0 {
-            body.push(',');
+            body.push(b',');
         }
-        body.push_str(frame.as_str());
+        body.extend_from_slice(frame.as_bytes());
     }
-    body.push(']');
+    body.push(b']');
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -8,12 +8,14 @@
 pub(super) mod longpoll;
 pub(super) mod ws;
 
+use axum::http::{HeaderMap, header};
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
 
-use super::{AppState, check_send, store_error};
-use crate::ConnId;
+use super::AppState;
+use super::errors::{check_send, store_error};
 use crate::hub::Outbox;
+use crate::ids::ConnId;
 use crate::store::{Page, VisitorDetails, VisitorSend};
 
 /// Messages read from the store per replay query.
@@ -21,8 +23,16 @@ pub(super) const REPLAY_PAGE: u32 = 500;
 /// Longest profile field kept, in characters: enough for any real URL.
 const MAX_PROFILE_FIELD: usize = 2048;
 
+/// The browser's user agent, bounded.
+pub(super) fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| bounded(value).to_owned())
+}
+
 /// Cuts untrusted header or profile text to a sane length.
-pub(super) fn bounded(value: &str) -> &str {
+fn bounded(value: &str) -> &str {
     match value.char_indices().nth(MAX_PROFILE_FIELD) {
         Some((cut, _)) => &value[..cut],
         None => value,
@@ -89,9 +99,9 @@ impl VisitorCore {
         profile: Option<VisitorProfile>,
         user_agent: Option<String>,
     ) -> Result<VisitorCore, ErrorFrame> {
-        let shared = state.0.clone();
+        let shared = state.clone();
         let visitor_id = match token {
-            None => crate::auth::new_id(),
+            None => crate::ids::new_id(),
             Some(token) => shared.visitor_tokens.verify(&token).ok_or_else(|| {
                 ErrorFrame::new(
                     ErrorCode::Unauthorized,
@@ -133,7 +143,7 @@ impl VisitorCore {
         outbox: Outbox,
         session: Option<String>,
     ) -> Option<VisitorWelcome> {
-        let shared = &self.state.0;
+        let shared = &self.state;
         let agents_online = shared
             .hub
             .register_visitor(self.visitor_id.clone(), outbox)
@@ -151,11 +161,11 @@ impl VisitorCore {
 
     /// How many frames may wait for this visitor before it must resync.
     pub fn outbound_queue(&self) -> usize {
-        self.state.0.config.limits.outbound_queue
+        self.state.config.limits.outbound_queue
     }
 
     pub async fn unregister(&self) {
-        self.state.0.hub.unregister(self.conn).await;
+        self.state.hub.unregister(self.conn).await;
     }
 
     /// Looks the conversation up again if this connection has none yet: it
@@ -193,7 +203,7 @@ impl VisitorCore {
 
     /// Handles a request after `hello`; returns the direct answer, if any.
     pub async fn handle(&mut self, request: VisitorRequest) -> Option<VisitorEvent> {
-        let shared = self.state.0.clone();
+        let shared = self.state.clone();
         let refused = match request {
             VisitorRequest::Hello { .. } => {
                 ErrorFrame::new(ErrorCode::BadRequest, "hello was already said")

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 use super::super::super::{StoreError, now_millis, to_millis};
 use super::super::statements::{execute, query_optional};
 use super::op::{Applied, Written};
-use crate::auth;
+use crate::ids;
 
 pub(super) fn add_agent(
     conn: &Connection,
@@ -26,7 +26,7 @@ pub(super) fn add_agent(
         )));
     }
     let info = AgentInfo {
-        id: auth::new_id(),
+        id: ids::new_id(),
         name: name.to_owned(),
         role,
     };

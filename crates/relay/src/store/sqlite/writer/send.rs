@@ -14,7 +14,7 @@ use super::super::statements::{execute, insert_row, query_optional};
 use super::super::summaries::{Summaries, with_details};
 use super::conversation::{assign, current_summary, require_summary, state_of, upsert_visitor};
 use super::op::{Applied, Written};
-use crate::auth;
+use crate::ids::{self, ConnId};
 
 /// A visitor writes to their one conversation, so a resend is looked for
 /// there before anything changes.
@@ -107,7 +107,7 @@ fn open_conversation(
     now_ms: i64,
 ) -> Result<ConversationSummary, StoreError> {
     upsert_visitor(conn, &send.visitor_id, &send.details, now_ms)?;
-    let id = auth::new_id();
+    let id = ids::new_id();
     execute(
         conn,
         "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
@@ -182,7 +182,7 @@ pub(super) fn agent_send(
 fn message_change(
     message: Message,
     summary: ConversationSummary,
-    origin: Option<crate::ConnId>,
+    origin: Option<ConnId>,
 ) -> Applied {
     let change = Change::Message {
         message: message.clone(),
@@ -210,7 +210,7 @@ fn insert_message(
     let message = Message {
         conversation_id: new.conversation_id.to_owned(),
         seq: new.seq,
-        id: auth::new_id(),
+        id: ids::new_id(),
         client_id: new.client_id.to_owned(),
         author: new.author,
         text: new.text.to_owned(),

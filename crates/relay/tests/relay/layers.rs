@@ -1,0 +1,38 @@
+//! The relay's modules, lowest layer first, each with the modules it may
+//! import; `lib.rs` (which wires them together in `run`) and `main.rs` sit
+//! on top. The same layers are written down in `lib.rs`'s `# Layout`.
+
+use kefu_testkit::layers::{Table, check};
+
+const LAYERS: Table<'static> = &[
+    ("ids", &[]),
+    ("telemetry", &[]),
+    ("systemd", &[]),
+    ("auth", &[]),
+    ("frame", &[]),
+    ("cluster", &[]),
+    ("config", &["cluster"]),
+    ("store", &["auth", "ids", "cluster", "telemetry"]),
+    ("export", &["store"]),
+    ("hub", &["ids", "frame", "store", "cluster", "telemetry"]),
+    (
+        "transport",
+        &[
+            "ids",
+            "telemetry",
+            "auth",
+            "frame",
+            "config",
+            "store",
+            "hub",
+        ],
+    ),
+];
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Err(violations) = check(&src, LAYERS) {
+        panic!("{violations}");
+    }
+}
