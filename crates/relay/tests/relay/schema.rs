@@ -1,0 +1,250 @@
+//! The SQLite and PostgreSQL migrations make the same schema: the same
+//! tables, columns (name, type family, nullability) and indexes, but for the
+//! deliberate differences listed here with their reasons. Runs where a
+//! PostgreSQL server answers (see `kefu_testkit::TestDatabase`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+
+use kefu_testkit::TestDatabase;
+use sqlx::Row;
+use sqlx::sqlite::SqliteConnectOptions;
+
+/// Columns PostgreSQL types `BOOLEAN` and SQLite `INTEGER`: SQLite has no
+/// boolean type, and the SQLite store writes 0 and 1.
+const BOOLEAN_AS_INTEGER: &[(&str, &str)] = &[("agents", "disabled"), ("messages", "internal")];
+
+/// Indexes only PostgreSQL has, as (table, columns, unique).
+const POSTGRES_ONLY_INDEXES: &[(&str, &[&str], bool)] = &[
+    // SQLite migration 0002: every message moved its conversation's entry in
+    // this index, a page or two more per message for the single writer;
+    // `export --since` walks conversations by id instead.
+    ("conversations", &["updated_at"], false),
+    // SQLite migration 0003: the SQLite writer recognises a resend itself
+    // (store/sqlite/client_ids.rs), which saves a WAL frame per message.
+    // PostgreSQL keeps the index: several relays write there.
+    ("messages", &["author_kind", "author_id", "client_id"], true),
+];
+
+/// What both backends' types are compared by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    Text,
+    Integer,
+    Boolean,
+    Bytes,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Column {
+    family: Family,
+    nullable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Index {
+    table: String,
+    columns: Vec<String>,
+    unique: bool,
+    /// Has a `WHERE` clause; the clauses' text differs between backends.
+    partial: bool,
+}
+
+#[derive(Debug, Default)]
+struct Schema {
+    /// (table, column) to its type family and nullability.
+    columns: BTreeMap<(String, String), Column>,
+    indexes: BTreeSet<Index>,
+}
+
+impl Schema {
+    fn tables(&self) -> BTreeSet<&str> {
+        self.columns
+            .keys()
+            .map(|(table, _)| table.as_str())
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn sqlite_and_postgresql_migrations_make_the_same_schema() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let postgres = postgres_schema(&database.url).await;
+    database.drop_database().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut sqlite = sqlite_schema(&dir.path().join("kefu.db")).await;
+
+    // Deliberate differences, made equal here after checking they are what
+    // the lists say.
+    for (table, column) in BOOLEAN_AS_INTEGER {
+        let key = (table.to_string(), column.to_string());
+        assert_eq!(
+            postgres.columns.get(&key).map(|c| c.family),
+            Some(Family::Boolean),
+            "{table}.{column} in PostgreSQL"
+        );
+        let in_sqlite = sqlite.columns.get_mut(&key).expect("the column in SQLite");
+        assert_eq!(
+            in_sqlite.family,
+            Family::Integer,
+            "{table}.{column} in SQLite"
+        );
+        in_sqlite.family = Family::Boolean;
+    }
+    for (table, columns, unique) in POSTGRES_ONLY_INDEXES {
+        let index = Index {
+            table: table.to_string(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            unique: *unique,
+            partial: false,
+        };
+        assert!(postgres.indexes.contains(&index), "{index:?} in PostgreSQL");
+        assert!(!sqlite.indexes.contains(&index), "{index:?} in SQLite");
+        sqlite.indexes.insert(index);
+    }
+
+    assert!(!sqlite.columns.is_empty(), "the migrations made tables");
+    assert_eq!(sqlite.tables(), postgres.tables(), "tables");
+    assert_eq!(sqlite.columns, postgres.columns, "columns");
+    assert_eq!(sqlite.indexes, postgres.indexes, "indexes");
+}
+
+/// Applies the SQLite migrations to a new file and reads its schema.
+async fn sqlite_schema(path: &std::path::Path) -> Schema {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .expect("SQLite URL")
+        .create_if_missing(true);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("open SQLite");
+    sqlx::migrate!("./migrations/sqlite")
+        .run(&pool)
+        .await
+        .expect("SQLite migrations");
+
+    let mut schema = Schema::default();
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("tables");
+    for table in tables {
+        let columns = sqlx::query(r#"SELECT name, type, "notnull", pk FROM pragma_table_info(?)"#)
+            .bind(&table)
+            .fetch_all(&pool)
+            .await
+            .expect("columns");
+        for column in columns {
+            let declared: String = column.get("type");
+            let family = match declared.to_ascii_uppercase().as_str() {
+                "TEXT" => Family::Text,
+                "INTEGER" => Family::Integer,
+                "BLOB" => Family::Bytes,
+                other => panic!("{table}: a type this test does not know: {other}"),
+            };
+            // SQLite lets a rowid table's non-integer primary key hold NULL
+            // (a bug it keeps for compatibility); the store never writes one,
+            // and PostgreSQL forbids it, so a key column counts as NOT NULL.
+            let not_null = column.get::<i64, _>("notnull") != 0 || column.get::<i64, _>("pk") != 0;
+            schema.columns.insert(
+                (table.clone(), column.get("name")),
+                Column {
+                    family,
+                    nullable: !not_null,
+                },
+            );
+        }
+        let indexes = sqlx::query(r#"SELECT name, "unique", partial FROM pragma_index_list(?)"#)
+            .bind(&table)
+            .fetch_all(&pool)
+            .await
+            .expect("indexes");
+        for index in indexes {
+            let name: String = index.get("name");
+            let columns: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
+                    .bind(&name)
+                    .fetch_all(&pool)
+                    .await
+                    .expect("index columns");
+            schema.indexes.insert(Index {
+                table: table.clone(),
+                columns,
+                unique: index.get::<i64, _>("unique") != 0,
+                partial: index.get::<i64, _>("partial") != 0,
+            });
+        }
+    }
+    pool.close().await;
+    schema
+}
+
+/// Applies the PostgreSQL migrations to the empty database at `url` and
+/// reads its schema.
+async fn postgres_schema(url: &str) -> Schema {
+    let pool = sqlx::PgPool::connect(url).await.expect("open PostgreSQL");
+    sqlx::migrate!("./migrations/postgres")
+        .run(&pool)
+        .await
+        .expect("PostgreSQL migrations");
+
+    let mut schema = Schema::default();
+    let columns = sqlx::query(
+        "SELECT c.table_name::text AS table_name, c.column_name::text AS column_name, \
+         c.data_type::text AS data_type, c.is_nullable::text AS is_nullable \
+         FROM information_schema.columns c \
+         JOIN information_schema.tables t USING (table_schema, table_name) \
+         WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE' \
+         AND c.table_name <> '_sqlx_migrations'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("columns");
+    for column in columns {
+        let table: String = column.get("table_name");
+        let data_type: String = column.get("data_type");
+        let family = match data_type.as_str() {
+            "text" => Family::Text,
+            "bigint" | "integer" | "smallint" => Family::Integer,
+            "boolean" => Family::Boolean,
+            "bytea" => Family::Bytes,
+            other => panic!("{table}: a type this test does not know: {other}"),
+        };
+        schema.columns.insert(
+            (table, column.get("column_name")),
+            Column {
+                family,
+                nullable: column.get::<String, _>("is_nullable") == "YES",
+            },
+        );
+    }
+    let indexes = sqlx::query(
+        "SELECT t.relname::text AS table_name, ix.indisunique AS is_unique, \
+         ix.indpred IS NOT NULL AS partial, \
+         array_agg(a.attname::text ORDER BY k.ord) AS columns \
+         FROM pg_index ix \
+         JOIN pg_class t ON t.oid = ix.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         CROSS JOIN LATERAL unnest(ix.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
+         WHERE n.nspname = current_schema() AND t.relname <> '_sqlx_migrations' \
+         GROUP BY ix.indexrelid, t.relname, ix.indisunique, ix.indpred IS NOT NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    for index in indexes {
+        schema.indexes.insert(Index {
+            table: index.get("table_name"),
+            columns: index.get("columns"),
+            unique: index.get("is_unique"),
+            partial: index.get("partial"),
+        });
+    }
+    pool.close().await;
+    schema
+}
