@@ -51,14 +51,6 @@ impl Client<AgentEvent> {
         .await
     }
 
-    pub async fn next_message(&mut self) -> Message {
-        self.until(|event| match event {
-            AgentEvent::Message(message) => Some(message),
-            _ => None,
-        })
-        .await
-    }
-
     /// Claims a conversation and waits until this agent sees it active.
     pub async fn claim(&mut self, conversation_id: &str) -> ConversationSummary {
         self.send(&AgentRequest::Claim {
@@ -81,14 +73,6 @@ impl Client<AgentEvent> {
             {
                 Some(frame.summary)
             }
-            _ => None,
-        })
-        .await
-    }
-
-    pub async fn next_error(&mut self) -> ErrorFrame {
-        self.until(|event| match event {
-            AgentEvent::Error(error) => Some(error),
             _ => None,
         })
         .await

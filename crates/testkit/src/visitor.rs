@@ -2,7 +2,7 @@
 //! and errors.
 
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
-use kefu_protocol::{Ack, ErrorFrame, Message};
+use kefu_protocol::{Ack, Message};
 
 use crate::ws::Client;
 
@@ -60,21 +60,5 @@ impl Client<VisitorEvent> {
             })
             .await;
         (ack, before)
-    }
-
-    pub async fn next_message(&mut self) -> Message {
-        self.until(|event| match event {
-            VisitorEvent::Message(message) => Some(message),
-            _ => None,
-        })
-        .await
-    }
-
-    pub async fn next_error(&mut self) -> ErrorFrame {
-        self.until(|event| match event {
-            VisitorEvent::Error(error) => Some(error),
-            _ => None,
-        })
-        .await
     }
 }

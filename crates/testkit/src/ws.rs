@@ -3,7 +3,9 @@
 //! [`PATIENCE`].
 
 use futures_util::{SinkExt, StreamExt};
-use kefu_protocol::{ErrorCode, ErrorFrame};
+use kefu_protocol::agent::AgentEvent;
+use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::{ErrorCode, ErrorFrame, Message};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpStream;
@@ -11,6 +13,12 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::PATIENCE;
+
+/// What a visitor's and an agent's events have alike.
+pub trait Event: DeserializeOwned + std::fmt::Debug {
+    fn into_message(self) -> Option<Message>;
+    fn into_error(self) -> Option<ErrorFrame>;
+}
 
 /// A protocol client over a real WebSocket, decoding frames as `E`.
 pub struct Client<E> {
@@ -88,6 +96,42 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
             frames.push(frame);
         }
         frames
+    }
+}
+
+/// Both sides' events carry a message as `Message` and an error as `Error`.
+macro_rules! event {
+    ($event:ident) => {
+        impl Event for $event {
+            fn into_message(self) -> Option<Message> {
+                match self {
+                    $event::Message(message) => Some(message),
+                    _ => None,
+                }
+            }
+
+            fn into_error(self) -> Option<ErrorFrame> {
+                match self {
+                    $event::Error(error) => Some(error),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+event!(VisitorEvent);
+event!(AgentEvent);
+
+impl<E: Event> Client<E> {
+    /// Skips frames up to the next message.
+    pub async fn next_message(&mut self) -> Message {
+        self.until(E::into_message).await
+    }
+
+    /// Skips frames up to the next error.
+    pub async fn next_error(&mut self) -> ErrorFrame {
+        self.until(E::into_error).await
     }
 }
 

@@ -35,6 +35,17 @@ enum Family {
     Bytes,
 }
 
+/// The family of a SQLite declared type or a PostgreSQL `data_type`.
+fn family(table: &str, type_name: String) -> Family {
+    match type_name.to_ascii_lowercase().as_str() {
+        "text" => Family::Text,
+        "integer" | "bigint" | "smallint" => Family::Integer,
+        "boolean" => Family::Boolean,
+        "blob" | "bytea" => Family::Bytes,
+        other => panic!("{table}: a type this test does not know: {other}"),
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 struct Column {
     family: Family,
@@ -124,61 +135,55 @@ async fn sqlite_schema(path: &std::path::Path) -> Schema {
         .await
         .expect("SQLite migrations");
 
+    // The tables the migrations made, not SQLite's own nor sqlx's ledger.
+    const TABLES: &str = "SELECT name FROM sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'";
     let mut schema = Schema::default();
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT name FROM sqlite_schema WHERE type = 'table' \
-         AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
-    )
+    let columns = sqlx::query(&format!(
+        r#"SELECT t.name AS table_name, c.name, c.type, c."notnull", c.pk
+        FROM ({TABLES}) AS t, pragma_table_info(t.name) AS c"#
+    ))
     .fetch_all(&pool)
     .await
-    .expect("tables");
-    for table in tables {
-        let columns = sqlx::query(r#"SELECT name, type, "notnull", pk FROM pragma_table_info(?)"#)
-            .bind(&table)
-            .fetch_all(&pool)
-            .await
-            .expect("columns");
-        for column in columns {
-            let declared: String = column.get("type");
-            let family = match declared.to_ascii_uppercase().as_str() {
-                "TEXT" => Family::Text,
-                "INTEGER" => Family::Integer,
-                "BLOB" => Family::Bytes,
-                other => panic!("{table}: a type this test does not know: {other}"),
-            };
-            // SQLite lets a rowid table's non-integer primary key hold NULL
-            // (a bug it keeps for compatibility); the store never writes one,
-            // and PostgreSQL forbids it, so a key column counts as NOT NULL.
-            let not_null = column.get::<i64, _>("notnull") != 0 || column.get::<i64, _>("pk") != 0;
-            schema.columns.insert(
-                (table.clone(), column.get("name")),
-                Column {
-                    family,
-                    nullable: !not_null,
-                },
-            );
-        }
-        let indexes = sqlx::query(r#"SELECT name, "unique", partial FROM pragma_index_list(?)"#)
-            .bind(&table)
-            .fetch_all(&pool)
-            .await
-            .expect("indexes");
-        for index in indexes {
-            let name: String = index.get("name");
-            let columns: Vec<String> =
-                sqlx::query_scalar("SELECT name FROM pragma_index_info(?) ORDER BY seqno")
-                    .bind(&name)
-                    .fetch_all(&pool)
-                    .await
-                    .expect("index columns");
-            schema.indexes.insert(Index {
-                table: table.clone(),
-                columns,
-                unique: index.get::<i64, _>("unique") != 0,
-                partial: index.get::<i64, _>("partial") != 0,
-            });
-        }
+    .expect("columns");
+    for column in columns {
+        let table: String = column.get("table_name");
+        // SQLite lets a rowid table's non-integer primary key hold NULL
+        // (a bug it keeps for compatibility); the store never writes one,
+        // and PostgreSQL forbids it, so a key column counts as NOT NULL.
+        let not_null = column.get::<i64, _>("notnull") != 0 || column.get::<i64, _>("pk") != 0;
+        schema.columns.insert(
+            (table.clone(), column.get("name")),
+            Column {
+                family: family(&table, column.get("type")),
+                nullable: !not_null,
+            },
+        );
     }
+    let keys = sqlx::query(&format!(
+        r#"SELECT t.name AS table_name, i.name AS index_name, i."unique", i.partial,
+        k.name AS column_name
+        FROM ({TABLES}) AS t, pragma_index_list(t.name) AS i,
+        pragma_index_info(i.name) AS k
+        ORDER BY i.name, k.seqno"#
+    ))
+    .fetch_all(&pool)
+    .await
+    .expect("indexes");
+    let mut indexes: BTreeMap<String, Index> = BTreeMap::new();
+    for key in keys {
+        indexes
+            .entry(key.get("index_name"))
+            .or_insert_with(|| Index {
+                table: key.get("table_name"),
+                columns: Vec::new(),
+                unique: key.get::<i64, _>("unique") != 0,
+                partial: key.get::<i64, _>("partial") != 0,
+            })
+            .columns
+            .push(key.get("column_name"));
+    }
+    schema.indexes = indexes.into_values().collect();
     pool.close().await;
     schema
 }
@@ -206,18 +211,10 @@ async fn postgres_schema(url: &str) -> Schema {
     .expect("columns");
     for column in columns {
         let table: String = column.get("table_name");
-        let data_type: String = column.get("data_type");
-        let family = match data_type.as_str() {
-            "text" => Family::Text,
-            "bigint" | "integer" | "smallint" => Family::Integer,
-            "boolean" => Family::Boolean,
-            "bytea" => Family::Bytes,
-            other => panic!("{table}: a type this test does not know: {other}"),
-        };
         schema.columns.insert(
-            (table, column.get("column_name")),
+            (table.clone(), column.get("column_name")),
             Column {
-                family,
+                family: family(&table, column.get("data_type")),
                 nullable: column.get::<String, _>("is_nullable") == "YES",
             },
         );
