@@ -137,22 +137,32 @@ pub async fn post(
     Client::new().post(addr, path, headers, body).await
 }
 
+/// How long [`wait_ready`] waits between two probes.
+const PROBE_INTERVAL: Duration = Duration::from_millis(5);
+
 /// Waits until the relay at `addr` answers `/readyz` with 200: before, while
 /// its store opens, it answers 503 "starting" (its listener is bound before
 /// `run` starts, so connecting succeeds at once).
 pub async fn wait_ready(addr: SocketAddr) {
+    // One connection per probe: a connection kept alive stays with the
+    // server that accepted it, the relay's start-up stand-in included, which
+    // answers "starting" whatever the store does meanwhile.
+    const PROBE: &[(&str, &str)] = &[("connection", "close")];
     let client = Client::new();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Ok(response) = client.get(addr, "/readyz").await
-            && response.status == 200
-        {
+        let probe = client.request(Method::GET, addr, "/readyz", PROBE, Bytes::new());
+        let answer = probe.await;
+        if answer.as_ref().is_ok_and(|response| response.status == 200) {
             return;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the relay at {addr} never became ready"
+            "the relay at {addr} never became ready; last answer: {answer:?}"
         );
-        tokio::task::yield_now().await;
+        // A pause between probes, not a synchronization device: probes in a
+        // tight loop, from several tests at once, compete with the relays'
+        // start-up for the machine's cores.
+        tokio::time::sleep(PROBE_INTERVAL).await;
     }
 }
