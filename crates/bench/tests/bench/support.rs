@@ -1,21 +1,16 @@
-//! An in-process relay with raised per-connection limits, agent accounts,
-//! and bench configurations small enough for a test.
+//! The kit's relay with the bench's raised per-connection limits and agent
+//! accounts, and bench configurations small enough for a test.
 
 use std::time::Duration;
 
 use kefu_bench::config::{Chat, Config, Idle, Mode, Shard, Target};
 use kefu_protocol::agent::Role;
-use kefu_relay::{auth, store};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
+/// A relay with agent accounts for the bench.
 pub struct TestRelay {
     pub target: Target,
     pub tokens: Vec<String>,
-    _dir: tempfile::TempDir,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<Result<(), kefu_relay::RelayError>>>,
+    relay: kefu_testkit::TestRelay,
 }
 
 impl TestRelay {
@@ -28,86 +23,28 @@ impl TestRelay {
         agents: usize,
         adjust: impl FnOnce(&mut kefu_relay::Limits),
     ) -> TestRelay {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let database = format!("sqlite://{}", dir.path().join("kefu.db").display());
-        // Made before the relay opens the database, as an operator would.
-        let tokens = add_agents(&database, agents).await;
-        let mut config = kefu_relay::Config {
-            database,
-            ..kefu_relay::Config::default()
-        };
-        // The bench sends faster than people type.
-        config.limits.frames_per_second = 100_000;
-        config.limits.frame_burst = 100_000;
-        adjust(&mut config.limits);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(kefu_relay::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        wait_ready(addr).await;
+        let relay = kefu_testkit::TestRelay::with_config(|config| {
+            // The bench sends faster than people type.
+            config.limits.frames_per_second = 100_000;
+            config.limits.frame_burst = 100_000;
+            adjust(&mut config.limits);
+        })
+        .await;
+        let mut tokens = Vec::new();
+        for n in 0..agents {
+            let name = format!("bench-agent-{n}");
+            tokens.push(relay.add_agent(&name, Role::Agent).await);
+        }
         TestRelay {
-            target: Target::from_addr(addr),
+            target: Target::from_addr(relay.addr),
             tokens,
-            _dir: dir,
-            stop: Some(stop),
-            task: Some(task),
+            relay,
         }
     }
 
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("relay task").expect("relay result");
-        }
+    pub async fn stop(self) {
+        self.relay.stop().await;
     }
-}
-
-/// Waits until the relay answers `/readyz` with 200: before, while its
-/// store opens, it refuses connections with 503 "starting".
-async fn wait_ready(addr: std::net::SocketAddr) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await {
-            let request = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-            let mut response = String::new();
-            if stream.write_all(request.as_bytes()).await.is_ok()
-                && stream.read_to_string(&mut response).await.is_ok()
-                && response.starts_with("HTTP/1.1 200")
-            {
-                return;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the relay never became ready"
-        );
-        tokio::task::yield_now().await;
-    }
-}
-
-/// Tokens of `count` new agent accounts, as `kefu-relay agent add` makes.
-async fn add_agents(database: &str, count: usize) -> Vec<String> {
-    let store = store::open(database, None).await.expect("open store");
-    let mut tokens = Vec::new();
-    for n in 0..count {
-        let token = auth::new_agent_token();
-        store
-            .add_agent(
-                &format!("bench-agent-{n}"),
-                Role::Agent,
-                &auth::hash_agent_token(&token),
-            )
-            .await
-            .expect("add agent");
-        tokens.push(token);
-    }
-    store.close().await;
-    tokens
 }
 
 /// A short chat run: `visitors` visitors at `rate` messages per second for

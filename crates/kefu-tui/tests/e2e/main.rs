@@ -8,13 +8,14 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::ConversationStatus;
 use std::time::Duration;
 
-use kefu_protocol::agent::AgentEvent;
+use kefu_protocol::agent::{AgentEvent, Role};
+use kefu_testkit::TestRelay;
 use kefu_tui::app::{Connection, Filter, Input, NetEvent, SendState};
 use kefu_tui::config::{KeyPrefs, Notify, Settings};
 use kefu_tui::core::Core;
 use kefu_tui::keys::Focus;
 
-use support::{Proxy, TestRelay, Visitor, pump_until};
+use support::{Proxy, pump_until, shop_visitor};
 
 /// The client's core, connecting to the relay (or proxy) at `addr`.
 fn client(addr: std::net::SocketAddr, token: String) -> Core {
@@ -41,14 +42,16 @@ fn write(core: &mut Core, text: &str) {
 #[tokio::test]
 async fn a_reply_survives_a_relay_restart_exactly_once() {
     let relay = TestRelay::start().await;
-    let token = relay.add_agent("alice").await;
+    let token = relay.add_agent("alice", Role::Agent).await;
     let proxy = Proxy::start(relay.addr).await;
     let mut core = client(proxy.addr, token);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
 
     // A visitor writes: the conversation shows up in the waiting queue.
-    let (mut visitor, welcome) = Visitor::connect(relay.addr, None, None).await;
-    let (question, _) = visitor.say("v1", "Is the blue one in stock?").await;
+    let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
+    let (question, _) = visitor
+        .say_noting_messages("v1", "Is the blue one in stock?")
+        .await;
     let id = question.conversation_id.clone();
     pump_until(&mut core, "the new conversation", |app| {
         app.conversations
@@ -121,13 +124,13 @@ async fn a_reply_survives_a_relay_restart_exactly_once() {
     assert_eq!(core.app.connection, Connection::Online);
 
     // The visitor, back with their token, gets every reply exactly once.
-    let (mut visitor, _) = Visitor::connect(relay.addr, Some(welcome.token), Some(0)).await;
+    let (mut visitor, _) = shop_visitor(relay.addr, Some(&welcome.token), Some(0)).await;
     let mut replayed = Vec::new();
     while replayed.len() < 4 {
         let message = visitor.next_message().await;
         replayed.push((message.seq, message.text));
     }
-    let (marker, late) = visitor.say("v2", "bye").await;
+    let (marker, late) = visitor.say_noting_messages("v2", "bye").await;
     assert!(late.is_empty(), "replayed twice: {late:?}");
     assert_eq!(marker.seq, 5, "nothing was stored twice");
     let texts: Vec<&str> = replayed.iter().map(|(_, text)| text.as_str()).collect();
@@ -163,7 +166,7 @@ async fn a_refused_token_is_reported_and_not_retried() {
 #[tokio::test]
 async fn the_relay_says_when_to_come_back_and_is_obeyed() {
     let relay = TestRelay::start().await;
-    let token = relay.add_agent("alice").await;
+    let token = relay.add_agent("alice", Role::Agent).await;
     let mut core = client(relay.addr, token);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
     let stopping = tokio::spawn(relay.stop());

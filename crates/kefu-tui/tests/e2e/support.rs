@@ -1,118 +1,25 @@
-//! A real relay (in-process, temporary SQLite file), a TCP proxy between it
-//! and the client that can swallow the relay's answers, a visitor over a real
-//! WebSocket, and a way to drive the client's core until a condition holds.
+//! What only the client's tests need besides `kefu_testkit`'s relay and
+//! clients: a TCP proxy between the relay and the client that can swallow
+//! the relay's answers, a visitor with a profile, and a way to drive the
+//! client's core until a condition holds.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use kefu_protocol::agent::Role;
-use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
-use kefu_protocol::{Ack, Message};
-use kefu_relay::{Config, auth, store};
+use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorWelcome};
+use kefu_testkit::Client;
 use kefu_tui::app::{App, Input};
 use kefu_tui::core::Core;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, timeout_at};
-use tokio_tungstenite::tungstenite::Message as WsMessage;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// How long a test waits for something expected. A guard against hangs,
-/// not a synchronization device.
+/// How long a test waits for the client's core. A guard against hangs, not
+/// a synchronization device.
 pub const PATIENCE: Duration = Duration::from_secs(15);
-
-pub struct TestRelay {
-    pub addr: SocketAddr,
-    dir: tempfile::TempDir,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), kefu_relay::RelayError>>,
-}
-
-impl TestRelay {
-    pub async fn start() -> TestRelay {
-        TestRelay::serve(tempfile::tempdir().expect("temp dir")).await
-    }
-
-    /// A new relay (on a new port) over the database a stopped one left.
-    pub async fn reopen(dir: tempfile::TempDir) -> TestRelay {
-        TestRelay::serve(dir).await
-    }
-
-    async fn serve(dir: tempfile::TempDir) -> TestRelay {
-        let mut config = Config {
-            database: database(&dir),
-            ..Config::default()
-        };
-        config.limits.frames_per_second = 10_000;
-        config.limits.frame_burst = 10_000;
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(kefu_relay::run(listener, config, async move {
-            let _ = stopped.await;
-        }));
-        let relay = TestRelay {
-            addr,
-            dir,
-            stop,
-            task,
-        };
-        relay.wait_healthy().await;
-        relay
-    }
-
-    /// `/readyz` answers 200 once the store is open.
-    async fn wait_healthy(&self) {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(mut stream) = TcpStream::connect(self.addr).await {
-                let request = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-                if stream.write_all(request.as_bytes()).await.is_ok() {
-                    let mut response = String::new();
-                    let _ = stream.read_to_string(&mut response).await;
-                    if response.starts_with("HTTP/1.1 200") {
-                        return;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "relay never became ready");
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// An agent account, as `kefu-relay agent add` makes one; its token.
-    pub async fn add_agent(&self, name: &str) -> String {
-        let store = store::open(&database(&self.dir), None)
-            .await
-            .expect("open store");
-        let token = auth::new_agent_token();
-        store
-            .add_agent(name, Role::Agent, &auth::hash_agent_token(&token))
-            .await
-            .expect("add agent");
-        store.close().await;
-        token
-    }
-
-    /// Shuts down cleanly (clients are told to reconnect), keeping the data.
-    pub async fn stop(self) -> tempfile::TempDir {
-        let _ = self.stop.send(());
-        self.task
-            .await
-            .expect("relay task")
-            .expect("relay stopped cleanly");
-        self.dir
-    }
-}
-
-fn database(dir: &tempfile::TempDir) -> String {
-    format!("sqlite://{}", dir.path().join("kefu.db").display())
-}
 
 /// Forwards TCP connections to the current upstream. While `swallow` is on,
 /// bytes from the relay are dropped: the client never hears the answers to
@@ -189,86 +96,23 @@ async fn accept(listener: TcpListener, upstream: Arc<Mutex<SocketAddr>>, swallow
     }
 }
 
-/// A visitor on `/ws/visitor`.
-pub struct Visitor {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
-}
-
-impl Visitor {
-    pub async fn connect(
-        relay: SocketAddr,
-        token: Option<String>,
-        after_seq: Option<u64>,
-    ) -> (Visitor, VisitorWelcome) {
-        let url = format!("ws://{relay}/ws/visitor");
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("visitor connects");
-        let mut visitor = Visitor { ws };
-        let profile = VisitorProfile {
-            name: Some("Ming".into()),
-            page_url: Some("https://shop.example/cart".into()),
-            ..VisitorProfile::default()
-        };
-        visitor
-            .send(VisitorRequest::Hello {
-                token,
-                after_seq,
-                profile: Some(profile),
-            })
-            .await;
-        match visitor.next().await {
-            VisitorEvent::Welcome(welcome) => (visitor, welcome),
-            other => panic!("expected welcome, got {other:?}"),
-        }
-    }
-
-    async fn send(&mut self, request: VisitorRequest) {
-        let text = serde_json::to_string(&request).expect("encode");
-        self.ws
-            .send(WsMessage::text(text))
-            .await
-            .expect("visitor sends");
-    }
-
-    pub async fn next(&mut self) -> VisitorEvent {
-        loop {
-            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("connection open")
-                .expect("frame");
-            if let WsMessage::Text(text) = frame {
-                return serde_json::from_str(&text).expect("decodable frame");
-            }
-        }
-    }
-
-    /// Sends a message; returns its ack and the messages that came first.
-    pub async fn say(&mut self, client_id: &str, text: &str) -> (Ack, Vec<Message>) {
-        self.send(VisitorRequest::Send {
-            client_id: client_id.into(),
-            text: text.into(),
-        })
+/// A visitor on `/ws/visitor` who said hello as the shop's page would:
+/// with a name and the page.
+pub async fn shop_visitor(
+    relay: SocketAddr,
+    token: Option<&str>,
+    after_seq: Option<u64>,
+) -> (Client<VisitorEvent>, VisitorWelcome) {
+    let mut visitor = Client::connect(&format!("ws://{relay}/ws/visitor")).await;
+    let profile = VisitorProfile {
+        name: Some("Ming".into()),
+        page_url: Some("https://shop.example/cart".into()),
+        ..VisitorProfile::default()
+    };
+    let welcome = visitor
+        .hello_with_profile(token, after_seq, Some(profile))
         .await;
-        let mut before = Vec::new();
-        loop {
-            match self.next().await {
-                VisitorEvent::Ack(ack) if ack.client_id == client_id => return (ack, before),
-                VisitorEvent::Message(message) => before.push(message),
-                VisitorEvent::Error(error) => panic!("send refused: {error:?}"),
-                _ => {}
-            }
-        }
-    }
-
-    pub async fn next_message(&mut self) -> Message {
-        loop {
-            if let VisitorEvent::Message(message) = self.next().await {
-                return message;
-            }
-        }
-    }
+    (visitor, welcome)
 }
 
 /// Feeds the core what the network task reports until `done` holds.

@@ -12,11 +12,11 @@ use std::process::Stdio;
 use fantoccini::{Client, ClientBuilder, Locator};
 use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
-use crate::support::{PATIENCE, TestRelay};
+use kefu_testkit::{PATIENCE, TestRelay, http};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -185,7 +185,7 @@ async fn host_site(html: String) -> SocketAddr {
 }
 
 /// The visitor's first message reaches the agent; returns the conversation.
-async fn agent_receives(agent: &mut crate::support::Client<AgentEvent>, text: &str) -> String {
+async fn agent_receives(agent: &mut kefu_testkit::Client<AgentEvent>, text: &str) -> String {
     let message = agent.next_message().await;
     assert_eq!(message.text, text);
     assert_eq!(message.author.kind, AuthorKind::Visitor);
@@ -447,12 +447,12 @@ async fn messages_typed_while_the_relay_is_down_are_sent_once_it_is_back() {
     browser.open_chat(&format!("http://{addr}/")).await;
 
     drop(agent);
-    let dir = relay.stop().await;
+    let stopped = relay.stop().await;
     browser.wait_for("#banner:not([hidden])").await;
     browser.type_and_send("typed while you were away").await;
     browser.wait_for("li.mine[data-delivery='sending']").await;
 
-    let relay = TestRelay::reopen_at(dir, addr).await;
+    let relay = TestRelay::reopen_at(stopped, addr).await;
     let mut agent = relay.signed_in_agent(&token).await;
     browser.wait_for("li.mine[data-delivery='sent']").await;
     let conversation = agent_receives(&mut agent, "typed while you were away").await;
@@ -468,7 +468,7 @@ async fn messages_typed_while_the_relay_is_down_are_sent_once_it_is_back() {
 async fn a_page_on_a_disallowed_origin_is_refused() {
     let relay = TestRelay::start().await;
     // Over HTTP: the long-poll endpoints answer 403 to a foreign Origin.
-    let status = raw_post(
+    let status = post_from(
         relay.addr,
         "/api/visitor/hello",
         "http://evil.example",
@@ -476,7 +476,7 @@ async fn a_page_on_a_disallowed_origin_is_refused() {
     )
     .await;
     assert_eq!(status, 403);
-    let status = raw_post(
+    let status = post_from(
         relay.addr,
         "/api/visitor/hello",
         &format!("http://{}", relay.addr),
@@ -510,21 +510,12 @@ async fn a_page_on_a_disallowed_origin_is_refused() {
 }
 
 /// POSTs `body` with an `Origin` header; returns the HTTP status.
-async fn raw_post(addr: SocketAddr, path: &str, origin: &str, body: &str) -> u16 {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .expect("an HTTP status line")
+async fn post_from(addr: SocketAddr, path: &str, origin: &str, body: &str) -> u16 {
+    let headers = [("origin", origin), ("content-type", "application/json")];
+    http::post(addr, path, &headers, body.to_owned())
+        .await
+        .expect("an HTTP response")
+        .status
 }
 
 #[tokio::test]
@@ -533,30 +524,26 @@ async fn the_page_and_widget_are_served_with_a_strict_policy() {
         config.allowed_origins = vec!["https://shop.example".into()];
     })
     .await;
-    let mut stream = TcpStream::connect(relay.addr).await.expect("connect");
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
-    let lower = response.to_ascii_lowercase();
-    assert!(lower.starts_with("http/1.1 200"), "{response}");
-    assert!(lower.contains("content-security-policy: default-src 'none'; script-src 'self'"));
-    assert!(lower.contains("frame-ancestors 'self' https://shop.example"));
-    assert!(response.contains("<script src=\"chat.js\" defer></script>"));
-
-    let mut stream = TcpStream::connect(relay.addr).await.expect("connect");
-    stream
-        .write_all(b"GET /widget.js HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .expect("write");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.expect("read");
+    let page = http::get(relay.addr, "/").await.expect("the page");
+    assert_eq!(page.status, 200, "{page:?}");
+    let policy = page
+        .header("content-security-policy")
+        .expect("a content security policy")
+        .to_ascii_lowercase();
+    assert!(policy.starts_with("default-src 'none'; script-src 'self'"));
+    assert!(policy.contains("frame-ancestors 'self' https://shop.example"));
     assert!(
-        response
-            .to_ascii_lowercase()
-            .contains("content-type: text/javascript")
+        page.body
+            .contains("<script src=\"chat.js\" defer></script>")
     );
-    assert!(response.contains("attachShadow"));
+
+    let widget = http::get(relay.addr, "/widget.js")
+        .await
+        .expect("the widget");
+    assert!(
+        widget
+            .header("content-type")
+            .is_some_and(|kind| kind.to_ascii_lowercase().starts_with("text/javascript"))
+    );
+    assert!(widget.body.contains("attachShadow"));
 }

@@ -5,8 +5,7 @@ use std::time::Duration;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
-
-use crate::support::{Client, TestRelay, assert_error};
+use kefu_testkit::{Client, TestRelay, assert_error};
 
 #[tokio::test]
 async fn visitor_and_agent_chat_both_ways() {
@@ -77,10 +76,11 @@ async fn a_page_view_writes_nothing() {
     let (visitor, welcome) = relay.new_visitor().await;
     assert!(!welcome.token.is_empty());
     drop(visitor);
-    let dir = relay.stop().await;
+    let stopped = relay.stop().await;
 
-    let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.expect("open db");
+    let pool = sqlx::SqlitePool::connect(&stopped.database)
+        .await
+        .expect("open db");
     for table in ["visitors", "conversations", "messages"] {
         let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
             .fetch_one(&pool)

@@ -8,11 +8,11 @@ use std::collections::HashSet;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{AgentState, AuthorKind, PresenceKind};
-use kefu_relay::{auth, store};
+use kefu_testkit::{Client, RelayProcess, TestDatabase, accounts};
 
 use crate::longpoll::PollVisitor;
 use crate::summaries::summaries_before;
-use crate::support::{Client, RelayProcess, TestDatabase};
+use crate::support::KEFU_RELAY;
 
 /// Heartbeats every 0.3 s: a dead relay is noticed within about a second.
 /// The tests pipeline a thousand frames before reading, so the per-client
@@ -36,15 +36,10 @@ struct Cluster {
 impl Cluster {
     async fn start() -> Option<Cluster> {
         let database = TestDatabase::create().await?;
-        let store = store::open(&database.url, None).await.expect("migrate");
-        let token = auth::new_agent_token();
-        store
-            .add_agent("alice", Role::Agent, &auth::hash_agent_token(&token))
-            .await
-            .expect("add agent");
-        store.close().await;
-        let a = RelayProcess::start(&database.url, FAST).await;
-        let b = RelayProcess::start(&database.url, FAST).await;
+        // Opening the store migrates the new database.
+        let token = accounts::add_agent(&database.url, "alice", Role::Agent).await;
+        let a = RelayProcess::start(KEFU_RELAY, &database.url, FAST).await;
+        let b = RelayProcess::start(KEFU_RELAY, &database.url, FAST).await;
         Some(Cluster {
             database,
             a,
@@ -66,12 +61,7 @@ impl Cluster {
 
 async fn signed_in(relay: &RelayProcess, token: &str) -> Client<AgentEvent> {
     let mut agent = relay.agent().await;
-    agent
-        .send(&AgentRequest::Hello {
-            token: token.to_owned(),
-        })
-        .await;
-    assert!(matches!(agent.next().await, AgentEvent::Welcome(_)));
+    agent.hello(token).await;
     agent
 }
 
@@ -80,17 +70,7 @@ async fn hello(
     token: Option<&str>,
     after_seq: Option<u64>,
 ) -> String {
-    visitor
-        .send(&VisitorRequest::Hello {
-            token: token.map(str::to_owned),
-            after_seq,
-            profile: None,
-        })
-        .await;
-    match visitor.next().await {
-        VisitorEvent::Welcome(welcome) => welcome.token,
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    visitor.hello(token, after_seq).await.token
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,15 +163,7 @@ async fn an_agent_on_another_relay_gets_a_claim_at_once_and_counts_coalesced() {
     let Some(cluster) = Cluster::start().await else {
         return;
     };
-    let store = store::open(&cluster.database.url, None)
-        .await
-        .expect("open store");
-    let bob_token = auth::new_agent_token();
-    store
-        .add_agent("bob", Role::Agent, &auth::hash_agent_token(&bob_token))
-        .await
-        .expect("add agent");
-    store.close().await;
+    let bob_token = accounts::add_agent(&cluster.database.url, "bob", Role::Agent).await;
     let mut alice = cluster.agent_on_b().await;
     let mut bob = signed_in(&cluster.a, &bob_token).await;
     let mut visitor = cluster.a.visitor().await;
@@ -357,8 +329,7 @@ async fn long_polling_needs_no_sticky_sessions() {
         return;
     };
     let mut agent = cluster.agent_on_b().await;
-    let a: std::net::SocketAddr = cluster.a.addr.parse().expect("address");
-    let b: std::net::SocketAddr = cluster.b.addr.parse().expect("address");
+    let (a, b) = (cluster.a.addr, cluster.b.addr);
     // Hello through A, then every other request through B.
     let visitor = PollVisitor::hello(a, None).await.via(b);
     let (status, body) = visitor

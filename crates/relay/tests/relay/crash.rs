@@ -5,12 +5,9 @@
 use std::collections::HashMap;
 
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_testkit::{Client, RelayProcess};
 
-use crate::support::{Client, RelayProcess};
-
-fn sqlite_url(path: &std::path::Path) -> String {
-    format!("sqlite://{}", path.display())
-}
+use crate::support::{KEFU_RELAY, sqlite_url};
 
 /// Pipelines `count` sends without waiting for acks.
 async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
@@ -28,7 +25,7 @@ async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
 async fn acked_messages_survive_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("kefu.db");
-    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
 
     let mut visitor = relay.visitor().await;
     visitor
@@ -61,7 +58,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     }
     assert!(acked.len() < BURST, "the kill happened mid-burst");
 
-    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
     visitor
         .send(&VisitorRequest::Hello {

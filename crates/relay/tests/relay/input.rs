@@ -6,8 +6,7 @@ use std::time::Duration;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, Message};
-
-use crate::support::{TestRelay, assert_error};
+use kefu_testkit::{TestRelay, assert_error};
 
 #[tokio::test]
 async fn malformed_and_unknown_frames_are_bad_requests_and_the_connection_lives_on() {

@@ -3,28 +3,24 @@
 
 use std::net::SocketAddr;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorWelcome};
 use kefu_protocol::{ErrorCode, Message};
+use kefu_testkit::http::{self, Method};
+use kefu_testkit::{PATIENCE, TestRelay};
 use serde_json::json;
-
-use crate::support::TestRelay;
 
 /// A visitor speaking long-poll through a real HTTP client.
 pub struct PollVisitor {
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: http::Client,
     addr: SocketAddr,
     welcome: VisitorWelcome,
 }
 
 impl PollVisitor {
     pub async fn hello(addr: SocketAddr, token: Option<&str>) -> PollVisitor {
-        let http = Client::builder(TokioExecutor::new()).build_http();
+        // Long polls are held open by the relay before they answer.
+        let http = http::Client::with_patience(PATIENCE * 4);
         let (status, body) = request(
             &http,
             addr,
@@ -108,34 +104,27 @@ impl PollVisitor {
 }
 
 async fn request(
-    http: &Client<HttpConnector, Full<Bytes>>,
+    http: &http::Client,
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: String,
 ) -> (u16, String) {
-    let mut builder = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("content-type", "application/json")
-        .header("user-agent", "kefu-tests/longpoll");
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
+    let bearer = token.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![
+        ("content-type", "application/json"),
+        ("user-agent", "kefu-tests/longpoll"),
+    ];
+    if let Some(bearer) = &bearer {
+        headers.push(("authorization", bearer));
     }
-    let request = builder.body(Full::new(Bytes::from(body))).expect("request");
-    let response = tokio::time::timeout(crate::support::PATIENCE * 4, http.request(request))
+    let method = Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+    let response = http
+        .request(method, addr, path, &headers, body)
         .await
-        .expect("response in time")
-        .expect("HTTP response");
-    let status = response.status().as_u16();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    (status, String::from_utf8_lossy(&bytes).into_owned())
+        .expect("HTTP response in time");
+    (response.status, response.body)
 }
 
 #[tokio::test]

@@ -1,4 +1,6 @@
-//! Integration tests of kefu-relay over real sockets and real SQLite files.
+//! Integration tests of kefu-relay over real sockets and real SQLite files
+//! (and PostgreSQL databases where a server answers), set up with
+//! `kefu_testkit`.
 
 mod browser;
 mod chat;
@@ -8,6 +10,7 @@ mod input;
 mod layers;
 mod longpoll;
 mod ops;
+mod schema;
 mod store;
 mod summaries;
 mod support;

@@ -11,16 +11,17 @@ use kefu_protocol::agent::{AgentEvent, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, Reconnect};
 use kefu_relay::config::FileConfig;
+use kefu_testkit::{PATIENCE, RelayProcess, TestRelay, assert_error, http};
 use tokio::time::Instant;
 
-use crate::support::{PATIENCE, RelayProcess, TestRelay, assert_error, http_get};
+use crate::support::{KEFU_RELAY, sqlite_url};
 
 /// What systemd allows between SIGTERM and SIGKILL (`TimeoutStopSec`).
 const STOP_LIMIT: Duration = Duration::from_secs(10);
 
 /// Runs a one-shot subcommand (`check-config`, `backup`, …) to completion.
 async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kefu-relay"));
+    let mut command = tokio::process::Command::new(KEFU_RELAY);
     command
         .args(args)
         .envs(env.iter().copied())
@@ -29,14 +30,6 @@ async fn run_cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         .await
         .expect("kefu-relay finished in time")
         .expect("run kefu-relay")
-}
-
-fn sqlite_url(path: &Path) -> String {
-    format!("sqlite://{}", path.display())
-}
-
-fn socket_addr(addr: &str) -> std::net::SocketAddr {
-    addr.parse().expect("a socket address")
 }
 
 fn write_file(dir: &Path, name: &str, text: &str) -> String {
@@ -175,6 +168,7 @@ async fn serve_takes_settings_from_the_environment_and_the_file() {
         "greeting = \"from the file\"\n[limits]\nmax_message_chars = 20\n",
     );
     let relay = RelayProcess::start_with_env(
+        KEFU_RELAY,
         &sqlite_url(&dir.path().join("kefu.db")),
         &["--config", &config],
         &[("KEFU_GREETING", "from the environment".as_ref())],
@@ -245,6 +239,7 @@ async fn systemd_hears_ready_watchdog_and_stopping() {
     let dir = tempfile::tempdir().expect("temp dir");
     let notify = NotifySocket::bind();
     let mut relay = RelayProcess::start_with_env(
+        KEFU_RELAY,
         &sqlite_url(&dir.path().join("kefu.db")),
         &[],
         &[
@@ -257,9 +252,10 @@ async fn systemd_hears_ready_watchdog_and_stopping() {
     notify.expect("READY=1").await;
     // Ready means serving: the store is open and requests are answered.
     assert_eq!(
-        http_get(socket_addr(&relay.addr), "/readyz")
+        http::get(relay.addr, "/readyz")
             .await
-            .map(|(status, _)| status),
+            .ok()
+            .map(|response| response.status),
         Some(200)
     );
     notify.expect("WATCHDOG=1").await;
@@ -276,7 +272,7 @@ async fn sigterm_asks_clients_to_reconnect_and_exits_cleanly_keeping_every_ack()
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("kefu.db");
     let token = add_agent(&database, "alice").await;
-    let mut relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let mut relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
 
     let mut agent = relay.agent().await;
     agent
@@ -317,7 +313,7 @@ async fn sigterm_asks_clients_to_reconnect_and_exits_cleanly_keeping_every_ack()
     assert!(asked.elapsed() < STOP_LIMIT);
 
     // Everything acknowledged is there after a restart, in order.
-    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
     visitor.hello(Some(&welcome.token), Some(0)).await;
     let mut replayed = Vec::new();
@@ -358,13 +354,13 @@ async fn add_agent(database: &Path, name: &str) -> String {
 async fn an_admin_command_after_readiness_probes_keeps_the_relays_commits() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("kefu.db");
-    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
     let welcome = visitor.hello(None, None).await;
     visitor.say("before", "before the probes").await;
     for _ in 0..3 {
-        let ready = http_get(socket_addr(&relay.addr), "/readyz").await;
-        assert_eq!(ready.map(|(status, _)| status), Some(200));
+        let ready = http::get(relay.addr, "/readyz").await;
+        assert_eq!(ready.ok().map(|response| response.status), Some(200));
     }
 
     add_agent(&database, "alice").await;
@@ -375,7 +371,7 @@ async fn an_admin_command_after_readiness_probes_keeps_the_relays_commits() {
     let after = visitor.say("after", "after the admin command").await;
     relay.kill().await;
 
-    let relay = RelayProcess::start(&sqlite_url(&database), &[]).await;
+    let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
     visitor.hello(Some(&welcome.token), Some(0)).await;
     let texts = [visitor.next_message().await, visitor.next_message().await];
@@ -391,7 +387,10 @@ async fn readyz_fails_while_the_database_file_is_gone() {
     let moved = relay.dir.path().join("kefu.db.away");
     let status = |relay: &TestRelay| {
         let addr = relay.addr;
-        async move { http_get(addr, "/readyz").await.map(|(status, _)| status) }
+        async move {
+            let ready = http::get(addr, "/readyz").await;
+            ready.ok().map(|response| response.status)
+        }
     };
     assert_eq!(status(&relay).await, Some(200));
 
@@ -400,9 +399,10 @@ async fn readyz_fails_while_the_database_file_is_gone() {
     std::fs::rename(&path, &moved).expect("move the database away");
     assert_eq!(status(&relay).await, Some(503));
     assert_eq!(
-        http_get(relay.addr, "/healthz")
+        http::get(relay.addr, "/healthz")
             .await
-            .map(|(status, _)| status),
+            .ok()
+            .map(|response| response.status),
         Some(200),
         "alive all the same"
     );
@@ -518,6 +518,7 @@ fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
 async fn metrics_on_their_own_address_count_a_sent_message() {
     let dir = tempfile::tempdir().expect("temp dir");
     let relay = RelayProcess::start(
+        KEFU_RELAY,
         &sqlite_url(&dir.path().join("kefu.db")),
         &["--metrics-listen", "127.0.0.1:0"],
     )
@@ -531,9 +532,10 @@ async fn metrics_on_their_own_address_count_a_sent_message() {
         .parse()
         .expect("metrics address");
     assert_eq!(
-        http_get(socket_addr(&relay.addr), "/metrics")
+        http::get(relay.addr, "/metrics")
             .await
-            .map(|(status, _)| status),
+            .ok()
+            .map(|response| response.status),
         Some(404),
         "not on the main address when they have their own"
     );
@@ -542,7 +544,8 @@ async fn metrics_on_their_own_address_count_a_sent_message() {
     visitor.hello(None, None).await;
     visitor.say("c1", "count me").await;
 
-    let (status, text) = http_get(metrics_addr, "/metrics").await.expect("metrics");
+    let metrics = http::get(metrics_addr, "/metrics").await.expect("metrics");
+    let (status, text) = (metrics.status, metrics.body);
     assert_eq!(status, 200);
     let samples = parse_prometheus(&text);
     assert_eq!(
@@ -579,7 +582,8 @@ async fn metrics_on_the_main_address_parse_as_prometheus_text() {
         })
         .await;
     assert_error(&visitor.next_error().await, ErrorCode::BadRequest);
-    let (status, text) = http_get(relay.addr, "/metrics").await.expect("metrics");
+    let metrics = http::get(relay.addr, "/metrics").await.expect("metrics");
+    let (status, text) = (metrics.status, metrics.body);
     assert_eq!(status, 200);
     let samples = parse_prometheus(&text);
     // Other tests' relays share the process's recorder: at least ours.
@@ -752,11 +756,17 @@ async fn readyz_says_starting_while_the_database_does_not_answer_yet() {
     let relay = tokio::spawn(kefu_relay::run(listener, config, std::future::pending()));
 
     assert_eq!(
-        http_get(addr, "/readyz").await,
+        http::get(addr, "/readyz")
+            .await
+            .ok()
+            .map(|response| (response.status, response.body)),
         Some((503, "starting\n".to_owned()))
     );
     assert_eq!(
-        http_get(addr, "/healthz").await,
+        http::get(addr, "/healthz")
+            .await
+            .ok()
+            .map(|response| (response.status, response.body)),
         Some((200, "ok\n".to_owned()))
     );
     relay.abort();

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentInfo, ConversationStatus, ConversationSummary, Role};
 use kefu_relay::store::{self, AgentSend, Page, Store, StoreError, VisitorDetails, VisitorSend};
-
-use crate::support::TestDatabase;
+use kefu_testkit::TestDatabase;
 
 /// Runs `$body` (an async fn taking `Arc<dyn Store>`) on both backends.
 macro_rules! backend_test {

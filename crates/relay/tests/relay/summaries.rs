@@ -13,8 +13,7 @@ use kefu_protocol::agent::{
     AgentEvent, AgentRequest, ConversationStatus, ConversationSummary, Role,
 };
 use kefu_protocol::visitor::VisitorEvent;
-
-use crate::support::{Client, TestRelay};
+use kefu_testkit::{Client, TestRelay};
 
 /// Reads `agent`'s frames up to the first that `stop` accepts; returns the
 /// summaries of `conversation_id` that came before it.

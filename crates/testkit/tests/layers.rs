@@ -1,0 +1,22 @@
+//! The kit's modules, lowest first, as its layout doc states them; the
+//! root (`lib.rs`) holds only `PATIENCE` and re-exports.
+
+const LAYERS: kefu_testkit::layers::Table<'static> = &[
+    ("layers", &[]),
+    ("http", &[]),
+    ("ws", &[]),
+    ("visitor", &["ws"]),
+    ("agent", &["ws"]),
+    ("accounts", &[]),
+    ("postgres", &[]),
+    ("relay", &["accounts", "http", "ws"]),
+    ("process", &["ws"]),
+];
+
+#[test]
+fn modules_import_only_lower_layers() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if let Err(violations) = kefu_testkit::layers::check(&src, LAYERS) {
+        panic!("{violations}");
+    }
+}
