@@ -1,11 +1,9 @@
 //! The conversation flows of protocol v1, end to end over real sockets.
 
-use std::time::Duration;
-
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
-use kefu_testkit::{Client, TestRelay, assert_error};
+use kefu_protocol::{AuthorKind, ErrorCode};
+use kefu_testkit::{TestRelay, assert_error};
 
 #[tokio::test]
 async fn visitor_and_agent_chat_both_ways() {
@@ -88,60 +86,6 @@ async fn a_page_view_writes_nothing() {
             .expect("count");
         assert_eq!(rows, 0, "{table} after a page view");
     }
-}
-
-#[tokio::test]
-async fn exactly_one_of_racing_agents_wins_a_claim() {
-    let relay = TestRelay::start().await;
-    const NAMES: [&str; 4] = ["a", "b", "c", "d"];
-    let mut agents = Vec::new();
-    for name in NAMES {
-        let token = relay.add_agent(name, Role::Agent).await;
-        agents.push(relay.signed_in_agent(&token).await);
-    }
-    let (mut visitor, _) = relay.new_visitor().await;
-    let conversation = visitor.say("v1", "help").await.conversation_id;
-    for agent in &mut agents {
-        agent.next_message().await;
-    }
-
-    // Every claim is on the wire before any answer is read.
-    for agent in &mut agents {
-        agent
-            .send(&AgentRequest::Claim {
-                conversation_id: conversation.clone(),
-            })
-            .await;
-    }
-    let mut winners = Vec::new();
-    let mut losers = 0;
-    for (index, agent) in agents.iter_mut().enumerate() {
-        // The winner's claim reaches every agent, a loser possibly before
-        // its own refusal: only a summary naming this agent is a win.
-        let id = relay.agent_id(NAMES[index]).await;
-        let outcome = agent
-            .until(|event| match event {
-                AgentEvent::Error(error) => Some(Err(error)),
-                AgentEvent::Conversation(frame)
-                    if frame.summary.status == ConversationStatus::Active
-                        && frame.summary.assignee.as_deref() == Some(id.as_str()) =>
-                {
-                    Some(Ok(frame.summary))
-                }
-                _ => None,
-            })
-            .await;
-        match outcome {
-            Err(error) => {
-                assert_error(&error, ErrorCode::Conflict);
-                assert_eq!(error.reference.as_deref(), Some(conversation.as_str()));
-                losers += 1;
-            }
-            Ok(summary) => winners.push((index, summary.assignee)),
-        }
-    }
-    assert_eq!(losers, 3, "all but one claim lose");
-    assert_eq!(winners.len(), 1);
 }
 
 #[tokio::test]
@@ -248,70 +192,6 @@ async fn a_resent_client_id_returns_the_original_ack_and_stores_nothing() {
     assert_eq!(texts, ["hello", "second", "hi"]);
 }
 
-/// An agent may send requests without waiting for answers. Those about one
-/// conversation take effect in the order sent, and every answer comes back
-/// in request order, also past the 16 the relay works on at once.
-#[tokio::test]
-async fn pipelined_agent_requests_keep_their_order() {
-    let relay = TestRelay::start().await;
-    let token = relay.add_agent("alice", Role::Agent).await;
-    let mut agent = relay.signed_in_agent(&token).await;
-    let mut conversations = Vec::new();
-    for i in 0..3 {
-        let (mut visitor, _) = relay.new_visitor().await;
-        conversations.push(visitor.say(&format!("v{i}"), "hi").await.conversation_id);
-    }
-    let send = |conversation: &str, client_id: &str| AgentRequest::Send {
-        conversation_id: conversation.to_owned(),
-        client_id: client_id.to_owned(),
-        text: format!("reply {client_id}"),
-        internal: false,
-    };
-    let mut sent = Vec::new();
-    for i in 0..30 {
-        let client_id = format!("a{i}");
-        agent.send(&send(&conversations[i % 3], &client_id)).await;
-        sent.push(client_id);
-    }
-    // Resolving, then replying again, reopens it as the agent's.
-    agent
-        .send(&AgentRequest::Resolve {
-            conversation_id: conversations[0].clone(),
-        })
-        .await;
-    agent.send(&send(&conversations[0], "after")).await;
-    sent.push("after".to_owned());
-
-    let mut acked = Vec::new();
-    while acked.len() < sent.len() {
-        match agent.next().await {
-            AgentEvent::Ack(ack) => acked.push(ack.client_id),
-            AgentEvent::Error(error) => panic!("refused: {error:?}"),
-            _ => {}
-        }
-    }
-    assert_eq!(acked, sent, "answers in request order");
-
-    let stored: Vec<String> = agent
-        .history(&conversations[0], None, 50)
-        .await
-        .into_iter()
-        .map(|message| message.client_id)
-        .collect();
-    let mut expected = vec!["v0".to_owned()];
-    expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
-    expected.push("after".to_owned());
-    assert_eq!(stored, expected, "one conversation's requests in order");
-    let (_late, welcome) = relay.welcomed_agent(&token).await;
-    let first = welcome
-        .conversations
-        .iter()
-        .find(|summary| summary.id == conversations[0])
-        .expect("reopened by the reply after resolve");
-    assert_eq!(first.status, ConversationStatus::Active);
-    assert_eq!(first.last_seq, 12);
-}
-
 #[tokio::test]
 async fn resolved_conversations_reopen_as_waiting_when_the_visitor_writes() {
     let relay = TestRelay::start().await;
@@ -342,69 +222,6 @@ async fn resolved_conversations_reopen_as_waiting_when_the_visitor_writes() {
     let (_late, welcome) = relay.welcomed_agent(&token).await;
     assert_eq!(welcome.conversations.len(), 1);
     assert_eq!(welcome.conversations[0].id, conversation);
-}
-
-#[tokio::test]
-async fn transfer_hands_the_conversation_over() {
-    let relay = TestRelay::start().await;
-    let alice_token = relay.add_agent("alice", Role::Agent).await;
-    let bob_token = relay.add_agent("bob", Role::Agent).await;
-    let carol_token = relay.add_agent("carol", Role::Agent).await;
-    let mut alice = relay.signed_in_agent(&alice_token).await;
-    let mut bob = relay.signed_in_agent(&bob_token).await;
-    let mut carol = relay.signed_in_agent(&carol_token).await;
-    let (mut visitor, _) = relay.new_visitor().await;
-    let conversation = visitor.say("v1", "hi").await.conversation_id;
-    alice.reply(&conversation, "a1", "hello").await;
-    let claimed = bob
-        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-        .await;
-    let alice_id = claimed.assignee.clone().expect("assigned");
-
-    // Bob cannot reply to, transfer or resolve Alice's conversation.
-    let refused = bob
-        .send_message(&conversation, "b1", "me too", false)
-        .await
-        .expect_err("not his");
-    assert_error(&refused, ErrorCode::Conflict);
-    bob.send(&AgentRequest::Resolve {
-        conversation_id: conversation.clone(),
-    })
-    .await;
-    assert_error(&bob.next_error().await, ErrorCode::Forbidden);
-
-    // Alice hands it to Carol, who can now answer; Alice no longer can.
-    let carol_id = relay.agent_id("carol").await;
-    alice
-        .send(&AgentRequest::Transfer {
-            conversation_id: conversation.clone(),
-            to_agent: carol_id.clone(),
-        })
-        .await;
-    let moved = carol
-        .summary_where(&conversation, |s| {
-            s.assignee.as_deref() == Some(carol_id.as_str())
-        })
-        .await;
-    assert_eq!(moved.status, ConversationStatus::Active);
-    assert_ne!(alice_id, carol_id);
-    carol.reply(&conversation, "c1", "Carol here").await;
-    assert_eq!(visitor.next_message().await.text, "hello");
-    assert_eq!(visitor.next_message().await.text, "Carol here");
-    let refused = alice
-        .send_message(&conversation, "a2", "still me?", false)
-        .await
-        .expect_err("transferred away");
-    assert_error(&refused, ErrorCode::Conflict);
-
-    // Transferring to nobody is refused.
-    carol
-        .send(&AgentRequest::Transfer {
-            conversation_id: conversation.clone(),
-            to_agent: "no-such-agent".into(),
-        })
-        .await;
-    assert_error(&carol.next_error().await, ErrorCode::NotFound);
 }
 
 #[tokio::test]
@@ -481,93 +298,6 @@ async fn typing_and_read_receipts_cross_over_and_reads_persist() {
 }
 
 #[tokio::test]
-async fn presence_follows_visitors_after_the_grace_and_agents_availability() {
-    let relay = TestRelay::with_config(|config| {
-        config.presence_grace = Duration::from_millis(200);
-    })
-    .await;
-    let token = relay.add_agent("alice", Role::Agent).await;
-    let mut agent = relay.signed_in_agent(&token).await;
-    let (mut visitor, welcome) = relay.new_visitor().await;
-    visitor.say("v1", "hi").await;
-    agent.next_message().await;
-
-    drop(visitor);
-    let presence = agent
-        .until(|event| match event {
-            AgentEvent::Presence(p) if p.kind == PresenceKind::Visitor => Some(p),
-            _ => None,
-        })
-        .await;
-    assert_eq!(presence.id, welcome.visitor_id);
-    assert!(!presence.online);
-
-    let mut visitor = relay.visitor().await;
-    visitor.hello(Some(&welcome.token), None).await;
-    let presence = agent
-        .until(|event| match event {
-            AgentEvent::Presence(p) if p.kind == PresenceKind::Visitor => Some(p),
-            _ => None,
-        })
-        .await;
-    assert_eq!(
-        presence.id, welcome.visitor_id,
-        "only visitors with a conversation are announced"
-    );
-    assert!(presence.online);
-
-    // An away agent is not counted as online for visitors.
-    agent
-        .send(&AgentRequest::Status {
-            state: AgentState::Away,
-        })
-        .await;
-    let presence = visitor
-        .until(|event| match event {
-            VisitorEvent::Presence(p) => Some(p),
-            _ => None,
-        })
-        .await;
-    assert_eq!(presence.agents_online, Some(0));
-    assert_eq!(presence.state, Some(AgentState::Away));
-    let (_, newcomer) = relay.new_visitor().await;
-    assert_eq!(newcomer.agents_online, 0);
-}
-
-#[tokio::test]
-async fn admins_broadcast_to_online_visitors_and_agents_may_not() {
-    let relay = TestRelay::start().await;
-    let admin = relay.add_agent("root", Role::Admin).await;
-    let plain = relay.add_agent("alice", Role::Agent).await;
-    let mut admin = relay.signed_in_agent(&admin).await;
-    let mut plain = relay.signed_in_agent(&plain).await;
-    let (mut first, _) = relay.new_visitor().await;
-    let (mut second, _) = relay.new_visitor().await;
-
-    plain
-        .send(&AgentRequest::Broadcast {
-            text: "not allowed".into(),
-        })
-        .await;
-    assert_error(&plain.next_error().await, ErrorCode::Forbidden);
-
-    admin
-        .send(&AgentRequest::Broadcast {
-            text: "We close at 18:00 today".into(),
-        })
-        .await;
-    for visitor in [&mut first, &mut second] {
-        let broadcast = visitor
-            .until(|event| match event {
-                VisitorEvent::Broadcast(b) => Some(b),
-                _ => None,
-            })
-            .await;
-        assert_eq!(broadcast.text, "We close at 18:00 today");
-    }
-}
-
-#[tokio::test]
 async fn history_pages_backwards_without_overlap() {
     let relay = TestRelay::start().await;
     let token = relay.add_agent("alice", Role::Agent).await;
@@ -626,48 +356,4 @@ async fn shutdown_asks_every_client_to_reconnect_and_keeps_what_was_acked() {
     visitor.hello(Some(&welcome.token), None).await;
     let message = visitor.next_message().await;
     assert_eq!((message.seq, message.id), (ack.seq, ack.id));
-}
-
-#[tokio::test]
-async fn auto_assignment_hands_new_conversations_to_available_agents_in_turn() {
-    let relay = TestRelay::with_config(|config| config.auto_assign = true).await;
-    let alice = relay.add_agent("alice", Role::Agent).await;
-    let bob = relay.add_agent("bob", Role::Agent).await;
-    let mut alice = relay.signed_in_agent(&alice).await;
-    let _bob = relay.signed_in_agent(&bob).await;
-
-    let mut assignees = Vec::new();
-    for _ in 0..2 {
-        assignees.push(assignee_of_a_new_visitor(&relay, &mut alice).await);
-    }
-    assert_ne!(assignees[0], assignees[1], "each agent in turn");
-
-    // An away agent gets none.
-    alice
-        .send(&AgentRequest::Status {
-            state: AgentState::Away,
-        })
-        .await;
-    alice
-        .until(|event| match event {
-            AgentEvent::Presence(p) if p.state == Some(AgentState::Away) => Some(()),
-            _ => None,
-        })
-        .await;
-    let bob_id = relay.agent_id("bob").await;
-    for _ in 0..2 {
-        let assignee = assignee_of_a_new_visitor(&relay, &mut alice).await;
-        assert_eq!(assignee, bob_id);
-    }
-}
-
-/// A new visitor writes; whom auto-assignment gave the conversation to,
-/// as `agent` sees it.
-async fn assignee_of_a_new_visitor(relay: &TestRelay, agent: &mut Client<AgentEvent>) -> String {
-    let (mut visitor, _) = relay.new_visitor().await;
-    let conversation = visitor.say("v1", "hello").await.conversation_id;
-    let summary = agent
-        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
-        .await;
-    summary.assignee.expect("assigned")
 }
