@@ -10,9 +10,11 @@ use super::super::super::{
     AgentSend, Change, StoreError, VisitorSend, now_millis, preview_of, to_millis,
 };
 use super::super::client_ids::ClientIds;
-use super::super::statements::{execute, insert_row, query_optional};
+use super::super::statements::{execute, insert_row};
 use super::super::summaries::{Summaries, with_details};
-use super::conversation::{assign, current_summary, require_summary, state_of, upsert_visitor};
+use super::conversation::{
+    assign, current_summary, require_summary, state_of, upsert_visitor, visitor_conversation,
+};
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
 
@@ -26,14 +28,9 @@ pub(super) fn visitor_send(
 ) -> Result<Applied, StoreError> {
     let existing = match summaries.of_visitor(&send.visitor_id) {
         Some(summary) => Some(summary.clone()),
-        None => query_optional(
-            conn,
-            "SELECT id FROM conversations WHERE visitor_id = ?",
-            [&send.visitor_id],
-            |row| row.get::<_, String>(0),
-        )?
-        .map(|id| require_summary(conn, &id))
-        .transpose()?,
+        None => visitor_conversation(conn, &send.visitor_id)?
+            .map(|id| require_summary(conn, &id))
+            .transpose()?,
     };
     let author = (AuthorKind::Visitor, send.visitor_id.as_str());
     if let Some(summary) = &existing
