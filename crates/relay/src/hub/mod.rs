@@ -177,14 +177,12 @@ impl Hub {
         visitor_id: String,
         outbox: Outbox,
     ) -> Result<u32, HubClosed> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::RegisterVisitor {
+        self.ask(|reply| Command::RegisterVisitor {
             visitor_id,
             outbox,
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| HubClosed)
+        .await
     }
 
     pub async fn register_agent(
@@ -192,14 +190,12 @@ impl Hub {
         agent: AgentInfo,
         outbox: Outbox,
     ) -> Result<AgentSnapshot, HubClosed> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::RegisterAgent {
+        self.ask(|reply| Command::RegisterAgent {
             agent,
             outbox,
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| HubClosed)
+        .await
     }
 
     pub async fn unregister(&self, conn: ConnId) {
@@ -210,14 +206,12 @@ impl Hub {
     /// Resolves once the subscription is in place, so a history read made
     /// afterwards cannot miss a message.
     pub async fn watch(&self, conn: ConnId, conversation_id: String) -> Result<(), HubClosed> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Watch {
+        self.ask(|reply| Command::Watch {
             conn,
             conversation_id,
             reply,
         })
-        .await?;
-        answer.await.map_err(|_| HubClosed)
+        .await
     }
 
     pub async fn typing(&self, conn: ConnId, conversation_id: Option<String>, active: bool) {
@@ -240,12 +234,20 @@ impl Hub {
     }
 
     pub async fn stats(&self) -> Result<HubStats, HubClosed> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::Stats { reply }).await?;
-        answer.await.map_err(|_| HubClosed)
+        self.ask(|reply| Command::Stats { reply }).await
     }
 
     async fn send(&self, command: Command) -> Result<(), HubClosed> {
         self.commands.send(command).await.map_err(|_| HubClosed)
+    }
+
+    /// Sends the command made with a reply channel and waits for the answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, HubClosed> {
+        let (reply, answer) = oneshot::channel();
+        self.send(command(reply)).await?;
+        answer.await.map_err(|_| HubClosed)
     }
 }

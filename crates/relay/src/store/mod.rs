@@ -31,6 +31,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 pub use postgres::PgStore;
+pub use reads::Reads;
 pub use sqlite::SqliteStore;
 
 use crate::cluster::ClusterLink;
@@ -149,8 +150,10 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+/// Everything the relay asks of its database. The reads come from
+/// [`Reads`], which both backends answer with the same code.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Reads + 'static {
     /// Stores a visitor's message, creating the visitor and the conversation
     /// on the first one and reopening a resolved conversation as waiting.
     /// A repeated `client_id` returns the original message and stores nothing.
@@ -200,25 +203,6 @@ pub trait Store: Send + Sync + 'static {
         details: VisitorDetails,
     ) -> Result<(), StoreError>;
 
-    /// The visitor's conversation, if they ever wrote.
-    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError>;
-
-    async fn conversation(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationSummary>, StoreError>;
-
-    /// Every waiting and active conversation.
-    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError>;
-
-    /// Messages in ascending `seq`; internal notes only if asked for.
-    async fn messages(
-        &self,
-        conversation_id: &str,
-        page: Page,
-        include_internal: bool,
-    ) -> Result<Vec<Message>, StoreError>;
-
     async fn add_agent(
         &self,
         name: &str,
@@ -226,24 +210,10 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
     ) -> Result<AgentInfo, StoreError>;
 
-    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError>;
-
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError>;
-
-    /// The enabled agent holding this token.
-    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError>;
 
     /// The key that signs visitor tokens, made on first use.
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError>;
-
-    /// Conversation ids in ascending order after `after_id`, at most `limit`,
-    /// of the conversations updated at or after `since`: pages for `export`.
-    async fn conversation_ids(
-        &self,
-        since: Option<OffsetDateTime>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError>;
 
     /// Whether the database answers now, for `/readyz`: an error when it
     /// cannot be reached, or (a file) is gone or unreadable.

@@ -3,24 +3,24 @@
 //! The two schemas have the same tables and columns, so a read differs
 //! between SQLite and PostgreSQL only in its SQL text: placeholders (`?` or
 //! `$1`) and booleans (`disabled = 0` or `NOT disabled`). Each backend
-//! states its own text in a [`Reads`] next to its other SQL, where it can be
-//! read and checked against its schema; what is the same (binding,
+//! states its own text in a [`Queries`] next to its other SQL, where it can
+//! be read and checked against its schema; what is the same (binding,
 //! paging, turning rows into protocol types) is here.
 //!
 //! The writes are not shared: SQLite's run on the writer thread through
 //! rusqlite, PostgreSQL's are transactions that lock rows and notify the
 //! cluster, so they have little but their SQL in common.
 //!
-//! Each backend's `Store` implementation still lists the eight read methods,
-//! each a one-line call into its [`Reads`]: the trait asks every
-//! implementor for them, and answering them once in the trait would need it
-//! to expose a hook to the backend's pool, public because the trait is.
+//! [`Reads`] is a supertrait of [`super::Store`], answered for every
+//! backend by one implementation over its [`ReadSide`] (its SQL and its
+//! pool). That hook stays inside the store: callers see only [`Reads`].
 
 use std::marker::PhantomData;
 
+use async_trait::async_trait;
 use kefu_protocol::Message;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary};
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
 use super::rows::{
@@ -32,7 +32,7 @@ use super::{AgentAccount, Page, StoreError, to_millis};
 /// One backend's SQL for the shared reads. A field named after a `…_SELECT`
 /// of [`super::rows`] holds only what follows it (`WHERE …`, `ORDER BY …`);
 /// each field's doc says what is bound, in order.
-pub(super) struct Reads<DB> {
+pub(super) struct Queries<DB> {
     /// The whole query; binds the visitor id, selects a conversation id.
     pub visitor_conversation: &'static str,
     /// After [`SUMMARY_SELECT`]; binds the conversation id.
@@ -56,30 +56,15 @@ pub(super) struct Reads<DB> {
     pub dialect: PhantomData<fn() -> DB>,
 }
 
-impl<DB> Reads<DB>
+impl<DB> Queries<DB>
 where
     DB: Database,
     for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
-    for<'q> i64: Encode<'q, DB> + Type<DB>,
-    for<'q> bool: Encode<'q, DB> + Type<DB>,
-    for<'r> String: Decode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
     for<'r> SummaryRow: FromRow<'r, DB::Row>,
-    for<'r> MessageRow: FromRow<'r, DB::Row>,
-    for<'r> AgentRow: FromRow<'r, DB::Row>,
 {
-    pub async fn visitor_conversation<'e>(
-        &self,
-        executor: impl Executor<'e, Database = DB>,
-        visitor_id: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(sqlx::query_scalar(self.visitor_conversation)
-            .bind(visitor_id)
-            .fetch_optional(executor)
-            .await?)
-    }
-
+    /// A conversation's summary on any executor: PostgreSQL's writes read
+    /// it back inside their own transaction.
     pub async fn summary<'e>(
         &self,
         executor: impl Executor<'e, Database = DB>,
@@ -91,29 +76,104 @@ where
             .await?;
         row.map(ConversationSummary::try_from).transpose()
     }
+}
 
-    pub async fn open_conversations<'e>(
+/// Where a backend answers the shared reads: its SQL text and the pool the
+/// reads run on.
+pub(super) trait ReadSide: Send + Sync {
+    type Db: Database;
+
+    fn read_side(&self) -> (&'static Queries<Self::Db>, &Pool<Self::Db>);
+}
+
+/// The reads of a [`super::Store`].
+#[async_trait]
+pub trait Reads: Send + Sync {
+    /// The visitor's conversation, if they ever wrote.
+    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError>;
+
+    async fn conversation(
         &self,
-        executor: impl Executor<'e, Database = DB>,
-    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        conversation_id: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError>;
+
+    /// Every waiting and active conversation.
+    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Messages in ascending `seq`; internal notes only if asked for.
+    async fn messages(
+        &self,
+        conversation_id: &str,
+        page: Page,
+        include_internal: bool,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError>;
+
+    /// The enabled agent holding this token.
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError>;
+
+    /// Conversation ids in ascending order after `after_id`, at most `limit`,
+    /// of the conversations updated at or after `since`: pages for `export`.
+    async fn conversation_ids(
+        &self,
+        since: Option<OffsetDateTime>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+#[async_trait]
+impl<T> Reads for T
+where
+    T: ReadSide,
+    for<'q> <T::Db as Database>::Arguments<'q>: IntoArguments<'q, T::Db>,
+    for<'q> &'q str: Encode<'q, T::Db> + Type<T::Db>,
+    for<'q> i64: Encode<'q, T::Db> + Type<T::Db>,
+    for<'q> bool: Encode<'q, T::Db> + Type<T::Db>,
+    for<'r> String: Decode<'r, T::Db> + Type<T::Db>,
+    usize: ColumnIndex<<T::Db as Database>::Row>,
+    for<'r> SummaryRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'r> MessageRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'r> AgentRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'c> &'c mut <T::Db as Database>::Connection: Executor<'c, Database = T::Db>,
+{
+    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
+        let (sql, pool) = self.read_side();
+        Ok(sqlx::query_scalar(sql.visitor_conversation)
+            .bind(visitor_id)
+            .fetch_optional(pool)
+            .await?)
+    }
+
+    async fn conversation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<ConversationSummary>, StoreError> {
+        let (sql, pool) = self.read_side();
+        sql.summary(pool, conversation_id).await
+    }
+
+    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
+        let (sql, pool) = self.read_side();
         let rows: Vec<SummaryRow> =
-            sqlx::query_as(&format!("{SUMMARY_SELECT} {}", self.open_conversations))
-                .fetch_all(executor)
+            sqlx::query_as(&format!("{SUMMARY_SELECT} {}", sql.open_conversations))
+                .fetch_all(pool)
                 .await?;
         convert(rows)
     }
 
-    pub async fn messages<'e>(
+    async fn messages(
         &self,
-        executor: impl Executor<'e, Database = DB>,
         conversation_id: &str,
         page: Page,
         include_internal: bool,
     ) -> Result<Vec<Message>, StoreError> {
+        let (sql, pool) = self.read_side();
         let (tail, from, limit) = match page {
-            Page::After { after, limit } => (self.messages_after, seq_to_sql(after), limit),
+            Page::After { after, limit } => (sql.messages_after, seq_to_sql(after), limit),
             Page::Before { before, limit } => (
-                self.messages_before,
+                sql.messages_before,
                 before.map_or(i64::MAX, seq_to_sql),
                 limit,
             ),
@@ -123,7 +183,7 @@ where
             .bind(from)
             .bind(include_internal)
             .bind(i64::from(limit))
-            .fetch_all(executor)
+            .fetch_all(pool)
             .await?;
         if let Page::Before { .. } = page {
             rows.reverse();
@@ -131,25 +191,20 @@ where
         convert(rows)
     }
 
-    pub async fn agents<'e>(
-        &self,
-        executor: impl Executor<'e, Database = DB>,
-    ) -> Result<Vec<AgentAccount>, StoreError> {
-        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} {}", self.agents))
-            .fetch_all(executor)
+    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
+        let (sql, pool) = self.read_side();
+        let rows: Vec<AgentRow> = sqlx::query_as(&format!("{AGENT_SELECT} {}", sql.agents))
+            .fetch_all(pool)
             .await?;
         convert(rows)
     }
 
-    pub async fn agent_by_token_hash<'e>(
-        &self,
-        executor: impl Executor<'e, Database = DB>,
-        token_hash: &str,
-    ) -> Result<Option<AgentInfo>, StoreError> {
+    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
+        let (sql, pool) = self.read_side();
         let row: Option<AgentRow> =
-            sqlx::query_as(&format!("{AGENT_SELECT} {}", self.agent_by_token_hash))
+            sqlx::query_as(&format!("{AGENT_SELECT} {}", sql.agent_by_token_hash))
                 .bind(token_hash)
-                .fetch_optional(executor)
+                .fetch_optional(pool)
                 .await?;
         Ok(row
             .map(AgentAccount::try_from)
@@ -157,18 +212,18 @@ where
             .map(|account| account.info))
     }
 
-    pub async fn conversation_ids<'e>(
+    async fn conversation_ids(
         &self,
-        executor: impl Executor<'e, Database = DB>,
         since: Option<OffsetDateTime>,
         after_id: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(self.conversation_ids)
+        let (sql, pool) = self.read_side();
+        Ok(sqlx::query_scalar(sql.conversation_ids)
             .bind(since.map_or(i64::MIN, to_millis))
             .bind(after_id.unwrap_or(""))
             .bind(i64::from(limit))
-            .fetch_all(executor)
+            .fetch_all(pool)
             .await?)
     }
 }

@@ -24,34 +24,39 @@ pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client
 /// Selects an [`AgentRow`]; callers append `WHERE …`.
 pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
 
-#[derive(sqlx::FromRow)]
-pub(super) struct MessageRow {
-    conversation_id: String,
-    seq: i64,
-    id: String,
-    client_id: String,
-    author_kind: String,
-    author_id: String,
-    author_name: String,
-    text: String,
-    internal: bool,
-    at: i64,
+/// Declares a row type once for both drivers: sqlx's `FromRow` and a
+/// `from_rusqlite` for the SQLite writer, both reading each field from the
+/// column of its name, so the two cannot drift apart.
+macro_rules! row {
+    ($(#[$meta:meta])* pub(super) struct $row:ident { $($field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(sqlx::FromRow)]
+        pub(super) struct $row {
+            $($field: $ty,)*
+        }
+
+        impl $row {
+            pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok($row {
+                    $($field: row.get(stringify!($field))?,)*
+                })
+            }
+        }
+    };
 }
 
-impl MessageRow {
-    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(MessageRow {
-            conversation_id: row.get("conversation_id")?,
-            seq: row.get("seq")?,
-            id: row.get("id")?,
-            client_id: row.get("client_id")?,
-            author_kind: row.get("author_kind")?,
-            author_id: row.get("author_id")?,
-            author_name: row.get("author_name")?,
-            text: row.get("text")?,
-            internal: row.get("internal")?,
-            at: row.get("at")?,
-        })
+row! {
+    pub(super) struct MessageRow {
+        conversation_id: String,
+        seq: i64,
+        id: String,
+        client_id: String,
+        author_kind: String,
+        author_id: String,
+        author_name: String,
+        text: String,
+        internal: bool,
+        at: i64,
     }
 }
 
@@ -78,48 +83,25 @@ impl TryFrom<MessageRow> for Message {
     }
 }
 
-#[derive(sqlx::FromRow)]
-pub(super) struct SummaryRow {
-    id: String,
-    status: String,
-    assignee: Option<String>,
-    last_seq: i64,
-    unread: i64,
-    preview: String,
-    visitor_read_seq: i64,
-    waiting_since: Option<i64>,
-    updated_at: i64,
-    visitor_id: String,
-    name: Option<String>,
-    email: Option<String>,
-    page_url: Option<String>,
-    page_title: Option<String>,
-    referrer: Option<String>,
-    lang: Option<String>,
-    user_agent: Option<String>,
-}
-
-impl SummaryRow {
-    pub(super) fn from_rusqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(SummaryRow {
-            id: row.get("id")?,
-            status: row.get("status")?,
-            assignee: row.get("assignee")?,
-            last_seq: row.get("last_seq")?,
-            unread: row.get("unread")?,
-            preview: row.get("preview")?,
-            visitor_read_seq: row.get("visitor_read_seq")?,
-            waiting_since: row.get("waiting_since")?,
-            updated_at: row.get("updated_at")?,
-            visitor_id: row.get("visitor_id")?,
-            name: row.get("name")?,
-            email: row.get("email")?,
-            page_url: row.get("page_url")?,
-            page_title: row.get("page_title")?,
-            referrer: row.get("referrer")?,
-            lang: row.get("lang")?,
-            user_agent: row.get("user_agent")?,
-        })
+row! {
+    pub(super) struct SummaryRow {
+        id: String,
+        status: String,
+        assignee: Option<String>,
+        last_seq: i64,
+        unread: i64,
+        preview: String,
+        visitor_read_seq: i64,
+        waiting_since: Option<i64>,
+        updated_at: i64,
+        visitor_id: String,
+        name: Option<String>,
+        email: Option<String>,
+        page_url: Option<String>,
+        page_title: Option<String>,
+        referrer: Option<String>,
+        lang: Option<String>,
+        user_agent: Option<String>,
     }
 }
 

@@ -20,7 +20,7 @@ use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Outbound, mailbox};
 use crate::ids::ConnId;
-use crate::store::{AgentSend, Page};
+use crate::store::{AgentSend, Page, StoreError};
 
 const DEFAULT_HISTORY: u32 = 50;
 const MAX_HISTORY: u32 = 200;
@@ -275,24 +275,23 @@ impl Requests {
                     Err(error) => Some(store_error(error, &client_id)),
                 }
             }
-            AgentRequest::Claim { conversation_id } => store
-                .claim(&conversation_id, &self.info)
-                .await
-                .err()
-                .map(|error| store_error(error, &conversation_id)),
+            AgentRequest::Claim { conversation_id } => refusal(
+                store.claim(&conversation_id, &self.info).await,
+                &conversation_id,
+            ),
             AgentRequest::Transfer {
                 conversation_id,
                 to_agent,
-            } => store
-                .transfer(&conversation_id, &self.info, &to_agent)
-                .await
-                .err()
-                .map(|error| store_error(error, &conversation_id)),
-            AgentRequest::Resolve { conversation_id } => store
-                .resolve(&conversation_id, &self.info)
-                .await
-                .err()
-                .map(|error| store_error(error, &conversation_id)),
+            } => refusal(
+                store
+                    .transfer(&conversation_id, &self.info, &to_agent)
+                    .await,
+                &conversation_id,
+            ),
+            AgentRequest::Resolve { conversation_id } => refusal(
+                store.resolve(&conversation_id, &self.info).await,
+                &conversation_id,
+            ),
             AgentRequest::Typing {
                 conversation_id,
                 active,
@@ -306,11 +305,12 @@ impl Requests {
             AgentRequest::Read {
                 conversation_id,
                 up_to_seq,
-            } => store
-                .mark_read(&conversation_id, AuthorKind::Agent, up_to_seq)
-                .await
-                .err()
-                .map(|error| store_error(error, &conversation_id)),
+            } => refusal(
+                store
+                    .mark_read(&conversation_id, AuthorKind::Agent, up_to_seq)
+                    .await,
+                &conversation_id,
+            ),
             AgentRequest::Broadcast { text } => self.broadcast(text).await,
             AgentRequest::Status { state } => {
                 self.state.hub.set_state(self.conn, state).await;
@@ -381,4 +381,10 @@ impl Requests {
         state.hub.broadcast(broadcast).await;
         None
     }
+}
+
+/// What a request whose success reaches the agent as a broadcast answers:
+/// nothing, or why it was refused.
+fn refusal<T>(done: Result<T, StoreError>, reference: &str) -> Option<ErrorFrame> {
+    done.err().map(|error| store_error(error, reference))
 }

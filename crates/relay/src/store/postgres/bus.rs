@@ -14,8 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
-use super::super::{Change, StoreError};
-use super::reads::READS;
+use super::super::{Change, Reads, StoreError};
 use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
 use crate::ids::ConnId;
 
@@ -113,7 +112,7 @@ async fn listen(
             Ok(Some(notification)) => notification,
             Ok(None) => {
                 tracing::warn!("lost the LISTEN connection; resyncing clients");
-                match READS.open_conversations(&pool).await {
+                match pool.open_conversations().await {
                     Ok(open) => {
                         if to_hub.send(ClusterInput::Resync(open)).await.is_err() {
                             return;
@@ -184,7 +183,7 @@ async fn resolve_change(
             let Some(message) = row.map(Message::try_from).transpose()? else {
                 return Ok(None);
             };
-            let Some(summary) = READS.summary(pool, &conversation_id).await? else {
+            let Some(summary) = pool.conversation(&conversation_id).await? else {
                 return Ok(None);
             };
             let origin = origin.filter(|_| from == node).map(ConnId::from_raw);
@@ -194,16 +193,16 @@ async fn resolve_change(
                 origin,
             })
         }
-        ChangeRef::Summary { conversation_id } => READS
-            .summary(pool, &conversation_id)
+        ChangeRef::Summary { conversation_id } => pool
+            .conversation(&conversation_id)
             .await?
             .map(|summary| Change::Summary { summary }),
         ChangeRef::Read {
             conversation_id,
             reader,
             up_to_seq,
-        } => READS
-            .summary(pool, &conversation_id)
+        } => pool
+            .conversation(&conversation_id)
             .await?
             .map(|summary| Change::Read {
                 receipt: ReadReceipt {

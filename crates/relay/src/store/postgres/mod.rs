@@ -22,20 +22,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::{Author, AuthorKind, Message, Seq};
-use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Row};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision};
 use super::{
-    AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
-    default_visitor_name, now_millis, preview_of, to_millis,
+    AgentSend, Change, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
+    now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::{auth, ids};
-use reads::READS;
 use writes::{Tx, assign, existing_message, lock_conversation, require_summary, upsert_visitor};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -142,6 +142,14 @@ impl PgStore {
         let summary = require_summary(&mut tx, conversation_id).await?;
         tx.commit().await?;
         Ok(summary)
+    }
+}
+
+impl ReadSide for PgStore {
+    type Db = Postgres;
+
+    fn read_side(&self) -> (&'static Queries<Postgres>, &PgPool) {
+        self.pool.read_side()
     }
 }
 
@@ -401,32 +409,6 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
-        READS.visitor_conversation(&self.pool, visitor_id).await
-    }
-
-    async fn conversation(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationSummary>, StoreError> {
-        READS.summary(&self.pool, conversation_id).await
-    }
-
-    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        READS.open_conversations(&self.pool).await
-    }
-
-    async fn messages(
-        &self,
-        conversation_id: &str,
-        page: Page,
-        include_internal: bool,
-    ) -> Result<Vec<Message>, StoreError> {
-        READS
-            .messages(&self.pool, conversation_id, page, include_internal)
-            .await
-    }
-
     async fn add_agent(
         &self,
         name: &str,
@@ -457,10 +439,6 @@ impl Store for PgStore {
         Ok(info)
     }
 
-    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
-        READS.agents(&self.pool).await
-    }
-
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
         let done = sqlx::query("UPDATE agents SET disabled = TRUE WHERE name = $1")
             .bind(name)
@@ -472,23 +450,8 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
-        READS.agent_by_token_hash(&self.pool, token_hash).await
-    }
-
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
         Ok(self.visitor_secret.clone())
-    }
-
-    async fn conversation_ids(
-        &self,
-        since: Option<time::OffsetDateTime>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        READS
-            .conversation_ids(&self.pool, since, after_id, limit)
-            .await
     }
 
     async fn health(&self) -> Result<(), StoreError> {

@@ -1,12 +1,15 @@
-//! PostgreSQL's text for the reads both backends share (see [`Reads`]).
+//! PostgreSQL's text for the reads both backends share (see [`Queries`]).
+//! A pool answers them, so that the bus can read what it is told of without
+//! going through the store.
 
 use std::marker::PhantomData;
 
 use sqlx::Postgres;
+use sqlx::postgres::PgPool;
 
-use super::super::reads::Reads;
+use super::super::reads::{Queries, ReadSide};
 
-pub(super) const READS: Reads<Postgres> = Reads {
+pub(super) static READS: Queries<Postgres> = Queries {
     visitor_conversation: "SELECT id FROM conversations WHERE visitor_id = $1",
     summary: "WHERE c.id = $1",
     open_conversations: "WHERE c.status <> 'resolved' ORDER BY c.updated_at",
@@ -20,3 +23,11 @@ pub(super) const READS: Reads<Postgres> = Reads {
         ORDER BY id LIMIT $3",
     dialect: PhantomData,
 };
+
+impl ReadSide for PgPool {
+    type Db = Postgres;
+
+    fn read_side(&self) -> (&'static Queries<Postgres>, &PgPool) {
+        (&READS, self)
+    }
+}

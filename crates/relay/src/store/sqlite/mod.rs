@@ -25,10 +25,8 @@ use sqlx::sqlite::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::reads::Reads;
-use super::{
-    AgentAccount, AgentSend, Change, Page, Store, StoreError, VisitorDetails, VisitorSend,
-};
+use super::reads::{Queries, ReadSide};
+use super::{AgentSend, Change, Store, StoreError, VisitorDetails, VisitorSend};
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{Request, WriteOp, Written};
 
@@ -38,8 +36,8 @@ const READ_CONNECTIONS: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// SQLite's text for the reads both backends share (see [`Reads`]).
-const READS: Reads<Sqlite> = Reads {
+/// SQLite's text for the reads both backends share (see [`Queries`]).
+static READS: Queries<Sqlite> = Queries {
     visitor_conversation: "SELECT id FROM conversations WHERE visitor_id = ?",
     summary: "WHERE c.id = ?",
     open_conversations: "WHERE c.status <> 'resolved' ORDER BY c.updated_at",
@@ -150,6 +148,14 @@ impl SqliteStore {
     }
 }
 
+impl ReadSide for SqliteStore {
+    type Db = Sqlite;
+
+    fn read_side(&self) -> (&'static Queries<Sqlite>, &SqlitePool) {
+        (&READS, &self.reads)
+    }
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
@@ -226,32 +232,6 @@ impl Store for SqliteStore {
         .map(drop)
     }
 
-    async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
-        READS.visitor_conversation(&self.reads, visitor_id).await
-    }
-
-    async fn conversation(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Option<ConversationSummary>, StoreError> {
-        READS.summary(&self.reads, conversation_id).await
-    }
-
-    async fn open_conversations(&self) -> Result<Vec<ConversationSummary>, StoreError> {
-        READS.open_conversations(&self.reads).await
-    }
-
-    async fn messages(
-        &self,
-        conversation_id: &str,
-        page: Page,
-        include_internal: bool,
-    ) -> Result<Vec<Message>, StoreError> {
-        READS
-            .messages(&self.reads, conversation_id, page, include_internal)
-            .await
-    }
-
     async fn add_agent(
         &self,
         name: &str,
@@ -273,10 +253,6 @@ impl Store for SqliteStore {
         }
     }
 
-    async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError> {
-        READS.agents(&self.reads).await
-    }
-
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
         self.write(WriteOp::DisableAgent {
             name: name.to_owned(),
@@ -285,23 +261,8 @@ impl Store for SqliteStore {
         .map(drop)
     }
 
-    async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {
-        READS.agent_by_token_hash(&self.reads, token_hash).await
-    }
-
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
         Ok(self.visitor_secret.clone())
-    }
-
-    async fn conversation_ids(
-        &self,
-        since: Option<time::OffsetDateTime>,
-        after_id: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<String>, StoreError> {
-        READS
-            .conversation_ids(&self.reads, since, after_id, limit)
-            .await
     }
 
     /// The pool's connections keep a deleted or renamed file open and would

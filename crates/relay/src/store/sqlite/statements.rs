@@ -25,6 +25,15 @@ pub(super) fn query_optional<T>(
     conn.prepare_cached(sql)?.query_row(params, read).optional()
 }
 
+/// The id the query selects, if a row matches.
+pub(super) fn query_id(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<Option<String>> {
+    query_optional(conn, sql, params, |row| row.get(0))
+}
+
 pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Result<usize> {
     execute(
         conn,

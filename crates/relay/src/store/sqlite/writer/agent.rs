@@ -4,7 +4,7 @@ use kefu_protocol::agent::{AgentInfo, Role};
 use rusqlite::Connection;
 
 use super::super::super::{StoreError, now_millis, to_millis};
-use super::super::statements::{execute, query_optional};
+use super::super::statements::{execute, query_id};
 use super::op::{Applied, Written};
 use crate::ids;
 
@@ -14,12 +14,7 @@ pub(super) fn add_agent(
     role: Role,
     token_hash: &str,
 ) -> Result<Applied, StoreError> {
-    let taken = query_optional(
-        conn,
-        "SELECT id FROM agents WHERE name = ?",
-        [name],
-        |row| row.get::<_, String>(0),
-    )?;
+    let taken = query_id(conn, "SELECT id FROM agents WHERE name = ?", [name])?;
     if taken.is_some() {
         return Err(StoreError::Conflict(format!(
             "an agent named {name:?} already exists"

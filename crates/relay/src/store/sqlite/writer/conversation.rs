@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::super::super::rows::{SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql};
 use super::super::super::rules::{self, ConversationState, Decision};
 use super::super::super::{Change, StoreError, VisitorDetails, now_millis, to_millis};
-use super::super::statements::{execute, query_optional};
+use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
 use super::op::{Applied, Written};
 
@@ -105,11 +105,10 @@ pub(super) fn transfer(
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, summaries, conversation_id)?;
     rules::transfer(&state, by)?;
-    let target = query_optional(
+    let target = query_id(
         conn,
         "SELECT id FROM agents WHERE id = ? AND disabled = 0",
         [to_agent],
-        |row| row.get::<_, String>(0),
     )?;
     if target.is_none() {
         return Err(StoreError::NotFound("agent"));
@@ -211,18 +210,24 @@ pub(super) fn upsert_visitor(
     Ok(())
 }
 
+/// The visitor's conversation, if they ever wrote.
+pub(super) fn visitor_conversation(
+    conn: &Connection,
+    visitor_id: &str,
+) -> rusqlite::Result<Option<String>> {
+    query_id(
+        conn,
+        "SELECT id FROM conversations WHERE visitor_id = ?",
+        [visitor_id],
+    )
+}
+
 pub(super) fn update_visitor(
     conn: &Connection,
     visitor_id: &str,
     details: &VisitorDetails,
 ) -> Result<Applied, StoreError> {
-    let Some(conversation_id) = query_optional(
-        conn,
-        "SELECT id FROM conversations WHERE visitor_id = ?",
-        [visitor_id],
-        |row| row.get::<_, String>(0),
-    )?
-    else {
+    let Some(conversation_id) = visitor_conversation(conn, visitor_id)? else {
         // Page views of visitors who never wrote are not recorded.
         return Ok((Written::Done, None));
     };

@@ -1,7 +1,7 @@
 //! The two sends: a visitor's message and an agent's reply or note.
 
 use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
-use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use kefu_protocol::{Author, AuthorKind, Message};
 use rusqlite::Connection;
 
 use super::super::super::rows::seq_to_sql;
@@ -10,9 +10,11 @@ use super::super::super::{
     AgentSend, Change, StoreError, VisitorSend, now_millis, preview_of, to_millis,
 };
 use super::super::client_ids::ClientIds;
-use super::super::statements::{execute, insert_row, query_optional};
+use super::super::statements::{execute, insert_row};
 use super::super::summaries::{Summaries, with_details};
-use super::conversation::{assign, current_summary, require_summary, state_of, upsert_visitor};
+use super::conversation::{
+    assign, current_summary, require_summary, state_of, upsert_visitor, visitor_conversation,
+};
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
 
@@ -26,14 +28,9 @@ pub(super) fn visitor_send(
 ) -> Result<Applied, StoreError> {
     let existing = match summaries.of_visitor(&send.visitor_id) {
         Some(summary) => Some(summary.clone()),
-        None => query_optional(
-            conn,
-            "SELECT id FROM conversations WHERE visitor_id = ?",
-            [&send.visitor_id],
-            |row| row.get::<_, String>(0),
-        )?
-        .map(|id| require_summary(conn, &id))
-        .transpose()?,
+        None => visitor_conversation(conn, &send.visitor_id)?
+            .map(|id| require_summary(conn, &id))
+            .transpose()?,
     };
     let author = (AuthorKind::Visitor, send.visitor_id.as_str());
     if let Some(summary) = &existing
@@ -69,23 +66,10 @@ pub(super) fn visitor_send(
         id: send.visitor_id.clone(),
         name: summary.visitor.name.clone(),
     };
-    let message = insert_message(
-        conn,
-        client_ids,
-        NewMessage {
-            conversation_id: &summary.id,
-            seq: summary.last_seq + 1,
-            client_id: &send.client_id,
-            author,
-            text: &send.text,
-            internal: false,
-            at: now,
-        },
-    )?;
-    summary.last_seq = message.seq;
+    let new = NewMessage::new(author, &send.client_id, &send.text, false);
+    let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
     summary.preview = preview_of(&send.text);
-    summary.updated_at = now;
     execute(
         conn,
         "UPDATE conversations SET last_seq = ?, unread = unread + 1, preview = ?, updated_at = ?
@@ -143,21 +127,8 @@ pub(super) fn agent_send(
         id: send.agent.id.clone(),
         name: send.agent.name.clone(),
     };
-    let message = insert_message(
-        conn,
-        client_ids,
-        NewMessage {
-            conversation_id: &send.conversation_id,
-            seq: summary.last_seq + 1,
-            client_id: &send.client_id,
-            author,
-            text: &send.text,
-            internal: send.internal,
-            at: now,
-        },
-    )?;
-    summary.last_seq = message.seq;
-    summary.updated_at = now;
+    let new = NewMessage::new(author, &send.client_id, &send.text, send.internal);
+    let message = append_message(conn, client_ids, &mut summary, new, now)?;
     let seq = seq_to_sql(message.seq);
     if send.internal {
         execute(
@@ -192,32 +163,47 @@ fn message_change(
     (Written::Message(message), Some(change))
 }
 
+/// What a send adds to its conversation; the conversation gives the rest.
 struct NewMessage<'a> {
-    conversation_id: &'a str,
-    seq: Seq,
-    client_id: &'a str,
     author: Author,
+    client_id: &'a str,
     text: &'a str,
     internal: bool,
-    at: time::OffsetDateTime,
 }
 
-fn insert_message(
+impl<'a> NewMessage<'a> {
+    fn new(author: Author, client_id: &'a str, text: &'a str, internal: bool) -> Self {
+        NewMessage {
+            author,
+            client_id,
+            text,
+            internal,
+        }
+    }
+}
+
+/// Stores `new` as the conversation's next message, written `at`, and
+/// moves `summary` past it.
+fn append_message(
     conn: &Connection,
     client_ids: &mut ClientIds,
+    summary: &mut ConversationSummary,
     new: NewMessage<'_>,
+    at: time::OffsetDateTime,
 ) -> Result<Message, StoreError> {
     let message = Message {
-        conversation_id: new.conversation_id.to_owned(),
-        seq: new.seq,
+        conversation_id: summary.id.clone(),
+        seq: summary.last_seq + 1,
         id: ids::new_id(),
         client_id: new.client_id.to_owned(),
         author: new.author,
         text: new.text.to_owned(),
-        at: new.at,
+        at,
         internal: new.internal,
     };
     insert_row(conn, &message)?;
     client_ids.stored(&message);
+    summary.last_seq = message.seq;
+    summary.updated_at = at;
     Ok(message)
 }
