@@ -133,6 +133,14 @@ pub fn check(src: &Path, table: Table<'_>) -> Result<(), Violations> {
     }
 }
 
+/// The test each crate runs: panics with every violation of the crate whose
+/// manifest is in `manifest_dir` (pass `env!("CARGO_MANIFEST_DIR")`).
+pub fn assert_layers(manifest_dir: &str, table: Table<'_>) {
+    if let Err(violations) = check(&Path::new(manifest_dir).join("src"), table) {
+        panic!("{violations}");
+    }
+}
+
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
 /// One cycle of `graph`, its first node repeated at the end, if any.

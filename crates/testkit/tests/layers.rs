@@ -15,8 +15,5 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
 
 #[test]
 fn modules_import_only_lower_layers() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    if let Err(violations) = kefu_testkit::layers::check(&src, LAYERS) {
-        panic!("{violations}");
-    }
+    kefu_testkit::layers::assert_layers(env!("CARGO_MANIFEST_DIR"), LAYERS);
 }

@@ -2,7 +2,7 @@
 //! import; `lib.rs` (which wires them together in `run`) and `main.rs` sit
 //! on top. The same layers are written down in `lib.rs`'s `# Layout`.
 
-use kefu_testkit::layers::{Table, check};
+use kefu_testkit::layers::Table;
 
 const LAYERS: Table<'static> = &[
     ("ids", &[]),
@@ -31,8 +31,5 @@ const LAYERS: Table<'static> = &[
 
 #[test]
 fn modules_import_only_lower_layers() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    if let Err(violations) = check(&src, LAYERS) {
-        panic!("{violations}");
-    }
+    kefu_testkit::layers::assert_layers(env!("CARGO_MANIFEST_DIR"), LAYERS);
 }
