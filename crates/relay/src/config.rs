@@ -5,7 +5,8 @@
 //! Each setting is declared once, as a row of the table in
 //! `config/settings.rs`: from it come the flag, its variable, the help text
 //! (ending in the default taken from [`Config::default`]), the file key, the
-//! merge and what `check-config` prints. The files, lower first (none imports a later one):
+//! merge and what `check-config` prints. The files, lower first (none
+//! imports a later one):
 //! - `values`: the kinds of value and their checks, pure functions;
 //! - `source`: where a value came from, the precedence rule, the errors
 //!   that name the exact flag, variable or file;
@@ -38,7 +39,8 @@ pub use values::{LogFormat, mask_secrets};
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `sqlite://PATH`.
+    /// `sqlite://PATH`, or `postgres://…` for a cluster of relays sharing
+    /// one database.
     pub database: String,
     /// Shown first by the visitor's page; never stored.
     pub greeting: String,

@@ -26,7 +26,8 @@ settings! {
     top {
         /// Address to listen on.
         listen: SocketAddr => listen, Serve, any, same, .value_name("ADDR");
-        /// Database URL: sqlite://PATH.
+        /// Database URL: sqlite://PATH, or postgres://USER@HOST/DB for several
+        /// relays sharing one database (cluster mode).
         // The value may hold a password: keep it out of `--help`.
         database: String => relay.database, Global, database_url,
             |url: &String| Some(mask_secrets(url)),
