@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use kefu_protocol::{ErrorCode, Message};
+use kefu_protocol::{ErrorCode, Message, PresenceKind};
 use kefu_testkit::{TestRelay, assert_error};
 
 #[tokio::test]
@@ -222,26 +223,45 @@ async fn connections_per_ip_are_capped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_visitor_that_stops_reading_is_cut_off_and_others_keep_flowing() {
-    let relay = TestRelay::with_config(|config| config.limits.outbound_queue = 16).await;
+    // No presence grace: agents hear the moment the relay drops a visitor.
+    let relay = TestRelay::with_config(|config| {
+        config.limits.outbound_queue = 16;
+        config.presence_grace = Duration::ZERO;
+    })
+    .await;
     let admin = relay.add_agent("root", Role::Admin).await;
     let mut admin = relay.signed_in_agent(&admin).await;
-    let (mut stalled, _) = relay.new_visitor().await;
+    let watcher = relay.add_agent("watcher", Role::Agent).await;
+    let mut watcher = relay.signed_in_agent(&watcher).await;
+    let (mut stalled, welcome) = relay.new_visitor().await;
+    // A conversation, so that agents follow the stalled visitor's presence.
+    stalled.say("s1", "hello").await;
     let (mut reader, _) = relay.new_visitor().await;
 
     // Enough data to fill the stalled visitor's socket buffers and queue.
     // The admin sends a few broadcasts at a time, the next few only once the
     // reader has them, so the reader is never more than a few behind: only
-    // the stalled visitor is. (Quickly: once kicked, the relay waits at most
-    // its write timeout for the stalled client to take the resync notice.)
+    // the stalled visitor is. Sending stops once the watcher hears the
+    // stalled visitor is gone: from then on the relay waits at most its
+    // write timeout for the stalled client to take the resync notice, so
+    // the test must read it soon, however loaded the machine.
     const BROADCASTS: usize = 3_000;
     const IN_FLIGHT: usize = 8;
     let text = "x".repeat(8_000);
-    for _ in 0..BROADCASTS / IN_FLIGHT {
+    let dropped = |event: AgentEvent| {
+        matches!(event, AgentEvent::Presence(presence)
+            if presence.kind == PresenceKind::Visitor
+                && presence.id == welcome.visitor_id
+                && !presence.online)
+    };
+    let mut sent = 0;
+    'sending: while sent < BROADCASTS {
         for _ in 0..IN_FLIGHT {
             admin
                 .send(&AgentRequest::Broadcast { text: text.clone() })
                 .await;
         }
+        sent += IN_FLIGHT;
         for _ in 0..IN_FLIGHT {
             reader
                 .until(|event| match event {
@@ -250,6 +270,12 @@ async fn a_visitor_that_stops_reading_is_cut_off_and_others_keep_flowing() {
                 })
                 .await;
         }
+        // What the watcher has by now, without waiting for more.
+        while let Some(Some(event)) = watcher.try_next().now_or_never() {
+            if dropped(event) {
+                break 'sending;
+            }
+        }
     }
 
     let frames = stalled.drain().await;
@@ -257,7 +283,7 @@ async fn a_visitor_that_stops_reading_is_cut_off_and_others_keep_flowing() {
         .iter()
         .filter(|f| matches!(f, VisitorEvent::Broadcast(_)))
         .count();
-    assert!(broadcasts < BROADCASTS, "the stalled visitor was cut off");
+    assert!(broadcasts < sent, "the stalled visitor was cut off");
     assert!(
         matches!(frames.last(), Some(VisitorEvent::Reconnect(r)) if r.reason.as_deref() == Some("resync")),
         "told to resync, got {:?}",
