@@ -5,7 +5,7 @@ use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
 use super::requests::{history_request, send_request};
-use super::{App, Effect, Outgoing, Overlay, SendState, history, queue};
+use super::{App, Asked, Effect, Outgoing, Overlay, SendState, history, queue};
 use crate::keys::{Action, Focus};
 use crate::{layout, sanitize};
 
@@ -33,12 +33,8 @@ impl App {
             }
             Action::NextActivity => self.jump_to_activity(true),
             Action::PrevActivity => self.jump_to_activity(false),
-            Action::Claim => self.on_target("claim", |id| AgentRequest::Claim {
-                conversation_id: id,
-            }),
-            Action::Resolve => self.on_target("resolve", |id| AgentRequest::Resolve {
-                conversation_id: id,
-            }),
+            Action::Claim => self.claim(),
+            Action::Resolve => self.resolve(),
             Action::Transfer => self.pick_transfer(),
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
@@ -57,6 +53,11 @@ impl App {
         match (&mut self.overlay, action) {
             (_, Action::Back) => self.overlay = super::Overlay::None,
             (Overlay::ConfirmQuit, Action::Yes) => self.effects.push(Effect::Quit),
+            (Overlay::ConfirmResolve { conversation, .. }, Action::Yes) => {
+                let id = conversation.clone();
+                self.overlay = Overlay::None;
+                self.send_resolve(id);
+            }
             (Overlay::Transfer { index, choices, .. }, Action::Down) => {
                 *index = (*index + 1).min(choices.len().saturating_sub(1));
             }
@@ -80,6 +81,16 @@ impl App {
                 index,
             } => {
                 if let Some((agent, _)) = choices.get(index) {
+                    if !self.online() {
+                        self.flash = Some("offline: cannot transfer now".into());
+                        return;
+                    }
+                    self.asked.insert(
+                        conversation.clone(),
+                        Asked::Transfer {
+                            to_agent: agent.clone(),
+                        },
+                    );
                     self.request(AgentRequest::Transfer {
                         conversation_id: conversation,
                         to_agent: agent.clone(),
@@ -164,28 +175,80 @@ impl App {
         }
     }
 
-    /// The conversation a queue command is about: the queue's cursor while
-    /// the queue has the focus, the open one otherwise.
+    /// The conversation a command is about: the open one while composing;
+    /// with the queue focused, the highlighted row — which is the open
+    /// conversation until the agent moves the highlight, and stays on the
+    /// same conversation when the tab's list changes (see [`App::rows`]).
     fn target(&self) -> Option<String> {
         match self.focus {
-            Focus::Queue => {
-                let rows = self.rows();
-                rows.get(self.selected_index(&rows)).cloned()
-            }
             Focus::Compose => self.open.clone(),
+            Focus::Queue => match &self.selected {
+                Some(id) => self.conversations.contains_key(id).then(|| id.clone()),
+                None => self.rows().first().cloned(),
+            },
         }
     }
 
-    fn on_target(&mut self, what: &str, request: impl FnOnce(String) -> AgentRequest) {
+    /// The target, if there is one and the relay can be asked now;
+    /// otherwise says why not. Pins the highlight on it, so that it cannot
+    /// slide to another conversation when the answer changes the list.
+    fn actionable_target(&mut self, what: &str) -> Option<String> {
         let Some(id) = self.target() else {
             self.flash = Some(format!("nothing to {what}"));
-            return;
+            return None;
         };
+        if self.focus == Focus::Queue {
+            self.selected = Some(id.clone());
+        }
         if !self.online() {
             self.flash = Some(format!("offline: cannot {what} now"));
+            return None;
+        }
+        Some(id)
+    }
+
+    fn claim(&mut self) {
+        let Some(id) = self.actionable_target("claim") else {
+            return;
+        };
+        self.asked.insert(id.clone(), Asked::Claim);
+        self.request(AgentRequest::Claim {
+            conversation_id: id,
+        });
+    }
+
+    /// Resolving ends the visitor's chat: one that is not on screen, or not
+    /// the agent's own, is asked about first, by name.
+    fn resolve(&mut self) {
+        let Some(id) = self.actionable_target("resolve") else {
+            return;
+        };
+        let mine = self.conversations.get(&id).is_some_and(|c| {
+            c.summary.status == ConversationStatus::Active
+                && c.summary.assignee.as_deref() == self.me_id()
+        });
+        let why = match (self.open.as_deref() == Some(id.as_str()), mine) {
+            (true, true) => return self.send_resolve(id),
+            (false, true) => "It is not open.",
+            (true, false) => "It is not yours.",
+            (false, false) => "It is not open and not yours.",
+        };
+        self.overlay = Overlay::ConfirmResolve {
+            name: self.visitor_name(&id),
+            conversation: id,
+            why,
+        };
+    }
+
+    fn send_resolve(&mut self, id: String) {
+        if !self.online() {
+            self.flash = Some("offline: cannot resolve now".into());
             return;
         }
-        self.request(request(id));
+        self.asked.insert(id.clone(), Asked::Resolve);
+        self.request(AgentRequest::Resolve {
+            conversation_id: id,
+        });
     }
 
     fn pick_transfer(&mut self) {
@@ -193,6 +256,9 @@ impl App {
             self.flash = Some("nothing to transfer".into());
             return;
         };
+        if self.focus == Focus::Queue {
+            self.selected = Some(conversation.clone());
+        }
         let choices: Vec<(String, String)> = self
             .agents
             .iter()

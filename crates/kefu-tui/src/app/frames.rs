@@ -11,7 +11,7 @@ use kefu_protocol::{
 };
 
 use super::requests::{history_request, send_request};
-use super::{App, Connection, Conversation, NetEvent, SendState};
+use super::{App, Asked, Connection, Conversation, NetEvent, SendState};
 use crate::sanitize;
 
 impl App {
@@ -73,8 +73,12 @@ impl App {
         // Missing from the welcome means resolved meanwhile. Keep those the
         // agent is looking at or still has text for; forget the rest.
         let open = self.open.clone();
+        let selected = self.selected.clone();
         self.conversations.retain(|id, c| {
-            let keep = live.contains(id) || open.as_ref() == Some(id) || c.has_unsent();
+            let keep = live.contains(id)
+                || open.as_ref() == Some(id)
+                || selected.as_ref() == Some(id)
+                || c.has_unsent();
             if keep && !live.contains(id) {
                 c.summary.status = ConversationStatus::Resolved;
             }
@@ -122,6 +126,7 @@ impl App {
                     .insert(id.clone(), Conversation::new(summary));
             }
         }
+        self.answered(&id);
         if announce && self.prefs.notify.new_visitor {
             self.notify("New visitor", format!("{name}: {preview}"));
         }
@@ -131,6 +136,36 @@ impl App {
         if self.open.as_deref() == Some(id.as_str()) {
             self.mark_read(&id);
         }
+    }
+
+    /// Names the visitor in the result of a claim, resolve or transfer
+    /// once a summary shows it done.
+    fn answered(&mut self, id: &str) {
+        let Some(asked) = self.asked.get(id) else {
+            return;
+        };
+        let Some(summary) = self.conversations.get(id).map(|c| &c.summary) else {
+            return;
+        };
+        let name = &summary.visitor.name;
+        let assignee = summary.assignee.as_deref();
+        let result = match asked {
+            Asked::Claim
+                if summary.status == ConversationStatus::Active && assignee == self.me_id() =>
+            {
+                format!("Claimed {name}")
+            }
+            Asked::Resolve if summary.status == ConversationStatus::Resolved => {
+                format!("Resolved {name}")
+            }
+            Asked::Transfer { to_agent } if assignee == Some(to_agent.as_str()) => {
+                let to = self.agent_name(to_agent).unwrap_or(to_agent);
+                format!("Transferred {name} to {to}")
+            }
+            _ => return,
+        };
+        self.flash = Some(result);
+        self.asked.remove(id);
     }
 
     fn history(&mut self, page: HistoryPage) {
@@ -278,6 +313,7 @@ impl App {
                 return;
             }
         }
+        self.asked.remove(reference);
         let about = match self.conversations.get_mut(reference) {
             Some(conversation) => {
                 conversation.loading_older = false;

@@ -113,6 +113,22 @@ pub enum Overlay {
         index: usize,
     },
     ConfirmQuit,
+    /// Resolving a conversation the agent is not looking at, or that is
+    /// not theirs, is asked about first.
+    ConfirmResolve {
+        conversation: String,
+        name: String,
+        why: &'static str,
+    },
+}
+
+/// A command the relay has not answered yet, so that its answer can name
+/// the visitor it was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Asked {
+    Claim,
+    Resolve,
+    Transfer { to_agent: String },
 }
 
 /// The settings the state needs (the rest are the runtime's).
@@ -164,6 +180,9 @@ pub struct App {
     /// When `typing: true` was last sent, to send it at most every few seconds.
     typing_sent: Option<OffsetDateTime>,
     effects: Vec<Effect>,
+    /// Claims, resolves and transfers sent, by conversation, until the
+    /// summary (or error) that answers them.
+    asked: HashMap<String, Asked>,
 }
 
 impl App {
@@ -188,6 +207,7 @@ impl App {
             welcomed: false,
             typing_sent: None,
             effects: Vec::new(),
+            asked: HashMap::new(),
         }
     }
 
@@ -216,7 +236,7 @@ impl App {
             Overlay::None => Layer::None,
             Overlay::Help => Layer::Help,
             Overlay::Transfer { .. } | Overlay::Canned { .. } => Layer::Picker,
-            Overlay::ConfirmQuit => Layer::Confirm,
+            Overlay::ConfirmQuit | Overlay::ConfirmResolve { .. } => Layer::Confirm,
         }
     }
 
@@ -224,18 +244,46 @@ impl App {
         self.me.as_ref().map(|me| me.id.as_str())
     }
 
-    /// The queue's rows under the current tab, in order.
+    /// The queue's rows under the current tab, in order. The highlighted
+    /// conversation stays among them even when it no longer belongs under
+    /// the tab (claimed from Waiting, say): the highlight never jumps to
+    /// another customer on its own, since commands act on it.
     pub fn rows(&self) -> Vec<String> {
-        queue::rows(&self.conversations, self.filter, self.me_id())
+        let mut rows = queue::rows(&self.conversations, self.filter, self.me_id());
+        let pinned = self
+            .selected
+            .as_ref()
+            .and_then(|id| self.conversations.get(id));
+        if let Some(pinned) = pinned
+            && !rows.contains(&pinned.summary.id)
+        {
+            let at = rows
+                .iter()
+                .position(|id| {
+                    self.conversations
+                        .get(id)
+                        .is_some_and(|c| queue::urgency(pinned, c).is_lt())
+                })
+                .unwrap_or(rows.len());
+            rows.insert(at, pinned.summary.id.clone());
+        }
+        rows
     }
 
-    /// Where the queue's cursor is among `rows` (the first row if the
-    /// selected conversation is not under this tab).
+    /// Where the queue's cursor is among `rows` (the first row when nothing
+    /// is selected, or the selection was forgotten).
     pub fn selected_index(&self, rows: &[String]) -> usize {
         self.selected
             .as_ref()
             .and_then(|id| rows.iter().position(|row| row == id))
             .unwrap_or(0)
+    }
+
+    /// The visitor's name as the queue shows it (already sanitized).
+    pub fn visitor_name(&self, id: &str) -> String {
+        self.conversations
+            .get(id)
+            .map_or_else(|| id.to_owned(), |c| c.summary.visitor.name.clone())
     }
 
     pub fn open_conversation(&self) -> Option<&Conversation> {

@@ -15,9 +15,15 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
         Overlay::None => {}
         Overlay::Help => help(frame, area),
-        Overlay::Transfer { choices, index, .. } => {
+        Overlay::Transfer {
+            conversation,
+            choices,
+            index,
+        } => {
             let names: Vec<&str> = choices.iter().map(|(_, name)| name.as_str()).collect();
-            picker(frame, area, " Transfer to ", &names, *index);
+            let visitor = truncate(&app.visitor_name(conversation), 30);
+            let title = format!(" Transfer {visitor} to… ");
+            picker(frame, area, &title, &names, *index);
         }
         Overlay::Canned { index } => {
             let entries: Vec<String> = app
@@ -39,6 +45,20 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
                 ]),
             ];
             popup(frame, area, " Quit? ", lines, 34);
+        }
+        Overlay::ConfirmResolve { name, why, .. } => {
+            let name = truncate(name, 40);
+            let lines = vec![
+                Line::raw(format!("Resolve {name}?")),
+                Line::raw(*why),
+                Line::from(vec![
+                    Span::styled("y", bold()),
+                    Span::raw(" resolves · "),
+                    Span::styled("n", bold()),
+                    Span::raw(" / any other key keeps it"),
+                ]),
+            ];
+            popup(frame, area, " Resolve? ", lines, area.width);
         }
     }
 }

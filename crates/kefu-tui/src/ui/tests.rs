@@ -1,6 +1,6 @@
 //! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
 
-use crossterm::event::KeyCode;
+use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
 use kefu_protocol::{AuthorKind, Typing};
 use ratatui::Terminal;
@@ -8,7 +8,9 @@ use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
-use crate::app::tests::{ME, NOW, frame, key, message, new_app, summary, type_text, welcome_frame};
+use crate::app::tests::{
+    ME, NOW, changed, desk, frame, key, message, new_app, press, summary, type_text, welcome_frame,
+};
 use crate::app::{App, Input};
 use crate::wrap::width;
 
@@ -298,4 +300,41 @@ fn an_empty_queue_before_the_first_welcome() {
             " ◌ connecting… │ 0 waiting                                               ? help ",
         ],
     );
+}
+
+/// Issue 16's repro: Olga opened from the Waiting tab, `Esc`, claimed —
+/// she leaves the tab — then `t`: the prompt names her, not the visitor
+/// who is now first in the tab.
+#[test]
+fn the_transfer_prompt_names_the_conversation_it_moves() {
+    let mut app = desk();
+    press(&mut app, KeyCode::Char('1'), KeyModifiers::ALT);
+    key(&mut app, KeyCode::Esc);
+    key(&mut app, KeyCode::Char('c'));
+    changed(&mut app, "olga", ConversationStatus::Active, Some(ME));
+    key(&mut app, KeyCode::Char('t'));
+    let screen = rows(&render(&mut app, 80, 24));
+    assert!(
+        screen.iter().any(|row| row.contains("Transfer Olga to…")),
+        "{screen:#?}"
+    );
+}
+
+#[test]
+fn the_resolve_question_names_the_visitor_and_why_it_asks() {
+    let mut app = desk();
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Char('r'));
+    let screen = rows(&render(&mut app, 80, 24));
+    for expected in [
+        "Resolve Guest 7?",
+        "It is not open and not yours.",
+        "y resolves",
+    ] {
+        assert!(
+            screen.iter().any(|row| row.contains(expected)),
+            "{expected:?} in {screen:#?}"
+        );
+    }
 }

@@ -4,6 +4,7 @@
 mod actions;
 mod frames;
 mod replies;
+mod targets;
 
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::config::Canned;
 
 pub(crate) const NOW: OffsetDateTime = datetime!(2026-11-23 10:00 UTC);
 pub(crate) const ME: &str = "a-alice";
-const BOB: &str = "a-bob";
+pub(crate) const BOB: &str = "a-bob";
 
 pub(crate) fn prefs() -> Prefs {
     Prefs {
@@ -193,6 +194,46 @@ fn with_k1_open() -> App {
         }),
     );
     app
+}
+
+/// The desk from issue 16, on the Waiting tab: Olga (`olga`, waiting
+/// longest), Visitor #8116 (`v8116`) and Guest 7 (`g7`, 2 unanswered
+/// messages) waiting; 张伟 (`zw`) the agent's own.
+pub(crate) fn desk() -> App {
+    let named = |id: &str, name: &str, status, minutes_ago| {
+        let mut s = summary(id, status, minutes_ago);
+        s.visitor.name = name.into();
+        s
+    };
+    let mut guest = named("g7", "Guest 7", ConversationStatus::Waiting, 1);
+    guest.unread = 2;
+    guest.last_seq = 2;
+    let mut app = new_app();
+    frame(
+        &mut app,
+        welcome_frame(vec![
+            named("olga", "Olga", ConversationStatus::Waiting, 9),
+            named("v8116", "Visitor #8116", ConversationStatus::Waiting, 5),
+            guest,
+            named("zw", "张伟", ConversationStatus::Active, 3),
+        ]),
+    );
+    app.filter = Filter::Waiting;
+    app
+}
+
+/// The relay's summary after `id` changed hands (or was resolved).
+pub(crate) fn changed(
+    app: &mut App,
+    id: &str,
+    status: ConversationStatus,
+    assignee: Option<&str>,
+) -> Vec<Effect> {
+    let mut summary = app.conversations[id].summary.clone();
+    summary.status = status;
+    summary.assignee = assignee.map(str::to_owned);
+    summary.waiting_since = None;
+    frame(app, AgentEvent::Conversation(ConversationFrame { summary }))
 }
 
 fn outgoing(app: &App, conversation: &str) -> Vec<Outgoing> {
