@@ -187,7 +187,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("queue", "Enter", "open, write a reply"),
     ("queue", "c", "claim"),
     ("queue", "t", "transfer to an agent"),
-    ("queue", "r", "resolve"),
+    ("queue", "r", "resolve (may ask y/n)"),
     ("queue", "i", "internal-note mode"),
     ("queue", "a", "available / away"),
     ("queue", "/", "canned reply picker"),

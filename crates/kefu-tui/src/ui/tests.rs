@@ -247,7 +247,7 @@ fn help_lists_every_key_at_80_by_24() {
             "│Ctrl-N / Alt-a next chat with news     Enter            open, write a reply   │",
             "│Ctrl-P         the same, other end     c                claim                 │",
             "│PgUp / PgDn    scroll, load older      t                transfer to an agent  │",
-            "│Ctrl-R         canned reply picker     r                resolve               │",
+            "│Ctrl-R         canned reply picker     r                resolve (may ask y/n) │",
             "│Alt-r          retry failed replies    i                internal-note mode    │",
             "│F1             this help               a                available / away      │",
             "│Ctrl-C         quit                    /                canned reply picker   │",
