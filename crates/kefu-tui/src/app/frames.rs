@@ -162,6 +162,12 @@ impl App {
                 let to = self.agent_name(to_agent).unwrap_or(to_agent);
                 format!("Transferred {name} to {to}")
             }
+            // Claimed by someone else meanwhile: this claim will not be
+            // answered by name, and a later change must not look like it.
+            Asked::Claim if summary.status != ConversationStatus::Waiting => {
+                self.asked.remove(id);
+                return;
+            }
             _ => return,
         };
         self.flash = Some(result);

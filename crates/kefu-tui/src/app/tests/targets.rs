@@ -139,3 +139,13 @@ fn a_refused_command_is_forgotten_and_names_the_visitor() {
     changed(&mut app, "olga", ConversationStatus::Resolved, Some(ME));
     assert_ne!(app.flash.as_deref(), Some("Resolved Olga"));
 }
+
+#[test]
+fn a_claim_lost_to_a_colleague_is_not_reported_as_ours_later() {
+    let mut app = desk();
+    key(&mut app, KeyCode::Char('c'));
+    changed(&mut app, "olga", ConversationStatus::Active, Some(BOB));
+    assert_eq!(app.flash, None);
+    changed(&mut app, "olga", ConversationStatus::Active, Some(ME));
+    assert_eq!(app.flash, None, "bob's transfer is not our claim");
+}
