@@ -9,6 +9,10 @@
   const params = new URLSearchParams(location.search);
   const embedded = params.get('embed') === '1';
   const hostOrigin = params.get('host') || '';
+  /** The widget's `data-greeting`, honoured only inside a frame: the page's
+   *  CSP lets only allowed origins frame it, so a link to the relay's own
+   *  address cannot put words in the company's mouth (phishing). */
+  const greeting = () => (embedded && window.parent !== window ? params.get('greeting') : null);
 
   // ---- text in two languages -------------------------------------------
   const STRINGS = {
@@ -37,6 +41,27 @@
   const lang = requestedLang.toLowerCase().startsWith('zh') ? 'zh' : 'en';
   const t = (key, ...args) =>
     (STRINGS[lang][key] || STRINGS.en[key] || key).replace(/\{(\d)\}/g, (_, i) => args[i]);
+  /** `t` as nodes, each argument in its own `<bdi>`: a name or address
+   *  written right-to-left (or carrying U+202E) cannot reorder the sentence. */
+  function tIsolated(key, ...args) {
+    const fragment = document.createDocumentFragment();
+    const template = STRINGS[lang][key] || STRINGS.en[key] || key;
+    let last = 0;
+    for (const match of template.matchAll(/\{(\d)\}/g)) {
+      fragment.append(template.slice(last, match.index), isolated('bdi', args[match[1]]));
+      last = match.index + match[0].length;
+    }
+    fragment.append(template.slice(last));
+    return fragment;
+  }
+  /** An element holding untrusted text, its direction taken from the text
+   *  and its bidi controls kept inside it (`dir="auto"` isolates). */
+  function isolated(tag, text) {
+    const el = document.createElement(tag);
+    el.dir = 'auto';
+    el.textContent = text;
+    return el;
+  }
 
   document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
   for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
@@ -120,14 +145,15 @@
     const item = document.createElement('li');
     item.className = `msg ${kind}`;
     if (author) {
-      const name = document.createElement('span');
+      const name = isolated('span', author);
       name.className = 'author';
-      name.textContent = author;
       item.append(name);
     }
     const body = document.createElement('div');
     body.className = 'bubble';
-    body.append(linkify(text));
+    body.dir = 'auto';
+    // Text from the relay is linkified; nodes were built by this page.
+    body.append(typeof text === 'string' ? linkify(text) : text);
     const meta = document.createElement('div');
     meta.className = 'meta';
     meta.append(timeLabel(at));
@@ -208,7 +234,7 @@
 
   function setTyping(name) {
     clearTimeout(state.typingTimer);
-    typingLine.textContent = name ? t('typing', name) : '';
+    typingLine.replaceChildren(name ? tIsolated('typing', name) : '');
     // A peer that vanishes never says it stopped typing.
     if (name) state.typingTimer = setTimeout(() => setTyping(null), 6000);
   }
@@ -304,7 +330,7 @@
         setBanner(null);
         if (!state.greeted) {
           state.greeted = true;
-          bubble({ kind: 'system', text: params.get('greeting') || frame.greeting });
+          bubble({ kind: 'system', text: greeting() || frame.greeting });
         }
         setStatus();
         // Resend what was never acknowledged: same client_id, no duplicates.
@@ -522,7 +548,7 @@
     saved.email = email;
     if (state.connected) transport.send({ type: 'profile', email });
     emailForm.hidden = true;
-    bubble({ kind: 'system', text: t('emailSaved', email) });
+    bubble({ kind: 'system', text: tIsolated('emailSaved', email) });
   });
 
   function seen() {

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use fantoccini::{Client, ClientBuilder, Locator};
 use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_relay::Config;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
@@ -326,6 +327,52 @@ async fn markup_typed_by_anyone_renders_as_text_and_runs_nothing() {
     assert!(
         browser.client.get_alert_text().await.is_err(),
         "no alert was opened"
+    );
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_to_the_page_cannot_set_the_greeting_nor_bidi_text_reorder_it() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    // Opened from a link, not inside the widget's frame: the company's
+    // configured greeting, whatever the address says.
+    browser
+        .open_chat(&format!(
+            "http://{}/?embed=1&greeting=Your+account+is+locked.+Pay+at+https://evil.example",
+            relay.addr
+        ))
+        .await;
+    browser
+        .wait_for_bubble("system", &Config::default().greeting)
+        .await;
+    let spoofed = browser
+        .eval("return document.getElementById('log').textContent.includes('evil.example')")
+        .await;
+    assert_eq!(spoofed, serde_json::json!(false));
+
+    // U+202E (right-to-left override) in a message and in a name stays
+    // inside its own element: the time and delivery marks keep their order.
+    let reversed = "\u{202E}moc.elpmaxe";
+    browser.type_and_send(reversed).await;
+    let conversation = agent_receives(&mut agent, reversed).await;
+    agent.reply(&conversation, "a1", reversed).await;
+    browser.wait_for_bubble("theirs", "moc.elpmaxe").await;
+    let isolation = browser
+        .eval(
+            "const styles = [...document.querySelectorAll('#log .bubble, #log .author')]
+               .map(el => [el.dir, getComputedStyle(el).unicodeBidi]);
+             return [styles.length, [...new Set(styles.map(s => s.join(' ')))].sort()]",
+        )
+        .await;
+    // greeting + mine + theirs bubbles, and the agent's name.
+    assert_eq!(
+        isolation,
+        serde_json::json!([4, ["auto isolate", "auto plaintext"]])
     );
     browser.close().await;
 }
