@@ -66,8 +66,10 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether a page on `origin` may act as a visitor. The relay's own
-    /// origin (`host` is the request's `Host`) always may.
+    /// Whether a page on `origin` may act as a visitor: a listed origin, or
+    /// the relay's own. The relay's own origin is `public_url`'s when set;
+    /// only without it is it guessed from `host`, the request's `Host`,
+    /// which the client chose (a DNS-rebinding page sends its own name).
     pub fn origin_allowed(&self, origin: &str, host: Option<&str>) -> bool {
         let origin = origin.trim_end_matches('/');
         if self
@@ -77,10 +79,8 @@ impl Config {
         {
             return true;
         }
-        if let Some(public) = self.public_url.as_deref().and_then(values::origin_of)
-            && public.eq_ignore_ascii_case(origin)
-        {
-            return true;
+        if let Some(public) = self.public_url.as_deref() {
+            return values::origin_of(public).is_some_and(|own| own.eq_ignore_ascii_case(origin));
         }
         let Some(host) = host else { return false };
         let own = |scheme: &str| {
@@ -176,5 +176,10 @@ mod tests {
         assert!(config.origin_allowed("https://support.example", upstream));
         assert!(!config.origin_allowed("http://support.example", upstream));
         assert!(!config.origin_allowed("https://support.example.evil", upstream));
+        // With the public name known, `Host` is not trusted: a page that
+        // names itself in both headers is still a stranger.
+        let spoofed = Some("evil.example");
+        assert!(!config.origin_allowed("http://evil.example", spoofed));
+        assert!(!config.origin_allowed("https://evil.example", spoofed));
     }
 }

@@ -56,6 +56,26 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
             .expect("send frame");
     }
 
+    /// Sends a WebSocket message as is, e.g. one no real client would send.
+    pub async fn send_ws(&mut self, message: WsMessage) {
+        self.ws.send(message).await.expect("send message");
+    }
+
+    /// Reads until the relay closes the connection; the code it closed
+    /// with, or `None` if it closed without a close frame.
+    pub async fn close_code(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.ws.next())
+                .await
+                .expect("timed out waiting for the close");
+            match frame {
+                Some(Ok(WsMessage::Close(close))) => return close.map(|close| close.code.into()),
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// The next frame, or `None` once the relay closed the connection.
     pub async fn try_next(&mut self) -> Option<E> {
         loop {

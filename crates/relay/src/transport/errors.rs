@@ -32,6 +32,27 @@ pub(super) fn error_response(error: ErrorFrame) -> Response {
         .into_response()
 }
 
+/// A request the router or an extractor refused before any handler ran (a
+/// bad query string, a body past the hard limit, an unknown path or method)
+/// as an error frame, so that every `/api/visitor/*` answer is one.
+pub(super) fn refused(status: StatusCode, why: String) -> Response {
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        _ => ErrorCode::BadRequest,
+    };
+    let mut response = error_response(ErrorFrame::new(code, why));
+    // Keep the precise status (405, 415…) where no code of ours has its own.
+    *response.status_mut() = status;
+    response
+}
+
+/// An extractor's rejection (axum's own plain-text answer) as an error frame.
+pub(super) fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Response {
+    let why = rejection.to_string();
+    refused(rejection.into_response().status(), why)
+}
+
 /// The longest `client_id` accepted; it is an idempotency key, not content.
 const MAX_CLIENT_ID: usize = 128;
 

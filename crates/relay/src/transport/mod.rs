@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, DefaultBodyLimit, State, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Router, middleware};
@@ -102,11 +102,18 @@ pub fn router(state: AppState) -> Router {
         .max_frame_bytes
         .saturating_mul(session::HARD_LIMIT_FACTOR);
     let visitor_api = Router::new()
-        .route("/api/visitor/hello", post(visitor::longpoll::hello))
-        .route("/api/visitor/send", post(visitor::longpoll::send))
-        .route("/api/visitor/events", get(visitor::longpoll::events))
+        .route("/hello", post(visitor::longpoll::hello))
+        .route("/send", post(visitor::longpoll::send))
+        .route("/events", get(visitor::longpoll::events))
         .layer(DefaultBodyLimit::max(body_limit))
-        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin));
+        .route_layer(middleware::from_fn_with_state(state.clone(), check_origin))
+        .fallback(|| async { errors::refused(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .method_not_allowed_fallback(|| async {
+            errors::refused(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "wrong method for this endpoint".into(),
+            )
+        });
     let router = Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -116,7 +123,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
         )
         .route("/ws/agent", get(agent_ws))
-        .merge(visitor_api)
+        .nest("/api/visitor", visitor_api)
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
     let router = if state.config.metrics_listen.is_none() {

@@ -43,9 +43,12 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// looks at its client again.
 const MOST_UNFLUSHED: u8 = 16;
 /// Close codes (RFC 6455 §7.4 and the private range).
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+const CLOSE_INVALID_DATA: u16 = 1007;
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 const CLOSE_RESYNC: u16 = 4000;
-const CLOSE_POLICY: u16 = 1008;
 
 pub(super) fn configure(upgrade: WebSocketUpgrade, limits: &Limits) -> WebSocketUpgrade {
     let hard_limit = limits.max_frame_bytes.saturating_mul(HARD_LIMIT_FACTOR);
@@ -99,12 +102,27 @@ enum Signal {
     Binary,
     /// The client closed the connection.
     Closed,
-    /// A frame beyond the hard limit, or a broken socket.
-    Broken,
+    /// The client broke the WebSocket protocol: close with this code.
+    Violation(u16),
+    /// The socket failed or stalled: nothing more can be said on it.
+    Lost,
     /// The hub dropped or kicked this connection.
     Dropped,
     Stopping,
     Ping,
+}
+
+/// The close code for a read that failed because of what the client sent,
+/// or `None` if the socket itself failed.
+fn violation(error: axum::Error) -> Option<u16> {
+    use tungstenite::Error;
+    let error = error.into_inner().downcast::<Error>().ok()?;
+    match *error {
+        Error::Utf8(_) => Some(CLOSE_INVALID_DATA),
+        Error::Capacity(_) => Some(CLOSE_TOO_BIG),
+        Error::Protocol(_) => Some(CLOSE_PROTOCOL_ERROR),
+        _ => None,
+    }
 }
 
 pub(super) struct Session {
@@ -194,7 +212,7 @@ impl Session {
             match Box::pin(self.flush_unless_more()).await {
                 Ok(Some(outbound)) => return Wake::Deliver(outbound),
                 Ok(None) => {}
-                Err(Ended) => return Wake::Signal(Signal::Broken),
+                Err(Ended) => return Wake::Signal(Signal::Lost),
             }
         }
         loop {
@@ -214,7 +232,8 @@ impl Session {
                             WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
                         }
                     }
-                    None | Some(Err(_)) => Signal::Broken,
+                    Some(Err(error)) => violation(error).map_or(Signal::Lost, Signal::Violation),
+                    None => Signal::Lost,
                 },
                 from_hub = from_hub(&mut self.inbox) => match from_hub {
                     Some(outbound) => return Wake::Deliver(outbound),
@@ -235,10 +254,11 @@ impl Session {
                 self.send_error(error).await
             }
             Signal::Closed => Err(Ended),
-            Signal::Broken => {
-                self.close(CLOSE_POLICY, "protocol error").await;
+            Signal::Violation(code) => {
+                self.close(code, "protocol error").await;
                 Err(Ended)
             }
+            Signal::Lost => Err(Ended),
             Signal::Dropped => {
                 self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
                 Err(Ended)

@@ -85,6 +85,100 @@ async fn oversized_frames_get_too_large_and_huge_ones_close_the_connection() {
 }
 
 #[tokio::test]
+async fn protocol_violations_close_with_the_codes_of_rfc_6455() {
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+    let relay = TestRelay::with_config(|config| config.limits.max_frame_bytes = 1024).await;
+    // A text frame that is not UTF-8: 1007 (invalid frame payload data).
+    let (mut visitor, _) = relay.new_visitor().await;
+    let not_utf8 = Frame::message(
+        &b"{\"type\":\"typing\",\xff}"[..],
+        OpCode::Data(Data::Text),
+        true,
+    );
+    visitor.send_ws(WsMessage::Frame(not_utf8)).await;
+    assert_eq!(visitor.close_code().await, Some(1007));
+
+    // A frame past the hard limit (4x the frame limit): 1009 (too big).
+    let (mut visitor, _) = relay.new_visitor().await;
+    visitor.send_raw(&"a".repeat(10_000)).await;
+    assert_eq!(visitor.close_code().await, Some(1009));
+}
+
+/// The error frame in an HTTP answer's body.
+fn error_in(response: &kefu_testkit::http::Response) -> kefu_protocol::ErrorFrame {
+    assert_eq!(
+        response.header("content-type"),
+        Some("application/json"),
+        "{response:?}"
+    );
+    match serde_json::from_str(&response.body) {
+        Ok(VisitorEvent::Error(error)) => error,
+        other => panic!("not an error frame: {other:?} in {response:?}"),
+    }
+}
+
+#[tokio::test]
+async fn every_visitor_api_refusal_is_an_error_frame() {
+    use kefu_testkit::http;
+    let relay = TestRelay::with_config(|config| config.limits.max_frame_bytes = 1024).await;
+    let json = [("content-type", "application/json")];
+
+    // Past the hard limit the body is not even read.
+    let huge = http::post(relay.addr, "/api/visitor/hello", &json, "a".repeat(10_000))
+        .await
+        .expect("an answer");
+    assert_eq!(huge.status, 413);
+    assert_error(&error_in(&huge), ErrorCode::TooLarge);
+
+    let cases = [
+        (
+            "/api/visitor/events?session=s&after_seq=soon",
+            400,
+            ErrorCode::BadRequest,
+        ),
+        ("/api/visitor/events", 400, ErrorCode::BadRequest),
+        ("/api/visitor/launch", 404, ErrorCode::NotFound),
+        ("/api/visitor/hello", 405, ErrorCode::BadRequest),
+    ];
+    for (path, status, code) in cases {
+        let answer = http::get(relay.addr, path).await.expect("an answer");
+        assert_eq!(answer.status, status, "{path}: {answer:?}");
+        assert_error(&error_in(&answer), code);
+    }
+}
+
+#[tokio::test]
+async fn with_a_public_url_the_host_header_is_not_trusted() {
+    use kefu_testkit::http;
+    let relay = TestRelay::with_config(|config| {
+        config.public_url = Some("https://support.example".into());
+    })
+    .await;
+    let hello = |origin: &'static str| async move {
+        let headers = [
+            ("host", "evil.example"),
+            ("origin", origin),
+            ("content-type", "application/json"),
+        ];
+        http::post(
+            relay.addr,
+            "/api/visitor/hello",
+            &headers,
+            r#"{"type":"hello"}"#,
+        )
+        .await
+        .expect("an answer")
+    };
+    let spoofed = hello("http://evil.example").await;
+    assert_eq!(spoofed.status, 403, "{spoofed:?}");
+    assert_error(&error_in(&spoofed), ErrorCode::Forbidden);
+    assert_eq!(hello("https://support.example").await.status, 200);
+}
+
+#[tokio::test]
 async fn bad_tokens_are_unauthorized_and_closed() {
     let relay = TestRelay::start().await;
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +32,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 
 use super::super::AppState;
-use super::super::errors::error_response;
+use super::super::errors::{error_response, rejected};
 use super::super::limits::{IpPermit, frame_limiter};
 use super::VisitorCore;
 use crate::frame::{Frame, decode, encode};
@@ -111,8 +112,12 @@ pub(in crate::transport) async fn hello(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return rejected(rejection),
+    };
     let Some(permit) = state.ips.acquire(peer.ip()) else {
         return error_response(ErrorFrame::new(
             ErrorCode::RateLimited,
@@ -191,10 +196,15 @@ pub(in crate::transport) struct SessionQuery {
 pub(in crate::transport) async fn send(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Query(query): Query<SessionQuery>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let (query, body) = match (query, body) {
+        (Ok(Query(query)), Ok(body)) => (query, body),
+        (Err(rejection), _) => return rejected(rejection),
+        (_, Err(rejection)) => return rejected(rejection),
+    };
     let session = match authorized(&state, peer, &headers, &query.session).await {
         Ok(session) => session,
         Err(error) => return error_response(error),
@@ -225,9 +235,13 @@ pub(in crate::transport) async fn send(
 pub(in crate::transport) async fn events(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Query(query): Query<SessionQuery>,
+    query: Result<Query<SessionQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
+    let query = match query {
+        Ok(Query(query)) => query,
+        Err(rejection) => return rejected(rejection),
+    };
     let session = match authorized(&state, peer, &headers, &query.session).await {
         Ok(session) => session,
         Err(error) => return error_response(error),
