@@ -122,6 +122,7 @@ pub async fn run(
         alive,
     );
     tokio::spawn(transport::maintain(state.clone()));
+    tokio::spawn(transport::revocation::watch(state.clone()));
     tokio::spawn(telemetry::upkeep(stopping.clone()));
     if let Some(metrics) = metrics_listener {
         if let Ok(addr) = metrics.local_addr() {

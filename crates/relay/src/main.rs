@@ -61,8 +61,12 @@ enum AgentCommand {
     },
     /// List agents.
     List,
-    /// Stop an agent's token from working for new connections.
+    /// Stop an agent's token from working; its open connections close
+    /// within a second on every running relay.
     Disable { name: String },
+    /// Give an agent a new token (printed, the only line on stdout); the
+    /// old one stops working, and its open connections close.
+    RotateToken { name: String },
 }
 
 fn main() -> ExitCode {
@@ -196,6 +200,19 @@ async fn agent(command: AgentCommand, database: &str) -> anyhow::Result<()> {
                     println!("{token}");
                 })
                 .context("cannot add the agent")
+        }
+        AgentCommand::RotateToken { name } => {
+            let token = auth::new_agent_token();
+            store
+                .set_agent_token(&name, &auth::hash_agent_token(&token))
+                .await
+                .map(|()| {
+                    eprintln!(
+                        "new token for {name:?}, shown once, below; the old one no longer works:"
+                    );
+                    println!("{token}");
+                })
+                .with_context(|| format!("cannot give {name:?} a new token"))
         }
         AgentCommand::List => store
             .agents()

@@ -210,7 +210,13 @@ pub trait Store: Reads + 'static {
         token_hash: &str,
     ) -> Result<AgentInfo, StoreError>;
 
+    /// Disables an agent. Its open connections lose their rights at the
+    /// next revocation check (transport::revocation).
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Gives an agent a new token; the old one stops working, on open
+    /// connections too.
+    async fn set_agent_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError>;
 
     /// The key that signs visitor tokens, made on first use.
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError>;

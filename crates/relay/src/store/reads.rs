@@ -50,6 +50,9 @@ pub(super) struct Queries<DB> {
     pub agents: &'static str,
     /// After [`AGENT_SELECT`]; binds the token hash.
     pub agent_by_token_hash: &'static str,
+    /// The whole query; binds nothing; selects the id and token hash of
+    /// every enabled agent.
+    pub agent_credentials: &'static str,
     /// The whole query; binds the oldest `updated_at` (milliseconds), the id
     /// to start after and the limit; selects conversation ids.
     pub conversation_ids: &'static str,
@@ -112,6 +115,10 @@ pub trait Reads: Send + Sync {
 
     /// The enabled agent holding this token.
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError>;
+
+    /// `(agent id, token hash)` of every enabled agent: what a signed-in
+    /// connection must still match to keep its rights.
+    async fn agent_credentials(&self) -> Result<Vec<(String, String)>, StoreError>;
 
     /// Conversation ids in ascending order after `after_id`, at most `limit`,
     /// of the conversations updated at or after `since`: pages for `export`.
@@ -210,6 +217,13 @@ where
             .map(AgentAccount::try_from)
             .transpose()?
             .map(|account| account.info))
+    }
+
+    async fn agent_credentials(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let (sql, pool) = self.read_side();
+        Ok(sqlx::query_as(sql.agent_credentials)
+            .fetch_all(pool)
+            .await?)
     }
 
     async fn conversation_ids(

@@ -15,6 +15,7 @@ use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFram
 
 use super::AppState;
 use super::errors::{check_send, store_error};
+use super::revocation;
 use super::session::{Ended, Event, Session};
 use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
@@ -62,11 +63,8 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     let AgentRequest::Hello { token } = first else {
         return; // `hello()` returns nothing else
     };
-    let info = match state
-        .store
-        .agent_by_token_hash(&hash_agent_token(&token))
-        .await
-    {
+    let token_hash = hash_agent_token(&token);
+    let info = match state.store.agent_by_token_hash(&token_hash).await {
         Ok(Some(info)) => info,
         Ok(None) => {
             session
@@ -82,7 +80,16 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
             return;
         }
     };
+    // After the read that found the token: a later credentials read sees
+    // at least what it saw.
+    let signed_in_at = tokio::time::Instant::now();
     tracing::info!(conn = %session.id, agent = %info.name, "agent connected");
+    session.end_when(revocation::revoked(
+        state.credentials.subscribe(),
+        info.id.clone(),
+        token_hash,
+        signed_in_at,
+    ));
     let mut agent = Agent {
         requests: Arc::new(Requests {
             state: state.clone(),

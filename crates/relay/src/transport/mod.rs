@@ -9,11 +9,14 @@
 //!   the store, store errors as error frames, error frames as HTTP responses.
 //! - [`limits`]: connections per IP, frames per second.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
+//! - [`revocation`]: a disabled agent, or one with a new token, loses its
+//!   open connections.
 
 mod agent;
 mod errors;
 mod limits;
 mod ops;
+pub mod revocation;
 mod session;
 mod visitor;
 mod web;
@@ -56,6 +59,8 @@ pub struct Shared {
     visitor_tokens: VisitorTokens,
     ips: IpLimiter,
     polls: visitor::longpoll::PollSessions,
+    /// The enabled agents' credentials, re-read by [`revocation::watch`].
+    credentials: watch::Sender<revocation::Credentials>,
     /// Turns true when the relay starts shutting down.
     stopping: watch::Receiver<bool>,
     /// Held by every connection so shutdown can wait for them all.
@@ -79,6 +84,7 @@ impl AppState {
             visitor_tokens,
             ips,
             polls: Default::default(),
+            credentials: watch::Sender::new(None),
             stopping,
             alive,
         }))

@@ -108,6 +108,8 @@ enum Signal {
     Lost,
     /// The hub dropped or kicked this connection.
     Dropped,
+    /// The agent's access was revoked.
+    Revoked,
     Stopping,
     Ping,
 }
@@ -136,6 +138,8 @@ pub(super) struct Session {
     last_heard: Instant,
     /// Frames from the hub buffered since the socket was last flushed.
     unflushed: u8,
+    /// Ends the session with `unauthorized` when it resolves.
+    revoked: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     _alive: mpsc::Sender<()>,
 }
 
@@ -160,8 +164,15 @@ impl Session {
             ping,
             last_heard: Instant::now(),
             unflushed: 0,
+            revoked: None,
             _alive: alive,
         }
+    }
+
+    /// Ends the session, telling the client `unauthorized`, once `revoked`
+    /// resolves.
+    pub fn end_when(&mut self, revoked: impl Future<Output = ()> + Send + 'static) {
+        self.revoked = Some(Box::pin(revoked));
     }
 
     /// Starts delivering hub output (after the connection registered).
@@ -241,6 +252,7 @@ impl Session {
                 },
                 _ = self.stopping.wait_for(|stopping| *stopping) => Signal::Stopping,
                 _ = self.ping.tick() => Signal::Ping,
+                () = until(&mut self.revoked) => Signal::Revoked,
             };
             return Wake::Signal(signal);
         }
@@ -261,6 +273,13 @@ impl Session {
             Signal::Lost => Err(Ended),
             Signal::Dropped => {
                 self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
+                Err(Ended)
+            }
+            Signal::Revoked => {
+                tracing::info!(conn = %self.id, "access revoked, closing");
+                let error =
+                    ErrorFrame::new(ErrorCode::Unauthorized, "this agent's access was revoked");
+                self.reject(error).await;
                 Err(Ended)
             }
             Signal::Stopping => {
@@ -478,5 +497,13 @@ async fn from_hub(inbox: &mut Option<Inbox>) -> Option<Outbound> {
     tokio::select! {
         frame = inbox.frames.recv() => frame,
         _ = &mut inbox.kicked => None,
+    }
+}
+
+/// `future`'s completion; never, if there is none.
+async fn until(future: &mut Option<Pin<Box<dyn Future<Output = ()> + Send>>>) {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }

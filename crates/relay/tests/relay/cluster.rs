@@ -11,8 +11,9 @@ use kefu_protocol::{AgentState, AuthorKind, PresenceKind};
 use kefu_testkit::{Client, RelayProcess, TestDatabase, accounts};
 
 use crate::longpoll::PollVisitor;
+use crate::revocation::{REVOKED_WITHIN, revoked};
 use crate::summaries::summaries_before;
-use crate::support::KEFU_RELAY;
+use crate::support::{KEFU_RELAY, run_cli};
 
 /// Heartbeats every 0.3 s: a dead relay is noticed within about a second.
 /// The tests pipeline a thousand frames before reading, so the per-client
@@ -185,6 +186,33 @@ async fn an_agent_on_another_relay_gets_a_claim_at_once_and_counts_coalesced() {
         .count();
     assert_eq!(active, 1, "the claim at once, the message not: {to_bob:?}");
     bob.summary_where(&conversation, |s| s.last_seq == 2).await;
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_agent_loses_its_connections_on_every_relay() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut on_a = signed_in(&cluster.a, &cluster.token).await;
+    let mut on_b = cluster.agent_on_b().await;
+    let output = run_cli(
+        &[
+            "agent",
+            "disable",
+            "alice",
+            "--database",
+            &cluster.database.url,
+        ],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let disabled_at = tokio::time::Instant::now();
+    for agent in [&mut on_a, &mut on_b] {
+        let took = revoked(agent, disabled_at).await;
+        assert!(took < REVOKED_WITHIN, "revoked after {took:?}");
+    }
     cluster.stop().await;
 }
 

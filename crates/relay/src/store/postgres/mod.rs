@@ -444,10 +444,16 @@ impl Store for PgStore {
             .bind(name)
             .execute(&self.pool)
             .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound("agent"));
-        }
-        Ok(())
+        one_agent(done.rows_affected())
+    }
+
+    async fn set_agent_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE agents SET token_hash = $1 WHERE name = $2")
+            .bind(token_hash)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        one_agent(done.rows_affected())
     }
 
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {
@@ -476,4 +482,12 @@ impl Store for PgStore {
         // returned; closing waits for connections in use to come back.
         self.pool.close().await;
     }
+}
+
+/// An update by agent name found its agent.
+fn one_agent(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound("agent"));
+    }
+    Ok(())
 }

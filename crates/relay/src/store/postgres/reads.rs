@@ -19,6 +19,7 @@ pub(super) static READS: Queries<Postgres> = Queries {
         ORDER BY seq DESC LIMIT $4",
     agents: "ORDER BY name",
     agent_by_token_hash: "WHERE token_hash = $1 AND NOT disabled",
+    agent_credentials: "SELECT id, token_hash FROM agents WHERE NOT disabled",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2
         ORDER BY id LIMIT $3",
     dialect: PhantomData,

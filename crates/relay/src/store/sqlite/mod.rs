@@ -47,6 +47,7 @@ static READS: Queries<Sqlite> = Queries {
         ORDER BY seq DESC LIMIT ?",
     agents: "ORDER BY name",
     agent_by_token_hash: "WHERE token_hash = ? AND disabled = 0",
+    agent_credentials: "SELECT id, token_hash FROM agents WHERE disabled = 0",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
         ORDER BY id LIMIT ?",
     dialect: PhantomData,
@@ -256,6 +257,15 @@ impl Store for SqliteStore {
     async fn disable_agent(&self, name: &str) -> Result<(), StoreError> {
         self.write(WriteOp::DisableAgent {
             name: name.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn set_agent_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError> {
+        self.write(WriteOp::SetAgentToken {
+            name: name.to_owned(),
+            token_hash: token_hash.to_owned(),
         })
         .await
         .map(drop)

@@ -40,12 +40,32 @@ pub(super) fn add_agent(
 }
 
 pub(super) fn disable_agent(conn: &Connection, name: &str) -> Result<Applied, StoreError> {
-    if execute(
+    update_agent(
         conn,
         "UPDATE agents SET disabled = 1 WHERE name = ?",
         [name],
-    )? == 0
-    {
+    )
+}
+
+pub(super) fn set_agent_token(
+    conn: &Connection,
+    name: &str,
+    token_hash: &str,
+) -> Result<Applied, StoreError> {
+    update_agent(
+        conn,
+        "UPDATE agents SET token_hash = ? WHERE name = ?",
+        [token_hash, name],
+    )
+}
+
+/// Runs an update of one agent by name; `NotFound` if there is none.
+fn update_agent(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Applied, StoreError> {
+    if execute(conn, sql, params)? == 0 {
         return Err(StoreError::NotFound("agent"));
     }
     Ok((Written::Done, None))

@@ -322,6 +322,9 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
             token_hash,
         } => agent::add_agent(conn, name, *role, token_hash),
         WriteOp::DisableAgent { name } => agent::disable_agent(conn, name),
+        WriteOp::SetAgentToken { name, token_hash } => {
+            agent::set_agent_token(conn, name, token_hash)
+        }
     }
 }
 

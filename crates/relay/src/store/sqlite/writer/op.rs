@@ -38,6 +38,10 @@ pub(in super::super) enum WriteOp {
     DisableAgent {
         name: String,
     },
+    SetAgentToken {
+        name: String,
+        token_hash: String,
+    },
 }
 
 pub(in super::super) enum Written {
