@@ -37,7 +37,7 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// Runs the client until the agent quits.
 pub async fn run(settings: Settings, utc_offset: UtcOffset) -> Result<(), TuiError> {
     install_panic_hook();
-    let mut terminal = enter()?;
+    let mut terminal = enter(settings.mouse)?;
     let result = event_loop(&mut terminal, &settings, utc_offset).await;
     leave()?;
     terminal.show_cursor()?;
@@ -83,6 +83,11 @@ async fn event_loop(
         };
         let outcome = core.handle(input);
         dirty = true;
+        if outcome.redraw {
+            // Forgets what ratatui believes is on screen, so the next draw
+            // writes every cell: whatever garbled it is painted over.
+            terminal.clear()?;
+        }
         for notification in &outcome.notifications {
             let bytes = notify::sequence(&settings.notify, notification);
             let backend = terminal.backend_mut();
@@ -100,24 +105,31 @@ fn terminal_input(event: Event) -> Option<Input> {
         Event::Key(key) => Some(Input::Key(key)),
         Event::Paste(text) => Some(Input::Paste(text)),
         Event::Resize(width, height) => Some(Input::Resize { width, height }),
-        Event::Mouse(mouse) if mouse.kind == MouseEventKind::Down(MouseButton::Left) => {
-            Some(Input::Click {
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => Some(Input::Click {
                 column: mouse.column,
                 row: mouse.row,
-            })
-        }
+            }),
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => Some(Input::Wheel {
+                column: mouse.column,
+                row: mouse.row,
+                up: mouse.kind == MouseEventKind::ScrollUp,
+            }),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-fn enter() -> Result<Term, TuiError> {
+/// Raw mode on the alternate screen. With `mouse`, the terminal reports
+/// clicks and the wheel, and selecting text then takes Shift-drag in most
+/// terminals; without it, plain dragging selects.
+fn enter(mouse: bool) -> Result<Term, TuiError> {
     enable_raw_mode()?;
-    execute!(
-        io::stdout(),
-        EnterAlternateScreen,
-        EnableMouseCapture,
-        EnableBracketedPaste
-    )?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+    if mouse {
+        execute!(io::stdout(), EnableMouseCapture)?;
+    }
     Ok(Terminal::new(CrosstermBackend::new(io::stdout()))?)
 }
 

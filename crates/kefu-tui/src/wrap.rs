@@ -5,18 +5,25 @@
 //! history view needs the exact number of rows a message takes (to scroll by
 //! rows and to know when the top is reached), so wrapping is done here rather
 //! than left to the widget.
+//!
+//! The unit is the grapheme cluster, measured as a whole — the way ratatui
+//! fills its cells and modern terminals draw: a flag (two regional
+//! indicators), a ZWJ family, a skin-toned hand or a `❤️` (VS16) is one
+//! two-column symbol. Measuring `char` by `char` would count a ZWJ family as
+//! six columns and could break a flag between rows, leaving a stray `🇳`.
 
-use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+use unicode_segmentation::UnicodeSegmentation;
+use unicode_width::UnicodeWidthStr;
 
 /// Columns `text` takes on screen.
 pub fn width(text: &str) -> usize {
     UnicodeWidthStr::width(text)
 }
 
-/// Columns one character takes on screen (controls count as nothing; they are
-/// stripped before text gets here anyway).
-pub fn char_width(ch: char) -> usize {
-    UnicodeWidthChar::width(ch).unwrap_or(0)
+/// The symbols `text` is drawn as (grapheme clusters), with their columns.
+/// Clusters of no width (a stray combining mark) count as nothing.
+pub fn graphemes(text: &str) -> impl Iterator<Item = (&str, usize)> {
+    text.graphemes(true).map(|g| (g, width(g)))
 }
 
 /// Splits `text` into rows of at most `max` columns. Explicit newlines are
@@ -36,8 +43,7 @@ fn wrap_paragraph(paragraph: &str, max: usize, rows: &mut Vec<String>) {
     let mut row_width = 0;
     // Byte index in `row` just after its last space, and the width up to it.
     let mut last_space: Option<(usize, usize)> = None;
-    for ch in paragraph.chars() {
-        let w = char_width(ch);
+    for (symbol, w) in graphemes(paragraph) {
         if row_width + w > max && !row.is_empty() {
             match last_space {
                 Some((at, width_before)) if at < row.len() => {
@@ -52,14 +58,14 @@ fn wrap_paragraph(paragraph: &str, max: usize, rows: &mut Vec<String>) {
                 }
             }
             last_space = None;
-            if ch == ' ' {
+            if symbol == " " {
                 // A space at a break point is the break itself.
                 continue;
             }
         }
-        row.push(ch);
+        row.push_str(symbol);
         row_width += w;
-        if ch == ' ' {
+        if symbol == " " {
             last_space = Some((row.len(), row_width));
         }
     }
@@ -73,12 +79,11 @@ pub fn truncate(text: &str, max: usize) -> String {
     }
     let mut out = String::new();
     let mut used = 0;
-    for ch in text.chars() {
-        let w = char_width(ch);
+    for (symbol, w) in graphemes(text) {
         if used + w + 1 > max {
             break;
         }
-        out.push(ch);
+        out.push_str(symbol);
         used += w;
     }
     if max > 0 {
@@ -112,6 +117,30 @@ mod tests {
     fn emoji_wrap_by_width() {
         let rows = wrap("ok 👍👍👍", 4);
         assert_eq!(rows, ["ok", "👍👍", "👍"]);
+    }
+
+    /// Issue 16, repro 6: a flag must never be cut in two (a lone `🇳`
+    /// left at the start of a row), and emoji sequences are one symbol of
+    /// two columns, as ratatui draws them.
+    #[test]
+    fn emoji_sequences_are_never_split_and_take_two_columns() {
+        let flag = "🇨🇳";
+        assert_eq!(wrap(&format!("abc{flag}{flag}"), 4), ["abc", "🇨🇳🇨🇳"]);
+        assert_eq!(wrap(&format!("a{flag}{flag}"), 4), ["a🇨🇳", "🇨🇳"]);
+        for sequence in [
+            "👨\u{200d}👩\u{200d}👧",
+            "👋🏽",
+            "❤\u{fe0f}",
+            "🏳\u{fe0f}\u{200d}🌈",
+        ] {
+            let rows = wrap(&format!("{sequence}{sequence}{sequence}"), 5);
+            assert_eq!(
+                rows,
+                [sequence.repeat(2), sequence.to_owned()],
+                "{sequence}"
+            );
+        }
+        assert_eq!(truncate("🇨🇳🇨🇳🇨🇳", 4), "🇨🇳…");
     }
 
     #[test]

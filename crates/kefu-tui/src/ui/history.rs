@@ -56,8 +56,12 @@ fn pending_header(app: &App, out: &Outgoing) -> Line<'static> {
         .to_owned();
     let mark = match &out.state {
         SendState::Pending => Span::styled(" · sending…", dim()),
-        SendState::Failed(reason) => Span::styled(
-            format!(" · failed: {reason} (Alt-r retries)"),
+        // Alt-r only where a retry can succeed.
+        SendState::Failed { reason, retry } => Span::styled(
+            format!(
+                " · failed: {reason} ({}Alt-e edit · Alt-x drop)",
+                if *retry { "Alt-r retry · " } else { "" }
+            ),
             Style::new().fg(Color::Red),
         ),
     };
