@@ -1,5 +1,7 @@
 //! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
 
+mod conventions;
+
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
 use kefu_protocol::{AuthorKind, Typing};
