@@ -410,9 +410,8 @@ impl App {
         if self.focus != Focus::Compose || self.overlay != Overlay::None {
             return;
         }
-        // Pasted text is as untrusted as anything else that gets displayed;
-        // terminals send its line breaks as CR, which cleaning would drop.
-        let text = sanitize::text(&text.replace("\r\n", "\n").replace('\r', "\n"));
+        // Pasted text is as untrusted as anything else that gets displayed.
+        let text = sanitize::text(text);
         if let Some(draft) = self.open_draft() {
             draft.buffer.insert_str(&text);
             self.typed();
