@@ -10,7 +10,7 @@
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use crate::wrap::graphemes;
+use crate::wrap::{graphemes, shown};
 
 /// Text plus a cursor, which is a byte offset always on a grapheme boundary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -220,7 +220,7 @@ impl Buffer {
                 used = 0;
             }
             if let Some(row) = rows.last_mut() {
-                row.push_str(symbol);
+                row.push_str(&shown(symbol));
             }
             used += w;
         }
@@ -301,8 +301,8 @@ mod tests {
         buffer.delete();
         assert_eq!(buffer.text(), "ab");
         let (rows, cursor) = typed(&format!("ab🇨🇳{family}")).layout(4);
-        assert_eq!(rows, ["ab🇨🇳", family]);
-        assert_eq!(cursor, (1, 2));
+        assert_eq!(rows, ["ab", "[CN]", family], "a flag is drawn as letters");
+        assert_eq!(cursor, (2, 2));
     }
 
     #[test]

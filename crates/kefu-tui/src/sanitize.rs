@@ -8,6 +8,8 @@
 use kefu_protocol::Message;
 use kefu_protocol::agent::{AgentEvent, ConversationSummary};
 
+use crate::wrap::plain;
+
 /// Cleans multi-line text (message bodies, pastes): keeps line breaks —
 /// CRLF and a lone CR (which terminals send for Enter in a bracketed paste)
 /// become `\n` —, turns tabs into spaces, drops every escape sequence, other
@@ -24,21 +26,7 @@ fn line_feeds(raw: &str) -> String {
 /// Cleans a one-line field (names, URLs, previews): as [`text`], with line
 /// breaks turned into spaces so a field can never take more than its row.
 pub fn line(raw: &str) -> String {
-    plain_emoji(&clean(&line_feeds(raw), true))
-}
-
-/// Drops the parts of emoji sequences that terminals disagree on: the
-/// emoji presentation selector (VS16, `❤️` → `❤`) and skin-tone modifiers
-/// (`👋🏽` → `👋`). tmux 3.3, for one, draws `❤️` one column wide and a
-/// skin-toned hand four, where ratatui (and kitty, WezTerm…) count two, so
-/// the rest of the row would shift and leave stray cells. What remains is
-/// measured the same everywhere. Flags and ZWJ sequences are kept: tmux
-/// and modern terminals draw them two columns wide, as ratatui counts.
-/// For received text only: what the agent types or pastes is sent as is.
-pub fn plain_emoji(text: &str) -> String {
-    text.chars()
-        .filter(|ch| !matches!(ch, '\u{fe0f}' | '\u{1f3fb}'..='\u{1f3ff}'))
-        .collect()
+    plain(&clean(&line_feeds(raw), true))
 }
 
 /// Cleans an optional field in place.
@@ -106,7 +94,7 @@ fn summary(summary: &mut ConversationSummary) {
 
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
-    message.text = plain_emoji(&text(&message.text));
+    message.text = plain(&text(&message.text));
 }
 
 /// How far into an escape sequence the scanner is.
@@ -217,13 +205,11 @@ mod tests {
         assert_eq!(text("你好 👋🏽 ok"), "你好 👋🏽 ok");
     }
 
-    /// Issue 16, repro 6: received text is drawn the same in every terminal.
+    /// Issue 16, repro 6: received names (drawn without wrapping) are in
+    /// the form every terminal draws alike.
     #[test]
-    fn received_emoji_lose_what_terminals_disagree_on() {
-        assert_eq!(plain_emoji("ok ❤\u{fe0f} 👋🏽 🇨🇳"), "ok ❤ 👋 🇨🇳");
-        assert_eq!(line("Ming 👍🏿"), "Ming 👍");
-        let family = "👨\u{200d}👩\u{200d}👧";
-        assert_eq!(plain_emoji(family), family, "ZWJ sequences are kept");
+    fn received_fields_are_plain() {
+        assert_eq!(line("Ming 🇨🇳 👍🏿"), "Ming [CN] 👍");
     }
 
     #[test]

@@ -7,10 +7,14 @@
 //! than left to the widget.
 //!
 //! The unit is the grapheme cluster, measured as a whole — the way ratatui
-//! fills its cells and modern terminals draw: a flag (two regional
-//! indicators), a ZWJ family, a skin-toned hand or a `❤️` (VS16) is one
-//! two-column symbol. Measuring `char` by `char` would count a ZWJ family as
-//! six columns and could break a flag between rows, leaving a stray `🇳`.
+//! fills its cells — and never cut in two. Where terminals disagree with
+//! that measure, a symbol is drawn in a form they all agree on
+//! ([`shown`]): ratatui takes a flag (two regional indicators) for one
+//! two-column cell and, when it later overwrites the first column, trusts
+//! the terminal to clear the second; tmux 3.3 keeps a flag as two
+//! one-column letters, so its second half stayed on screen as a stray `🇳`.
+
+use std::borrow::Cow;
 
 use unicode_segmentation::UnicodeSegmentation;
 use unicode_width::UnicodeWidthStr;
@@ -20,10 +24,47 @@ pub fn width(text: &str) -> usize {
     UnicodeWidthStr::width(text)
 }
 
-/// The symbols `text` is drawn as (grapheme clusters), with their columns.
-/// Clusters of no width (a stray combining mark) count as nothing.
+/// The symbols `text` is drawn as (grapheme clusters), with the columns
+/// each takes as [`shown`]. Clusters of no width (a stray combining mark)
+/// count as nothing.
 pub fn graphemes(text: &str) -> impl Iterator<Item = (&str, usize)> {
-    text.graphemes(true).map(|g| (g, width(g)))
+    text.graphemes(true).map(|g| (g, width(&shown(g))))
+}
+
+/// How one grapheme cluster is drawn. A flag becomes its region's letters
+/// in brackets (`🇨🇳` → `[CN]`); the emoji presentation selector and
+/// skin-tone modifiers are dropped (`❤️` → `❤`, `👋🏽` → `👋`), since tmux
+/// 3.3 draws those one and four columns wide where ratatui counts two.
+/// ZWJ sequences stay: tmux and modern terminals draw them two wide, as
+/// counted.
+pub fn shown(symbol: &str) -> Cow<'_, str> {
+    let mut chars = symbol.chars();
+    if let (Some(first), Some(second), None) = (chars.next(), chars.next(), chars.next())
+        && let (Some(first), Some(second)) = (region_letter(first), region_letter(second))
+    {
+        return Cow::Owned(format!("[{first}{second}]"));
+    }
+    if symbol.chars().any(is_disputed) {
+        Cow::Owned(symbol.chars().filter(|&ch| !is_disputed(ch)).collect())
+    } else {
+        Cow::Borrowed(symbol)
+    }
+}
+
+/// `text` with every symbol as [`shown`].
+pub fn plain(text: &str) -> String {
+    text.graphemes(true).map(shown).collect()
+}
+
+/// `A`…`Z` for the regional indicator symbols 🇦…🇿.
+fn region_letter(ch: char) -> Option<char> {
+    let offset = u32::from(ch).checked_sub(0x1f1e6)?;
+    (offset < 26).then(|| char::from(b'A' + offset as u8))
+}
+
+/// VS16 and the skin-tone modifiers.
+fn is_disputed(ch: char) -> bool {
+    matches!(ch, '\u{fe0f}' | '\u{1f3fb}'..='\u{1f3ff}')
 }
 
 /// Splits `text` into rows of at most `max` columns. Explicit newlines are
@@ -63,7 +104,7 @@ fn wrap_paragraph(paragraph: &str, max: usize, rows: &mut Vec<String>) {
                 continue;
             }
         }
-        row.push_str(symbol);
+        row.push_str(&shown(symbol));
         row_width += w;
         if symbol == " " {
             last_space = Some((row.len(), row_width));
@@ -74,8 +115,8 @@ fn wrap_paragraph(paragraph: &str, max: usize, rows: &mut Vec<String>) {
 
 /// Cuts `text` to at most `max` columns, ending with `…` when cut.
 pub fn truncate(text: &str, max: usize) -> String {
-    if width(text) <= max {
-        return text.to_owned();
+    if graphemes(text).map(|(_, w)| w).sum::<usize>() <= max {
+        return plain(text);
     }
     let mut out = String::new();
     let mut used = 0;
@@ -83,7 +124,7 @@ pub fn truncate(text: &str, max: usize) -> String {
         if used + w + 1 > max {
             break;
         }
-        out.push_str(symbol);
+        out.push_str(&shown(symbol));
         used += w;
     }
     if max > 0 {
@@ -119,28 +160,21 @@ mod tests {
         assert_eq!(rows, ["ok", "👍👍", "👍"]);
     }
 
-    /// Issue 16, repro 6: a flag must never be cut in two (a lone `🇳`
-    /// left at the start of a row), and emoji sequences are one symbol of
-    /// two columns, as ratatui draws them.
+    /// Issue 16, repro 6: no regional indicator reaches the screen, and
+    /// ZWJ sequences are one symbol of two columns, never cut in two.
     #[test]
-    fn emoji_sequences_are_never_split_and_take_two_columns() {
+    fn flags_are_letters_and_sequences_are_never_split() {
         let flag = "🇨🇳";
-        assert_eq!(wrap(&format!("abc{flag}{flag}"), 4), ["abc", "🇨🇳🇨🇳"]);
-        assert_eq!(wrap(&format!("a{flag}{flag}"), 4), ["a🇨🇳", "🇨🇳"]);
-        for sequence in [
-            "👨\u{200d}👩\u{200d}👧",
-            "👋🏽",
-            "❤\u{fe0f}",
-            "🏳\u{fe0f}\u{200d}🌈",
-        ] {
-            let rows = wrap(&format!("{sequence}{sequence}{sequence}"), 5);
-            assert_eq!(
-                rows,
-                [sequence.repeat(2), sequence.to_owned()],
-                "{sequence}"
-            );
-        }
-        assert_eq!(truncate("🇨🇳🇨🇳🇨🇳", 4), "🇨🇳…");
+        assert_eq!(wrap(&format!("ab{flag}{flag}"), 6), ["ab[CN]", "[CN]"]);
+        assert_eq!(truncate(&format!("{flag}{flag}"), 6), "[CN]…");
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let rows = wrap(&family.repeat(3), 5);
+        assert_eq!(rows, [family.repeat(2), family.to_owned()]);
+        assert_eq!(wrap("👋🏽👋🏽👋🏽", 5), ["👋👋", "👋"]);
+        assert_eq!(wrap("❤\u{fe0f}❤\u{fe0f}❤\u{fe0f}", 2), ["❤❤", "❤"]);
+        assert_eq!(plain("Ming 🇨🇳 👍🏿"), "Ming [CN] 👍");
+        // Not a pair: a lone indicator is left as it is.
+        assert_eq!(shown("🇨"), "🇨");
     }
 
     #[test]

@@ -35,9 +35,10 @@ fn is_regional_indicator(ch: char) -> bool {
     ('\u{1f1e6}'..='\u{1f1ff}').contains(&ch)
 }
 
-/// Repro 6: at 80×24 the history wraps at 46 columns and the compose box
-/// at 46; a flag that starts in the last column must move to the next row
-/// whole, in a message and in the agent's own draft.
+/// Repro 6: a flag in a message and in the agent's own draft, where it
+/// would straddle a row's end (the history and compose rows are 46 columns
+/// at 80×24): no regional indicator reaches a cell, so no terminal can keep
+/// half a flag on screen when ratatui later overwrites its first column.
 #[test]
 fn a_flag_leaves_no_stray_regional_indicator_on_screen() {
     let flag = "🇨🇳";
@@ -53,19 +54,20 @@ fn a_flag_leaves_no_stray_regional_indicator_on_screen() {
                 .filter(|&ch| is_regional_indicator(ch))
                 .count();
             assert!(
-                indicators % 2 == 0,
-                "a lone regional indicator {symbol:?} at ({x}, {y}):\n{:#?}",
+                indicators == 0,
+                "a regional indicator {symbol:?} at ({x}, {y}):\n{:#?}",
                 rows(&buffer)
             );
         }
     }
     let screen = rows(&buffer);
-    let flagged = screen.iter().filter(|row| row.contains(flag)).count();
-    assert_eq!(flagged, 2, "the flag is drawn whole twice: {screen:#?}");
+    let drafted = screen.iter().any(|row| row.contains("│[CN]"));
+    assert!(drafted, "the draft's flag is drawn as letters: {screen:#?}");
 }
 
-/// A ZWJ family, a skin tone and a VS16 heart are two columns each, as
-/// ratatui draws them: the compose cursor lands right after them.
+/// A ZWJ family is two columns, as ratatui and tmux draw it; a skin-toned
+/// hand is drawn without its tone (two columns) and a VS16 heart without
+/// the selector (one): the compose cursor lands right after them.
 #[test]
 fn the_compose_cursor_follows_emoji_sequences() {
     let mut app = open_with(Vec::new());
@@ -80,7 +82,7 @@ fn the_compose_cursor_follows_emoji_sequences() {
         .expect("drawing cannot fail on a test backend");
     let cursor = terminal.get_cursor_position().expect("a cursor");
     // The compose text starts at column 32 (queue 30, two borders).
-    assert_eq!(cursor.x, 32 + 1 + 2 + 2 + 2);
+    assert_eq!(cursor.x, 32 + 1 + 2 + 2 + 1);
 }
 
 /// Repro 7: scrolled up, a new message changes no row of the text being
