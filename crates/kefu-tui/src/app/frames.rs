@@ -174,13 +174,15 @@ impl App {
     }
 
     fn history(&mut self, page: HistoryPage) {
+        let history_width = self.history_area().map_or(0, |area| area.width);
         let Some(conversation) = self.conversations.get_mut(&page.conversation_id) else {
             return;
         };
         conversation.loading_older = false;
         let first = page.messages.first().map(|m| m.seq);
         for message in page.messages {
-            conversation.insert(message);
+            // After a reconnect the newest page brings what came meanwhile.
+            conversation.insert_below_reader(message, history_width);
         }
         // After a reconnect the newest page may not reach what we held:
         // page back until the hole is closed.

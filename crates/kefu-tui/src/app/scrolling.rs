@@ -101,11 +101,15 @@ impl App {
 
 impl Conversation {
     /// Stores `message` (as [`Conversation::insert`]) without moving the
-    /// text of a history scrolled up in a pane `width` columns wide: the
-    /// scroll grows by the rows the message adds below, and a new message
-    /// is counted for the "new below" marker.
+    /// text of a history scrolled up in a pane `width` columns wide: a
+    /// message newer than any held grows the scroll by the rows it adds
+    /// below, and is counted for the "new below" marker. (An older one,
+    /// from a page of history, goes above: the scroll counts from the
+    /// bottom, so the text stays put by itself.)
     pub fn insert_below_reader(&mut self, message: Message, width: u16) -> bool {
-        if self.scroll == 0 {
+        let newest = self.messages.keys().next_back().copied();
+        let below = newest.is_none_or(|newest| message.seq > newest);
+        if self.scroll == 0 || !below {
             return self.insert(message);
         }
         let before = history::rows(self, width).len();

@@ -134,6 +134,37 @@ fn a_new_message_keeps_a_scrolled_up_history_still() {
     assert_eq!((k1.scroll, k1.new_below), (0, 0), "read to the bottom");
 }
 
+/// Scrolled up when the connection drops: the newest page after the
+/// reconnect brings what came meanwhile below, without moving the text; an
+/// older page (PgUp at the top) goes above and moves nothing either.
+#[test]
+fn pages_of_history_keep_a_scrolled_up_history_still() {
+    let page = |seqs: std::ops::RangeInclusive<u64>| {
+        let messages = seqs
+            .map(|seq| message("k1", seq, AuthorKind::Visitor, &format!("line {seq}")))
+            .collect();
+        AgentEvent::History(HistoryPage {
+            conversation_id: "k1".into(),
+            messages,
+        })
+    };
+    let mut app = with_k1_open();
+    app.update(Input::Resize {
+        width: 80,
+        height: 24,
+    });
+    frame(&mut app, page(11..=50));
+    key(&mut app, KeyCode::PageUp);
+    let scroll = app.conversations["k1"].scroll;
+    assert!(scroll > 0);
+    frame(&mut app, page(51..=52));
+    let k1 = &app.conversations["k1"];
+    assert_eq!((k1.scroll, k1.new_below), (scroll + 4, 2), "two rows each");
+    frame(&mut app, page(1..=10));
+    let k1 = &app.conversations["k1"];
+    assert_eq!((k1.scroll, k1.new_below), (scroll + 4, 2), "older: above");
+}
+
 /// Repro 7: a reply refused because the chat is someone else's now cannot
 /// succeed on a retry; it can be taken back into compose, or dropped.
 #[test]
