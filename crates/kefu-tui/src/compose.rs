@@ -3,10 +3,16 @@
 //! Hand-rolled rather than `tui-textarea` (which trails ratatui's releases):
 //! a reply box needs little — insert, delete, move — but it must place the
 //! cursor right after CJK and emoji, which it does through [`crate::wrap`].
+//!
+//! The cursor moves and deletes by grapheme cluster, so a flag or an emoji
+//! sequence is never half deleted (which would leave a stray `🇳` in the
+//! reply). Readline's line and word keys are here too.
 
-use crate::wrap::char_width;
+use unicode_segmentation::UnicodeSegmentation;
 
-/// Text plus a cursor, which is a byte offset always on a `char` boundary.
+use crate::wrap::{graphemes, shown};
+
+/// Text plus a cursor, which is a byte offset always on a grapheme boundary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Buffer {
     text: String,
@@ -52,28 +58,88 @@ impl Buffer {
     }
 
     pub fn backspace(&mut self) {
-        if let Some(ch) = self.text[..self.cursor].chars().next_back() {
-            self.cursor -= ch.len_utf8();
-            self.text.remove(self.cursor);
-        }
+        let start = self.previous_boundary();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
     }
 
     pub fn delete(&mut self) {
-        if self.cursor < self.text.len() {
-            self.text.remove(self.cursor);
-        }
+        let end = self.next_boundary();
+        self.text.replace_range(self.cursor..end, "");
     }
 
     pub fn left(&mut self) {
-        if let Some(ch) = self.text[..self.cursor].chars().next_back() {
-            self.cursor -= ch.len_utf8();
-        }
+        self.cursor = self.previous_boundary();
     }
 
     pub fn right(&mut self) {
-        if let Some(ch) = self.text[self.cursor..].chars().next() {
-            self.cursor += ch.len_utf8();
-        }
+        self.cursor = self.next_boundary();
+    }
+
+    /// Ctrl-W: deletes back to the start of the word before the cursor
+    /// (words end at whitespace, as readline's `unix-word-rubout`).
+    pub fn delete_word_back(&mut self) {
+        let start = self.word_start();
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Alt-b: to the start of this word, or of the one before.
+    pub fn word_left(&mut self) {
+        self.cursor = self.word_start();
+    }
+
+    /// Alt-f: to the end of this word, or of the next one.
+    pub fn word_right(&mut self) {
+        let rest = &self.text[self.cursor..];
+        let word = rest.trim_start();
+        let skipped = rest.len() - word.len();
+        let end = word.find(char::is_whitespace).unwrap_or(word.len());
+        self.cursor += skipped + end;
+    }
+
+    /// Ctrl-U: deletes to the start of the line; at the start of a line,
+    /// joins it to the one above.
+    pub fn kill_to_line_start(&mut self) {
+        let start = match self.line_start(self.cursor) {
+            start if start == self.cursor => start.saturating_sub(1),
+            start => start,
+        };
+        self.text.replace_range(start..self.cursor, "");
+        self.cursor = start;
+    }
+
+    /// Ctrl-K: deletes to the end of the line; at the end of a line, joins
+    /// the next one to it.
+    pub fn kill_to_line_end(&mut self) {
+        let end = match self.line_end(self.cursor) {
+            end if end == self.cursor && end < self.text.len() => end + 1,
+            end => end,
+        };
+        self.text.replace_range(self.cursor..end, "");
+    }
+
+    fn previous_boundary(&self) -> usize {
+        self.text[..self.cursor]
+            .grapheme_indices(true)
+            .next_back()
+            .map_or(0, |(at, _)| at)
+    }
+
+    fn next_boundary(&self) -> usize {
+        self.text[self.cursor..]
+            .graphemes(true)
+            .next()
+            .map_or(self.cursor, |g| self.cursor + g.len())
+    }
+
+    /// Where the word before the cursor starts, whitespace before the
+    /// cursor skipped first.
+    fn word_start(&self) -> usize {
+        let before = self.text[..self.cursor].trim_end();
+        before
+            .trim_end_matches(|ch: char| !ch.is_whitespace())
+            .len()
     }
 
     /// To the start of the current line.
@@ -93,7 +159,7 @@ impl Buffer {
             self.cursor = 0;
             return;
         }
-        let column = self.text[start..self.cursor].chars().count();
+        let column = self.text[start..self.cursor].graphemes(true).count();
         let above = self.line_start(start - 1);
         self.cursor = self.advance(above, column);
     }
@@ -106,7 +172,7 @@ impl Buffer {
             return;
         }
         let column = self.text[self.line_start(self.cursor)..self.cursor]
-            .chars()
+            .graphemes(true)
             .count();
         self.cursor = self.advance(end + 1, column);
     }
@@ -121,11 +187,11 @@ impl Buffer {
             .map_or(self.text.len(), |i| at + i)
     }
 
-    /// `columns` characters on from `start`, stopping at the line's end.
+    /// `columns` symbols on from `start`, stopping at the line's end.
     fn advance(&self, start: usize, columns: usize) -> usize {
         let end = self.line_end(start);
         self.text[start..end]
-            .char_indices()
+            .grapheme_indices(true)
             .nth(columns)
             .map_or(end, |(i, _)| start + i)
     }
@@ -138,22 +204,23 @@ impl Buffer {
         let mut rows = vec![String::new()];
         let mut used = 0;
         let mut cursor = (0, 0);
-        for (i, ch) in self.text.char_indices() {
-            if i == self.cursor {
+        let mut at = 0;
+        for (symbol, w) in graphemes(&self.text) {
+            if at == self.cursor {
                 cursor = (rows.len() - 1, used);
             }
-            if ch == '\n' {
+            at += symbol.len();
+            if symbol == "\n" {
                 rows.push(String::new());
                 used = 0;
                 continue;
             }
-            let w = char_width(ch);
             if used + w > width {
                 rows.push(String::new());
                 used = 0;
             }
             if let Some(row) = rows.last_mut() {
-                row.push(ch);
+                row.push_str(&shown(symbol));
             }
             used += w;
         }
@@ -218,6 +285,55 @@ mod tests {
         let (rows, cursor) = typed("abcd").layout(4);
         assert_eq!(rows, ["abcd", ""]);
         assert_eq!(cursor, (1, 0));
+    }
+
+    /// Issue 16, repro 6: backspace after a flag removes the whole flag;
+    /// a lone regional indicator is never left behind.
+    #[test]
+    fn emoji_sequences_are_edited_as_one_symbol() {
+        let mut buffer = typed("ok 🇨🇳");
+        buffer.backspace();
+        assert_eq!(buffer.text(), "ok ");
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let mut buffer = typed(&format!("a{family}b"));
+        buffer.left();
+        buffer.left();
+        buffer.delete();
+        assert_eq!(buffer.text(), "ab");
+        let (rows, cursor) = typed(&format!("ab🇨🇳{family}")).layout(4);
+        assert_eq!(rows, ["ab", "[CN]", family], "a flag is drawn as letters");
+        assert_eq!(cursor, (2, 2));
+    }
+
+    #[test]
+    fn readline_line_and_word_keys() {
+        let mut buffer = typed("hello big world");
+        buffer.delete_word_back();
+        assert_eq!(buffer.text(), "hello big ");
+        buffer.word_left();
+        buffer.word_left();
+        buffer.insert('_');
+        assert_eq!(buffer.text(), "_hello big ");
+        buffer.word_right();
+        buffer.insert('!');
+        assert_eq!(buffer.text(), "_hello! big ");
+        buffer.kill_to_line_end();
+        assert_eq!(buffer.text(), "_hello!");
+        buffer.left();
+        buffer.kill_to_line_start();
+        assert_eq!(buffer.text(), "!");
+
+        let mut buffer = typed("one\ntwo");
+        buffer.home();
+        buffer.kill_to_line_start();
+        assert_eq!(buffer.text(), "onetwo", "at a line's start, joins lines");
+        buffer.kill_to_line_end();
+        assert_eq!(buffer.text(), "one");
+        let mut buffer = typed("one\ntwo");
+        buffer.up();
+        buffer.end();
+        buffer.kill_to_line_end();
+        assert_eq!(buffer.text(), "onetwo", "at a line's end, joins lines");
     }
 
     #[test]

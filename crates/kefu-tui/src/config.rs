@@ -51,6 +51,9 @@ pub struct FileConfig {
     pub relay: Option<String>,
     pub token: Option<String>,
     pub log_file: Option<PathBuf>,
+    /// Capture the mouse (clicks, wheel); `false` leaves plain dragging to
+    /// the terminal, to select and copy text. Default: on.
+    pub mouse: Option<bool>,
     pub notify: Notify,
     pub keys: KeyPrefs,
     pub canned: Vec<Canned>,
@@ -145,6 +148,8 @@ pub struct Settings {
     pub url: String,
     pub token: String,
     pub log_file: Option<PathBuf>,
+    /// Capture the mouse (`--no-mouse` or `mouse = false` turn it off).
+    pub mouse: bool,
     pub notify: Notify,
     pub keys: KeyPrefs,
     pub canned: Vec<Canned>,
@@ -169,6 +174,7 @@ impl Settings {
             url: agent_url(&relay)?,
             token,
             log_file: file.log_file,
+            mouse: file.mouse.unwrap_or(true),
             notify: file.notify,
             keys: file.keys,
             canned: file.canned,
@@ -199,6 +205,7 @@ mod tests {
     const FILE: &str = r#"
 relay = "ws://file:1"
 token = "file-token"
+mouse = false
 
 [notify]
 bell = false
@@ -227,6 +234,16 @@ text = "Hello! How can I help?"
         assert_eq!(settings.notify.desktop, Desktop::Osc9);
         assert!(!settings.keys.enter_sends);
         assert_eq!(settings.canned[0].shortcut, "hi");
+        assert!(!settings.mouse);
+        let default = Settings::resolve(
+            None,
+            None,
+            FileConfig::parse("relay = \"ws://h:1\"\ntoken = \"t\"", Path::new("x"))
+                .expect("parses"),
+            "x",
+        )
+        .expect("complete settings");
+        assert!(default.mouse, "the mouse is captured unless turned off");
     }
 
     #[test]

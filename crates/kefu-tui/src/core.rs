@@ -22,6 +22,8 @@ pub struct Core {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub notifications: Vec<Notification>,
+    /// The terminal must be cleared and drawn whole (Ctrl-L).
+    pub redraw: bool,
     pub quit: bool,
 }
 
@@ -47,6 +49,7 @@ impl Core {
             match effect {
                 Effect::Request(request) => self.forward(request),
                 Effect::Notify(notification) => outcome.notifications.push(notification),
+                Effect::Redraw => outcome.redraw = true,
                 Effect::Quit => outcome.quit = true,
             }
         }

@@ -30,6 +30,10 @@ pub enum Layer {
 pub enum Action {
     Up,
     Down,
+    /// Home / g in the queue: the first row.
+    First,
+    /// End / G in the queue: the last row.
+    Last,
     /// Enter in the queue or a picker.
     Open,
     /// Esc: back to the queue, or close what is open.
@@ -52,6 +56,12 @@ pub enum Action {
     ScrollUp,
     ScrollDown,
     Retry,
+    /// Alt-e: the open conversation's failed replies back into compose.
+    EditFailed,
+    /// Alt-x: drop the open conversation's failed replies.
+    DiscardFailed,
+    /// Ctrl-L: clear the terminal and draw everything again.
+    Redraw,
     Quit,
     Yes,
     Send,
@@ -63,6 +73,11 @@ pub enum Action {
     Right,
     Home,
     End,
+    WordLeft,
+    WordRight,
+    DeleteWordBack,
+    KillToLineStart,
+    KillToLineEnd,
 }
 
 /// The action for `key`, if any. `enter_sends` is the user's preference
@@ -80,9 +95,12 @@ pub fn action(key: KeyEvent, focus: Focus, layer: Layer, enter_sends: bool) -> O
             Action::Quit
         });
     }
+    if ctrl && key.code == KeyCode::Char('l') {
+        return Some(Action::Redraw);
+    }
     match layer {
         Layer::None => {}
-        Layer::Help => return Some(Action::Back),
+        Layer::Help => return Some(help(key.code)),
         Layer::Picker => return picker(key.code),
         Layer::Confirm => {
             return match key.code {
@@ -110,6 +128,17 @@ fn picker(code: KeyCode) -> Option<Action> {
     }
 }
 
+/// The help scrolls when it does not fit; any other key closes it.
+fn help(code: KeyCode) -> Action {
+    match code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::PageUp => Action::ScrollUp,
+        KeyCode::PageDown | KeyCode::Char(' ') => Action::ScrollDown,
+        _ => Action::Back,
+    }
+}
+
 /// Keys that work whatever has the focus.
 fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
     Some(match code {
@@ -124,6 +153,8 @@ fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
         KeyCode::Char('p') if ctrl => Action::PrevActivity,
         KeyCode::Char('r') if ctrl => Action::Canned,
         KeyCode::Char('r') if alt => Action::Retry,
+        KeyCode::Char('e') if alt => Action::EditFailed,
+        KeyCode::Char('x') if alt => Action::DiscardFailed,
         _ => return None,
     })
 }
@@ -135,6 +166,8 @@ fn queue(code: KeyCode, modified: bool) -> Option<Action> {
     Some(match code {
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Home | KeyCode::Char('g') => Action::First,
+        KeyCode::End | KeyCode::Char('G') => Action::Last,
         KeyCode::Right | KeyCode::Char('f') => Action::NextFilter,
         KeyCode::Left | KeyCode::Char('F') => Action::PrevFilter,
         KeyCode::Enter => Action::Open,
@@ -151,6 +184,9 @@ fn queue(code: KeyCode, modified: bool) -> Option<Action> {
 }
 
 fn compose(code: KeyCode, ctrl: bool, alt: bool, enter_sends: bool) -> Option<Action> {
+    if let Some(action) = readline(code, ctrl, alt) {
+        return Some(action);
+    }
     Some(match code {
         KeyCode::Esc => Action::Back,
         KeyCode::Enter if alt != enter_sends => Action::Send,
@@ -169,6 +205,49 @@ fn compose(code: KeyCode, ctrl: bool, alt: bool, enter_sends: bool) -> Option<Ac
     })
 }
 
+/// The line and word keys of readline (and so of most shells).
+fn readline(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
+    Some(match code {
+        KeyCode::Char('a') if ctrl => Action::Home,
+        KeyCode::Char('e') if ctrl => Action::End,
+        KeyCode::Char('w') if ctrl => Action::DeleteWordBack,
+        KeyCode::Backspace if ctrl || alt => Action::DeleteWordBack,
+        KeyCode::Char('u') if ctrl => Action::KillToLineStart,
+        KeyCode::Char('k') if ctrl => Action::KillToLineEnd,
+        KeyCode::Char('b') if alt => Action::WordLeft,
+        KeyCode::Char('f') if alt => Action::WordRight,
+        KeyCode::Left if ctrl || alt => Action::WordLeft,
+        KeyCode::Right if ctrl || alt => Action::WordRight,
+        _ => return None,
+    })
+}
+
+/// The help's sections, in its two columns.
+pub const HELP_COLUMNS: [&[&str]; 2] = [&["anywhere", "compose"], &["queue", "mouse"]];
+
+/// Whether the help's columns fit side by side on a screen `width` wide.
+pub fn help_side_by_side(width: u16) -> bool {
+    width.saturating_sub(2) >= 78
+}
+
+/// Rows the help takes inside its border on a screen `width` wide: each
+/// section a title and its keys, a blank row between sections.
+pub fn help_height(width: u16) -> usize {
+    let column = |sections: &[&str]| -> usize {
+        let keys = HELP
+            .iter()
+            .filter(|(section, _, _)| sections.contains(section))
+            .count();
+        keys + 2 * sections.len() - 1
+    };
+    let [left, right] = HELP_COLUMNS.map(column);
+    if help_side_by_side(width) {
+        left.max(right)
+    } else {
+        left + 1 + right
+    }
+}
+
 /// Every key, as shown by `?` and in the README: (section, key, what it does).
 /// Kept short enough for two columns of help at 80 columns.
 pub const HELP: &[(&str, &str, &str)] = &[
@@ -179,10 +258,15 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("anywhere", "PgUp / PgDn", "scroll, load older"),
     ("anywhere", "Ctrl-R", "canned reply picker"),
     ("anywhere", "Alt-r", "retry failed replies"),
+    ("anywhere", "Alt-e / Alt-x", "edit / drop failed"),
+    ("anywhere", "Ctrl-L", "redraw the screen"),
     ("anywhere", "F1", "this help"),
     ("anywhere", "Ctrl-C", "quit"),
     ("mouse", "click", "open a chat"),
+    ("mouse", "wheel", "scroll what is under it"),
+    ("mouse", "Shift-drag", "select text to copy"),
     ("queue", "↑ ↓ / k j", "move"),
+    ("queue", "Home End / g G", "first / last"),
     ("queue", "← → / F f", "waiting / mine / all"),
     ("queue", "Enter", "open, write a reply"),
     ("queue", "c", "claim"),
@@ -196,6 +280,10 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("compose", "Enter", "send (claims waiting)"),
     ("compose", "Alt-Enter/Ctrl-J", "new line"),
     ("compose", "/shortcut Enter", "expand canned reply"),
+    ("compose", "Ctrl-A / Ctrl-E", "line start / end"),
+    ("compose", "Alt-b / Alt-f", "word back / forward"),
+    ("compose", "Ctrl-W", "delete word back"),
+    ("compose", "Ctrl-U / Ctrl-K", "delete to start / end"),
     ("compose", "Esc", "back to the queue"),
 ];
 
@@ -260,6 +348,29 @@ mod tests {
             );
             assert_eq!(plain(KeyCode::Tab, focus), Some(Action::NextConversation));
         }
+    }
+
+    #[test]
+    fn readline_keys_edit_in_compose_and_home_end_move_in_the_queue() {
+        let ctrl = |ch| key(KeyCode::Char(ch), KeyModifiers::CONTROL);
+        let alt = |ch| key(KeyCode::Char(ch), KeyModifiers::ALT);
+        let compose = |key| action(key, Focus::Compose, Layer::None, true);
+        assert_eq!(compose(ctrl('a')), Some(Action::Home));
+        assert_eq!(compose(ctrl('e')), Some(Action::End));
+        assert_eq!(compose(ctrl('w')), Some(Action::DeleteWordBack));
+        assert_eq!(compose(ctrl('u')), Some(Action::KillToLineStart));
+        assert_eq!(compose(ctrl('k')), Some(Action::KillToLineEnd));
+        assert_eq!(compose(alt('b')), Some(Action::WordLeft));
+        assert_eq!(compose(alt('f')), Some(Action::WordRight));
+        for focus in [Focus::Queue, Focus::Compose] {
+            assert_eq!(
+                action(ctrl('l'), focus, Layer::Picker, true),
+                Some(Action::Redraw)
+            );
+        }
+        assert_eq!(plain(KeyCode::Home, Focus::Queue), Some(Action::First));
+        assert_eq!(plain(KeyCode::Char('G'), Focus::Queue), Some(Action::Last));
+        assert_eq!(plain(KeyCode::Home, Focus::Compose), Some(Action::Home));
     }
 
     #[test]

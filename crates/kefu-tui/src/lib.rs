@@ -4,8 +4,9 @@
 //! Modules by layer, lowest first; each imports only from layers below it
 //! (`tests/layers.rs` checks), so the state never depends on how it is
 //! drawn or carried, and each layer can be tested without the ones above.
-//! 1. Leaves: [`wrap`] (wrapping by display width), [`sanitize`] (strips
-//!    terminal escapes from everything received), [`config`] (the config
+//! 1. Leaves: [`wrap`] (wrapping by display width, and the form each
+//!    symbol is drawn in), [`sanitize`] (strips terminal escapes from
+//!    everything received; uses `wrap`'s forms), [`config`] (the config
 //!    file and flag/env precedence), [`keys`] (which key means which action,
 //!    by focus; the help table).
 //! 2. [`compose`]: the compose box's text; [`layout`]: the geometry that

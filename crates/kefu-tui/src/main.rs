@@ -23,6 +23,10 @@ struct Args {
     /// Log file [default: log_file from the config, or kefu-tui.log in the temp dir].
     #[arg(long)]
     log: Option<PathBuf>,
+    /// Leave the mouse to the terminal (drag selects text) instead of
+    /// clicks and the wheel; `mouse = false` in the config does the same.
+    #[arg(long)]
+    no_mouse: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,7 +42,9 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let file = FileConfig::load(&path, required)?;
-    let settings = Settings::resolve(args.relay, args.token, file, &path.display().to_string())?;
+    let mut settings =
+        Settings::resolve(args.relay, args.token, file, &path.display().to_string())?;
+    settings.mouse &= !args.no_mouse;
     let log = args
         .log
         .or_else(|| settings.log_file.clone())

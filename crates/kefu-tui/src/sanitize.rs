@@ -8,17 +8,25 @@
 use kefu_protocol::Message;
 use kefu_protocol::agent::{AgentEvent, ConversationSummary};
 
-/// Cleans multi-line text (message bodies): keeps newlines, turns tabs into
-/// spaces, drops every escape sequence, other control character and bidi
-/// override.
+use crate::wrap::plain;
+
+/// Cleans multi-line text (message bodies, pastes): keeps line breaks —
+/// CRLF and a lone CR (which terminals send for Enter in a bracketed paste)
+/// become `\n` —, turns tabs into spaces, drops every escape sequence, other
+/// control character and bidi override.
 pub fn text(raw: &str) -> String {
-    clean(raw, false)
+    clean(&line_feeds(raw), false)
+}
+
+/// CRLF and lone CR as LF.
+fn line_feeds(raw: &str) -> String {
+    raw.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 /// Cleans a one-line field (names, URLs, previews): as [`text`], with line
 /// breaks turned into spaces so a field can never take more than its row.
 pub fn line(raw: &str) -> String {
-    clean(raw, true)
+    plain(&clean(&line_feeds(raw), true))
 }
 
 /// Cleans an optional field in place.
@@ -86,7 +94,7 @@ fn summary(summary: &mut ConversationSummary) {
 
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
-    message.text = text(&message.text);
+    message.text = plain(&text(&message.text));
 }
 
 /// How far into an escape sequence the scanner is.
@@ -184,10 +192,24 @@ mod tests {
         assert_eq!(line("two\nlines"), "two lines");
     }
 
+    /// Issue 16, repro 4: a bracketed paste separates lines with CR.
+    #[test]
+    fn cr_and_crlf_are_line_breaks() {
+        assert_eq!(text("one\rtwo\r\nthree\n"), "one\ntwo\nthree\n");
+        assert_eq!(line("one\rtwo"), "one two");
+    }
+
     #[test]
     fn drops_bidi_overrides_and_keeps_cjk_and_emoji() {
         assert_eq!(text("abc\u{202e}fed\u{2066}"), "abcfed");
         assert_eq!(text("你好 👋🏽 ok"), "你好 👋🏽 ok");
+    }
+
+    /// Issue 16, repro 6: received names (drawn without wrapping) are in
+    /// the form every terminal draws alike.
+    #[test]
+    fn received_fields_are_plain() {
+        assert_eq!(line("Ming 🇨🇳 👍🏿"), "Ming [CN] 👍");
     }
 
     #[test]

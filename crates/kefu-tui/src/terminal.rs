@@ -17,12 +17,12 @@ use crossterm::terminal::{
 };
 use futures_util::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
+use ratatui::backend::{Backend, CrosstermBackend};
 use time::{OffsetDateTime, UtcOffset};
 use tokio::time::{MissedTickBehavior, interval};
 
 use crate::TuiError;
-use crate::app::Input;
+use crate::app::{App, Input};
 use crate::config::Settings;
 use crate::core::Core;
 use crate::{notify, ui};
@@ -37,7 +37,7 @@ type Term = Terminal<CrosstermBackend<Stdout>>;
 /// Runs the client until the agent quits.
 pub async fn run(settings: Settings, utc_offset: UtcOffset) -> Result<(), TuiError> {
     install_panic_hook();
-    let mut terminal = enter()?;
+    let mut terminal = enter(settings.mouse)?;
     let result = event_loop(&mut terminal, &settings, utc_offset).await;
     leave()?;
     terminal.show_cursor()?;
@@ -61,6 +61,8 @@ async fn event_loop(
     let mut clock = interval(CLOCK_EVERY);
     clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut dirty = true;
+    // Ctrl-L was pressed: the next paint clears first.
+    let mut clear = false;
     loop {
         let input = tokio::select! {
             event = events.next() => match event {
@@ -75,7 +77,7 @@ async fn event_loop(
             _ = clock.tick() => Input::Tick(OffsetDateTime::now_utc()),
             _ = render.tick() => {
                 if dirty {
-                    terminal.draw(|frame| ui::draw(&core.app, frame))?;
+                    paint(terminal, &core.app, std::mem::take(&mut clear))?;
                     dirty = false;
                 }
                 continue;
@@ -83,11 +85,12 @@ async fn event_loop(
         };
         let outcome = core.handle(input);
         dirty = true;
+        clear |= outcome.redraw;
         for notification in &outcome.notifications {
             let bytes = notify::sequence(&settings.notify, notification);
             let backend = terminal.backend_mut();
             backend.write_all(bytes.as_bytes())?;
-            backend.flush()?;
+            Write::flush(backend)?;
         }
         if outcome.quit {
             return Ok(());
@@ -95,29 +98,48 @@ async fn event_loop(
     }
 }
 
+/// Draws the app. With `clear` (Ctrl-L) the terminal is cleared first and
+/// ratatui forgets what it believed was on it, so every cell is written
+/// again: whatever else wrote to the screen is painted over. Without it,
+/// only the cells that changed in the app are written.
+fn paint<B: Backend>(terminal: &mut Terminal<B>, app: &App, clear: bool) -> Result<(), B::Error> {
+    if clear {
+        terminal.clear()?;
+    }
+    terminal.draw(|frame| ui::draw(app, frame))?;
+    Ok(())
+}
+
 fn terminal_input(event: Event) -> Option<Input> {
     match event {
         Event::Key(key) => Some(Input::Key(key)),
         Event::Paste(text) => Some(Input::Paste(text)),
         Event::Resize(width, height) => Some(Input::Resize { width, height }),
-        Event::Mouse(mouse) if mouse.kind == MouseEventKind::Down(MouseButton::Left) => {
-            Some(Input::Click {
+        Event::Mouse(mouse) => match mouse.kind {
+            MouseEventKind::Down(MouseButton::Left) => Some(Input::Click {
                 column: mouse.column,
                 row: mouse.row,
-            })
-        }
+            }),
+            MouseEventKind::ScrollUp | MouseEventKind::ScrollDown => Some(Input::Wheel {
+                column: mouse.column,
+                row: mouse.row,
+                up: mouse.kind == MouseEventKind::ScrollUp,
+            }),
+            _ => None,
+        },
         _ => None,
     }
 }
 
-fn enter() -> Result<Term, TuiError> {
+/// Raw mode on the alternate screen. With `mouse`, the terminal reports
+/// clicks and the wheel, and selecting text then takes Shift-drag in most
+/// terminals; without it, plain dragging selects.
+fn enter(mouse: bool) -> Result<Term, TuiError> {
     enable_raw_mode()?;
-    execute!(
-        io::stdout(),
-        EnterAlternateScreen,
-        EnableMouseCapture,
-        EnableBracketedPaste
-    )?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)?;
+    if mouse {
+        execute!(io::stdout(), EnableMouseCapture)?;
+    }
     Ok(Terminal::new(CrosstermBackend::new(io::stdout()))?)
 }
 
@@ -140,4 +162,37 @@ fn install_panic_hook() {
         let _ = leave();
         report(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use crossterm::event::{KeyCode, KeyModifiers};
+    use ratatui::backend::TestBackend;
+    use ratatui::buffer::Cell;
+
+    use super::*;
+    use crate::app::Effect;
+    use crate::app::tests::{new_app, press};
+
+    /// Ctrl-L repaints a cell that something other than the app wrote,
+    /// which an ordinary draw leaves alone (it writes changed cells only).
+    #[test]
+    fn ctrl_l_repaints_what_something_else_wrote() {
+        let mut app = new_app();
+        let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
+        let at = (40, 10);
+        let Ok(()) = paint(&mut terminal, &app, false);
+        let expected = terminal.backend().buffer()[at].clone();
+        let garbage = Cell::new("🇳");
+        let Ok(()) = terminal
+            .backend_mut()
+            .draw([(at.0, at.1, &garbage)].into_iter());
+        let Ok(()) = paint(&mut terminal, &app, false);
+        assert_eq!(terminal.backend().buffer()[at].symbol(), "🇳");
+
+        let effects = press(&mut app, KeyCode::Char('l'), KeyModifiers::CONTROL);
+        assert_eq!(effects, [Effect::Redraw]);
+        let Ok(()) = paint(&mut terminal, &app, true);
+        assert_eq!(terminal.backend().buffer()[at], expected);
+    }
 }

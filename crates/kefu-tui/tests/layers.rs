@@ -3,7 +3,7 @@
 
 const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("wrap", &[]),
-    ("sanitize", &[]),
+    ("sanitize", &["wrap"]),
     ("config", &[]),
     ("keys", &[]),
     ("compose", &["wrap"]),

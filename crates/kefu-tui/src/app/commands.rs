@@ -5,7 +5,7 @@ use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
 use super::requests::{history_request, send_request};
-use super::{App, Asked, Effect, Outgoing, Overlay, SendState, history, queue};
+use super::{App, Asked, Effect, Outgoing, Overlay, SendState, queue};
 use crate::keys::{Action, Focus};
 use crate::{layout, sanitize};
 
@@ -14,12 +14,17 @@ const TYPING_EVERY: time::Duration = time::Duration::seconds(3);
 
 impl App {
     pub(super) fn act(&mut self, action: Action) {
+        if action == Action::Redraw {
+            return self.effects.push(Effect::Redraw);
+        }
         if self.overlay != Overlay::None {
             return self.act_on_overlay(action);
         }
         match action {
             Action::Up if self.focus == Focus::Queue => self.move_cursor(-1),
             Action::Down if self.focus == Focus::Queue => self.move_cursor(1),
+            Action::First if self.focus == Focus::Queue => self.move_cursor(isize::MIN),
+            Action::Last if self.focus == Focus::Queue => self.move_cursor(isize::MAX),
             Action::Open => self.open_selected(),
             Action::Back => self.focus = Focus::Queue,
             Action::NextFilter => self.filter = self.filter.cycle(1),
@@ -39,10 +44,15 @@ impl App {
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
             Action::Canned => self.pick_canned(),
-            Action::Help => self.overlay = Overlay::Help,
+            Action::Help => {
+                self.overlay = Overlay::Help;
+                self.help_scroll = 0;
+            }
             Action::ScrollUp => self.scroll(true),
             Action::ScrollDown => self.scroll(false),
             Action::Retry => self.retry(),
+            Action::EditFailed => self.edit_failed(),
+            Action::DiscardFailed => self.discard_failed(),
             Action::Quit => self.quit(),
             Action::Send => self.send(),
             _ => self.edit(action),
@@ -52,6 +62,10 @@ impl App {
     fn act_on_overlay(&mut self, action: Action) {
         match (&mut self.overlay, action) {
             (_, Action::Back) => self.overlay = super::Overlay::None,
+            (Overlay::Help, Action::Up) => self.scroll_help(-1),
+            (Overlay::Help, Action::Down) => self.scroll_help(1),
+            (Overlay::Help, Action::ScrollUp) => self.scroll_help(-8),
+            (Overlay::Help, Action::ScrollDown) => self.scroll_help(8),
             (Overlay::ConfirmQuit, Action::Yes) => self.effects.push(Effect::Quit),
             (Overlay::ConfirmResolve { conversation, .. }, Action::Yes) => {
                 let id = conversation.clone();
@@ -108,12 +122,13 @@ impl App {
         }
     }
 
-    fn move_cursor(&mut self, step: isize) {
+    /// Moves the queue's highlight `step` rows (saturating at either end).
+    pub(super) fn move_cursor(&mut self, step: isize) {
         let rows = self.rows();
         if rows.is_empty() {
             return;
         }
-        let at = self.selected_index(&rows) as isize + step;
+        let at = (self.selected_index(&rows) as isize).saturating_add(step);
         let at = at.clamp(0, rows.len() as isize - 1) as usize;
         self.selected = Some(rows[at].clone());
     }
@@ -134,6 +149,7 @@ impl App {
         };
         conversation.activity = false;
         conversation.scroll = 0;
+        conversation.new_below = 0;
         let follow = !conversation.followed;
         // Offline, the welcome after the reconnect asks for it.
         conversation.followed = true;
@@ -307,67 +323,6 @@ impl App {
         }
     }
 
-    /// The open conversation's history area, as drawn now.
-    fn history_area(&self) -> Option<Rect> {
-        let area = Rect::new(0, 0, self.size.0, self.size.1);
-        let draft = self.open_conversation().map(|c| &c.draft.buffer);
-        layout::screen(area, self.focus, draft)
-            .conversation
-            .map(|areas| areas.history)
-    }
-
-    /// PgUp / PgDn by a screenful, asking for an older page once the top of
-    /// what is held is reached.
-    fn scroll(&mut self, up: bool) {
-        let online = self.online();
-        let Some(area) = self.history_area() else {
-            return;
-        };
-        let Some(conversation) = self.open_conversation() else {
-            return;
-        };
-        let total = history::rows(conversation, area.width).len();
-        let top = total.saturating_sub(usize::from(area.height));
-        let page = usize::from(area.height.saturating_sub(1).max(1));
-        let Some(id) = self.open.clone() else { return };
-        let Some(conversation) = self.conversations.get_mut(&id) else {
-            return;
-        };
-        if !up {
-            conversation.scroll = conversation.scroll.saturating_sub(page).min(top);
-            return;
-        }
-        conversation.scroll = (conversation.scroll + page).min(top);
-        let older = conversation.scroll == top
-            && !conversation.complete()
-            && !conversation.loading_older
-            && online;
-        if older {
-            conversation.loading_older = true;
-            let before = conversation.oldest_seq();
-            self.request(history_request(&id, before));
-        }
-    }
-
-    /// Alt-r: resend the open conversation's failed replies, same ids.
-    fn retry(&mut self) {
-        let Some(id) = self.open.clone() else { return };
-        let online = self.online();
-        let Some(conversation) = self.conversations.get_mut(&id) else {
-            return;
-        };
-        let mut resend = Vec::new();
-        for out in &mut conversation.outgoing {
-            if matches!(out.state, SendState::Failed(_)) {
-                out.state = SendState::Pending;
-                resend.push(send_request(&id, out));
-            }
-        }
-        if online {
-            resend.into_iter().for_each(|r| self.request(r));
-        }
-    }
-
     fn quit(&mut self) {
         if self.conversations.values().any(|c| c.has_unsent()) {
             self.overlay = Overlay::ConfirmQuit;
@@ -403,6 +358,7 @@ impl App {
         let request = send_request(&id, &out);
         conversation.outgoing.push(out);
         conversation.scroll = 0;
+        conversation.new_below = 0;
         if online {
             self.request(request);
         }
@@ -429,11 +385,22 @@ impl App {
             Action::End => buffer.end(),
             Action::Up => buffer.up(),
             Action::Down => buffer.down(),
+            Action::WordLeft => buffer.word_left(),
+            Action::WordRight => buffer.word_right(),
+            Action::DeleteWordBack => buffer.delete_word_back(),
+            Action::KillToLineStart => buffer.kill_to_line_start(),
+            Action::KillToLineEnd => buffer.kill_to_line_end(),
             _ => return,
         }
         if matches!(
             action,
-            Action::Insert(_) | Action::Newline | Action::Backspace | Action::Delete
+            Action::Insert(_)
+                | Action::Newline
+                | Action::Backspace
+                | Action::Delete
+                | Action::DeleteWordBack
+                | Action::KillToLineStart
+                | Action::KillToLineEnd
         ) {
             self.typed();
         }
@@ -468,7 +435,7 @@ impl App {
         }
     }
 
-    fn open_draft(&mut self) -> Option<&mut super::Draft> {
+    pub(super) fn open_draft(&mut self) -> Option<&mut super::Draft> {
         let id = self.open.as_ref()?;
         self.conversations.get_mut(id).map(|c| &mut c.draft)
     }

@@ -24,6 +24,8 @@ pub struct Conversation {
     pub draft: Draft,
     /// Rows scrolled up from the newest message.
     pub scroll: usize,
+    /// Messages that came while scrolled up, not yet scrolled down to.
+    pub new_below: usize,
     /// `history` was asked for: this connection follows the conversation, and
     /// must ask again after a reconnect to follow it on the new one.
     pub followed: bool,
@@ -60,8 +62,11 @@ pub struct Outgoing {
 pub enum SendState {
     /// Sent (or waiting for a connection to be sent on); no ack yet.
     Pending,
-    /// The relay refused it; the agent may retry.
-    Failed(String),
+    /// The relay refused it. `retry` says whether sending it again can
+    /// succeed (a busy or failing relay), unlike a refusal that will stand
+    /// (the chat is someone else's now); either way the agent can take the
+    /// text back into compose or drop it.
+    Failed { reason: String, retry: bool },
 }
 
 impl Conversation {
@@ -72,6 +77,7 @@ impl Conversation {
             outgoing: Vec::new(),
             draft: Draft::default(),
             scroll: 0,
+            new_below: 0,
             followed: false,
             loading_older: false,
             activity: false,

@@ -10,6 +10,7 @@ use kefu_protocol::{
     Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
 };
 
+use super::failed::retry_can_succeed;
 use super::requests::{history_request, send_request};
 use super::{App, Asked, Connection, Conversation, NetEvent, SendState};
 use crate::sanitize;
@@ -22,9 +23,7 @@ impl App {
             }
             NetEvent::Disconnected { reason, retry_in } => {
                 self.typing_sent = None;
-                self.connection = Connection::Offline {
-                    reason: format!("{reason}; retrying in {:.1} s", retry_in.as_secs_f32()),
-                };
+                self.connection = Connection::Offline { reason, retry_in };
             }
             NetEvent::Rejected(reason) => self.connection = Connection::Rejected(reason),
             NetEvent::Frame(frame) => self.frame(sanitize::agent_event(*frame)),
@@ -175,13 +174,15 @@ impl App {
     }
 
     fn history(&mut self, page: HistoryPage) {
+        let history_width = self.history_area().map_or(0, |area| area.width);
         let Some(conversation) = self.conversations.get_mut(&page.conversation_id) else {
             return;
         };
         conversation.loading_older = false;
         let first = page.messages.first().map(|m| m.seq);
         for message in page.messages {
-            conversation.insert(message);
+            // After a reconnect the newest page brings what came meanwhile.
+            conversation.insert_below_reader(message, history_width);
         }
         // After a reconnect the newest page may not reach what we held:
         // page back until the hole is closed.
@@ -233,11 +234,12 @@ impl App {
         let on_screen = self.open.as_deref() == Some(id.as_str());
         let body = format!("{}: {}", message.author.name, message.text);
         let known = self.conversations.contains_key(&id);
+        let history_width = self.history_area().map_or(0, |area| area.width);
         let conversation = self
             .conversations
             .entry(id.clone())
             .or_insert_with(|| Conversation::from_first_message(&message));
-        if !conversation.insert(message) {
+        if !conversation.insert_below_reader(message, history_width) {
             return;
         }
         if from_visitor {
@@ -314,7 +316,10 @@ impl App {
                 .iter_mut()
                 .find(|out| out.client_id == reference)
             {
-                out.state = SendState::Failed(error.message.clone());
+                out.state = SendState::Failed {
+                    reason: error.message.clone(),
+                    retry: retry_can_succeed(error.code),
+                };
                 self.flash = Some(format!("reply not sent: {}", error.message));
                 return;
             }

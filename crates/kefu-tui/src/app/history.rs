@@ -7,7 +7,7 @@
 
 use kefu_protocol::{AuthorKind, Message};
 
-use super::conversation::{Conversation, Outgoing};
+use super::conversation::{Conversation, Outgoing, SendState};
 use crate::wrap::wrap;
 
 /// Body rows are indented by this much; notes put a bar there.
@@ -26,6 +26,9 @@ pub enum Row<'a> {
     Pending(&'a Outgoing),
     /// One row of a message's text, without the indent.
     Body { text: String, internal: bool },
+    /// Under a refused reply: what can be done with it (`retry` if
+    /// sending it again can succeed).
+    Failed { retry: bool },
 }
 
 /// Every row of `conversation`'s history for a pane `width` columns wide,
@@ -51,6 +54,9 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
     for out in &conversation.outgoing {
         rows.push(Row::Pending(out));
         body(&mut rows, &out.text, out.internal, width);
+        if let SendState::Failed { retry, .. } = out.state {
+            rows.push(Row::Failed { retry });
+        }
     }
     rows
 }

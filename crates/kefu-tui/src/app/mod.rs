@@ -13,13 +13,18 @@
 //! - `frames`: what the relay's frames do to the state.
 //! - `commands`: what the agent's actions do.
 //! - `requests`: the requests both of those build.
+//! - `failed`: replies the relay refused — retry, edit or drop them.
+//! - `scrolling`: the history's scroll, kept still under new messages;
+//!   the mouse wheel.
 
 mod commands;
 pub mod conversation;
+mod failed;
 mod frames;
 pub mod history;
 pub mod queue;
 mod requests;
+mod scrolling;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,6 +53,12 @@ pub enum Input {
     Click {
         column: u16,
         row: u16,
+    },
+    /// The mouse wheel turned over a terminal cell.
+    Wheel {
+        column: u16,
+        row: u16,
+        up: bool,
     },
     Resize {
         width: u16,
@@ -80,6 +91,8 @@ pub enum NetEvent {
 pub enum Effect {
     Request(AgentRequest),
     Notify(Notification),
+    /// Clear the terminal and draw every cell again (Ctrl-L).
+    Redraw,
     Quit,
 }
 
@@ -94,7 +107,7 @@ pub struct Notification {
 pub enum Connection {
     Connecting { attempt: u32 },
     Online,
-    Offline { reason: String },
+    Offline { reason: String, retry_in: Duration },
     Rejected(String),
 }
 
@@ -175,6 +188,8 @@ pub struct App {
     pub size: (u16, u16),
     /// A one-line notice (an error, a hint) until the next key.
     pub flash: Option<String>,
+    /// Rows the help is scrolled down by, when it does not fit.
+    pub help_scroll: usize,
     /// A welcome came before: later ones are reconnects.
     welcomed: bool,
     /// When `typing: true` was last sent, to send it at most every few seconds.
@@ -204,6 +219,7 @@ impl App {
             utc_offset,
             size: (80, 24),
             flash: None,
+            help_scroll: 0,
             welcomed: false,
             typing_sent: None,
             effects: Vec::new(),
@@ -223,6 +239,7 @@ impl App {
             }
             Input::Paste(text) => self.paste(&text),
             Input::Click { column, row } => self.click(column, row),
+            Input::Wheel { column, row, up } => self.wheel(column, row, up),
             Input::Resize { width, height } => self.size = (width, height),
             Input::Tick(now) => self.now = now,
             Input::Net(event) => self.net(event),

@@ -112,12 +112,38 @@ fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area:
     // Newest next to the compose box, as in any chat: a short history sits
     // at the bottom.
     let blank = area.height.saturating_sub(visible.len() as u16);
-    let area = Rect {
+    let text = Rect {
         y: area.y + blank,
         height: area.height - blank,
         ..area
     };
-    frame.render_widget(Paragraph::new(visible), area);
+    frame.render_widget(Paragraph::new(visible), text);
+    if scroll > 0 && conversation.new_below > 0 {
+        new_below_marker(frame, conversation.new_below, area);
+    }
+}
+
+/// Over the history's bottom row while scrolled up: new messages came
+/// (and the text being read stayed where it was).
+fn new_below_marker(frame: &mut Frame, count: usize, area: Rect) {
+    let what = if count == 1 { "message" } else { "messages" };
+    let marker = truncate(
+        &format!(" ↓ {count} new {what} below · PgDn "),
+        usize::from(area.width),
+    );
+    let row = Rect {
+        y: area.bottom().saturating_sub(1),
+        height: 1.min(area.height),
+        ..area
+    };
+    let style = Style::new()
+        .fg(Color::Black)
+        .bg(Color::Yellow)
+        .add_modifier(Modifier::BOLD);
+    frame.render_widget(
+        Paragraph::new(Line::styled(marker, style)).alignment(ratatui::layout::Alignment::Right),
+        row,
+    );
 }
 
 fn compose(app: &App, frame: &mut Frame, conversation: &Conversation, area: Rect) {

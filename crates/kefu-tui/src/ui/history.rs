@@ -37,6 +37,15 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
             Line::from(header)
         }
         Row::Pending(out) => pending_header(app, out),
+        // Alt-r is offered only where a retry can succeed.
+        Row::Failed { retry } => {
+            let keys = if retry {
+                "  Alt-r retry · Alt-e edit · Alt-x drop"
+            } else {
+                "  Alt-e edit · Alt-x drop"
+            };
+            Line::styled(keys, Style::new().fg(Color::Red))
+        }
         Row::Body { text, internal } => {
             let (prefix, style) = if internal {
                 ("┃ ", note())
@@ -56,8 +65,8 @@ fn pending_header(app: &App, out: &Outgoing) -> Line<'static> {
         .to_owned();
     let mark = match &out.state {
         SendState::Pending => Span::styled(" · sending…", dim()),
-        SendState::Failed(reason) => Span::styled(
-            format!(" · failed: {reason} (Alt-r retries)"),
+        SendState::Failed { reason, .. } => Span::styled(
+            format!(" · not sent: {reason}"),
             Style::new().fg(Color::Red),
         ),
     };

@@ -8,13 +8,13 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use super::{bold, dim};
 use crate::app::{App, Overlay};
-use crate::keys::HELP;
+use crate::keys::{HELP, HELP_COLUMNS, help_height, help_side_by_side};
 use crate::wrap::{truncate, width};
 
 pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
         Overlay::None => {}
-        Overlay::Help => help(frame, area),
+        Overlay::Help => help(frame, area, app.help_scroll),
         Overlay::Transfer {
             conversation,
             choices,
@@ -63,9 +63,9 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
     }
 }
 
-/// Every key, in two columns when the screen is wide enough for them.
-fn help(frame: &mut Frame, area: Rect) {
-    let sections = ["anywhere", "mouse", "queue", "compose"];
+/// Every key, in two columns when the screen is wide enough for them;
+/// scrolled by `scroll` rows when it is taller than the screen.
+fn help(frame: &mut Frame, area: Rect, scroll: usize) {
     let column = |names: &[&str]| -> Vec<Line<'static>> {
         let in_column = |section: &&str| names.contains(section);
         let key_width = HELP
@@ -90,24 +90,42 @@ fn help(frame: &mut Frame, area: Rect) {
         }
         lines
     };
-    let (left, right) = (column(&sections[..2]), column(&sections[2..]));
-    let inner_width = area.width.saturating_sub(2);
-    if inner_width >= 78 {
-        let height = left.len().max(right.len()) as u16 + 2;
-        let outer = centered(area, 80, height);
+    let [left, right] = HELP_COLUMNS.map(column);
+    let height = help_height(area.width);
+    let visible = usize::from(area.height.saturating_sub(2));
+    let scroll = scroll.min(height.saturating_sub(visible));
+    let below = height.saturating_sub(visible + scroll);
+    let block = if height > visible {
+        let more = match (scroll, below) {
+            (0, below) => format!(" ↓ {below} more "),
+            (above, 0) => format!(" ↑ {above} more "),
+            (above, below) => format!(" ↑ {above} · ↓ {below} more "),
+        };
+        Block::bordered()
+            .title(" Keys (↑↓ scroll, Esc closes) ")
+            .title_bottom(Line::styled(more, dim()))
+    } else {
+        Block::bordered().title(" Keys (any key closes) ")
+    };
+    let offset = (u16::try_from(scroll).unwrap_or(u16::MAX), 0);
+    if help_side_by_side(area.width) {
+        let outer = centered(area, 80, height as u16 + 2);
         frame.render_widget(Clear, outer);
-        let block = Block::bordered().title(" Keys (any key closes) ");
         let inner = block.inner(outer);
         frame.render_widget(block, outer);
         let [l, r] = Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
             .areas(inner);
-        frame.render_widget(Paragraph::new(left), l);
-        frame.render_widget(Paragraph::new(right), r);
+        frame.render_widget(Paragraph::new(left).scroll(offset), l);
+        frame.render_widget(Paragraph::new(right).scroll(offset), r);
     } else {
         let mut lines = left;
         lines.push(Line::raw(""));
         lines.extend(right);
-        popup(frame, area, " Keys (any key closes) ", lines, area.width);
+        let content = lines.iter().map(Line::width).max().unwrap_or(0) as u16;
+        let outer = centered(area, (content + 2).max(34), height as u16 + 2);
+        frame.render_widget(Clear, outer);
+        let paragraph = Paragraph::new(lines).scroll(offset).block(block);
+        frame.render_widget(paragraph, outer);
     }
 }
 

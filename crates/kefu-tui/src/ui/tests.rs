@@ -1,5 +1,7 @@
 //! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
 
+mod conventions;
+
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
 use kefu_protocol::{AuthorKind, Typing};
@@ -238,30 +240,30 @@ fn help_lists_every_key_at_80_by_24() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
-            "│1 ● Ming 明               5m││https://shop.example/cart                       │",
             "┌ Keys (any key closes) ───────────────────────────────────────────────────────┐",
             "│anywhere                               queue                                  │",
-            "│Tab / S-Tab    next / previous chat    ↑ ↓ / k j        move                  │",
-            "│Alt-1 … Alt-9  open chat number n      ← → / F f        waiting / mine / all  │",
-            "│Ctrl-N / Alt-a next chat with news     Enter            open, write a reply   │",
-            "│Ctrl-P         the same, other end     c                claim                 │",
-            "│PgUp / PgDn    scroll, load older      t                transfer to an agent  │",
-            "│Ctrl-R         canned reply picker     r                resolve (may ask y/n) │",
-            "│Alt-r          retry failed replies    i                internal-note mode    │",
-            "│F1             this help               a                available / away      │",
-            "│Ctrl-C         quit                    /                canned reply picker   │",
-            "│                                       ?                this help             │",
-            "│mouse                                  q                quit                  │",
-            "│click          open a chat                                                    │",
-            "│                                       compose                                │",
-            "│                                       Enter            send (claims waiting) │",
-            "│                                       Alt-Enter/Ctrl-J new line              │",
-            "│                                       /shortcut Enter  expand canned reply   │",
-            "│                                       Esc              back to the queue     │",
+            "│Tab / S-Tab      next / previous chat  ↑ ↓ / k j      move                    │",
+            "│Alt-1 … Alt-9    open chat number n    Home End / g G first / last            │",
+            "│Ctrl-N / Alt-a   next chat with news   ← → / F f      waiting / mine / all    │",
+            "│Ctrl-P           the same, other end   Enter          open, write a reply     │",
+            "│PgUp / PgDn      scroll, load older    c              claim                   │",
+            "│Ctrl-R           canned reply picker   t              transfer to an agent    │",
+            "│Alt-r            retry failed replies  r              resolve (may ask y/n)   │",
+            "│Alt-e / Alt-x    edit / drop failed    i              internal-note mode      │",
+            "│Ctrl-L           redraw the screen     a              available / away        │",
+            "│F1               this help             /              canned reply picker     │",
+            "│Ctrl-C           quit                  ?              this help               │",
+            "│                                       q              quit                    │",
+            "│compose                                                                       │",
+            "│Enter            send (claims waiting) mouse                                  │",
+            "│Alt-Enter/Ctrl-J new line              click          open a chat             │",
+            "│/shortcut Enter  expand canned reply   wheel          scroll what is under it │",
+            "│Ctrl-A / Ctrl-E  line start / end      Shift-drag     select text to copy     │",
+            "│Alt-b / Alt-f    word back / forward                                          │",
+            "│Ctrl-W           delete word back                                             │",
+            "│Ctrl-U / Ctrl-K  delete to start / end                                        │",
+            "│Esc              back to the queue                                            │",
             "└──────────────────────────────────────────────────────────────────────────────┘",
-            "└────────────────────────────┘└────────────────────────────────────────────────┘",
-            " ● online │ alice (available) │ 2 waiting                                ? help ",
         ],
     );
 }

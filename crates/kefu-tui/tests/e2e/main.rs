@@ -23,6 +23,7 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
         url: format!("ws://{addr}/ws/agent"),
         token,
         log_file: None,
+        mouse: true,
         notify: Notify::default(),
         keys: KeyPrefs::default(),
         canned: Vec::new(),

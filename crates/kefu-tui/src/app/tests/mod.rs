@@ -2,6 +2,7 @@
 //! are here (the drawing tests use them too); the tests are by concern.
 
 mod actions;
+mod conventions;
 mod frames;
 mod replies;
 mod targets;

@@ -76,6 +76,7 @@ fn unacked_replies_are_resent_with_their_client_id_after_a_reconnect() {
     assert_eq!(texts, ["are you there?", "second"], "each once, in order");
 }
 
+/// A refusal a retry can get past (the relay was busy).
 #[test]
 fn a_refused_reply_fails_and_retries_with_the_same_client_id() {
     let mut app = with_k1_open();
@@ -84,12 +85,15 @@ fn a_refused_reply_fails_and_retries_with_the_same_client_id() {
     frame(
         &mut app,
         AgentEvent::Error(
-            ErrorFrame::new(ErrorCode::Conflict, "claimed by bob").with_ref(client_id.clone()),
+            ErrorFrame::new(ErrorCode::RateLimited, "slow down").with_ref(client_id.clone()),
         ),
     );
     assert_eq!(
         outgoing(&app, "k1")[0].state,
-        SendState::Failed("claimed by bob".into())
+        SendState::Failed {
+            reason: "slow down".into(),
+            retry: true
+        }
     );
     let effects = press(&mut app, KeyCode::Char('r'), KeyModifiers::ALT);
     assert_eq!(sends(&effects), [(client_id, "too late".to_owned())]);
