@@ -47,6 +47,13 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
         Style::new()
     };
     left.push(Span::styled(format!("{waiting} waiting"), waiting_style));
+    if app.attention.unseen > 0 {
+        left.push(Span::styled(" │ ", dim()));
+        left.push(Span::styled(
+            format!("{} new", app.attention.unseen),
+            bold().fg(Color::Cyan),
+        ));
+    }
     let used: usize = left.iter().map(|span| width(&span.content)).sum();
     let room = usize::from(area.width).saturating_sub(used + 2);
     let (notice, style) = match &app.flash {

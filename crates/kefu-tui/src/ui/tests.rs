@@ -136,7 +136,7 @@ fn the_whole_screen_at_80_by_24() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
+            "┌ Waiting 2  Mine 1 [All 4]──┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
             "│1 ● Ming 明               5m││https://shop.example/cart                       │",
             "│    typing…                 ││Firefox 128 · zh-CN · ming@example.com          │",
             "│2 ○ Visitor #a3f9     (3) 2m││                                                │",
@@ -211,7 +211,7 @@ fn a_narrow_terminal_shows_one_pane_at_a_time() {
     assert_screen(
         &queue,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ──────────┐",
+            "┌ Waiting 2  Mine 1 [All 4]────────────┐",
             "│1 ● Ming 明                         5m│",
             "│    typing…                           │",
             "│2 ○ Visitor #a3f9               (3) 2m│",
@@ -238,7 +238,7 @@ fn help_lists_every_key_at_80_by_24() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
+            "┌ Waiting 2  Mine 1 [All 4]──┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
             "│1 ● Ming 明               5m││https://shop.example/cart                       │",
             "┌ Keys (any key closes) ───────────────────────────────────────────────────────┐",
             "│anywhere                               queue                                  │",
@@ -274,7 +274,7 @@ fn an_empty_queue_before_the_first_welcome() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 0 · Mine 0 · All 0 ┐┌────────────────────────────────────────────────┐",
+            "┌ Waiting 0  Mine 0 [All 0]──┐┌────────────────────────────────────────────────┐",
             "│No open conversations.      ││                                                │",
             "│                            ││Select a conversation and press Enter.          │",
             "│                            ││? lists every key.                              │",

@@ -2,9 +2,12 @@
 //! are here (the drawing tests use them too); the tests are by concern.
 
 mod actions;
+mod attention;
 mod frames;
+mod order;
 mod replies;
 mod targets;
+mod wake;
 
 use std::time::Duration;
 
