@@ -12,6 +12,8 @@ mod queue;
 mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attention;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};

@@ -16,7 +16,7 @@ use crate::wrap::width;
 
 /// The screen as text, one string per row; a wide character's second cell
 /// is folded into it.
-fn rows(buffer: &Buffer) -> Vec<String> {
+pub(super) fn rows(buffer: &Buffer) -> Vec<String> {
     let area = buffer.area;
     (0..area.height)
         .map(|y| {
@@ -36,7 +36,7 @@ fn rows(buffer: &Buffer) -> Vec<String> {
         .collect()
 }
 
-fn render(app: &mut App, width: u16, height: u16) -> Buffer {
+pub(super) fn render(app: &mut App, width: u16, height: u16) -> Buffer {
     app.update(Input::Resize { width, height });
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
