@@ -69,4 +69,20 @@ mod tests {
             "\u{1b}]9;New visitor: Ming: hi, there\u{1b}\\"
         );
     }
+
+    #[test]
+    fn the_title_counts_what_is_unseen_and_never_carries_visitor_text() {
+        use kefu_protocol::AuthorKind;
+        use kefu_protocol::agent::AgentEvent;
+
+        use crate::app::tests::{frame, message, new_app, welcome_frame};
+
+        let mut app = new_app();
+        frame(&mut app, welcome_frame(vec![]));
+        assert_eq!(title(&app), "kefu");
+        let hostile = message("k1", 1, AuthorKind::Visitor, "\u{1b}]2;pwned\u{7}");
+        frame(&mut app, AgentEvent::Message(hostile));
+        assert_eq!(title(&app), "(1) kefu");
+        assert_eq!(title_sequence(&title(&app)), "\u{1b}]2;(1) kefu\u{1b}\\");
+    }
 }
