@@ -1,11 +1,12 @@
 //! The `Alt-1` … `Alt-9` numbers of the queue's rows.
 //!
 //! A number names a conversation, not a position: it is given to a row
-//! when the row comes into the tab and kept until the row leaves it, so a
-//! claim, a new visitor or a message that reorders the list never makes
-//! `Alt-3` open someone else than the `3` the agent just read. A freed
-//! number goes to the next unnumbered row, in queue order. Switching tabs
-//! is a new view: its rows are numbered afresh, top to bottom.
+//! when the row comes into the tab's first nine and kept while it stays
+//! among them, so a claim, a new visitor or a message that reorders the
+//! list never makes `Alt-3` open someone else than the `3` the agent just
+//! read. A freed number goes to the next unnumbered row of the first nine.
+//! Switching tabs is a new view: its rows are numbered afresh, top to
+//! bottom.
 
 use super::queue::Filter;
 
@@ -29,6 +30,9 @@ impl Numbers {
                 ..Numbers::default()
             };
         }
+        // Only the top rows are numbered: the numbers are for what is in
+        // view, and a row that sinks below gives its number up.
+        let rows = &rows[..rows.len().min(SLOTS)];
         for slot in &mut self.slots {
             if slot.as_ref().is_some_and(|id| !rows.contains(id)) {
                 *slot = None;
@@ -98,5 +102,13 @@ mod tests {
             Some(1),
             "the next row takes the freed one"
         );
+        // r11 moves to the top: r9 falls to tenth and gives 1 up to it.
+        let mut moved = rows[1..].to_vec();
+        moved.rotate_right(1);
+        numbers.refresh(Filter::All, &moved);
+        assert_eq!(numbers.of("r11"), Some(1));
+        assert_eq!(numbers.of("r9"), None);
+        assert_eq!(numbers.of("r1"), Some(2), "the others keep theirs");
+        assert_eq!(numbers.of("r8"), Some(9));
     }
 }
