@@ -91,10 +91,17 @@ pub struct Notify {
     pub bell: bool,
     /// Also ask the terminal for a desktop notification.
     pub desktop: Desktop,
-    /// On a new waiting visitor.
+    /// On a new waiting visitor (silent while away).
     pub new_visitor: bool,
-    /// On a new message in a conversation that is not on screen.
+    /// On a visitor's message in one of the agent's own chats, off screen
+    /// (rings while away too).
     pub new_message: bool,
+    /// When a colleague transfers a chat to the agent (rings while away
+    /// too).
+    pub transfer: bool,
+    /// At most one ring per this many seconds; what happens in between is
+    /// counted and rung as one when the period ends.
+    pub quiet_seconds: u16,
 }
 
 impl Default for Notify {
@@ -104,6 +111,8 @@ impl Default for Notify {
             desktop: Desktop::Off,
             new_visitor: true,
             new_message: true,
+            transfer: true,
+            quiet_seconds: 5,
         }
     }
 }

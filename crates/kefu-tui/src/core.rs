@@ -43,8 +43,18 @@ impl Core {
         self.net.events.recv().await
     }
 
+    /// Applies `input` at the current time: the clock is given to the app
+    /// first, since nothing ticks while the client is idle.
     pub fn handle(&mut self, input: Input) -> Outcome {
         let mut outcome = Outcome::default();
+        if !matches!(input, Input::Tick(_)) {
+            self.apply(Input::Tick(OffsetDateTime::now_utc()), &mut outcome);
+        }
+        self.apply(input, &mut outcome);
+        outcome
+    }
+
+    fn apply(&mut self, input: Input, outcome: &mut Outcome) {
         for effect in self.app.update(input) {
             match effect {
                 Effect::Request(request) => self.forward(request),
@@ -53,7 +63,6 @@ impl Core {
                 Effect::Quit => outcome.quit = true,
             }
         }
-        outcome
     }
 
     fn forward(&self, request: AgentRequest) {

@@ -15,10 +15,12 @@
 //!    I/O, no waiting; keys, relay frames and the clock are all just inputs.
 //! 4. [`ui`]: `draw(&App, &mut Frame)`, pure as well; [`net`]: the task that
 //!    owns the WebSocket — hello, reconnect with backoff, frames in and
-//!    requests out over bounded channels; [`notify`]: bell and desktop
-//!    notifications.
+//!    requests out over bounded channels; [`notify`]: bell, desktop
+//!    notifications and the window title's count of news.
 //! 5. [`core`]: the app wired to the network task (what tests drive).
-//! 6. [`terminal`]: the terminal loop, raw mode, panic hook.
+//! 6. [`terminal`]: the terminal loop, raw mode, panic hook. It has no
+//!    tick: it draws after inputs and sleeps until the next input or the
+//!    next moment the clock changes the screen (`App::next_wake`).
 //!
 //! A reply is never lost: it stays in the app, with its `client_id`, until
 //! the relay acknowledges it; after a reconnect the app resends it with the

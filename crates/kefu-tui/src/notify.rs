@@ -1,7 +1,8 @@
 //! Turning a notification into what the terminal is sent: a bell, and
-//! optionally the escape sequence terminals use for desktop notifications.
+//! optionally the escape sequence terminals use for desktop notifications;
+//! and the window title, which counts what the agent has not seen.
 
-use crate::app::Notification;
+use crate::app::{App, Notification};
 use crate::config::{Desktop, Notify};
 use crate::wrap::truncate;
 
@@ -24,6 +25,21 @@ pub fn sequence(prefs: &Notify, notification: &Notification) -> String {
         Desktop::Osc9 => out.push_str(&format!("\u{1b}]9;{title}: {body}\u{1b}\\")),
     }
     out
+}
+
+/// The window title: `(3) kefu` while three events are unseen, so that a
+/// terminal in the background says there is news.
+pub fn title(app: &App) -> String {
+    match app.attention.unseen {
+        0 => "kefu".to_owned(),
+        unseen => format!("({unseen}) kefu"),
+    }
+}
+
+/// Sets the window title (OSC 2). Only [`title`]'s digits and words are
+/// ever sent, never visitor text.
+pub fn title_sequence(title: &str) -> String {
+    format!("\u{1b}]2;{title}\u{1b}\\")
 }
 
 #[cfg(test)]
@@ -52,5 +68,21 @@ mod tests {
             sequence(&prefs, &note()),
             "\u{1b}]9;New visitor: Ming: hi, there\u{1b}\\"
         );
+    }
+
+    #[test]
+    fn the_title_counts_what_is_unseen_and_never_carries_visitor_text() {
+        use kefu_protocol::AuthorKind;
+        use kefu_protocol::agent::AgentEvent;
+
+        use crate::app::tests::{frame, message, new_app, welcome_frame};
+
+        let mut app = new_app();
+        frame(&mut app, welcome_frame(vec![]));
+        assert_eq!(title(&app), "kefu");
+        let hostile = message("k1", 1, AuthorKind::Visitor, "\u{1b}]2;pwned\u{7}");
+        frame(&mut app, AgentEvent::Message(hostile));
+        assert_eq!(title(&app), "(1) kefu");
+        assert_eq!(title_sequence(&title(&app)), "\u{1b}]2;(1) kefu\u{1b}\\");
     }
 }

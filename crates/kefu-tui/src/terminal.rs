@@ -1,8 +1,12 @@
-//! The terminal loop: raw mode, the event `select!`, drawing when dirty.
+//! The terminal loop: raw mode, the event `select!`, drawing when changed.
 //!
-//! One loop waits on three things — terminal events, the network task's
-//! reports, and a render tick — and draws only on a tick after something
-//! changed, so a burst of frames from the relay costs one redraw.
+//! One loop waits on terminal events, the network task's reports and one
+//! timer. Nothing ticks: the timer is set only for the next moment the
+//! clock alone changes the screen ([`App::next_wake`]), or, after an
+//! input, for the next frame — drawing is at most every [`FRAME`], so a
+//! burst of frames from the relay costs one redraw. An idle client sleeps.
+//!
+//! [`App::next_wake`]: crate::app::App::next_wake
 
 use std::io::{self, Stdout, Write};
 use std::time::Duration;
@@ -19,7 +23,7 @@ use futures_util::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::{Backend, CrosstermBackend};
 use time::{OffsetDateTime, UtcOffset};
-use tokio::time::{MissedTickBehavior, interval};
+use tokio::time::{Instant, sleep_until};
 
 use crate::TuiError;
 use crate::app::{App, Input};
@@ -27,10 +31,8 @@ use crate::config::Settings;
 use crate::core::Core;
 use crate::{notify, ui};
 
-/// At most this many frames per second.
-const RENDER_EVERY: Duration = Duration::from_millis(33);
-/// Wait times and typing indicators move with the clock.
-const CLOCK_EVERY: Duration = Duration::from_secs(1);
+/// At most one frame per this long.
+const FRAME: Duration = Duration::from_millis(33);
 
 type Term = Terminal<CrosstermBackend<Stdout>>;
 
@@ -56,14 +58,29 @@ async fn event_loop(
         height: size.height,
     });
     let mut events = EventStream::new();
-    let mut render = interval(RENDER_EVERY);
-    render.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let mut clock = interval(CLOCK_EVERY);
-    clock.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut dirty = true;
     // Ctrl-L was pressed: the next paint clears first.
     let mut clear = false;
+    let mut drawn_at: Option<Instant> = None;
+    let mut title = String::new();
     loop {
+        let next_frame = drawn_at.map_or_else(Instant::now, |at| at + FRAME);
+        if dirty && Instant::now() >= next_frame {
+            paint(terminal, &core.app, std::mem::take(&mut clear))?;
+            drawn_at = Some(Instant::now());
+            dirty = false;
+            let wanted = notify::title(&core.app);
+            if wanted != title {
+                write_raw(terminal, &notify::title_sequence(&wanted))?;
+                title = wanted;
+            }
+        }
+        let wake = clock_wake(&core.app);
+        let timer = match (dirty, wake) {
+            (true, Some(wake)) => Some(wake.min(next_frame)),
+            (true, None) => Some(next_frame),
+            (false, wake) => wake,
+        };
         let input = tokio::select! {
             event = events.next() => match event {
                 Some(Ok(event)) => match terminal_input(event) {
@@ -74,23 +91,15 @@ async fn event_loop(
                 None => return Ok(()),
             },
             Some(event) = core.next_net_event() => Input::Net(event),
-            _ = clock.tick() => Input::Tick(OffsetDateTime::now_utc()),
-            _ = render.tick() => {
-                if dirty {
-                    paint(terminal, &core.app, std::mem::take(&mut clear))?;
-                    dirty = false;
-                }
-                continue;
+            () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                Input::Tick(OffsetDateTime::now_utc())
             }
         };
         let outcome = core.handle(input);
         dirty = true;
         clear |= outcome.redraw;
         for notification in &outcome.notifications {
-            let bytes = notify::sequence(&settings.notify, notification);
-            let backend = terminal.backend_mut();
-            backend.write_all(bytes.as_bytes())?;
-            Write::flush(backend)?;
+            write_raw(terminal, &notify::sequence(&settings.notify, notification))?;
         }
         if outcome.quit {
             return Ok(());
@@ -108,6 +117,19 @@ fn paint<B: Backend>(terminal: &mut Terminal<B>, app: &App, clear: bool) -> Resu
     }
     terminal.draw(|frame| ui::draw(app, frame))?;
     Ok(())
+}
+
+/// When the clock next changes the screen, as a timer deadline.
+fn clock_wake(app: &App) -> Option<Instant> {
+    let wait = app.next_wake()? - OffsetDateTime::now_utc();
+    let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+    Some(Instant::now() + wait)
+}
+
+fn write_raw(terminal: &mut Term, bytes: &str) -> io::Result<()> {
+    let backend = terminal.backend_mut();
+    backend.write_all(bytes.as_bytes())?;
+    Write::flush(backend)
 }
 
 fn terminal_input(event: Event) -> Option<Input> {
@@ -140,11 +162,15 @@ fn enter(mouse: bool) -> Result<Term, TuiError> {
     if mouse {
         execute!(io::stdout(), EnableMouseCapture)?;
     }
+    // Keep the terminal's own title to give back on the way out (XTWINOPS
+    // push; terminals without a title stack ignore it).
+    io::stdout().write_all(b"\x1b[22;0t")?;
     Ok(Terminal::new(CrosstermBackend::new(io::stdout()))?)
 }
 
 fn leave() -> io::Result<()> {
     disable_raw_mode()?;
+    io::stdout().write_all(b"\x1b[23;0t")?;
     execute!(
         io::stdout(),
         DisableBracketedPaste,

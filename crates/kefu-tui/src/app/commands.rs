@@ -32,7 +32,9 @@ impl App {
             Action::NextConversation => self.switch(1),
             Action::PrevConversation => self.switch(-1),
             Action::OpenNth(n) => {
-                if let Some(id) = self.rows().get(n).cloned() {
+                // Current even if the state was changed outside `update`.
+                self.renumber();
+                if let Some(id) = self.numbers.get(n).map(str::to_owned) {
                     self.open(&id);
                 }
             }

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use crate::compose::Buffer;
 
 /// Typing without news for this long counts as stopped (protocol: ~6 s).
-const TYPING_STALE: time::Duration = time::Duration::seconds(6);
+pub(super) const TYPING_STALE: time::Duration = time::Duration::seconds(6);
 
 #[derive(Debug, Clone)]
 pub struct Conversation {

@@ -11,8 +11,9 @@ use kefu_protocol::{
 };
 
 use super::failed::retry_can_succeed;
+use super::queue::Filter;
 use super::requests::{history_request, send_request};
-use super::{App, Asked, Connection, Conversation, NetEvent, SendState};
+use super::{App, Asked, Connection, Conversation, Kind, NetEvent, SendState};
 use crate::sanitize;
 
 impl App {
@@ -115,6 +116,7 @@ impl App {
             .map(|c| c.summary.status == ConversationStatus::Waiting);
         let now_waiting = summary.status == ConversationStatus::Waiting;
         let announce = notify && now_waiting && was_waiting != Some(true);
+        let handed_over = self.handed_to_me(&summary).filter(|_| notify);
         let name = summary.visitor.name.clone();
         let preview = summary.preview.clone();
         let id = summary.id.clone();
@@ -126,8 +128,15 @@ impl App {
             }
         }
         self.answered(&id);
-        if announce && self.prefs.notify.new_visitor {
-            self.notify("New visitor", format!("{name}: {preview}"));
+        if announce {
+            self.notify(
+                Kind::NewVisitor,
+                "New visitor",
+                format!("{name}: {preview}"),
+            );
+        }
+        if let Some(from) = handed_over {
+            self.transferred_to_me(&id, &from);
         }
         // The relay sends the counts of a conversation this connection does
         // not follow only every couple of seconds, so the summary that comes
@@ -135,6 +144,39 @@ impl App {
         if self.open.as_deref() == Some(id.as_str()) {
             self.mark_read(&id);
         }
+    }
+
+    /// Who held the conversation `summary` now gives to this agent, when
+    /// that is a colleague's hand-over (not the agent's own claim or reply).
+    fn handed_to_me(&self, summary: &ConversationSummary) -> Option<String> {
+        let me = self.me_id()?;
+        let before = self
+            .conversations
+            .get(&summary.id)?
+            .summary
+            .assignee
+            .as_deref()?;
+        let mine_now =
+            summary.status == ConversationStatus::Active && summary.assignee.as_deref() == Some(me);
+        (mine_now && before != me).then(|| before.to_owned())
+    }
+
+    /// A colleague gave the agent a chat: say so on screen, mark it as news
+    /// (so `Ctrl-N` reaches it first) and ring.
+    fn transferred_to_me(&mut self, id: &str, from: &str) {
+        let from = self.agent_name(from).unwrap_or(from).to_owned();
+        let name = self.visitor_name(id);
+        if let Some(conversation) = self.conversations.get_mut(id)
+            && self.open.as_deref() != Some(id)
+        {
+            conversation.activity = true;
+        }
+        self.flash = Some(format!("{from} transferred {name} to you"));
+        self.notify(
+            Kind::TransferToMe,
+            "Transferred to you",
+            format!("{name} (from {from})"),
+        );
     }
 
     /// Names the visitor in the result of a claim, resolve or transfer
@@ -255,10 +297,11 @@ impl App {
         if !mine {
             conversation.activity = true;
         }
-        if !known && self.prefs.notify.new_visitor {
-            self.notify("New visitor", body);
-        } else if known && !mine && self.prefs.notify.new_message {
-            self.notify("New message", body);
+        let own = Filter::Mine.admits(conversation, self.me.as_ref().map(|me| me.id.as_str()));
+        if !known {
+            self.notify(Kind::NewVisitor, "New visitor", body);
+        } else if own && !mine {
+            self.notify(Kind::OwnMessage, "New message", body);
         }
     }
 

@@ -16,15 +16,23 @@
 //! - `failed`: replies the relay refused — retry, edit or drop them.
 //! - `scrolling`: the history's scroll, kept still under new messages;
 //!   the mouse wheel.
+//! - [`numbers`]: the rows' `Alt-n` numbers, kept while the list changes.
+//! - `attention`: which events ring, counted and coalesced.
+//! - [`clock`], `wake`: time labels, and when the clock alone next changes
+//!   the screen (the only time the client wakes without an event).
 
+mod attention;
+pub mod clock;
 mod commands;
 pub mod conversation;
 mod failed;
 mod frames;
 pub mod history;
+pub mod numbers;
 pub mod queue;
 mod requests;
 mod scrolling;
+mod wake;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,7 +42,9 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
 use time::{OffsetDateTime, UtcOffset};
 
+pub use attention::{Attention, Kind};
 pub use conversation::{Conversation, Draft, Outgoing, SendState};
+pub use numbers::Numbers;
 pub use queue::Filter;
 
 use crate::config::{Canned, Notify, Settings};
@@ -64,7 +74,9 @@ pub enum Input {
         width: u16,
         height: u16,
     },
-    /// The clock moved (wait times, typing expiry).
+    /// The clock moved (wait times, typing expiry, held bells). The
+    /// runtime sends one before every other input, so the state's `now`
+    /// is current whenever something happens.
     Tick(OffsetDateTime),
     Net(NetEvent),
 }
@@ -198,6 +210,10 @@ pub struct App {
     /// Claims, resolves and transfers sent, by conversation, until the
     /// summary (or error) that answers them.
     asked: HashMap<String, Asked>,
+    /// The queue rows' `Alt-n` numbers.
+    numbers: Numbers,
+    /// What has rung, what is held back, how much is unseen.
+    pub attention: Attention,
 }
 
 impl App {
@@ -224,11 +240,16 @@ impl App {
             typing_sent: None,
             effects: Vec::new(),
             asked: HashMap::new(),
+            numbers: Numbers::default(),
+            attention: Attention::default(),
         }
     }
 
     /// Applies one input; returns what the runtime must do about it.
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
+        if matches!(input, Input::Key(_) | Input::Paste(_) | Input::Click { .. }) {
+            self.attention_seen();
+        }
         match input {
             Input::Key(key) => {
                 let action = keys::action(key, self.focus, self.layer(), self.prefs.enter_sends);
@@ -241,9 +262,13 @@ impl App {
             Input::Click { column, row } => self.click(column, row),
             Input::Wheel { column, row, up } => self.wheel(column, row, up),
             Input::Resize { width, height } => self.size = (width, height),
-            Input::Tick(now) => self.now = now,
+            Input::Tick(now) => {
+                self.now = now;
+                self.ring_held();
+            }
             Input::Net(event) => self.net(event),
         }
+        self.renumber();
         std::mem::take(&mut self.effects)
     }
 
@@ -279,12 +304,23 @@ impl App {
                 .position(|id| {
                     self.conversations
                         .get(id)
-                        .is_some_and(|c| queue::urgency(pinned, c).is_lt())
+                        .is_some_and(|c| queue::urgency(pinned, c, self.me_id()).is_lt())
                 })
                 .unwrap_or(rows.len());
             rows.insert(at, pinned.summary.id.clone());
         }
         rows
+    }
+
+    /// Gives the current tab's rows their `Alt-n` numbers (see [`numbers`]).
+    fn renumber(&mut self) {
+        let rows = self.rows();
+        self.numbers.refresh(self.filter, &rows);
+    }
+
+    /// The number (from 1) shown on `id`'s row, which `Alt-n` opens.
+    pub fn number(&self, id: &str) -> Option<usize> {
+        self.numbers.of(id)
     }
 
     /// Where the queue's cursor is among `rows` (the first row when nothing
@@ -329,13 +365,6 @@ impl App {
     /// replies made offline stay pending and go out after the next welcome.
     fn request(&mut self, request: AgentRequest) {
         self.effects.push(Effect::Request(request));
-    }
-
-    fn notify(&mut self, title: &str, body: String) {
-        self.effects.push(Effect::Notify(Notification {
-            title: title.to_owned(),
-            body,
-        }));
     }
 }
 

@@ -47,23 +47,49 @@ impl Filter {
     }
 }
 
-/// Waiting visitors first, longest-waiting on top; then the others, most
-/// recently active on top; resolved ones last.
-pub fn urgency(a: &Conversation, b: &Conversation) -> Ordering {
-    let rank = |c: &Conversation| match c.summary.status {
-        ConversationStatus::Waiting => 0,
-        ConversationStatus::Active => 1,
-        ConversationStatus::Resolved => 2,
-    };
-    rank(a)
-        .cmp(&rank(b))
-        .then_with(|| match a.summary.status {
-            ConversationStatus::Waiting => {
+/// How much a conversation needs this agent, most first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    /// The agent's own chat with visitor messages not yet looked at: the
+    /// customer is already theirs and is waiting on them.
+    OwnNews,
+    /// A visitor nobody has taken yet.
+    Waiting,
+    /// Everything else that is open: the agent's quiet chats, colleagues'.
+    Open,
+    Resolved,
+}
+
+fn need(c: &Conversation, me: Option<&str>) -> Need {
+    match c.summary.status {
+        ConversationStatus::Waiting => Need::Waiting,
+        ConversationStatus::Resolved => Need::Resolved,
+        ConversationStatus::Active if has_own_news(c, me) => Need::OwnNews,
+        ConversationStatus::Active => Need::Open,
+    }
+}
+
+/// Something new from the visitor (or a colleague's note) in one of the
+/// agent's own chats.
+pub fn has_own_news(c: &Conversation, me: Option<&str>) -> bool {
+    Filter::Mine.admits(c, me) && (c.summary.unread > 0 || c.activity)
+}
+
+/// The agent's own chats with news first, the one whose visitor has waited
+/// longest for an answer on top; then waiting visitors, longest-waiting on
+/// top; then the other open chats, most recently active on top; resolved
+/// ones last.
+pub fn urgency(a: &Conversation, b: &Conversation, me: Option<&str>) -> Ordering {
+    let rank = need(a, me);
+    rank.cmp(&need(b, me))
+        .then_with(|| match rank {
+            Need::OwnNews => a.summary.updated_at.cmp(&b.summary.updated_at),
+            Need::Waiting => {
                 let since =
                     |c: &Conversation| c.summary.waiting_since.unwrap_or(c.summary.updated_at);
                 since(a).cmp(&since(b))
             }
-            _ => b.summary.updated_at.cmp(&a.summary.updated_at),
+            Need::Open | Need::Resolved => b.summary.updated_at.cmp(&a.summary.updated_at),
         })
         .then_with(|| a.summary.id.cmp(&b.summary.id))
 }
@@ -78,7 +104,7 @@ pub fn rows(
         .values()
         .filter(|c| filter.admits(c, me))
         .collect();
-    shown.sort_by(|a, b| urgency(a, b));
+    shown.sort_by(|a, b| urgency(a, b, me));
     shown.into_iter().map(|c| c.summary.id.clone()).collect()
 }
 
@@ -94,11 +120,9 @@ pub fn with_activity(
         .values()
         .filter(|c| Some(c.id()) != except)
         .filter(|c| {
-            c.activity
-                || c.summary.status == ConversationStatus::Waiting
-                || (c.summary.unread > 0 && Filter::Mine.admits(c, me))
+            c.activity || c.summary.status == ConversationStatus::Waiting || has_own_news(c, me)
         })
         .collect();
-    busy.sort_by(|a, b| urgency(a, b));
+    busy.sort_by(|a, b| urgency(a, b, me));
     busy.into_iter().map(|c| c.summary.id.clone()).collect()
 }

@@ -12,6 +12,8 @@ mod queue;
 mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_attention;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};
@@ -19,6 +21,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::app::App;
+use crate::app::clock::ago;
 use crate::keys::Focus;
 use crate::layout;
 
@@ -64,15 +67,4 @@ fn clock(app: &App, at: OffsetDateTime) -> String {
         format_description!("[month]-[day] [hour]:[minute]")
     };
     at.format(format).unwrap_or_default()
-}
-
-/// A duration the way a queue shows it: `45s`, `12m`, `3h`, `2d`.
-fn ago(duration: time::Duration) -> String {
-    let seconds = duration.whole_seconds().max(0);
-    match seconds {
-        0..60 => format!("{seconds}s"),
-        60..3_600 => format!("{}m", seconds / 60),
-        3_600..86_400 => format!("{}h", seconds / 3_600),
-        _ => format!("{}d", seconds / 86_400),
-    }
 }

@@ -41,46 +41,44 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             Style::new()
         };
-        let [first, second] = entry(app, conversation, at, usize::from(inner.width));
+        let [first, second] = entry(app, conversation, usize::from(inner.width));
         lines.push(first.patch_style(highlight));
         lines.push(second.patch_style(highlight));
     }
     frame.render_widget(Paragraph::new(lines), inner);
 }
 
-/// ` Waiting 2 · Mine 1 · All 3 `, the current tab reversed.
+/// `[Waiting 2] Mine 1  All 3 `: the current tab in brackets (readable
+/// without colour, and by screen readers) and reversed; the others keep
+/// their places when it moves.
 fn tabs(app: &App) -> Line<'static> {
     let me = app.me_id();
-    let mut spans = vec![Span::raw(" ")];
-    for (i, filter) in Filter::ALL.into_iter().enumerate() {
-        if i > 0 {
-            spans.push(Span::styled(" · ", dim()));
-        }
+    let mut spans = Vec::new();
+    for filter in Filter::ALL {
         let count = app
             .conversations
             .values()
             .filter(|c| filter.admits(c, me))
             .count();
-        let style = if filter == app.filter {
-            bold().add_modifier(Modifier::REVERSED)
+        let label = format!("{} {count}", filter.label());
+        if filter == app.filter {
+            spans.push(Span::styled("[", bold()));
+            spans.push(Span::styled(label, bold().add_modifier(Modifier::REVERSED)));
+            spans.push(Span::styled("]", bold()));
         } else {
-            Style::new()
-        };
-        spans.push(Span::styled(format!("{} {count}", filter.label()), style));
+            spans.push(Span::raw(format!(" {label} ")));
+        }
     }
-    spans.push(Span::raw(" "));
     Line::from(spans)
 }
 
 /// The two rows of one conversation, padded to `columns` so that the
 /// highlight covers the whole width.
-fn entry(app: &App, conversation: &Conversation, at: usize, columns: usize) -> [Line<'static>; 2] {
+fn entry(app: &App, conversation: &Conversation, columns: usize) -> [Line<'static>; 2] {
     let summary = &conversation.summary;
-    let number = if at < 9 {
-        format!("{}", at + 1)
-    } else {
-        " ".to_owned()
-    };
+    let number = app
+        .number(&summary.id)
+        .map_or_else(|| " ".to_owned(), |n| n.to_string());
     let dot = if summary.visitor.online {
         Span::styled("●", Style::new().fg(Color::Green))
     } else {

@@ -4,7 +4,7 @@
 //! "(available)" state, then the "? help" hint, then the details of the
 //! connection's state (an offline bar keeps "offline, retry in 2.0 s"),
 //! then the agent's own name — so that what the agent must see (the
-//! connection, how many wait, a notice) stays whole.
+//! connection, how many wait, how many new events, a notice) stays whole.
 
 use kefu_protocol::AgentState;
 use ratatui::Frame;
@@ -117,5 +117,12 @@ fn left(app: &App, detail: Detail) -> Vec<Span<'static>> {
         Style::new()
     };
     spans.push(Span::styled(format!("{waiting} waiting"), waiting_style));
+    if app.attention.unseen > 0 {
+        spans.push(Span::styled(" │ ", dim()));
+        spans.push(Span::styled(
+            format!("{} new", app.attention.unseen),
+            bold().fg(Color::Cyan),
+        ));
+    }
     spans
 }

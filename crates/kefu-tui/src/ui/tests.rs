@@ -18,7 +18,7 @@ use crate::wrap::width;
 
 /// The screen as text, one string per row; a wide character's second cell
 /// is folded into it.
-fn rows(buffer: &Buffer) -> Vec<String> {
+pub(super) fn rows(buffer: &Buffer) -> Vec<String> {
     let area = buffer.area;
     (0..area.height)
         .map(|y| {
@@ -38,7 +38,7 @@ fn rows(buffer: &Buffer) -> Vec<String> {
         .collect()
 }
 
-fn render(app: &mut App, width: u16, height: u16) -> Buffer {
+pub(super) fn render(app: &mut App, width: u16, height: u16) -> Buffer {
     app.update(Input::Resize { width, height });
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
@@ -138,7 +138,7 @@ fn the_whole_screen_at_80_by_24() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
+            "┌ Waiting 2  Mine 1 [All 4]──┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
             "│1 ● Ming 明               5m││https://shop.example/cart                       │",
             "│    typing…                 ││Firefox 128 · zh-CN · ming@example.com          │",
             "│2 ○ Visitor #a3f9     (3) 2m││                                                │",
@@ -213,7 +213,7 @@ fn a_narrow_terminal_shows_one_pane_at_a_time() {
     assert_screen(
         &queue,
         &[
-            "┌ Waiting 2 · Mine 1 · All 4 ──────────┐",
+            "┌ Waiting 2  Mine 1 [All 4]────────────┐",
             "│1 ● Ming 明                         5m│",
             "│    typing…                           │",
             "│2 ○ Visitor #a3f9               (3) 2m│",
@@ -276,7 +276,7 @@ fn an_empty_queue_before_the_first_welcome() {
     assert_screen(
         &buffer,
         &[
-            "┌ Waiting 0 · Mine 0 · All 0 ┐┌────────────────────────────────────────────────┐",
+            "┌ Waiting 0  Mine 0 [All 0]──┐┌────────────────────────────────────────────────┐",
             "│No open conversations.      ││                                                │",
             "│                            ││Select a conversation and press Enter.          │",
             "│                            ││? lists every key.                              │",

@@ -69,8 +69,10 @@ fn switching_keeps_a_draft_per_conversation() {
     assert_eq!(app.open.as_deref(), Some("k3"), "wraps around");
 }
 
+/// Issue 16, repro 2: the agent's own customer, who is already waiting on
+/// them, comes before visitors nobody has taken yet.
 #[test]
-fn activity_jump_prefers_waiting_visitors() {
+fn activity_jump_puts_own_chats_with_news_first() {
     let mut app = signed_in();
     press(&mut app, KeyCode::Char('3'), KeyModifiers::ALT);
     key(&mut app, KeyCode::Esc);
@@ -82,16 +84,20 @@ fn activity_jump_prefers_waiting_visitors() {
     );
     assert!(app.conversations["k3"].activity);
     press(&mut app, KeyCode::Char('n'), KeyModifiers::CONTROL);
-    assert_eq!(app.open.as_deref(), Some("k2"), "the waiting visitor first");
-    press(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
-    assert_eq!(app.open.as_deref(), Some("k1"));
-    press(&mut app, KeyCode::Char('p'), KeyModifiers::CONTROL);
     assert_eq!(
         app.open.as_deref(),
         Some("k3"),
-        "Ctrl-P takes the other end"
+        "the own chat with news first"
     );
     assert!(!app.conversations["k3"].activity, "opening clears activity");
+    press(&mut app, KeyCode::Char('a'), KeyModifiers::ALT);
+    assert_eq!(app.open.as_deref(), Some("k1"), "then the longest waiting");
+    press(&mut app, KeyCode::Char('p'), KeyModifiers::CONTROL);
+    assert_eq!(
+        app.open.as_deref(),
+        Some("k2"),
+        "Ctrl-P takes the other end"
+    );
 }
 
 #[test]

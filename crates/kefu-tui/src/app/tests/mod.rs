@@ -2,10 +2,13 @@
 //! are here (the drawing tests use them too); the tests are by concern.
 
 mod actions;
+mod attention;
 mod conventions;
 mod frames;
+mod order;
 mod replies;
 mod targets;
+mod wake;
 
 use std::time::Duration;
 

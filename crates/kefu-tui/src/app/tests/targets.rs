@@ -147,5 +147,9 @@ fn a_claim_lost_to_a_colleague_is_not_reported_as_ours_later() {
     changed(&mut app, "olga", ConversationStatus::Active, Some(BOB));
     assert_eq!(app.flash, None);
     changed(&mut app, "olga", ConversationStatus::Active, Some(ME));
-    assert_eq!(app.flash, None, "bob's transfer is not our claim");
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("bob transferred Olga to you"),
+        "bob's transfer is not our claim"
+    );
 }
