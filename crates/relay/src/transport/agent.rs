@@ -83,6 +83,7 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     // After the read that found the token: a later credentials read sees
     // at least what it saw.
     let signed_in_at = tokio::time::Instant::now();
+    session.free_address_slot();
     tracing::info!(conn = %session.id, agent = %info.name, "agent connected");
     session.end_when(revocation::revoked(
         state.credentials.subscribe(),

@@ -16,6 +16,31 @@ pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
 }
 
+/// What one address may hold, in separate budgets so that using up one
+/// never costs another: a page spamming long-poll `hello`s does not lock
+/// that address's WebSockets out, and visitors behind an office NAT never
+/// refuse the agents there. Each allows `connections_per_ip`.
+pub struct AddressBudgets {
+    /// Visitors' WebSockets.
+    pub visitor_sockets: IpLimiter,
+    /// Long-poll sessions, whether or not a poll is in flight (at most one
+    /// per session is).
+    pub poll_sessions: IpLimiter,
+    /// Agent WebSockets until they sign in; a signed-in agent holds no
+    /// per-address slot (agents are few and known).
+    pub agent_handshakes: IpLimiter,
+}
+
+impl AddressBudgets {
+    pub fn new(max_per_ip: u32) -> Self {
+        AddressBudgets {
+            visitor_sockets: IpLimiter::new(max_per_ip),
+            poll_sessions: IpLimiter::new(max_per_ip),
+            agent_handshakes: IpLimiter::new(max_per_ip),
+        }
+    }
+}
+
 /// Counts open connections per IP. The lock is held only to bump a counter,
 /// never across an `.await`.
 #[derive(Clone)]

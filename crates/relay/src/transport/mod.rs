@@ -42,6 +42,7 @@ use crate::telemetry::{OpenConnection, Transport};
 
 use errors::error_response;
 pub use limits::IpLimiter;
+use limits::{AddressBudgets, IpPermit};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into
@@ -57,7 +58,7 @@ pub struct Shared {
     hub: Hub,
     config: Config,
     visitor_tokens: VisitorTokens,
-    ips: IpLimiter,
+    budgets: AddressBudgets,
     polls: visitor::longpoll::PollSessions,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
@@ -76,13 +77,13 @@ impl AppState {
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Self {
-        let ips = IpLimiter::new(config.limits.connections_per_ip);
+        let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         AppState(Arc::new(Shared {
             store,
             hub,
             config,
             visitor_tokens,
-            ips,
+            budgets,
             polls: Default::default(),
             credentials: watch::Sender::new(None),
             stopping,
@@ -188,7 +189,8 @@ async fn visitor_ws(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let user_agent = visitor::user_agent(&headers);
-    accept(state, peer, upgrade, "visitor", |state, session| {
+    let slot = state.budgets.visitor_sockets.acquire(peer.ip());
+    accept(state, slot, upgrade, "visitor", |state, session| {
         visitor::ws::serve(state, session, user_agent)
     })
 }
@@ -198,11 +200,12 @@ async fn agent_ws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    accept(state, peer, upgrade, "agent", agent::serve)
+    let slot = state.budgets.agent_handshakes.acquire(peer.ip());
+    accept(state, slot, upgrade, "agent", agent::serve)
 }
 
-/// Upgrades to a WebSocket served by `serve`, if the peer's address may
-/// open another connection. The connection runs in a `conn` span carrying
+/// Upgrades to a WebSocket served by `serve`, if the peer's address had a
+/// `slot` left in the budget of this kind of connection. The connection runs in a `conn` span carrying
 /// its id, and is counted in the metrics while it lives.
 ///
 /// The socket goes into a boxed [`session::Session`] before the connection's
@@ -211,7 +214,7 @@ async fn agent_ws(
 /// as the connection lives.
 fn accept<F, Served>(
     state: AppState,
-    peer: SocketAddr,
+    slot: Option<IpPermit>,
     upgrade: WebSocketUpgrade,
     role: &'static str,
     serve: F,
@@ -220,7 +223,7 @@ where
     F: FnOnce(AppState, Box<session::Session>) -> Served + Send + 'static,
     Served: std::future::Future<Output = ()> + Send,
 {
-    let Some(permit) = state.ips.acquire(peer.ip()) else {
+    let Some(slot) = slot else {
         return too_many_connections();
     };
     let conn = ConnId::next();
@@ -231,11 +234,11 @@ where
             conn,
             socket,
             &shared.config.limits,
+            slot,
             shared.stopping.clone(),
             shared.alive.clone(),
         ));
         async move {
-            let _permit = permit;
             let _open = OpenConnection::new(role, Transport::WebSocket);
             serve(state, session).await;
         }

@@ -20,6 +20,7 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::limits::IpPermit;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};
@@ -138,6 +139,8 @@ pub(super) struct Session {
     last_heard: Instant,
     /// Frames from the hub buffered since the socket was last flushed.
     unflushed: u8,
+    /// The connection's slot in its address's budget, while it holds one.
+    address_slot: Option<IpPermit>,
     /// Ends the session with `unauthorized` when it resolves.
     revoked: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     _alive: mpsc::Sender<()>,
@@ -148,6 +151,7 @@ impl Session {
         id: ConnId,
         socket: WebSocket,
         limits: &Limits,
+        address_slot: IpPermit,
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Self {
@@ -164,9 +168,16 @@ impl Session {
             ping,
             last_heard: Instant::now(),
             unflushed: 0,
+            address_slot: Some(address_slot),
             revoked: None,
             _alive: alive,
         }
+    }
+
+    /// Gives back the connection's slot in its address's budget: a signed-in
+    /// agent is counted as an agent, not as an address.
+    pub fn free_address_slot(&mut self) {
+        self.address_slot = None;
     }
 
     /// Ends the session, telling the client `unauthorized`, once `revoked`

@@ -423,3 +423,13 @@ async fn profile_fields_are_stored_with_the_first_message_and_shown_to_agents() 
         "the browser is recorded"
     );
 }
+
+#[tokio::test]
+async fn visitors_holding_every_slot_of_an_address_do_not_refuse_its_agents() {
+    let relay = TestRelay::with_config(|config| config.limits.connections_per_ip = 2).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let _held = [relay.visitor().await, relay.visitor().await];
+    let refused = tokio_tungstenite::connect_async(relay.url("/ws/visitor")).await;
+    assert!(refused.is_err(), "the visitors' budget is spent");
+    relay.signed_in_agent(&token).await;
+}

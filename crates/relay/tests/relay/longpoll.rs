@@ -2,6 +2,7 @@
 //! first-class for agents, gap-free for visitors.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use kefu_protocol::agent::{AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorWelcome};
@@ -69,7 +70,7 @@ impl PollVisitor {
         .await
     }
 
-    async fn events(&self, after_seq: u64) -> Vec<VisitorEvent> {
+    pub async fn events(&self, after_seq: u64) -> Vec<VisitorEvent> {
         let path = format!(
             "/api/visitor/events?session={}&after_seq={after_seq}",
             self.session()
@@ -276,4 +277,80 @@ async fn long_poll_requests_need_the_visitors_token_and_session() {
     // Resuming with the token finds the same visitor.
     let resumed = PollVisitor::hello(relay.addr, Some(&visitor.welcome.token)).await;
     assert_eq!(resumed.welcome.visitor_id, visitor.welcome.visitor_id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_poll_ends_the_one_in_flight_at_once() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let visitor = std::sync::Arc::new(PollVisitor::hello(relay.addr, None).await);
+    let (status, _) = visitor
+        .post(json!({"type": "send", "client_id": "p1", "text": "hi"}))
+        .await;
+    assert_eq!(status, 200);
+    let conversation = agent.next_message().await.conversation_id;
+
+    // Two polls on one session: whichever began first answers `[]` at once
+    // (not after the 25 s hold), the other stays and gets the reply.
+    let started = tokio::time::Instant::now();
+    let mut first = tokio::spawn({
+        let visitor = visitor.clone();
+        async move { visitor.events(1).await }
+    });
+    let mut second = tokio::spawn({
+        let visitor = visitor.clone();
+        async move { visitor.events(1).await }
+    });
+    let (ended, held) = tokio::select! {
+        ended = &mut first => (ended, second),
+        ended = &mut second => (ended, first),
+    };
+    let ended = ended.expect("poll");
+    assert!(ended.is_empty(), "{ended:?}");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "ended after {took:?}, not at once"
+    );
+
+    agent.reply(&conversation, "a1", "hello").await;
+    let frames = held.await.expect("poll");
+    assert!(
+        frames
+            .iter()
+            .any(|f| matches!(f, VisitorEvent::Message(m) if m.text == "hello")),
+        "{frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn long_poll_hello_spam_locks_out_neither_websockets_nor_agents() {
+    let relay = TestRelay::with_config(|config| config.limits.connections_per_ip = 3).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        sessions.push(PollVisitor::hello(relay.addr, None).await);
+    }
+    let http = http::Client::new();
+    let (status, body) = request(
+        &http,
+        relay.addr,
+        "POST",
+        "/api/visitor/hello",
+        None,
+        json!({"type": "hello"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+
+    // The same address still chats over WebSockets, and its agents sign in:
+    // more agents than the per-address budget, since a signed-in agent
+    // gives its slot back.
+    let (mut visitor, _) = relay.new_visitor().await;
+    assert_eq!(visitor.say("w1", "over a socket").await.seq, 1);
+    let mut agents = Vec::new();
+    for _ in 0..4 {
+        agents.push(relay.signed_in_agent(&token).await);
+    }
 }

@@ -57,6 +57,8 @@ struct PollSession {
     core: tokio::sync::Mutex<VisitorCore>,
     inbox: tokio::sync::Mutex<Inbox>,
     rate: DefaultDirectRateLimiter,
+    /// Counts the polls begun: a poll ends as soon as a newer one begins.
+    polls_begun: tokio::sync::watch::Sender<u64>,
     last_active: Mutex<Instant>,
     _permit: IpPermit,
     _open: OpenConnection,
@@ -65,6 +67,22 @@ struct PollSession {
 impl PollSession {
     fn touch(&self) {
         *self.last_active.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// Begins a poll, ending the one in flight (if any): returns what
+    /// resolves once a newer poll begins.
+    fn begin_poll(&self) -> impl Future<Output = ()> + use<> {
+        let mut mine = 0;
+        self.polls_begun.send_modify(|begun| {
+            *begun += 1;
+            mine = *begun;
+        });
+        let mut begun = self.polls_begun.subscribe();
+        async move {
+            // The sender lives as long as the session; if it is gone, so is
+            // the poll's reason to wait.
+            let _ = begun.wait_for(|begun| *begun != mine).await;
+        }
     }
 
     fn idle_since(&self) -> Instant {
@@ -118,7 +136,7 @@ pub(in crate::transport) async fn hello(
         Ok(body) => body,
         Err(rejection) => return rejected(rejection),
     };
-    let Some(permit) = state.ips.acquire(peer.ip()) else {
+    let Some(permit) = state.budgets.poll_sessions.acquire(peer.ip()) else {
         return error_response(ErrorFrame::new(
             ErrorCode::RateLimited,
             "too many connections from this address",
@@ -162,6 +180,7 @@ async fn open_session(
         core: tokio::sync::Mutex::new(core),
         inbox: tokio::sync::Mutex::new(inbox),
         rate: frame_limiter(&state.config.limits),
+        polls_begun: tokio::sync::watch::Sender::new(0),
         last_active: Mutex::new(Instant::now()),
         _permit: permit,
         _open: OpenConnection::new("visitor", Transport::LongPoll),
@@ -248,9 +267,15 @@ pub(in crate::transport) async fn events(
     };
     session.touch();
     let deadline = Instant::now() + POLL_HOLD;
-    // One poll at a time per session; a second one waits its turn.
-    let Ok(mut inbox) = tokio::time::timeout_at(deadline, session.inbox.lock()).await else {
-        return frames_response(Vec::new());
+    // One poll in flight per session: a new one (the page re-polled after a
+    // network hiccup, or a script opened thousands) ends the one before,
+    // which answers `[]` at once and frees its socket. Nothing is lost:
+    // messages come from the store by `after_seq`.
+    let superseded = session.begin_poll();
+    tokio::pin!(superseded);
+    let mut inbox = tokio::select! {
+        inbox = session.inbox.lock() => inbox,
+        () = &mut superseded => return frames_response(Vec::new()),
     };
     // A poll that waited for the lock may find its session closed meanwhile
     // (removal happens under this lock), and must not touch its inbox.
@@ -294,6 +319,7 @@ pub(in crate::transport) async fn events(
                 None => break PollOutcome::Resync,
             },
             _ = &mut *kicked => break PollOutcome::Resync,
+            () = &mut superseded => break PollOutcome::Frames,
             _ = stopping.wait_for(|stopping| *stopping) => break PollOutcome::Shutdown,
             () = tokio::time::sleep_until(deadline) => break PollOutcome::Frames,
         }
@@ -377,12 +403,16 @@ async fn authorized(
     if session_id.len() != 32 || !session_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(foreign());
     }
-    let permit = state.ips.acquire(peer.ip()).ok_or_else(|| {
-        ErrorFrame::new(
-            ErrorCode::RateLimited,
-            "too many connections from this address",
-        )
-    })?;
+    let permit = state
+        .budgets
+        .poll_sessions
+        .acquire(peer.ip())
+        .ok_or_else(|| {
+            ErrorFrame::new(
+                ErrorCode::RateLimited,
+                "too many connections from this address",
+            )
+        })?;
     let token = Some(token.trim().to_owned());
     let user_agent = super::user_agent(headers);
     let (session, _) = open_session(
