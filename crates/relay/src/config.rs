@@ -123,6 +123,13 @@ pub struct Limits {
     pub hello_timeout: Duration,
     /// Open WebSocket connections from one IP address.
     pub connections_per_ip: u32,
+    /// New conversations one IP address may start per minute, and in a
+    /// burst: an office behind one NAT starts a few, a script thousands.
+    pub new_conversations_per_minute: u32,
+    /// Conversations waiting for an agent past which new ones are refused:
+    /// a flood from many addresses cannot bury the queue (nor the agents'
+    /// `welcome`).
+    pub max_waiting: usize,
     /// Frames queued for one connection before it counts as too slow and is
     /// told to resync.
     pub outbound_queue: usize,
@@ -139,6 +146,8 @@ impl Default for Limits {
             frame_burst: 30,
             hello_timeout: Duration::from_secs(10),
             connections_per_ip: 50,
+            new_conversations_per_minute: 20,
+            max_waiting: 10_000,
             outbound_queue: 512,
             ping_interval: Duration::from_secs(20),
         }

@@ -24,6 +24,7 @@
       inputLabel: 'Your message', placeholder: 'Type a message…', send: 'Send', close: 'Close chat',
       log: 'Messages', sending: 'Sending…', sent: 'Sent', seen: 'Seen', failed: 'Not sent',
       retry: 'Retry', typing: '{0} is typing…', you: 'You', announcement: 'Announcement',
+      busy: "We're getting a lot of chats right now. Please try again in a minute, or leave your email and we'll reply.",
       unreadTitle: '({0}) {1}',
     },
     zh: {
@@ -34,6 +35,7 @@
       inputLabel: '您的消息', placeholder: '输入消息…', send: '发送', close: '关闭对话',
       log: '消息', sending: '发送中…', sent: '已发送', seen: '已读', failed: '发送失败',
       retry: '重试', typing: '{0} 正在输入…', you: '我', announcement: '公告',
+      busy: '现在咨询的人很多。请稍后再试，或留下您的邮箱，我们会回复您。',
       unreadTitle: '({0}) {1}',
     },
   };
@@ -108,6 +110,7 @@
     open: !embedded,
     greeted: false,
     typingTimer: null,
+    busy: false, // the relay could not take a new conversation now
   };
 
   // ---- rendering -------------------------------------------------------
@@ -223,7 +226,7 @@
       ? t('connecting')
       : online ? t('online') : t('offline');
     const away = state.connected && state.agentsOnline === 0;
-    emailForm.hidden = !away || Boolean(saved.email);
+    emailForm.hidden = !(away || state.busy) || Boolean(saved.email);
   }
 
   function setBanner(text, isError) {
@@ -278,6 +281,11 @@
     state.shown.add(seq);
     state.lastSeq = Math.max(state.lastSeq, seq);
     markSent(pending.el, seq);
+    if (state.busy) {
+      state.busy = false;
+      setBanner(null);
+      setStatus();
+    }
   }
 
   function failed(clientId, reason) {
@@ -339,8 +347,18 @@
       case 'message': showMessage(frame); break;
       case 'ack': acknowledged(frame.client_id, frame.seq); break;
       case 'error':
-        if (frame.ref && state.pending.has(frame.ref)) failed(frame.ref, frame.message);
-        else setBanner(frame.message, true);
+        if (frame.ref && state.pending.has(frame.ref)) {
+          failed(frame.ref, frame.message);
+          // Too many chats at once (or from this network): say so kindly
+          // and offer the email form rather than a bare "not sent".
+          if (frame.code === 'rate_limited' && state.lastSeq === 0) {
+            state.busy = true;
+            setBanner(t('busy'), false);
+            setStatus();
+          }
+        } else {
+          setBanner(frame.message, true);
+        }
         break;
       case 'typing':
         if (frame.author.kind === 'agent') setTyping(frame.active ? frame.author.name : null);

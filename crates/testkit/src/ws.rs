@@ -28,16 +28,34 @@ pub struct Client<E> {
 
 impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
     pub async fn connect(url: &str) -> Client<E> {
+        Client::connect_from(url, std::net::Ipv4Addr::LOCALHOST.into()).await
+    }
+
+    /// Connects from the local address `source` (any of 127.0.0.0/8 on
+    /// loopback), so that the relay sees another client address.
+    pub async fn connect_from(url: &str, source: std::net::IpAddr) -> Client<E> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().expect("request");
         request
             .headers_mut()
             .insert("user-agent", "kefu-tests/1".parse().expect("header"));
+        let authority = request.uri().authority().expect("host:port").as_str();
+        let relay: std::net::SocketAddr = authority.parse().expect("an IP:port URL");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind((source, 0).into())
+            .expect("bind the source address");
+        let stream = socket.connect(relay).await.expect("TCP connect");
         // No Nagle, as browsers do: frames sent back to back would otherwise
         // wait for the relay's delayed ACK.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .expect("WebSocket connect");
+        stream.set_nodelay(true).expect("nodelay");
+        let (ws, _) = tokio_tungstenite::client_async_with_config(
+            request,
+            MaybeTlsStream::Plain(stream),
+            None,
+        )
+        .await
+        .expect("WebSocket connect");
         Client {
             ws,
             _event: std::marker::PhantomData,

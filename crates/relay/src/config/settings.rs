@@ -76,6 +76,13 @@ settings! {
         /// Open connections allowed from one IP address.
         connections_per_ip: u32 => relay.limits.connections_per_ip, Serve,
             |count| at_least(count, 1), same;
+        /// New conversations one IP address may start per minute (and at
+        /// once).
+        new_conversations_per_minute: u32 => relay.limits.new_conversations_per_minute, Serve,
+            |count| at_least(count, 1), same;
+        /// Conversations waiting for an agent, in all, past which new ones
+        /// are refused.
+        max_waiting: usize => relay.limits.max_waiting, Serve, |count| at_least(count, 1), same;
         /// Frames queued for one slow connection before it must resync.
         outbound_queue: usize => relay.limits.outbound_queue, Serve,
             |frames| at_least(frames, 1), same;

@@ -1,11 +1,12 @@
-//! Connections per IP address, and frames per second per connection.
+//! Connections per IP address, frames per second per connection, and new
+//! conversations per minute per address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Limits;
 
@@ -14,6 +15,30 @@ pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
     let per_second = NonZeroU32::new(limits.frames_per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(limits.frame_burst).unwrap_or(NonZeroU32::MIN);
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+}
+
+/// New conversations per address: a token bucket per IP. Buckets of
+/// addresses gone quiet are dropped by [`NewConversations::forget_quiet`]
+/// on the maintenance tick, so memory follows the addresses active now.
+pub struct NewConversations(DefaultKeyedRateLimiter<IpAddr>);
+
+impl NewConversations {
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        NewConversations(RateLimiter::keyed(
+            Quota::per_minute(per_minute).allow_burst(per_minute),
+        ))
+    }
+
+    /// Takes a token for a new conversation from `ip`, if it has one left.
+    pub fn allow(&self, ip: IpAddr) -> bool {
+        self.0.check_key(&ip).is_ok()
+    }
+
+    pub fn forget_quiet(&self) {
+        self.0.retain_recent();
+        self.0.shrink_to_fit();
+    }
 }
 
 /// What one address may hold, in separate budgets so that using up one

@@ -42,7 +42,7 @@ use crate::telemetry::{OpenConnection, Transport};
 
 use errors::error_response;
 pub use limits::IpLimiter;
-use limits::{AddressBudgets, IpPermit};
+use limits::{AddressBudgets, IpPermit, NewConversations};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into
@@ -59,6 +59,7 @@ pub struct Shared {
     config: Config,
     visitor_tokens: VisitorTokens,
     budgets: AddressBudgets,
+    new_conversations: NewConversations,
     polls: visitor::longpoll::PollSessions,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
@@ -78,12 +79,14 @@ impl AppState {
         alive: mpsc::Sender<()>,
     ) -> Self {
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
+        let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
         AppState(Arc::new(Shared {
             store,
             hub,
             config,
             visitor_tokens,
             budgets,
+            new_conversations,
             polls: Default::default(),
             credentials: watch::Sender::new(None),
             stopping,
@@ -143,7 +146,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Closes idle long-poll sessions until the relay stops.
+/// Closes idle long-poll sessions, and forgets the new-conversation
+/// buckets of addresses gone quiet, until the relay stops.
 pub async fn maintain(state: AppState) {
     let mut stopping = state.stopping.clone();
     let mut tick = tokio::time::interval(visitor::longpoll::IDLE_TIMEOUT / 4);
@@ -153,6 +157,7 @@ pub async fn maintain(state: AppState) {
             _ = stopping.wait_for(|stopping| *stopping) => return,
         }
         state.polls.close_idle().await;
+        state.new_conversations.forget_quiet();
     }
 }
 
@@ -188,10 +193,10 @@ async fn visitor_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let user_agent = visitor::user_agent(&headers);
+    let peer_info = visitor::Peer::new(peer.ip(), &headers);
     let slot = state.budgets.visitor_sockets.acquire(peer.ip());
     accept(state, slot, upgrade, "visitor", |state, session| {
-        visitor::ws::serve(state, session, user_agent)
+        visitor::ws::serve(state, session, peer_info)
     })
 }
 

@@ -378,6 +378,26 @@ async fn a_link_to_the_page_cannot_set_the_greeting_nor_bidi_text_reorder_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_is_explained_kindly_with_the_email_form() {
+    let relay = TestRelay::with_config(|config| config.limits.max_waiting = 1).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let _agent = relay.signed_in_agent(&token).await;
+    let (mut first, _) = relay.new_visitor().await;
+    first.say("c1", "I was here first").await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.open_chat(&format!("http://{}/", relay.addr)).await;
+    browser.type_and_send("hello?").await;
+    browser.wait_for("li.msg.mine.failed").await;
+    let banner = browser.wait_for("#banner:not([hidden])").await;
+    let text = banner.text().await.expect("banner text");
+    assert!(text.contains("a lot of chats"), "{text}");
+    browser.wait_for("#email-form:not([hidden])").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_widget_on_an_allowed_site_opens_and_chats() {
     // The host site's origin must be known before the relay starts.
     let host_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

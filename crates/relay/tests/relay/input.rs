@@ -433,3 +433,69 @@ async fn visitors_holding_every_slot_of_an_address_do_not_refuse_its_agents() {
     assert!(refused.is_err(), "the visitors' budget is spent");
     relay.signed_in_agent(&token).await;
 }
+
+/// A new visitor from `source` says hello and sends its first message;
+/// returns what the relay answered to it.
+async fn first_message_from(relay: &TestRelay, source: &str, text: &str) -> VisitorEvent {
+    let url = relay.url("/ws/visitor");
+    let source = source.parse().expect("an address");
+    let mut visitor = kefu_testkit::Client::<VisitorEvent>::connect_from(&url, source).await;
+    visitor.hello(None, None).await;
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "first".into(),
+            text: text.into(),
+        })
+        .await;
+    visitor
+        .until(|event| match event {
+            VisitorEvent::Ack(_) | VisitorEvent::Error(_) => Some(event),
+            _ => None,
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_conversation_flood_from_one_address_is_refused_and_others_chat() {
+    let relay =
+        TestRelay::with_config(|config| config.limits.new_conversations_per_minute = 3).await;
+    for n in 0..3 {
+        let answer = first_message_from(&relay, "127.0.0.1", &format!("spam {n}")).await;
+        assert!(matches!(answer, VisitorEvent::Ack(_)), "{answer:?}");
+    }
+    let refused = first_message_from(&relay, "127.0.0.1", "spam 3").await;
+    let VisitorEvent::Error(error) = refused else {
+        panic!("expected a refusal: {refused:?}");
+    };
+    assert_error(&error, ErrorCode::RateLimited);
+    assert_eq!(error.reference.as_deref(), Some("first"));
+
+    // Another address is not affected.
+    let other = first_message_from(&relay, "127.0.0.2", "a real customer").await;
+    assert!(matches!(other, VisitorEvent::Ack(_)), "{other:?}");
+
+    // Nothing of the refused one was stored.
+    let store = kefu_relay::store::open(&relay.database, None)
+        .await
+        .expect("open");
+    let open = store.open_conversations().await.expect("conversations");
+    store.close().await;
+    let mut previews: Vec<_> = open.iter().map(|c| c.preview.as_str()).collect();
+    previews.sort_unstable();
+    assert_eq!(previews, ["a real customer", "spam 0", "spam 1", "spam 2"]);
+}
+
+#[tokio::test]
+async fn past_the_waiting_cap_new_conversations_are_refused() {
+    let relay = TestRelay::with_config(|config| config.limits.max_waiting = 2).await;
+    for (source, text) in [("127.0.0.1", "one"), ("127.0.0.2", "two")] {
+        let answer = first_message_from(&relay, source, text).await;
+        assert!(matches!(answer, VisitorEvent::Ack(_)), "{answer:?}");
+    }
+    let refused = first_message_from(&relay, "127.0.0.3", "three").await;
+    let VisitorEvent::Error(error) = refused else {
+        panic!("expected a refusal: {refused:?}");
+    };
+    assert_error(&error, ErrorCode::RateLimited);
+    assert!(error.message.contains("waiting"), "{}", error.message);
+}

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 use super::super::AppState;
 use super::super::errors::{error_response, rejected};
 use super::super::limits::{IpPermit, frame_limiter};
-use super::VisitorCore;
+use super::{Peer, VisitorCore};
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
 use crate::ids::ConnId;
@@ -152,9 +152,9 @@ pub(in crate::transport) async fn hello(
             "expected a hello frame",
         ));
     };
-    let user_agent = super::user_agent(&headers);
+    let peer = Peer::new(peer.ip(), &headers);
     let session_id = crate::ids::new_id();
-    match open_session(&state, permit, token, profile, user_agent, session_id).await {
+    match open_session(&state, permit, peer, token, profile, session_id).await {
         Ok((_, welcome)) => Json(VisitorEvent::Welcome(welcome)).into_response(),
         Err(error) => error_response(error),
     }
@@ -164,13 +164,13 @@ pub(in crate::transport) async fn hello(
 async fn open_session(
     state: &AppState,
     permit: IpPermit,
+    peer: Peer,
     token: Option<String>,
     profile: Option<kefu_protocol::visitor::VisitorProfile>,
-    user_agent: Option<String>,
     session_id: String,
 ) -> Result<(Arc<PollSession>, VisitorWelcome), ErrorFrame> {
     let conn = ConnId::next();
-    let core = VisitorCore::hello(state.clone(), conn, token, profile, user_agent).await?;
+    let core = VisitorCore::hello(state.clone(), conn, peer, token, profile).await?;
     let (outbox, inbox) = mailbox(conn, core.outbound_queue());
     let Some(welcome) = core.register(outbox, Some(session_id.clone())).await else {
         return Err(ErrorFrame::new(ErrorCode::Internal, "shutting down"));
@@ -414,13 +414,12 @@ async fn authorized(
             )
         })?;
     let token = Some(token.trim().to_owned());
-    let user_agent = super::user_agent(headers);
     let (session, _) = open_session(
         state,
         permit,
+        Peer::new(peer.ip(), headers),
         token,
         None,
-        user_agent,
         session_id.to_owned(),
     )
     .await?;

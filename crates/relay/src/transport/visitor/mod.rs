@@ -8,6 +8,8 @@
 pub(super) mod longpoll;
 pub(super) mod ws;
 
+use std::net::IpAddr;
+
 use axum::http::{HeaderMap, header};
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
@@ -23,12 +25,24 @@ pub(super) const REPLAY_PAGE: u32 = 500;
 /// Longest profile field kept, in characters: enough for any real URL.
 const MAX_PROFILE_FIELD: usize = 2048;
 
-/// The browser's user agent, bounded.
-pub(super) fn user_agent(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| bounded(value).to_owned())
+/// Where a visitor's connection comes from, as the transport saw it.
+pub(super) struct Peer {
+    pub address: IpAddr,
+    /// The browser's user agent, bounded.
+    pub user_agent: Option<String>,
+}
+
+impl Peer {
+    pub fn new(address: IpAddr, headers: &HeaderMap) -> Peer {
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .map(|value| bounded(value).to_owned());
+        Peer {
+            address,
+            user_agent,
+        }
+    }
 }
 
 /// Cuts untrusted header or profile text to a sane length.
@@ -85,6 +99,8 @@ pub(super) struct VisitorCore {
     state: AppState,
     pub conn: ConnId,
     visitor_id: String,
+    /// Whose budget a new conversation is taken from.
+    address: IpAddr,
     details: VisitorDetails,
     conversation_id: Option<String>,
 }
@@ -95,9 +111,9 @@ impl VisitorCore {
     pub async fn hello(
         state: AppState,
         conn: ConnId,
+        peer: Peer,
         token: Option<String>,
         profile: Option<VisitorProfile>,
-        user_agent: Option<String>,
     ) -> Result<VisitorCore, ErrorFrame> {
         let shared = state.clone();
         let visitor_id = match token {
@@ -111,7 +127,7 @@ impl VisitorCore {
         };
         let details = VisitorDetails {
             profile: bounded_profile(profile.unwrap_or_default()),
-            user_agent,
+            user_agent: peer.user_agent,
         };
         let conversation_id = shared
             .store
@@ -132,6 +148,7 @@ impl VisitorCore {
             state,
             conn,
             visitor_id,
+            address: peer.address,
             details,
             conversation_id,
         })
@@ -184,6 +201,31 @@ impl VisitorCore {
         Ok(())
     }
 
+    /// Refuses a message that would start a conversation when the queue is
+    /// full or this address has started too many lately; nothing is stored
+    /// then. A visitor who has a conversation may always write.
+    async fn may_start_conversation(&mut self, client_id: &str) -> Result<(), ErrorFrame> {
+        self.refresh_conversation().await?;
+        if self.conversation_id.is_some() {
+            return Ok(());
+        }
+        let shared = &self.state;
+        let busy = |why: &str| ErrorFrame::new(ErrorCode::RateLimited, why).with_ref(client_id);
+        // The queue first, so that a refusal there costs the address nothing.
+        let waiting = shared.hub.stats().await.map_or(0, |stats| stats.waiting);
+        if waiting >= shared.config.limits.max_waiting {
+            return Err(busy(
+                "too many visitors are waiting; please try again later or leave your email",
+            ));
+        }
+        if !shared.new_conversations.allow(self.address) {
+            return Err(busy(
+                "too many new conversations from this address; please try again in a minute",
+            ));
+        }
+        Ok(())
+    }
+
     /// Public messages after `after`, oldest first, at most [`REPLAY_PAGE`].
     pub async fn messages_after(&self, after: Seq) -> Result<Vec<Message>, ErrorFrame> {
         let Some(conversation_id) = &self.conversation_id else {
@@ -211,6 +253,9 @@ impl VisitorCore {
             VisitorRequest::Send { client_id, text } => {
                 let max_chars = shared.config.limits.max_message_chars;
                 if let Err(error) = check_send(&client_id, &text, max_chars) {
+                    return Some(VisitorEvent::Error(error));
+                }
+                if let Err(error) = self.may_start_conversation(&client_id).await {
                     return Some(VisitorEvent::Error(error));
                 }
                 let send = VisitorSend {

@@ -5,7 +5,7 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 
 use super::super::AppState;
 use super::super::session::{Ended, Event, Session};
-use super::{REPLAY_PAGE, VisitorCore};
+use super::{Peer, REPLAY_PAGE, VisitorCore};
 use crate::frame::{decode, encode};
 use crate::hub::{Outbound, mailbox};
 
@@ -23,12 +23,8 @@ struct Visitor {
 /// Saying hello, the replay and each request are short-lived and large
 /// (store calls, encoding), so they are boxed and only their pointer is in
 /// the task: about 4 KiB less per idle connection (docs/benchmarks.md).
-pub(in crate::transport) async fn serve(
-    state: AppState,
-    session: Box<Session>,
-    user_agent: Option<String>,
-) {
-    let Some(mut visitor) = Box::pin(Visitor::hello(state, session, user_agent)).await else {
+pub(in crate::transport) async fn serve(state: AppState, session: Box<Session>, peer: Peer) {
+    let Some(mut visitor) = Box::pin(Visitor::hello(state, session, peer)).await else {
         return;
     };
     if Box::pin(visitor.start()).await.is_ok() {
@@ -40,11 +36,7 @@ pub(in crate::transport) async fn serve(
 impl Visitor {
     /// Waits for the client's `hello` and checks it; `None` if the session
     /// ended or the visitor was refused.
-    async fn hello(
-        state: AppState,
-        mut session: Box<Session>,
-        user_agent: Option<String>,
-    ) -> Option<Visitor> {
+    async fn hello(state: AppState, mut session: Box<Session>, peer: Peer) -> Option<Visitor> {
         let Ok(VisitorRequest::Hello {
             token,
             after_seq,
@@ -53,7 +45,7 @@ impl Visitor {
         else {
             return None;
         };
-        match VisitorCore::hello(state, session.id, token, profile, user_agent).await {
+        match VisitorCore::hello(state, session.id, peer, token, profile).await {
             Ok(core) => Some(Visitor {
                 core,
                 session,
