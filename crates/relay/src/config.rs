@@ -123,9 +123,14 @@ pub struct Limits {
     pub hello_timeout: Duration,
     /// Open WebSocket connections from one IP address.
     pub connections_per_ip: u32,
-    /// Frames queued for one connection before it counts as too slow and is
-    /// told to resync.
-    pub outbound_queue: usize,
+    /// How long the oldest frame queued for a WebSocket connection may wait
+    /// before the connection counts as too slow and is told to resync.
+    /// (A long-poll session's frames wait between polls by design; its
+    /// idle timeout bounds how long.)
+    pub outbound_max_wait: Duration,
+    /// Bytes of frames queued for one connection, at most, before it counts
+    /// as too slow and is told to resync.
+    pub outbound_max_bytes: usize,
     /// Interval of WebSocket pings; a peer silent for three of them is dead.
     pub ping_interval: Duration,
 }
@@ -139,7 +144,12 @@ impl Default for Limits {
             frame_burst: 30,
             hello_timeout: Duration::from_secs(10),
             connections_per_ip: 50,
-            outbound_queue: 512,
+            // A client that reads takes a burst of thousands of frames in
+            // well under a second; one that stops is found out in seconds.
+            outbound_max_wait: Duration::from_secs(5),
+            // About two seconds of the busiest agent connection measured
+            // (docs/benchmarks.md): a guard on memory, not on speed.
+            outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
         }
     }

@@ -8,12 +8,31 @@ use std::sync::{Arc, Mutex};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
 use crate::config::Limits;
+use crate::hub::OutboxBounds;
 
 /// A token bucket for one connection's (or poll session's) frames.
 pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
     let per_second = NonZeroU32::new(limits.frames_per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(limits.frame_burst).unwrap_or(NonZeroU32::MIN);
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
+}
+
+/// When a WebSocket connection counts as too slow for the hub's frames.
+pub fn websocket_outbox(limits: &Limits) -> OutboxBounds {
+    OutboxBounds {
+        max_wait: Some(limits.outbound_max_wait),
+        max_bytes: limits.outbound_max_bytes,
+    }
+}
+
+/// When a long-poll session counts as too slow: its frames wait between
+/// polls by design, for at most the session's idle timeout, so only their
+/// bytes count.
+pub fn long_poll_outbox(limits: &Limits) -> OutboxBounds {
+    OutboxBounds {
+        max_wait: None,
+        max_bytes: limits.outbound_max_bytes,
+    }
 }
 
 /// Counts open connections per IP. The lock is held only to bump a counter,
