@@ -106,6 +106,10 @@ struct State<T> {
     head: u64,
     /// The position of the queued item of each key. Boxed and made with the
     /// first keyed item: most connections (visitors) never get one.
+    #[expect(
+        clippy::box_collection,
+        reason = "8 bytes in every idle connection's queue instead of a 48-byte empty map"
+    )]
     keyed: Option<Box<HashMap<Arc<str>, u64>>>,
     /// Slots holding an item.
     items: usize,
