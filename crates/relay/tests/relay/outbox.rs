@@ -205,4 +205,18 @@ async fn an_agent_that_stops_reading_is_told_to_resync_after_the_wait() {
         }
     }
     assert!(!last_seq.is_empty(), "frames flowed before the cut");
+
+    // Operators see why (the counter is the process's, shared by tests).
+    let metrics = kefu_testkit::http::get(relay.addr, "/metrics")
+        .await
+        .expect("metrics");
+    let dropped = metrics
+        .body
+        .lines()
+        .find_map(|line| line.strip_prefix("kefu_slow_clients_total{reason=\"wait\"} "))
+        .and_then(|value| value.trim().parse::<f64>().ok());
+    assert!(
+        dropped.is_some_and(|count| count >= 1.0),
+        "counted: {dropped:?}"
+    );
 }

@@ -113,10 +113,12 @@ impl Connections {
                 Err(Refused::Waited(waited)) => {
                     let waited_ms = waited.as_millis();
                     tracing::info!(conn = %conn, waited_ms, "connection too slow, asking it to resync");
+                    crate::telemetry::slow_client("wait");
                     self.dead.push(*conn);
                 }
                 Err(Refused::Bytes(bytes)) => {
                     tracing::info!(conn = %conn, bytes, "connection too slow, asking it to resync");
+                    crate::telemetry::slow_client("bytes");
                     self.dead.push(*conn);
                 }
                 Err(Refused::Closed) => self.dead.push(*conn),
