@@ -147,8 +147,9 @@ impl Default for Limits {
             // A client that reads takes a burst of thousands of frames in
             // well under a second; one that stops is found out in seconds.
             outbound_max_wait: Duration::from_secs(5),
-            // About two seconds of the busiest agent connection measured
-            // (docs/benchmarks.md): a guard on memory, not on speed.
+            // Several times what a burst of a thousand new conversations
+            // queues for an agent (two messages and a summary each, a few
+            // MiB): a guard on memory, not on speed.
             outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
         }

@@ -1,4 +1,5 @@
-//! Connections per IP address, and frames per second per connection.
+//! Connections per IP address, frames per second per connection, and when
+//! a connection is too slow for the frames the hub queues for it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
