@@ -130,9 +130,14 @@ pub struct Limits {
     /// a flood from many addresses cannot bury the queue (nor the agents'
     /// `welcome`).
     pub max_waiting: usize,
-    /// Frames queued for one connection before it counts as too slow and is
-    /// told to resync.
-    pub outbound_queue: usize,
+    /// How long the oldest frame queued for a WebSocket connection may wait
+    /// before the connection counts as too slow and is told to resync.
+    /// (A long-poll session's frames wait between polls by design; its
+    /// idle timeout bounds how long.)
+    pub outbound_max_wait: Duration,
+    /// Bytes of frames queued for one connection, at most, before it counts
+    /// as too slow and is told to resync.
+    pub outbound_max_bytes: usize,
     /// Interval of WebSocket pings; a peer silent for three of them is dead.
     pub ping_interval: Duration,
 }
@@ -148,7 +153,13 @@ impl Default for Limits {
             connections_per_ip: 50,
             new_conversations_per_minute: 20,
             max_waiting: 10_000,
-            outbound_queue: 512,
+            // A client that reads takes a burst of thousands of frames in
+            // well under a second; one that stops is found out in seconds.
+            outbound_max_wait: Duration::from_secs(5),
+            // Several times what a burst of a thousand new conversations
+            // queues for an agent (two messages and a summary each, a few
+            // MiB): a guard on memory, not on speed.
+            outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
         }
     }

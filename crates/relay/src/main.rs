@@ -83,6 +83,13 @@ fn main() -> ExitCode {
         }
     };
     init_logs(settings.log_format);
+    if let Some(frames) = settings.ignored_outbound_queue {
+        tracing::warn!(
+            frames,
+            "limits.outbound_queue is deprecated and ignored: slow clients are found by \
+             limits.outbound_max_wait and limits.outbound_max_bytes (docs/configuration.md)"
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {

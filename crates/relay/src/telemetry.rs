@@ -26,6 +26,7 @@ pub const BATCH_SIZE: &str = "kefu_store_batch_size";
 pub const FANOUT_SECONDS: &str = "kefu_fanout_seconds";
 pub const CONVERSATIONS_WAITING: &str = "kefu_conversations_waiting";
 pub const AGENTS_ONLINE: &str = "kefu_agents_online";
+pub const SLOW_CLIENTS: &str = "kefu_slow_clients_total";
 
 /// From half a millisecond (a commit on a fast disk) to seconds (a stall).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -117,6 +118,10 @@ fn describe() {
     );
     describe_gauge!(CONVERSATIONS_WAITING, "Conversations waiting for an agent.");
     describe_gauge!(AGENTS_ONLINE, "Agents with at least one open connection.");
+    describe_counter!(
+        SLOW_CLIENTS,
+        "Connections told to resync for being too slow, by the bound they passed (wait or bytes)."
+    );
 }
 
 /// How a client's frames travel.
@@ -181,6 +186,13 @@ pub fn committed(requests: usize, messages: usize, took: Duration) {
 pub fn fanned_out(message_at: OffsetDateTime) {
     let age = OffsetDateTime::now_utc() - message_at;
     histogram!(FANOUT_SECONDS).record(age.as_seconds_f64().max(0.0));
+}
+
+/// A connection was too slow for the hub's frames: its oldest frame waited
+/// past the bound (`reason` `wait`), or its frames held too many bytes
+/// (`bytes`).
+pub fn slow_client(reason: &'static str) {
+    counter!(SLOW_CLIENTS, "reason" => reason).increment(1);
 }
 
 /// The hub's gauges, refreshed just before a scrape renders them.

@@ -18,8 +18,8 @@ use super::flag::{Scope, arg, given};
 use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
 use super::values::{
-    DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, any, at_least, database_url, in_seconds,
-    mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
+    DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
+    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
 };
 
 settings! {
@@ -83,9 +83,17 @@ settings! {
         /// Conversations waiting for an agent, in all, past which new ones
         /// are refused.
         max_waiting: usize => relay.limits.max_waiting, Serve, |count| at_least(count, 1), same;
-        /// Frames queued for one slow connection before it must resync.
-        outbound_queue: usize => relay.limits.outbound_queue, Serve,
-            |frames| at_least(frames, 1), same;
+        /// Seconds the oldest frame queued for a WebSocket client may wait
+        /// before the client must resync.
+        outbound_max_wait: f64 => relay.limits.outbound_max_wait, Serve, seconds, in_seconds,
+            .value_name("SECONDS");
+        /// Bytes of frames queued for one client before it must resync.
+        outbound_max_bytes: usize => relay.limits.outbound_max_bytes, Serve,
+            |bytes| at_least(bytes, MIN_OUTBOUND_BYTES), same;
+        /// Deprecated and ignored: slow clients are found by outbound_max_wait
+        /// and outbound_max_bytes. Still accepted, so that older files load.
+        outbound_queue: usize => ignored_outbound_queue, Serve,
+            |frames| Ok(Some(frames)), Option::clone;
         /// Seconds between WebSocket pings; a peer silent for three is dropped.
         ping_interval: f64 => relay.limits.ping_interval, Serve, seconds, in_seconds,
             .value_name("SECONDS");
@@ -203,6 +211,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// The file the settings were read from, if any.
     pub config_file: Option<PathBuf>,
+    /// `limits.outbound_queue`, if given: no longer used, worth a warning.
+    pub ignored_outbound_queue: Option<usize>,
     pub relay: Config,
 }
 
@@ -214,6 +224,7 @@ impl Default for Settings {
             listen: DEFAULT_LISTEN,
             log_format: LogFormat::default(),
             config_file: None,
+            ignored_outbound_queue: None,
             relay: Config::default(),
         }
     }

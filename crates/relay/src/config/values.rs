@@ -13,6 +13,8 @@ pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
 /// Smallest frame limit that still fits a `hello` with a profile.
 pub(super) const MIN_FRAME_BYTES: usize = 1024;
+/// Smallest outbox bound: room for a few frames of the default size.
+pub(super) const MIN_OUTBOUND_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

@@ -8,8 +8,18 @@
 //! gap-free.
 //!
 //! The hub never awaits a client: it `try_send`s pre-serialized frames into
-//! each connection's bounded [`Outbox`]. A connection whose outbox is full is
-//! dropped from the hub and kicked, and then tells its client to resync.
+//! each connection's bounded [`Outbox`]. A connection whose outbox refuses a
+//! frame — its oldest frame waited too long, or it holds too many bytes
+//! ([`OutboxBounds`]) — is dropped from the hub and kicked, and then tells
+//! its client to resync.
+//!
+//! Ordering: a connection receives frames in the order the hub sent them,
+//! with one exception that changes no meaning: a conversation's summary
+//! still queued is replaced by the newer one, which takes its place at the
+//! back ([`queue`]'s coalescing). A summary is a whole snapshot of the
+//! conversation, so the newer one says everything the older did; and since
+//! it goes to the back, it still comes after every message it counts.
+//! Messages, and every other frame, are never dropped or moved.
 
 mod queue;
 mod state;
@@ -40,7 +50,67 @@ pub enum Outbound {
         seq: Seq,
         frame: Frame,
     },
+    /// A conversation's summary (agents only): superseded, while still
+    /// queued, by the conversation's next one.
+    Summary {
+        conversation_id: Arc<str>,
+        frame: Frame,
+    },
 }
+
+impl Outbound {
+    /// The frame to write.
+    pub fn into_frame(self) -> Frame {
+        match self {
+            Outbound::Frame(frame)
+            | Outbound::Message { frame, .. }
+            | Outbound::Summary { frame, .. } => frame,
+        }
+    }
+
+    fn frame(&self) -> &Frame {
+        match self {
+            Outbound::Frame(frame)
+            | Outbound::Message { frame, .. }
+            | Outbound::Summary { frame, .. } => frame,
+        }
+    }
+}
+
+/// Summaries are the only frames that coalesce.
+///
+/// What bounds how many summaries wait: at most one per conversation, of
+/// those whose summaries this connection is sent, i.e. the open
+/// conversations the hub holds in its routing table (`state::routes`) and
+/// those resolved while the frames waited. Nothing in the relay caps open
+/// conversations as such (each visitor has at most one at a time; new
+/// visitors are limited only by the per-address connection and frame
+/// limits), so the hard bound on what waits is the outbox's byte bound,
+/// `limits.outbound_max_bytes`, and its wait, `limits.outbound_max_wait`.
+impl queue::Item for Outbound {
+    fn key(&self) -> Option<&Arc<str>> {
+        match self {
+            Outbound::Summary {
+                conversation_id, ..
+            } => Some(conversation_id),
+            Outbound::Frame(_) | Outbound::Message { .. } => None,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.frame().len()
+    }
+}
+
+/// When a connection is too slow for the hub (see the [`queue`] module).
+pub type OutboxBounds = queue::Bounds;
+
+/// Bounds the hub's unit tests never reach.
+#[cfg(test)]
+pub(crate) const ROOMY: OutboxBounds = OutboxBounds {
+    max_wait: Some(Duration::from_secs(60)),
+    max_bytes: usize::MAX,
+};
 
 /// The hub's end of a connection.
 #[derive(Debug)]
@@ -60,8 +130,8 @@ pub struct Inbox {
 
 /// A bounded outbox/inbox pair for a new connection. Idle connections are
 /// the many: the pair allocates nothing for frames until the first one.
-pub fn mailbox(id: ConnId, capacity: usize) -> (Outbox, Inbox) {
-    let (frames_tx, frames) = queue::channel(capacity);
+pub fn mailbox(id: ConnId, bounds: OutboxBounds) -> (Outbox, Inbox) {
+    let (frames_tx, frames) = queue::channel(bounds);
     let (kick, kicked) = oneshot::channel();
     (
         Outbox {

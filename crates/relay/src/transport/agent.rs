@@ -15,11 +15,12 @@ use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFram
 
 use super::AppState;
 use super::errors::{check_send, store_error};
+use super::limits::websocket_outbox;
 use super::revocation;
 use super::session::{Ended, Event, Session};
 use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
-use crate::hub::{Outbound, mailbox};
+use crate::hub::mailbox;
 use crate::ids::ConnId;
 use crate::store::{AgentSend, Page, StoreError};
 
@@ -118,7 +119,8 @@ impl Agent {
                 return Err(Ended);
             }
         };
-        let (outbox, inbox) = mailbox(self.session.id, state.config.limits.outbound_queue);
+        let bounds = websocket_outbox(&state.config.limits);
+        let (outbox, inbox) = mailbox(self.session.id, bounds);
         let Ok(snapshot) = state.hub.register_agent(info.clone(), outbox).await else {
             return Err(Ended);
         };
@@ -153,9 +155,9 @@ impl Agent {
             self.session.next_or(self.in_flight.next()).await?
         };
         match next {
-            Either::Left(Event::Deliver(
-                Outbound::Frame(frame) | Outbound::Message { frame, .. },
-            )) => self.session.deliver(frame).await,
+            Either::Left(Event::Deliver(outbound)) => {
+                self.session.deliver(outbound.into_frame()).await
+            }
             Either::Left(Event::Request(text)) => self.begin(decode::<AgentRequest>(&text)).await,
             Either::Right(answer) => self.answered(answer).await,
         }

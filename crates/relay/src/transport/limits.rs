@@ -1,5 +1,6 @@
-//! Connections per IP address, frames per second per connection, and new
-//! conversations per minute per address.
+//! Connections per IP address, frames per second per connection, new
+//! conversations per minute per address, and when a connection is too slow
+//! for the frames the hub queues for it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -9,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::config::Limits;
+use crate::hub::OutboxBounds;
 
 /// A token bucket for one connection's (or poll session's) frames.
 pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
@@ -63,6 +65,24 @@ impl AddressBudgets {
             poll_sessions: IpLimiter::new(max_per_ip),
             agent_handshakes: IpLimiter::new(max_per_ip),
         }
+    }
+}
+
+/// When a WebSocket connection counts as too slow for the hub's frames.
+pub fn websocket_outbox(limits: &Limits) -> OutboxBounds {
+    OutboxBounds {
+        max_wait: Some(limits.outbound_max_wait),
+        max_bytes: limits.outbound_max_bytes,
+    }
+}
+
+/// When a long-poll session counts as too slow: its frames wait between
+/// polls by design, for at most the session's idle timeout, so only their
+/// bytes count.
+pub fn long_poll_outbox(limits: &Limits) -> OutboxBounds {
+    OutboxBounds {
+        max_wait: None,
+        max_bytes: limits.outbound_max_bytes,
     }
 }
 

@@ -331,9 +331,7 @@ impl Session {
             };
             match delivery {
                 Some(Outbound::Message { seq, .. }) if seq <= replayed_up_to => {}
-                Some(Outbound::Frame(frame) | Outbound::Message { frame, .. }) => {
-                    self.deliver(frame).await?;
-                }
+                Some(outbound) => self.deliver(outbound.into_frame()).await?,
                 None => {
                     self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
                     return Err(Ended);

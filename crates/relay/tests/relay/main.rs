@@ -12,6 +12,7 @@ mod layers;
 mod longpoll;
 mod metrics;
 mod ops;
+mod outbox;
 mod revocation;
 mod schema;
 mod settings;

@@ -46,9 +46,10 @@ fn flags_beat_the_file_and_the_file_beats_defaults() {
     let defaults = Config::default();
     assert_eq!(settings.relay.database, defaults.database);
     assert_eq!(
-        settings.relay.limits.outbound_queue,
-        defaults.limits.outbound_queue
+        settings.relay.limits.outbound_max_wait,
+        defaults.limits.outbound_max_wait
     );
+    assert_eq!(settings.ignored_outbound_queue, None);
     assert!(!settings.relay.auto_assign);
 }
 
@@ -232,9 +233,9 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 3,
-        "every setting but public_url, allowed_origins and metrics_listen \
-         shows its default: {args:?}\n{help}"
+        settings - 4,
+        "every setting but public_url, allowed_origins, metrics_listen and \
+         the ignored outbound_queue shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");

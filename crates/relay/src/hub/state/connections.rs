@@ -3,7 +3,8 @@
 //!
 //! Invariants:
 //! - Sending never waits: a frame goes into the connection's bounded outbox
-//!   or, if that is full or closed, the connection is marked dead. Dead
+//!   or, if that refuses it (too slow, see [`crate::hub::OutboxBounds`]) or
+//!   is closed, the connection is marked dead. Dead
 //!   connections stay registered until the hub reaps them after the current
 //!   step, so a fan-out never changes the registry it walks.
 //! - A dead connection is kicked when reaped, which makes it tell its client
@@ -11,8 +12,9 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
 
+use crate::hub::queue::Refused;
 use crate::hub::{Outbound, Outbox};
 use crate::ids::ConnId;
 
@@ -98,6 +100,7 @@ impl Connections {
     /// Queues `item` for each of `targets` that is still registered; marks
     /// those that cannot take it dead.
     pub(super) fn send_all(&mut self, targets: &[ConnId], item: &Outbound) {
+        let now = Instant::now();
         for conn in targets {
             let outbox = self
                 .visitors
@@ -105,13 +108,20 @@ impl Connections {
                 .map(|c| &c.outbox)
                 .or_else(|| self.agents.get(conn).map(|c| &c.outbox));
             let Some(outbox) = outbox else { continue };
-            match outbox.frames.try_send(item.clone()) {
+            match outbox.frames.try_send(item.clone(), now) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    tracing::info!(conn = %conn, "connection too slow, asking it to resync");
+                Err(Refused::Waited(waited)) => {
+                    let waited_ms = waited.as_millis();
+                    tracing::info!(conn = %conn, waited_ms, "connection too slow, asking it to resync");
+                    crate::telemetry::slow_client("wait");
                     self.dead.push(*conn);
                 }
-                Err(TrySendError::Closed(_)) => self.dead.push(*conn),
+                Err(Refused::Bytes(bytes)) => {
+                    tracing::info!(conn = %conn, bytes, "connection too slow, asking it to resync");
+                    crate::telemetry::slow_client("bytes");
+                    self.dead.push(*conn);
+                }
+                Err(Refused::Closed) => self.dead.push(*conn),
             }
         }
     }
@@ -136,7 +146,7 @@ pub(super) fn kick(outbox: Outbox) {
 #[cfg(test)]
 mod tests {
     use crate::frame::encode;
-    use crate::hub::mailbox;
+    use crate::hub::{OutboxBounds, ROOMY, mailbox};
 
     use super::*;
 
@@ -145,12 +155,17 @@ mod tests {
     }
 
     #[test]
-    fn a_full_outbox_marks_its_connection_dead_and_the_rest_still_receive() {
+    fn an_overflowing_outbox_marks_its_connection_dead_and_the_rest_still_receive() {
         let mut connections = Connections::default();
         let (slow, fast) = (ConnId::from_raw(1), ConnId::from_raw(2));
-        let (outbox, _slow_inbox) = mailbox(slow, 1);
+        // Room for one small frame.
+        let tight = OutboxBounds {
+            max_wait: None,
+            max_bytes: 1,
+        };
+        let (outbox, _slow_inbox) = mailbox(slow, tight);
         connections.add_agent("alice".into(), outbox);
-        let (outbox, mut fast_inbox) = mailbox(fast, 8);
+        let (outbox, mut fast_inbox) = mailbox(fast, ROOMY);
         connections.add_visitor("v1".into(), outbox);
 
         connections.send_all(&[slow, fast], &frame(1));
@@ -170,7 +185,7 @@ mod tests {
     fn a_closed_outbox_marks_its_connection_dead() {
         let mut connections = Connections::default();
         let conn = ConnId::from_raw(1);
-        let (outbox, inbox) = mailbox(conn, 8);
+        let (outbox, inbox) = mailbox(conn, ROOMY);
         connections.add_visitor("v1".into(), outbox);
         drop(inbox);
         connections.send_all(&[conn], &frame(1));

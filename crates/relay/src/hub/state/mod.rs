@@ -41,6 +41,8 @@ use roster::Roster;
 use routes::Routes;
 use throttle::{Audience, SummaryThrottle};
 
+use std::sync::Arc;
+
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, ConversationFrame, ConversationStatus, ConversationSummary,
 };
@@ -65,10 +67,13 @@ pub(super) struct HubState {
     assigner: Option<Assigner>,
 }
 
+/// A summary coalesces with the conversation's next one while it waits in
+/// a connection's outbox (see the hub's ordering rules).
 fn summary_frame(summary: ConversationSummary) -> Outbound {
-    Outbound::Frame(encode(&AgentEvent::Conversation(ConversationFrame {
-        summary,
-    })))
+    Outbound::Summary {
+        conversation_id: Arc::from(summary.id.as_str()),
+        frame: encode(&AgentEvent::Conversation(ConversationFrame { summary })),
+    }
 }
 
 impl HubState {

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use super::HubState;
-use crate::hub::{HubOptions, Inbox, Outbound, mailbox};
+use crate::hub::{HubOptions, Inbox, ROOMY, mailbox};
 use crate::ids::ConnId;
 use crate::store::Change;
 
@@ -70,7 +70,7 @@ fn visitor_writes(hub: &mut HubState, seq: Seq) {
 }
 
 fn connect(hub: &mut HubState, conn: u64, agent: &str) -> Inbox {
-    let (outbox, inbox) = mailbox(ConnId::from_raw(conn), 64);
+    let (outbox, inbox) = mailbox(ConnId::from_raw(conn), ROOMY);
     let info = AgentInfo {
         id: agent.into(),
         name: agent.into(),
@@ -85,7 +85,7 @@ fn connect(hub: &mut HubState, conn: u64, agent: &str) -> Inbox {
 fn summaries(inbox: &mut Inbox) -> Vec<ConversationSummary> {
     let mut found = Vec::new();
     while let Ok(item) = inbox.frames.try_recv() {
-        let (Outbound::Frame(frame) | Outbound::Message { frame, .. }) = item;
+        let frame = item.into_frame();
         if let Ok(AgentEvent::Conversation(conversation)) = serde_json::from_str(frame.as_str()) {
             found.push(conversation.summary);
         }
@@ -102,10 +102,13 @@ fn the_owner_gets_every_summary_and_the_others_one_per_flush() {
     let mut hub = hub();
     let mut alice = connect(&mut hub, 1, "alice");
     let mut bob = connect(&mut hub, 2, "bob");
+    let mut to_alice = Vec::new();
     for seq in 2..=4 {
         visitor_writes(&mut hub, seq);
+        // Read as it comes: a summary still queued would be superseded.
+        to_alice.extend(summaries(&mut alice));
     }
-    assert_eq!(seqs(&summaries(&mut alice)), [2, 3, 4]);
+    assert_eq!(seqs(&to_alice), [2, 3, 4]);
     assert!(summaries(&mut bob).is_empty(), "nothing for bob yet");
     assert!(hub.throttle.flush_at().is_some(), "a flush is due");
 
@@ -117,23 +120,50 @@ fn the_owner_gets_every_summary_and_the_others_one_per_flush() {
     assert!(summaries(&mut bob).is_empty(), "flushed once only");
 }
 
+/// What a connection's outbox holds, in order: `m3` for message 3 of
+/// `k1`, `s3` for a summary at `last_seq` 3.
+fn queued(inbox: &mut Inbox) -> Vec<String> {
+    let mut found = Vec::new();
+    while let Ok(item) = inbox.frames.try_recv() {
+        match serde_json::from_str(item.into_frame().as_str()) {
+            Ok(AgentEvent::Message(message)) => found.push(format!("m{}", message.seq)),
+            Ok(AgentEvent::Conversation(frame)) => {
+                found.push(format!("s{}", frame.summary.last_seq));
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+#[test]
+fn an_owner_behind_gets_every_message_then_only_the_latest_summary() {
+    let mut hub = hub();
+    let mut alice = connect(&mut hub, 1, "alice");
+    for seq in 2..=4 {
+        visitor_writes(&mut hub, seq);
+    }
+    assert_eq!(queued(&mut alice), ["m2", "m3", "m4", "s4"]);
+}
+
 #[test]
 fn a_transfer_reaches_everybody_at_once_and_settles_what_was_due() {
     let mut hub = hub();
     let mut alice = connect(&mut hub, 1, "alice");
     let mut bob = connect(&mut hub, 2, "bob");
     let mut carol = connect(&mut hub, 3, "carol");
+    let assignees = |inbox: &mut Inbox| -> Vec<String> {
+        let got = summaries(inbox).into_iter();
+        got.filter_map(|s| s.assignee).collect()
+    };
     visitor_writes(&mut hub, 2);
+    assert_eq!(assignees(&mut alice), ["alice"]);
     assert!(summaries(&mut bob).is_empty());
 
     hub.apply(Change::Summary {
         summary: summary(2, "carol"),
     });
-    let assignees = |inbox: &mut Inbox| -> Vec<String> {
-        let got = summaries(inbox).into_iter();
-        got.filter_map(|s| s.assignee).collect()
-    };
-    assert_eq!(assignees(&mut alice), ["alice", "carol"]);
+    assert_eq!(assignees(&mut alice), ["carol"]);
     assert_eq!(assignees(&mut bob), ["carol"], "at once, and only that");
     assert_eq!(assignees(&mut carol), ["carol"]);
     hub.flush();
@@ -171,7 +201,7 @@ fn no_flush_is_due_when_every_agent_sees_the_conversation() {
 fn visitor_presence(inbox: &mut Inbox) -> Vec<bool> {
     let mut found = Vec::new();
     while let Ok(item) = inbox.frames.try_recv() {
-        let (Outbound::Frame(frame) | Outbound::Message { frame, .. }) = item;
+        let frame = item.into_frame();
         if let Ok(AgentEvent::Presence(presence)) = serde_json::from_str(frame.as_str())
             && presence.kind == PresenceKind::Visitor
         {
@@ -185,12 +215,12 @@ fn visitor_presence(inbox: &mut Inbox) -> Vec<bool> {
 fn agents_hear_of_a_visitor_leaving_only_once_the_grace_ends() {
     let mut hub = hub();
     let mut alice = connect(&mut hub, 1, "alice");
-    let (outbox, _first_tab) = mailbox(ConnId::from_raw(10), 64);
+    let (outbox, _first_tab) = mailbox(ConnId::from_raw(10), ROOMY);
     hub.add_visitor("v1".into(), outbox);
     assert_eq!(visitor_presence(&mut alice), [true]);
 
     drop(hub.remove(ConnId::from_raw(10)));
-    let (outbox, _next_page) = mailbox(ConnId::from_raw(11), 64);
+    let (outbox, _next_page) = mailbox(ConnId::from_raw(11), ROOMY);
     hub.add_visitor("v1".into(), outbox);
     hub.expire(Instant::now() + GRACE * 2);
     assert!(

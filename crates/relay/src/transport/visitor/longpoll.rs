@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 use super::super::AppState;
 use super::super::errors::{error_response, rejected};
-use super::super::limits::{IpPermit, frame_limiter};
+use super::super::limits::{IpPermit, frame_limiter, long_poll_outbox};
 use super::{Peer, VisitorCore};
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
@@ -171,7 +171,7 @@ async fn open_session(
 ) -> Result<(Arc<PollSession>, VisitorWelcome), ErrorFrame> {
     let conn = ConnId::next();
     let core = VisitorCore::hello(state.clone(), conn, peer, token, profile).await?;
-    let (outbox, inbox) = mailbox(conn, core.outbound_queue());
+    let (outbox, inbox) = mailbox(conn, long_poll_outbox(core.limits()));
     let Some(welcome) = core.register(outbox, Some(session_id.clone())).await else {
         return Err(ErrorFrame::new(ErrorCode::Internal, "shutting down"));
     };
@@ -289,9 +289,10 @@ pub(in crate::transport) async fn events(
         kicked,
     } = &mut *inbox;
     let outcome = loop {
+        // Messages come from the store, below.
         while let Ok(outbound) = queued.try_recv() {
-            if let Outbound::Frame(frame) = outbound {
-                frames.push(frame);
+            if !matches!(outbound, Outbound::Message { .. }) {
+                frames.push(outbound.into_frame());
             }
         }
         let messages = {
@@ -314,8 +315,8 @@ pub(in crate::transport) async fn events(
         }
         tokio::select! {
             outbound = queued.recv() => match outbound {
-                Some(Outbound::Frame(frame)) => frames.push(frame),
                 Some(Outbound::Message { .. }) => {}
+                Some(outbound) => frames.push(outbound.into_frame()),
                 None => break PollOutcome::Resync,
             },
             _ = &mut *kicked => break PollOutcome::Resync,

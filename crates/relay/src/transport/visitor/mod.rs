@@ -176,9 +176,8 @@ impl VisitorCore {
         })
     }
 
-    /// How many frames may wait for this visitor before it must resync.
-    pub fn outbound_queue(&self) -> usize {
-        self.state.config.limits.outbound_queue
+    pub fn limits(&self) -> &crate::config::Limits {
+        &self.state.config.limits
     }
 
     pub async fn unregister(&self) {

@@ -4,6 +4,7 @@ use kefu_protocol::Seq;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 
 use super::super::AppState;
+use super::super::limits::websocket_outbox;
 use super::super::session::{Ended, Event, Session};
 use super::{Peer, REPLAY_PAGE, VisitorCore};
 use crate::frame::{decode, encode};
@@ -64,7 +65,8 @@ impl Visitor {
     /// between is both in the replay and queued live; the live copy is
     /// skipped by `seq`. So the switch has no gap and no duplicate.
     async fn start(&mut self) -> Result<(), Ended> {
-        let (outbox, inbox) = mailbox(self.session.id, self.core.outbound_queue());
+        let bounds = websocket_outbox(self.core.limits());
+        let (outbox, inbox) = mailbox(self.session.id, bounds);
         let Some(welcome) = self.core.register(outbox, None).await else {
             return Err(Ended);
         };
@@ -95,13 +97,13 @@ impl Visitor {
 
     async fn step(&mut self) -> Result<(), Ended> {
         match self.session.next().await? {
-            Event::Deliver(Outbound::Frame(frame)) => self.session.deliver(frame).await,
             Event::Deliver(Outbound::Message { seq, frame }) => {
                 if seq > self.replayed_up_to {
                     self.session.deliver(frame).await?;
                 }
                 Ok(())
             }
+            Event::Deliver(outbound) => self.session.deliver(outbound.into_frame()).await,
             Event::Request(text) => Box::pin(self.request(&text)).await,
         }
     }
