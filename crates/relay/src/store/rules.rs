@@ -91,6 +91,21 @@ pub(super) fn resolve(state: &ConversationState, by: &AgentInfo) -> Result<Decis
     Ok(Decision::Proceed)
 }
 
+/// Whether an agent's read counts for the visitor ("seen"): the assignee's
+/// does; while nobody has the conversation (waiting, or resolved), the read
+/// of an agent who has replied in it does. Anybody else only looked.
+/// `has_replied` is asked only when it decides.
+pub(super) fn answers_visitor(
+    state: &ConversationState,
+    agent: &AgentInfo,
+    has_replied: impl FnOnce() -> Result<bool, StoreError>,
+) -> Result<bool, StoreError> {
+    if state.status == ConversationStatus::Active {
+        return Ok(state.assigned_to(agent));
+    }
+    has_replied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +172,19 @@ mod tests {
         let done = state(ConversationStatus::Resolved, Some("bob"));
         assert_eq!(resolve(&done, &alice).ok(), Some(Decision::Unchanged));
         assert_eq!(claim(&done, &alice).ok(), Some(Decision::Assign));
+    }
+
+    #[test]
+    fn only_the_agent_answering_the_visitor_reads_for_them() {
+        let alice = agent("alice", Role::Agent);
+        let root = agent("root", Role::Admin);
+        let alices = state(ConversationStatus::Active, Some("alice"));
+        let replied = || Ok(true);
+        let never = || Ok(false);
+        assert!(answers_visitor(&alices, &alice, never).unwrap_or(false));
+        assert!(!answers_visitor(&alices, &root, replied).unwrap_or(true));
+        let waiting = state(ConversationStatus::Waiting, None);
+        assert!(!answers_visitor(&waiting, &alice, never).unwrap_or(true));
+        assert!(answers_visitor(&waiting, &alice, replied).unwrap_or(false));
     }
 }

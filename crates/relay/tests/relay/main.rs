@@ -14,6 +14,8 @@ mod metrics;
 mod ops;
 mod schema;
 mod settings;
+#[macro_use]
 mod store;
+mod store_reads;
 mod summaries;
 mod support;

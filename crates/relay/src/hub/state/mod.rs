@@ -53,7 +53,7 @@ use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
 use crate::cluster::{ClusterEvent, ClusterInput, Envelope, NodeId};
 use crate::frame::encode;
 use crate::ids::ConnId;
-use crate::store::Change;
+use crate::store::{AgentMark, Change};
 
 pub(super) struct HubState {
     connections: Connections,
@@ -186,8 +186,25 @@ impl HubState {
                 let (summary, before) = self.remember(summary);
                 self.publish_summary(summary, before.as_ref());
             }
-            Change::Read { receipt, summary } => {
+            Change::Read {
+                receipt,
+                mark,
+                summary,
+            } => {
                 let (summary, before) = self.remember(summary);
+                if let Some(AgentMark { agent_id, mark }) = mark {
+                    // An agent's own mark is nobody else's business.
+                    let own: Vec<ConnId> = (self.connections.agents())
+                        .filter(|(_, agent)| *agent == agent_id)
+                        .map(|(conn, _)| conn)
+                        .collect();
+                    let frame = Outbound::Frame(encode(&AgentEvent::ReadMark(mark)));
+                    self.connections.send_all(&own, &frame);
+                }
+                // Only a read the visitor may see changes the summary.
+                let Some(receipt) = receipt else {
+                    return;
+                };
                 let targets = match receipt.reader {
                     AuthorKind::Visitor => self.agents_seeing(&summary, None),
                     _ => self.visitor_targets(&summary.visitor.id, None),
