@@ -96,7 +96,7 @@ pub fn with_activity(
         .filter(|c| {
             c.activity
                 || c.summary.status == ConversationStatus::Waiting
-                || (c.summary.unread > 0 && Filter::Mine.admits(c, me))
+                || (c.unread() > 0 && Filter::Mine.admits(c, me))
         })
         .collect();
     busy.sort_by(|a, b| urgency(a, b));

@@ -99,7 +99,11 @@ async fn an_agents_read_reaches_its_connections_on_every_relay() {
         })
         .await;
     assert_eq!(
-        (mark.conversation_id.as_str(), mark.up_to_seq, mark.visitor_messages),
+        (
+            mark.conversation_id.as_str(),
+            mark.up_to_seq,
+            mark.visitor_messages
+        ),
         (conversation.as_str(), 1, 1)
     );
     // The typing that follows reaches the visitor after anything the read

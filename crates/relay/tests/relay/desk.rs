@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::agent::AgentReadMark;
+use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
 use kefu_testkit::{Client, TestRelay, assert_error};

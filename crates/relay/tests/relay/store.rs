@@ -95,7 +95,10 @@ pub(crate) async fn new_conversation(
 }
 
 /// A conversation's summary as the store reads it back.
-pub(crate) async fn stored_summary(store: &Arc<dyn Store>, conversation_id: &str) -> ConversationSummary {
+pub(crate) async fn stored_summary(
+    store: &Arc<dyn Store>,
+    conversation_id: &str,
+) -> ConversationSummary {
     store
         .conversation(conversation_id)
         .await

@@ -12,7 +12,7 @@ fn unread_messages_notify_off_screen_and_are_marked_read_on_screen() {
     );
     assert_eq!(notifications(&effects), ["New message: Visitor k2: hello?"]);
     assert!(requests(&effects).is_empty(), "not on screen: not read");
-    assert_eq!(app.conversations["k2"].summary.unread, 1);
+    assert_eq!(app.conversations["k2"].unread(), 1);
 
     let effects = frame(
         &mut app,
@@ -26,7 +26,7 @@ fn unread_messages_notify_off_screen_and_are_marked_read_on_screen() {
             up_to_seq: 1
         }]
     );
-    assert_eq!(app.conversations["k1"].summary.unread, 0);
+    assert_eq!(app.conversations["k1"].unread(), 0);
 
     let effects = key(&mut app, KeyCode::Tab);
     assert!(requests(&effects).contains(&AgentRequest::Read {
@@ -42,6 +42,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
     theirs.assignee = Some(BOB.into());
     theirs.last_seq = 2;
     theirs.unread = 1;
+    theirs.visitor_messages = 1;
     frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame {
@@ -61,6 +62,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
     // The relay's summary of it was behind: the current one comes now.
     theirs.last_seq = 4;
     theirs.unread = 3;
+    theirs.visitor_messages = 3;
     let effects = frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame { summary: theirs }),
@@ -72,7 +74,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
             up_to_seq: 4
         }]
     );
-    assert_eq!(app.conversations["k5"].summary.unread, 0);
+    assert_eq!(app.conversations["k5"].unread(), 0);
 }
 
 #[test]
@@ -86,6 +88,7 @@ fn a_new_waiting_visitor_rings_once() {
     let mut new = summary("k9", ConversationStatus::Waiting, 0);
     new.last_seq = 1;
     new.unread = 1;
+    new.visitor_messages = 1;
     let effects = frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame { summary: new }),

@@ -31,14 +31,14 @@ use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision};
 use super::{
-    AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
-    now_millis, preview_of, to_millis,
+    AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend,
+    default_visitor_name, now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::{auth, ids};
 use writes::{
-    Tx, assign, existing_message, has_replied, lock_conversation, move_agent_mark,
-    require_summary, upsert_visitor, visitor_messages_up_to,
+    Tx, assign, existing_message, has_replied, lock_conversation, move_agent_mark, require_summary,
+    upsert_visitor, visitor_messages_up_to,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -380,7 +380,8 @@ impl Store for PgStore {
                 }
             }
             Reader::Agent(agent) => {
-                let visitor_messages = visitor_messages_up_to(&mut tx, conversation_id, up_to).await?;
+                let visitor_messages =
+                    visitor_messages_up_to(&mut tx, conversation_id, up_to).await?;
                 let own =
                     move_agent_mark(&mut tx, &agent.id, conversation_id, up_to, visitor_messages)
                         .await?;

@@ -259,7 +259,11 @@ fn visitor_messages_up_to(
     Ok(count_from_sql(count.unwrap_or(0)))
 }
 
-fn has_replied(conn: &Connection, conversation_id: &str, agent_id: &str) -> Result<bool, StoreError> {
+fn has_replied(
+    conn: &Connection,
+    conversation_id: &str,
+    agent_id: &str,
+) -> Result<bool, StoreError> {
     let found = query_optional(
         conn,
         "SELECT 1 FROM messages WHERE conversation_id = ? AND author_kind = 'agent'
