@@ -230,7 +230,7 @@ async fn resolve_change(
                     reader: AuthorKind::Agent,
                     up_to_seq,
                 }),
-                mark: own.then(|| AgentMark {
+                mark: own.then_some(AgentMark {
                     agent_id,
                     mark: AgentReadMark {
                         conversation_id,
