@@ -208,7 +208,7 @@ pub trait Store: Reads + 'static {
     /// Records that `reader` has seen everything up to `up_to_seq`. Read marks
     /// only move forward. An agent moves its own mark; it moves the mark the
     /// visitor sees as "seen" only if it answers the visitor (see
-    /// [`rules::answers_visitor`]).
+    /// `rules::reads_for_visitor`).
     async fn mark_read(
         &self,
         conversation_id: &str,

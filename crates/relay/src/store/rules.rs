@@ -91,19 +91,25 @@ pub(super) fn resolve(state: &ConversationState, by: &AgentInfo) -> Result<Decis
     Ok(Decision::Proceed)
 }
 
-/// Whether an agent's read counts for the visitor ("seen"): the assignee's
-/// does; while nobody has the conversation (waiting, or resolved), the read
-/// of an agent who has replied in it does. Anybody else only looked.
-/// `has_replied` is asked only when it decides.
-pub(super) fn answers_visitor(
-    state: &ConversationState,
-    agent: &AgentInfo,
-    has_replied: impl FnOnce() -> Result<bool, StoreError>,
-) -> Result<bool, StoreError> {
-    if state.status == ConversationStatus::Active {
-        return Ok(state.assigned_to(agent));
+/// Whether an agent's read counts for the visitor ("seen").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadsForVisitor {
+    Yes,
+    No,
+    /// Only if the agent has replied in the conversation: the backend
+    /// looks that up (only then, as it costs a query).
+    IfReplied,
+}
+
+/// The assignee's read counts for the visitor; while nobody has the
+/// conversation (waiting, or resolved), the read of an agent who has
+/// replied in it does. Anybody else only looked.
+pub(super) fn reads_for_visitor(state: &ConversationState, agent: &AgentInfo) -> ReadsForVisitor {
+    match state.status {
+        ConversationStatus::Active if state.assigned_to(agent) => ReadsForVisitor::Yes,
+        ConversationStatus::Active => ReadsForVisitor::No,
+        ConversationStatus::Waiting | ConversationStatus::Resolved => ReadsForVisitor::IfReplied,
     }
-    has_replied()
 }
 
 #[cfg(test)]
@@ -179,12 +185,12 @@ mod tests {
         let alice = agent("alice", Role::Agent);
         let root = agent("root", Role::Admin);
         let alices = state(ConversationStatus::Active, Some("alice"));
-        let replied = || Ok(true);
-        let never = || Ok(false);
-        assert!(answers_visitor(&alices, &alice, never).unwrap_or(false));
-        assert!(!answers_visitor(&alices, &root, replied).unwrap_or(true));
+        assert_eq!(reads_for_visitor(&alices, &alice), ReadsForVisitor::Yes);
+        assert_eq!(reads_for_visitor(&alices, &root), ReadsForVisitor::No);
         let waiting = state(ConversationStatus::Waiting, None);
-        assert!(!answers_visitor(&waiting, &alice, never).unwrap_or(true));
-        assert!(answers_visitor(&waiting, &alice, replied).unwrap_or(false));
+        assert_eq!(
+            reads_for_visitor(&waiting, &alice),
+            ReadsForVisitor::IfReplied
+        );
     }
 }

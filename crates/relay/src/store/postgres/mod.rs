@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
-use super::rules::{self, Decision};
+use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
     AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend,
     default_visitor_name, now_millis, preview_of, to_millis,
@@ -385,8 +385,14 @@ impl Store for PgStore {
                 let own =
                     move_agent_mark(&mut tx, &agent.id, conversation_id, up_to, visitor_messages)
                         .await?;
-                let replied = has_replied(&mut tx, conversation_id, &agent.id).await?;
-                let seen = rules::answers_visitor(&state, agent, || Ok(replied))?
+                let answers = match rules::reads_for_visitor(&state, agent) {
+                    ReadsForVisitor::Yes => true,
+                    ReadsForVisitor::No => false,
+                    ReadsForVisitor::IfReplied => {
+                        has_replied(&mut tx, conversation_id, &agent.id).await?
+                    }
+                };
+                let seen = answers
                     && sqlx::query(
                         "UPDATE conversations SET agent_read_seq = $2, unread = (
                              SELECT count(*) FROM messages

@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use super::super::super::rows::{
     SUMMARY_SELECT, SummaryRow, count_from_sql, count_to_sql, seq_to_sql,
 };
-use super::super::super::rules::{self, ConversationState, Decision};
+use super::super::super::rules::{self, ConversationState, Decision, ReadsForVisitor};
 use super::super::super::{AgentMark, Change, StoreError, VisitorDetails, now_millis, to_millis};
 use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
@@ -175,9 +175,11 @@ pub(super) fn mark_read(
         visitor_messages_up_to(conn, conversation_id, up_to)?
     };
     let own = move_agent_mark(conn, &agent.id, conversation_id, up_to, visitor_messages)?;
-    let answers = rules::answers_visitor(&state_of(&summary), agent, || {
-        has_replied(conn, conversation_id, &agent.id)
-    })?;
+    let answers = match rules::reads_for_visitor(&state_of(&summary), agent) {
+        ReadsForVisitor::Yes => true,
+        ReadsForVisitor::No => false,
+        ReadsForVisitor::IfReplied => has_replied(conn, conversation_id, &agent.id)?,
+    };
     let seen = answers
         && execute(
             conn,
