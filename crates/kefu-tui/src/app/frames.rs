@@ -1,7 +1,7 @@
 //! What the relay's frames (and the connection's ups and downs) do to the
 //! state. Every frame is cleaned of terminal escapes before it is looked at.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use kefu_protocol::agent::{
     AgentEvent, AgentReadMark, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary,
@@ -76,9 +76,14 @@ impl App {
         for summary in welcome.conversations {
             self.summary(summary, reconnect);
         }
-        for mark in welcome.read_marks {
-            if let Some(conversation) = self.conversations.get_mut(&mark.conversation_id) {
-                conversation.read_up_to(mark);
+        // The relay's marks replace ours: one sent on the old connection may
+        // have been lost with it, and is then sent again below.
+        let mut marks: HashMap<String, AgentReadMark> = (welcome.read_marks.into_iter())
+            .map(|mark| (mark.conversation_id.clone(), mark))
+            .collect();
+        for id in &live {
+            if let Some(conversation) = self.conversations.get_mut(id) {
+                conversation.read_mark = marks.remove(id);
             }
         }
         // Missing from the welcome means resolved meanwhile. Keep those the

@@ -182,6 +182,40 @@ fn away_is_restored_after_the_relay_forgets_it() {
     }));
 }
 
+/// Read marks are the agent's own and kept by the relay: the welcome's
+/// replace ours, and one lost with the old connection is sent again.
+#[test]
+fn the_welcome_gives_our_own_read_marks_and_a_lost_one_is_sent_again() {
+    use kefu_protocol::agent::AgentReadMark;
+
+    let mut guest = summary("k1", ConversationStatus::Waiting, 5);
+    (guest.last_seq, guest.unread, guest.visitor_messages) = (2, 2, 2);
+    let mut app = new_app();
+    let AgentEvent::Welcome(mut welcome) = welcome_frame(vec![guest.clone()]) else {
+        unreachable!("welcome_frame makes a welcome");
+    };
+    welcome.read_marks = vec![AgentReadMark {
+        conversation_id: "k1".into(),
+        up_to_seq: 1,
+        visitor_messages: 1,
+    }];
+    frame(&mut app, AgentEvent::Welcome(welcome));
+    assert_eq!(app.conversations["k1"].unread(), 1, "read one of two");
+
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(requests(&effects).contains(&AgentRequest::Read {
+        conversation_id: "k1".into(),
+        up_to_seq: 2
+    }));
+    assert_eq!(app.conversations["k1"].unread(), 0);
+    // The connection drops before the relay stored it.
+    let effects = frame(&mut app, welcome_frame(vec![guest]));
+    assert!(requests(&effects).contains(&AgentRequest::Read {
+        conversation_id: "k1".into(),
+        up_to_seq: 2
+    }));
+}
+
 #[test]
 fn escapes_in_received_text_never_reach_the_state() {
     let mut app = with_k1_open();
