@@ -156,3 +156,82 @@ async fn postgres_read_marks_survive_a_reopen() {
     read_marks_survive_a_reopen(&database.url).await;
     database.drop_database().await;
 }
+
+/// A database from before read marks, as migrations 0001–0003 (SQLite) or
+/// 0001 (PostgreSQL) left it: alice has the conversation and had read one
+/// of the visitor's two messages, when marks were shared.
+const BEFORE_READ_MARKS: &str = "
+    INSERT INTO agents (id, name, role, token_hash, created_at)
+        VALUES ('a-alice', 'alice', 'agent', 'hash-of-alice', 0);
+    INSERT INTO visitors (id, created_at, updated_at) VALUES ('v1', 0, 0);
+    INSERT INTO conversations (id, visitor_id, status, assignee, last_seq, unread,
+                               agent_read_seq, created_at, updated_at)
+        VALUES ('k1', 'v1', 'active', 'a-alice', 3, 1, 2, 0, 0);
+    INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
+                          author_name, text, at)
+        VALUES ('k1', 1, 'm1', 'c1', 'visitor', 'v1', 'Ann', 'one', 0),
+               ('k1', 2, 'm2', 'a1', 'agent', 'a-alice', 'alice', 'hi', 0),
+               ('k1', 3, 'm3', 'c2', 'visitor', 'v1', 'Ann', 'two', 0);";
+
+/// The migration counts the visitor's messages and gives the assignee the
+/// old shared mark.
+async fn upgraded_marks_are_the_assignees(url: &str) {
+    let store = store::open(url, None).await.expect("migrate");
+    let summary = stored_summary(&store, "k1").await;
+    assert_eq!((summary.visitor_messages, summary.unread), (2, 1));
+    assert_eq!(marks(&store, "a-alice").await, [(2, 1)]);
+    let mark = store.read_marks("a-alice").await.expect("marks");
+    assert_eq!(summary.unread_for(mark.first()), 1);
+    store.close().await;
+}
+
+/// Runs only the first `count` of a directory's migrations.
+async fn migrate_partly<DB: sqlx::Database>(pool: &sqlx::Pool<DB>, dir: &str, count: usize)
+where
+    DB::Connection: sqlx::migrate::Migrate,
+{
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut migrator = sqlx::migrate::Migrator::new(path)
+        .await
+        .expect("migrations");
+    migrator.migrations = migrator.migrations[..count].to_vec().into();
+    migrator.run(pool).await.expect("old migrations");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_upgraded_marks_are_the_assignees() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kefu.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let pool = sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("old database");
+    migrate_partly(&pool, "migrations/sqlite", 3).await;
+    sqlx::raw_sql(BEFORE_READ_MARKS)
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    pool.close().await;
+    upgraded_marks_are_the_assignees(&format!("sqlite://{}", path.display())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_upgraded_marks_are_the_assignees() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&database.url)
+        .await
+        .expect("old database");
+    migrate_partly(&pool, "migrations/postgres", 1).await;
+    sqlx::raw_sql(BEFORE_READ_MARKS)
+        .execute(&pool)
+        .await
+        .expect("old rows");
+    pool.close().await;
+    upgraded_marks_are_the_assignees(&database.url).await;
+    database.drop_database().await;
+}
