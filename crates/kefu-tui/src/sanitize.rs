@@ -72,7 +72,10 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
             line_opt(&mut reconnect.reason);
             AgentEvent::Reconnect(reconnect)
         }
-        other @ (AgentEvent::Ack(_) | AgentEvent::Read(_) | AgentEvent::Presence(_)) => other,
+        other @ (AgentEvent::Ack(_)
+        | AgentEvent::Read(_)
+        | AgentEvent::ReadMark(_)
+        | AgentEvent::Presence(_)) => other,
     }
 }
 

@@ -72,6 +72,9 @@ pub enum AgentEvent {
     Message(Message),
     Typing(Typing),
     Read(ReadReceipt),
+    /// This agent's own read position moved (its `read` here or on another
+    /// connection, on any relay of a cluster). Sent only to that agent.
+    ReadMark(AgentReadMark),
     Presence(Presence),
     Error(ErrorFrame),
     Reconnect(Reconnect),
@@ -124,6 +127,22 @@ pub struct AgentWelcome {
     /// Every waiting and active conversation; resolved ones are reachable
     /// through `history`.
     pub conversations: Vec<ConversationSummary>,
+    /// This agent's own read positions in those conversations; one it never
+    /// read is absent (everything from the visitor is unread).
+    #[serde(default)]
+    pub read_marks: Vec<AgentReadMark>,
+}
+
+/// How far one agent has read one conversation. Read positions are per
+/// agent: an agent's unread count is [`ConversationSummary::unread_for`]
+/// its own mark.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentReadMark {
+    pub conversation_id: String,
+    /// The agent has seen every message up to this `seq`.
+    pub up_to_seq: Seq,
+    /// How many of the visitor's messages are at or below `up_to_seq`.
+    pub visitor_messages: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,8 +195,14 @@ pub struct ConversationSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
     pub last_seq: Seq,
-    /// Visitor messages no agent has marked read yet.
+    /// Visitor messages the agent answering the visitor (the assignee, or
+    /// one who replied while it waits) has not read: what the visitor's
+    /// "seen" has not reached. The same for every agent; an agent's own
+    /// count is [`ConversationSummary::unread_for`].
     pub unread: u32,
+    /// How many messages the visitor has written in this conversation.
+    #[serde(default)]
+    pub visitor_messages: u64,
     /// The start of the last message visible to the visitor.
     pub preview: String,
     /// Highest `seq` the visitor has read, for "seen" marks.
@@ -190,6 +215,15 @@ pub struct ConversationSummary {
     pub waiting_since: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl ConversationSummary {
+    /// The visitor's messages the agent holding `mark` (its own read
+    /// position here, if it has one) has not read.
+    pub fn unread_for(&self, mark: Option<&AgentReadMark>) -> u64 {
+        let read = mark.map_or(0, |mark| mark.visitor_messages);
+        self.visitor_messages.saturating_sub(read)
+    }
 }
 
 /// What agents know of a visitor. Everything but `id` and `online` comes from

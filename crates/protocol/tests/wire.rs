@@ -121,3 +121,37 @@ fn errors_carry_code_message_and_ref() {
         json!({"type": "error", "code": "rate_limited", "message": "slow down", "ref": "c9"})
     );
 }
+
+#[test]
+fn read_marks_are_per_agent_and_give_its_own_unread_count() {
+    use kefu_protocol::agent::{AgentReadMark, AgentWelcome, ConversationSummary};
+
+    let frame: AgentEvent = serde_json::from_value(json!({
+        "type": "read_mark", "conversation_id": "k9", "up_to_seq": 6, "visitor_messages": 4
+    }))
+    .expect("read_mark");
+    let AgentEvent::ReadMark(mark) = frame else {
+        panic!("not a read_mark");
+    };
+    let summary: ConversationSummary = serde_json::from_value(json!({
+        "id": "k9", "visitor": {"id": "v7", "name": "Ming", "online": true},
+        "status": "waiting", "last_seq": 9, "unread": 5, "visitor_messages": 7,
+        "preview": "hello?", "visitor_read_seq": 6, "updated_at": "2026-11-23T10:00:00.123Z"
+    }))
+    .expect("summary");
+    assert_eq!(summary.unread_for(Some(&mark)), 3);
+    assert_eq!(summary.unread_for(None), 7, "never read: all of them");
+    let stale = AgentReadMark {
+        visitor_messages: 9,
+        ..mark
+    };
+    assert_eq!(summary.unread_for(Some(&stale)), 0, "never negative");
+
+    // A relay from before read marks sends neither field.
+    let welcome: AgentWelcome = serde_json::from_value(json!({
+        "agent": {"id": "a1", "name": "alice", "role": "agent"},
+        "agents": [], "conversations": []
+    }))
+    .expect("old welcome");
+    assert!(welcome.read_marks.is_empty());
+}

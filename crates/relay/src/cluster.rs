@@ -46,10 +46,21 @@ pub enum ChangeRef {
     Summary {
         conversation_id: String,
     },
+    /// The visitor read.
     Read {
         conversation_id: String,
         reader: AuthorKind,
         up_to_seq: Seq,
+    },
+    /// An agent read: its own mark moved (`own`, which every node tells
+    /// the agent's connections) and/or the one the visitor sees (`seen`).
+    AgentRead {
+        conversation_id: String,
+        agent_id: String,
+        up_to_seq: Seq,
+        visitor_messages: u64,
+        own: bool,
+        seen: bool,
     },
 }
 

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use kefu_protocol::agent::{ConversationStatus, ConversationSummary, VisitorSummary};
+use kefu_protocol::agent::{
+    AgentReadMark, ConversationStatus, ConversationSummary, VisitorSummary,
+};
 use kefu_protocol::{Message, Seq};
 use time::OffsetDateTime;
 
@@ -37,6 +39,9 @@ pub struct Conversation {
     pub visitor_typing: Option<OffsetDateTime>,
     /// The highest `seq` this client marked read.
     pub read_sent: Seq,
+    /// This agent's own read position (read state is per agent): what the
+    /// relay last said, or what this client marked since.
+    pub read_mark: Option<AgentReadMark>,
 }
 
 /// What the agent is writing in one conversation.
@@ -83,6 +88,7 @@ impl Conversation {
             activity: false,
             visitor_typing: None,
             read_sent: 0,
+            read_mark: None,
         }
     }
 
@@ -102,6 +108,7 @@ impl Conversation {
             last_seq: message.seq,
             // Counted when the message is inserted.
             unread: 0,
+            visitor_messages: 0,
             preview: message.text.clone(),
             visitor_read_seq: 0,
             waiting_since: Some(message.at),
@@ -112,6 +119,23 @@ impl Conversation {
 
     pub fn id(&self) -> &str {
         &self.summary.id
+    }
+
+    /// The visitor's messages this agent has not read (its own count, not
+    /// the summary's, which is the answering agent's).
+    pub fn unread(&self) -> u64 {
+        self.summary.unread_for(self.read_mark.as_ref())
+    }
+
+    /// Takes a read position of this agent's; marks only move forward.
+    pub fn read_up_to(&mut self, mark: AgentReadMark) {
+        let newer = self
+            .read_mark
+            .as_ref()
+            .is_none_or(|held| mark.up_to_seq > held.up_to_seq);
+        if newer {
+            self.read_mark = Some(mark);
+        }
     }
 
     pub fn oldest_seq(&self) -> Option<Seq> {

@@ -1,10 +1,11 @@
 //! What the relay's frames (and the connection's ups and downs) do to the
 //! state. Every frame is cleaned of terminal escapes before it is looked at.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use kefu_protocol::agent::{
-    AgentEvent, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary, HistoryPage,
+    AgentEvent, AgentReadMark, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary,
+    HistoryPage,
 };
 use kefu_protocol::{
     Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
@@ -40,6 +41,11 @@ impl App {
             AgentEvent::Message(message) => self.message(message),
             AgentEvent::Typing(typing) => self.typing(typing),
             AgentEvent::Read(receipt) => self.read(receipt),
+            AgentEvent::ReadMark(mark) => {
+                if let Some(conversation) = self.conversations.get_mut(&mark.conversation_id) {
+                    conversation.read_up_to(mark);
+                }
+            }
             AgentEvent::Presence(presence) => self.presence(presence),
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
@@ -69,6 +75,16 @@ impl App {
         let live: HashSet<String> = welcome.conversations.iter().map(|c| c.id.clone()).collect();
         for summary in welcome.conversations {
             self.summary(summary, reconnect);
+        }
+        // The relay's marks replace ours: one sent on the old connection may
+        // have been lost with it, and is then sent again below.
+        let mut marks: HashMap<String, AgentReadMark> = (welcome.read_marks.into_iter())
+            .map(|mark| (mark.conversation_id.clone(), mark))
+            .collect();
+        for id in &live {
+            if let Some(conversation) = self.conversations.get_mut(id) {
+                conversation.read_mark = marks.remove(id);
+            }
         }
         // Missing from the welcome means resolved meanwhile. Keep those the
         // agent is looking at or still has text for; forget the rest.
@@ -288,7 +304,7 @@ impl App {
             conversation.visitor_typing = None;
             // The summary that follows will say so too; counting now lets
             // an open conversation be marked read at once.
-            conversation.summary.unread += 1;
+            conversation.summary.visitor_messages += 1;
         }
         if on_screen {
             self.mark_read(&id);
@@ -379,17 +395,24 @@ impl App {
     }
 
     /// Tells the relay the agent has read `id` up to its newest message, if
-    /// there is anything unread that was not marked already.
+    /// there is anything it has not read that was not marked already. The
+    /// mark is this agent's own: the relay shows the visitor "seen" only if
+    /// the agent is the one answering them, so opening (peeking at) a
+    /// waiting chat shows the visitor nothing and leaves colleagues' counts.
     pub(super) fn mark_read(&mut self, id: &str) {
         let online = self.online();
         let Some(conversation) = self.conversations.get_mut(id) else {
             return;
         };
         let up_to_seq = conversation.summary.last_seq;
-        if conversation.summary.unread == 0 || up_to_seq <= conversation.read_sent || !online {
+        if conversation.unread() == 0 || up_to_seq <= conversation.read_sent || !online {
             return;
         }
-        conversation.summary.unread = 0;
+        conversation.read_up_to(AgentReadMark {
+            conversation_id: id.to_owned(),
+            up_to_seq,
+            visitor_messages: conversation.summary.visitor_messages,
+        });
         conversation.read_sent = up_to_seq;
         self.request(AgentRequest::Read {
             conversation_id: id.to_owned(),

@@ -72,7 +72,7 @@ fn need(c: &Conversation, me: Option<&str>) -> Need {
 /// Something new from the visitor (or a colleague's note) in one of the
 /// agent's own chats.
 pub fn has_own_news(c: &Conversation, me: Option<&str>) -> bool {
-    Filter::Mine.admits(c, me) && (c.summary.unread > 0 || c.activity)
+    Filter::Mine.admits(c, me) && (c.unread() > 0 || c.activity)
 }
 
 /// The agent's own chats with news first, the one whose visitor has waited

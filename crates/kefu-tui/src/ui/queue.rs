@@ -85,9 +85,10 @@ fn entry(app: &App, conversation: &Conversation, columns: usize) -> [Line<'stati
         Span::styled("○", dim())
     };
     let mut right = Vec::new();
-    if summary.unread > 0 {
+    let unread = conversation.unread();
+    if unread > 0 {
         right.push(Span::styled(
-            format!(" ({})", summary.unread),
+            format!(" ({unread})"),
             bold().fg(Color::Yellow),
         ));
     }

@@ -78,6 +78,7 @@ fn busy_app() -> App {
     k1.visitor.user_agent =
         Some("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0".into());
     k1.unread = 2;
+    k1.visitor_messages = 2;
     k1.last_seq = 4;
     k1.visitor_read_seq = 3;
     let mut k2 = summary("k2", ConversationStatus::Waiting, 2);
@@ -88,6 +89,7 @@ fn busy_app() -> App {
         "hello? anyone there to help me",
     );
     k2.unread = 3;
+    k2.visitor_messages = 3;
     let mut k3 = summary("k3", ConversationStatus::Active, 1);
     visitor(&mut k3, "Olga", true, "Thanks!");
     let mut k4 = summary("k4", ConversationStatus::Active, 30);
@@ -339,4 +341,70 @@ fn the_resolve_question_names_the_visitor_and_why_it_asks() {
             "{expected:?} in {screen:#?}"
         );
     }
+}
+
+/// The queue row that names `name`.
+fn row_of(buffer: &Buffer, name: &str) -> String {
+    rows(buffer)
+        .into_iter()
+        .find(|row| row.contains(name))
+        .unwrap_or_else(|| panic!("no row names {name}"))
+}
+
+/// Issue 16, repro 3: opening a waiting chat must not read it for everybody.
+/// The counts the queue shows are this agent's own (from its read marks),
+/// so a peek clears only this agent's count, and the summary the relay
+/// sends after it — whose `unread` is the count of the agent answering the
+/// visitor, still 2 because nobody answering has read — does not bring it
+/// back. (Whether the visitor sees "seen" is the relay's decision: the
+/// `read` moves only this agent's mark unless it answers the visitor; see
+/// relay tests `desk::each_agent_reads_for_itself…`.)
+#[test]
+fn a_peek_clears_only_the_agents_own_count() {
+    use kefu_protocol::agent::{AgentReadMark, AgentRequest, ConversationFrame};
+
+    let mut app = new_app();
+    let mut guest = summary("k1", ConversationStatus::Waiting, 5);
+    visitor(&mut guest, "Guest 7", true, "where is my order?");
+    (guest.last_seq, guest.unread, guest.visitor_messages) = (2, 2, 2);
+    let mut olga = summary("k2", ConversationStatus::Waiting, 3);
+    visitor(&mut olga, "Olga", true, "hello?");
+    (olga.last_seq, olga.unread, olga.visitor_messages) = (3, 3, 3);
+    let AgentEvent::Welcome(mut welcome) = welcome_frame(vec![guest.clone(), olga]) else {
+        unreachable!("welcome_frame makes a welcome");
+    };
+    // Read on another connection earlier: Olga's messages are read by us,
+    // though nobody answering her has read them.
+    welcome.read_marks = vec![AgentReadMark {
+        conversation_id: "k2".into(),
+        up_to_seq: 3,
+        visitor_messages: 3,
+    }];
+    frame(&mut app, AgentEvent::Welcome(welcome));
+    let screen = render(&mut app, 100, 20);
+    assert!(row_of(&screen, "Guest 7").contains("(2)"));
+    assert!(!row_of(&screen, "Olga").contains("(3)"), "read by us");
+
+    // Peek at Guest 7: our own mark moves.
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(effects.iter().any(|effect| matches!(
+        effect,
+        crate::app::Effect::Request(AgentRequest::Read { conversation_id, up_to_seq: 2 })
+            if conversation_id == "k1"
+    )));
+    key(&mut app, KeyCode::Esc);
+    // The relay's next summary still counts 2 for whoever answers Guest 7.
+    frame(
+        &mut app,
+        AgentEvent::Conversation(ConversationFrame {
+            summary: guest.clone(),
+        }),
+    );
+    let screen = render(&mut app, 100, 20);
+    assert!(
+        !row_of(&screen, "Guest 7").contains("(2)"),
+        "our own count is cleared: {}",
+        row_of(&screen, "Guest 7")
+    );
+    assert_eq!(app.conversations["k1"].summary.unread, 2, "not for others");
 }

@@ -9,6 +9,7 @@ use kefu_protocol::agent::ConversationStatus;
 use std::time::Duration;
 
 use kefu_protocol::agent::{AgentEvent, Role};
+use kefu_protocol::visitor::VisitorEvent;
 use kefu_testkit::TestRelay;
 use kefu_tui::app::{Connection, Filter, Input, NetEvent, SendState};
 use kefu_tui::config::{KeyPrefs, Notify, Settings};
@@ -148,6 +149,60 @@ async fn a_reply_survives_a_relay_restart_exactly_once() {
         app.conversations[&id].messages.contains_key(&5)
     })
     .await;
+}
+
+/// Issue 16, repro 3, against a real relay: alice opening a waiting chat
+/// clears her own count only; the visitor sees no "seen" and bob's count
+/// is untouched.
+#[tokio::test]
+async fn opening_a_waiting_chat_shows_the_visitor_no_seen_and_leaves_colleagues_counts() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let bob_token = relay.add_agent("bob", Role::Agent).await;
+    let mut core = client(relay.addr, token);
+    pump_until(&mut core, "the welcome", |app| app.online()).await;
+    let (mut visitor, _) = shop_visitor(relay.addr, None, None).await;
+    let (first, _) = visitor.say_noting_messages("v1", "Hello?").await;
+    visitor.say_noting_messages("v2", "Anyone there?").await;
+    let id = first.conversation_id.clone();
+    pump_until(&mut core, "both messages counted", |app| {
+        app.conversations
+            .get(&id)
+            .is_some_and(|c| c.summary.visitor_messages == 2)
+    })
+    .await;
+    core.app.filter = Filter::Waiting;
+    assert_eq!(core.app.conversations[&id].unread(), 2);
+
+    // Alice opens it (a peek: she does not answer) and starts typing.
+    press(&mut core, KeyCode::Enter);
+    assert_eq!(core.app.conversations[&id].unread(), 0, "her own count");
+    pump_until(&mut core, "the history", |app| {
+        app.conversations[&id].messages.contains_key(&2)
+    })
+    .await;
+    // Her typing goes out after her read, about the same conversation: the
+    // relay has dealt with the read before it passes the typing on.
+    press(&mut core, KeyCode::Char('x'));
+    let first = visitor
+        .until(|event| match event {
+            VisitorEvent::Read(_) | VisitorEvent::Typing(_) => Some(event),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(first, VisitorEvent::Typing(_)),
+        "the peek showed the visitor {first:?}"
+    );
+
+    // Bob still has both messages to read.
+    let (_bob, welcome) = relay.welcomed_agent(&bob_token).await;
+    let summary = (welcome.conversations.iter())
+        .find(|c| c.id == id)
+        .expect("still waiting");
+    let bobs_mark = welcome.read_marks.iter().find(|m| m.conversation_id == id);
+    assert_eq!(summary.unread_for(bobs_mark), 2);
+    assert_eq!(summary.unread, 2, "nobody answering has read it");
 }
 
 #[tokio::test]

@@ -24,9 +24,9 @@ mod sqlite;
 use std::path::Path;
 
 use async_trait::async_trait;
-use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary, Role};
 use kefu_protocol::visitor::VisitorProfile;
-use kefu_protocol::{AuthorKind, Message, ReadReceipt, Seq};
+use kefu_protocol::{Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -48,10 +48,29 @@ pub enum Change {
     },
     /// Claim, transfer, resolve or a visitor profile update.
     Summary { summary: ConversationSummary },
+    /// A read mark moved: the visitor's, or an agent's own (`mark`, for
+    /// that agent's connections only) and, when that agent answers the
+    /// visitor, the one the visitor sees (`receipt`, and the summary's
+    /// `unread`). At least one of the two is there.
     Read {
-        receipt: ReadReceipt,
+        receipt: Option<ReadReceipt>,
+        mark: Option<AgentMark>,
         summary: ConversationSummary,
     },
+}
+
+/// An agent's own read position, moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentMark {
+    pub agent_id: String,
+    pub mark: AgentReadMark,
+}
+
+/// Who read a conversation.
+#[derive(Debug, Clone, Copy)]
+pub enum Reader<'a> {
+    Visitor,
+    Agent(&'a AgentInfo),
 }
 
 /// A visitor's `send`.
@@ -187,11 +206,13 @@ pub trait Store: Reads + 'static {
     ) -> Result<ConversationSummary, StoreError>;
 
     /// Records that `reader` has seen everything up to `up_to_seq`. Read marks
-    /// only move forward.
+    /// only move forward. An agent moves its own mark; it moves the mark the
+    /// visitor sees as "seen" only if it answers the visitor (see
+    /// `rules::reads_for_visitor`).
     async fn mark_read(
         &self,
         conversation_id: &str,
-        reader: AuthorKind,
+        reader: Reader<'_>,
         up_to_seq: Seq,
     ) -> Result<(), StoreError>;
 

@@ -19,13 +19,13 @@ use std::marker::PhantomData;
 
 use async_trait::async_trait;
 use kefu_protocol::Message;
-use kefu_protocol::agent::{AgentInfo, ConversationSummary};
+use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
 use super::rows::{
-    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, SUMMARY_SELECT, SummaryRow, convert,
-    seq_to_sql,
+    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, ReadMarkRow, SUMMARY_SELECT, SummaryRow,
+    convert, seq_to_sql,
 };
 use super::{AgentAccount, Page, StoreError, to_millis};
 
@@ -56,6 +56,9 @@ pub(super) struct Queries<DB> {
     /// The whole query; binds the oldest `updated_at` (milliseconds), the id
     /// to start after and the limit; selects conversation ids.
     pub conversation_ids: &'static str,
+    /// The whole query; binds the agent id; selects a [`ReadMarkRow`] for
+    /// each waiting or active conversation the agent has read.
+    pub read_marks: &'static str,
     pub dialect: PhantomData<fn() -> DB>,
 }
 
@@ -113,6 +116,10 @@ pub trait Reads: Send + Sync {
 
     async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError>;
 
+    /// The agent's own read positions in the waiting and active
+    /// conversations (those in its `welcome`).
+    async fn read_marks(&self, agent_id: &str) -> Result<Vec<AgentReadMark>, StoreError>;
+
     /// The enabled agent holding this token.
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError>;
 
@@ -143,6 +150,7 @@ where
     for<'r> SummaryRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> MessageRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> AgentRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'r> ReadMarkRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'c> &'c mut <T::Db as Database>::Connection: Executor<'c, Database = T::Db>,
 {
     async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
@@ -204,6 +212,15 @@ where
             .fetch_all(pool)
             .await?;
         convert(rows)
+    }
+
+    async fn read_marks(&self, agent_id: &str) -> Result<Vec<AgentReadMark>, StoreError> {
+        let (sql, pool) = self.read_side();
+        let rows: Vec<ReadMarkRow> = sqlx::query_as(sql.read_marks)
+            .bind(agent_id)
+            .fetch_all(pool)
+            .await?;
+        Ok(rows.into_iter().map(AgentReadMark::from).collect())
     }
 
     async fn agent_by_token_hash(&self, token_hash: &str) -> Result<Option<AgentInfo>, StoreError> {

@@ -5,7 +5,7 @@
 //! name.
 
 use kefu_protocol::agent::{
-    AgentInfo, ConversationStatus, ConversationSummary, Role, VisitorSummary,
+    AgentInfo, AgentReadMark, ConversationStatus, ConversationSummary, Role, VisitorSummary,
 };
 use kefu_protocol::{Author, AuthorKind, Message, Seq};
 
@@ -13,7 +13,7 @@ use super::{AgentAccount, StoreError, default_visitor_name, to_time};
 
 /// Selects a [`SummaryRow`]; callers append `WHERE …`.
 pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.last_seq, c.unread,
-        c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
+        c.visitor_messages, c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
         v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent
     FROM conversations c JOIN visitors v ON v.id = c.visitor_id";
 
@@ -90,6 +90,7 @@ row! {
         assignee: Option<String>,
         last_seq: i64,
         unread: i64,
+        visitor_messages: i64,
         preview: String,
         visitor_read_seq: i64,
         waiting_since: Option<i64>,
@@ -131,11 +132,29 @@ impl TryFrom<SummaryRow> for ConversationSummary {
             assignee: row.assignee,
             last_seq: seq_from_sql(row.last_seq),
             unread: u32::try_from(row.unread).unwrap_or(u32::MAX),
+            visitor_messages: count_from_sql(row.visitor_messages),
             preview: row.preview,
             visitor_read_seq: seq_from_sql(row.visitor_read_seq),
             waiting_since: row.waiting_since.map(to_time),
             updated_at: to_time(row.updated_at),
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ReadMarkRow {
+    conversation_id: String,
+    read_seq: i64,
+    visitor_messages: i64,
+}
+
+impl From<ReadMarkRow> for AgentReadMark {
+    fn from(row: ReadMarkRow) -> Self {
+        AgentReadMark {
+            conversation_id: row.conversation_id,
+            up_to_seq: seq_from_sql(row.read_seq),
+            visitor_messages: count_from_sql(row.visitor_messages),
+        }
     }
 }
 
@@ -185,4 +204,13 @@ pub(super) fn seq_to_sql(seq: Seq) -> i64 {
 
 pub(super) fn seq_from_sql(seq: i64) -> Seq {
     Seq::try_from(seq).unwrap_or(0)
+}
+
+/// A count of messages, like `seq`.
+pub(super) fn count_from_sql(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
+
+pub(super) fn count_to_sql(count: u64) -> i64 {
+    i64::try_from(count).unwrap_or(i64::MAX)
 }

@@ -91,6 +91,27 @@ pub(super) fn resolve(state: &ConversationState, by: &AgentInfo) -> Result<Decis
     Ok(Decision::Proceed)
 }
 
+/// Whether an agent's read counts for the visitor ("seen").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ReadsForVisitor {
+    Yes,
+    No,
+    /// Only if the agent has replied in the conversation: the backend
+    /// looks that up (only then, as it costs a query).
+    IfReplied,
+}
+
+/// The assignee's read counts for the visitor; while nobody has the
+/// conversation (waiting, or resolved), the read of an agent who has
+/// replied in it does. Anybody else only looked.
+pub(super) fn reads_for_visitor(state: &ConversationState, agent: &AgentInfo) -> ReadsForVisitor {
+    match state.status {
+        ConversationStatus::Active if state.assigned_to(agent) => ReadsForVisitor::Yes,
+        ConversationStatus::Active => ReadsForVisitor::No,
+        ConversationStatus::Waiting | ConversationStatus::Resolved => ReadsForVisitor::IfReplied,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +178,19 @@ mod tests {
         let done = state(ConversationStatus::Resolved, Some("bob"));
         assert_eq!(resolve(&done, &alice).ok(), Some(Decision::Unchanged));
         assert_eq!(claim(&done, &alice).ok(), Some(Decision::Assign));
+    }
+
+    #[test]
+    fn only_the_agent_answering_the_visitor_reads_for_them() {
+        let alice = agent("alice", Role::Agent);
+        let root = agent("root", Role::Admin);
+        let alices = state(ConversationStatus::Active, Some("alice"));
+        assert_eq!(reads_for_visitor(&alices, &alice), ReadsForVisitor::Yes);
+        assert_eq!(reads_for_visitor(&alices, &root), ReadsForVisitor::No);
+        let waiting = state(ConversationStatus::Waiting, None);
+        assert_eq!(
+            reads_for_visitor(&waiting, &alice),
+            ReadsForVisitor::IfReplied
+        );
     }
 }

@@ -11,7 +11,7 @@ use futures_util::stream::FuturesOrdered;
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
 };
-use kefu_protocol::{Ack, AgentState, AuthorKind, Broadcast, ErrorCode, ErrorFrame};
+use kefu_protocol::{Ack, AgentState, Broadcast, ErrorCode, ErrorFrame};
 
 use super::AppState;
 use super::errors::{check_send, store_error};
@@ -22,7 +22,7 @@ use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::mailbox;
 use crate::ids::ConnId;
-use crate::store::{AgentSend, Page, StoreError};
+use crate::store::{AgentSend, Page, Reader, StoreError};
 
 const DEFAULT_HISTORY: u32 = 50;
 const MAX_HISTORY: u32 = 200;
@@ -125,6 +125,15 @@ impl Agent {
             return Err(Ended);
         };
         self.session.attach(inbox);
+        // After registering: a mark that moves meanwhile also comes as a
+        // `read_mark` frame after the welcome (marks only move forward).
+        let read_marks = match state.store.read_marks(&info.id).await {
+            Ok(marks) => marks,
+            Err(error) => {
+                self.session.reject(store_error(error, "hello")).await;
+                return Err(Ended);
+            }
+        };
         let agents = accounts
             .into_iter()
             .filter(|account| !account.disabled)
@@ -142,6 +151,7 @@ impl Agent {
             agent: info.clone(),
             agents,
             conversations: snapshot.conversations,
+            read_marks,
         };
         self.session
             .send(encode(&AgentEvent::Welcome(welcome)))
@@ -317,7 +327,7 @@ impl Requests {
                 up_to_seq,
             } => refusal(
                 store
-                    .mark_read(&conversation_id, AuthorKind::Agent, up_to_seq)
+                    .mark_read(&conversation_id, Reader::Agent(&self.info), up_to_seq)
                     .await,
                 &conversation_id,
             ),

@@ -246,6 +246,9 @@ async fn typing_and_read_receipts_cross_over_and_reads_persist() {
     assert!(typing.active);
     assert_eq!(typing.conversation_id, conversation);
 
+    // The visitor sees "seen" from the agent answering them (a peek at a
+    // waiting chat shows nothing: see desk.rs), so the agent claims first.
+    agent.claim(&conversation).await;
     agent
         .send(&AgentRequest::Read {
             conversation_id: conversation.clone(),

@@ -74,6 +74,56 @@ async fn hello(
     visitor.hello(token, after_seq).await.token
 }
 
+/// An agent's own read mark reaches its connections on the other relay,
+/// and a peek at a waiting chat shows the visitor nothing there either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_read_reaches_its_connections_on_every_relay() {
+    let Some(cluster) = Cluster::start().await else {
+        return;
+    };
+    let mut on_a = signed_in(&cluster.a, &cluster.token).await;
+    let mut on_b = cluster.agent_on_b().await;
+    let mut visitor = cluster.a.visitor().await;
+    hello(&mut visitor, None, None).await;
+    let conversation = visitor.say("v1", "anyone there?").await.conversation_id;
+    on_b.next_message().await;
+
+    on_a.send(&AgentRequest::Read {
+        conversation_id: conversation.clone(),
+        up_to_seq: 1,
+    })
+    .await;
+    let mark = on_b
+        .until(|event| match event {
+            AgentEvent::ReadMark(mark) => Some(mark),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (
+            mark.conversation_id.as_str(),
+            mark.up_to_seq,
+            mark.visitor_messages
+        ),
+        (conversation.as_str(), 1, 1)
+    );
+    // The typing that follows reaches the visitor after anything the read
+    // sent it: the peek showed it nothing.
+    on_b.send(&AgentRequest::Typing {
+        conversation_id: conversation.clone(),
+        active: true,
+    })
+    .await;
+    let first = visitor
+        .until(|event| match event {
+            VisitorEvent::Read(_) | VisitorEvent::Typing(_) => Some(event),
+            _ => None,
+        })
+        .await;
+    assert!(matches!(first, VisitorEvent::Typing(_)), "{first:?}");
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_on_different_relays_chat_type_read_and_see_presence() {
     let Some(cluster) = Cluster::start().await else {

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
+use kefu_protocol::agent::AgentReadMark;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{AgentState, ErrorCode, PresenceKind};
+use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
 use kefu_testkit::{Client, TestRelay, assert_error};
 
 #[tokio::test]
@@ -61,6 +62,111 @@ async fn exactly_one_of_racing_agents_wins_a_claim() {
     }
     assert_eq!(losers, 3, "all but one claim lose");
     assert_eq!(winners.len(), 1);
+}
+
+/// Read state is per agent (issue 16, repro 3): a colleague who opens a
+/// waiting chat clears only their own count and shows the visitor no
+/// "seen"; the assignee's read does. Marks survive a relay restart.
+#[tokio::test]
+async fn each_agent_reads_for_itself_and_the_visitor_sees_the_assignee() {
+    let relay = TestRelay::start().await;
+    let alice_token = relay.add_agent("alice", Role::Agent).await;
+    let bob_token = relay.add_agent("bob", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&alice_token).await;
+    let mut bob = relay.signed_in_agent(&bob_token).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "first").await.conversation_id;
+    visitor.say("v2", "second").await;
+    for agent in [&mut alice, &mut bob] {
+        agent
+            .summary_where(&conversation, |s| s.visitor_messages == 2)
+            .await;
+    }
+
+    // Bob peeks at the waiting chat.
+    read(&mut bob, &conversation, 2).await;
+    let mark = own_mark(&mut bob).await;
+    assert_eq!((mark.up_to_seq, mark.visitor_messages), (2, 2));
+    // Whatever the read sent is queued before bob's typing, which the
+    // visitor and alice see (the chat is waiting).
+    bob.send(&AgentRequest::Typing {
+        conversation_id: conversation.clone(),
+        active: true,
+    })
+    .await;
+    let first = visitor
+        .until(|event| match event {
+            VisitorEvent::Read(_) | VisitorEvent::Typing(_) => Some(event),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(first, VisitorEvent::Typing(_)),
+        "a peek showed the visitor {first:?}"
+    );
+    let first = alice
+        .until(|event| match event {
+            AgentEvent::Typing(_) | AgentEvent::ReadMark(_) | AgentEvent::Read(_) => Some(event),
+            AgentEvent::Conversation(ref frame) if frame.summary.unread != 2 => Some(event),
+            _ => None,
+        })
+        .await;
+    assert!(
+        matches!(first, AgentEvent::Typing(_)),
+        "bob's peek reached alice: {first:?}"
+    );
+
+    // Alice takes the chat and reads it: now the visitor sees "seen".
+    alice.claim(&conversation).await;
+    read(&mut alice, &conversation, 2).await;
+    let receipt = visitor
+        .until(|event| match event {
+            VisitorEvent::Read(receipt) => Some(receipt),
+            _ => None,
+        })
+        .await;
+    assert_eq!((receipt.reader, receipt.up_to_seq), (AuthorKind::Agent, 2));
+    assert_eq!(own_mark(&mut alice).await.up_to_seq, 2);
+    alice.summary_where(&conversation, |s| s.unread == 0).await;
+
+    // Bob's count is his own, and survives a restart.
+    visitor.say("v3", "third").await;
+    // Alice's reply moves her own mark (seq 4 covers 3 of the visitor's).
+    alice
+        .send(&AgentRequest::Send {
+            conversation_id: conversation.clone(),
+            client_id: "a1".into(),
+            text: "Hello!".into(),
+            internal: false,
+        })
+        .await;
+    let mark = own_mark(&mut alice).await;
+    assert_eq!((mark.up_to_seq, mark.visitor_messages), (4, 3));
+    drop((alice, bob, visitor));
+    let relay = TestRelay::reopen(relay.stop().await).await;
+    let (_bob, welcome) = relay.welcomed_agent(&bob_token).await;
+    let summary = &welcome.conversations[0];
+    assert_eq!(welcome.read_marks.len(), 1);
+    assert_eq!(summary.unread_for(welcome.read_marks.first()), 1);
+    assert_eq!(summary.unread, 0, "the assignee replied after the third");
+}
+
+async fn read(agent: &mut Client<AgentEvent>, conversation_id: &str, up_to_seq: u64) {
+    agent
+        .send(&AgentRequest::Read {
+            conversation_id: conversation_id.to_owned(),
+            up_to_seq,
+        })
+        .await;
+}
+
+async fn own_mark(agent: &mut Client<AgentEvent>) -> AgentReadMark {
+    agent
+        .until(|event| match event {
+            AgentEvent::ReadMark(mark) => Some(mark),
+            _ => None,
+        })
+        .await
 }
 
 /// An agent may send requests without waiting for answers. Those about one

@@ -16,6 +16,8 @@ mod outbox;
 mod revocation;
 mod schema;
 mod settings;
+#[macro_use]
 mod store;
+mod store_reads;
 mod summaries;
 mod support;

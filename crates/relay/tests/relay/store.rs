@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentInfo, ConversationStatus, ConversationSummary, Role};
-use kefu_relay::store::{self, AgentSend, Page, Store, StoreError, VisitorDetails, VisitorSend};
+use kefu_relay::store::{
+    self, AgentSend, Page, Reader, Store, StoreError, VisitorDetails, VisitorSend,
+};
 use kefu_testkit::TestDatabase;
 
 /// Runs `$body` (an async fn taking `Arc<dyn Store>`) on both backends.
@@ -36,7 +38,7 @@ macro_rules! backend_test {
     };
 }
 
-fn visitor_send(visitor_id: &str, client_id: &str, text: &str) -> VisitorSend {
+pub(crate) fn visitor_send(visitor_id: &str, client_id: &str, text: &str) -> VisitorSend {
     VisitorSend {
         visitor_id: visitor_id.to_owned(),
         details: VisitorDetails::default(),
@@ -46,7 +48,7 @@ fn visitor_send(visitor_id: &str, client_id: &str, text: &str) -> VisitorSend {
     }
 }
 
-fn agent_send(
+pub(crate) fn agent_send(
     agent: &AgentInfo,
     conversation_id: &str,
     client_id: &str,
@@ -79,7 +81,7 @@ async fn conversation_messages(
 }
 
 /// The conversation a visitor's first message opens.
-async fn new_conversation(
+pub(crate) async fn new_conversation(
     store: &Arc<dyn Store>,
     visitor_id: &str,
     client_id: &str,
@@ -93,7 +95,10 @@ async fn new_conversation(
 }
 
 /// A conversation's summary as the store reads it back.
-async fn stored_summary(store: &Arc<dyn Store>, conversation_id: &str) -> ConversationSummary {
+pub(crate) async fn stored_summary(
+    store: &Arc<dyn Store>,
+    conversation_id: &str,
+) -> ConversationSummary {
     store
         .conversation(conversation_id)
         .await
@@ -101,7 +106,7 @@ async fn stored_summary(store: &Arc<dyn Store>, conversation_id: &str) -> Conver
         .expect("exists")
 }
 
-async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
+pub(crate) async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
     store
         .add_agent(name, role, &format!("hash-of-{name}"))
         .await
@@ -383,7 +388,10 @@ backend_test!(
     read_marks_move_forward_and_count_unread
 );
 async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
     let conversation = new_conversation(&store, "v1", "c1", "one").await;
+    // `unread` counts for the agent who answers the visitor: the assignee.
+    store.claim(&conversation, &alice).await.expect("claim");
     store
         .visitor_send(visitor_send("v1", "c2", "two"))
         .await
@@ -397,17 +405,17 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
     };
     assert_eq!(unread(store.clone(), conversation.clone()).await, 3);
     store
-        .mark_read(&conversation, AuthorKind::Agent, 2)
+        .mark_read(&conversation, Reader::Agent(&alice), 2)
         .await
         .expect("read");
     assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
     store
-        .mark_read(&conversation, AuthorKind::Agent, 1)
+        .mark_read(&conversation, Reader::Agent(&alice), 1)
         .await
         .expect("backwards is a no-op");
     assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
     store
-        .mark_read(&conversation, AuthorKind::Visitor, 99)
+        .mark_read(&conversation, Reader::Visitor, 99)
         .await
         .expect("read");
     let summary = stored_summary(&store, &conversation).await;
@@ -567,7 +575,7 @@ async fn sqlite_published_summaries_match_the_database() {
         .expect("send");
     published_matches(&store, &mut changes, "message to an assigned conversation").await;
     store
-        .mark_read(&conversation, AuthorKind::Agent, 99)
+        .mark_read(&conversation, Reader::Agent(&alice), 99)
         .await
         .expect("read");
     published_matches(&store, &mut changes, "agent read").await;

@@ -18,7 +18,7 @@ fn unread_messages_notify_off_screen_and_are_marked_read_on_screen() {
         AgentEvent::Message(message("k2", 1, AuthorKind::Visitor, "hello?")),
     );
     assert!(notifications(&effects).is_empty(), "{effects:?}");
-    assert_eq!(app.conversations["k2"].summary.unread, 1);
+    assert_eq!(app.conversations["k2"].unread(), 1);
 
     let effects = frame(
         &mut app,
@@ -32,7 +32,7 @@ fn unread_messages_notify_off_screen_and_are_marked_read_on_screen() {
             up_to_seq: 1
         }]
     );
-    assert_eq!(app.conversations["k1"].summary.unread, 0);
+    assert_eq!(app.conversations["k1"].unread(), 0);
 
     let effects = key(&mut app, KeyCode::Tab);
     assert!(requests(&effects).contains(&AgentRequest::Read {
@@ -48,6 +48,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
     theirs.assignee = Some(BOB.into());
     theirs.last_seq = 2;
     theirs.unread = 1;
+    theirs.visitor_messages = 1;
     frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame {
@@ -67,6 +68,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
     // The relay's summary of it was behind: the current one comes now.
     theirs.last_seq = 4;
     theirs.unread = 3;
+    theirs.visitor_messages = 3;
     let effects = frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame { summary: theirs }),
@@ -78,7 +80,7 @@ fn opening_a_colleagues_conversation_marks_read_what_its_next_summary_counts() {
             up_to_seq: 4
         }]
     );
-    assert_eq!(app.conversations["k5"].summary.unread, 0);
+    assert_eq!(app.conversations["k5"].unread(), 0);
 }
 
 #[test]
@@ -92,6 +94,7 @@ fn a_new_waiting_visitor_rings_once() {
     let mut new = summary("k9", ConversationStatus::Waiting, 0);
     new.last_seq = 1;
     new.unread = 1;
+    new.visitor_messages = 1;
     let effects = frame(
         &mut app,
         AgentEvent::Conversation(ConversationFrame { summary: new }),
@@ -182,6 +185,40 @@ fn away_is_restored_after_the_relay_forgets_it() {
     let effects = frame(&mut app, welcome_frame(vec![]));
     assert!(requests(&effects).contains(&AgentRequest::Status {
         state: AgentState::Away
+    }));
+}
+
+/// Read marks are the agent's own and kept by the relay: the welcome's
+/// replace ours, and one lost with the old connection is sent again.
+#[test]
+fn the_welcome_gives_our_own_read_marks_and_a_lost_one_is_sent_again() {
+    use kefu_protocol::agent::AgentReadMark;
+
+    let mut guest = summary("k1", ConversationStatus::Waiting, 5);
+    (guest.last_seq, guest.unread, guest.visitor_messages) = (2, 2, 2);
+    let mut app = new_app();
+    let AgentEvent::Welcome(mut welcome) = welcome_frame(vec![guest.clone()]) else {
+        unreachable!("welcome_frame makes a welcome");
+    };
+    welcome.read_marks = vec![AgentReadMark {
+        conversation_id: "k1".into(),
+        up_to_seq: 1,
+        visitor_messages: 1,
+    }];
+    frame(&mut app, AgentEvent::Welcome(welcome));
+    assert_eq!(app.conversations["k1"].unread(), 1, "read one of two");
+
+    let effects = key(&mut app, KeyCode::Enter);
+    assert!(requests(&effects).contains(&AgentRequest::Read {
+        conversation_id: "k1".into(),
+        up_to_seq: 2
+    }));
+    assert_eq!(app.conversations["k1"].unread(), 0);
+    // The connection drops before the relay stored it.
+    let effects = frame(&mut app, welcome_frame(vec![guest]));
+    assert!(requests(&effects).contains(&AgentRequest::Read {
+        conversation_id: "k1".into(),
+        up_to_seq: 2
     }));
 }
 

@@ -63,6 +63,7 @@ pub(crate) fn summary(
         assignee: (status == ConversationStatus::Active).then(|| ME.to_owned()),
         last_seq: 0,
         unread: 0,
+        visitor_messages: 0,
         preview: String::new(),
         visitor_read_seq: 0,
         waiting_since: (status == ConversationStatus::Waiting).then_some(at),
@@ -105,6 +106,7 @@ pub(crate) fn welcome_frame(conversations: Vec<ConversationSummary>) -> AgentEve
         },
         agents: vec![agent(ME, "alice"), agent(BOB, "bob")],
         conversations,
+        read_marks: Vec::new(),
     })
 }
 
@@ -211,6 +213,7 @@ pub(crate) fn desk() -> App {
     };
     let mut guest = named("g7", "Guest 7", ConversationStatus::Waiting, 1);
     guest.unread = 2;
+    guest.visitor_messages = 2;
     guest.last_seq = 2;
     let mut app = new_app();
     frame(

@@ -42,9 +42,9 @@ fn a_message_in_an_own_chat_comes_before_seventy_waiting_visitors() {
 fn own_chats_with_news_are_ordered_by_how_long_their_visitor_waits() {
     let mut app = signed_in();
     let mut older = summary("k4", ConversationStatus::Active, 20);
-    older.unread = 1;
+    (older.unread, older.visitor_messages) = (1, 1);
     let mut newer = summary("k5", ConversationStatus::Active, 2);
-    newer.unread = 4;
+    (newer.unread, newer.visitor_messages) = (4, 4);
     for summary in [newer, older] {
         frame(
             &mut app,

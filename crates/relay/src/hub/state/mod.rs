@@ -44,10 +44,11 @@ use throttle::{Audience, SummaryThrottle};
 use std::sync::Arc;
 
 use kefu_protocol::agent::{
-    AgentEvent, AgentInfo, ConversationFrame, ConversationStatus, ConversationSummary,
+    AgentEvent, AgentInfo, AgentReadMark, ConversationFrame, ConversationStatus,
+    ConversationSummary,
 };
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{Author, AuthorKind, Broadcast, Presence, PresenceKind, Typing};
+use kefu_protocol::{Author, AuthorKind, Broadcast, Message, Presence, PresenceKind, Typing};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -55,7 +56,7 @@ use super::{AgentSnapshot, Command, HubOptions, HubStats, Outbound, Outbox};
 use crate::cluster::{ClusterEvent, ClusterInput, Envelope, NodeId};
 use crate::frame::encode;
 use crate::ids::ConnId;
-use crate::store::Change;
+use crate::store::{AgentMark, Change};
 
 pub(super) struct HubState {
     connections: Connections,
@@ -185,14 +186,26 @@ impl HubState {
                 let agents = self.agents_seeing(&summary, origin);
                 self.connections.send_all(&agents, &Outbound::Frame(frame));
                 crate::telemetry::fanned_out(message.at);
+                self.writers_mark(&message, &summary);
                 self.publish_summary(summary, before.as_ref());
             }
             Change::Summary { summary } => {
                 let (summary, before) = self.remember(summary);
                 self.publish_summary(summary, before.as_ref());
             }
-            Change::Read { receipt, summary } => {
+            Change::Read {
+                receipt,
+                mark,
+                summary,
+            } => {
                 let (summary, before) = self.remember(summary);
+                if let Some(AgentMark { agent_id, mark }) = mark {
+                    self.send_own_mark(&agent_id, mark);
+                }
+                // Only a read the visitor may see changes the summary.
+                let Some(receipt) = receipt else {
+                    return;
+                };
                 let targets = match receipt.reader {
                     AuthorKind::Visitor => self.agents_seeing(&summary, None),
                     _ => self.visitor_targets(&summary.visitor.id, None),
@@ -204,6 +217,33 @@ impl HubState {
                 self.publish_summary(summary, before.as_ref());
             }
         }
+    }
+
+    /// An agent who writes has read what came before: its own mark moved
+    /// with the message (the store moved it), which its connections learn
+    /// here. Only when the summary is the one right after the message (a
+    /// cluster node may read a later one) does it say how many of the
+    /// visitor's messages that covers; otherwise the next `welcome` tells.
+    fn writers_mark(&mut self, message: &Message, summary: &ConversationSummary) {
+        if message.author.kind != AuthorKind::Agent || summary.last_seq != message.seq {
+            return;
+        }
+        let mark = AgentReadMark {
+            conversation_id: summary.id.clone(),
+            up_to_seq: message.seq,
+            visitor_messages: summary.visitor_messages,
+        };
+        self.send_own_mark(&message.author.id, mark);
+    }
+
+    /// Sends an agent's own read mark to its connections only.
+    fn send_own_mark(&mut self, agent_id: &str, mark: AgentReadMark) {
+        let own: Vec<ConnId> = (self.connections.agents())
+            .filter(|(_, agent)| *agent == agent_id)
+            .map(|(conn, _)| conn)
+            .collect();
+        let frame = Outbound::Frame(encode(&AgentEvent::ReadMark(mark)));
+        self.connections.send_all(&own, &frame);
     }
 
     /// Updates the routing table from a committed summary (see

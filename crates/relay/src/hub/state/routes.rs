@@ -162,6 +162,7 @@ mod tests {
             assignee: assignee.map(Into::into),
             last_seq: 1,
             unread: 1,
+            visitor_messages: 0,
             preview: String::new(),
             visitor_read_seq: 0,
             waiting_since: None,

@@ -39,6 +39,7 @@ fn summary(last_seq: Seq, assignee: &str) -> ConversationSummary {
         assignee: Some(assignee.into()),
         last_seq,
         unread: u32::try_from(last_seq).unwrap_or(u32::MAX),
+        visitor_messages: 0,
         preview: format!("message {last_seq}"),
         visitor_read_seq: 0,
         waiting_since: None,

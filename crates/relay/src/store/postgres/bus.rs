@@ -7,14 +7,15 @@
 
 use std::time::Duration;
 
-use kefu_protocol::{Message, ReadReceipt};
+use kefu_protocol::agent::AgentReadMark;
+use kefu_protocol::{AuthorKind, Message, ReadReceipt};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
-use super::super::{Change, Reads, StoreError};
+use super::super::{AgentMark, Change, Reads, StoreError};
 use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
 use crate::ids::ConnId;
 
@@ -205,11 +206,38 @@ async fn resolve_change(
             .conversation(&conversation_id)
             .await?
             .map(|summary| Change::Read {
-                receipt: ReadReceipt {
+                receipt: Some(ReadReceipt {
                     conversation_id,
                     reader,
                     up_to_seq,
-                },
+                }),
+                mark: None,
+                summary,
+            }),
+        ChangeRef::AgentRead {
+            conversation_id,
+            agent_id,
+            up_to_seq,
+            visitor_messages,
+            own,
+            seen,
+        } => pool
+            .conversation(&conversation_id)
+            .await?
+            .map(|summary| Change::Read {
+                receipt: seen.then(|| ReadReceipt {
+                    conversation_id: conversation_id.clone(),
+                    reader: AuthorKind::Agent,
+                    up_to_seq,
+                }),
+                mark: own.then_some(AgentMark {
+                    agent_id,
+                    mark: AgentReadMark {
+                        conversation_id,
+                        up_to_seq,
+                        visitor_messages,
+                    },
+                }),
                 summary,
             }),
     })

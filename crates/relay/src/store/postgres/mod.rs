@@ -29,14 +29,17 @@ use tokio::task::JoinHandle;
 
 use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
-use super::rules::{self, Decision};
+use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Change, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
-    now_millis, preview_of, to_millis,
+    AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend,
+    default_visitor_name, now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::{auth, ids};
-use writes::{Tx, assign, existing_message, lock_conversation, require_summary, upsert_visitor};
+use writes::{
+    Tx, assign, existing_message, has_replied, lock_conversation, move_agent_mark, require_summary,
+    upsert_visitor, visitor_messages_up_to,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -183,7 +186,7 @@ impl Store for PgStore {
         // resolved conversation (every expression sees the old row).
         let row = sqlx::query(
             "UPDATE conversations SET last_seq = last_seq + 1, unread = unread + 1,
-                 preview = $2, updated_at = $3,
+                 visitor_messages = visitor_messages + 1, preview = $2, updated_at = $3,
                  status = CASE WHEN status = 'resolved' THEN 'waiting' ELSE status END,
                  assignee = CASE WHEN status = 'resolved' THEN NULL ELSE assignee END,
                  waiting_since = CASE WHEN status = 'resolved' THEN $3 ELSE waiting_since END
@@ -257,6 +260,16 @@ impl Store for PgStore {
         .bind(send.internal)
         .bind(preview_of(&send.text))
         .execute(&mut *tx)
+        .await?;
+        // Whatever the agent writes, it has read what came before.
+        let visitor_messages = visitor_messages_up_to(&mut tx, &send.conversation_id, seq).await?;
+        move_agent_mark(
+            &mut tx,
+            &send.agent.id,
+            &send.conversation_id,
+            seq,
+            visitor_messages,
+        )
         .await?;
         let message = Message {
             conversation_id: send.conversation_id.clone(),
@@ -341,43 +354,69 @@ impl Store for PgStore {
     async fn mark_read(
         &self,
         conversation_id: &str,
-        reader: AuthorKind,
+        reader: Reader<'_>,
         up_to_seq: Seq,
     ) -> Result<(), StoreError> {
-        let (column, recount) = match reader {
-            AuthorKind::Visitor => ("visitor_read_seq", false),
-            AuthorKind::Agent => ("agent_read_seq", true),
-            AuthorKind::System => return Err(StoreError::Forbidden("the system reads nothing")),
-        };
         let mut tx = self.pool.begin().await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         let up_to = up_to_seq.min(state.last_seq);
-        let moved = sqlx::query(&format!(
-            "UPDATE conversations SET {column} = $2 WHERE id = $1 AND {column} < $2"
-        ))
-        .bind(conversation_id)
-        .bind(seq_to_sql(up_to))
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() == 0 {
-            return Ok(());
-        }
-        if recount {
-            sqlx::query(
-                "UPDATE conversations SET unread = (
-                     SELECT count(*) FROM messages
-                     WHERE conversation_id = $1 AND author_kind = 'visitor' AND seq > $2)
-                 WHERE id = $1",
-            )
-            .bind(conversation_id)
-            .bind(seq_to_sql(up_to))
-            .execute(&mut *tx)
-            .await?;
-        }
-        let change = ChangeRef::Read {
-            conversation_id: conversation_id.to_owned(),
-            reader,
-            up_to_seq: up_to,
+        let change = match reader {
+            Reader::Visitor => {
+                let moved = sqlx::query(
+                    "UPDATE conversations SET visitor_read_seq = $2
+                     WHERE id = $1 AND visitor_read_seq < $2",
+                )
+                .bind(conversation_id)
+                .bind(seq_to_sql(up_to))
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() == 0 {
+                    return Ok(());
+                }
+                ChangeRef::Read {
+                    conversation_id: conversation_id.to_owned(),
+                    reader: AuthorKind::Visitor,
+                    up_to_seq: up_to,
+                }
+            }
+            Reader::Agent(agent) => {
+                let visitor_messages =
+                    visitor_messages_up_to(&mut tx, conversation_id, up_to).await?;
+                let own =
+                    move_agent_mark(&mut tx, &agent.id, conversation_id, up_to, visitor_messages)
+                        .await?;
+                let answers = match rules::reads_for_visitor(&state, agent) {
+                    ReadsForVisitor::Yes => true,
+                    ReadsForVisitor::No => false,
+                    ReadsForVisitor::IfReplied => {
+                        has_replied(&mut tx, conversation_id, &agent.id).await?
+                    }
+                };
+                let seen = answers
+                    && sqlx::query(
+                        "UPDATE conversations SET agent_read_seq = $2, unread = (
+                             SELECT count(*) FROM messages
+                             WHERE conversation_id = $1 AND author_kind = 'visitor' AND seq > $2)
+                         WHERE id = $1 AND agent_read_seq < $2",
+                    )
+                    .bind(conversation_id)
+                    .bind(seq_to_sql(up_to))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        > 0;
+                if !own && !seen {
+                    return Ok(());
+                }
+                ChangeRef::AgentRead {
+                    conversation_id: conversation_id.to_owned(),
+                    agent_id: agent.id.clone(),
+                    up_to_seq: up_to,
+                    visitor_messages,
+                    own,
+                    seen,
+                }
+            }
         };
         bus::notify(&mut tx, &change).await?;
         tx.commit().await?;

@@ -2,10 +2,13 @@
 //! transaction (or, to find a resend's original, on the pool).
 
 use kefu_protocol::agent::ConversationSummary;
-use kefu_protocol::{AuthorKind, Message};
+use kefu_protocol::{AuthorKind, Message, Seq};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_from_sql, status_from_sql};
+use super::super::rows::{
+    MESSAGE_SELECT, MessageRow, count_from_sql, count_to_sql, seq_from_sql, seq_to_sql,
+    status_from_sql,
+};
 use super::super::rules::ConversationState;
 use super::super::{StoreError, VisitorDetails, now_millis, to_millis};
 use super::reads::READS;
@@ -109,4 +112,62 @@ pub(super) async fn upsert_visitor(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// Moves an agent's own read mark forward to `seq`, which covers
+/// `visitor_messages` of the visitor's messages; whether it moved.
+pub(super) async fn move_agent_mark(
+    tx: &mut Tx,
+    agent_id: &str,
+    conversation_id: &str,
+    seq: Seq,
+    visitor_messages: u64,
+) -> Result<bool, StoreError> {
+    let moved = sqlx::query(
+        "INSERT INTO agent_reads (agent_id, conversation_id, read_seq, visitor_messages)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (agent_id, conversation_id) DO UPDATE
+         SET read_seq = excluded.read_seq, visitor_messages = excluded.visitor_messages
+         WHERE agent_reads.read_seq < excluded.read_seq",
+    )
+    .bind(agent_id)
+    .bind(conversation_id)
+    .bind(seq_to_sql(seq))
+    .bind(count_to_sql(visitor_messages))
+    .execute(&mut **tx)
+    .await?;
+    Ok(moved.rows_affected() > 0)
+}
+
+/// The visitor's messages at or below `seq`.
+pub(super) async fn visitor_messages_up_to(
+    tx: &mut Tx,
+    conversation_id: &str,
+    seq: Seq,
+) -> Result<u64, StoreError> {
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM messages
+         WHERE conversation_id = $1 AND author_kind = 'visitor' AND seq <= $2",
+    )
+    .bind(conversation_id)
+    .bind(seq_to_sql(seq))
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok(count_from_sql(count))
+}
+
+/// Whether the agent has replied (not just noted) in the conversation.
+pub(super) async fn has_replied(
+    tx: &mut Tx,
+    conversation_id: &str,
+    agent_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM messages WHERE conversation_id = $1
+         AND author_kind = 'agent' AND author_id = $2 AND NOT internal)",
+    )
+    .bind(conversation_id)
+    .bind(agent_id)
+    .fetch_one(&mut **tx)
+    .await?)
 }

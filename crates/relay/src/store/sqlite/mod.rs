@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
-use kefu_protocol::{AuthorKind, Message, Seq};
+use kefu_protocol::{Message, Seq};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -26,9 +26,9 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
-use super::{AgentSend, Change, Store, StoreError, VisitorDetails, VisitorSend};
+use super::{AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend};
 use checkpointer::{Checkpointer, DatabaseFile};
-use writer::{Request, WriteOp, Written};
+use writer::{ReadBy, Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
 const WRITE_QUEUE: usize = 4096;
@@ -50,6 +50,9 @@ static READS: Queries<Sqlite> = Queries {
     agent_credentials: "SELECT id, token_hash FROM agents WHERE disabled = 0",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
         ORDER BY id LIMIT ?",
+    read_marks: "SELECT r.conversation_id, r.read_seq, r.visitor_messages
+        FROM agent_reads r JOIN conversations c ON c.id = r.conversation_id
+        WHERE r.agent_id = ? AND c.status <> 'resolved'",
     dialect: PhantomData,
 };
 
@@ -208,9 +211,13 @@ impl Store for SqliteStore {
     async fn mark_read(
         &self,
         conversation_id: &str,
-        reader: AuthorKind,
+        reader: Reader<'_>,
         up_to_seq: Seq,
     ) -> Result<(), StoreError> {
+        let reader = match reader {
+            Reader::Visitor => ReadBy::Visitor,
+            Reader::Agent(agent) => ReadBy::Agent(agent.clone()),
+        };
         self.write(WriteOp::MarkRead {
             conversation_id: conversation_id.to_owned(),
             reader,

@@ -12,13 +12,13 @@ use std::net::IpAddr;
 
 use axum::http::{HeaderMap, header};
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
-use kefu_protocol::{Ack, AuthorKind, ErrorCode, ErrorFrame, Message, Seq};
+use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message, Seq};
 
 use super::AppState;
 use super::errors::{check_send, store_error};
 use crate::hub::Outbox;
 use crate::ids::ConnId;
-use crate::store::{Page, VisitorDetails, VisitorSend};
+use crate::store::{Page, Reader, VisitorDetails, VisitorSend};
 
 /// Messages read from the store per replay query.
 pub(super) const REPLAY_PAGE: u32 = 500;
@@ -283,7 +283,7 @@ impl VisitorCore {
                 let conversation_id = self.conversation_id.as_deref()?;
                 match shared
                     .store
-                    .mark_read(conversation_id, AuthorKind::Visitor, up_to_seq)
+                    .mark_read(conversation_id, Reader::Visitor, up_to_seq)
                     .await
                 {
                     Ok(()) => return None,

@@ -2,16 +2,18 @@
 //! (claim, transfer, resolve, read marks, the visitor's details), and the
 //! reads of its summary that every write starts from.
 
-use kefu_protocol::agent::{AgentInfo, ConversationSummary};
+use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary};
 use kefu_protocol::{AuthorKind, ReadReceipt, Seq};
 use rusqlite::Connection;
 
-use super::super::super::rows::{SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql};
-use super::super::super::rules::{self, ConversationState, Decision};
-use super::super::super::{Change, StoreError, VisitorDetails, now_millis, to_millis};
+use super::super::super::rows::{
+    SUMMARY_SELECT, SummaryRow, count_from_sql, count_to_sql, seq_to_sql,
+};
+use super::super::super::rules::{self, ConversationState, Decision, ReadsForVisitor};
+use super::super::super::{AgentMark, Change, StoreError, VisitorDetails, now_millis, to_millis};
 use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
-use super::op::{Applied, Written};
+use super::op::{Applied, ReadBy, Written};
 
 /// The conversation's summary as committed so far, from memory if there.
 pub(super) fn current_summary(
@@ -140,37 +142,138 @@ pub(super) fn mark_read(
     conn: &Connection,
     summaries: &Summaries,
     conversation_id: &str,
-    reader: AuthorKind,
+    reader: &ReadBy,
     up_to_seq: Seq,
 ) -> Result<Applied, StoreError> {
-    let state = conversation_state(conn, summaries, conversation_id)?;
-    let up_to = seq_to_sql(up_to_seq.min(state.last_seq));
-    let moved = match reader {
-        AuthorKind::Visitor => execute(
-            conn,
-            "UPDATE conversations SET visitor_read_seq = ?1 WHERE id = ?2 AND visitor_read_seq < ?1",
-            (up_to, conversation_id),
-        )?,
-        AuthorKind::Agent => execute(
+    let summary = current_summary(conn, summaries, conversation_id)?;
+    let up_to = up_to_seq.min(summary.last_seq);
+    let agent = match reader {
+        ReadBy::Visitor => {
+            let moved = execute(
+                conn,
+                "UPDATE conversations SET visitor_read_seq = ?1
+                 WHERE id = ?2 AND visitor_read_seq < ?1",
+                (seq_to_sql(up_to), conversation_id),
+            )?;
+            if moved == 0 {
+                return Ok((Written::Done, None));
+            }
+            let receipt = receipt(conversation_id, AuthorKind::Visitor, up_to);
+            let summary = require_summary(conn, conversation_id)?;
+            let change = Change::Read {
+                receipt: Some(receipt),
+                mark: None,
+                summary,
+            };
+            return Ok((Written::Done, Some(change)));
+        }
+        ReadBy::Agent(agent) => agent,
+    };
+    let visitor_messages = if up_to == summary.last_seq {
+        summary.visitor_messages
+    } else {
+        visitor_messages_up_to(conn, conversation_id, up_to)?
+    };
+    let own = move_agent_mark(conn, &agent.id, conversation_id, up_to, visitor_messages)?;
+    let answers = match rules::reads_for_visitor(&state_of(&summary), agent) {
+        ReadsForVisitor::Yes => true,
+        ReadsForVisitor::No => false,
+        ReadsForVisitor::IfReplied => has_replied(conn, conversation_id, &agent.id)?,
+    };
+    let seen = answers
+        && execute(
             conn,
             "UPDATE conversations SET agent_read_seq = ?1, unread = (
                  SELECT count(*) FROM messages
                  WHERE conversation_id = ?2 AND author_kind = 'visitor' AND seq > ?1)
              WHERE id = ?2 AND agent_read_seq < ?1",
-            (up_to, conversation_id),
-        )?,
-        AuthorKind::System => return Err(StoreError::Forbidden("the system reads nothing")),
-    };
-    if moved == 0 {
+            (seq_to_sql(up_to), conversation_id),
+        )? > 0;
+    if !own && !seen {
         return Ok((Written::Done, None));
     }
-    let summary = require_summary(conn, conversation_id)?;
-    let receipt = ReadReceipt {
+    let summary = if seen {
+        require_summary(conn, conversation_id)?
+    } else {
+        summary
+    };
+    let change = Change::Read {
+        receipt: seen.then(|| receipt(conversation_id, AuthorKind::Agent, up_to)),
+        mark: own.then(|| AgentMark {
+            agent_id: agent.id.clone(),
+            mark: AgentReadMark {
+                conversation_id: conversation_id.to_owned(),
+                up_to_seq: up_to,
+                visitor_messages,
+            },
+        }),
+        summary,
+    };
+    Ok((Written::Done, Some(change)))
+}
+
+fn receipt(conversation_id: &str, reader: AuthorKind, up_to_seq: Seq) -> ReadReceipt {
+    ReadReceipt {
         conversation_id: conversation_id.to_owned(),
         reader,
-        up_to_seq: seq_from_sql(up_to),
-    };
-    Ok((Written::Done, Some(Change::Read { receipt, summary })))
+        up_to_seq,
+    }
+}
+
+/// Moves an agent's own read mark forward to `seq`, which covers
+/// `visitor_messages` of the visitor's messages; whether it moved.
+pub(super) fn move_agent_mark(
+    conn: &Connection,
+    agent_id: &str,
+    conversation_id: &str,
+    seq: Seq,
+    visitor_messages: u64,
+) -> Result<bool, StoreError> {
+    let moved = execute(
+        conn,
+        "INSERT INTO agent_reads (agent_id, conversation_id, read_seq, visitor_messages)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (agent_id, conversation_id) DO UPDATE
+         SET read_seq = excluded.read_seq, visitor_messages = excluded.visitor_messages
+         WHERE agent_reads.read_seq < excluded.read_seq",
+        (
+            agent_id,
+            conversation_id,
+            seq_to_sql(seq),
+            count_to_sql(visitor_messages),
+        ),
+    )?;
+    Ok(moved > 0)
+}
+
+fn visitor_messages_up_to(
+    conn: &Connection,
+    conversation_id: &str,
+    seq: Seq,
+) -> Result<u64, StoreError> {
+    let count = query_optional(
+        conn,
+        "SELECT count(*) FROM messages
+         WHERE conversation_id = ? AND author_kind = 'visitor' AND seq <= ?",
+        (conversation_id, seq_to_sql(seq)),
+        |row| row.get::<_, i64>(0),
+    )?;
+    Ok(count_from_sql(count.unwrap_or(0)))
+}
+
+fn has_replied(
+    conn: &Connection,
+    conversation_id: &str,
+    agent_id: &str,
+) -> Result<bool, StoreError> {
+    let found = query_optional(
+        conn,
+        "SELECT 1 FROM messages WHERE conversation_id = ? AND author_kind = 'agent'
+         AND author_id = ? AND NOT internal LIMIT 1",
+        (conversation_id, agent_id),
+        |row| row.get::<_, i64>(0),
+    )?;
+    Ok(found.is_some())
 }
 
 pub(super) fn upsert_visitor(

@@ -40,7 +40,7 @@ use super::statements::{execute, query_optional};
 use super::summaries::Summaries;
 use crate::auth;
 use op::Applied;
-pub(super) use op::{WriteOp, Written};
+pub(super) use op::{ReadBy, WriteOp, Written};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -311,7 +311,7 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
             conversation_id,
             reader,
             up_to_seq,
-        } => conversation::mark_read(conn, summaries, conversation_id, *reader, *up_to_seq),
+        } => conversation::mark_read(conn, summaries, conversation_id, reader, *up_to_seq),
         WriteOp::UpdateVisitor {
             visitor_id,
             details,

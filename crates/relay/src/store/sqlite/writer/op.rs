@@ -1,7 +1,7 @@
 //! What the writer is asked to do, and what it answers.
 
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
-use kefu_protocol::{AuthorKind, Message, Seq};
+use kefu_protocol::{Message, Seq};
 
 use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
 
@@ -23,7 +23,7 @@ pub(in super::super) enum WriteOp {
     },
     MarkRead {
         conversation_id: String,
-        reader: AuthorKind,
+        reader: ReadBy,
         up_to_seq: Seq,
     },
     UpdateVisitor {
@@ -42,6 +42,12 @@ pub(in super::super) enum WriteOp {
         name: String,
         token_hash: String,
     },
+}
+
+/// [`Reader`](super::super::super::Reader), owned for the queue.
+pub(in super::super) enum ReadBy {
+    Visitor,
+    Agent(AgentInfo),
 }
 
 pub(in super::super) enum Written {

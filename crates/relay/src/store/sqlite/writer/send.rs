@@ -13,7 +13,8 @@ use super::super::client_ids::ClientIds;
 use super::super::statements::{execute, insert_row};
 use super::super::summaries::{Summaries, with_details};
 use super::conversation::{
-    assign, current_summary, require_summary, state_of, upsert_visitor, visitor_conversation,
+    assign, current_summary, move_agent_mark, require_summary, state_of, upsert_visitor,
+    visitor_conversation,
 };
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
@@ -69,10 +70,12 @@ pub(super) fn visitor_send(
     let new = NewMessage::new(author, &send.client_id, &send.text, false);
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
+    summary.visitor_messages += 1;
     summary.preview = preview_of(&send.text);
     execute(
         conn,
-        "UPDATE conversations SET last_seq = ?, unread = unread + 1, preview = ?, updated_at = ?
+        "UPDATE conversations SET last_seq = ?, unread = unread + 1,
+         visitor_messages = visitor_messages + 1, preview = ?, updated_at = ?
          WHERE id = ?",
         (
             seq_to_sql(summary.last_seq),
@@ -147,6 +150,14 @@ pub(super) fn agent_send(
             (seq, &summary.preview, now_ms, &send.conversation_id),
         )?;
     }
+    // Whatever the agent writes, it has read what came before.
+    move_agent_mark(
+        conn,
+        &send.agent.id,
+        &send.conversation_id,
+        message.seq,
+        summary.visitor_messages,
+    )?;
     Ok(message_change(message, summary, send.origin))
 }
 
