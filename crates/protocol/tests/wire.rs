@@ -95,6 +95,7 @@ fn a_message_frame_has_the_documented_shape_for_both_roles() {
         text: "Hello".into(),
         at: datetime!(2026-11-23 10:00:00.123 UTC),
         internal: false,
+        event: None,
     };
     let expected = json!({
         "type": "message",

@@ -223,6 +223,7 @@ impl App {
             text: out.text,
             at: ack.at,
             internal: out.internal,
+            event: None,
         });
     }
 
@@ -237,7 +238,10 @@ impl App {
             .conversations
             .entry(id.clone())
             .or_insert_with(|| Conversation::from_first_message(&message));
-        if !conversation.insert(message) {
+        let event = message.is_event();
+        if !conversation.insert(message) || event {
+            // A claim, transfer, resolve or reopen is shown in the
+            // timeline; it is nobody's new message and rings nothing.
             return;
         }
         if from_visitor {

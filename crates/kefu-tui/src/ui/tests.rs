@@ -2,14 +2,15 @@
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
-use kefu_protocol::{AuthorKind, Typing};
+use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent, Typing};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 
 use crate::app::tests::{
-    ME, NOW, changed, desk, frame, key, message, new_app, press, summary, type_text, welcome_frame,
+    BOB, ME, NOW, changed, desk, frame, key, message, new_app, press, summary, type_text,
+    welcome_frame,
 };
 use crate::app::{App, Input};
 use crate::wrap::width;
@@ -337,4 +338,114 @@ fn the_resolve_question_names_the_visitor_and_why_it_asks() {
             "{expected:?} in {screen:#?}"
         );
     }
+}
+
+/// A timeline event as the relay sends it: internal, by the system, with
+/// an English text the TUI does not show.
+fn event(conversation: &str, seq: u64, event: TimelineEvent) -> Message {
+    let mut message = message(conversation, seq, AuthorKind::System, &event.describe());
+    message.author.name = "kefu".into();
+    message.internal = true;
+    message.event = Some(event);
+    message
+}
+
+fn agent(id: &str, name: &str) -> Author {
+    Author {
+        kind: AuthorKind::Agent,
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn timeline_events_are_dim_system_lines_between_the_messages() {
+    let mut app = new_app();
+    let mut k1 = summary("k1", ConversationStatus::Active, 9);
+    visitor(&mut k1, "Olga", true, "hello again");
+    k1.assignee = Some(ME.into());
+    k1.last_seq = 7;
+    frame(&mut app, welcome_frame(vec![k1]));
+    key(&mut app, KeyCode::Enter);
+    let olga = || {
+        let mut message = message("k1", 1, AuthorKind::Visitor, "");
+        message.author.name = "Olga".into();
+        message.author
+    };
+    let from_olga = |seq, text: &str| {
+        let mut message = message("k1", seq, AuthorKind::Visitor, text);
+        message.author = olga();
+        message
+    };
+    // An agent's name is not visitor text, but is cleaned all the same.
+    let bob = agent(BOB, "b\u{1b}[31mob\u{1b}]0;owned\u{7}");
+    frame(
+        &mut app,
+        AgentEvent::History(HistoryPage {
+            conversation_id: "k1".into(),
+            messages: vec![
+                from_olga(1, "hi"),
+                event("k1", 2, TimelineEvent::Claimed { by: agent(ME, "alice") }),
+                message("k1", 3, AuthorKind::Agent, "hello Olga"),
+                event(
+                    "k1",
+                    4,
+                    TimelineEvent::Transferred {
+                        by: agent(ME, "alice"),
+                        to: bob.clone(),
+                    },
+                ),
+                event("k1", 5, TimelineEvent::Resolved { by: bob }),
+                event("k1", 6, TimelineEvent::Reopened { by: olga() }),
+                from_olga(7, "hello again"),
+            ],
+        }),
+    );
+    let buffer = render(&mut app, 60, 16);
+    assert_screen(
+        &buffer,
+        &[
+            "┌ Olga · mine ─────────────────────────────────────────────┐",
+            "│                                                          │",
+            "│09:51 Olga                                                │",
+            "│  hi                                                      │",
+            "│— alice claimed · 09:52                                   │",
+            "│09:53 alice                                               │",
+            "│  hello Olga                                              │",
+            "│— transferred to bob by alice · 09:54                     │",
+            "│— resolved by bob · 09:55                                 │",
+            "│— reopened (visitor wrote again) · 09:56                  │",
+            "│09:57 Olga                                                │",
+            "│  hello again                                             │",
+            "│┌ Reply ─────────────────────────────────────────────────┐│",
+            "││                                                        ││",
+            "│└────────────────────────────────────────────────────────┘│",
+            " ● online │ alice (available) │ 0 waiting          ? help ",
+        ],
+    );
+    let screen = rows(&buffer);
+    let y = screen
+        .iter()
+        .position(|row| row.contains("— resolved by bob"))
+        .expect("the resolve is on screen");
+    assert!(
+        buffer[(1, y as u16)].modifier.contains(Modifier::DIM),
+        "events are dim"
+    );
+}
+
+#[test]
+fn a_live_event_joins_the_timeline_without_a_bell() {
+    let mut app = new_app();
+    let mut k1 = summary("k1", ConversationStatus::Waiting, 2);
+    visitor(&mut k1, "Olga", true, "hi");
+    k1.last_seq = 1;
+    frame(&mut app, welcome_frame(vec![k1]));
+    let claimed = event("k1", 2, TimelineEvent::Claimed { by: agent(BOB, "bob") });
+    let effects = frame(&mut app, AgentEvent::Message(claimed));
+    assert!(effects.is_empty(), "an event rings nothing: {}", effects.len());
+    let conversation = &app.conversations["k1"];
+    assert!(!conversation.activity, "an event is no new message");
+    assert_eq!(conversation.summary.unread, 0);
+    assert!(conversation.messages.contains_key(&2));
 }

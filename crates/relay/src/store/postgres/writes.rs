@@ -5,7 +5,9 @@ use kefu_protocol::agent::ConversationSummary;
 use kefu_protocol::{AuthorKind, Message};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_from_sql, status_from_sql};
+use super::super::rows::{
+    MESSAGE_SELECT, MessageRow, event_to_sql, seq_from_sql, seq_to_sql, status_from_sql,
+};
 use super::super::rules::ConversationState;
 use super::super::{StoreError, VisitorDetails, now_millis, to_millis};
 use super::reads::READS;
@@ -27,6 +29,29 @@ pub(super) async fn existing_message<'e>(
     .fetch_optional(executor)
     .await?;
     row.map(Message::try_from).transpose()
+}
+
+/// Inserts a message or a timeline event as it is.
+pub(super) async fn insert_row(tx: &mut Tx, message: &Message) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
+                               author_name, text, internal, at, event)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&message.conversation_id)
+    .bind(seq_to_sql(message.seq))
+    .bind(&message.id)
+    .bind(&message.client_id)
+    .bind(message.author.kind.as_str())
+    .bind(&message.author.id)
+    .bind(&message.author.name)
+    .bind(&message.text)
+    .bind(message.internal)
+    .bind(to_millis(message.at))
+    .bind(event_to_sql(message.event.as_ref()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Locks the conversation row for the rest of the transaction.

@@ -214,6 +214,7 @@ mod tests {
             text: format!("text {seq}"),
             at: time::OffsetDateTime::UNIX_EPOCH,
             internal: false,
+            event: None,
         }
     }
 

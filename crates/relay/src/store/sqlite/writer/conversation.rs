@@ -1,16 +1,21 @@
 //! The writes that change a conversation's state without a message
-//! (claim, transfer, resolve, read marks, the visitor's details), and the
-//! reads of its summary that every write starts from.
+//! (claim, transfer, resolve, each with its timeline event; read marks, the
+//! visitor's details), and the reads of its summary that every write starts
+//! from.
 
 use kefu_protocol::agent::{AgentInfo, ConversationSummary};
-use kefu_protocol::{AuthorKind, ReadReceipt, Seq};
+use kefu_protocol::{Author, AuthorKind, ReadReceipt, Seq, TimelineEvent};
 use rusqlite::Connection;
+use time::OffsetDateTime;
+
+use super::super::super::events::agent_author;
 
 use super::super::super::rows::{SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql};
 use super::super::super::rules::{self, ConversationState, Decision};
 use super::super::super::{Change, StoreError, VisitorDetails, now_millis, to_millis};
 use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
+use super::event;
 use super::op::{Applied, Written};
 
 /// The conversation's summary as committed so far, from memory if there.
@@ -59,11 +64,19 @@ pub(super) fn require_summary(
     .ok_or(StoreError::NotFound("conversation"))
 }
 
-fn summary_change(conn: &Connection, conversation_id: &str) -> Result<Applied, StoreError> {
-    let summary = require_summary(conn, conversation_id)?;
+/// Records `event`, which the write so far made happen, and publishes it
+/// with the summary it leaves.
+fn event_change(
+    conn: &Connection,
+    conversation_id: &str,
+    event: TimelineEvent,
+    at: OffsetDateTime,
+) -> Result<Applied, StoreError> {
+    let mut summary = require_summary(conn, conversation_id)?;
+    let message = event::record(conn, &mut summary, event, at)?;
     Ok((
         Written::Summary(summary.clone()),
-        Some(Change::Summary { summary }),
+        vec![event::change(message, summary, None)],
     ))
 }
 
@@ -90,10 +103,12 @@ pub(super) fn claim(
 ) -> Result<Applied, StoreError> {
     let summary = current_summary(conn, summaries, conversation_id)?;
     if rules::claim(&state_of(&summary), agent)? == Decision::Unchanged {
-        return Ok((Written::Summary(summary), None));
+        return Ok((Written::Summary(summary), Vec::new()));
     }
-    assign(conn, conversation_id, &agent.id, to_millis(now_millis()))?;
-    summary_change(conn, conversation_id)
+    let now = now_millis();
+    assign(conn, conversation_id, &agent.id, to_millis(now))?;
+    let by = agent_author(agent);
+    event_change(conn, conversation_id, TimelineEvent::Claimed { by }, now)
 }
 
 pub(super) fn transfer(
@@ -105,16 +120,26 @@ pub(super) fn transfer(
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, summaries, conversation_id)?;
     rules::transfer(&state, by)?;
-    let target = query_id(
+    let Some(to_name) = query_optional(
         conn,
-        "SELECT id FROM agents WHERE id = ? AND disabled = 0",
+        "SELECT name FROM agents WHERE id = ? AND disabled = 0",
         [to_agent],
-    )?;
-    if target.is_none() {
+        |row| row.get::<_, String>(0),
+    )?
+    else {
         return Err(StoreError::NotFound("agent"));
-    }
-    assign(conn, conversation_id, to_agent, to_millis(now_millis()))?;
-    summary_change(conn, conversation_id)
+    };
+    let now = now_millis();
+    assign(conn, conversation_id, to_agent, to_millis(now))?;
+    let event = TimelineEvent::Transferred {
+        by: agent_author(by),
+        to: Author {
+            kind: AuthorKind::Agent,
+            id: to_agent.to_owned(),
+            name: to_name,
+        },
+    };
+    event_change(conn, conversation_id, event, now)
 }
 
 pub(super) fn resolve(
@@ -125,15 +150,17 @@ pub(super) fn resolve(
 ) -> Result<Applied, StoreError> {
     let summary = current_summary(conn, summaries, conversation_id)?;
     if rules::resolve(&state_of(&summary), by)? == Decision::Unchanged {
-        return Ok((Written::Summary(summary), None));
+        return Ok((Written::Summary(summary), Vec::new()));
     }
+    let now = now_millis();
     execute(
         conn,
         "UPDATE conversations SET status = 'resolved', waiting_since = NULL, updated_at = ?
          WHERE id = ?",
-        (to_millis(now_millis()), conversation_id),
+        (to_millis(now), conversation_id),
     )?;
-    summary_change(conn, conversation_id)
+    let by = agent_author(by);
+    event_change(conn, conversation_id, TimelineEvent::Resolved { by }, now)
 }
 
 pub(super) fn mark_read(
@@ -162,7 +189,7 @@ pub(super) fn mark_read(
         AuthorKind::System => return Err(StoreError::Forbidden("the system reads nothing")),
     };
     if moved == 0 {
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     }
     let summary = require_summary(conn, conversation_id)?;
     let receipt = ReadReceipt {
@@ -170,7 +197,7 @@ pub(super) fn mark_read(
         reader,
         up_to_seq: seq_from_sql(up_to),
     };
-    Ok((Written::Done, Some(Change::Read { receipt, summary })))
+    Ok((Written::Done, vec![Change::Read { receipt, summary }]))
 }
 
 pub(super) fn upsert_visitor(
@@ -229,13 +256,13 @@ pub(super) fn update_visitor(
 ) -> Result<Applied, StoreError> {
     let Some(conversation_id) = visitor_conversation(conn, visitor_id)? else {
         // Page views of visitors who never wrote are not recorded.
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     };
     let before = require_summary(conn, &conversation_id)?;
     upsert_visitor(conn, visitor_id, details, to_millis(now_millis()))?;
     let after = require_summary(conn, &conversation_id)?;
     if before.visitor == after.visitor {
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     }
-    Ok((Written::Done, Some(Change::Summary { summary: after })))
+    Ok((Written::Done, vec![Change::Summary { summary: after }]))
 }
