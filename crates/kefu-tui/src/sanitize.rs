@@ -5,8 +5,8 @@
 //! move the cursor, set the window title or worse, so it is removed before the
 //! text is stored in the app state: no later code path can forget to clean it.
 
-use kefu_protocol::{Message, TimelineEvent};
 use kefu_protocol::agent::{AgentEvent, ConversationSummary};
+use kefu_protocol::{Message, TimelineEvent};
 
 /// Cleans multi-line text (message bodies): keeps newlines, turns tabs into
 /// spaces, drops every escape sequence, other control character and bidi

@@ -385,7 +385,13 @@ fn timeline_events_are_dim_system_lines_between_the_messages() {
             conversation_id: "k1".into(),
             messages: vec![
                 from_olga(1, "hi"),
-                event("k1", 2, TimelineEvent::Claimed { by: agent(ME, "alice") }),
+                event(
+                    "k1",
+                    2,
+                    TimelineEvent::Claimed {
+                        by: agent(ME, "alice"),
+                    },
+                ),
                 message("k1", 3, AuthorKind::Agent, "hello Olga"),
                 event(
                     "k1",
@@ -441,9 +447,19 @@ fn a_live_event_joins_the_timeline_without_a_bell() {
     visitor(&mut k1, "Olga", true, "hi");
     k1.last_seq = 1;
     frame(&mut app, welcome_frame(vec![k1]));
-    let claimed = event("k1", 2, TimelineEvent::Claimed { by: agent(BOB, "bob") });
+    let claimed = event(
+        "k1",
+        2,
+        TimelineEvent::Claimed {
+            by: agent(BOB, "bob"),
+        },
+    );
     let effects = frame(&mut app, AgentEvent::Message(claimed));
-    assert!(effects.is_empty(), "an event rings nothing: {}", effects.len());
+    assert!(
+        effects.is_empty(),
+        "an event rings nothing: {}",
+        effects.len()
+    );
     let conversation = &app.conversations["k1"];
     assert!(!conversation.activity, "an event is no new message");
     assert_eq!(conversation.summary.unread, 0);

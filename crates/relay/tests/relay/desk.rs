@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{AgentState, ErrorCode, PresenceKind};
+use kefu_protocol::{AgentState, ErrorCode, PresenceKind, TimelineEvent};
 use kefu_testkit::{Client, TestRelay, assert_error};
 
 #[tokio::test]
@@ -107,14 +107,19 @@ async fn pipelined_agent_requests_keep_their_order() {
     }
     assert_eq!(acked, sent, "answers in request order");
 
+    // The resolve's timeline event sits between the replies.
     let stored: Vec<String> = agent
         .history(&conversations[0], None, 50)
         .await
         .into_iter()
-        .map(|message| message.client_id)
+        .map(|message| match message.event {
+            Some(TimelineEvent::Resolved { .. }) => "(resolved)".to_owned(),
+            _ => message.client_id,
+        })
         .collect();
     let mut expected = vec!["v0".to_owned()];
     expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
+    expected.push("(resolved)".to_owned());
     expected.push("after".to_owned());
     assert_eq!(stored, expected, "one conversation's requests in order");
     let (_late, welcome) = relay.welcomed_agent(&token).await;
@@ -124,7 +129,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         .find(|summary| summary.id == conversations[0])
         .expect("reopened by the reply after resolve");
     assert_eq!(first.status, ConversationStatus::Active);
-    assert_eq!(first.last_seq, 12);
+    assert_eq!(first.last_seq, 13, "12 messages and the resolve's event");
 }
 
 #[tokio::test]

@@ -36,8 +36,8 @@ use super::{
     now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
-use crate::{auth, ids};
 use crate::ids::ConnId;
+use crate::{auth, ids};
 use writes::{
     Tx, assign, existing_message, insert_row, lock_conversation, require_summary, upsert_visitor,
 };
@@ -327,8 +327,13 @@ impl Store for PgStore {
         }
         assign(&mut tx, conversation_id, &agent.id).await?;
         let by = agent_author(agent);
-        (self.write_event(tx, conversation_id, state.last_seq, TimelineEvent::Claimed { by }))
-            .await
+        (self.write_event(
+            tx,
+            conversation_id,
+            state.last_seq,
+            TimelineEvent::Claimed { by },
+        ))
+        .await
     }
 
     async fn transfer(
@@ -379,8 +384,13 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         let by = agent_author(by);
-        (self.write_event(tx, conversation_id, state.last_seq, TimelineEvent::Resolved { by }))
-            .await
+        (self.write_event(
+            tx,
+            conversation_id,
+            state.last_seq,
+            TimelineEvent::Resolved { by },
+        ))
+        .await
     }
 
     async fn mark_read(

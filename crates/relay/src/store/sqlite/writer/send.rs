@@ -5,7 +5,6 @@ use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
 use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent};
 use rusqlite::Connection;
 
-
 use super::super::super::rows::seq_to_sql;
 use super::super::super::rules::{self, Decision};
 use super::super::super::{
