@@ -48,10 +48,12 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
     }
 }
 
-/// A timeline event as a dim system line, e.g. "— alice claimed · 14:02".
+/// A timeline event as one dim system line, e.g. "14:02 — alice claimed":
+/// the time first, like a message's header, so that a narrow pane cuts
+/// only the end of a long name.
 fn event_line(app: &App, message: &Message, event: &TimelineEvent) -> Line<'static> {
     let what = describe(event);
-    Line::styled(format!("— {what} · {}", clock(app, message.at)), dim())
+    Line::styled(format!("{} — {what}", clock(app, message.at)), dim())
 }
 
 fn describe(event: &TimelineEvent) -> String {
