@@ -88,7 +88,7 @@ fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
     message.text = text(&message.text);
     // Agents name themselves and a reopen names the visitor: clean them all.
-    match &mut message.event {
+    match message.event.as_deref_mut() {
         Some(TimelineEvent::Transferred { by, to }) => {
             by.name = line(&by.name);
             to.name = line(&to.name);

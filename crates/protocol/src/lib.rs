@@ -75,9 +75,10 @@ pub struct Message {
     pub internal: bool,
     /// Set on a timeline event (a claim, transfer, resolve or reopen): then
     /// `author` is the system, `internal` is true and `text` is an English
-    /// rendering for clients that do not know events.
+    /// rendering for clients that do not know events. Boxed: most
+    /// messages have none, and need not carry its room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<TimelineEvent>,
+    pub event: Option<Box<TimelineEvent>>,
 }
 
 impl Message {

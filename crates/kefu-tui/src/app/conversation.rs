@@ -86,7 +86,7 @@ impl Conversation {
     pub fn from_first_message(message: &Message) -> Conversation {
         let visitor = message
             .event
-            .as_ref()
+            .as_deref()
             .map_or(&message.author, TimelineEvent::by);
         let summary = ConversationSummary {
             id: message.conversation_id.clone(),

@@ -346,7 +346,7 @@ fn event(conversation: &str, seq: u64, event: TimelineEvent) -> Message {
     let mut message = message(conversation, seq, AuthorKind::System, &event.describe());
     message.author.name = "kefu".into();
     message.internal = true;
-    message.event = Some(event);
+    message.event = Some(Box::new(event));
     message
 }
 

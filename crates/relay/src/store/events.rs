@@ -36,7 +36,7 @@ pub(super) fn event_message(
         text: event.describe(),
         at,
         internal: true,
-        event: Some(event),
+        event: Some(Box::new(event)),
     }
 }
 

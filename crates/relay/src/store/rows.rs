@@ -80,7 +80,7 @@ impl TryFrom<MessageRow> for Message {
             text: row.text,
             at: to_time(row.at),
             internal: row.internal,
-            event: row.event.as_deref().map(event_from_sql).transpose()?,
+            event: (row.event.as_deref().map(event_from_sql).transpose()?).map(Box::new),
         })
     }
 }

@@ -112,7 +112,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         .history(&conversations[0], None, 50)
         .await
         .into_iter()
-        .map(|message| match message.event {
+        .map(|message| match message.event.as_deref() {
             Some(TimelineEvent::Resolved { .. }) => "(resolved)".to_owned(),
             _ => message.client_id,
         })

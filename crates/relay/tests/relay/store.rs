@@ -272,8 +272,8 @@ async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
     // Alice's claim left its timeline event (seq 2); the refused ones none.
     assert_eq!(seqs, (1..=SENDS + 2).collect::<Vec<_>>());
     assert_eq!(
-        messages[1].event,
-        Some(TimelineEvent::Claimed {
+        messages[1].event.as_deref(),
+        Some(&TimelineEvent::Claimed {
             by: author_of(&alice)
         })
     );

@@ -37,7 +37,7 @@ async fn live_event(agent: &mut Client<AgentEvent>, conversation: &str, seq: u64
 /// What each message of a history is: its text, or its event's kind.
 fn timeline(messages: &[Message]) -> Vec<String> {
     (messages.iter())
-        .map(|message| match &message.event {
+        .map(|message| match message.event.as_deref() {
             Some(TimelineEvent::Claimed { by }) => format!("claimed by {}", by.name),
             Some(TimelineEvent::Transferred { by, to }) => {
                 format!("transferred to {} by {}", to.name, by.name)
@@ -91,7 +91,7 @@ async fn claim_transfer_resolve_and_reopen_stay_in_the_timeline() {
     for agent in [&mut alice, &mut bob] {
         let reopened = live_event(agent, &conversation, 6).await;
         assert!(matches!(
-            reopened.event,
+            reopened.event.as_deref(),
             Some(TimelineEvent::Reopened { .. })
         ));
         assert_eq!(agent.next_message().await.seq, 7);

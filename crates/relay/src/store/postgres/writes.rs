@@ -48,7 +48,7 @@ pub(super) async fn insert_row(tx: &mut Tx, message: &Message) -> Result<(), sql
     .bind(&message.text)
     .bind(message.internal)
     .bind(to_millis(message.at))
-    .bind(event_to_sql(message.event.as_ref()))
+    .bind(event_to_sql(message.event.as_deref()))
     .execute(&mut **tx)
     .await?;
     Ok(())

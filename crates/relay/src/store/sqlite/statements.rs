@@ -51,7 +51,7 @@ pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Resu
             &message.text,
             message.internal,
             to_millis(message.at),
-            event_to_sql(message.event.as_ref()),
+            event_to_sql(message.event.as_deref()),
         ),
     )
 }

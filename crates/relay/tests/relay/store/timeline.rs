@@ -95,7 +95,7 @@ async fn timeline_events_are_kept_in_order_with_the_messages(store: Arc<dyn Stor
     for event in all.iter().filter(|m| m.is_event()) {
         assert_eq!(event.author.kind, AuthorKind::System);
         assert!(event.internal, "events are for agents");
-        let described = event.event.as_ref().map(TimelineEvent::describe);
+        let described = event.event.as_deref().map(TimelineEvent::describe);
         assert_eq!(Some(event.text.clone()), described);
     }
     let public: Vec<u64> = (conversation_messages(&store, &conversation, false).await)
@@ -138,6 +138,6 @@ async fn timeline_events_are_kept_in_order_with_the_messages(store: Arc<dyn Stor
 
 fn events(messages: &[Message]) -> Vec<(u64, TimelineEvent)> {
     (messages.iter())
-        .filter_map(|m| Some((m.seq, m.event.clone()?)))
+        .filter_map(|m| Some((m.seq, m.event.as_deref()?.clone())))
         .collect()
 }
