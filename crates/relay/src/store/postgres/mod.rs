@@ -327,13 +327,9 @@ impl Store for PgStore {
         }
         assign(&mut tx, conversation_id, &agent.id).await?;
         let by = agent_author(agent);
-        (self.write_event(
-            tx,
-            conversation_id,
-            state.last_seq,
-            TimelineEvent::Claimed { by },
-        ))
-        .await
+        let event = TimelineEvent::Claimed { by };
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn transfer(
@@ -362,7 +358,8 @@ impl Store for PgStore {
                 name: to_name,
             },
         };
-        (self.write_event(tx, conversation_id, state.last_seq, event)).await
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn resolve(
@@ -384,13 +381,9 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         let by = agent_author(by);
-        (self.write_event(
-            tx,
-            conversation_id,
-            state.last_seq,
-            TimelineEvent::Resolved { by },
-        ))
-        .await
+        let event = TimelineEvent::Resolved { by };
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn mark_read(

@@ -9,7 +9,6 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 
 use super::super::super::events::agent_author;
-
 use super::super::super::rows::{SUMMARY_SELECT, SummaryRow, seq_from_sql, seq_to_sql};
 use super::super::super::rules::{self, ConversationState, Decision};
 use super::super::super::{Change, StoreError, VisitorDetails, now_millis, to_millis};
