@@ -3,7 +3,7 @@
 //! summary it left), come back in order in history, across a restart and
 //! in pages, exactly once, and never reach the visitor.
 
-use kefu_protocol::agent::{AgentEvent, AgentRequest};
+use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus};
 use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 use kefu_testkit::{Client, TestRelay};
 
@@ -131,4 +131,45 @@ async fn claim_transfer_resolve_and_reopen_stay_in_the_timeline() {
     let (ack, replayed) = visitor.say_noting_messages("v3", "still there?").await;
     assert_eq!(ack.seq, 8);
     assert_eq!(timeline(&replayed), ["hi", "hello", "one more thing"]);
+}
+
+/// The hub auto-assigns a conversation when the visitor's write opens it,
+/// new or reopened; a reopen now publishes its event first, which must
+/// still count as that write.
+#[tokio::test]
+async fn auto_assignment_takes_a_reopened_conversation_and_says_so() {
+    let relay = TestRelay::with_config(|config| config.auto_assign = true).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&token).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    alice
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+        .await;
+    alice
+        .send(&AgentRequest::Resolve {
+            conversation_id: conversation.clone(),
+        })
+        .await;
+    alice
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Resolved)
+        .await;
+
+    assert_eq!(visitor.say("v2", "again").await.seq, 5);
+    let taken = alice
+        .summary_where(&conversation, |s| s.status == ConversationStatus::Active)
+        .await;
+    assert_eq!(taken.last_seq, 6, "the claim's event follows the message");
+    let history = alice.history(&conversation, None, 50).await;
+    assert_eq!(
+        timeline(&history),
+        [
+            "hi",
+            "claimed by alice",
+            "resolved by alice",
+            "reopened by Visitor",
+            "again",
+            "claimed by alice",
+        ]
+    );
 }
