@@ -5,8 +5,8 @@
 //! move the cursor, set the window title or worse, so it is removed before the
 //! text is stored in the app state: no later code path can forget to clean it.
 
-use kefu_protocol::Message;
 use kefu_protocol::agent::{AgentEvent, ConversationSummary};
+use kefu_protocol::{Message, TimelineEvent};
 
 use crate::wrap::plain;
 
@@ -98,6 +98,19 @@ fn summary(summary: &mut ConversationSummary) {
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
     message.text = plain(&text(&message.text));
+    // Agents name themselves and a reopen names the visitor: clean them all.
+    match message.event.as_deref_mut() {
+        Some(TimelineEvent::Transferred { by, to }) => {
+            by.name = line(&by.name);
+            to.name = line(&to.name);
+        }
+        Some(
+            TimelineEvent::Claimed { by }
+            | TimelineEvent::Resolved { by }
+            | TimelineEvent::Reopened { by },
+        ) => by.name = line(&by.name),
+        None => {}
+    }
 }
 
 /// How far into an escape sequence the scanner is.

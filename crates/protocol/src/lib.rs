@@ -6,7 +6,8 @@
 //!   `read`) and the frames the relay sends back to it.
 //! - [`agent`]: the same for agents (`/ws/agent`), plus the conversation
 //!   summaries that drive an agent's queue.
-//! - This module: the objects both sides share — [`Message`], [`Author`],
+//! - This module: the objects both sides share — [`Message`] (and the
+//!   [`TimelineEvent`] one may carry), [`Author`],
 //!   [`Ack`], [`ErrorFrame`] and friends.
 //!
 //! Every frame is one JSON object whose `"type"` names it in snake_case.
@@ -72,6 +73,63 @@ pub struct Message {
     /// An agents-only note: never sent to the visitor, not even in history.
     #[serde(default)]
     pub internal: bool,
+    /// Set on a timeline event (a claim, transfer, resolve or reopen): then
+    /// `author` is the system, `internal` is true and `text` is an English
+    /// rendering for clients that do not know events. Boxed: most
+    /// messages have none, and need not carry its room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<TimelineEvent>>,
+}
+
+impl Message {
+    /// Whether this is a timeline event rather than something somebody wrote.
+    pub fn is_event(&self) -> bool {
+        self.event.is_some()
+    }
+}
+
+/// Something that happened to a conversation, kept in its timeline with the
+/// messages (it takes a `seq` like an internal note, and agents get it in
+/// `history` and live as a `message`; visitors never do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TimelineEvent {
+    /// `by` took a waiting or resolved conversation with `claim` (a reply
+    /// that takes one records no event: the reply shows who took it).
+    Claimed { by: Author },
+    /// `by` handed the conversation to `to` (both agents).
+    Transferred { by: Author, to: Author },
+    /// `by` resolved the conversation.
+    Resolved { by: Author },
+    /// The visitor (`by`) wrote to a resolved conversation, which is
+    /// waiting again.
+    Reopened { by: Author },
+}
+
+impl TimelineEvent {
+    /// Who made it happen: an agent, or the visitor for a reopen.
+    pub fn by(&self) -> &Author {
+        match self {
+            TimelineEvent::Claimed { by }
+            | TimelineEvent::Transferred { by, .. }
+            | TimelineEvent::Resolved { by }
+            | TimelineEvent::Reopened { by } => by,
+        }
+    }
+
+    /// A plain English line, e.g. "alice transferred the conversation to bob".
+    pub fn describe(&self) -> String {
+        match self {
+            TimelineEvent::Claimed { by } => format!("{} claimed the conversation", by.name),
+            TimelineEvent::Transferred { by, to } => {
+                format!("{} transferred the conversation to {}", by.name, to.name)
+            }
+            TimelineEvent::Resolved { by } => format!("{} resolved the conversation", by.name),
+            TimelineEvent::Reopened { by } => {
+                format!("{} wrote again: the conversation is reopened", by.name)
+            }
+        }
+    }
 }
 
 /// The relay's promise that a `send` is durably stored. A resend with the same

@@ -3,7 +3,7 @@
 
 use kefu_protocol::agent::{AgentEvent, AgentRequest};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use kefu_protocol::{Author, AuthorKind, ErrorCode, ErrorFrame, Message};
+use kefu_protocol::{Author, AuthorKind, ErrorCode, ErrorFrame, Message, TimelineEvent};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -95,6 +95,7 @@ fn a_message_frame_has_the_documented_shape_for_both_roles() {
         text: "Hello".into(),
         at: datetime!(2026-11-23 10:00:00.123 UTC),
         internal: false,
+        event: None,
     };
     let expected = json!({
         "type": "message",
@@ -111,6 +112,65 @@ fn a_message_frame_has_the_documented_shape_for_both_roles() {
     let for_agent = serde_json::to_value(AgentEvent::Message(message)).expect("encode");
     assert_eq!(for_visitor, expected);
     assert_eq!(for_agent, expected, "one encoding serves both roles");
+}
+
+#[test]
+fn a_timeline_event_has_the_documented_shape() {
+    let agent = |id: &str, name: &str| Author {
+        kind: AuthorKind::Agent,
+        id: id.into(),
+        name: name.into(),
+    };
+    let event = TimelineEvent::Transferred {
+        by: agent("a1", "alice"),
+        to: agent("a2", "bob"),
+    };
+    let json = json!({
+        "type": "message",
+        "conversation_id": "k1",
+        "seq": 4,
+        "id": "m4",
+        "client_id": "m4",
+        "author": {"kind": "system", "id": "kefu", "name": "kefu"},
+        "text": "alice transferred the conversation to bob",
+        "at": "2026-11-23T10:02:00Z",
+        "internal": true,
+        "event": {"kind": "transferred",
+                  "by": {"kind": "agent", "id": "a1", "name": "alice"},
+                  "to": {"kind": "agent", "id": "a2", "name": "bob"}}
+    });
+    let AgentEvent::Message(message) = serde_json::from_value(json.clone()).expect("decode") else {
+        panic!("a message frame");
+    };
+    assert_eq!(message.event.as_deref(), Some(&event));
+    assert_eq!(message.text, event.describe());
+    assert_eq!(
+        serde_json::to_value(AgentEvent::Message(message)).expect("encode"),
+        json
+    );
+    // The other kinds, by their names.
+    for (event, kind) in [
+        (
+            TimelineEvent::Claimed {
+                by: agent("a1", "alice"),
+            },
+            "claimed",
+        ),
+        (
+            TimelineEvent::Resolved {
+                by: agent("a1", "alice"),
+            },
+            "resolved",
+        ),
+        (
+            TimelineEvent::Reopened {
+                by: agent("v1", "Ming"),
+            },
+            "reopened",
+        ),
+    ] {
+        assert_eq!(serde_json::to_value(&event).expect("encode")["kind"], kind);
+    }
 }
 
 #[test]

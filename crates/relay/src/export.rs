@@ -33,7 +33,8 @@ pub enum ExportError {
 pub struct BadDate(String);
 
 /// One line of the export: the conversation's summary fields, then all its
-/// messages in `seq` order, internal notes included (`"internal": true`).
+/// messages in `seq` order, internal notes and timeline events included
+/// (`"internal": true`).
 #[derive(Serialize)]
 struct Line<'a> {
     #[serde(flatten)]

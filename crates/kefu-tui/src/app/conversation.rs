@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kefu_protocol::agent::{
     AgentReadMark, ConversationStatus, ConversationSummary, VisitorSummary,
 };
-use kefu_protocol::{Message, Seq};
+use kefu_protocol::{Message, Seq, TimelineEvent};
 use time::OffsetDateTime;
 
 use crate::compose::Buffer;
@@ -93,13 +93,18 @@ impl Conversation {
     }
 
     /// A stand-in until the summary arrives: the relay sends a new
-    /// conversation's first message just before its summary.
+    /// conversation's first message just before its summary (a reopened
+    /// one's first is the reopen event, which names the visitor).
     pub fn from_first_message(message: &Message) -> Conversation {
+        let visitor = message
+            .event
+            .as_deref()
+            .map_or(&message.author, TimelineEvent::by);
         let summary = ConversationSummary {
             id: message.conversation_id.clone(),
             visitor: VisitorSummary {
-                id: message.author.id.clone(),
-                name: message.author.name.clone(),
+                id: visitor.id.clone(),
+                name: visitor.name.clone(),
                 online: true,
                 ..VisitorSummary::default()
             },
@@ -109,7 +114,11 @@ impl Conversation {
             // Counted when the message is inserted.
             unread: 0,
             visitor_messages: 0,
-            preview: message.text.clone(),
+            preview: if message.is_event() {
+                String::new()
+            } else {
+                message.text.clone()
+            },
             visitor_read_seq: 0,
             waiting_since: Some(message.at),
             updated_at: message.at,

@@ -282,6 +282,7 @@ impl App {
             text: out.text,
             at: ack.at,
             internal: out.internal,
+            event: None,
         });
     }
 
@@ -297,7 +298,10 @@ impl App {
             .conversations
             .entry(id.clone())
             .or_insert_with(|| Conversation::from_first_message(&message));
-        if !conversation.insert_below_reader(message, history_width) {
+        let event = message.is_event();
+        if !conversation.insert_below_reader(message, history_width) || event {
+            // A claim, transfer, resolve or reopen is shown in the
+            // timeline; it is nobody's new message and rings nothing.
             return;
         }
         if from_visitor {

@@ -1,11 +1,12 @@
 //! A conversation's history as screen rows, before any styling: one header
-//! row per message, then its text wrapped by display width.
+//! row per message, then its text wrapped by display width; one row per
+//! timeline event.
 //!
 //! Drawing turns each row into one styled line and scrolling counts them,
 //! so both agree on the history's height without the state depending on
 //! the drawing.
 
-use kefu_protocol::{AuthorKind, Message};
+use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 
 use super::conversation::{Conversation, Outgoing, SendState};
 use crate::wrap::wrap;
@@ -22,6 +23,11 @@ pub enum Row<'a> {
     /// A stored message's header; `seen` marks the newest reply the visitor
     /// has read.
     Header { message: &'a Message, seen: bool },
+    /// A timeline event (claim, transfer, resolve, reopen): one row, no body.
+    Event {
+        message: &'a Message,
+        event: &'a TimelineEvent,
+    },
     /// The header of a reply not yet acknowledged.
     Pending(&'a Outgoing),
     /// One row of a message's text, without the indent.
@@ -45,6 +51,10 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
     }
     let seen = last_seen(conversation);
     for message in conversation.messages.values() {
+        if let Some(event) = &message.event {
+            rows.push(Row::Event { message, event });
+            continue;
+        }
         rows.push(Row::Header {
             message,
             seen: Some(message.seq) == seen,

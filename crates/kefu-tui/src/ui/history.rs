@@ -1,8 +1,7 @@
 //! A conversation's history as styled lines, one for each of the rows
 //! [`crate::app::history`] lays out (scrolling counts the same rows).
 
-use kefu_protocol::AuthorKind;
-use kefu_protocol::Message;
+use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
@@ -36,6 +35,7 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
             }
             Line::from(header)
         }
+        Row::Event { message, event } => event_line(app, message, event),
         Row::Pending(out) => pending_header(app, out),
         // Alt-r is offered only where a retry can succeed.
         Row::Failed { retry } => {
@@ -54,6 +54,25 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
             };
             Line::from(vec![Span::styled(prefix, style), Span::styled(text, style)])
         }
+    }
+}
+
+/// A timeline event as one dim system line, e.g. "14:02 — alice claimed":
+/// the time first, like a message's header, so that a narrow pane cuts
+/// only the end of a long name.
+fn event_line(app: &App, message: &Message, event: &TimelineEvent) -> Line<'static> {
+    let what = describe(event);
+    Line::styled(format!("{} — {what}", clock(app, message.at)), dim())
+}
+
+fn describe(event: &TimelineEvent) -> String {
+    match event {
+        TimelineEvent::Claimed { by } => format!("{} claimed", by.name),
+        TimelineEvent::Transferred { by, to } => {
+            format!("transferred to {} by {}", to.name, by.name)
+        }
+        TimelineEvent::Resolved { by } => format!("resolved by {}", by.name),
+        TimelineEvent::Reopened { .. } => "reopened (visitor wrote again)".to_owned(),
     }
 }
 

@@ -4,14 +4,15 @@ mod conventions;
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
-use kefu_protocol::{AuthorKind, Typing};
+use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent, Typing};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::buffer::Buffer;
 use ratatui::style::Color;
 
 use crate::app::tests::{
-    ME, NOW, changed, desk, frame, key, message, new_app, press, summary, type_text, welcome_frame,
+    BOB, ME, NOW, changed, desk, frame, key, message, new_app, press, summary, type_text,
+    welcome_frame,
 };
 use crate::app::{App, Input};
 use crate::wrap::width;
@@ -407,4 +408,137 @@ fn a_peek_clears_only_the_agents_own_count() {
         row_of(&screen, "Guest 7")
     );
     assert_eq!(app.conversations["k1"].summary.unread, 2, "not for others");
+}
+
+/// A timeline event as the relay sends it: internal, by the system, with
+/// an English text the TUI does not show.
+fn event(conversation: &str, seq: u64, event: TimelineEvent) -> Message {
+    let mut message = message(conversation, seq, AuthorKind::System, &event.describe());
+    message.author.name = "kefu".into();
+    message.internal = true;
+    message.event = Some(Box::new(event));
+    message
+}
+
+fn agent(id: &str, name: &str) -> Author {
+    Author {
+        kind: AuthorKind::Agent,
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+#[test]
+fn timeline_events_are_dim_system_lines_between_the_messages() {
+    let mut app = new_app();
+    let mut k1 = summary("k1", ConversationStatus::Active, 9);
+    visitor(&mut k1, "Olga", true, "hello again");
+    k1.assignee = Some(ME.into());
+    k1.last_seq = 7;
+    frame(&mut app, welcome_frame(vec![k1]));
+    key(&mut app, KeyCode::Enter);
+    let olga = || {
+        let mut message = message("k1", 1, AuthorKind::Visitor, "");
+        message.author.name = "Olga".into();
+        message.author
+    };
+    let from_olga = |seq, text: &str| {
+        let mut message = message("k1", seq, AuthorKind::Visitor, text);
+        message.author = olga();
+        message
+    };
+    // An agent's name is not visitor text, but is cleaned all the same.
+    let bob = agent(BOB, "b\u{1b}[31mob\u{1b}]0;owned\u{7}");
+    frame(
+        &mut app,
+        AgentEvent::History(HistoryPage {
+            conversation_id: "k1".into(),
+            messages: vec![
+                from_olga(1, "hi"),
+                event(
+                    "k1",
+                    2,
+                    TimelineEvent::Claimed {
+                        by: agent(ME, "alice"),
+                    },
+                ),
+                message("k1", 3, AuthorKind::Agent, "hello Olga"),
+                event(
+                    "k1",
+                    4,
+                    TimelineEvent::Transferred {
+                        by: agent(ME, "alice"),
+                        to: bob.clone(),
+                    },
+                ),
+                event("k1", 5, TimelineEvent::Resolved { by: bob }),
+                event("k1", 6, TimelineEvent::Reopened { by: olga() }),
+                from_olga(7, "hello again"),
+            ],
+        }),
+    );
+    let buffer = render(&mut app, 60, 20);
+    assert_screen(
+        &buffer,
+        &[
+            "┌ Waiting 0  Mine 1 [All ┐┌ Olga · yours ──────────────────┐",
+            "│1 ● Olga            mine││(page unknown)                  │",
+            "│    hello again         ││                                │",
+            "│                        ││                                │",
+            "│                        ││09:51 Olga                      │",
+            "│                        ││  hi                            │",
+            "│                        ││09:52 — alice claimed           │",
+            "│                        ││09:53 alice                     │",
+            "│                        ││  hello Olga                    │",
+            "│                        ││09:54 — transferred to bob by al│",
+            "│                        ││09:55 — resolved by bob         │",
+            "│                        ││09:56 — reopened (visitor wrote │",
+            "│                        ││09:57 Olga                      │",
+            "│                        ││  hello again                   │",
+            "│                        ││                                │",
+            "│                        ││┌ Reply ───────────────────────┐│",
+            "│                        │││Enter sends · Alt-Enter new li││",
+            "│                        ││└──────────────────────────────┘│",
+            "└────────────────────────┘└────────────────────────────────┘",
+            " ● online │ alice (available) │ 0 waiting            ? help ",
+        ],
+    );
+    let screen = rows(&buffer);
+    let y = screen
+        .iter()
+        .position(|row| row.contains("— resolved by bob"))
+        .expect("the resolve is on screen");
+    assert_eq!(buffer[(27, y as u16)].fg, Color::DarkGray, "events are dim");
+    let wide = rows(&render(&mut app, 120, 20));
+    assert!(
+        wide.iter()
+            .any(|row| row.contains("09:54 — transferred to bob by alice ")),
+        "{wide:#?}"
+    );
+}
+
+#[test]
+fn a_live_event_joins_the_timeline_without_a_bell() {
+    let mut app = new_app();
+    let mut k1 = summary("k1", ConversationStatus::Waiting, 2);
+    visitor(&mut k1, "Olga", true, "hi");
+    k1.last_seq = 1;
+    frame(&mut app, welcome_frame(vec![k1]));
+    let claimed = event(
+        "k1",
+        2,
+        TimelineEvent::Claimed {
+            by: agent(BOB, "bob"),
+        },
+    );
+    let effects = frame(&mut app, AgentEvent::Message(claimed));
+    assert!(
+        effects.is_empty(),
+        "an event rings nothing: {}",
+        effects.len()
+    );
+    let conversation = &app.conversations["k1"];
+    assert!(!conversation.activity, "an event is no new message");
+    assert_eq!(conversation.summary.unread, 0);
+    assert!(conversation.messages.contains_key(&2));
 }

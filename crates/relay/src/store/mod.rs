@@ -10,11 +10,13 @@
 //! # Layout
 //! - `rows`: the rows both backends return, as protocol types; `reads`:
 //!   the read queries both answer alike, each from its own SQL text;
-//!   `rules`: who may do what to a conversation.
+//!   `rules`: who may do what to a conversation; `events`: timeline
+//!   events as the messages they are stored as.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
 
+mod events;
 mod postgres;
 mod reads;
 mod rows;
@@ -40,13 +42,15 @@ use crate::ids::ConnId;
 /// A committed change to a conversation, for fan-out.
 #[derive(Debug, Clone)]
 pub enum Change {
+    /// A message or a timeline event (claim, transfer, resolve, reopen:
+    /// see [`Message::event`]); an event's `summary` is the state it left.
     Message {
         message: Message,
         summary: ConversationSummary,
         /// The connection that sent it: it got an `ack` and needs no echo.
         origin: Option<ConnId>,
     },
-    /// Claim, transfer, resolve or a visitor profile update.
+    /// A visitor profile update.
     Summary { summary: ConversationSummary },
     /// A read mark moved: the visitor's, or an agent's own (`mark`, for
     /// that agent's connections only) and, when that agent answers the

@@ -7,7 +7,7 @@
 use kefu_protocol::agent::{
     AgentInfo, AgentReadMark, ConversationStatus, ConversationSummary, Role, VisitorSummary,
 };
-use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 
 use super::{AgentAccount, StoreError, default_visitor_name, to_time};
 
@@ -19,7 +19,7 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.la
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
-        author_id, author_name, text, internal, at FROM messages";
+        author_id, author_name, text, internal, at, event FROM messages";
 
 /// Selects an [`AgentRow`]; callers append `WHERE …`.
 pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
@@ -57,6 +57,7 @@ row! {
         text: String,
         internal: bool,
         at: i64,
+        event: Option<String>,
     }
 }
 
@@ -79,6 +80,7 @@ impl TryFrom<MessageRow> for Message {
             text: row.text,
             at: to_time(row.at),
             internal: row.internal,
+            event: (row.event.as_deref().map(event_from_sql).transpose()?).map(Box::new),
         })
     }
 }
@@ -195,6 +197,16 @@ where
 pub(super) fn status_from_sql(status: &str) -> Result<ConversationStatus, StoreError> {
     ConversationStatus::parse(status)
         .ok_or_else(|| StoreError::Corrupt(format!("conversation status {status:?}")))
+}
+
+/// A timeline event as the `event` column keeps it: its JSON on the wire.
+pub(super) fn event_to_sql(event: Option<&TimelineEvent>) -> Option<String> {
+    // Serialising a plain enum of strings cannot fail.
+    event.and_then(|event| serde_json::to_string(event).ok())
+}
+
+fn event_from_sql(event: &str) -> Result<TimelineEvent, StoreError> {
+    serde_json::from_str(event).map_err(|error| StoreError::Corrupt(format!("event: {error}")))
 }
 
 /// SQL integers are signed; `seq` never comes near `i64::MAX`.

@@ -235,7 +235,8 @@ async fn an_agent_on_another_relay_gets_a_claim_at_once_and_counts_coalesced() {
         .filter(|s| s.status == ConversationStatus::Active)
         .count();
     assert_eq!(active, 1, "the claim at once, the message not: {to_bob:?}");
-    bob.summary_where(&conversation, |s| s.last_seq == 2).await;
+    // hi (1), the claim's timeline event (2), the question (3).
+    bob.summary_where(&conversation, |s| s.last_seq == 3).await;
     cluster.stop().await;
 }
 
@@ -326,7 +327,8 @@ async fn writers_racing_on_both_relays_keep_seq_gap_free() {
         "relay A delivered relay B's messages in seq order"
     );
 
-    // The whole conversation, paged backwards: 1..=1001 once each.
+    // The whole conversation, paged backwards: 1..=1002 once each (the
+    // claim's timeline event is one of them).
     let mut seqs = Vec::new();
     let mut client_ids = HashSet::new();
     let mut before = None;
@@ -343,7 +345,7 @@ async fn writers_racing_on_both_relays_keep_seq_gap_free() {
         }
     }
     seqs.reverse();
-    assert_eq!(seqs, (1..=(2 * EACH as u64 + 1)).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=(2 * EACH as u64 + 2)).collect::<Vec<_>>());
     cluster.stop().await;
 }
 

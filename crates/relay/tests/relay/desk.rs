@@ -7,7 +7,7 @@ use std::time::Duration;
 use kefu_protocol::agent::AgentReadMark;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
 use kefu_protocol::visitor::VisitorEvent;
-use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind};
+use kefu_protocol::{AgentState, AuthorKind, ErrorCode, PresenceKind, TimelineEvent};
 use kefu_testkit::{Client, TestRelay, assert_error};
 
 #[tokio::test]
@@ -131,7 +131,8 @@ async fn each_agent_reads_for_itself_and_the_visitor_sees_the_assignee() {
 
     // Bob's count is his own, and survives a restart.
     visitor.say("v3", "third").await;
-    // Alice's reply moves her own mark (seq 4 covers 3 of the visitor's).
+    // Alice's reply moves her own mark (seq 5, after the claim's timeline
+    // event at 3 and "third" at 4, covers 3 of the visitor's).
     alice
         .send(&AgentRequest::Send {
             conversation_id: conversation.clone(),
@@ -141,7 +142,7 @@ async fn each_agent_reads_for_itself_and_the_visitor_sees_the_assignee() {
         })
         .await;
     let mark = own_mark(&mut alice).await;
-    assert_eq!((mark.up_to_seq, mark.visitor_messages), (4, 3));
+    assert_eq!((mark.up_to_seq, mark.visitor_messages), (5, 3));
     drop((alice, bob, visitor));
     let relay = TestRelay::reopen(relay.stop().await).await;
     let (_bob, welcome) = relay.welcomed_agent(&bob_token).await;
@@ -213,14 +214,19 @@ async fn pipelined_agent_requests_keep_their_order() {
     }
     assert_eq!(acked, sent, "answers in request order");
 
+    // The resolve's timeline event sits between the replies.
     let stored: Vec<String> = agent
         .history(&conversations[0], None, 50)
         .await
         .into_iter()
-        .map(|message| message.client_id)
+        .map(|message| match message.event.as_deref() {
+            Some(TimelineEvent::Resolved { .. }) => "(resolved)".to_owned(),
+            _ => message.client_id,
+        })
         .collect();
     let mut expected = vec!["v0".to_owned()];
     expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
+    expected.push("(resolved)".to_owned());
     expected.push("after".to_owned());
     assert_eq!(stored, expected, "one conversation's requests in order");
     let (_late, welcome) = relay.welcomed_agent(&token).await;
@@ -230,7 +236,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         .find(|summary| summary.id == conversations[0])
         .expect("reopened by the reply after resolve");
     assert_eq!(first.status, ConversationStatus::Active);
-    assert_eq!(first.last_seq, 12);
+    assert_eq!(first.last_seq, 13, "12 messages and the resolve's event");
 }
 
 #[tokio::test]

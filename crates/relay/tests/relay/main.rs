@@ -21,3 +21,4 @@ mod store;
 mod store_reads;
 mod summaries;
 mod support;
+mod timeline;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::{AgentInfo, ConversationStatus, ConversationSummary, Role};
+use kefu_protocol::{Author, AuthorKind, TimelineEvent};
 use kefu_relay::store::{
     self, AgentSend, Page, Reader, Store, StoreError, VisitorDetails, VisitorSend,
 };
@@ -104,6 +104,15 @@ pub(crate) async fn stored_summary(
         .await
         .expect("read")
         .expect("exists")
+}
+
+/// An agent as a timeline event names it.
+fn author_of(agent: &AgentInfo) -> Author {
+    Author {
+        kind: AuthorKind::Agent,
+        id: agent.id.clone(),
+        name: agent.name.clone(),
+    }
 }
 
 pub(crate) async fn agent(store: &Arc<dyn Store>, name: &str, role: Role) -> AgentInfo {
@@ -212,7 +221,8 @@ async fn concurrent_writers_keep_seq_gap_free(store: Arc<dyn Store>) {
     }
     let messages = conversation_messages(&store, &conversation, true).await;
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (1..=(2 * EACH as u64 + 1)).collect::<Vec<_>>());
+    // The claim's timeline event took a seq too (2).
+    assert_eq!(seqs, (1..=(2 * EACH as u64 + 2)).collect::<Vec<_>>());
     let visible = conversation_messages(&store, &conversation, false).await;
     assert_eq!(
         visible.len(),
@@ -264,21 +274,24 @@ async fn a_refused_write_undoes_only_itself(store: Arc<dyn Store>) {
     }
     let messages = conversation_messages(&store, &conversation, true).await;
     let seqs: Vec<u64> = messages.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, (1..=SENDS + 1).collect::<Vec<_>>());
-    assert!(
-        messages
-            .iter()
-            .all(|m| m.author.kind == AuthorKind::Visitor)
+    // Alice's claim left its timeline event (seq 2); the refused ones none.
+    assert_eq!(seqs, (1..=SENDS + 2).collect::<Vec<_>>());
+    assert_eq!(
+        messages[1].event.as_deref(),
+        Some(&TimelineEvent::Claimed {
+            by: author_of(&alice)
+        })
     );
+    assert!((messages.iter().filter(|m| m.seq != 2)).all(|m| m.author.kind == AuthorKind::Visitor));
     let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.assignee.as_deref(), Some(alice.id.as_str()));
-    assert_eq!(summary.last_seq, SENDS + 1);
+    assert_eq!(summary.last_seq, SENDS + 2);
     assert_eq!(summary.unread, SENDS as u32 + 1);
     let next = store
         .visitor_send(visitor_send("v1", "v-last", "last"))
         .await
         .expect("send");
-    assert_eq!(next.seq, SENDS + 2);
+    assert_eq!(next.seq, SENDS + 3);
 }
 
 backend_test!(
@@ -391,6 +404,7 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
     let alice = agent(&store, "alice", Role::Agent).await;
     let conversation = new_conversation(&store, "v1", "c1", "one").await;
     // `unread` counts for the agent who answers the visitor: the assignee.
+    // (The claim's timeline event takes seq 2: "two" is 3, "three" 4.)
     store.claim(&conversation, &alice).await.expect("claim");
     store
         .visitor_send(visitor_send("v1", "c2", "two"))
@@ -405,12 +419,12 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
     };
     assert_eq!(unread(store.clone(), conversation.clone()).await, 3);
     store
-        .mark_read(&conversation, Reader::Agent(&alice), 2)
+        .mark_read(&conversation, Reader::Agent(&alice), 3)
         .await
         .expect("read");
     assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
     store
-        .mark_read(&conversation, Reader::Agent(&alice), 1)
+        .mark_read(&conversation, Reader::Agent(&alice), 2)
         .await
         .expect("backwards is a no-op");
     assert_eq!(unread(store.clone(), conversation.clone()).await, 1);
@@ -419,7 +433,7 @@ async fn read_marks_move_forward_and_count_unread(store: Arc<dyn Store>) {
         .await
         .expect("read");
     let summary = stored_summary(&store, &conversation).await;
-    assert_eq!(summary.visitor_read_seq, 3, "capped at the last message");
+    assert_eq!(summary.visitor_read_seq, 4, "capped at the last message");
 }
 
 backend_test!(
@@ -522,18 +536,22 @@ async fn sqlite_published_summaries_match_the_database() {
     let store = store::open(&url, Some(feed)).await.expect("open SQLite");
     let alice = agent(&store, "alice", Role::Agent).await;
 
-    // Each step must publish exactly one change, whose summary the
-    // database agrees with.
+    // Each step must publish exactly one change (a reopen two: its event,
+    // then the message), the last with a summary the database agrees with.
     async fn published_matches(
         store: &Arc<dyn Store>,
         changes: &mut tokio::sync::mpsc::Receiver<Change>,
         step: &str,
     ) -> String {
-        let summary = match changes.try_recv().expect(step) {
+        let summary_of = |change| match change {
             Change::Message { summary, .. }
             | Change::Summary { summary }
             | Change::Read { summary, .. } => summary,
         };
+        let mut summary = summary_of(changes.try_recv().expect(step));
+        if step.starts_with("reopening") {
+            summary = summary_of(changes.try_recv().expect(step));
+        }
         assert!(changes.try_recv().is_err(), "{step}: one change");
         let stored = stored_summary(store, &summary.id).await;
         assert_eq!(summary, stored, "{step}");
@@ -589,3 +607,5 @@ async fn sqlite_published_summaries_match_the_database() {
     assert_eq!(reopened, conversation);
     store.close().await;
 }
+
+mod timeline;

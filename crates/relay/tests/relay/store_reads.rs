@@ -61,15 +61,16 @@ async fn each_agent_reads_for_itself(store: Arc<dyn Store>) {
     assert_eq!(marks(&store, &bob.id).await, [(3, 3)], "bob's is his own");
 
     // Bob is no longer the one answering: his read moves only his mark.
+    // (The claim's timeline event took seq 4; "hello?" is 5.)
     store
         .visitor_send(visitor_send("v1", "c4", "hello?"))
         .await
         .expect("send");
     store
-        .mark_read(&conversation, Reader::Agent(&bob), 4)
+        .mark_read(&conversation, Reader::Agent(&bob), 5)
         .await
         .expect("read");
-    assert_eq!(marks(&store, &bob.id).await, [(4, 4)]);
+    assert_eq!(marks(&store, &bob.id).await, [(5, 4)]);
     assert_eq!(stored_summary(&store, &conversation).await.unread, 2);
 
     // A reply marks the replier's own position too.
@@ -77,7 +78,7 @@ async fn each_agent_reads_for_itself(store: Arc<dyn Store>) {
         .agent_send(agent_send(&alice, &conversation, "a1", false))
         .await
         .expect("reply");
-    assert_eq!(marks(&store, &alice.id).await, [(5, 4)]);
+    assert_eq!(marks(&store, &alice.id).await, [(6, 4)]);
     let summary = stored_summary(&store, &conversation).await;
     assert_eq!((summary.unread, summary.unread_for(None)), (0, 4));
 }
@@ -96,14 +97,15 @@ async fn a_waiting_chat_is_seen_by_whoever_replied_in_it(store: Arc<dyn Store>) 
         .await
         .expect("reply");
     store.resolve(&conversation, &alice).await.expect("resolve");
-    // The visitor comes back: waiting again, nobody's.
+    // The visitor comes back: waiting again, nobody's. (The resolve and the
+    // reopen are timeline events at seqs 3 and 4; the message is 5.)
     store
         .visitor_send(visitor_send("v1", "c2", "one more thing"))
         .await
         .expect("send");
     assert_eq!(stored_summary(&store, &conversation).await.unread, 1);
     store
-        .mark_read(&conversation, Reader::Agent(&bob), 3)
+        .mark_read(&conversation, Reader::Agent(&bob), 5)
         .await
         .expect("peek");
     assert_eq!(
@@ -112,7 +114,7 @@ async fn a_waiting_chat_is_seen_by_whoever_replied_in_it(store: Arc<dyn Store>) 
         "bob never answered this visitor"
     );
     store
-        .mark_read(&conversation, Reader::Agent(&alice), 3)
+        .mark_read(&conversation, Reader::Agent(&alice), 5)
         .await
         .expect("read");
     assert_eq!(stored_summary(&store, &conversation).await.unread, 0);

@@ -111,7 +111,8 @@ async fn others_get_a_conversations_counts_coalesced_and_its_owner_at_once() {
     ticks.say("t1", "tick 1").await;
     let mut to_alice = vec![first];
     to_alice.extend(summaries_before(&mut alice, &conversation, "tick 1").await);
-    assert_eq!(seqs(&to_alice), [2, 3], "the owner: one per message");
+    // (seq 2 is the claim's timeline event)
+    assert_eq!(seqs(&to_alice), [3, 4], "the owner: one per message");
     let to_bob = summaries_before(&mut bob, &conversation, "tick 1").await;
     assert_eq!(to_bob, [], "nothing for Bob at once");
 
@@ -150,13 +151,14 @@ async fn opening_someone_elses_conversation_brings_its_summary_up_to_date() {
     .await;
     ticks.say("t1", "tick 1").await;
     to_bob.extend(summaries_before(&mut bob, &conversation, "tick 1").await);
-    assert_eq!(seqs(&to_bob), [2], "the current summary, on opening");
+    // (seq 2 is the claim's timeline event)
+    assert_eq!(seqs(&to_bob), [3], "the current summary, on opening");
 
     // Following it now, Bob gets its summaries at once.
     visitor.say("v3", "another question").await;
     ticks.say("t2", "tick 2").await;
     let to_bob = summaries_before(&mut bob, &conversation, "tick 2").await;
-    assert_eq!(seqs(&to_bob), [3]);
+    assert_eq!(seqs(&to_bob), [4]);
 }
 
 #[tokio::test]
@@ -190,7 +192,8 @@ async fn a_transfer_and_a_resolve_reach_every_agent_at_once() {
         .iter()
         .map(|s| (s.last_seq, s.assignee.as_deref()))
         .collect();
-    assert_eq!(seen, [(2, Some(carol_id.as_str()))]);
+    // hi (1), the claim (2), the question (3) and the transfer (4).
+    assert_eq!(seen, [(4, Some(carol_id.as_str()))]);
 
     carol
         .send(&AgentRequest::Resolve {

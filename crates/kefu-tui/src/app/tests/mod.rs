@@ -88,6 +88,7 @@ pub(crate) fn message(conversation: &str, seq: u64, kind: AuthorKind, text: &str
         text: text.into(),
         at: NOW - time::Duration::minutes(10 - seq as i64),
         internal: false,
+        event: None,
     }
 }
 

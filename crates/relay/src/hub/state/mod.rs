@@ -183,9 +183,13 @@ impl HubState {
                     };
                     self.connections.send_all(&visitors, &item);
                 }
+                // A timeline event is internal: it reaches the agents who
+                // see the conversation as it is now, like a note.
                 let agents = self.agents_seeing(&summary, origin);
                 self.connections.send_all(&agents, &Outbound::Frame(frame));
-                crate::telemetry::fanned_out(message.at);
+                if !message.is_event() {
+                    crate::telemetry::fanned_out(message.at);
+                }
                 self.writers_mark(&message, &summary);
                 self.publish_summary(summary, before.as_ref());
             }

@@ -62,6 +62,7 @@ fn visitor_writes(hub: &mut HubState, seq: Seq) {
         text: format!("message {seq}"),
         at: OffsetDateTime::UNIX_EPOCH,
         internal: false,
+        event: None,
     };
     hub.apply(Change::Message {
         message,

@@ -21,12 +21,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
-use kefu_protocol::{Author, AuthorKind, Message, Seq};
+use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::events::{agent_author, event_message};
 use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
@@ -35,10 +36,11 @@ use super::{
     default_visitor_name, now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
+use crate::ids::ConnId;
 use crate::{auth, ids};
 use writes::{
-    Tx, assign, existing_message, has_replied, lock_conversation, move_agent_mark, require_summary,
-    upsert_visitor, visitor_messages_up_to,
+    Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
+    require_summary, upsert_visitor, visitor_messages_up_to,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -97,23 +99,7 @@ impl PgStore {
         mut tx: Tx,
         message: &Message,
     ) -> Result<Option<Tx>, StoreError> {
-        let inserted = sqlx::query(
-            "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
-                                   author_name, text, internal, at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&message.conversation_id)
-        .bind(seq_to_sql(message.seq))
-        .bind(&message.id)
-        .bind(&message.client_id)
-        .bind(message.author.kind.as_str())
-        .bind(&message.author.id)
-        .bind(&message.author.name)
-        .bind(&message.text)
-        .bind(message.internal)
-        .bind(to_millis(message.at))
-        .execute(&mut *tx)
-        .await;
+        let inserted = insert_row(&mut tx, message).await;
         match inserted {
             Ok(_) => Ok(Some(tx)),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -136,12 +122,39 @@ impl PgStore {
             .ok_or(StoreError::Conflict("client_id is in use".into()))
     }
 
-    async fn write_summary_change(
+    /// Stores `event`, which the transaction so far made happen, as message
+    /// `seq` (moving `last_seq` is the caller's), and tells the cluster.
+    /// `origin` as for a message (see `Change::Message`).
+    async fn insert_event(
+        &self,
+        tx: &mut Tx,
+        conversation_id: &str,
+        seq: Seq,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
+    ) -> Result<(), StoreError> {
+        let message = event_message(conversation_id, seq, event, now_millis());
+        insert_row(tx, &message).await?;
+        bus::notify_message(tx, &self.node, &message, origin).await
+    }
+
+    /// Records `event` after the conversation's `last_seq` and commits the
+    /// transaction that made it happen.
+    async fn write_event(
         &self,
         mut tx: Tx,
         conversation_id: &str,
+        last_seq: Seq,
+        event: TimelineEvent,
     ) -> Result<ConversationSummary, StoreError> {
-        bus::notify_summary(&mut tx, conversation_id).await?;
+        let seq = last_seq + 1;
+        sqlx::query("UPDATE conversations SET last_seq = $2 WHERE id = $1")
+            .bind(conversation_id)
+            .bind(seq_to_sql(seq))
+            .execute(&mut *tx)
+            .await?;
+        self.insert_event(&mut tx, conversation_id, seq, event, None)
+            .await?;
         let summary = require_summary(&mut tx, conversation_id).await?;
         tx.commit().await?;
         Ok(summary)
@@ -183,14 +196,19 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await?;
         // Takes the row lock that orders concurrent writers, and reopens a
-        // resolved conversation (every expression sees the old row).
+        // resolved conversation (every expression sees the old row), making
+        // room for the reopen event before the message.
         let row = sqlx::query(
-            "UPDATE conversations SET last_seq = last_seq + 1, unread = unread + 1,
-                 visitor_messages = visitor_messages + 1, preview = $2, updated_at = $3,
-                 status = CASE WHEN status = 'resolved' THEN 'waiting' ELSE status END,
-                 assignee = CASE WHEN status = 'resolved' THEN NULL ELSE assignee END,
-                 waiting_since = CASE WHEN status = 'resolved' THEN $3 ELSE waiting_since END
-             WHERE visitor_id = $1 RETURNING id, last_seq",
+            "WITH old AS (SELECT id, status FROM conversations WHERE visitor_id = $1 FOR UPDATE)
+             UPDATE conversations c SET
+                 last_seq = c.last_seq + CASE WHEN c.status = 'resolved' THEN 2 ELSE 1 END,
+                 unread = c.unread + 1, visitor_messages = c.visitor_messages + 1,
+                 preview = $2, updated_at = $3,
+                 status = CASE WHEN c.status = 'resolved' THEN 'waiting' ELSE c.status END,
+                 assignee = CASE WHEN c.status = 'resolved' THEN NULL ELSE c.assignee END,
+                 waiting_since = CASE WHEN c.status = 'resolved' THEN $3 ELSE c.waiting_since END
+             FROM old WHERE c.id = old.id
+             RETURNING c.id, c.last_seq, old.status = 'resolved' AS reopened",
         )
         .bind(&send.visitor_id)
         .bind(preview_of(&send.text))
@@ -201,21 +219,32 @@ impl Store for PgStore {
             .bind(&send.visitor_id)
             .fetch_one(&mut *tx)
             .await?;
+        let conversation_id: String = row.try_get("id")?;
+        let seq = seq_from_sql(row.try_get("last_seq")?);
+        let author = Author {
+            kind: AuthorKind::Visitor,
+            id: send.visitor_id.clone(),
+            name: name
+                .filter(|name| !name.trim().is_empty())
+                .unwrap_or_else(|| default_visitor_name(&send.visitor_id)),
+        };
+        if row.try_get("reopened")? {
+            // With the visitor's connection: the hub auto-assigns on the
+            // change that reopens, on the relay the visitor wrote to.
+            let reopened = TimelineEvent::Reopened { by: author.clone() };
+            self.insert_event(&mut tx, &conversation_id, seq - 1, reopened, send.origin)
+                .await?;
+        }
         let message = Message {
-            conversation_id: row.try_get("id")?,
-            seq: seq_from_sql(row.try_get("last_seq")?),
+            conversation_id,
+            seq,
             id: ids::new_id(),
             client_id: send.client_id.clone(),
-            author: Author {
-                kind: AuthorKind::Visitor,
-                id: send.visitor_id.clone(),
-                name: name
-                    .filter(|name| !name.trim().is_empty())
-                    .unwrap_or_else(|| default_visitor_name(&send.visitor_id)),
-            },
+            author,
             text: send.text,
             at: now,
             internal: false,
+            event: None,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -240,6 +269,8 @@ impl Store for PgStore {
         }
         let mut tx = self.pool.begin().await?;
         let state = lock_conversation(&mut tx, &send.conversation_id).await?;
+        // A reply that takes the conversation records no `claimed` event:
+        // the reply itself shows who took it.
         if rules::reply(&state, &send.agent, send.internal)? == Decision::Assign {
             assign(&mut tx, &send.conversation_id, &send.agent.id).await?;
         }
@@ -284,6 +315,7 @@ impl Store for PgStore {
             text: send.text,
             at: now,
             internal: send.internal,
+            event: None,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -306,7 +338,10 @@ impl Store for PgStore {
             return require_summary(&mut tx, conversation_id).await;
         }
         assign(&mut tx, conversation_id, &agent.id).await?;
-        self.write_summary_change(tx, conversation_id).await
+        let by = agent_author(agent);
+        let event = TimelineEvent::Claimed { by };
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn transfer(
@@ -319,15 +354,24 @@ impl Store for PgStore {
         let state = lock_conversation(&mut tx, conversation_id).await?;
         rules::transfer(&state, by)?;
         let target: Option<String> =
-            sqlx::query_scalar("SELECT id FROM agents WHERE id = $1 AND NOT disabled")
+            sqlx::query_scalar("SELECT name FROM agents WHERE id = $1 AND NOT disabled")
                 .bind(to_agent)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if target.is_none() {
+        let Some(to_name) = target else {
             return Err(StoreError::NotFound("agent"));
-        }
+        };
         assign(&mut tx, conversation_id, to_agent).await?;
-        self.write_summary_change(tx, conversation_id).await
+        let event = TimelineEvent::Transferred {
+            by: agent_author(by),
+            to: Author {
+                kind: AuthorKind::Agent,
+                id: to_agent.to_owned(),
+                name: to_name,
+            },
+        };
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn resolve(
@@ -348,7 +392,10 @@ impl Store for PgStore {
         .bind(to_millis(now_millis()))
         .execute(&mut *tx)
         .await?;
-        self.write_summary_change(tx, conversation_id).await
+        let by = agent_author(by);
+        let event = TimelineEvent::Resolved { by };
+        self.write_event(tx, conversation_id, state.last_seq, event)
+            .await
     }
 
     async fn mark_read(

@@ -186,6 +186,8 @@ mod tests {
             include_str!("../../../migrations/sqlite/0001_init.sql"),
             include_str!("../../../migrations/sqlite/0002_drop_conversations_updated.sql"),
             include_str!("../../../migrations/sqlite/0003_drop_messages_client_id.sql"),
+            include_str!("../../../migrations/sqlite/0004_agent_reads.sql"),
+            include_str!("../../../migrations/sqlite/0005_timeline_events.sql"),
         ] {
             conn.execute_batch(migration).expect("migrate");
         }
@@ -214,6 +216,7 @@ mod tests {
             text: format!("text {seq}"),
             at: time::OffsetDateTime::UNIX_EPOCH,
             internal: false,
+            event: None,
         }
     }
 

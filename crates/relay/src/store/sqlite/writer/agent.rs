@@ -36,7 +36,7 @@ pub(super) fn add_agent(
             to_millis(now_millis()),
         ),
     )?;
-    Ok((Written::Agent(info), None))
+    Ok((Written::Agent(info), Vec::new()))
 }
 
 pub(super) fn disable_agent(conn: &Connection, name: &str) -> Result<Applied, StoreError> {
@@ -68,5 +68,5 @@ fn update_agent(
     if execute(conn, sql, params)? == 0 {
         return Err(StoreError::NotFound("agent"));
     }
-    Ok((Written::Done, None))
+    Ok((Written::Done, Vec::new()))
 }

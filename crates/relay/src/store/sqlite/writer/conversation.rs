@@ -1,11 +1,14 @@
 //! The writes that change a conversation's state without a message
-//! (claim, transfer, resolve, read marks, the visitor's details), and the
-//! reads of its summary that every write starts from.
+//! (claim, transfer, resolve, each with its timeline event; read marks, the
+//! visitor's details), and the reads of its summary that every write starts
+//! from.
 
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary};
-use kefu_protocol::{AuthorKind, ReadReceipt, Seq};
+use kefu_protocol::{Author, AuthorKind, ReadReceipt, Seq, TimelineEvent};
 use rusqlite::Connection;
+use time::OffsetDateTime;
 
+use super::super::super::events::agent_author;
 use super::super::super::rows::{
     SUMMARY_SELECT, SummaryRow, count_from_sql, count_to_sql, seq_to_sql,
 };
@@ -13,6 +16,7 @@ use super::super::super::rules::{self, ConversationState, Decision, ReadsForVisi
 use super::super::super::{AgentMark, Change, StoreError, VisitorDetails, now_millis, to_millis};
 use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
+use super::event;
 use super::op::{Applied, ReadBy, Written};
 
 /// The conversation's summary as committed so far, from memory if there.
@@ -61,11 +65,19 @@ pub(super) fn require_summary(
     .ok_or(StoreError::NotFound("conversation"))
 }
 
-fn summary_change(conn: &Connection, conversation_id: &str) -> Result<Applied, StoreError> {
-    let summary = require_summary(conn, conversation_id)?;
+/// Records `event`, which the write so far made happen, and publishes it
+/// with the summary it leaves.
+fn event_change(
+    conn: &Connection,
+    conversation_id: &str,
+    event: TimelineEvent,
+    at: OffsetDateTime,
+) -> Result<Applied, StoreError> {
+    let mut summary = require_summary(conn, conversation_id)?;
+    let message = event::record(conn, &mut summary, event, at)?;
     Ok((
         Written::Summary(summary.clone()),
-        Some(Change::Summary { summary }),
+        vec![event::change(message, summary, None)],
     ))
 }
 
@@ -92,10 +104,12 @@ pub(super) fn claim(
 ) -> Result<Applied, StoreError> {
     let summary = current_summary(conn, summaries, conversation_id)?;
     if rules::claim(&state_of(&summary), agent)? == Decision::Unchanged {
-        return Ok((Written::Summary(summary), None));
+        return Ok((Written::Summary(summary), Vec::new()));
     }
-    assign(conn, conversation_id, &agent.id, to_millis(now_millis()))?;
-    summary_change(conn, conversation_id)
+    let now = now_millis();
+    assign(conn, conversation_id, &agent.id, to_millis(now))?;
+    let by = agent_author(agent);
+    event_change(conn, conversation_id, TimelineEvent::Claimed { by }, now)
 }
 
 pub(super) fn transfer(
@@ -107,16 +121,26 @@ pub(super) fn transfer(
 ) -> Result<Applied, StoreError> {
     let state = conversation_state(conn, summaries, conversation_id)?;
     rules::transfer(&state, by)?;
-    let target = query_id(
+    let Some(to_name) = query_optional(
         conn,
-        "SELECT id FROM agents WHERE id = ? AND disabled = 0",
+        "SELECT name FROM agents WHERE id = ? AND disabled = 0",
         [to_agent],
-    )?;
-    if target.is_none() {
+        |row| row.get::<_, String>(0),
+    )?
+    else {
         return Err(StoreError::NotFound("agent"));
-    }
-    assign(conn, conversation_id, to_agent, to_millis(now_millis()))?;
-    summary_change(conn, conversation_id)
+    };
+    let now = now_millis();
+    assign(conn, conversation_id, to_agent, to_millis(now))?;
+    let event = TimelineEvent::Transferred {
+        by: agent_author(by),
+        to: Author {
+            kind: AuthorKind::Agent,
+            id: to_agent.to_owned(),
+            name: to_name,
+        },
+    };
+    event_change(conn, conversation_id, event, now)
 }
 
 pub(super) fn resolve(
@@ -127,15 +151,17 @@ pub(super) fn resolve(
 ) -> Result<Applied, StoreError> {
     let summary = current_summary(conn, summaries, conversation_id)?;
     if rules::resolve(&state_of(&summary), by)? == Decision::Unchanged {
-        return Ok((Written::Summary(summary), None));
+        return Ok((Written::Summary(summary), Vec::new()));
     }
+    let now = now_millis();
     execute(
         conn,
         "UPDATE conversations SET status = 'resolved', waiting_since = NULL, updated_at = ?
          WHERE id = ?",
-        (to_millis(now_millis()), conversation_id),
+        (to_millis(now), conversation_id),
     )?;
-    summary_change(conn, conversation_id)
+    let by = agent_author(by);
+    event_change(conn, conversation_id, TimelineEvent::Resolved { by }, now)
 }
 
 pub(super) fn mark_read(
@@ -156,7 +182,7 @@ pub(super) fn mark_read(
                 (seq_to_sql(up_to), conversation_id),
             )?;
             if moved == 0 {
-                return Ok((Written::Done, None));
+                return Ok((Written::Done, Vec::new()));
             }
             let receipt = receipt(conversation_id, AuthorKind::Visitor, up_to);
             let summary = require_summary(conn, conversation_id)?;
@@ -165,7 +191,7 @@ pub(super) fn mark_read(
                 mark: None,
                 summary,
             };
-            return Ok((Written::Done, Some(change)));
+            return Ok((Written::Done, vec![change]));
         }
         ReadBy::Agent(agent) => agent,
     };
@@ -190,7 +216,7 @@ pub(super) fn mark_read(
             (seq_to_sql(up_to), conversation_id),
         )? > 0;
     if !own && !seen {
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     }
     let summary = if seen {
         require_summary(conn, conversation_id)?
@@ -209,7 +235,7 @@ pub(super) fn mark_read(
         }),
         summary,
     };
-    Ok((Written::Done, Some(change)))
+    Ok((Written::Done, vec![change]))
 }
 
 fn receipt(conversation_id: &str, reader: AuthorKind, up_to_seq: Seq) -> ReadReceipt {
@@ -332,13 +358,13 @@ pub(super) fn update_visitor(
 ) -> Result<Applied, StoreError> {
     let Some(conversation_id) = visitor_conversation(conn, visitor_id)? else {
         // Page views of visitors who never wrote are not recorded.
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     };
     let before = require_summary(conn, &conversation_id)?;
     upsert_visitor(conn, visitor_id, details, to_millis(now_millis()))?;
     let after = require_summary(conn, &conversation_id)?;
     if before.visitor == after.visitor {
-        return Ok((Written::Done, None));
+        return Ok((Written::Done, Vec::new()));
     }
-    Ok((Written::Done, Some(Change::Summary { summary: after })))
+    Ok((Written::Done, vec![Change::Summary { summary: after }]))
 }

@@ -19,10 +19,11 @@
 //!
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
-//! requests and answers), [`send`], [`conversation`] and [`agent`].
+//! requests and answers), [`send`], [`conversation`], [`event`] and [`agent`].
 
 mod agent;
 mod conversation;
+mod event;
 mod op;
 mod send;
 
@@ -162,7 +163,7 @@ fn commit_and_reply(
             let messages = done
                 .1
                 .iter()
-                .filter(|change| matches!(change, Change::Message { .. }))
+                .filter(|change| matches!(change, Change::Message { message, .. } if !message.is_event()))
                 .count();
             crate::telemetry::committed(batch.len(), messages, started.elapsed());
             done
@@ -212,12 +213,12 @@ struct Outcome {
 }
 
 impl Outcome {
-    fn accepted(&mut self, summaries: &mut Summaries, (written, change): Applied) {
-        if let Some(change) = &change {
+    fn accepted(&mut self, summaries: &mut Summaries, (written, changes): Applied) {
+        for change in &changes {
             summaries.remember(summary_of(change));
         }
         self.results.push(Ok(written));
-        self.published.extend(change);
+        self.published.extend(changes);
     }
 }
 

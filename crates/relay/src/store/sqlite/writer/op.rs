@@ -57,5 +57,6 @@ pub(in super::super) enum Written {
     Done,
 }
 
-/// What a write answers, and the change it publishes once committed.
-pub(super) type Applied = (Written, Option<Change>);
+/// What a write answers, and the changes it publishes once committed, in
+/// order (a timeline event before the message that caused it).
+pub(super) type Applied = (Written, Vec<Change>);

@@ -1,7 +1,8 @@
-//! The two sends: a visitor's message and an agent's reply or note.
+//! The two sends: a visitor's message and an agent's reply or note, the
+//! visitor's with the timeline event it may cause (a reopen).
 
 use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
-use kefu_protocol::{Author, AuthorKind, Message};
+use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent};
 use rusqlite::Connection;
 
 use super::super::super::rows::seq_to_sql;
@@ -16,6 +17,7 @@ use super::conversation::{
     assign, current_summary, move_agent_mark, require_summary, state_of, upsert_visitor,
     visitor_conversation,
 };
+use super::event;
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
 
@@ -37,7 +39,7 @@ pub(super) fn visitor_send(
     if let Some(summary) = &existing
         && let Some(original) = client_ids.find(conn, &summary.id, author, &send.client_id)?
     {
-        return Ok((Written::Message(original), None));
+        return Ok((Written::Message(original), Vec::new()));
     }
     let now = now_millis();
     let now_ms = to_millis(now);
@@ -50,6 +52,12 @@ pub(super) fn visitor_send(
         upsert_visitor(conn, &send.visitor_id, &send.details, now_ms)?;
         summary.visitor = visitor;
     }
+    let author = Author {
+        kind: AuthorKind::Visitor,
+        id: send.visitor_id.clone(),
+        name: summary.visitor.name.clone(),
+    };
+    let mut changes = Vec::new();
     if summary.status == ConversationStatus::Resolved {
         execute(
             conn,
@@ -60,13 +68,13 @@ pub(super) fn visitor_send(
         summary.status = ConversationStatus::Waiting;
         summary.assignee = None;
         summary.waiting_since = Some(now);
+        let reopened = TimelineEvent::Reopened { by: author.clone() };
+        let event = event::record(conn, &mut summary, reopened, now)?;
+        // The change that reopens carries the visitor's connection: the hub
+        // auto-assigns on it (only the relay the visitor wrote to does).
+        changes.push(event::change(event, summary.clone(), send.origin));
     }
 
-    let author = Author {
-        kind: AuthorKind::Visitor,
-        id: send.visitor_id.clone(),
-        name: summary.visitor.name.clone(),
-    };
     let new = NewMessage::new(author, &send.client_id, &send.text, false);
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
@@ -84,7 +92,7 @@ pub(super) fn visitor_send(
             &summary.id,
         ),
     )?;
-    Ok(message_change(message, summary, send.origin))
+    Ok(message_change(changes, message, summary, send.origin))
 }
 
 /// The visitor's first message: their row and their conversation.
@@ -115,10 +123,12 @@ pub(super) fn agent_send(
     let mut summary = current_summary(conn, summaries, &send.conversation_id)?;
     let author = (AuthorKind::Agent, send.agent.id.as_str());
     if let Some(original) = client_ids.find(conn, &send.conversation_id, author, &send.client_id)? {
-        return Ok((Written::Message(original), None));
+        return Ok((Written::Message(original), Vec::new()));
     }
     let now = now_millis();
     let now_ms = to_millis(now);
+    // A reply that takes the conversation records no `claimed` event: the
+    // reply itself shows who took it.
     if rules::reply(&state_of(&summary), &send.agent, send.internal)? == Decision::Assign {
         assign(conn, &send.conversation_id, &send.agent.id, now_ms)?;
         summary.status = ConversationStatus::Active;
@@ -158,20 +168,23 @@ pub(super) fn agent_send(
         message.seq,
         summary.visitor_messages,
     )?;
-    Ok(message_change(message, summary, send.origin))
+    Ok(message_change(Vec::new(), message, summary, send.origin))
 }
 
+/// Answers with `message` and publishes it after the `earlier` changes of
+/// the same write (the timeline event it caused).
 fn message_change(
+    mut earlier: Vec<Change>,
     message: Message,
     summary: ConversationSummary,
     origin: Option<ConnId>,
 ) -> Applied {
-    let change = Change::Message {
+    earlier.push(Change::Message {
         message: message.clone(),
         summary,
         origin,
-    };
-    (Written::Message(message), Some(change))
+    });
+    (Written::Message(message), earlier)
 }
 
 /// What a send adds to its conversation; the conversation gives the rest.
@@ -211,6 +224,7 @@ fn append_message(
         text: new.text.to_owned(),
         at,
         internal: new.internal,
+        event: None,
     };
     insert_row(conn, &message)?;
     client_ids.stored(&message);
