@@ -6,8 +6,9 @@
 //! drawn or carried, and each layer can be tested without the ones above.
 //! 1. Leaves: [`wrap`] (wrapping by display width), [`sanitize`] (strips
 //!    terminal escapes from everything received), [`config`] (the config
-//!    file and flag/env precedence), [`keys`] (which key means which action,
-//!    by focus; the help table).
+//!    file and flag/env precedence; below it [`tls`], how a `wss://` relay's
+//!    certificate is checked), [`keys`] (which key means which action, by
+//!    focus; the help table).
 //! 2. [`compose`]: the compose box's text; [`layout`]: the geometry that
 //!    drawing, mouse hits and scrolling share.
 //! 3. [`app`]: all state, and `App::update(input) -> effects`. Pure: no
@@ -34,6 +35,7 @@ pub mod net;
 pub mod notify;
 pub mod sanitize;
 pub mod terminal;
+pub mod tls;
 pub mod ui;
 pub mod wrap;
 

@@ -2,6 +2,8 @@
 //! (a visitor's or an agent's events). Every wait is bounded by
 //! [`PATIENCE`].
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
 use kefu_protocol::agent::AgentEvent;
 use kefu_protocol::visitor::VisitorEvent;
@@ -28,6 +30,12 @@ pub struct Client<E> {
 
 impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
     pub async fn connect(url: &str) -> Client<E> {
+        Client::connect_over(url, None).await
+    }
+
+    /// Connects to `url`; a `wss://` one is checked by `tls` (a
+    /// [`crate::TestCa`]'s client).
+    pub async fn connect_over(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Client<E> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().expect("request");
         request
@@ -35,9 +43,11 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
             .insert("user-agent", "kefu-tests/1".parse().expect("header"));
         // No Nagle, as browsers do: frames sent back to back would otherwise
         // wait for the relay's delayed ACK.
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
-            .await
-            .expect("WebSocket connect");
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (ws, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, true, connector)
+                .await
+                .expect("WebSocket connect");
         Client {
             ws,
             _event: std::marker::PhantomData,

@@ -22,6 +22,7 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
     let settings = Settings {
         url: format!("ws://{addr}/ws/agent"),
         token,
+        tls: None,
         log_file: None,
         notify: Notify::default(),
         keys: KeyPrefs::default(),

@@ -232,9 +232,9 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 3,
-        "every setting but public_url, allowed_origins and metrics_listen \
-         shows its default: {args:?}\n{help}"
+        settings - 5,
+        "every setting but public_url, allowed_origins, metrics_listen, \
+         tls_cert and tls_key shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");
