@@ -72,12 +72,11 @@ impl Token {
         match self {
             Token::Value(token) => Ok(token),
             Token::File(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| {
-                    ConfigError::TokenFile {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
                         path: path.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(ConfigError::EmptyTokenFile(path));
@@ -285,8 +284,9 @@ text = "Hello! How can I help?"
 
     #[test]
     fn flags_and_environment_win_over_the_file() {
-        let settings = Settings::resolve(Some("ws://flag:2".into()), None, None, file(), "tui.toml")
-            .expect("complete settings");
+        let settings =
+            Settings::resolve(Some("ws://flag:2".into()), None, None, file(), "tui.toml")
+                .expect("complete settings");
         assert_eq!(settings.url, "ws://flag:2/ws/agent");
         assert_eq!(settings.token, "file-token");
         assert!(!settings.notify.bell);
@@ -302,9 +302,14 @@ text = "Hello! How can I help?"
         let error = Settings::resolve(None, token, None, FileConfig::default(), "x.toml")
             .expect_err("no relay anywhere");
         assert!(error.to_string().contains("KEFU_RELAY"), "{error}");
-        let error =
-            Settings::resolve(Some("ws://h:1".into()), None, None, FileConfig::default(), "x")
-                .expect_err("no token anywhere");
+        let error = Settings::resolve(
+            Some("ws://h:1".into()),
+            None,
+            None,
+            FileConfig::default(),
+            "x",
+        )
+        .expect_err("no token anywhere");
         assert!(error.to_string().contains("KEFU_TOKEN"), "{error}");
         assert!(error.to_string().contains("--token-file"), "{error}");
     }
@@ -372,14 +377,9 @@ text = "Hello! How can I help?"
         let path = dir.join("token");
         std::fs::write(&path, "kefu_secret\n").expect("write");
         let relay = || Some("ws://h:1".to_owned());
-        let from_file = Settings::resolve(
-            relay(),
-            Some(Token::File(path.clone())),
-            None,
-            file(),
-            "x",
-        )
-        .expect("a token file");
+        let from_file =
+            Settings::resolve(relay(), Some(Token::File(path.clone())), None, file(), "x")
+                .expect("a token file");
         assert_eq!(from_file.token, "kefu_secret");
         assert!(from_file.tls.is_none(), "no TLS for ws://");
 

@@ -89,7 +89,10 @@ pub fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<
             ));
         }
         // An I/O error's `source` skips the error it wraps.
-        cause = match error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+        cause = match error
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
             Some(wrapped) => Some(wrapped),
             None => error.source(),
         };

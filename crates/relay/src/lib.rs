@@ -153,7 +153,9 @@ pub async fn run(
         ));
     }
     let watchdog = tokio::spawn(systemd::watchdog());
-    let reloader = tls.clone().map(|tls| tokio::spawn(tls::reload_on_hangup(tls)));
+    let reloader = tls
+        .clone()
+        .map(|tls| tokio::spawn(tls::reload_on_hangup(tls)));
     if let Ok(addr) = listener.local_addr() {
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{addr}");

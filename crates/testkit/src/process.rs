@@ -65,7 +65,9 @@ impl RelayProcess {
             let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read stderr") {
                 let addr = line.split_once("listening on ").and_then(|(_, url)| {
-                    let addr = url.strip_prefix("http://").or(url.strip_prefix("https://"))?;
+                    let addr = url
+                        .strip_prefix("http://")
+                        .or(url.strip_prefix("https://"))?;
                     Some(addr.trim().to_owned())
                 });
                 log.push(line);

@@ -54,7 +54,9 @@ impl TestCa {
     pub fn issue_to(&self, files: &TlsFiles) -> CertificateDer<'static> {
         let mut params = CertificateParams::new(vec!["127.0.0.1".into(), "localhost".into()])
             .expect("certificate parameters");
-        params.distinguished_name.push(DnType::CommonName, "kefu test relay");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "kefu test relay");
         let key = KeyPair::generate().expect("key");
         let cert = params.signed_by(&key, &self.issuer).expect("certificate");
         std::fs::write(&files.cert, cert.pem()).expect("write the certificate");

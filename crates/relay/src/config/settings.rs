@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
 
-use super::{Config, TlsFiles};
 use super::flag::{Scope, arg, given};
 use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
@@ -21,6 +20,7 @@ use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, any, at_least, database_url, in_seconds,
     mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
 };
+use super::{Config, TlsFiles};
 
 settings! {
     top {

@@ -69,7 +69,10 @@ impl Certificate {
         let fresh = Arc::new(read(&self.cert_path, &self.key_path, &self.provider)?);
         // A poisoned lock only means a panic elsewhere while swapping an
         // `Arc`: the value inside is whole.
-        *self.current.write().unwrap_or_else(|poison| poison.into_inner()) = fresh;
+        *self
+            .current
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner()) = fresh;
         Ok(())
     }
 
@@ -80,7 +83,10 @@ impl Certificate {
 
 impl ResolvesServerCert for Certificate {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let current = self.current.read().unwrap_or_else(|poison| poison.into_inner());
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|poison| poison.into_inner());
         Some(current.clone())
     }
 }

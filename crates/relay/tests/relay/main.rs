@@ -17,3 +17,4 @@ mod settings;
 mod store;
 mod summaries;
 mod support;
+mod tls;
