@@ -84,8 +84,7 @@ pub fn refused_certificate(error: &(dyn std::error::Error + 'static)) -> Option<
     while let Some(error) = cause {
         if let Some(refusal @ rustls::Error::InvalidCertificate(_)) = error.downcast_ref() {
             return Some(format!(
-                "the relay's certificate is not trusted ({refusal}); \
-                 pass --ca-file with the CA that signed it"
+                "untrusted relay certificate ({refusal}); check --ca-file"
             ));
         }
         // An I/O error's `source` skips the error it wraps.

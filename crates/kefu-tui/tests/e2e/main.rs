@@ -3,6 +3,7 @@
 //! reply whose ack never arrived.
 
 mod support;
+mod tls;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::ConversationStatus;
