@@ -153,9 +153,7 @@ pub async fn run(
         ));
     }
     let watchdog = tokio::spawn(systemd::watchdog());
-    let reloader = tls
-        .clone()
-        .map(|tls| tokio::spawn(tls::reload_on_hangup(tls)));
+    let reloader = tokio::spawn(tls::reload_on_hangup(tls.clone()));
     if let Ok(addr) = listener.local_addr() {
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{addr}");
@@ -182,9 +180,7 @@ pub async fn run(
     // the process alive.
     hub_task.abort();
     watchdog.abort();
-    if let Some(reloader) = reloader {
-        reloader.abort();
-    }
+    reloader.abort();
     served.map_err(RelayError::Serve)
 }
 

@@ -74,9 +74,11 @@ impl TlsServer {
     }
 }
 
-/// Reloads `server`'s certificate on every `SIGHUP` (what systemd's
-/// `ExecReload` sends), for the life of the process.
-pub async fn reload_on_hangup(server: TlsServer) {
+/// Reloads the certificate of `server`, if the relay serves TLS, on every
+/// `SIGHUP` (what systemd's `ExecReload` sends), for the life of the
+/// process. Without one there is nothing to reload, but the signal is still
+/// caught: its default action would end the relay.
+pub async fn reload_on_hangup(server: Option<TlsServer>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -88,7 +90,10 @@ pub async fn reload_on_hangup(server: TlsServer) {
             }
         };
         while hangups.recv().await.is_some() {
-            server.reload();
+            match &server {
+                Some(server) => server.reload(),
+                None => tracing::info!("SIGHUP: nothing to reload (no TLS certificate)"),
+            }
         }
     }
     #[cfg(not(unix))]

@@ -148,3 +148,17 @@ async fn a_relay_whose_certificate_cannot_be_read_does_not_start() {
         "{stderr}"
     );
 }
+
+/// `systemctl reload` on a relay without TLS must not end it (SIGHUP's
+/// default action would).
+#[tokio::test]
+async fn a_plain_relay_shrugs_off_sighup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = sqlite_url(&dir.path().join("kefu.db"));
+    let mut relay = RelayProcess::start(KEFU_RELAY, &database, &[]).await;
+    relay.hang_up().await;
+    relay.logged("nothing to reload").await;
+    let mut visitor = relay.visitor().await;
+    visitor.hello(None, None).await;
+    relay.kill().await;
+}
