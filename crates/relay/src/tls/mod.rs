@@ -67,11 +67,22 @@ impl TlsServer {
         match self.certificate.reload() {
             Ok(()) => tracing::info!("reloaded the TLS certificate from {path}"),
             Err(error) => tracing::error!(
-                "cannot reload the TLS certificate, keeping the one in use: {:#}",
-                anyhow::Error::from(error)
+                "cannot reload the TLS certificate, keeping the one in use: {}",
+                with_causes(&error)
             ),
         }
     }
+}
+
+/// `error: its cause: …`, as an operator needs it in one log line.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text = format!("{text}: {error}");
+        cause = error.source();
+    }
+    text
 }
 
 /// Reloads the certificate of `server`, if the relay serves TLS, on every
