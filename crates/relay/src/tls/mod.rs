@@ -1,11 +1,11 @@
 //! TLS on the relay's own socket, for sites that run it without a proxy in
 //! front: [`TlsListener`] wraps the TCP listener and hands axum streams that
-//! have finished their handshake; [`certificate`] reads the PEM files and
+//! have finished their handshake; [`Certificate`] reads the PEM files and
 //! swaps them on `SIGHUP` ([`reload_on_hangup`]) while connections stay
 //! open.
 //!
 //! Handshakes run in their own tasks, so one slow client cannot hold up the
-//! accept loop, and each has [`TlsServer::handshake_timeout`]: a client that
+//! accept loop, and each has a time limit (`limits.tls_handshake_timeout`): a client that
 //! connects and says nothing loses its socket.
 
 mod certificate;
