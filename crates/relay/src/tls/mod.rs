@@ -5,8 +5,8 @@
 //! open.
 //!
 //! Handshakes run in their own tasks, so one slow client cannot hold up the
-//! accept loop, and each has a time limit (`limits.tls_handshake_timeout`): a client that
-//! connects and says nothing loses its socket.
+//! accept loop, and each has a time limit (`limits.tls_handshake_timeout`):
+//! a client that connects and says nothing loses its socket.
 
 mod certificate;
 
