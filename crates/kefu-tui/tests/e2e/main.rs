@@ -2,6 +2,7 @@
 //! over real sockets, and a relay restart that must not lose or repeat a
 //! reply whose ack never arrived.
 
+mod cli;
 mod support;
 mod tls;
 
