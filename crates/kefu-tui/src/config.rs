@@ -5,8 +5,11 @@
 //! came from either win over the file.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
+
+use crate::tls::{self, TlsError};
 
 /// `$XDG_CONFIG_HOME/kefu/tui.toml`, or `~/.config/kefu/tui.toml`.
 pub fn default_path(xdg_config_home: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
@@ -36,12 +39,52 @@ pub enum ConfigError {
         "no relay given: pass --relay ws://HOST:PORT, set KEFU_RELAY or put relay = \"…\" in {0}"
     )]
     NoRelay(String),
-    #[error("no agent token given: pass --token, set KEFU_TOKEN or put token = \"…\" in {0}")]
-    NoToken(String),
     #[error(
-        "relay URL {0:?} must start with ws:// (put a TLS-terminating proxy in front for remote use)"
+        "no agent token given: pass --token-file PATH, set KEFU_TOKEN or put token_file = \"…\" in {0}"
     )]
+    NoToken(String),
+    #[error("cannot read the agent token from {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the token file {0} is empty")]
+    EmptyTokenFile(PathBuf),
+    #[error("relay URL {0:?} must start with ws:// or wss://")]
     BadRelay(String),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// Where the agent token is: given as it is, or in a file (which keeps it
+/// out of `ps` and of shell history).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    Value(String),
+    File(PathBuf),
+}
+
+impl Token {
+    /// The token itself; a file's is its content, surrounding whitespace
+    /// left out.
+    fn read(self) -> Result<String, ConfigError> {
+        match self {
+            Token::Value(token) => Ok(token),
+            Token::File(path) => {
+                let text =
+                    std::fs::read_to_string(&path).map_err(|source| ConfigError::TokenFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(ConfigError::EmptyTokenFile(path));
+                }
+                Ok(token.to_owned())
+            }
+        }
+    }
 }
 
 /// The file, as written. Every field is optional.
@@ -50,6 +93,11 @@ pub enum ConfigError {
 pub struct FileConfig {
     pub relay: Option<String>,
     pub token: Option<String>,
+    /// A file holding the token, instead of `token`.
+    pub token_file: Option<PathBuf>,
+    /// CA certificates (PEM) to check a `wss://` relay against, instead of
+    /// the system's.
+    pub ca_file: Option<PathBuf>,
     pub log_file: Option<PathBuf>,
     /// Capture the mouse (clicks, wheel); `false` leaves plain dragging to
     /// the terminal, to select and copy text. Default: on.
@@ -156,6 +204,8 @@ pub struct Settings {
     /// The agent endpoint, e.g. `ws://127.0.0.1:8080/ws/agent`.
     pub url: String,
     pub token: String,
+    /// How to check a `wss://` relay's certificate; `None` for `ws://`.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     pub log_file: Option<PathBuf>,
     /// Capture the mouse (`--no-mouse` or `mouse = false` turn it off).
     pub mouse: bool,
@@ -165,11 +215,13 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Lets `relay` and `token` (from a flag or the environment) win over the
-    /// file. `path` names the file in error messages.
+    /// Lets `relay`, `token` and `ca_file` (from a flag or the environment)
+    /// win over the file, and reads the token file and CA certificates.
+    /// `path` names the file in error messages.
     pub fn resolve(
         relay: Option<String>,
-        token: Option<String>,
+        token: Option<Token>,
+        ca_file: Option<PathBuf>,
         file: FileConfig,
         path: &str,
     ) -> Result<Settings, ConfigError> {
@@ -177,11 +229,21 @@ impl Settings {
             .or(file.relay)
             .ok_or_else(|| ConfigError::NoRelay(path.to_owned()))?;
         let token = token
-            .or(file.token)
-            .ok_or_else(|| ConfigError::NoToken(path.to_owned()))?;
+            .or(file.token.map(Token::Value))
+            .or(file.token_file.map(Token::File))
+            .ok_or_else(|| ConfigError::NoToken(path.to_owned()))?
+            .read()?;
+        let url = agent_url(&relay)?;
+        let tls = if url.starts_with("wss://") {
+            let ca_file = ca_file.or(file.ca_file);
+            Some(tls::client_config(ca_file.as_deref())?)
+        } else {
+            None
+        };
         Ok(Settings {
-            url: agent_url(&relay)?,
+            url,
             token,
+            tls,
             log_file: file.log_file,
             mouse: file.mouse.unwrap_or(true),
             notify: file.notify,
@@ -191,17 +253,21 @@ impl Settings {
     }
 }
 
-/// `ws://host:port` → `ws://host:port/ws/agent`; a URL that already names a
-/// path is kept as it is (the relay may sit behind a prefix).
+/// `ws://host:port` → `ws://host:port/ws/agent` (and the same for
+/// `wss://`); a URL that already names a path is kept as it is (the relay
+/// may sit behind a prefix).
 pub fn agent_url(relay: &str) -> Result<String, ConfigError> {
-    let Some(rest) = relay.strip_prefix("ws://") else {
+    let Some((scheme, rest)) = ["wss://", "ws://"]
+        .into_iter()
+        .find_map(|scheme| Some((scheme, relay.strip_prefix(scheme)?)))
+    else {
         return Err(ConfigError::BadRelay(relay.to_owned()));
     };
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     if host.is_empty() {
         Err(ConfigError::BadRelay(relay.to_owned()))
     } else if path.is_empty() {
-        Ok(format!("ws://{host}/ws/agent"))
+        Ok(format!("{scheme}{host}/ws/agent"))
     } else {
         Ok(relay.to_owned())
     }
@@ -234,8 +300,9 @@ text = "Hello! How can I help?"
 
     #[test]
     fn flags_and_environment_win_over_the_file() {
-        let settings = Settings::resolve(Some("ws://flag:2".into()), None, file(), "tui.toml")
-            .expect("complete settings");
+        let settings =
+            Settings::resolve(Some("ws://flag:2".into()), None, None, file(), "tui.toml")
+                .expect("complete settings");
         assert_eq!(settings.url, "ws://flag:2/ws/agent");
         assert_eq!(settings.token, "file-token");
         assert!(!settings.notify.bell);
@@ -245,6 +312,7 @@ text = "Hello! How can I help?"
         assert_eq!(settings.canned[0].shortcut, "hi");
         assert!(!settings.mouse);
         let default = Settings::resolve(
+            None,
             None,
             None,
             FileConfig::parse("relay = \"ws://h:1\"\ntoken = \"t\"", Path::new("x"))
@@ -257,12 +325,20 @@ text = "Hello! How can I help?"
 
     #[test]
     fn missing_relay_or_token_is_explained() {
-        let error = Settings::resolve(None, Some("t".into()), FileConfig::default(), "x.toml")
+        let token = Some(Token::Value("t".into()));
+        let error = Settings::resolve(None, token, None, FileConfig::default(), "x.toml")
             .expect_err("no relay anywhere");
         assert!(error.to_string().contains("KEFU_RELAY"), "{error}");
-        let error = Settings::resolve(Some("ws://h:1".into()), None, FileConfig::default(), "x")
-            .expect_err("no token anywhere");
+        let error = Settings::resolve(
+            Some("ws://h:1".into()),
+            None,
+            None,
+            FileConfig::default(),
+            "x",
+        )
+        .expect_err("no token anywhere");
         assert!(error.to_string().contains("KEFU_TOKEN"), "{error}");
+        assert!(error.to_string().contains("--token-file"), "{error}");
     }
 
     #[test]
@@ -307,8 +383,77 @@ text = "Hello! How can I help?"
             agent_url("ws://h/kefu/ws/agent").expect("ok"),
             "ws://h/kefu/ws/agent"
         );
+        assert_eq!(
+            agent_url("wss://chat.example").expect("ok"),
+            "wss://chat.example/ws/agent"
+        );
+        assert_eq!(
+            agent_url("wss://chat.example/kefu/ws/agent").expect("ok"),
+            "wss://chat.example/kefu/ws/agent"
+        );
         assert!(agent_url("http://h").is_err());
+        assert!(agent_url("https://h").is_err());
         assert!(agent_url("ws://").is_err());
+        assert!(agent_url("wss://").is_err());
+    }
+
+    #[test]
+    fn a_token_file_is_read_trimmed_and_a_given_token_wins_over_the_file() {
+        let dir = std::env::temp_dir().join(format!("kefu-tui-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("token");
+        std::fs::write(&path, "kefu_secret\n").expect("write");
+        let relay = || Some("ws://h:1".to_owned());
+        let from_file =
+            Settings::resolve(relay(), Some(Token::File(path.clone())), None, file(), "x")
+                .expect("a token file");
+        assert_eq!(from_file.token, "kefu_secret");
+        assert!(from_file.tls.is_none(), "no TLS for ws://");
+
+        let in_config = FileConfig {
+            token_file: Some(path.clone()),
+            ..FileConfig::default()
+        };
+        let settings = Settings::resolve(relay(), None, None, in_config, "x").expect("valid");
+        assert_eq!(settings.token, "kefu_secret", "token_file in the config");
+
+        std::fs::write(&path, " \n").expect("write");
+        let error = Settings::resolve(relay(), Some(Token::File(path.clone())), None, file(), "x")
+            .expect_err("an empty token file");
+        assert!(error.to_string().contains("empty"), "{error}");
+        let missing = dir.join("missing");
+        let error = Settings::resolve(relay(), Some(Token::File(missing)), None, file(), "x")
+            .expect_err("no such file");
+        assert!(error.to_string().contains("missing"), "{error}");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn a_wss_relay_is_checked_against_the_ca_file_given() {
+        let dir = std::env::temp_dir().join(format!("kefu-tui-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("ca.pem");
+        std::fs::write(&path, "no certificate here\n").expect("write");
+        let token = || Some(Token::Value("t".into()));
+        let error = Settings::resolve(
+            Some("wss://h:1".into()),
+            token(),
+            Some(path.clone()),
+            FileConfig::default(),
+            "x",
+        )
+        .expect_err("the CA file is read for wss://");
+        assert!(error.to_string().contains("ca.pem"), "{error}");
+        let plain = Settings::resolve(
+            Some("ws://h:1".into()),
+            token(),
+            Some(path),
+            FileConfig::default(),
+            "x",
+        )
+        .expect("a CA file is not needed for ws://");
+        assert!(plain.tls.is_none());
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]

@@ -33,7 +33,11 @@ impl Core {
         let now = OffsetDateTime::now_utc();
         Core {
             app: App::new(Prefs::from(settings), now, utc_offset),
-            net: net::spawn(settings.url.clone(), settings.token.clone()),
+            net: net::spawn(
+                settings.url.clone(),
+                settings.token.clone(),
+                settings.tls.clone(),
+            ),
         }
     }
 

@@ -7,8 +7,9 @@
 //! 1. Leaves: [`wrap`] (wrapping by display width, and the form each
 //!    symbol is drawn in), [`sanitize`] (strips terminal escapes from
 //!    everything received; uses `wrap`'s forms), [`config`] (the config
-//!    file and flag/env precedence), [`keys`] (which key means which action,
-//!    by focus; the help table).
+//!    file and flag/env precedence; below it [`tls`], how a `wss://` relay's
+//!    certificate is checked), [`keys`] (which key means which action, by
+//!    focus; the help table).
 //! 2. [`compose`]: the compose box's text; [`layout`]: the geometry that
 //!    drawing, mouse hits and scrolling share.
 //! 3. [`app`]: all state, and `App::update(input) -> effects`. Pure: no
@@ -37,6 +38,7 @@ pub mod net;
 pub mod notify;
 pub mod sanitize;
 pub mod terminal;
+pub mod tls;
 pub mod ui;
 pub mod wrap;
 

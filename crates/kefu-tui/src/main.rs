@@ -4,19 +4,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::Context;
-use clap::Parser;
-use kefu_tui::config::{self, FileConfig, Settings};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser};
+use kefu_tui::config::{self, FileConfig, Settings, Token};
 
 /// The kefu agents' terminal client.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// The relay, e.g. ws://127.0.0.1:8080 (the /ws/agent path is added).
+    /// The relay, e.g. ws://127.0.0.1:8080 or wss://chat.example (the
+    /// /ws/agent path is added).
     #[arg(long, env = "KEFU_RELAY")]
     relay: Option<String>,
-    /// Agent token from `kefu-relay agent add NAME`.
+    /// Agent token from `kefu-relay agent add NAME`. Every user of the
+    /// machine can read it in `ps`: prefer --token-file or KEFU_TOKEN.
     #[arg(long, env = "KEFU_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// A file holding the agent token (readable only by you, e.g. mode 600).
+    #[arg(long, env = "KEFU_TOKEN_FILE", value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// CA certificates (PEM) to check a wss:// relay against, instead of the
+    /// system's root certificates.
+    #[arg(long, env = "KEFU_CA_FILE", value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     /// Config file [default: $XDG_CONFIG_HOME/kefu/tui.toml or ~/.config/kefu/tui.toml].
     #[arg(long, env = "KEFU_TUI_CONFIG")]
     config: Option<PathBuf>,
@@ -30,7 +40,9 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let matches = Args::command().get_matches();
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let token = token_given(&args, &matches);
     let (path, required) = match args.config {
         Some(path) => (path, true),
         None => {
@@ -42,8 +54,13 @@ fn main() -> anyhow::Result<()> {
         }
     };
     let file = FileConfig::load(&path, required)?;
-    let mut settings =
-        Settings::resolve(args.relay, args.token, file, &path.display().to_string())?;
+    let mut settings = Settings::resolve(
+        args.relay,
+        token,
+        args.ca_file,
+        file,
+        &path.display().to_string(),
+    )?;
     settings.mouse &= !args.no_mouse;
     let log = args
         .log
@@ -62,6 +79,19 @@ fn main() -> anyhow::Result<()> {
         .block_on(kefu_tui::terminal::run(settings, offset))
         .context("kefu-tui stopped")?;
     Ok(())
+}
+
+/// The token or token file given, if any; a flag beats an environment
+/// variable, and `--token` beats `--token-file`.
+fn token_given(args: &Args, matches: &ArgMatches) -> Option<Token> {
+    let flag = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let value = args.token.clone().map(Token::Value);
+    let file = args.token_file.clone().map(Token::File);
+    if flag("token") || (value.is_some() && !flag("token_file")) {
+        value
+    } else {
+        file
+    }
 }
 
 /// Logs go to a file: the screen belongs to the UI.

@@ -11,6 +11,7 @@
 //! dropped: the app only makes them while online, and keeps its pending
 //! replies to resend once a `welcome` says the connection is back.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -19,9 +20,11 @@ use kefu_protocol::agent::{AgentEvent, AgentRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::app::NetEvent;
+use crate::tls;
 
 /// Requests the UI may queue before `try_send` fails.
 pub const REQUESTS: usize = 256;
@@ -48,16 +51,27 @@ impl Drop for Net {
     }
 }
 
-/// Starts the network task for the agent endpoint `url`.
-pub fn spawn(url: String, token: String) -> Net {
+/// Starts the network task for the agent endpoint `url`; a `wss://` one is
+/// checked with `tls`.
+pub fn spawn(url: String, token: String, tls: Option<Arc<rustls::ClientConfig>>) -> Net {
     let (requests, requests_rx) = mpsc::channel(REQUESTS);
     let (events_tx, events) = mpsc::channel(EVENTS);
-    let task = tokio::spawn(run(url, token, requests_rx, events_tx));
+    let endpoint = Endpoint {
+        url,
+        tls: tls.map(Connector::Rustls),
+    };
+    let task = tokio::spawn(run(endpoint, token, requests_rx, events_tx));
     Net {
         requests,
         events,
         task,
     }
+}
+
+/// Where to connect, and how to check the relay's certificate.
+struct Endpoint {
+    url: String,
+    tls: Option<Connector>,
 }
 
 /// How a connection ended.
@@ -75,7 +89,7 @@ enum Ended {
 }
 
 async fn run(
-    url: String,
+    endpoint: Endpoint,
     token: String,
     mut requests: mpsc::Receiver<AgentRequest>,
     events: mpsc::Sender<NetEvent>,
@@ -85,7 +99,7 @@ async fn run(
         if events.send(NetEvent::Connecting { attempt }).await.is_err() {
             return;
         }
-        match connection(&url, &token, &mut requests, &events).await {
+        match connection(&endpoint, &token, &mut requests, &events).await {
             Ended::Closed => return,
             Ended::Rejected(reason) => {
                 let _ = events.send(NetEvent::Rejected(reason)).await;
@@ -141,7 +155,7 @@ async fn wait(duration: Duration, requests: &mut mpsc::Receiver<AgentRequest>) -
 }
 
 async fn connection(
-    url: &str,
+    endpoint: &Endpoint,
     token: &str,
     requests: &mut mpsc::Receiver<AgentRequest>,
     events: &mpsc::Sender<NetEvent>,
@@ -151,9 +165,18 @@ async fn connection(
         welcomed: false,
         after: None,
     };
-    let mut ws = match timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await {
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        endpoint.url.as_str(),
+        None,
+        false,
+        endpoint.tls.clone(),
+    );
+    let mut ws = match timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok((ws, _))) => ws,
-        Ok(Err(error)) => return lost(format!("cannot connect: {error}")),
+        Ok(Err(error)) => {
+            let why = tls::refused_certificate(&error).unwrap_or_else(|| error.to_string());
+            return lost(format!("cannot connect: {why}"));
+        }
         Err(_) => return lost("cannot connect: timed out".into()),
     };
     let hello = AgentRequest::Hello {

@@ -4,7 +4,8 @@
 const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("wrap", &[]),
     ("sanitize", &["wrap"]),
-    ("config", &[]),
+    ("tls", &[]),
+    ("config", &["tls"]),
     ("keys", &[]),
     ("compose", &["wrap"]),
     ("layout", &["compose", "keys"]),
@@ -13,7 +14,7 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
         &["compose", "config", "keys", "layout", "sanitize", "wrap"],
     ),
     ("ui", &["app", "keys", "layout", "wrap"]),
-    ("net", &["app"]),
+    ("net", &["app", "tls"]),
     ("notify", &["app", "config", "wrap"]),
     ("core", &["app", "config", "net"]),
     ("terminal", &["app", "config", "core", "notify", "ui"]),

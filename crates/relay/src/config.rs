@@ -30,6 +30,7 @@ mod table;
 mod values;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
@@ -62,7 +63,19 @@ pub struct Config {
     /// Serve `/metrics` on this address instead of the main one, so that it
     /// need not be reachable by visitors.
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS and WSS with this certificate instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
     pub limits: Limits,
+}
+
+/// The PEM files of the relay's TLS certificate; read at start and again
+/// on `SIGHUP`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, the relay's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 impl Config {
@@ -103,6 +116,7 @@ impl Default for Config {
             public_url: None,
             auto_assign: false,
             metrics_listen: None,
+            tls: None,
             limits: Limits::default(),
         }
     }
@@ -140,6 +154,9 @@ pub struct Limits {
     pub outbound_max_bytes: usize,
     /// Interval of WebSocket pings; a peer silent for three of them is dead.
     pub ping_interval: Duration,
+    /// Time a new connection has to finish its TLS handshake, when the relay
+    /// serves TLS.
+    pub tls_handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -161,6 +178,7 @@ impl Default for Limits {
             // MiB): a guard on memory, not on speed.
             outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
+            tls_handshake_timeout: Duration::from_secs(10),
         }
     }
 }

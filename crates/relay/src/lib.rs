@@ -15,6 +15,8 @@
 //!    - [`frame`]: protocol types to frame text and back; [`frame::Frame`]
 //!      is serialized once and shared by every receiver.
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
+//!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
+//!      accept loop, the certificate reloaded on `SIGHUP`.
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -28,7 +30,7 @@
 //!    calls and hub commands, and hub output into WebSocket messages or
 //!    long-poll bodies. Knows no routing.
 //! 6. [`run`], here: opens the store, starts the hub and serves the
-//!    transport until shutdown.
+//!    transport (through [`tls`] when configured) until shutdown.
 //!
 //! A message goes: client → transport → store (commit, fsync) → change feed →
 //! hub → other clients' outboxes; the sender's `ack` comes back from the store
@@ -44,6 +46,7 @@ pub mod ids;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
+pub mod tls;
 pub mod transport;
 
 use std::future::{Future, IntoFuture};
@@ -51,8 +54,12 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+
+use tls::{TlsListener, TlsServer};
 
 pub use config::{Config, Limits};
 
@@ -71,6 +78,8 @@ pub enum RelayError {
     Store(#[from] store::StoreError),
     #[error("the HTTP server failed")]
     Serve(#[source] std::io::Error),
+    #[error("cannot load the TLS certificate")]
+    Tls(#[from] tls::CertificateError),
     #[error("cannot listen on {addr} for metrics")]
     MetricsListen {
         addr: SocketAddr,
@@ -79,10 +88,11 @@ pub enum RelayError {
     },
 }
 
-/// Serves the relay on `listener` until `shutdown` resolves, then tells every
-/// client to reconnect, lets in-flight writes finish and closes the store.
-/// Under systemd it reports `READY=1` once serving and `STOPPING=1` when
-/// shutdown begins.
+/// Serves the relay on `listener` (HTTPS and WSS when `config.tls` names a
+/// certificate, reloaded on `SIGHUP`) until `shutdown` resolves, then tells
+/// every client to reconnect, lets in-flight writes finish and closes the
+/// store. Under systemd it reports `READY=1` once serving and `STOPPING=1`
+/// when shutdown begins.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -97,7 +107,16 @@ pub async fn run(
         ),
         None => None,
     };
-    let (listener, starting) = answer_while_starting(listener).map_err(RelayError::Serve)?;
+    let tls = match &config.tls {
+        Some(files) => Some(TlsServer::load(
+            &files.cert,
+            &files.key,
+            config.limits.tls_handshake_timeout,
+        )?),
+        None => None,
+    };
+    let (listener, starting) =
+        answer_while_starting(listener, tls.clone()).map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
@@ -135,29 +154,19 @@ pub async fn run(
         ));
     }
     let watchdog = tokio::spawn(systemd::watchdog());
+    let reloader = tokio::spawn(tls::reload_on_hangup(tls.clone()));
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{addr}");
     }
     systemd::ready();
-    // Chat frames are small and often come in bursts (a batch of commits
-    // fanned out); with Nagle on, each burst would wait for the client's
-    // delayed ACK.
-    let listener = listener.tap_io(|stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY refused");
-        }
-    });
-    let server = axum::serve(
-        listener,
-        transport::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let server = serve(listener, tls, transport::router(state), async move {
         shutdown.await;
         tracing::info!("shutting down: asking clients to reconnect");
         systemd::stopping();
         let _ = stopping_tx.send(true);
     });
-    let served = bounded_after_stop(server.into_future(), stopping, HTTP_DRAIN_TIMEOUT).await;
+    let served = bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
 
     // The router (and with it the last `alive` sender outside connections)
     // is gone; wait for the WebSocket connections to say goodbye.
@@ -172,7 +181,42 @@ pub async fn run(
     // the process alive.
     hub_task.abort();
     watchdog.abort();
+    reloader.abort();
     served.map_err(RelayError::Serve)
+}
+
+/// Serves `app` on `listener`, through TLS when `tls` is given, until
+/// `shutdown` resolves and the connections it had have finished. Handlers
+/// get the peer's address as `ConnectInfo<SocketAddr>`.
+fn serve(
+    listener: TcpListener,
+    tls: Option<TlsServer>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> BoxFuture<'static, std::io::Result<()>> {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+    let tcp = listener.tap_io(no_delay);
+    match tls {
+        None => axum::serve(tcp, app)
+            .with_graceful_shutdown(shutdown)
+            .into_future()
+            .boxed(),
+        // The outer `tap_io` does nothing but is what lets axum give
+        // handlers the address of a listener of our own.
+        Some(tls) => axum::serve(TlsListener::new(tcp, tls).tap_io(|_| {}), app)
+            .with_graceful_shutdown(shutdown)
+            .into_future()
+            .boxed(),
+    }
+}
+
+/// Chat frames are small and often come in bursts (a batch of commits
+/// fanned out); with Nagle on, each burst would wait for the client's
+/// delayed ACK.
+fn no_delay(stream: &mut TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "TCP_NODELAY refused");
+    }
 }
 
 /// `server`'s result, or `Ok` once it has had `grace` after shutdown began:
@@ -229,7 +273,10 @@ impl Starting {
     }
 }
 
-fn answer_while_starting(listener: TcpListener) -> std::io::Result<(TcpListener, Starting)> {
+fn answer_while_starting(
+    listener: TcpListener,
+    tls: Option<TlsServer>,
+) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
     let stand_in = TcpListener::from_std(socket.try_clone()?)?;
     let listener = TcpListener::from_std(socket)?;
@@ -244,12 +291,10 @@ fn answer_while_starting(listener: TcpListener) -> std::io::Result<(TcpListener,
         });
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let served = axum::serve(stand_in, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await;
-        if let Err(error) = served {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        if let Err(error) = serve(stand_in, tls, router, stopped).await {
             tracing::warn!(%error, "the start-up health server failed");
         }
     });

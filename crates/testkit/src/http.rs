@@ -5,6 +5,7 @@
 //! would; [`get`] and [`post`] use a fresh one each.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -144,6 +145,12 @@ const PROBE_INTERVAL: Duration = Duration::from_millis(5);
 /// its store opens, it answers 503 "starting" (its listener is bound before
 /// `run` starts, so connecting succeeds at once).
 pub async fn wait_ready(addr: SocketAddr) {
+    wait_ready_over(addr, None).await;
+}
+
+/// [`wait_ready`] for a relay that serves TLS when `tls` is given (the
+/// client that trusts its certificate).
+pub async fn wait_ready_over(addr: SocketAddr, tls: Option<Arc<rustls::ClientConfig>>) {
     // One connection per probe: a connection kept alive stays with the
     // server that accepted it, the relay's start-up stand-in included, which
     // answers "starting" whatever the store does meanwhile.
@@ -151,9 +158,15 @@ pub async fn wait_ready(addr: SocketAddr) {
     let client = Client::new();
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let probe = client.request(Method::GET, addr, "/readyz", PROBE, Bytes::new());
-        let answer = probe.await;
-        if answer.as_ref().is_ok_and(|response| response.status == 200) {
+        let answer = match &tls {
+            None => client
+                .request(Method::GET, addr, "/readyz", PROBE, Bytes::new())
+                .await
+                .map(|response| response.status)
+                .map_err(|error| error.to_string()),
+            Some(tls) => crate::tls::get_status(addr, tls.clone(), "/readyz").await,
+        };
+        if answer == Ok(200) {
             return;
         }
         assert!(

@@ -4,6 +4,8 @@
 //! # Layout
 //! Leaves first; each module imports only those above it in this list.
 //! - [`layers`]: checks a crate's module imports against its stated layers.
+//! - [`tls`]: test certificates from a [`tls::TestCa`] made with rcgen, TLS
+//!   clients that trust it, raw TLS connections.
 //! - [`http`]: plain HTTP requests through hyper (status, headers, body), and
 //!   [`http::wait_ready`], the one place a test waits for `/readyz`.
 //! - [`ws`]: [`ws::Client`], a protocol client over a real WebSocket that
@@ -30,12 +32,14 @@ pub mod layers;
 pub mod postgres;
 pub mod process;
 pub mod relay;
+pub mod tls;
 pub mod visitor;
 pub mod ws;
 
 pub use postgres::TestDatabase;
 pub use process::RelayProcess;
 pub use relay::TestRelay;
+pub use tls::TestCa;
 pub use ws::{Client, assert_error};
 
 /// How long a test waits for something expected (a frame, a response, a

@@ -14,6 +14,7 @@ use kefu_protocol::agent::AgentEvent;
 use kefu_protocol::visitor::VisitorEvent;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
 
 use crate::PATIENCE;
 use crate::ws::Client;
@@ -24,7 +25,13 @@ pub struct RelayProcess {
     pub addr: SocketAddr,
     /// What it logged up to and including the `listening on` line.
     pub startup_log: Vec<String>,
+    /// What it logged after that, for [`RelayProcess::logged`].
+    later_log: mpsc::Receiver<String>,
 }
+
+/// Lines logged after start-up kept for [`RelayProcess::logged`]; past this
+/// (a test that never looks) they are dropped, never blocking the child.
+const LATER_LOG: usize = 1024;
 
 impl RelayProcess {
     /// Starts `binary serve` on `database` with limits raised for tests,
@@ -57,9 +64,12 @@ impl RelayProcess {
         let (addr, startup_log) = tokio::time::timeout(PATIENCE, async {
             let mut log = Vec::new();
             while let Some(line) = lines.next_line().await.expect("read stderr") {
-                let addr = line
-                    .split_once("listening on http://")
-                    .map(|(_, addr)| addr.trim().to_owned());
+                let addr = line.split_once("listening on ").and_then(|(_, url)| {
+                    let addr = url
+                        .strip_prefix("http://")
+                        .or(url.strip_prefix("https://"))?;
+                    Some(addr.trim().to_owned())
+                });
                 log.push(line);
                 if let Some(addr) = addr {
                     return (addr, log);
@@ -70,23 +80,54 @@ impl RelayProcess {
         .await
         .expect("kefu-relay did not start in time");
         // Keep draining stderr so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let (later, later_log) = mpsc::channel(LATER_LOG);
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = later.try_send(line);
+            }
+        });
         RelayProcess {
             child,
             addr: addr.parse().expect("a socket address"),
             startup_log,
+            later_log,
         }
+    }
+
+    /// The next line logged after start-up that contains `needle`; the lines
+    /// before it are passed over.
+    pub async fn logged(&mut self, needle: &str) -> String {
+        let found = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = self.later_log.recv().await {
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+            panic!("kefu-relay exited without logging {needle:?}");
+        });
+        found
+            .await
+            .unwrap_or_else(|_| panic!("kefu-relay did not log {needle:?} in time"))
+    }
+
+    /// SIGHUP, as systemd's `ExecReload` sends it.
+    pub async fn hang_up(&self) {
+        self.signal("-HUP").await;
     }
 
     /// SIGTERM, as systemd stops a service.
     pub async fn terminate(&self) {
+        self.signal("-TERM").await;
+    }
+
+    async fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("still running");
         let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
+            .args([signal, &pid.to_string()])
             .status()
             .await
             .expect("run kill");
-        assert!(status.success(), "kill -TERM {pid}");
+        assert!(status.success(), "kill {signal} {pid}");
     }
 
     /// Waits for the process to exit by itself.

@@ -1,18 +1,22 @@
 //! A relay in this process (`kefu_relay::run`) on `127.0.0.1:0`, on a
 //! temporary SQLite file or a database the test names, with limits raised
-//! for tests; started only once `/readyz` says so.
+//! for tests, serving plain HTTP or TLS with a [`TestCa`]'s certificate;
+//! started only once `/readyz` says so.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use kefu_protocol::agent::{AgentEvent, AgentWelcome, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorWelcome};
+use kefu_relay::config::TlsFiles;
 use kefu_relay::{Config, RelayError};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::accounts;
-use crate::http::wait_ready;
+use crate::http::wait_ready_over;
+use crate::tls::TestCa;
 use crate::ws::Client;
 
 /// A running relay.
@@ -23,14 +27,25 @@ pub struct TestRelay {
     /// Holds the SQLite file (`kefu.db`) where the relay has one; a scratch
     /// directory for the test otherwise.
     pub dir: tempfile::TempDir,
+    /// Its certificate and a client that trusts it, when it serves TLS.
+    pub tls: Option<RelayTls>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), RelayError>>>,
 }
 
-/// What a stopped relay leaves for the next one: its data.
+/// What a stopped relay leaves for the next one: its data, and its
+/// certificate.
 pub struct Stopped {
     pub dir: tempfile::TempDir,
     pub database: String,
+    pub tls: Option<RelayTls>,
+}
+
+/// A relay's certificate files and a client that trusts them.
+#[derive(Clone)]
+pub struct RelayTls {
+    pub files: TlsFiles,
+    pub client: Arc<rustls::ClientConfig>,
 }
 
 impl TestRelay {
@@ -43,7 +58,30 @@ impl TestRelay {
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> TestRelay {
         let dir = tempfile::tempdir().expect("temp dir");
         let database = format!("sqlite://{}", dir.path().join("kefu.db").display());
-        TestRelay::on(Stopped { dir, database }, adjust).await
+        let data = Stopped {
+            dir,
+            database,
+            tls: None,
+        };
+        TestRelay::on(data, adjust).await
+    }
+
+    /// A relay on a new SQLite file serving TLS (HTTPS, WSS) with a
+    /// certificate for `127.0.0.1` that `ca` signs, its test configuration
+    /// adjusted.
+    pub async fn with_tls(ca: &TestCa, adjust: impl FnOnce(&mut Config)) -> TestRelay {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database = format!("sqlite://{}", dir.path().join("kefu.db").display());
+        let tls = RelayTls {
+            files: ca.issue(dir.path(), "relay"),
+            client: ca.client(),
+        };
+        let data = Stopped {
+            dir,
+            database,
+            tls: Some(tls),
+        };
+        TestRelay::on(data, adjust).await
     }
 
     /// A relay on `database` (e.g. a [`crate::TestDatabase`]'s URL), its test
@@ -53,6 +91,7 @@ impl TestRelay {
         let data = Stopped {
             dir,
             database: database.to_owned(),
+            tls: None,
         };
         TestRelay::on(data, adjust).await
     }
@@ -66,12 +105,12 @@ impl TestRelay {
     /// as after a restart: clients reconnect to the same URL.
     pub async fn reopen_at(stopped: Stopped, addr: SocketAddr) -> TestRelay {
         let listener = TcpListener::bind(addr).await.expect("bind the old address");
-        let config = test_config(&stopped.database);
+        let config = data_config(&stopped);
         TestRelay::serve(listener, stopped, config).await
     }
 
     async fn on(data: Stopped, adjust: impl FnOnce(&mut Config)) -> TestRelay {
-        let mut config = test_config(&data.database);
+        let mut config = data_config(&data);
         adjust(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         TestRelay::serve(listener, data, config).await
@@ -83,11 +122,12 @@ impl TestRelay {
         let task = tokio::spawn(kefu_relay::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        wait_ready(addr).await;
+        wait_ready_over(addr, data.tls.as_ref().map(|tls| tls.client.clone())).await;
         TestRelay {
             addr,
             database: data.database,
             dir: data.dir,
+            tls: data.tls,
             stop: Some(stop),
             task: Some(task),
         }
@@ -105,6 +145,7 @@ impl TestRelay {
         Stopped {
             dir: self.dir,
             database: self.database,
+            tls: self.tls.take(),
         }
     }
 
@@ -118,9 +159,11 @@ impl TestRelay {
         accounts::agent_id(&self.database, name).await
     }
 
-    /// `ws://` and the relay's address, then `path`.
+    /// `ws://` (`wss://` when it serves TLS) and the relay's address, then
+    /// `path`.
     pub fn url(&self, path: &str) -> String {
-        format!("ws://{}{}", self.addr, path)
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{}", self.addr, path)
     }
 
     /// `http://` and the relay's address, then `path`.
@@ -129,11 +172,16 @@ impl TestRelay {
     }
 
     pub async fn visitor(&self) -> Client<VisitorEvent> {
-        Client::connect(&self.url("/ws/visitor")).await
+        Client::connect_over(&self.url("/ws/visitor"), self.tls_client()).await
     }
 
     pub async fn agent_socket(&self) -> Client<AgentEvent> {
-        Client::connect(&self.url("/ws/agent")).await
+        Client::connect_over(&self.url("/ws/agent"), self.tls_client()).await
+    }
+
+    /// A client that trusts the relay's certificate, when it serves TLS.
+    pub fn tls_client(&self) -> Option<Arc<rustls::ClientConfig>> {
+        self.tls.as_ref().map(|tls| tls.client.clone())
     }
 
     /// A visitor who said hello without a token.
@@ -154,6 +202,14 @@ impl TestRelay {
         let welcome = agent.hello(token).await;
         (agent, welcome)
     }
+}
+
+/// The test configuration for what a relay keeps: its database and its
+/// certificate.
+fn data_config(data: &Stopped) -> Config {
+    let mut config = test_config(&data.database);
+    config.tls = data.tls.as_ref().map(|tls| tls.files.clone());
+    config
 }
 
 /// The default configuration on `database`, with the per-connection frame

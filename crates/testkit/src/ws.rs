@@ -2,6 +2,8 @@
 //! (a visitor's or an agent's events). Every wait is bounded by
 //! [`PATIENCE`].
 
+use std::sync::Arc;
+
 use futures_util::{SinkExt, StreamExt};
 use kefu_protocol::agent::AgentEvent;
 use kefu_protocol::visitor::VisitorEvent;
@@ -28,34 +30,56 @@ pub struct Client<E> {
 
 impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
     pub async fn connect(url: &str) -> Client<E> {
-        Client::connect_from(url, std::net::Ipv4Addr::LOCALHOST.into()).await
+        Client::connect_with(url, None, None).await
     }
 
     /// Connects from the local address `source` (any of 127.0.0.0/8 on
     /// loopback), so that the relay sees another client address.
     pub async fn connect_from(url: &str, source: std::net::IpAddr) -> Client<E> {
+        Client::connect_with(url, Some(source), None).await
+    }
+
+    /// Connects to `url`; a `wss://` one is checked by `tls` (a
+    /// [`crate::TestCa`]'s client).
+    pub async fn connect_over(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Client<E> {
+        Client::connect_with(url, None, tls).await
+    }
+
+    async fn connect_with(
+        url: &str,
+        source: Option<std::net::IpAddr>,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Client<E> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = url.into_client_request().expect("request");
         request
             .headers_mut()
             .insert("user-agent", "kefu-tests/1".parse().expect("header"));
         let authority = request.uri().authority().expect("host:port").as_str();
-        let relay: std::net::SocketAddr = authority.parse().expect("an IP:port URL");
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket
-            .bind((source, 0).into())
-            .expect("bind the source address");
+        let relay = tokio::net::lookup_host(authority)
+            .await
+            .expect("resolve the relay")
+            .next()
+            .expect("an address for the relay");
+        let socket = match relay {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        }
+        .expect("socket");
+        if let Some(source) = source {
+            socket
+                .bind((source, 0).into())
+                .expect("bind the source address");
+        }
         let stream = socket.connect(relay).await.expect("TCP connect");
         // No Nagle, as browsers do: frames sent back to back would otherwise
         // wait for the relay's delayed ACK.
         stream.set_nodelay(true).expect("nodelay");
-        let (ws, _) = tokio_tungstenite::client_async_with_config(
-            request,
-            MaybeTlsStream::Plain(stream),
-            None,
-        )
-        .await
-        .expect("WebSocket connect");
+        let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+        let (ws, _) =
+            tokio_tungstenite::client_async_tls_with_config(request, stream, None, connector)
+                .await
+                .expect("WebSocket connect");
         Client {
             ws,
             _event: std::marker::PhantomData,

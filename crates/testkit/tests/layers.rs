@@ -3,13 +3,14 @@
 
 const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("layers", &[]),
-    ("http", &[]),
+    ("tls", &[]),
+    ("http", &["tls"]),
     ("ws", &[]),
     ("visitor", &["ws"]),
     ("agent", &["ws"]),
     ("accounts", &[]),
     ("postgres", &[]),
-    ("relay", &["accounts", "http", "ws"]),
+    ("relay", &["accounts", "http", "tls", "ws"]),
     ("process", &["ws"]),
 ];
 

@@ -2,7 +2,9 @@
 //! over real sockets, and a relay restart that must not lose or repeat a
 //! reply whose ack never arrived.
 
+mod cli;
 mod support;
+mod tls;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::ConversationStatus;
@@ -23,6 +25,7 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
     let settings = Settings {
         url: format!("ws://{addr}/ws/agent"),
         token,
+        tls: None,
         log_file: None,
         mouse: true,
         notify: Notify::default(),

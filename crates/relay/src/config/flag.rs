@@ -45,6 +45,16 @@ macro_rules! scalar_flags {
 
 scalar_flags!(String, std::net::SocketAddr, f64, usize, u32);
 
+impl Flag for std::path::PathBuf {
+    fn takes(arg: Arg) -> Arg {
+        arg.value_parser(value_parser!(std::path::PathBuf))
+            .action(ArgAction::Set)
+    }
+    fn shown(&self) -> Option<String> {
+        Some(self.display().to_string())
+    }
+}
+
 /// `--auto-assign` alone means true; `--auto-assign=false` is possible too,
 /// to override the file.
 impl Flag for bool {

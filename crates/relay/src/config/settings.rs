@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
 
-use super::Config;
 use super::flag::{Scope, arg, given};
 use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
@@ -21,6 +20,7 @@ use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
     in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
 };
+use super::{Config, TlsFiles};
 
 settings! {
     top {
@@ -57,6 +57,13 @@ settings! {
         /// three of them counts as dead and its clients as gone.
         cluster_heartbeat: f64 => relay.heartbeat.every, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Serve HTTPS and WSS with this certificate chain (PEM, the relay's
+        /// own certificate first); needs tls_key. Reloaded on SIGHUP.
+        tls_cert: PathBuf => tls_cert, Serve, |path| Ok(Some(path)), Option::clone,
+            .value_name("PATH");
+        /// The private key (PEM) of tls_cert.
+        tls_key: PathBuf => tls_key, Serve, |path| Ok(Some(path)), Option::clone,
+            .value_name("PATH");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.
@@ -97,7 +104,16 @@ settings! {
         /// Seconds between WebSocket pings; a peer silent for three is dropped.
         ping_interval: f64 => relay.limits.ping_interval, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Seconds a new connection has to finish its TLS handshake.
+        tls_handshake_timeout: f64 => relay.limits.tls_handshake_timeout, Serve, seconds,
+            in_seconds, .value_name("SECONDS");
     }
+}
+
+/// Where the setting `key` was taken from.
+fn source_of<'a>(sources: &'a [(&'static str, Source)], key: &str) -> &'a Source {
+    let source = sources.iter().find(|(set, _)| *set == key);
+    source.map_or(&Source::Default, |(_, source)| source)
 }
 
 /// Options every subcommand takes: `--config` and the [`Scope::Global`]
@@ -213,6 +229,10 @@ pub struct Settings {
     pub config_file: Option<PathBuf>,
     /// `limits.outbound_queue`, if given: no longer used, worth a warning.
     pub ignored_outbound_queue: Option<usize>,
+    /// `tls_cert` and `tls_key` as given; [`Settings::resolve`] turns the
+    /// pair into `relay.tls`.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub relay: Config,
 }
 
@@ -225,6 +245,8 @@ impl Default for Settings {
             log_format: LogFormat::default(),
             config_file: None,
             ignored_outbound_queue: None,
+            tls_cert: None,
+            tls_key: None,
             relay: Config::default(),
         }
     }
@@ -261,10 +283,23 @@ impl Settings {
             && metrics.port() != 0
         {
             let key = "metrics_listen";
-            let source = sources.iter().find(|(set, _)| *set == key);
-            let source = source.map_or(&Source::Default, |(_, source)| source);
-            return Err(source.invalid(key, "must differ from listen"));
+            return Err(source_of(&sources, key).invalid(key, "must differ from listen"));
         }
+        settings.relay.tls = match (&settings.tls_cert, &settings.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                let why = "needs tls_key too (the certificate's private key)";
+                return Err(source_of(&sources, "tls_cert").invalid("tls_cert", why));
+            }
+            (None, Some(_)) => {
+                let why = "needs tls_cert too (the certificate the key belongs to)";
+                return Err(source_of(&sources, "tls_key").invalid("tls_key", why));
+            }
+        };
         Ok(settings)
     }
 

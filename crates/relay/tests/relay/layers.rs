@@ -11,6 +11,7 @@ const LAYERS: Table<'static> = &[
     ("auth", &[]),
     ("frame", &[]),
     ("cluster", &[]),
+    ("tls", &[]),
     ("config", &["cluster"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),

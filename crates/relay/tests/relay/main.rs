@@ -22,3 +22,4 @@ mod store_reads;
 mod summaries;
 mod support;
 mod timeline;
+mod tls;

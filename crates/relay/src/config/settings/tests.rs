@@ -233,9 +233,9 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 4,
-        "every setting but public_url, allowed_origins, metrics_listen and \
-         the ignored outbound_queue shows its default: {args:?}\n{help}"
+        settings - 6,
+        "every setting but public_url, allowed_origins, metrics_listen, \
+         tls_cert, tls_key and the ignored outbound_queue shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");
@@ -308,4 +308,73 @@ fn what_is_written_reads_back_the_same() {
         ..FileConfig::default()
     };
     assert_eq!(FileConfig::parse(&file.to_toml()), Ok(file));
+}
+
+#[test]
+fn tls_takes_a_certificate_and_its_key_together() {
+    let (global, serve) = parse(&[
+        "--tls-cert",
+        "/etc/kefu/cert.pem",
+        "--tls-key=/etc/kefu/key.pem",
+    ]);
+    let settings = Settings::resolve(global, serve, FileConfig::default()).expect("valid");
+    assert_eq!(
+        settings.relay.tls,
+        Some(TlsFiles {
+            cert: "/etc/kefu/cert.pem".into(),
+            key: "/etc/kefu/key.pem".into(),
+        })
+    );
+    let text = settings.to_toml();
+    assert!(text.contains("tls_cert = \"/etc/kefu/cert.pem\""), "{text}");
+    assert_eq!(
+        FileConfig::parse(&text).expect("reads back").tls_key,
+        Some("/etc/kefu/key.pem".into())
+    );
+
+    let from_file =
+        file("tls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n[limits]\ntls_handshake_timeout = 2.5");
+    let settings =
+        Settings::resolve(GlobalArgs::default(), ServeArgs::default(), from_file).expect("valid");
+    assert_eq!(settings.relay.tls.map(|tls| tls.key), Some("k.pem".into()));
+    assert_eq!(
+        settings.relay.limits.tls_handshake_timeout,
+        Duration::from_millis(2500)
+    );
+
+    let plain = Settings::resolve(
+        GlobalArgs::default(),
+        ServeArgs::default(),
+        FileConfig::default(),
+    )
+    .expect("valid");
+    assert_eq!(plain.relay.tls, None, "plain HTTP unless asked");
+    assert_eq!(
+        plain.relay.limits.tls_handshake_timeout,
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn a_certificate_without_its_key_or_a_key_alone_is_refused() {
+    let (global, serve) = parse(&["--tls-cert", "cert.pem"]);
+    let message = Settings::resolve(global, serve, FileConfig::default())
+        .expect_err("no key")
+        .to_string();
+    assert_eq!(
+        message,
+        "invalid tls_cert (set by --tls-cert): needs tls_key too (the certificate's private key)"
+    );
+
+    let global = GlobalArgs {
+        config: Some("relay.toml".into()),
+        ..GlobalArgs::default()
+    };
+    let message = Settings::resolve(global, ServeArgs::default(), file("tls_key = \"k.pem\""))
+        .expect_err("no certificate")
+        .to_string();
+    assert_eq!(
+        message,
+        "invalid tls_key (set by relay.toml): needs tls_cert too (the certificate the key belongs to)"
+    );
 }
