@@ -47,3 +47,15 @@ pub(super) fn agent_author(agent: &AgentInfo) -> Author {
         name: agent.name.clone(),
     }
 }
+
+/// `by` handed the conversation to the agent `to_id`, named `to_name`.
+pub(super) fn transferred(by: &AgentInfo, to_id: &str, to_name: String) -> TimelineEvent {
+    TimelineEvent::Transferred {
+        by: agent_author(by),
+        to: Author {
+            kind: AuthorKind::Agent,
+            id: to_id.to_owned(),
+            name: to_name,
+        },
+    }
+}

@@ -27,7 +27,7 @@ use sqlx::{Postgres, Row};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::events::{agent_author, event_message};
+use super::events::{self, agent_author, event_message};
 use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
@@ -362,14 +362,7 @@ impl Store for PgStore {
             return Err(StoreError::NotFound("agent"));
         };
         assign(&mut tx, conversation_id, to_agent).await?;
-        let event = TimelineEvent::Transferred {
-            by: agent_author(by),
-            to: Author {
-                kind: AuthorKind::Agent,
-                id: to_agent.to_owned(),
-                name: to_name,
-            },
-        };
+        let event = events::transferred(by, to_agent, to_name);
         self.write_event(tx, conversation_id, state.last_seq, event)
             .await
     }

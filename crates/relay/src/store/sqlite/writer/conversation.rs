@@ -4,11 +4,11 @@
 //! from.
 
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary};
-use kefu_protocol::{Author, AuthorKind, ReadReceipt, Seq, TimelineEvent};
+use kefu_protocol::{AuthorKind, ReadReceipt, Seq, TimelineEvent};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-use super::super::super::events::agent_author;
+use super::super::super::events::{self, agent_author};
 use super::super::super::rows::{
     SUMMARY_SELECT, SummaryRow, count_from_sql, count_to_sql, seq_to_sql,
 };
@@ -132,14 +132,7 @@ pub(super) fn transfer(
     };
     let now = now_millis();
     assign(conn, conversation_id, to_agent, to_millis(now))?;
-    let event = TimelineEvent::Transferred {
-        by: agent_author(by),
-        to: Author {
-            kind: AuthorKind::Agent,
-            id: to_agent.to_owned(),
-            name: to_name,
-        },
-    };
+    let event = events::transferred(by, to_agent, to_name);
     event_change(conn, conversation_id, event, now)
 }
 
