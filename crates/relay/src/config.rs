@@ -135,6 +135,12 @@ pub struct Limits {
     pub frame_burst: u32,
     /// Time a new connection has to send its `hello`.
     pub hello_timeout: Duration,
+    /// TCP connections kept open in all; 0: the process's file-descriptor
+    /// limit less room for the relay's own files (admission.rs).
+    pub max_connections: usize,
+    /// TCP connections one IP address may hold open, whatever they carry:
+    /// counted at accept, so half-sent requests count.
+    pub sockets_per_ip: u32,
     /// Open WebSocket connections from one IP address.
     pub connections_per_ip: u32,
     /// New conversations one IP address may start per minute, and in a
@@ -167,6 +173,10 @@ impl Default for Limits {
             frames_per_second: 10,
             frame_burst: 30,
             hello_timeout: Duration::from_secs(10),
+            max_connections: 0,
+            // The three per-address budgets of `connections_per_ip` below,
+            // and room for page loads and polls beside them.
+            sockets_per_ip: 200,
             connections_per_ip: 50,
             new_conversations_per_minute: 20,
             max_waiting: 10_000,

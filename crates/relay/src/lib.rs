@@ -7,7 +7,7 @@
 //! what each module may import is `tests/relay/layers.rs`, which fails on
 //! an import from above.
 //!
-//! 1. Leaves, which import no other module:
+//! 1. Leaves, which import no other module (but [`telemetry`]):
 //!    - [`ids`]: connection ids, and the random ids of rows and sessions.
 //!    - [`telemetry`]: Prometheus metrics, fed plain numbers.
 //!    - [`systemd`]: readiness and watchdog notifications.
@@ -17,6 +17,9 @@
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
+//!    - [`admission`]: which accepted TCP connections are kept: a cap in
+//!      total (from the descriptor limit) and per client address, counted
+//!      before a byte is read. (Imports only [`telemetry`].)
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -36,6 +39,7 @@
 //! hub → other clients' outboxes; the sender's `ack` comes back from the store
 //! call. Nothing reaches anybody before it is durable.
 
+pub mod admission;
 pub mod auth;
 pub mod cluster;
 pub mod config;
@@ -51,6 +55,7 @@ pub mod transport;
 
 use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
@@ -59,6 +64,7 @@ use futures_util::future::BoxFuture;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use admission::{Admission, Admitted};
 use tls::{TlsListener, TlsServer};
 
 pub use config::{Config, Limits};
@@ -115,8 +121,12 @@ pub async fn run(
         )?),
         None => None,
     };
-    let (listener, starting) =
-        answer_while_starting(listener, tls.clone()).map_err(RelayError::Serve)?;
+    let admission = Admission::new(
+        max_connections(&config.limits),
+        config.limits.sockets_per_ip,
+    );
+    let (listener, starting) = answer_while_starting(listener, admission.clone(), tls.clone())
+        .map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
@@ -160,12 +170,18 @@ pub async fn run(
         tracing::info!("listening on {scheme}://{addr}");
     }
     systemd::ready();
-    let server = serve(listener, tls, transport::router(state), async move {
-        shutdown.await;
-        tracing::info!("shutting down: asking clients to reconnect");
-        systemd::stopping();
-        let _ = stopping_tx.send(true);
-    });
+    let server = serve(
+        listener,
+        admission,
+        tls,
+        transport::router(state),
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: asking clients to reconnect");
+            systemd::stopping();
+            let _ = stopping_tx.send(true);
+        },
+    );
     let served = bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
 
     // The router (and with it the last `alive` sender outside connections)
@@ -190,24 +206,41 @@ pub async fn run(
 /// get the peer's address as `ConnectInfo<SocketAddr>`.
 fn serve(
     listener: TcpListener,
+    admission: Arc<Admission>,
     tls: Option<TlsServer>,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> BoxFuture<'static, std::io::Result<()>> {
     let app = app.into_make_service_with_connect_info::<SocketAddr>();
-    let tcp = listener.tap_io(no_delay);
+    // Admitted before TLS: a refused connection costs no handshake.
+    let tcp = Admitted::new(listener.tap_io(no_delay), admission);
     match tls {
-        None => axum::serve(tcp, app)
+        // The outer `tap_io`s do nothing but are what let axum give
+        // handlers the address of a listener of our own.
+        None => axum::serve(tcp.tap_io(|_| {}), app)
             .with_graceful_shutdown(shutdown)
             .into_future()
             .boxed(),
-        // The outer `tap_io` does nothing but is what lets axum give
-        // handlers the address of a listener of our own.
         Some(tls) => axum::serve(TlsListener::new(tcp, tls).tap_io(|_| {}), app)
             .with_graceful_shutdown(shutdown)
             .into_future()
             .boxed(),
     }
+}
+
+/// The total connection cap: as configured, or from the file-descriptor
+/// limit.
+fn max_connections(limits: &Limits) -> usize {
+    if limits.max_connections > 0 {
+        return limits.max_connections;
+    }
+    // 1024 is the usual soft limit where none can be read.
+    let max = admission::max_connections_for(admission::fd_limit().unwrap_or(1024));
+    tracing::info!(
+        max,
+        "connections allowed in all (from the file-descriptor limit)"
+    );
+    max
 }
 
 /// Chat frames are small and often come in bursts (a batch of commits
@@ -275,6 +308,7 @@ impl Starting {
 
 fn answer_while_starting(
     listener: TcpListener,
+    admission: Arc<Admission>,
     tls: Option<TlsServer>,
 ) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
@@ -294,7 +328,7 @@ fn answer_while_starting(
         let stopped = async move {
             let _ = stopped.await;
         };
-        if let Err(error) = serve(stand_in, tls, router, stopped).await {
+        if let Err(error) = serve(stand_in, admission, tls, router, stopped).await {
             tracing::warn!(%error, "the start-up health server failed");
         }
     });

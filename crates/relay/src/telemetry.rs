@@ -27,6 +27,7 @@ pub const FANOUT_SECONDS: &str = "kefu_fanout_seconds";
 pub const CONVERSATIONS_WAITING: &str = "kefu_conversations_waiting";
 pub const AGENTS_ONLINE: &str = "kefu_agents_online";
 pub const SLOW_CLIENTS: &str = "kefu_slow_clients_total";
+pub const CONNECTIONS_REFUSED: &str = "kefu_connections_refused_total";
 
 /// From half a millisecond (a commit on a fast disk) to seconds (a stall).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -122,6 +123,10 @@ fn describe() {
         SLOW_CLIENTS,
         "Connections told to resync for being too slow, by the bound they passed (wait or bytes)."
     );
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "TCP connections closed at accept, by the budget they passed (address or total)."
+    );
 }
 
 /// How a client's frames travel.
@@ -193,6 +198,13 @@ pub fn fanned_out(message_at: OffsetDateTime) {
 /// (`bytes`).
 pub fn slow_client(reason: &'static str) {
     counter!(SLOW_CLIENTS, "reason" => reason).increment(1);
+}
+
+/// A TCP connection was closed as soon as it was accepted: its address had
+/// its share of connections open (`reason` `address`), or the relay had as
+/// many as it may (`total`).
+pub fn connection_refused(reason: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }
 
 /// The hub's gauges, refreshed just before a scrape renders them.

@@ -80,6 +80,12 @@ settings! {
         /// Seconds a new connection has to say hello.
         hello_timeout: f64 => relay.limits.hello_timeout, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// TCP connections the relay keeps open in all, of any kind; 0: its
+        /// file-descriptor limit less room for its own files.
+        max_connections: usize => relay.limits.max_connections, Serve, any, same;
+        /// TCP connections one IP address may hold open, of any kind
+        /// (half-sent requests included).
+        sockets_per_ip: u32 => relay.limits.sockets_per_ip, Serve, |count| at_least(count, 1), same;
         /// Open connections allowed from one IP address.
         connections_per_ip: u32 => relay.limits.connections_per_ip, Serve,
             |count| at_least(count, 1), same;

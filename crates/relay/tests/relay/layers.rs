@@ -12,6 +12,7 @@ const LAYERS: Table<'static> = &[
     ("frame", &[]),
     ("cluster", &[]),
     ("tls", &[]),
+    ("admission", &["telemetry"]),
     ("config", &["cluster"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),

@@ -2,6 +2,7 @@
 //! (and PostgreSQL databases where a server answers), set up with
 //! `kefu_testkit`.
 
+mod admission;
 mod browser;
 mod chat;
 mod cluster;

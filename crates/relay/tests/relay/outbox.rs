@@ -74,12 +74,13 @@ async fn open_conversation(relay: &TestRelay, n: usize) -> (String, Client<Visit
 }
 
 /// The default outbound limits, as shipped; only the per-address limits
-/// (connections, new conversations) are raised: in the test a thousand
+/// (connections, sockets, new conversations) are raised: in the test a thousand
 /// visitors share one address, on a site they would not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_reads_slowly_stays_connected_through_a_burst_of_new_conversations() {
     let relay = TestRelay::with_config(|config| {
         config.limits.connections_per_ip = 2 * CONVERSATIONS as u32;
+        config.limits.sockets_per_ip = 2 * CONVERSATIONS as u32;
         config.limits.new_conversations_per_minute = 2 * CONVERSATIONS as u32;
     })
     .await;

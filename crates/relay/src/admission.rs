@@ -1,0 +1,252 @@
+//! Which accepted TCP connections the relay keeps.
+//!
+//! Counted when a connection is accepted, before a byte of it is read: a
+//! half-sent request holds a socket, a file descriptor, as surely as a chat
+//! does, and 20,000 of them from one host once filled the relay's
+//! descriptors, after which nobody — `/healthz` included — got an answer.
+//! Two budgets:
+//! - in total, below the process's file-descriptor limit, with room left
+//!   for the database, logs and listeners ([`max_connections_for`]): past
+//!   it the relay would fail every `accept` instead;
+//! - per client address, so that one host cannot take the others' share.
+//!
+//! Past either, the socket is closed at once — before TLS, before HTTP —
+//! counted in `kefu_connections_refused_total` and logged at most once per
+//! [`LOG_EVERY`], with how many were refused since. What a connection may
+//! then do (WebSockets, long-poll sessions) is budgeted again by role, in
+//! the transport.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::serve::Listener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::telemetry;
+
+/// Descriptors kept for what is not a client: the database and its WAL,
+/// the checkpointer's and readers' connections, logs, the listeners.
+const RESERVED_FDS: u64 = 64;
+/// Refusals are logged at most this often: a flood must not flood the log.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// The total cap for a process allowed `fd_limit` open descriptors.
+pub fn max_connections_for(fd_limit: u64) -> usize {
+    usize::try_from(fd_limit.saturating_sub(RESERVED_FDS).max(16)).unwrap_or(usize::MAX)
+}
+
+/// The process's soft limit on open descriptors, from `/proc/self/limits`
+/// (no `unsafe` for `getrlimit`); `None` where that cannot be read.
+pub fn fd_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The budgets, shared by every listener of the relay.
+pub struct Admission {
+    max_total: usize,
+    max_per_address: u32,
+    /// Locked only to count, never across an `.await`.
+    open: Mutex<Open>,
+}
+
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_address: HashMap<IpAddr, u32>,
+    refused_unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl Admission {
+    pub fn new(max_total: usize, max_per_address: u32) -> Arc<Admission> {
+        Arc::new(Admission {
+            max_total,
+            max_per_address,
+            open: Mutex::default(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A ticket for a connection from `ip`, if both budgets have room.
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
+        let mut open = self.lock();
+        let from_address = open.by_address.get(&ip).copied().unwrap_or(0);
+        let refused = if open.total >= self.max_total {
+            Some("total")
+        } else if from_address >= self.max_per_address {
+            Some("address")
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            telemetry::connection_refused(reason);
+            open.refused_unlogged += 1;
+            let now = Instant::now();
+            if open.logged_at.is_none_or(|at| now - at >= LOG_EVERY) {
+                tracing::warn!(
+                    %ip,
+                    reason,
+                    refused = open.refused_unlogged,
+                    "connections refused at accept (counted since the last such line)"
+                );
+                open.refused_unlogged = 0;
+                open.logged_at = Some(now);
+            }
+            return None;
+        }
+        open.total += 1;
+        open.by_address.insert(ip, from_address + 1);
+        Some(Ticket {
+            ip,
+            admission: self.clone(),
+        })
+    }
+}
+
+/// One admitted connection; dropping it gives its place back.
+struct Ticket {
+    ip: IpAddr,
+    admission: Arc<Admission>,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut open = self.admission.lock();
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_address.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.by_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A listener that keeps only the connections [`Admission`] admits.
+pub struct Admitted<L> {
+    inner: L,
+    admission: Arc<Admission>,
+}
+
+impl<L> Admitted<L> {
+    pub fn new(inner: L, admission: Arc<Admission>) -> Self {
+        Admitted { inner, admission }
+    }
+}
+
+impl<L> Listener for Admitted<L>
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    type Io = Counted<L::Io>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        loop {
+            let (io, addr) = self.inner.accept().await;
+            if let Some(ticket) = self.admission.admit(addr.ip()) {
+                return (
+                    Counted {
+                        io,
+                        _ticket: ticket,
+                    },
+                    addr,
+                );
+            }
+            // Dropping `io` closes the socket.
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// An admitted connection: the socket, and its place in the budgets for as
+/// long as it is open.
+pub struct Counted<Io> {
+    io: Io,
+    _ticket: Ticket,
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for Counted<Io> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_budgets_hold_and_a_closed_connection_gives_its_place_back() {
+        let admission = Admission::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let c: IpAddr = "10.0.0.3".parse().expect("ip");
+        let first = admission.admit(a).expect("first from a");
+        let _second = admission.admit(a).expect("second from a");
+        assert!(admission.admit(a).is_none(), "a's share is used up");
+        let _from_b = admission.admit(b).expect("b has its own share");
+        assert!(admission.admit(c).is_none(), "three in total");
+        drop(first);
+        assert!(admission.admit(c).is_some(), "a place was given back");
+    }
+
+    #[test]
+    fn the_total_leaves_room_for_the_relays_own_files() {
+        assert_eq!(max_connections_for(65_536), 65_472);
+        assert_eq!(max_connections_for(10), 16, "never nothing");
+        assert!(
+            fd_limit().is_some_and(|limit| limit > 0),
+            "readable on Linux"
+        );
+    }
+}
