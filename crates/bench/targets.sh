@@ -51,7 +51,7 @@ start_relay() {
     done
     KEFU_LOG=warn "$BIN/kefu-relay" --database "$db" serve --listen "127.0.0.1:$PORT" \
         --frames-per-second 100000 --frame-burst 100000 \
-        --connections-per-ip 100000 --new-conversations-per-minute 100000 &
+        --connections-per-ip 100000 --sockets-per-ip 100000 --new-conversations-per-minute 100000 &
     relay_pid=$!
     # Ready, not merely listening: while the store opens, the relay answers
     # every request 503, which the bench would count as failed connections.
