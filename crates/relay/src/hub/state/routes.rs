@@ -22,6 +22,10 @@ const MAX_WATCHED: usize = 256;
 pub(super) struct Routes {
     /// Waiting and active conversations, as last committed.
     conversations: HashMap<String, ConversationSummary>,
+    /// How many of `conversations` wait. Counted as they change rather than
+    /// on each ask: every visitor's first message asks (the waiting cap),
+    /// and a flood must not cost the hub task a pass over all of them.
+    waiting: usize,
     conversation_of_visitor: HashMap<String, String>,
     /// Per agent connection that opened any, the conversations it follows
     /// beyond those it sees anyway, oldest first.
@@ -38,6 +42,7 @@ impl Routes {
         visitor_online: bool,
     ) -> (ConversationSummary, Option<ConversationSummary>) {
         summary.visitor.online = visitor_online;
+        let is_waiting = |s: &ConversationSummary| s.status == ConversationStatus::Waiting;
         let before = if summary.status == ConversationStatus::Resolved {
             self.conversation_of_visitor.remove(&summary.visitor.id);
             self.conversations.remove(&summary.id)
@@ -47,6 +52,12 @@ impl Routes {
             self.conversations
                 .insert(summary.id.clone(), summary.clone())
         };
+        if before.as_ref().is_some_and(is_waiting) {
+            self.waiting -= 1;
+        }
+        if is_waiting(&summary) {
+            self.waiting += 1;
+        }
         (summary, before)
     }
 
@@ -55,6 +66,7 @@ impl Routes {
     pub(super) fn forget_conversations(&mut self) {
         self.conversations.clear();
         self.conversation_of_visitor.clear();
+        self.waiting = 0;
     }
 
     pub(super) fn conversation(&self, conversation_id: &str) -> Option<&ConversationSummary> {
@@ -91,9 +103,7 @@ impl Routes {
 
     /// Conversations waiting for an agent.
     pub(super) fn waiting(&self) -> usize {
-        (self.conversations.values())
-            .filter(|c| c.status == ConversationStatus::Waiting)
-            .count()
+        self.waiting
     }
 
     /// Whether agent `agent_id`'s connection `conn` follows a conversation:
@@ -214,6 +224,34 @@ mod tests {
         let last = summary(&format!("k{MAX_WATCHED}"), ConversationStatus::Active, None);
         assert!(!routes.sees(bob, "bob", &first), "the oldest is forgotten");
         assert!(routes.sees(bob, "bob", &last));
+    }
+
+    #[test]
+    fn the_waiting_count_follows_every_change() {
+        let mut routes = Routes::default();
+        let count = |routes: &Routes| {
+            let counted = routes
+                .open()
+                .iter()
+                .filter(|c| c.status == ConversationStatus::Waiting)
+                .count();
+            assert_eq!(routes.waiting(), counted, "kept count = recount");
+            counted
+        };
+        routes.remember(summary("k1", ConversationStatus::Waiting, None), false);
+        routes.remember(summary("k2", ConversationStatus::Waiting, None), false);
+        routes.remember(summary("k1", ConversationStatus::Waiting, None), false);
+        assert_eq!(count(&routes), 2, "an update of a waiting one");
+        routes.remember(summary("k1", ConversationStatus::Active, Some("a")), false);
+        assert_eq!(count(&routes), 1, "claimed");
+        routes.remember(summary("k2", ConversationStatus::Resolved, None), false);
+        assert_eq!(count(&routes), 0, "resolved");
+        routes.remember(summary("k3", ConversationStatus::Resolved, None), false);
+        assert_eq!(count(&routes), 0, "resolved before it was seen");
+        routes.remember(summary("k2", ConversationStatus::Waiting, None), false);
+        assert_eq!(count(&routes), 1, "reopened");
+        routes.forget_conversations();
+        assert_eq!(count(&routes), 0);
     }
 
     #[test]
