@@ -53,7 +53,7 @@ pub fn fd_limit() -> Option<u64> {
 /// The budgets, shared by every listener of the relay.
 pub struct Admission {
     max_total: usize,
-    max_per_address: u32,
+    per_address: IpLimiter,
     /// Locked only to count, never across an `.await`.
     open: Mutex<Open>,
 }
@@ -61,7 +61,6 @@ pub struct Admission {
 #[derive(Default)]
 struct Open {
     total: usize,
-    by_address: HashMap<IpAddr, u32>,
     refused_unlogged: u64,
     logged_at: Option<Instant>,
 }
@@ -70,7 +69,7 @@ impl Admission {
     pub fn new(max_total: usize, max_per_address: u32) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
-            max_per_address,
+            per_address: IpLimiter::new(max_per_address),
             open: Mutex::default(),
         })
     }
@@ -82,42 +81,37 @@ impl Admission {
     /// A ticket for a connection from `ip`, if both budgets have room.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut open = self.lock();
-        let from_address = open.by_address.get(&ip).copied().unwrap_or(0);
-        let refused = if open.total >= self.max_total {
-            Some("total")
-        } else if from_address >= self.max_per_address {
-            Some("address")
+        let reason = if open.total >= self.max_total {
+            "total"
+        } else if let Some(permit) = self.per_address.acquire(ip) {
+            open.total += 1;
+            return Some(Ticket {
+                _permit: permit,
+                admission: self.clone(),
+            });
         } else {
-            None
+            "address"
         };
-        if let Some(reason) = refused {
-            telemetry::connection_refused(reason);
-            open.refused_unlogged += 1;
-            let now = Instant::now();
-            if open.logged_at.is_none_or(|at| now - at >= LOG_EVERY) {
-                tracing::warn!(
-                    %ip,
-                    reason,
-                    refused = open.refused_unlogged,
-                    "connections refused at accept (counted since the last such line)"
-                );
-                open.refused_unlogged = 0;
-                open.logged_at = Some(now);
-            }
-            return None;
+        telemetry::connection_refused(reason);
+        open.refused_unlogged += 1;
+        let now = Instant::now();
+        if open.logged_at.is_none_or(|at| now - at >= LOG_EVERY) {
+            tracing::warn!(
+                %ip,
+                reason,
+                refused = open.refused_unlogged,
+                "connections refused at accept (counted since the last such line)"
+            );
+            open.refused_unlogged = 0;
+            open.logged_at = Some(now);
         }
-        open.total += 1;
-        open.by_address.insert(ip, from_address + 1);
-        Some(Ticket {
-            ip,
-            admission: self.clone(),
-        })
+        None
     }
 }
 
-/// One admitted connection; dropping it gives its place back.
+/// One admitted connection; dropping it gives its places back.
 struct Ticket {
-    ip: IpAddr,
+    _permit: IpPermit,
     admission: Arc<Admission>,
 }
 
@@ -125,10 +119,53 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         let mut open = self.admission.lock();
         open.total = open.total.saturating_sub(1);
-        if let Some(count) = open.by_address.get_mut(&self.ip) {
+    }
+}
+
+/// Counts open connections per IP: the per-address budget here, and the
+/// transport's per-role ones. The lock is held only to bump a counter,
+/// never across an `.await`.
+#[derive(Clone)]
+pub struct IpLimiter {
+    max_per_ip: u32,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+/// One counted connection; dropping it frees the slot.
+pub struct IpPermit {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
+}
+
+impl IpLimiter {
+    pub fn new(max_per_ip: u32) -> Self {
+        IpLimiter {
+            max_per_ip,
+            open: Arc::default(),
+        }
+    }
+
+    pub fn acquire(&self, ip: IpAddr) -> Option<IpPermit> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max_per_ip {
+            return None;
+        }
+        *count += 1;
+        Some(IpPermit {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+impl Drop for IpPermit {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
-                open.by_address.remove(&self.ip);
+                open.remove(&self.ip);
             }
         }
     }
@@ -248,5 +285,18 @@ mod tests {
             fd_limit().is_some_and(|limit| limit > 0),
             "readable on Linux"
         );
+    }
+
+    #[test]
+    fn permits_are_counted_per_ip_and_released_on_drop() {
+        let limiter = IpLimiter::new(2);
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        let first = limiter.acquire(a).expect("first");
+        let _second = limiter.acquire(a).expect("second");
+        assert!(limiter.acquire(a).is_none(), "third from the same IP");
+        assert!(limiter.acquire(b).is_some(), "another IP is not affected");
+        drop(first);
+        assert!(limiter.acquire(a).is_some(), "a freed slot can be reused");
     }
 }

@@ -40,9 +40,9 @@ use crate::ids::ConnId;
 use crate::store::Store;
 use crate::telemetry::{OpenConnection, Transport};
 
+use crate::admission::IpPermit;
 use errors::error_response;
-pub use limits::IpLimiter;
-use limits::{AddressBudgets, IpPermit, NewConversations};
+use limits::{AddressBudgets, NewConversations};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into

@@ -20,7 +20,7 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::limits::IpPermit;
+use crate::admission::IpPermit;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};

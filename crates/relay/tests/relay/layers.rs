@@ -22,6 +22,7 @@ const LAYERS: Table<'static> = &[
         &[
             "ids",
             "telemetry",
+            "admission",
             "auth",
             "frame",
             "config",

@@ -33,8 +33,9 @@ use tokio::time::Instant;
 
 use super::super::AppState;
 use super::super::errors::{error_response, rejected};
-use super::super::limits::{IpPermit, frame_limiter, long_poll_outbox};
+use super::super::limits::{frame_limiter, long_poll_outbox};
 use super::{Peer, VisitorCore};
+use crate::admission::IpPermit;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
 use crate::ids::ConnId;
