@@ -21,7 +21,7 @@ fn assert_latency_counted(name: &str, latency: &Percentiles, delivered: u64) {
 }
 
 /// Everything sent was acked and delivered exactly once, both ways.
-fn assert_clean(report: &Report) {
+pub fn assert_clean(report: &Report) {
     for (name, tally) in [
         ("to agent", &report.to_agent),
         ("to visitor", &report.to_visitor),
@@ -152,7 +152,7 @@ fn args(config: &kefu_bench::Config, extra: &[&str]) -> (Vec<String>, Vec<String
     };
     let mut args: Vec<String> = vec![
         "--relay".into(),
-        config.target.ws_url(""),
+        config.relays.for_agent(0).ws_url(""),
         "--agents".into(),
         chat.tokens.len().to_string(),
         "--visitors".into(),
