@@ -156,7 +156,7 @@ impl PgStore {
         self.insert_event(&mut tx, conversation_id, seq, event, None)
             .await?;
         let summary = require_summary(&mut tx, conversation_id).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(summary)
     }
 }
@@ -184,7 +184,7 @@ impl Store for PgStore {
         }
         let now = now_millis();
         let now_ms = to_millis(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         upsert_visitor(&mut tx, &send.visitor_id, &send.details, now_ms).await?;
         sqlx::query(
             "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
@@ -252,7 +252,7 @@ impl Store for PgStore {
                 .await;
         };
         bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(message)
     }
 
@@ -267,7 +267,7 @@ impl Store for PgStore {
         {
             return Ok(original);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, &send.conversation_id).await?;
         // A reply that takes the conversation records no `claimed` event:
         // the reply itself shows who took it.
@@ -323,7 +323,7 @@ impl Store for PgStore {
                 .await;
         };
         bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(message)
     }
 
@@ -332,7 +332,7 @@ impl Store for PgStore {
         conversation_id: &str,
         agent: &AgentInfo,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         if rules::claim(&state, agent)? == Decision::Unchanged {
             return require_summary(&mut tx, conversation_id).await;
@@ -350,7 +350,7 @@ impl Store for PgStore {
         by: &AgentInfo,
         to_agent: &str,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         rules::transfer(&state, by)?;
         let target: Option<String> =
@@ -372,7 +372,7 @@ impl Store for PgStore {
         conversation_id: &str,
         by: &AgentInfo,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         if rules::resolve(&state, by)? == Decision::Unchanged {
             return require_summary(&mut tx, conversation_id).await;
@@ -397,7 +397,7 @@ impl Store for PgStore {
         reader: Reader<'_>,
         up_to_seq: Seq,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         let up_to = up_to_seq.min(state.last_seq);
         let change = match reader {
@@ -459,7 +459,7 @@ impl Store for PgStore {
             }
         };
         bus::notify(&mut tx, &change).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(())
     }
 
@@ -468,7 +468,7 @@ impl Store for PgStore {
         visitor_id: &str,
         details: VisitorDetails,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let Some(conversation_id): Option<String> =
             sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
                 .bind(visitor_id)
@@ -484,7 +484,7 @@ impl Store for PgStore {
         if before.visitor != after.visitor {
             bus::notify_summary(&mut tx, &conversation_id).await?;
         }
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(())
     }
 
