@@ -123,8 +123,9 @@ impl PgStore {
     }
 
     /// Stores `event`, which the transaction so far made happen, as message
-    /// `seq` (moving `last_seq` is the caller's), and tells the cluster.
-    /// `origin` as for a message (see `Change::Message`).
+    /// `seq` (moving `last_seq` is the caller's), and tells the cluster;
+    /// the conversation's summary as it now is. `origin` as for a message
+    /// (see `Change::Message`).
     async fn insert_event(
         &self,
         tx: &mut Tx,
@@ -132,10 +133,23 @@ impl PgStore {
         seq: Seq,
         event: TimelineEvent,
         origin: Option<ConnId>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ConversationSummary, StoreError> {
         let message = event_message(conversation_id, seq, event, now_millis());
         insert_row(tx, &message).await?;
-        bus::notify_message(tx, &self.node, &message, origin).await
+        self.notify_message(tx, &message, origin).await
+    }
+
+    /// Tells the cluster of `message`, with its conversation's summary as
+    /// this transaction leaves it, which it also returns.
+    async fn notify_message(
+        &self,
+        tx: &mut Tx,
+        message: &Message,
+        origin: Option<ConnId>,
+    ) -> Result<ConversationSummary, StoreError> {
+        let summary = require_summary(tx, &message.conversation_id).await?;
+        bus::notify_message(tx, &self.node, message, summary.clone(), origin).await?;
+        Ok(summary)
     }
 
     /// Records `event` after the conversation's `last_seq` and commits the
@@ -153,9 +167,9 @@ impl PgStore {
             .bind(seq_to_sql(seq))
             .execute(&mut *tx)
             .await?;
-        self.insert_event(&mut tx, conversation_id, seq, event, None)
+        let summary = self
+            .insert_event(&mut tx, conversation_id, seq, event, None)
             .await?;
-        let summary = require_summary(&mut tx, conversation_id).await?;
         writes::commit(tx).await?;
         Ok(summary)
     }
@@ -251,7 +265,7 @@ impl Store for PgStore {
                 .original(AuthorKind::Visitor, &send.visitor_id, &send.client_id)
                 .await;
         };
-        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
+        self.notify_message(&mut tx, &message, send.origin).await?;
         writes::commit(tx).await?;
         Ok(message)
     }
@@ -322,7 +336,7 @@ impl Store for PgStore {
                 .original(AuthorKind::Agent, &send.agent.id, &send.client_id)
                 .await;
         };
-        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
+        self.notify_message(&mut tx, &message, send.origin).await?;
         writes::commit(tx).await?;
         Ok(message)
     }
