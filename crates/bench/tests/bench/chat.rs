@@ -21,7 +21,7 @@ fn assert_latency_counted(name: &str, latency: &Percentiles, delivered: u64) {
 }
 
 /// Everything sent was acked and delivered exactly once, both ways.
-pub fn assert_clean(report: &Report) {
+fn assert_clean(report: &Report) {
     for (name, tally) in [
         ("to agent", &report.to_agent),
         ("to visitor", &report.to_visitor),
@@ -35,6 +35,19 @@ pub fn assert_clean(report: &Report) {
     assert!(report.passed);
     assert!(report.errors.is_empty(), "errors: {:?}", report.errors);
     assert!(report.dropped.is_empty(), "dropped: {:?}", report.dropped);
+}
+
+/// Every connection up, nothing lost, and every visitor message answered.
+pub fn assert_all_answered(report: &Report, visitors: u32, agents: u32) {
+    assert_eq!(
+        (report.visitors.established, report.agents.established),
+        (visitors, agents)
+    );
+    assert_clean(report);
+    assert_eq!(
+        report.to_visitor.delivered, report.to_agent.delivered,
+        "every visitor message answered"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@
 use kefu_bench::config::Relays;
 use kefu_testkit::TestDatabase;
 
-use crate::chat::assert_clean;
+use crate::chat::assert_all_answered;
 use crate::support::{TestRelay, chat_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,15 +19,7 @@ async fn a_run_over_two_relays_of_a_cluster_crosses_nodes_without_loss() {
     config.relays =
         Relays::new(vec![first.target.clone(), second.target.clone()]).expect("two relays");
     let report = kefu_bench::run(&config).await.expect("run");
-    assert_eq!(
-        (report.visitors.established, report.agents.established),
-        (6, 2)
-    );
-    assert_clean(&report);
-    assert_eq!(
-        report.to_visitor.delivered, report.to_agent.delivered,
-        "every visitor message answered across the cluster"
-    );
+    assert_all_answered(&report, 6, 2);
     first.stop().await;
     second.stop().await;
     database.drop_database().await;

@@ -3,7 +3,7 @@
 
 use kefu_bench::config::Target;
 
-use crate::chat::assert_clean;
+use crate::chat::assert_all_answered;
 use crate::support::chat_config;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -18,14 +18,6 @@ async fn a_chat_run_against_the_reference_relay_loses_nothing() {
     let report = kefu_bench::run(&chat_config(&target, tokens, 6, 60.0))
         .await
         .expect("run");
-    assert_eq!(
-        (report.visitors.established, report.agents.established),
-        (6, 2)
-    );
-    assert_clean(&report);
-    assert_eq!(
-        report.to_visitor.delivered, report.to_agent.delivered,
-        "every visitor message answered"
-    );
+    assert_all_answered(&report, 6, 2);
     relay.abort();
 }
