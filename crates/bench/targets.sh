@@ -4,11 +4,15 @@
 #
 #   cargo build --release -p kefu-relay -p kefu-bench
 #   crates/bench/targets.sh [idle|latency|throughput|longpoll|all]
+#   crates/bench/targets.sh [symmetric|burst|cluster]
 #   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
 #
-# Each run gets a fresh relay with a fresh SQLite file and raised
-# per-connection limits. Reports go to $OUT (default ./bench-results), the
-# JSON line of each run to $OUT/NAME.json. Every run is bounded in time.
+# Each run gets a fresh relay with a fresh SQLite file (cluster: a fresh
+# PostgreSQL database) at the relay's default settings except the
+# per-connection frame rate and the per-IP limits, which a load generator on
+# a few loopback addresses would hit at once. Reports go to $OUT (default
+# ./bench-results), the JSON line of each run to $OUT/NAME.json. Every run
+# is bounded in time.
 set -euo pipefail
 
 BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
@@ -19,19 +23,31 @@ DURATION=${DURATION:-30s}
 # runs' spread says more.
 RUNS=${RUNS:-1}
 WARMUP=${WARMUP:-5s}
-RELAY_URL=ws://127.0.0.1:$PORT
+# The reference relay (kefu-reference-relay), run after kefu with the same
+# bench arguments so that each run has its ceiling on the same machine.
+REF_PORT=${REF_PORT:-18090}
+# The PostgreSQL server for cluster runs; each run makes its own database.
+PG=${PG:-postgres://postgres@127.0.0.1:5432}
+relay_urls=
 mkdir -p "$OUT"
 # One relay (or bench) process may hold at most 20,000 open files here.
 ulimit -n 20000
 
 relay_pid=
+relay_pids=()
 work=
+pg_database=
 
 stop_relay() {
-    if [ -n "$relay_pid" ]; then
-        kill "$relay_pid" 2>/dev/null || true
-        wait "$relay_pid" 2>/dev/null || true
-        relay_pid=
+    for pid in "${relay_pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    relay_pids=()
+    relay_pid=
+    if [ -n "$pg_database" ]; then
+        psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $pg_database WITH (FORCE)" || true
+        pg_database=
     fi
     if [ -n "$work" ]; then
         rm -rf "$work"
@@ -40,28 +56,75 @@ stop_relay() {
 }
 trap stop_relay EXIT
 
-# start_relay AGENTS: a fresh relay with AGENTS agent accounts, their tokens
-# in $work/tokens.
-start_relay() {
-    work=$(mktemp -d)
-    local db="sqlite://$work/kefu.db"
+# add_agents DATABASE COUNT: agent accounts, their tokens in $work/tokens.
+add_agents() {
     : > "$work/tokens"
-    for i in $(seq 1 "$1"); do
-        "$BIN/kefu-relay" --database "$db" agent add "bench-$i" 2>/dev/null >> "$work/tokens"
+    for i in $(seq 1 "$2"); do
+        "$BIN/kefu-relay" --database "$1" agent add "bench-$i" 2>/dev/null >> "$work/tokens"
     done
-    KEFU_LOG=warn "$BIN/kefu-relay" --database "$db" serve --listen "127.0.0.1:$PORT" \
+}
+
+# launch_relay DATABASE PORT: one relay on DATABASE, added to relay_urls
+# once ready. The raised limits are per connection (frames per second and
+# burst) and per IP address (connections, sockets, new conversations a
+# minute); everything else, the outbound queue included, is the default.
+launch_relay() {
+    KEFU_LOG=warn "$BIN/kefu-relay" --database "$1" serve --listen "127.0.0.1:$2" \
         --frames-per-second 100000 --frame-burst 100000 \
         --connections-per-ip 100000 --sockets-per-ip 100000 --new-conversations-per-minute 100000 &
-    relay_pid=$!
+    relay_pids+=($!)
+    relay_pid=${relay_pids[0]}
     # Ready, not merely listening: while the store opens, the relay answers
     # every request 503, which the bench would count as failed connections.
     for _ in $(seq 1 100); do
-        if curl -sf -o /dev/null "http://127.0.0.1:$PORT/readyz"; then
+        if curl -sf -o /dev/null "http://127.0.0.1:$2/readyz"; then
+            relay_urls=${relay_urls:+$relay_urls,}ws://127.0.0.1:$2
             return
         fi
         sleep 0.1
     done
     echo "the relay did not start" >&2
+    exit 1
+}
+
+# start_relay AGENTS: a fresh relay on a fresh SQLite file with AGENTS agent
+# accounts, their tokens in $work/tokens.
+start_relay() {
+    work=$(mktemp -d)
+    relay_urls=
+    local db="sqlite://$work/kefu.db"
+    add_agents "$db" "$1"
+    launch_relay "$db" "$PORT"
+}
+
+# start_cluster AGENTS RELAYS: RELAYS relays on one fresh PostgreSQL
+# database, on PORT, PORT+1…
+start_cluster() {
+    work=$(mktemp -d)
+    relay_urls=
+    pg_database=kefu_bench_$$_$RANDOM
+    psql -q "$PG/postgres" -c "CREATE DATABASE $pg_database"
+    add_agents "$PG/$pg_database" "$1"
+    for i in $(seq 0 $(($2 - 1))); do
+        launch_relay "$PG/$pg_database" $((PORT + i))
+    done
+}
+
+# start_reference AGENTS: the reference relay, with AGENTS made-up tokens
+# (it signs any token in).
+start_reference() {
+    work=$(mktemp -d)
+    seq -f "reference-%g" 1 "$1" > "$work/tokens"
+    "$BIN/kefu-reference-relay" --listen "127.0.0.1:$REF_PORT" > /dev/null &
+    relay_pids+=($!)
+    relay_urls=ws://127.0.0.1:$REF_PORT
+    for _ in $(seq 1 100); do
+        if (exec 3<> "/dev/tcp/127.0.0.1/$REF_PORT") 2>/dev/null; then
+            return
+        fi
+        sleep 0.1
+    done
+    echo "the reference relay did not start" >&2
     exit 1
 }
 
@@ -71,7 +134,7 @@ bench() {
     shift
     echo "== $name: kefu-bench $*" | tee "$OUT/$name.txt"
     local status=0
-    "$BIN/kefu-bench" --relay "$RELAY_URL" --json "$@" >> "$OUT/$name.txt" || status=$?
+    "$BIN/kefu-bench" --relay "$relay_urls" --json "$@" >> "$OUT/$name.txt" || status=$?
     tail -n 1 "$OUT/$name.txt" > "$OUT/$name.json"
     sed '$d' "$OUT/$name.txt" | tail -n +2
     echo "   exit status $status"
@@ -110,6 +173,64 @@ longpoll() {
     stop_relay
 }
 
+# Symmetric runs: every visitor message answered, so kefu makes two durable
+# writes per visitor message; 4 agents carry 250 conversations each.
+symmetric_args() {
+    echo --tokens-file "$work/tokens" --agents 4 --visitors 1000 --rate "${RATE:-10000}" \
+        --duration "$DURATION" --warmup "$WARMUP" --reply-every 1 --drain 30s
+}
+
+# compare NAME: kefu's figures next to the reference relay's, and their
+# ratio (kefu / reference: above 1 is slower for latencies, below 1 is
+# fewer messages for rates).
+compare() {
+    local kefu=$OUT/$1$run_suffix.json reference=$OUT/$1-reference$run_suffix.json
+    jq -rn --slurpfile k "$kefu" --slurpfile r "$reference" '
+        def row($name; f): [$name, ($k[0] | f), ($r[0] | f),
+            (if ($r[0] | f) > 0 then (($k[0] | f) / ($r[0] | f) * 100 | round / 100) else "-" end)];
+        (["", "kefu", "reference", "ratio"],
+         row("acked visitor msg/s"; .chat.visitor_acked_per_second | round),
+         row("visitor → agent p50 ms"; .latency_ms.visitor_to_agent.p50),
+         row("visitor → agent p99 ms"; .latency_ms.visitor_to_agent.p99),
+         row("agent → visitor p50 ms"; .latency_ms.agent_to_visitor.p50),
+         row("agent → visitor p99 ms"; .latency_ms.agent_to_visitor.p99),
+         row("lost"; .lost)) | @tsv' | column -t -s $'\t' | tee "$OUT/$1-ratio$run_suffix.txt"
+}
+
+symmetric() {
+    start_relay 4
+    # shellcheck disable=SC2046 # the arguments are words on purpose
+    bench symmetric $(symmetric_args)
+    stop_relay
+    start_reference 4
+    # shellcheck disable=SC2046
+    bench symmetric-reference $(symmetric_args)
+    stop_relay
+    compare symmetric
+}
+
+# A burst: 2,000 visitors open their conversations within 2 s (each sends
+# every 2 s at 1,000 msg/s) to 4 agents, every message answered; no agent
+# may be disconnected and nothing lost.
+burst() {
+    start_relay 4
+    bench burst --tokens-file "$work/tokens" --agents 4 --visitors 2000 --rate 1000 \
+        --duration "$DURATION" --reply-every 1 --drain 30s
+    jq -r '"agents established \(.agents.established) of \(.agents.wanted); connections dropped: \(.dropped)"' \
+        "$OUT/burst$run_suffix.json"
+    stop_relay
+}
+
+# RELAYS relays (default 2) on one PostgreSQL database, symmetric, visitors
+# and agents dealt so that every message crosses relays.
+cluster() {
+    local relays=${RELAYS:-2}
+    start_cluster 4 "$relays"
+    # shellcheck disable=SC2046
+    bench "cluster-$relays" $(symmetric_args)
+    stop_relay
+}
+
 # repeat TARGET: the target RUNS times, each run's files named NAME-i.
 run_suffix=
 repeat() {
@@ -120,7 +241,7 @@ repeat() {
 }
 
 case ${1:-all} in
-    idle | latency | throughput | longpoll) repeat "$1" ;;
+    idle | latency | throughput | longpoll | symmetric | burst | cluster) repeat "$1" ;;
     all) repeat idle; repeat latency; repeat throughput; repeat longpoll ;;
-    *) echo "usage: $0 [idle|latency|throughput|longpoll|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [idle|latency|throughput|longpoll|symmetric|burst|cluster|all]" >&2; exit 2 ;;
 esac

@@ -44,9 +44,10 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     let sources = Sources::new(config.source_addrs);
     let slots = u32::try_from(agents.len()).unwrap_or(u32::MAX);
     for (slot, global) in (0..).zip(&agents) {
-        let source = sources.for_connection(config.target.addr, *global);
+        let target = config.relays.for_agent(*global);
+        let source = sources.for_connection(target.addr, *global);
         let token = &chat.tokens[*global as usize];
-        match agent::connect(&config.target, source, token).await {
+        match agent::connect(target, source, token).await {
             Ok(ws) => {
                 recorder.connected(Side::Agent);
                 let duty = Duty {

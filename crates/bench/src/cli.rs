@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Chat, Config, Idle, Mode, Shard, Target, TargetError};
+use crate::config::{Chat, Config, Idle, Mode, NoRelay, Relays, Shard, Target, TargetError};
 
 /// Drives a kefu relay with visitors and agents speaking protocol v1 and
 /// reports connections, throughput, end-to-end latency and a loss check
@@ -16,9 +16,12 @@ use crate::config::{Chat, Config, Idle, Mode, Shard, Target, TargetError};
 #[derive(Debug, Parser)]
 #[command(name = "kefu-bench", version)]
 pub struct Cli {
-    /// The relay, e.g. ws://127.0.0.1:8080.
-    #[arg(long)]
-    pub relay: String,
+    /// The relay, e.g. ws://127.0.0.1:8080; or several relays of one
+    /// cluster, comma-separated (or the flag repeated): visitors and agents
+    /// are dealt over them so that visitors and their agents sit on
+    /// different relays, and one loss check covers the whole cluster.
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub relay: Vec<String>,
     /// Visitor connections, across all shards.
     #[arg(long, default_value_t = 100)]
     pub visitors: u32,
@@ -84,6 +87,8 @@ pub struct Cli {
 pub enum CliError {
     #[error(transparent)]
     Target(#[from] TargetError),
+    #[error(transparent)]
+    NoRelay(#[from] NoRelay),
     #[error("cannot read agent tokens from {path}")]
     TokensFile {
         path: PathBuf,
@@ -137,7 +142,12 @@ impl Cli {
             })
         };
         Ok(Config {
-            target: Target::parse(&self.relay)?,
+            relays: Relays::new(
+                self.relay
+                    .iter()
+                    .map(|url| Target::parse(url))
+                    .collect::<Result<_, _>>()?,
+            )?,
             shard: self.shard,
             source_addrs: self.source_addrs,
             connect_concurrency: self.connect_concurrency,
@@ -242,6 +252,27 @@ mod tests {
         };
         assert_eq!(chat.tokens, ["t1", "t2"], "only as many as agents");
         assert_eq!(chat.rate, 50.0);
+    }
+
+    #[test]
+    fn several_relays_are_given_comma_separated_or_repeated() {
+        let argv = |relays: &[&str]| {
+            let mut argv = vec!["kefu-bench", "--idle"];
+            for relay in relays {
+                argv.extend(["--relay", relay]);
+            }
+            Cli::try_parse_from(argv)
+                .expect("valid arguments")
+                .into_config(None)
+                .expect("a config")
+        };
+        let listed = argv(&["ws://127.0.0.1:1,ws://127.0.0.1:2"]);
+        let repeated = argv(&["ws://127.0.0.1:1", "ws://127.0.0.1:2"]);
+        for config in [listed, repeated] {
+            assert_eq!(config.relays.len(), 2);
+            assert_eq!(config.relays.for_agent(1).addr.port(), 2);
+        }
+        assert!(Cli::try_parse_from(["kefu-bench", "--idle"]).is_err());
     }
 
     #[test]

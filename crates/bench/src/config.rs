@@ -9,7 +9,9 @@ use std::time::Duration;
 /// Everything a run needs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub target: Target,
+    /// The relay, or the relays of one cluster, that visitors and agents
+    /// are spread over.
+    pub relays: Relays,
     /// Which part of the run this process drives.
     pub shard: Shard,
     /// Loopback source addresses to spread client sockets over; 0 lets the
@@ -138,6 +140,58 @@ impl Target {
     }
 }
 
+/// One relay, or several relays sharing one database (a cluster).
+///
+/// Connections are dealt round-robin, visitors one step ahead of agents:
+/// agent `j` uses relay `j mod R`, visitor `v` relay `(v + 1) mod R`. In an
+/// unsharded run visitor `v` is answered by agent `v mod agents`, so with an even number of
+/// agents over two relays every visitor sits on the other relay than its
+/// agent and every message crosses nodes, the hard case for a cluster.
+#[derive(Debug, Clone)]
+pub struct Relays(Vec<Target>);
+
+#[derive(Debug, thiserror::Error)]
+#[error("at least one relay URL is needed")]
+pub struct NoRelay;
+
+impl Relays {
+    pub fn new(targets: Vec<Target>) -> Result<Relays, NoRelay> {
+        if targets.is_empty() {
+            return Err(NoRelay);
+        }
+        Ok(Relays(targets))
+    }
+
+    /// A single relay.
+    pub fn one(target: Target) -> Relays {
+        Relays(vec![target])
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never: [`Relays::new`] refuses an empty list.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The relay agent `global` signs in to.
+    pub fn for_agent(&self, global: u32) -> &Target {
+        self.pick(u64::from(global))
+    }
+
+    /// The relay visitor `global` connects to.
+    pub fn for_visitor(&self, global: u32) -> &Target {
+        self.pick(u64::from(global) + 1)
+    }
+
+    fn pick(&self, n: u64) -> &Target {
+        // The index is below len(), which is a usize.
+        &self.0[(n % self.0.len() as u64) as usize]
+    }
+}
+
 /// `I/N`: this process drives every N-th visitor and agent starting at I,
 /// and 1/N of the rate, so N processes together make one run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +270,27 @@ mod tests {
             assert!(bad.parse::<Shard>().is_err(), "{bad:?} accepted");
         }
         assert_eq!("0/1".parse::<Shard>().expect("valid"), Shard::WHOLE);
+    }
+
+    #[test]
+    fn visitors_and_agents_are_dealt_over_relays_so_that_they_meet_across_nodes() {
+        let relay = |port| Target::from_addr(SocketAddr::from(([127, 0, 0, 1], port)));
+        let relays = Relays::new(vec![relay(1), relay(2)]).expect("two relays");
+        let ports = |pick: &dyn Fn(u32) -> u16| (0..4).map(pick).collect::<Vec<_>>();
+        assert_eq!(ports(&|n| relays.for_agent(n).addr.port()), [1, 2, 1, 2]);
+        assert_eq!(ports(&|n| relays.for_visitor(n).addr.port()), [2, 1, 2, 1]);
+        // Visitor v is answered by agent v mod agents: with 4 agents, never
+        // on the visitor's own relay.
+        for visitor in 0..40 {
+            let agent = visitor % 4;
+            assert_ne!(
+                relays.for_visitor(visitor).addr,
+                relays.for_agent(agent).addr
+            );
+        }
+        let single = Relays::one(relay(7));
+        assert_eq!(single.for_visitor(3).addr, single.for_agent(3).addr);
+        assert!(Relays::new(Vec::new()).is_err());
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! 1. Leaves: [`config`]: what a run is asked to do ([`Config`]), including
 //!    the relay address and the `I/N` shard this process drives;
 //!    [`ledger`]: the loss check — every message sent, acked and delivered;
-//!    [`phase`]: where a run is, which every connection task watches.
+//!    [`phase`]: where a run is, which every connection task watches;
+//!    [`reference`]: the bare in-memory relay every run can be compared
+//!    with (`kefu-reference-relay`), apart from everything else here.
 //! 2. [`cli`]: the command line and agent tokens, turned into a [`Config`];
 //!    [`error`]: what can stop a run; [`report`]: the shared
 //!    [`report::Recorder`] (ledger, HDR histograms, error counts) and the
@@ -40,6 +42,7 @@ pub mod longpoll;
 pub mod net;
 pub mod phase;
 pub mod progress;
+pub mod reference;
 pub mod report;
 pub mod traffic;
 pub mod visitor;

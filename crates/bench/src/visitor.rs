@@ -62,7 +62,7 @@ pub fn spawn_all<F, Fut>(
     let sources = Sources::new(config.source_addrs);
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
     for global in config.shard.members(total) {
-        let target = config.target.clone();
+        let target = config.relays.for_visitor(global).clone();
         let source = sources.for_connection(target.addr, global);
         let side = if uses_longpoll(config.longpoll_share, global) {
             Side::LongPoll

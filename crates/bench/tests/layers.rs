@@ -5,6 +5,10 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("config", &[]),
     ("ledger", &[]),
     ("phase", &[]),
+    ("reference", &[]),
+    // src/bin: other binaries; they reach the library as `kefu_bench::`,
+    // like main.rs, never through `crate::`.
+    ("bin", &[]),
     ("cli", &["config"]),
     ("error", &["config"]),
     ("report", &["ledger"]),

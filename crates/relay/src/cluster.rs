@@ -2,9 +2,12 @@
 //!
 //! Two kinds of news travel between nodes on PostgreSQL `NOTIFY` channels:
 //! - [`ChangeRef`]s, sent inside the writing transaction, so a node hears of
-//!   a change exactly when it is committed. They only name the change (a
-//!   payload is limited to 8000 bytes); each node reads the rows itself and
-//!   feeds them to its hub like any other committed [`Change`].
+//!   a change exactly when it is committed. A new message travels whole
+//!   with its conversation's summary ([`Carried`]) when that fits in one
+//!   payload (limited to 8000 bytes), so no node reads it back; otherwise,
+//!   and for every other change, the reference names the change and each
+//!   node reads the rows itself. Either way the hub gets it like any other
+//!   committed [`Change`].
 //! - [`Envelope`]s of ephemeral [`ClusterEvent`]s — typing, presence,
 //!   broadcasts, heartbeats — which are never stored.
 //!
@@ -18,7 +21,7 @@
 use std::time::Duration;
 
 use kefu_protocol::agent::ConversationSummary;
-use kefu_protocol::{AgentState, AuthorKind, Broadcast, PresenceKind, Seq, Typing};
+use kefu_protocol::{AgentState, AuthorKind, Broadcast, Message, PresenceKind, Seq, Typing};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -42,6 +45,9 @@ pub enum ChangeRef {
         /// The node and connection that sent it, which got an `ack`.
         node: NodeId,
         origin: Option<u64>,
+        /// The message and summary themselves, when they fit in the payload.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        carried: Option<Box<Carried>>,
     },
     Summary {
         conversation_id: String,
@@ -62,6 +68,14 @@ pub enum ChangeRef {
         own: bool,
         seen: bool,
     },
+}
+
+/// A committed message and its conversation's summary as the writing
+/// transaction left them, carried in the notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub message: Message,
+    pub summary: ConversationSummary,
 }
 
 /// Ephemeral news from one node's hub to the others'.

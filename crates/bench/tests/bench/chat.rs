@@ -37,6 +37,19 @@ fn assert_clean(report: &Report) {
     assert!(report.dropped.is_empty(), "dropped: {:?}", report.dropped);
 }
 
+/// Every connection up, nothing lost, and every visitor message answered.
+pub fn assert_all_answered(report: &Report, visitors: u32, agents: u32) {
+    assert_eq!(
+        (report.visitors.established, report.agents.established),
+        (visitors, agents)
+    );
+    assert_clean(report);
+    assert_eq!(
+        report.to_visitor.delivered, report.to_agent.delivered,
+        "every visitor message answered"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_run_reports_traffic_latency_and_no_loss() {
     let relay = TestRelay::start(2).await;
@@ -152,7 +165,7 @@ fn args(config: &kefu_bench::Config, extra: &[&str]) -> (Vec<String>, Vec<String
     };
     let mut args: Vec<String> = vec![
         "--relay".into(),
-        config.target.ws_url(""),
+        config.relays.for_agent(0).ws_url(""),
         "--agents".into(),
         chat.tokens.len().to_string(),
         "--visitors".into(),

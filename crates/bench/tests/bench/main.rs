@@ -1,6 +1,10 @@
 //! kefu-bench against real relays on random ports with temporary SQLite
-//! files: its report is complete, its loss check holds and can fail.
+//! files (and two relays on one PostgreSQL database), and against the
+//! reference relay: its report is complete, its loss check holds and can
+//! fail.
 
 mod chat;
+mod cluster;
 mod idle;
+mod reference;
 mod support;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kefu_bench::config::{Chat, Config, Idle, Mode, Shard, Target};
+use kefu_bench::config::{Chat, Config, Idle, Mode, Relays, Shard, Target};
 use kefu_protocol::agent::Role;
 
 /// A relay with agent accounts for the bench.
@@ -24,12 +24,21 @@ impl TestRelay {
         adjust: impl FnOnce(&mut kefu_relay::Limits),
     ) -> TestRelay {
         let relay = kefu_testkit::TestRelay::with_config(|config| {
-            // The bench sends faster than people type.
-            config.limits.frames_per_second = 100_000;
-            config.limits.frame_burst = 100_000;
+            raise_limits(config);
             adjust(&mut config.limits);
         })
         .await;
+        TestRelay::with_agents(relay, agents).await
+    }
+
+    /// A relay of a cluster on `database` (PostgreSQL), with `agents` agent
+    /// accounts added (none for a second relay on the same database).
+    pub async fn on_database(database: &str, agents: usize) -> TestRelay {
+        let relay = kefu_testkit::TestRelay::on_database(database, raise_limits).await;
+        TestRelay::with_agents(relay, agents).await
+    }
+
+    async fn with_agents(relay: kefu_testkit::TestRelay, agents: usize) -> TestRelay {
         let mut tokens = Vec::new();
         for n in 0..agents {
             let name = format!("bench-agent-{n}");
@@ -45,6 +54,12 @@ impl TestRelay {
     pub async fn stop(self) {
         self.relay.stop().await;
     }
+}
+
+/// The bench sends faster than people type.
+fn raise_limits(config: &mut kefu_relay::Config) {
+    config.limits.frames_per_second = 100_000;
+    config.limits.frame_burst = 100_000;
 }
 
 /// A short chat run: `visitors` visitors at `rate` messages per second for
@@ -78,7 +93,7 @@ pub fn idle_config(target: &Target, visitors: u32, relay_pid: u32) -> Config {
 
 fn config(target: &Target, mode: Mode) -> Config {
     Config {
-        target: target.clone(),
+        relays: Relays::one(target.clone()),
         shard: Shard::WHOLE,
         source_addrs: 4,
         connect_concurrency: 8,

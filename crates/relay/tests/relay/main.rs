@@ -19,6 +19,7 @@ mod schema;
 mod settings;
 #[macro_use]
 mod store;
+mod store_abandoned;
 mod store_reads;
 mod summaries;
 mod support;

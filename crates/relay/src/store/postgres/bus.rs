@@ -2,12 +2,13 @@
 //!
 //! Each committing transaction also `NOTIFY`s a [`ChangeRef`], delivered to
 //! every node (this one included) once committed and in commit order. The
-//! [`listen`] task reads the rows and feeds the hub, so a node's own writes
-//! and those of other nodes reach clients in one order.
+//! [`listen`] task feeds the hub with it — a new message as carried in the
+//! notification, anything else read back from the rows — so a node's own
+//! writes and those of other nodes reach clients in one order.
 
 use std::time::Duration;
 
-use kefu_protocol::agent::AgentReadMark;
+use kefu_protocol::agent::{AgentReadMark, ConversationSummary};
 use kefu_protocol::{AuthorKind, Message, ReadReceipt};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgListener, PgPool};
@@ -16,7 +17,9 @@ use tokio::task::JoinHandle;
 
 use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
 use super::super::{AgentMark, Change, Reads, StoreError};
-use crate::cluster::{self, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId};
+use crate::cluster::{
+    self, Carried, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId,
+};
 use crate::ids::ConnId;
 
 /// Ephemeral events waiting to be published before new ones are dropped.
@@ -55,8 +58,15 @@ pub(super) async fn start(
 /// Sends `change` inside the caller's transaction: PostgreSQL delivers it
 /// when, and only if, the transaction commits.
 pub(super) async fn notify(conn: &mut PgConnection, change: &ChangeRef) -> Result<(), StoreError> {
-    let payload = serde_json::to_string(change)
-        .map_err(|error| StoreError::Corrupt(format!("change reference: {error}")))?;
+    send(conn, &encode(change)?).await
+}
+
+fn encode(change: &ChangeRef) -> Result<String, StoreError> {
+    serde_json::to_string(change)
+        .map_err(|error| StoreError::Corrupt(format!("change reference: {error}")))
+}
+
+async fn send(conn: &mut PgConnection, payload: &str) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(cluster::CHANGES_CHANNEL)
         .bind(payload)
@@ -75,19 +85,43 @@ pub(super) async fn notify_summary(
     notify(conn, &change).await
 }
 
+/// Tells the cluster of a new message, carrying it and `summary` (the
+/// conversation as this transaction leaves it) when they fit in one
+/// payload, so that no node reads them back; else by reference.
 pub(super) async fn notify_message(
     conn: &mut PgConnection,
     node: &NodeId,
     message: &Message,
+    summary: ConversationSummary,
     origin: Option<ConnId>,
 ) -> Result<(), StoreError> {
-    let change = ChangeRef::Message {
+    send(conn, &message_payload(node, message, summary, origin)?).await
+}
+
+fn message_payload(
+    node: &NodeId,
+    message: &Message,
+    summary: ConversationSummary,
+    origin: Option<ConnId>,
+) -> Result<String, StoreError> {
+    let mut change = ChangeRef::Message {
         conversation_id: message.conversation_id.clone(),
         seq: message.seq,
         node: node.clone(),
         origin: origin.map(ConnId::raw),
+        carried: Some(Box::new(Carried {
+            message: message.clone(),
+            summary,
+        })),
     };
-    notify(conn, &change).await
+    let whole = encode(&change)?;
+    if whole.len() <= cluster::MAX_PAYLOAD {
+        return Ok(whole);
+    }
+    if let ChangeRef::Message { carried, .. } = &mut change {
+        *carried = None;
+    }
+    encode(&change)
 }
 
 /// Listens to both channels; turns change references into [`Change`]s for
@@ -169,10 +203,24 @@ async fn resolve_change(
 ) -> Result<Option<Change>, StoreError> {
     Ok(match change {
         ChangeRef::Message {
+            node: from,
+            origin,
+            carried: Some(carried),
+            ..
+        } => {
+            let Carried { message, summary } = *carried;
+            Some(Change::Message {
+                message,
+                summary,
+                origin: origin.filter(|_| from == node).map(ConnId::from_raw),
+            })
+        }
+        ChangeRef::Message {
             conversation_id,
             seq,
             node: from,
             origin,
+            carried: None,
         } => {
             let row: Option<MessageRow> = sqlx::query_as(&format!(
                 "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq = $2"
@@ -265,5 +313,86 @@ async fn publish(pool: PgPool, node: NodeId, mut events: mpsc::Receiver<ClusterE
         {
             tracing::warn!(%error, "cannot publish a cluster event");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kefu_protocol::agent::{ConversationStatus, VisitorSummary};
+    use kefu_protocol::{Author, AuthorKind};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn message(text: &str) -> Message {
+        Message {
+            conversation_id: "c1".to_owned(),
+            seq: 7,
+            id: "m1".to_owned(),
+            client_id: "k1".to_owned(),
+            author: Author {
+                kind: AuthorKind::Visitor,
+                id: "v1".to_owned(),
+                name: "Visitor".to_owned(),
+            },
+            text: text.to_owned(),
+            at: OffsetDateTime::UNIX_EPOCH,
+            internal: false,
+            event: None,
+        }
+    }
+
+    fn summary(preview: &str) -> ConversationSummary {
+        ConversationSummary {
+            id: "c1".to_owned(),
+            visitor: VisitorSummary::default(),
+            status: ConversationStatus::Waiting,
+            assignee: None,
+            last_seq: 7,
+            unread: 1,
+            visitor_messages: 1,
+            preview: preview.to_owned(),
+            visitor_read_seq: 0,
+            waiting_since: None,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn decode(payload: &str) -> ChangeRef {
+        assert!(
+            payload.len() <= cluster::MAX_PAYLOAD,
+            "{} bytes",
+            payload.len()
+        );
+        serde_json::from_str(payload).expect("a change reference")
+    }
+
+    #[test]
+    fn a_message_that_fits_travels_whole_and_a_long_one_by_reference() {
+        let node = "n1".to_owned();
+        let short = message("hello");
+        let payload = message_payload(&node, &short, summary("hello"), None).expect("encode");
+        let ChangeRef::Message { carried, seq, .. } = decode(&payload) else {
+            panic!("a message change");
+        };
+        let carried = carried.expect("carried whole");
+        assert_eq!((seq, &carried.message), (7, &short));
+        assert_eq!(carried.summary.preview, "hello");
+
+        let long = message(&"é".repeat(cluster::MAX_PAYLOAD));
+        let payload = message_payload(&node, &long, summary("é"), None).expect("encode");
+        let ChangeRef::Message { carried, seq, .. } = decode(&payload) else {
+            panic!("a message change");
+        };
+        assert_eq!((seq, carried), (7, None), "named, to be read back");
+    }
+
+    #[test]
+    fn a_reference_from_an_older_relay_still_parses() {
+        let old = r#"{"t":"message","conversation_id":"c1","seq":3,"node":"n","origin":null}"#;
+        let ChangeRef::Message { carried, .. } = decode(old) else {
+            panic!("a message change");
+        };
+        assert!(carried.is_none());
     }
 }

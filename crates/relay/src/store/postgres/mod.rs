@@ -123,8 +123,9 @@ impl PgStore {
     }
 
     /// Stores `event`, which the transaction so far made happen, as message
-    /// `seq` (moving `last_seq` is the caller's), and tells the cluster.
-    /// `origin` as for a message (see `Change::Message`).
+    /// `seq` (moving `last_seq` is the caller's), and tells the cluster;
+    /// the conversation's summary as it now is. `origin` as for a message
+    /// (see `Change::Message`).
     async fn insert_event(
         &self,
         tx: &mut Tx,
@@ -132,10 +133,23 @@ impl PgStore {
         seq: Seq,
         event: TimelineEvent,
         origin: Option<ConnId>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<ConversationSummary, StoreError> {
         let message = event_message(conversation_id, seq, event, now_millis());
         insert_row(tx, &message).await?;
-        bus::notify_message(tx, &self.node, &message, origin).await
+        self.notify_message(tx, &message, origin).await
+    }
+
+    /// Tells the cluster of `message`, with its conversation's summary as
+    /// this transaction leaves it, which it also returns.
+    async fn notify_message(
+        &self,
+        tx: &mut Tx,
+        message: &Message,
+        origin: Option<ConnId>,
+    ) -> Result<ConversationSummary, StoreError> {
+        let summary = require_summary(tx, &message.conversation_id).await?;
+        bus::notify_message(tx, &self.node, message, summary.clone(), origin).await?;
+        Ok(summary)
     }
 
     /// Records `event` after the conversation's `last_seq` and commits the
@@ -153,10 +167,10 @@ impl PgStore {
             .bind(seq_to_sql(seq))
             .execute(&mut *tx)
             .await?;
-        self.insert_event(&mut tx, conversation_id, seq, event, None)
+        let summary = self
+            .insert_event(&mut tx, conversation_id, seq, event, None)
             .await?;
-        let summary = require_summary(&mut tx, conversation_id).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(summary)
     }
 }
@@ -184,7 +198,7 @@ impl Store for PgStore {
         }
         let now = now_millis();
         let now_ms = to_millis(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         upsert_visitor(&mut tx, &send.visitor_id, &send.details, now_ms).await?;
         sqlx::query(
             "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
@@ -251,8 +265,8 @@ impl Store for PgStore {
                 .original(AuthorKind::Visitor, &send.visitor_id, &send.client_id)
                 .await;
         };
-        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
-        tx.commit().await?;
+        self.notify_message(&mut tx, &message, send.origin).await?;
+        writes::commit(tx).await?;
         Ok(message)
     }
 
@@ -267,7 +281,7 @@ impl Store for PgStore {
         {
             return Ok(original);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, &send.conversation_id).await?;
         // A reply that takes the conversation records no `claimed` event:
         // the reply itself shows who took it.
@@ -322,8 +336,8 @@ impl Store for PgStore {
                 .original(AuthorKind::Agent, &send.agent.id, &send.client_id)
                 .await;
         };
-        bus::notify_message(&mut tx, &self.node, &message, send.origin).await?;
-        tx.commit().await?;
+        self.notify_message(&mut tx, &message, send.origin).await?;
+        writes::commit(tx).await?;
         Ok(message)
     }
 
@@ -332,7 +346,7 @@ impl Store for PgStore {
         conversation_id: &str,
         agent: &AgentInfo,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         if rules::claim(&state, agent)? == Decision::Unchanged {
             return require_summary(&mut tx, conversation_id).await;
@@ -350,7 +364,7 @@ impl Store for PgStore {
         by: &AgentInfo,
         to_agent: &str,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         rules::transfer(&state, by)?;
         let target: Option<String> =
@@ -372,7 +386,7 @@ impl Store for PgStore {
         conversation_id: &str,
         by: &AgentInfo,
     ) -> Result<ConversationSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         if rules::resolve(&state, by)? == Decision::Unchanged {
             return require_summary(&mut tx, conversation_id).await;
@@ -397,7 +411,7 @@ impl Store for PgStore {
         reader: Reader<'_>,
         up_to_seq: Seq,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
         let up_to = up_to_seq.min(state.last_seq);
         let change = match reader {
@@ -459,7 +473,7 @@ impl Store for PgStore {
             }
         };
         bus::notify(&mut tx, &change).await?;
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(())
     }
 
@@ -468,7 +482,7 @@ impl Store for PgStore {
         visitor_id: &str,
         details: VisitorDetails,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = writes::begin(&self.pool).await?;
         let Some(conversation_id): Option<String> =
             sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
                 .bind(visitor_id)
@@ -484,7 +498,7 @@ impl Store for PgStore {
         if before.visitor != after.visitor {
             bus::notify_summary(&mut tx, &conversation_id).await?;
         }
-        tx.commit().await?;
+        writes::commit(tx).await?;
         Ok(())
     }
 

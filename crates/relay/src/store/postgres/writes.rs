@@ -3,6 +3,7 @@
 
 use kefu_protocol::agent::ConversationSummary;
 use kefu_protocol::{AuthorKind, Message, Seq};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::super::rows::{
@@ -14,6 +15,38 @@ use super::super::{StoreError, VisitorDetails, now_millis, to_millis};
 use super::reads::READS;
 
 pub(super) type Tx = Transaction<'static, Postgres>;
+
+/// Begins a transaction in a task of its own, so that a caller that goes
+/// away meanwhile (a client disconnecting drops its request's future)
+/// cannot leave the pooled connection inside a `BEGIN` that sqlx does not
+/// know of (sqlx 0.8 counts the transaction only once `BEGIN` is answered,
+/// sqlx issue 4385): the next borrower's `BEGIN` then warned `there is
+/// already a transaction in progress`, and an error in that leftover
+/// transaction failed every later statement on the connection.
+pub(super) async fn begin(pool: &PgPool) -> Result<Tx, StoreError> {
+    let pool = pool.clone();
+    detached(async move { pool.begin().await }).await
+}
+
+/// Commits in a task of its own. A caller dropped while `COMMIT` was in
+/// flight used to drop the transaction still marked open, so sqlx sent a
+/// `ROLLBACK` after the `COMMIT` (`there is no transaction in progress`).
+/// Detached, the commit finishes, and the write is durable, whether or not
+/// anyone still waits for it, as with the SQLite writer.
+pub(super) async fn commit(tx: Tx) -> Result<(), StoreError> {
+    detached(tx.commit()).await
+}
+
+async fn detached<T: Send + 'static>(
+    step: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, StoreError> {
+    match tokio::spawn(step).await {
+        Ok(result) => result.map_err(StoreError::from),
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        // Only a runtime shutting down cancels a spawned task.
+        Err(_) => Err(StoreError::Closed),
+    }
+}
 
 pub(super) async fn existing_message<'e>(
     executor: impl sqlx::PgExecutor<'e>,
