@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::trail::{PageViewFrame, VisitorRecord};
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// Agent → relay.
@@ -57,6 +58,11 @@ pub enum AgentRequest {
     Status {
         state: AgentState,
     },
+    /// A visitor's profile, conversations and page trail: answered with
+    /// `visitor`.
+    Visitor {
+        visitor_id: String,
+    },
 }
 
 /// Relay → agent.
@@ -78,6 +84,10 @@ pub enum AgentEvent {
     Presence(Presence),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    /// The visitor of a conversation this agent sees opened a page.
+    PageView(PageViewFrame),
+    /// The answer to a `visitor` request.
+    Visitor(VisitorRecord),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

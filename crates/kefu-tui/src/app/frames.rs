@@ -47,6 +47,10 @@ impl App {
                 }
             }
             AgentEvent::Presence(presence) => self.presence(presence),
+            // The page the visitor is on comes with the conversation's
+            // summary; kefu-tui neither asks for a visitor's record nor
+            // keeps the trail yet.
+            AgentEvent::PageView(_) | AgentEvent::Visitor(_) => {}
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");

@@ -7,6 +7,7 @@
 use kefu_protocol::agent::{
     AgentInfo, AgentReadMark, ConversationStatus, ConversationSummary, Role, VisitorSummary,
 };
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 
 use super::{AgentAccount, StoreError, default_visitor_name, to_time};
@@ -20,6 +21,9 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.la
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
         author_id, author_name, text, internal, at, event FROM messages";
+
+/// Selects a [`PageViewRow`]; callers append `WHERE …`.
+pub(super) const PAGE_VIEW_SELECT: &str = "SELECT url, title, referrer, at FROM page_views";
 
 /// Selects an [`AgentRow`]; callers append `WHERE …`.
 pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
@@ -140,6 +144,25 @@ impl TryFrom<SummaryRow> for ConversationSummary {
             waiting_since: row.waiting_since.map(to_time),
             updated_at: to_time(row.updated_at),
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PageViewRow {
+    url: String,
+    title: Option<String>,
+    referrer: Option<String>,
+    at: i64,
+}
+
+impl From<PageViewRow> for PageView {
+    fn from(row: PageViewRow) -> Self {
+        PageView {
+            url: row.url,
+            title: row.title,
+            referrer: row.referrer,
+            at: to_time(row.at),
+        }
     }
 }
 

@@ -243,6 +243,8 @@ fn waits_for(request: &AgentRequest) -> WaitsFor {
         AgentRequest::Hello { .. }
         | AgentRequest::Broadcast { .. }
         | AgentRequest::Status { .. } => WaitsFor::Everything,
+        // A read that changes nothing need not wait for anything.
+        AgentRequest::Visitor { .. } => WaitsFor::Nothing,
     }
 }
 
@@ -335,6 +337,9 @@ impl Requests {
             AgentRequest::Status { state } => {
                 self.state.hub.set_state(self.conn, state).await;
                 None
+            }
+            AgentRequest::Visitor { visitor_id } => {
+                return Some(super::trail::visitor_record(store.as_ref(), &visitor_id).await);
             }
         };
         refused.map(error_frame)

@@ -546,6 +546,7 @@ async fn sqlite_published_summaries_match_the_database() {
         let summary_of = |change| match change {
             Change::Message { summary, .. }
             | Change::Summary { summary }
+            | Change::PageViews { summary, .. }
             | Change::Read { summary, .. } => summary,
         };
         let mut summary = summary_of(changes.try_recv().expect(step));
@@ -609,3 +610,4 @@ async fn sqlite_published_summaries_match_the_database() {
 }
 
 mod timeline;
+mod trail;

@@ -14,6 +14,7 @@
 
 mod bus;
 mod reads;
+mod trail;
 mod writes;
 
 use std::sync::Mutex;
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
@@ -486,6 +488,14 @@ impl Store for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn record_page_views(
+        &self,
+        visitor_id: &str,
+        views: Vec<PageView>,
+    ) -> Result<bool, StoreError> {
+        trail::record_page_views(&self.pool, visitor_id, &views).await
     }
 
     async fn add_agent(

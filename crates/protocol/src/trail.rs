@@ -1,0 +1,56 @@
+//! The visitor's page trail and what agents learn of a visitor: the pages
+//! a visitor's browser reports (`page_view`), the live frame agents get for
+//! each, and the answer to an agent's `visitor` request.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::agent::{ConversationSummary, VisitorSummary};
+
+/// Visitor → relay: the visitor is now on this page (a page load, or a
+/// single-page app's history change). `url` and `referrer` must be `http`
+/// or `https`; the relay stamps the time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewReport {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+}
+
+/// One page of a visitor's trail, as stored. Untrusted text from the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageView {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    /// When the relay received the report.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// Relay → agent: the visitor of `conversation_id` opened a page. Sent, once
+/// stored, to the agents who see the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewFrame {
+    pub conversation_id: String,
+    pub visitor_id: String,
+    pub view: PageView,
+}
+
+/// Relay → agent: the answer to `visitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorRecord {
+    pub visitor: VisitorSummary,
+    /// Newest first. A visitor has one conversation, reopened each time
+    /// they write again, so this holds their whole history with kefu.
+    pub conversations: Vec<ConversationSummary>,
+    /// Oldest first, the newest [`MAX_TRAIL`] at most.
+    pub trail: Vec<PageView>,
+}
+
+/// Page views kept per visitor: older ones are forgotten.
+pub const MAX_TRAIL: usize = 50;
