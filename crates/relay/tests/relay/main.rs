@@ -24,3 +24,4 @@ mod summaries;
 mod support;
 mod timeline;
 mod tls;
+mod trail;
