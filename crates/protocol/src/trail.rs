@@ -9,7 +9,7 @@ use crate::agent::{ConversationSummary, VisitorSummary};
 
 /// Visitor → relay: the visitor is now on this page (a page load, or a
 /// single-page app's history change). `url` and `referrer` must be `http`
-/// or `https`; the relay stamps the time.
+/// or `https`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageViewReport {
     pub url: String,
@@ -17,6 +17,16 @@ pub struct PageViewReport {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
+    /// When the browser saw the page, for pages reported later (the widget
+    /// keeps those seen before the chat was loaded). The relay takes it
+    /// only if it lies in the last day and not ahead of its own clock;
+    /// otherwise, and when absent, the time it received the report.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub at: Option<OffsetDateTime>,
 }
 
 /// One page of a visitor's trail, as stored. Untrusted text from the page.
@@ -27,7 +37,7 @@ pub struct PageView {
     pub title: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub referrer: Option<String>,
-    /// When the relay received the report.
+    /// When the visitor opened the page (see [`PageViewReport::at`]).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }

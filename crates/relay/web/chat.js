@@ -343,6 +343,7 @@
         setStatus();
         // Resend what was never acknowledged: same client_id, no duplicates.
         for (const clientId of state.pending.keys()) transmit(clientId);
+        reportPages();
         break;
       case 'message': showMessage(frame); break;
       case 'ack': acknowledged(frame.client_id, frame.seq); break;
@@ -592,10 +593,45 @@
         input.focus();
       } else if (event.data && event.data.type === 'kefu:closed') {
         state.open = false;
+      } else if (event.data && event.data.type === 'kefu:pages' && hostOrigin
+        && Array.isArray(event.data.views)) {
+        // Pages of the host site the widget saw, oldest first.
+        for (const view of event.data.views.slice(-MAX_PAGES)) queuePage(view);
+        reportPages();
       }
     });
     document.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && hostOrigin) parent.postMessage({ type: 'kefu:close' }, hostOrigin);
+    });
+  }
+
+  // ---- page trail ------------------------------------------------------
+  // Each page the visitor opens is reported (page_view) so agents see where
+  // they are: the widget tells us the host site's pages; on its own, the
+  // chat page reports the page it was opened for.
+  const MAX_PAGES = 50;
+  const pagesToReport = [];
+  function queuePage(view) {
+    if (!view || typeof view.url !== 'string' || !/^https?:\/\//i.test(view.url)) return;
+    pagesToReport.push({
+      type: 'page_view',
+      url: view.url,
+      title: typeof view.title === 'string' && view.title ? view.title : undefined,
+      referrer: typeof view.referrer === 'string' && /^https?:\/\//i.test(view.referrer)
+        ? view.referrer : undefined,
+      at: typeof view.at === 'string' ? view.at : undefined,
+    });
+    if (pagesToReport.length > MAX_PAGES) pagesToReport.shift();
+  }
+  function reportPages() {
+    if (!state.connected) return; // sent after the next welcome
+    while (pagesToReport.length) transport.send(pagesToReport.shift());
+  }
+  if (!embedded) {
+    queuePage({
+      url: params.get('page_url') || location.href,
+      title: params.get('page_title') || document.title,
+      referrer: document.referrer,
     });
   }
 

@@ -23,7 +23,7 @@ use kefu_protocol::{ErrorCode, ErrorFrame};
 
 use super::errors::store_error;
 use crate::frame::{Frame, encode};
-use crate::store::{Store, now_millis};
+use crate::store::{Store, now_millis, to_millis, to_time};
 
 /// Longest URL or referrer kept, in bytes; longer ones are refused.
 pub const MAX_URL_BYTES: usize = 2048;
@@ -36,7 +36,11 @@ pub const PENDING_BYTES: usize = 16 * 1024 * 1024;
 /// How long views of a visitor who never writes are held.
 pub const PENDING_TTL: Duration = Duration::from_secs(2 * 60 * 60);
 
-/// Checks a report and stamps it with the time the relay received it.
+/// How far back a reported page view's own time is believed.
+const OLDEST_REPORTED: time::Duration = time::Duration::DAY;
+
+/// Checks a report and gives it its time: the browser's, if plausible (in
+/// the last day, not ahead of ours), or now.
 pub fn checked_view(report: PageViewReport) -> Result<PageView, ErrorFrame> {
     let refused = |why: &str| ErrorFrame::new(ErrorCode::BadRequest, why).with_ref("page_view");
     let url = web_address(report.url.trim())
@@ -51,11 +55,17 @@ pub fn checked_view(report: PageViewReport) -> Result<PageView, ErrorFrame> {
         .title
         .map(|title| cut(title.trim(), MAX_TITLE_CHARS).to_owned())
         .filter(|title| !title.is_empty());
+    let now = now_millis();
+    let at = report
+        .at
+        .map(|at| to_time(to_millis(at)))
+        .filter(|at| *at <= now && now - *at <= OLDEST_REPORTED)
+        .unwrap_or(now);
     Ok(PageView {
         url,
         title,
         referrer,
-        at: now_millis(),
+        at,
     })
 }
 
@@ -236,6 +246,24 @@ mod tests {
             url: url.into(),
             title: None,
             referrer: None,
+            at: None,
+        }
+    }
+
+    #[test]
+    fn only_plausible_browser_times_are_taken() {
+        let hour_ago = now_millis() - time::Duration::hours(1);
+        let mut earlier = report("https://shop.example/");
+        earlier.at = Some(hour_ago);
+        assert_eq!(checked_view(earlier).expect("valid").at, hour_ago);
+        for wrong in [time::Duration::days(2), time::Duration::hours(-1)] {
+            let mut odd = report("https://shop.example/");
+            odd.at = Some(now_millis() - wrong);
+            let at = checked_view(odd).expect("valid").at;
+            assert!(
+                (now_millis() - at).abs() < time::Duration::minutes(1),
+                "{wrong}"
+            );
         }
     }
 

@@ -19,6 +19,7 @@ fn page_view(path: &str) -> VisitorRequest {
         url: format!("https://shop.example{path}"),
         title: Some(format!("Title of {path}")),
         referrer: Some("https://search.example/?q=kefu".into()),
+        at: None,
     })
 }
 
@@ -30,6 +31,7 @@ async fn refused_view(visitor: &mut Client<VisitorEvent>) -> ErrorFrame {
             url: "javascript:alert(1)".into(),
             title: None,
             referrer: None,
+            at: None,
         }))
         .await;
     visitor.next_error().await
