@@ -32,6 +32,10 @@ pub enum AgentRequest {
         text: String,
         #[serde(default)]
         internal: bool,
+        /// Makes the message a link card (not with `internal`); `text`
+        /// is then its label.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<crate::trail::LinkCard>,
     },
     Claim {
         conversation_id: String,

@@ -82,6 +82,10 @@ pub struct Message {
     /// messages have none, and need not carry its room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<TimelineEvent>>,
+    /// Set on an agent's link card: the page the visitor's chat offers to
+    /// open; `text` is its label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Box<trail::LinkCard>>,
 }
 
 impl Message {

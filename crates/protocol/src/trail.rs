@@ -62,5 +62,14 @@ pub struct VisitorRecord {
     pub trail: Vec<PageView>,
 }
 
+/// A button in the visitor's chat that opens a page ("open this page"),
+/// sent by an agent as a message. `url` is `http` or `https`; `label` is
+/// what the button says (also the message's `text`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkCard {
+    pub url: String,
+    pub label: String,
+}
+
 /// Page views kept per visitor: older ones are forgotten.
 pub const MAX_TRAIL: usize = 50;

@@ -287,6 +287,7 @@ impl App {
             at: ack.at,
             internal: out.internal,
             event: None,
+            link: None,
         });
     }
 

@@ -13,3 +13,7 @@ CREATE TABLE page_views (
 );
 
 CREATE INDEX page_views_visitor ON page_views (visitor_id, at, id);
+
+-- An agent's link card ("open this page") is a message whose `link` holds
+-- the card as JSON (kefu_protocol::trail::LinkCard); NULL for the others.
+ALTER TABLE messages ADD COLUMN link TEXT;

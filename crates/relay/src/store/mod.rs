@@ -27,7 +27,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary, Role};
-use kefu_protocol::trail::PageView;
+use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_protocol::visitor::VisitorProfile;
 use kefu_protocol::{Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
@@ -103,6 +103,8 @@ pub struct AgentSend {
     pub client_id: String,
     pub text: String,
     pub internal: bool,
+    /// Makes it a link card (see [`Message::link`]).
+    pub link: Option<LinkCard>,
     pub origin: Option<ConnId>,
 }
 

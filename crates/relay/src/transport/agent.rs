@@ -277,9 +277,27 @@ impl Requests {
             AgentRequest::Send {
                 conversation_id,
                 client_id,
-                text,
+                mut text,
                 internal,
+                link,
             } => {
+                let link = match link.map(super::trail::checked_link) {
+                    Some(Ok(_)) if internal => {
+                        return Some(error_frame(
+                            ErrorFrame::new(
+                                ErrorCode::BadRequest,
+                                "a link card is for the visitor: not internal",
+                            )
+                            .with_ref(client_id),
+                        ));
+                    }
+                    Some(Ok(card)) => {
+                        text = card.label.clone();
+                        Some(card)
+                    }
+                    Some(Err(error)) => return Some(error_frame(error.with_ref(client_id))),
+                    None => None,
+                };
                 let max_chars = self.state.config.limits.max_message_chars;
                 if let Err(error) = check_send(&client_id, &text, max_chars) {
                     return Some(error_frame(error));
@@ -290,6 +308,7 @@ impl Requests {
                     client_id: client_id.clone(),
                     text,
                     internal,
+                    link,
                     origin: Some(self.conn),
                 };
                 match store.agent_send(send).await {

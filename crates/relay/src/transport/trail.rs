@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kefu_protocol::agent::AgentEvent;
-use kefu_protocol::trail::{MAX_TRAIL, PageView, PageViewReport, VisitorRecord};
+use kefu_protocol::trail::{LinkCard, MAX_TRAIL, PageView, PageViewReport, VisitorRecord};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 
 use super::errors::store_error;
@@ -80,6 +80,28 @@ fn web_address(address: &str) -> Option<String> {
         .split_once("//")
         .is_some_and(|(_, rest)| !rest.is_empty() && !rest.starts_with('/'));
     (web && clean && host && address.len() <= MAX_URL_BYTES).then(|| address.to_owned())
+}
+
+/// Longest link card label, in characters.
+pub const MAX_LABEL_CHARS: usize = 200;
+
+/// Checks an agent's link card: a web address as for page views, and a
+/// label of 1 to [`MAX_LABEL_CHARS`] characters on one line.
+pub fn checked_link(card: LinkCard) -> Result<LinkCard, ErrorFrame> {
+    let refused = |why: &str| ErrorFrame::new(ErrorCode::BadRequest, why);
+    let url = web_address(card.url.trim()).ok_or_else(|| {
+        refused("a link card's url must be an http or https address of at most 2048 bytes")
+    })?;
+    let label = card.label.trim();
+    if label.is_empty() || label.chars().count() > MAX_LABEL_CHARS || label.contains(['\n', '\r']) {
+        return Err(refused(
+            "a link card's label is one line of 1 to 200 characters",
+        ));
+    }
+    Ok(LinkCard {
+        url,
+        label: label.to_owned(),
+    })
 }
 
 fn cut(text: &str, chars: usize) -> &str {

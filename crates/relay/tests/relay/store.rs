@@ -60,6 +60,7 @@ pub(crate) fn agent_send(
         client_id: client_id.to_owned(),
         text: format!("reply {client_id}"),
         internal,
+        link: None,
         origin: None,
     }
 }

@@ -2,10 +2,11 @@
 //! message (over several page loads) are stored with it, later ones reach
 //! the agents live after they are stored, bad reports change nothing, the
 //! trail survives a restart, travels over long-poll too, and in a cluster
-//! reaches an agent on the other relay.
+//! reaches an agent on the other relay. Agents' link cards reach the
+//! visitor like messages.
 
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
-use kefu_protocol::trail::{PageView, PageViewReport, VisitorRecord};
+use kefu_protocol::trail::{LinkCard, PageView, PageViewReport, VisitorRecord};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use kefu_testkit::{Client, RelayProcess, TestDatabase, TestRelay, accounts, assert_error};
@@ -187,4 +188,49 @@ async fn an_agent_on_another_relay_follows_the_trail() {
     a.kill().await;
     b.kill().await;
     database.drop_database().await;
+}
+
+/// An agent's link card reaches the visitor as a message carrying the
+/// card, and comes back in the visitor's replay; bad cards change nothing.
+#[tokio::test]
+async fn a_link_card_reaches_the_visitor_and_is_replayed() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&token).await;
+    let (mut visitor, welcome) = relay.new_visitor().await;
+    let conversation = visitor.say("c1", "how do I pay?").await.conversation_id;
+    let card = |url: &str, internal: bool| AgentRequest::Send {
+        conversation_id: conversation.clone(),
+        client_id: format!("card-{url}-{internal}"),
+        text: "ignored: the label is the text".into(),
+        internal,
+        link: Some(LinkCard {
+            url: url.into(),
+            label: "  Open the checkout ".into(),
+        }),
+    };
+    for refused in [
+        card("javascript:alert(1)", false),
+        card("https://shop.example/", true),
+    ] {
+        alice.send(&refused).await;
+        assert_error(&alice.next_error().await, ErrorCode::BadRequest);
+    }
+    alice
+        .send(&card("https://shop.example/checkout", false))
+        .await;
+    let got = visitor.next_message().await;
+    let expected = LinkCard {
+        url: "https://shop.example/checkout".into(),
+        label: "Open the checkout".into(),
+    };
+    assert_eq!(got.link.as_deref(), Some(&expected));
+    assert_eq!(got.text, "Open the checkout");
+    assert_eq!(got.seq, 2, "the refused cards stored nothing");
+
+    let mut again = relay.visitor().await;
+    again.hello(Some(&welcome.token), Some(0)).await;
+    let replayed = again.next_message().await;
+    assert_eq!(replayed.seq, 1);
+    assert_eq!(again.next_message().await, got);
 }

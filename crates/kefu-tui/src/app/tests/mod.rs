@@ -89,6 +89,7 @@ pub(crate) fn message(conversation: &str, seq: u64, kind: AuthorKind, text: &str
         at: NOW - time::Duration::minutes(10 - seq as i64),
         internal: false,
         event: None,
+        link: None,
     }
 }
 

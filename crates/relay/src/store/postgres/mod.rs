@@ -247,6 +247,7 @@ impl Store for PgStore {
             at: now,
             internal: false,
             event: None,
+            link: None,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -318,6 +319,7 @@ impl Store for PgStore {
             at: now,
             internal: send.internal,
             event: None,
+            link: send.link.map(Box::new),
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self

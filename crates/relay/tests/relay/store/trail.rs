@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use kefu_protocol::trail::{MAX_TRAIL, PageView};
+use kefu_protocol::trail::{LinkCard, MAX_TRAIL, PageView};
 use kefu_relay::store::{self, Store, VisitorDetails};
 use kefu_testkit::TestDatabase;
 use time::{Duration, OffsetDateTime};
@@ -118,4 +118,30 @@ async fn views_without_a_title_clear_the_old_one(store: Arc<dyn Store>) {
     let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.visitor.page_title, None, "not the previous page's");
     assert_eq!(store.page_trail("v1").await.expect("trail")[1], untitled);
+}
+
+backend_test!(
+    sqlite_a_link_card_is_stored_and_read_back_as_a_message,
+    postgres_a_link_card_is_stored_and_read_back_as_a_message,
+    a_link_card_is_stored_and_read_back_as_a_message
+);
+async fn a_link_card_is_stored_and_read_back_as_a_message(store: Arc<dyn Store>) {
+    let alice = super::agent(&store, "alice", kefu_protocol::agent::Role::Agent).await;
+    let conversation = new_conversation(&store, "v1", "c1", "where do I pay?").await;
+    let card = LinkCard {
+        url: "https://shop.example/checkout".into(),
+        label: "Open the checkout".into(),
+    };
+    let mut send = super::agent_send(&alice, &conversation, "a1", false);
+    send.text = card.label.clone();
+    send.link = Some(card.clone());
+    let sent = store.agent_send(send).await.expect("link card");
+    assert_eq!(sent.link.as_deref(), Some(&card));
+    let plain = super::agent_send(&alice, &conversation, "a2", false);
+    store.agent_send(plain).await.expect("plain reply");
+    // The visitor reads it back too (it is no note), a plain reply has none.
+    let read = super::conversation_messages(&store, &conversation, false).await;
+    let links: Vec<_> = read.iter().map(|m| m.link.as_deref().cloned()).collect();
+    assert_eq!(links, [None, Some(card), None]);
+    assert_eq!(read[1], sent);
 }
