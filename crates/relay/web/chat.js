@@ -136,6 +136,29 @@
     return fragment;
   }
 
+  /** An agent's link card ("open this page") as a button-like link. In the
+   *  widget it asks the host page to go there (same site) so the visitor
+   *  stays on the site with the chat; on the chat page alone it opens a new
+   *  tab so the conversation stays open. Label and address are text. */
+  function linkCard(card) {
+    if (!card || typeof card.url !== 'string' || !/^https?:\/\//i.test(card.url)) return null;
+    const link = document.createElement('a');
+    link.className = 'link-card';
+    link.href = card.url;
+    link.dir = 'auto';
+    link.textContent = String(card.label || card.url);
+    link.title = card.url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer nofollow';
+    if (embedded && hostOrigin) {
+      link.addEventListener('click', (event) => {
+        event.preventDefault();
+        parent.postMessage({ type: 'kefu:open-page', url: card.url }, hostOrigin);
+      });
+    }
+    return link;
+  }
+
   function timeLabel(at) {
     const date = at ? new Date(at) : new Date();
     const el = document.createElement('time');
@@ -189,7 +212,8 @@
       markSent(el, message.seq);
       return;
     }
-    bubble({ kind: 'theirs', author: message.author.name, text: message.text, at: message.at });
+    const card = linkCard(message.link);
+    bubble({ kind: 'theirs', author: message.author.name, text: card || message.text, at: message.at });
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);

@@ -157,6 +157,14 @@
       badge.textContent = count > 99 ? '99+' : String(count);
     } else if (data.type === 'kefu:close') {
       setOpen(false);
+    } else if (data.type === 'kefu:open-page' && typeof data.url === 'string') {
+      // An agent's link card: a page of this site opens here (the chat
+      // comes back on the next page); any other site in a new tab.
+      let target;
+      try { target = new URL(data.url); } catch { return; }
+      if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
+      if (target.origin === location.origin) location.assign(target.href);
+      else window.open(target.href, '_blank', 'noopener,noreferrer');
     }
   });
 

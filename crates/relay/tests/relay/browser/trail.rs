@@ -1,12 +1,12 @@
 //! The page trail in a real browser: a visitor browses three pages of a
 //! host site carrying the widget (full page loads) and one single-page-app
 //! step, then opens the chat and writes; the agent gets the trail in order,
-//! and later steps live.
+//! and later steps live; the agent's link card takes the host page there.
 
 use axum::response::Html;
 use fantoccini::Locator;
-use kefu_protocol::agent::{AgentEvent, Role};
-use kefu_protocol::trail::PageView;
+use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_relay::Config;
 use tokio::net::TcpListener;
 
@@ -79,7 +79,7 @@ async fn the_agent_sees_the_pages_a_widget_visitor_browsed() {
     frame.enter_frame().await.expect("enter the chat frame");
     browser.wait_for(".status.online").await;
     browser.type_and_send("Can I pay later?").await;
-    agent_receives(&mut agent, "Can I pay later?").await;
+    let conversation = agent_receives(&mut agent, "Can I pay later?").await;
 
     // Held until the first message, then stored and told, in order.
     assert_eq!(
@@ -99,6 +99,36 @@ async fn the_agent_sees_the_pages_a_widget_visitor_browsed() {
     assert_eq!(
         live_paths(&mut agent, &origin, 1).await,
         [("/thanks".to_owned(), Some("Acme thanks".to_owned()))]
+    );
+
+    // The agent's link card is a button that takes the host page there;
+    // the widget comes back on that page and reports it.
+    agent
+        .send(&AgentRequest::Send {
+            conversation_id: conversation.clone(),
+            client_id: "card".into(),
+            text: String::new(),
+            internal: false,
+            link: Some(LinkCard {
+                url: format!("{origin}/shoes/44"),
+                label: "Size 44 shoes".into(),
+            }),
+        })
+        .await;
+    frame.enter_frame().await.expect("enter the chat frame");
+    let card = browser.wait_for("a.link-card").await;
+    assert_eq!(card.text().await.expect("label"), "Size 44 shoes");
+    card.click().await.expect("open the card");
+    assert_eq!(
+        live_paths(&mut agent, &origin, 1).await,
+        [("/shoes/44".to_owned(), Some("Acme /shoes/44".to_owned()))]
+    );
+    (browser.client.enter_parent_frame().await).ok();
+    let url = browser.client.current_url().await.expect("url");
+    assert_eq!(
+        url.as_str(),
+        format!("{origin}/shoes/44"),
+        "in the same tab"
     );
     browser.close().await;
 }
