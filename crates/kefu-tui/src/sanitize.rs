@@ -118,6 +118,10 @@ fn visitor(visitor: &mut VisitorSummary) {
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
     message.text = plain(&text(&message.text));
+    if let Some(card) = message.link.as_deref_mut() {
+        card.url = line(&card.url);
+        card.label = line(&card.label);
+    }
     // Agents name themselves and a reopen names the visitor: clean them all.
     match message.event.as_deref_mut() {
         Some(TimelineEvent::Transferred { by, to }) => {

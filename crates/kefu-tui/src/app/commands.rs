@@ -2,6 +2,7 @@
 
 use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
+use kefu_protocol::trail::LinkCard;
 use ratatui::layout::Rect;
 
 use super::requests::{history_request, send_request};
@@ -351,10 +352,24 @@ impl App {
             draft.buffer.set(&found.text);
             return;
         }
+        let link = match link_command(draft.buffer.text()) {
+            LinkCommand::None => None,
+            LinkCommand::Card(card) if !draft.internal => Some(card),
+            LinkCommand::Card(_) => {
+                self.flash = Some("a link card is for the visitor: not in a note".into());
+                return;
+            }
+            LinkCommand::Usage => {
+                self.flash = Some("usage: /link https://… label the visitor sees".into());
+                return;
+            }
+        };
+        let text = draft.buffer.take().trim_end().to_owned();
         let out = Outgoing {
             client_id: format!("tui-{}", uuid::Uuid::now_v7()),
-            text: draft.buffer.take().trim_end().to_owned(),
+            text: link.as_ref().map_or(text, |card| card.label.clone()),
             internal: draft.internal,
+            link,
             state: SendState::Pending,
         };
         let request = send_request(&id, &out);
@@ -472,6 +487,64 @@ impl App {
                 conversation_id: id,
                 active: false,
             });
+        }
+    }
+}
+
+/// What a draft says about link cards.
+#[derive(Debug, PartialEq, Eq)]
+enum LinkCommand {
+    /// Not `/link`: a plain reply.
+    None,
+    /// `/link URL LABEL`: a card the visitor's chat shows as a button.
+    Card(LinkCard),
+    /// `/link` without an http(s) address and a label.
+    Usage,
+}
+
+fn link_command(draft: &str) -> LinkCommand {
+    let Some(rest) = draft.trim().strip_prefix("/link") else {
+        return LinkCommand::None;
+    };
+    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
+        return LinkCommand::None; // e.g. a canned `/links`
+    }
+    let Some((url, label)) = rest.trim().split_once(char::is_whitespace) else {
+        return LinkCommand::Usage;
+    };
+    let web = url.starts_with("https://") || url.starts_with("http://");
+    let label = label.trim();
+    if !web || label.is_empty() {
+        return LinkCommand::Usage;
+    }
+    LinkCommand::Card(LinkCard {
+        url: url.to_owned(),
+        label: label.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+
+    #[test]
+    fn link_commands_need_a_web_address_and_a_label() {
+        assert_eq!(
+            link_command("/link https://shop.example/checkout  Pay here "),
+            LinkCommand::Card(LinkCard {
+                url: "https://shop.example/checkout".into(),
+                label: "Pay here".into(),
+            })
+        );
+        for usage in [
+            "/link",
+            "/link https://shop.example/",
+            "/link ftp://x label",
+        ] {
+            assert_eq!(link_command(usage), LinkCommand::Usage, "{usage}");
+        }
+        for plain in ["hello", "/links", "see /link"] {
+            assert_eq!(link_command(plain), LinkCommand::None, "{plain}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
 
 mod conventions;
+mod trail;
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
@@ -142,7 +143,7 @@ fn the_whole_screen_at_80_by_24() {
         &buffer,
         &[
             "┌ Waiting 2  Mine 1 [All 4]──┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
-            "│1 ● Ming 明               5m││https://shop.example/cart                       │",
+            "│1 ● Ming 明               5m││now on /cart                                    │",
             "│    typing…                 ││Firefox 128 · zh-CN · ming@example.com          │",
             "│2 ○ Visitor #a3f9     (3) 2m││                                                │",
             "│    hello? anyone there to …││                                                │",
@@ -196,7 +197,7 @@ fn a_narrow_terminal_shows_one_pane_at_a_time() {
         &conversation,
         &[
             "┌ Ming 明 · waiting 5m ────────────────┐",
-            "│https://shop.example/cart             │",
+            "│now on /cart                          │",
             "│Firefox 128 · zh-CN · ming@example.com│",
             "│  有的，所有尺码都有。                │",
             "│09:54 alice · internal note           │",

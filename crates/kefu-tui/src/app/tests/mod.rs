@@ -130,7 +130,7 @@ pub(crate) fn type_text(app: &mut App, text: &str) {
     }
 }
 
-fn requests(effects: &[Effect]) -> Vec<AgentRequest> {
+pub(crate) fn requests(effects: &[Effect]) -> Vec<AgentRequest> {
     effects
         .iter()
         .filter_map(|effect| match effect {
