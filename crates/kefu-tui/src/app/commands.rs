@@ -2,9 +2,9 @@
 
 use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
-use kefu_protocol::trail::LinkCard;
 use ratatui::layout::Rect;
 
+use super::link::{LinkCommand, link_command};
 use super::requests::{history_request, send_request};
 use super::{App, Asked, Effect, Outgoing, Overlay, SendState, queue};
 use crate::keys::{Action, Focus};
@@ -44,6 +44,7 @@ impl App {
             Action::Claim => self.claim(),
             Action::Resolve => self.resolve(),
             Action::Transfer => self.pick_transfer(),
+            Action::VisitorPanel => self.visitor_panel(),
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
             Action::Canned => self.pick_canned(),
@@ -81,7 +82,16 @@ impl App {
             (Overlay::Canned { index }, Action::Down) => {
                 *index = (*index + 1).min(self.prefs.canned.len().saturating_sub(1));
             }
-            (Overlay::Transfer { index, .. } | Overlay::Canned { index }, Action::Up) => {
+            (Overlay::Visitor { index, record, .. }, Action::Down) => {
+                let count = record.as_ref().map_or(0, |r| r.conversations.len());
+                *index = (*index + 1).min(count.saturating_sub(1));
+            }
+            (
+                Overlay::Transfer { index, .. }
+                | Overlay::Canned { index }
+                | Overlay::Visitor { index, .. },
+                Action::Up,
+            ) => {
                 *index = index.saturating_sub(1);
             }
             (_, Action::Open) => self.choose(),
@@ -112,6 +122,20 @@ impl App {
                         conversation_id: conversation,
                         to_agent: agent.clone(),
                     });
+                }
+            }
+            Overlay::Visitor {
+                record: Some(record),
+                index,
+                ..
+            } => {
+                if let Some(summary) = record.conversations.get(index) {
+                    let id = summary.id.clone();
+                    // A past conversation is not in the queue: add it.
+                    if !self.conversations.contains_key(&id) {
+                        self.summary(summary.clone(), false);
+                    }
+                    self.open(&id);
                 }
             }
             Overlay::Canned { index } => {
@@ -291,6 +315,31 @@ impl App {
         self.overlay = Overlay::Transfer {
             conversation,
             choices,
+            index: 0,
+        };
+    }
+
+    /// Alt-v: asks the relay for the visitor of the highlighted (or open)
+    /// conversation; the panel fills in when it answers.
+    fn visitor_panel(&mut self) {
+        let visitor_id = self
+            .target()
+            .and_then(|id| self.conversations.get(&id))
+            .map(|conversation| conversation.summary.visitor.id.clone());
+        let Some(visitor_id) = visitor_id else {
+            self.flash = Some("no visitor to show".into());
+            return;
+        };
+        if !self.online() {
+            self.flash = Some("offline: cannot ask about the visitor now".into());
+            return;
+        }
+        self.request(AgentRequest::Visitor {
+            visitor_id: visitor_id.clone(),
+        });
+        self.overlay = Overlay::Visitor {
+            visitor_id,
+            record: None,
             index: 0,
         };
     }
@@ -487,64 +536,6 @@ impl App {
                 conversation_id: id,
                 active: false,
             });
-        }
-    }
-}
-
-/// What a draft says about link cards.
-#[derive(Debug, PartialEq, Eq)]
-enum LinkCommand {
-    /// Not `/link`: a plain reply.
-    None,
-    /// `/link URL LABEL`: a card the visitor's chat shows as a button.
-    Card(LinkCard),
-    /// `/link` without an http(s) address and a label.
-    Usage,
-}
-
-fn link_command(draft: &str) -> LinkCommand {
-    let Some(rest) = draft.trim().strip_prefix("/link") else {
-        return LinkCommand::None;
-    };
-    if !rest.is_empty() && !rest.starts_with(char::is_whitespace) {
-        return LinkCommand::None; // e.g. a canned `/links`
-    }
-    let Some((url, label)) = rest.trim().split_once(char::is_whitespace) else {
-        return LinkCommand::Usage;
-    };
-    let web = url.starts_with("https://") || url.starts_with("http://");
-    let label = label.trim();
-    if !web || label.is_empty() {
-        return LinkCommand::Usage;
-    }
-    LinkCommand::Card(LinkCard {
-        url: url.to_owned(),
-        label: label.to_owned(),
-    })
-}
-
-#[cfg(test)]
-mod link_tests {
-    use super::*;
-
-    #[test]
-    fn link_commands_need_a_web_address_and_a_label() {
-        assert_eq!(
-            link_command("/link https://shop.example/checkout  Pay here "),
-            LinkCommand::Card(LinkCard {
-                url: "https://shop.example/checkout".into(),
-                label: "Pay here".into(),
-            })
-        );
-        for usage in [
-            "/link",
-            "/link https://shop.example/",
-            "/link ftp://x label",
-        ] {
-            assert_eq!(link_command(usage), LinkCommand::Usage, "{usage}");
-        }
-        for plain in ["hello", "/links", "see /link"] {
-            assert_eq!(link_command(plain), LinkCommand::None, "{plain}");
         }
     }
 }
