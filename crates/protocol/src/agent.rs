@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::trail::{PageViewFrame, VisitorRecord};
+use crate::trail::PageView;
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// Agent → relay.
@@ -259,4 +259,24 @@ pub struct VisitorSummary {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+}
+
+/// Relay → agent: the visitor of `conversation_id` opened a page. Sent, once
+/// stored, to the agents who see the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewFrame {
+    pub conversation_id: String,
+    pub visitor_id: String,
+    pub view: PageView,
+}
+
+/// Relay → agent: the answer to `visitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorRecord {
+    pub visitor: VisitorSummary,
+    /// Newest first. A visitor has one conversation, reopened each time
+    /// they write again, so this holds their whole history with kefu.
+    pub conversations: Vec<ConversationSummary>,
+    /// Oldest first, the newest [`MAX_TRAIL`](crate::trail::MAX_TRAIL) at most.
+    pub trail: Vec<PageView>,
 }

@@ -1,11 +1,10 @@
-//! The visitor's page trail and what agents learn of a visitor: the pages
-//! a visitor's browser reports (`page_view`), the live frame agents get for
-//! each, and the answer to an agent's `visitor` request.
+//! What the visitor's page and an agent both speak of: the pages a
+//! visitor's browser reports (`page_view`) as reported and as stored, and
+//! the link cards agents send. The agent frames built on them (`page_view`,
+//! `visitor`) are in [`crate::agent`].
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-
-use crate::agent::{ConversationSummary, VisitorSummary};
 
 /// Visitor → relay: the visitor is now on this page (a page load, or a
 /// single-page app's history change). `url` and `referrer` must be `http`
@@ -40,26 +39,6 @@ pub struct PageView {
     /// When the visitor opened the page (see [`PageViewReport::at`]).
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-}
-
-/// Relay → agent: the visitor of `conversation_id` opened a page. Sent, once
-/// stored, to the agents who see the conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PageViewFrame {
-    pub conversation_id: String,
-    pub visitor_id: String,
-    pub view: PageView,
-}
-
-/// Relay → agent: the answer to `visitor`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VisitorRecord {
-    pub visitor: VisitorSummary,
-    /// Newest first. A visitor has one conversation, reopened each time
-    /// they write again, so this holds their whole history with kefu.
-    pub conversations: Vec<ConversationSummary>,
-    /// Oldest first, the newest [`MAX_TRAIL`] at most.
-    pub trail: Vec<PageView>,
 }
 
 /// A button in the visitor's chat that opens a page ("open this page"),

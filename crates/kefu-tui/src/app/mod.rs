@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use crossterm::event::KeyEvent;
 use kefu_protocol::AgentState;
+use kefu_protocol::agent::VisitorRecord;
 use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
-use kefu_protocol::trail::VisitorRecord;
 use time::{OffsetDateTime, UtcOffset};
 
 pub use attention::{Attention, Kind};

@@ -2,7 +2,7 @@
 //! (Enter opens the highlighted one) and the pages they opened, newest
 //! last, growing live while it is open.
 
-use kefu_protocol::trail::VisitorRecord;
+use kefu_protocol::agent::VisitorRecord;
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use kefu_protocol::agent::AgentEvent;
-use kefu_protocol::trail::{LinkCard, MAX_TRAIL, PageView, PageViewReport, VisitorRecord};
+use kefu_protocol::agent::VisitorRecord;
+use kefu_protocol::trail::{LinkCard, MAX_TRAIL, PageView, PageViewReport};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 
 use super::errors::store_error;

@@ -5,8 +5,9 @@
 //! reaches an agent on the other relay. Agents' link cards reach the
 //! visitor like messages.
 
+use kefu_protocol::agent::VisitorRecord;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
-use kefu_protocol::trail::{LinkCard, PageView, PageViewReport, VisitorRecord};
+use kefu_protocol::trail::{LinkCard, PageView, PageViewReport};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use kefu_testkit::{Client, RelayProcess, TestDatabase, TestRelay, accounts, assert_error};

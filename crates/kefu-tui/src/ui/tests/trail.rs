@@ -4,7 +4,8 @@
 
 use crossterm::event::KeyCode;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationFrame, ConversationStatus};
-use kefu_protocol::trail::{LinkCard, PageView, PageViewFrame, VisitorRecord};
+use kefu_protocol::agent::{PageViewFrame, VisitorRecord};
+use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_protocol::{AuthorKind, Message};
 
 use super::{render, rows};

@@ -47,9 +47,8 @@ use std::sync::Arc;
 
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentReadMark, ConversationFrame, ConversationStatus,
-    ConversationSummary,
+    ConversationSummary, PageViewFrame,
 };
-use kefu_protocol::trail::PageViewFrame;
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{Author, AuthorKind, Broadcast, Message, Presence, PresenceKind, Typing};
 use tokio::sync::mpsc;
