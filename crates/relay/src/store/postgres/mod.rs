@@ -42,7 +42,7 @@ use crate::ids::ConnId;
 use crate::{auth, ids};
 use writes::{
     Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
-    require_summary, upsert_visitor, visitor_messages_up_to,
+    require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -473,12 +473,7 @@ impl Store for PgStore {
         details: VisitorDetails,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(conversation_id): Option<String> =
-            sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
-                .bind(visitor_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
+        let Some(conversation_id) = visitor_conversation(&mut tx, visitor_id).await? else {
             // Page views of visitors who never wrote are not recorded.
             return Ok(());
         };

@@ -6,6 +6,7 @@ use sqlx::postgres::PgPool;
 
 use super::super::{StoreError, to_millis};
 use super::bus;
+use super::writes::visitor_conversation;
 use crate::cluster::ChangeRef;
 
 pub(super) async fn record_page_views(
@@ -14,12 +15,7 @@ pub(super) async fn record_page_views(
     views: &[PageView],
 ) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await?;
-    let Some(conversation_id): Option<String> =
-        sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
-            .bind(visitor_id)
-            .fetch_optional(&mut *tx)
-            .await?
-    else {
+    let Some(conversation_id) = visitor_conversation(&mut tx, visitor_id).await? else {
         return Ok(false);
     };
     let Some(newest) = views.last() else {

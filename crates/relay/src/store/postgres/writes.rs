@@ -56,6 +56,17 @@ pub(super) async fn insert_row(tx: &mut Tx, message: &Message) -> Result<(), sql
     Ok(())
 }
 
+/// The visitor's conversation, if they ever wrote, read in `tx`.
+pub(super) async fn visitor_conversation(
+    tx: &mut Tx,
+    visitor_id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(READS.visitor_conversation)
+        .bind(visitor_id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// Locks the conversation row for the rest of the transaction.
 pub(super) async fn lock_conversation(
     tx: &mut Tx,
