@@ -10,7 +10,8 @@
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
 //! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
-//! backends share take their PostgreSQL text from [`reads`].
+//! backends share take their PostgreSQL text from [`reads`]; [`trail`]
+//! writes the visitors' page trails.
 
 mod bus;
 mod reads;
