@@ -123,6 +123,7 @@ async fn on_event(
             client_id: recorder.send(Direction::ToVisitor, key.visitor),
             text: TEXT.to_owned(),
             internal: false,
+            link: None,
         };
         net::send(ws, &reply).await.map_err(|e| e.label())?;
     }

@@ -312,5 +312,6 @@ fn message(
         at: OffsetDateTime::now_utc(),
         internal: false,
         event: None,
+        link: None,
     }
 }

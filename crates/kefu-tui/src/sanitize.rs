@@ -5,7 +5,8 @@
 //! move the cursor, set the window title or worse, so it is removed before the
 //! text is stored in the app state: no later code path can forget to clean it.
 
-use kefu_protocol::agent::{AgentEvent, ConversationSummary};
+use kefu_protocol::agent::{AgentEvent, ConversationSummary, VisitorSummary};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, TimelineEvent};
 
 use crate::wrap::plain;
@@ -72,6 +73,16 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
             line_opt(&mut reconnect.reason);
             AgentEvent::Reconnect(reconnect)
         }
+        AgentEvent::PageView(mut frame) => {
+            page_view(&mut frame.view);
+            AgentEvent::PageView(frame)
+        }
+        AgentEvent::Visitor(mut record) => {
+            visitor(&mut record.visitor);
+            record.conversations.iter_mut().for_each(summary);
+            record.trail.iter_mut().for_each(page_view);
+            AgentEvent::Visitor(record)
+        }
         other @ (AgentEvent::Ack(_)
         | AgentEvent::Read(_)
         | AgentEvent::ReadMark(_)
@@ -79,9 +90,18 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
     }
 }
 
+fn page_view(view: &mut PageView) {
+    view.url = line(&view.url);
+    line_opt(&mut view.title);
+    line_opt(&mut view.referrer);
+}
+
 fn summary(summary: &mut ConversationSummary) {
     summary.preview = line(&summary.preview);
-    let visitor = &mut summary.visitor;
+    visitor(&mut summary.visitor);
+}
+
+fn visitor(visitor: &mut VisitorSummary) {
     visitor.name = line(&visitor.name);
     for field in [
         &mut visitor.page_url,
@@ -98,6 +118,10 @@ fn summary(summary: &mut ConversationSummary) {
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
     message.text = plain(&text(&message.text));
+    if let Some(card) = message.link.as_deref_mut() {
+        card.url = line(&card.url);
+        card.label = line(&card.label);
+    }
     // Agents name themselves and a reopen names the visitor: clean them all.
     match message.event.as_deref_mut() {
         Some(TimelineEvent::Transferred { by, to }) => {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::trail::PageView;
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// Agent → relay.
@@ -31,6 +32,10 @@ pub enum AgentRequest {
         text: String,
         #[serde(default)]
         internal: bool,
+        /// Makes the message a link card (not with `internal`); `text`
+        /// is then its label.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        link: Option<crate::trail::LinkCard>,
     },
     Claim {
         conversation_id: String,
@@ -57,6 +62,11 @@ pub enum AgentRequest {
     Status {
         state: AgentState,
     },
+    /// A visitor's profile, conversations and page trail: answered with
+    /// `visitor`.
+    Visitor {
+        visitor_id: String,
+    },
 }
 
 /// Relay → agent.
@@ -78,6 +88,10 @@ pub enum AgentEvent {
     Presence(Presence),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    /// The visitor of a conversation this agent sees opened a page.
+    PageView(PageViewFrame),
+    /// The answer to a `visitor` request.
+    Visitor(VisitorRecord),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -245,4 +259,24 @@ pub struct VisitorSummary {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+}
+
+/// Relay → agent: the visitor of `conversation_id` opened a page. Sent, once
+/// stored, to the agents who see the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewFrame {
+    pub conversation_id: String,
+    pub visitor_id: String,
+    pub view: PageView,
+}
+
+/// Relay → agent: the answer to `visitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisitorRecord {
+    pub visitor: VisitorSummary,
+    /// Newest first. A visitor has one conversation, reopened each time
+    /// they write again, so this holds their whole history with kefu.
+    pub conversations: Vec<ConversationSummary>,
+    /// Oldest first, the newest [`MAX_TRAIL`](crate::trail::MAX_TRAIL) at most.
+    pub trail: Vec<PageView>,
 }

@@ -6,6 +6,8 @@
 //!   `read`) and the frames the relay sends back to it.
 //! - [`agent`]: the same for agents (`/ws/agent`), plus the conversation
 //!   summaries that drive an agent's queue.
+//! - [`trail`]: the visitor's page trail and the `visitor` record agents
+//!   ask for.
 //! - This module: the objects both sides share — [`Message`] (and the
 //!   [`TimelineEvent`] one may carry), [`Author`],
 //!   [`Ack`], [`ErrorFrame`] and friends.
@@ -15,6 +17,7 @@
 //! description, with an example exchange, is `docs/protocol.md`.
 
 pub mod agent;
+pub mod trail;
 pub mod visitor;
 
 use serde::{Deserialize, Serialize};
@@ -79,6 +82,10 @@ pub struct Message {
     /// messages have none, and need not carry its room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<TimelineEvent>>,
+    /// Set on an agent's link card: the page the visitor's chat offers to
+    /// open; `text` is its label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Box<trail::LinkCard>>,
 }
 
 impl Message {

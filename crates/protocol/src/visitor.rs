@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::trail::PageViewReport;
 use crate::{Ack, Broadcast, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// What the visitor's page tells about the visitor. Every field is optional
@@ -50,6 +51,8 @@ pub enum VisitorRequest {
     /// Adds to what agents know of the visitor, e.g. the email left while no
     /// agent was online. Fields left out keep their value.
     Profile(VisitorProfile),
+    /// The visitor opened a page of the site (see [`crate::trail`]).
+    PageView(PageViewReport),
 }
 
 /// Relay → visitor.

@@ -75,6 +75,7 @@ fn agent_send_defaults_to_a_public_reply() {
         send,
         AgentRequest::Send {
             internal: false,
+            link: None,
             ..
         }
     ));
@@ -96,6 +97,7 @@ fn a_message_frame_has_the_documented_shape_for_both_roles() {
         at: datetime!(2026-11-23 10:00:00.123 UTC),
         internal: false,
         event: None,
+        link: None,
     };
     let expected = json!({
         "type": "message",

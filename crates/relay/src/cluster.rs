@@ -52,6 +52,11 @@ pub enum ChangeRef {
     Summary {
         conversation_id: String,
     },
+    /// Rows of `page_views` added to the trail of the conversation's visitor.
+    PageViews {
+        conversation_id: String,
+        ids: Vec<i64>,
+    },
     /// The visitor read.
     Read {
         conversation_id: String,

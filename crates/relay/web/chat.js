@@ -136,6 +136,29 @@
     return fragment;
   }
 
+  /** An agent's link card ("open this page") as a button-like link. In the
+   *  widget it asks the host page to go there (same site) so the visitor
+   *  stays on the site with the chat; on the chat page alone it opens a new
+   *  tab so the conversation stays open. Label and address are text. */
+  function linkCard(card) {
+    if (!card || typeof card.url !== 'string' || !/^https?:\/\//i.test(card.url)) return null;
+    const link = document.createElement('a');
+    link.className = 'link-card';
+    link.href = card.url;
+    link.dir = 'auto';
+    link.textContent = String(card.label || card.url);
+    link.title = card.url;
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer nofollow';
+    if (embedded && hostOrigin) {
+      link.addEventListener('click', (event) => {
+        event.preventDefault();
+        parent.postMessage({ type: 'kefu:open-page', url: card.url }, hostOrigin);
+      });
+    }
+    return link;
+  }
+
   function timeLabel(at) {
     const date = at ? new Date(at) : new Date();
     const el = document.createElement('time');
@@ -189,7 +212,8 @@
       markSent(el, message.seq);
       return;
     }
-    bubble({ kind: 'theirs', author: message.author.name, text: message.text, at: message.at });
+    const card = linkCard(message.link);
+    bubble({ kind: 'theirs', author: message.author.name, text: card || message.text, at: message.at });
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);
@@ -343,6 +367,7 @@
         setStatus();
         // Resend what was never acknowledged: same client_id, no duplicates.
         for (const clientId of state.pending.keys()) transmit(clientId);
+        reportPages();
         break;
       case 'message': showMessage(frame); break;
       case 'ack': acknowledged(frame.client_id, frame.seq); break;
@@ -592,10 +617,45 @@
         input.focus();
       } else if (event.data && event.data.type === 'kefu:closed') {
         state.open = false;
+      } else if (event.data && event.data.type === 'kefu:pages' && hostOrigin
+        && Array.isArray(event.data.views)) {
+        // Pages of the host site the widget saw, oldest first.
+        for (const view of event.data.views.slice(-MAX_PAGES)) queuePage(view);
+        reportPages();
       }
     });
     document.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && hostOrigin) parent.postMessage({ type: 'kefu:close' }, hostOrigin);
+    });
+  }
+
+  // ---- page trail ------------------------------------------------------
+  // Each page the visitor opens is reported (page_view) so agents see where
+  // they are: the widget tells us the host site's pages; on its own, the
+  // chat page reports the page it was opened for.
+  const MAX_PAGES = 50;
+  const pagesToReport = [];
+  function queuePage(view) {
+    if (!view || typeof view.url !== 'string' || !/^https?:\/\//i.test(view.url)) return;
+    pagesToReport.push({
+      type: 'page_view',
+      url: view.url,
+      title: typeof view.title === 'string' && view.title ? view.title : undefined,
+      referrer: typeof view.referrer === 'string' && /^https?:\/\//i.test(view.referrer)
+        ? view.referrer : undefined,
+      at: typeof view.at === 'string' ? view.at : undefined,
+    });
+    if (pagesToReport.length > MAX_PAGES) pagesToReport.shift();
+  }
+  function reportPages() {
+    if (!state.connected) return; // sent after the next welcome
+    while (pagesToReport.length) transport.send(pagesToReport.shift());
+  }
+  if (!embedded) {
+    queuePage({
+      url: params.get('page_url') || location.href,
+      title: params.get('page_title') || document.title,
+      referrer: document.referrer,
     });
   }
 

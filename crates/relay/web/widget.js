@@ -80,6 +80,7 @@
     frame.hidden = true;
     frame.src = `${relay}/?${query}`;
     frame.allow = 'clipboard-write';
+    frame.addEventListener('load', () => { frameReady = true; reportTrail(); }, { once: true });
     root.append(frame);
     return frame;
   }
@@ -101,6 +102,51 @@
     }
   }
 
+  // The page trail: every page of this site the visitor opens in this tab
+  // (loads and single-page-app history changes) is kept in sessionStorage
+  // until the chat frame is there to report it, so agents see the pages
+  // seen before the chat was first opened too. Only the last 50 are kept.
+  const TRAIL_KEY = 'kefu.widget.trail';
+  const MAX_PAGES = 50;
+  function unreported() {
+    try { return JSON.parse(sessionStorage.getItem(TRAIL_KEY) || '[]'); } catch { return []; }
+  }
+  function store(views) {
+    try { sessionStorage.setItem(TRAIL_KEY, JSON.stringify(views.slice(-MAX_PAGES))); } catch { /* off */ }
+  }
+  let lastUrl = null;
+  function pageSeen() {
+    if (location.href === lastUrl) return; // e.g. replaceState of the same address
+    lastUrl = location.href;
+    const views = unreported();
+    views.push({
+      url: location.href, title: document.title,
+      referrer: document.referrer || undefined, at: new Date().toISOString(),
+    });
+    store(views);
+    reportTrail();
+  }
+  /** Hands the pages not yet reported to the chat frame, once it is loaded. */
+  function reportTrail() {
+    if (!frame || !frameReady || !frame.contentWindow) return;
+    const views = unreported();
+    if (!views.length) return;
+    frame.contentWindow.postMessage({ type: 'kefu:pages', views }, relay);
+    store([]);
+  }
+  let frameReady = false;
+  for (const method of ['pushState', 'replaceState']) {
+    const original = history[method];
+    history[method] = function (...args) {
+      const result = original.apply(this, args);
+      // The app sets the new title right after; read it once it has.
+      setTimeout(pageSeen, 0);
+      return result;
+    };
+  }
+  window.addEventListener('popstate', () => setTimeout(pageSeen, 0));
+  window.addEventListener('hashchange', pageSeen);
+
   button.addEventListener('click', () => setOpen(!frame || frame.hidden));
   window.addEventListener('message', (event) => {
     if (event.origin !== relay || !frame || event.source !== frame.contentWindow) return;
@@ -111,10 +157,19 @@
       badge.textContent = count > 99 ? '99+' : String(count);
     } else if (data.type === 'kefu:close') {
       setOpen(false);
+    } else if (data.type === 'kefu:open-page' && typeof data.url === 'string') {
+      // An agent's link card: a page of this site opens here (the chat
+      // comes back on the next page); any other site in a new tab.
+      let target;
+      try { target = new URL(data.url); } catch { return; }
+      if (target.protocol !== 'http:' && target.protocol !== 'https:') return;
+      if (target.origin === location.origin) location.assign(target.href);
+      else window.open(target.href, '_blank', 'noopener,noreferrer');
     }
   });
 
   function mount() {
+    pageSeen();
     document.body.append(host);
     try { if (localStorage.getItem(ACTIVE_KEY)) load(); } catch { /* storage may be off */ }
   }

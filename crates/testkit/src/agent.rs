@@ -39,6 +39,7 @@ impl Client<AgentEvent> {
             client_id: client_id.to_owned(),
             text: text.to_owned(),
             internal,
+            link: None,
         })
         .await;
         self.until(|event| match event {

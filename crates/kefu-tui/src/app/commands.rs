@@ -4,6 +4,7 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
+use super::link::{LinkCommand, link_command};
 use super::requests::{history_request, send_request};
 use super::{App, Asked, Effect, Outgoing, Overlay, SendState, queue};
 use crate::keys::{Action, Focus};
@@ -43,6 +44,7 @@ impl App {
             Action::Claim => self.claim(),
             Action::Resolve => self.resolve(),
             Action::Transfer => self.pick_transfer(),
+            Action::VisitorPanel => self.visitor_panel(),
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
             Action::Canned => self.pick_canned(),
@@ -80,7 +82,16 @@ impl App {
             (Overlay::Canned { index }, Action::Down) => {
                 *index = (*index + 1).min(self.prefs.canned.len().saturating_sub(1));
             }
-            (Overlay::Transfer { index, .. } | Overlay::Canned { index }, Action::Up) => {
+            (Overlay::Visitor { index, record, .. }, Action::Down) => {
+                let count = record.as_ref().map_or(0, |r| r.conversations.len());
+                *index = (*index + 1).min(count.saturating_sub(1));
+            }
+            (
+                Overlay::Transfer { index, .. }
+                | Overlay::Canned { index }
+                | Overlay::Visitor { index, .. },
+                Action::Up,
+            ) => {
                 *index = index.saturating_sub(1);
             }
             (_, Action::Open) => self.choose(),
@@ -111,6 +122,20 @@ impl App {
                         conversation_id: conversation,
                         to_agent: agent.clone(),
                     });
+                }
+            }
+            Overlay::Visitor {
+                record: Some(record),
+                index,
+                ..
+            } => {
+                if let Some(summary) = record.conversations.get(index) {
+                    let id = summary.id.clone();
+                    // A past conversation is not in the queue: add it.
+                    if !self.conversations.contains_key(&id) {
+                        self.summary(summary.clone(), false);
+                    }
+                    self.open(&id);
                 }
             }
             Overlay::Canned { index } => {
@@ -294,6 +319,31 @@ impl App {
         };
     }
 
+    /// Alt-v: asks the relay for the visitor of the highlighted (or open)
+    /// conversation; the panel fills in when it answers.
+    fn visitor_panel(&mut self) {
+        let visitor_id = self
+            .target()
+            .and_then(|id| self.conversations.get(&id))
+            .map(|conversation| conversation.summary.visitor.id.clone());
+        let Some(visitor_id) = visitor_id else {
+            self.flash = Some("no visitor to show".into());
+            return;
+        };
+        if !self.online() {
+            self.flash = Some("offline: cannot ask about the visitor now".into());
+            return;
+        }
+        self.request(AgentRequest::Visitor {
+            visitor_id: visitor_id.clone(),
+        });
+        self.overlay = Overlay::Visitor {
+            visitor_id,
+            record: None,
+            index: 0,
+        };
+    }
+
     fn toggle_internal(&mut self) {
         let Some(id) = self.target() else { return };
         if let Some(conversation) = self.conversations.get_mut(&id) {
@@ -351,10 +401,24 @@ impl App {
             draft.buffer.set(&found.text);
             return;
         }
+        let link = match link_command(draft.buffer.text()) {
+            LinkCommand::None => None,
+            LinkCommand::Card(card) if !draft.internal => Some(card),
+            LinkCommand::Card(_) => {
+                self.flash = Some("a link card is for the visitor: not in a note".into());
+                return;
+            }
+            LinkCommand::Usage => {
+                self.flash = Some("usage: /link https://… label the visitor sees".into());
+                return;
+            }
+        };
+        let text = draft.buffer.take().trim_end().to_owned();
         let out = Outgoing {
             client_id: format!("tui-{}", uuid::Uuid::now_v7()),
-            text: draft.buffer.take().trim_end().to_owned(),
+            text: link.as_ref().map_or(text, |card| card.label.clone()),
             internal: draft.internal,
+            link,
             state: SendState::Pending,
         };
         let request = send_request(&id, &out);

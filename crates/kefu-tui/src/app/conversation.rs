@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use kefu_protocol::agent::{
     AgentReadMark, ConversationStatus, ConversationSummary, VisitorSummary,
 };
+use kefu_protocol::trail::LinkCard;
 use kefu_protocol::{Message, Seq, TimelineEvent};
 use time::OffsetDateTime;
 
@@ -60,6 +61,8 @@ pub struct Outgoing {
     pub client_id: String,
     pub text: String,
     pub internal: bool,
+    /// Sent as a link card (`/link URL LABEL`); `text` is its label.
+    pub link: Option<LinkCard>,
     pub state: SendState,
 }
 

@@ -7,6 +7,7 @@ use kefu_protocol::agent::{
     AgentEvent, AgentReadMark, AgentRequest, AgentWelcome, ConversationStatus, ConversationSummary,
     HistoryPage,
 };
+use kefu_protocol::trail::MAX_TRAIL;
 use kefu_protocol::{
     Ack, Author, AuthorKind, ErrorFrame, Message, Presence, PresenceKind, ReadReceipt, Typing,
 };
@@ -14,7 +15,7 @@ use kefu_protocol::{
 use super::failed::retry_can_succeed;
 use super::queue::Filter;
 use super::requests::{history_request, send_request};
-use super::{App, Asked, Connection, Conversation, Kind, NetEvent, SendState};
+use super::{App, Asked, Connection, Conversation, Kind, NetEvent, Overlay, SendState};
 use crate::sanitize;
 
 impl App {
@@ -47,6 +48,30 @@ impl App {
                 }
             }
             AgentEvent::Presence(presence) => self.presence(presence),
+            AgentEvent::Visitor(answer) => {
+                if let Overlay::Visitor {
+                    visitor_id, record, ..
+                } = &mut self.overlay
+                    && *visitor_id == answer.visitor.id
+                {
+                    *record = Some(Box::new(answer));
+                }
+            }
+            // The header's page comes with the summary that follows; an
+            // open visitor panel adds the page to the trail it shows.
+            AgentEvent::PageView(view) => {
+                if let Overlay::Visitor {
+                    visitor_id,
+                    record: Some(record),
+                    ..
+                } = &mut self.overlay
+                    && *visitor_id == view.visitor_id
+                {
+                    record.trail.push(view.view);
+                    let excess = record.trail.len().saturating_sub(MAX_TRAIL);
+                    record.trail.drain(..excess);
+                }
+            }
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
@@ -125,7 +150,7 @@ impl App {
 
     /// A summary changed. `notify` is false while loading the first welcome,
     /// whose waiting visitors are not news.
-    fn summary(&mut self, summary: ConversationSummary, notify: bool) {
+    pub(super) fn summary(&mut self, summary: ConversationSummary, notify: bool) {
         let was_waiting = self
             .conversations
             .get(&summary.id)
@@ -283,6 +308,7 @@ impl App {
             at: ack.at,
             internal: out.internal,
             event: None,
+            link: None,
         });
     }
 

@@ -6,6 +6,7 @@
 //! so both agree on the history's height without the state depending on
 //! the drawing.
 
+use kefu_protocol::trail::LinkCard;
 use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 
 use super::conversation::{Conversation, Outgoing, SendState};
@@ -59,16 +60,31 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
             message,
             seen: Some(message.seq) == seen,
         });
-        body(&mut rows, &message.text, message.internal, width);
+        let text = shown(&message.text, message.link.as_deref());
+        body(&mut rows, &text, message.internal, width);
     }
     for out in &conversation.outgoing {
         rows.push(Row::Pending(out));
-        body(&mut rows, &out.text, out.internal, width);
+        body(
+            &mut rows,
+            &shown(&out.text, out.link.as_ref()),
+            out.internal,
+            width,
+        );
         if let SendState::Failed { retry, .. } = out.state {
             rows.push(Row::Failed { retry });
         }
     }
     rows
+}
+
+/// A message's text as the agent reads it: a link card as its label and
+/// where its button goes.
+fn shown(text: &str, link: Option<&LinkCard>) -> String {
+    match link {
+        Some(card) => format!("[link] {} → {}", card.label, card.url),
+        None => text.to_owned(),
+    }
 }
 
 /// The newest reply the visitor has read: it carries the "seen" mark.

@@ -11,7 +11,7 @@
 //! - [`history`]: a conversation's history as screen rows, which drawing
 //!   styles and scrolling counts.
 //! - `frames`: what the relay's frames do to the state.
-//! - `commands`: what the agent's actions do.
+//! - `commands`: what the agent's actions do; `link`: its `/link` command.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
 //! - `scrolling`: the history's scroll, kept still under new messages;
@@ -28,6 +28,7 @@ pub mod conversation;
 mod failed;
 mod frames;
 pub mod history;
+mod link;
 pub mod numbers;
 pub mod queue;
 mod requests;
@@ -39,6 +40,7 @@ use std::time::Duration;
 
 use crossterm::event::KeyEvent;
 use kefu_protocol::AgentState;
+use kefu_protocol::agent::VisitorRecord;
 use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -138,6 +140,14 @@ pub enum Overlay {
         index: usize,
     },
     ConfirmQuit,
+    /// The visitor panel: who `visitor_id` is, their conversations (`index`
+    /// the highlighted one; Enter opens it) and their page trail, live.
+    /// `record` is `None` until the relay answers.
+    Visitor {
+        visitor_id: String,
+        record: Option<Box<VisitorRecord>>,
+        index: usize,
+    },
     /// Resolving a conversation the agent is not looking at, or that is
     /// not theirs, is asked about first.
     ConfirmResolve {
@@ -277,7 +287,9 @@ impl App {
         match self.overlay {
             Overlay::None => Layer::None,
             Overlay::Help => Layer::Help,
-            Overlay::Transfer { .. } | Overlay::Canned { .. } => Layer::Picker,
+            Overlay::Transfer { .. } | Overlay::Canned { .. } | Overlay::Visitor { .. } => {
+                Layer::Picker
+            }
             Overlay::ConfirmQuit | Overlay::ConfirmResolve { .. } => Layer::Confirm,
         }
     }

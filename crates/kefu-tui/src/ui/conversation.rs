@@ -64,23 +64,48 @@ fn title(app: &App, conversation: &Conversation) -> Line<'static> {
     ])
 }
 
-/// Page, then browser · language · email.
+/// "now on /checkout — Checkout", then browser · language · email · where
+/// the visitor came from. Both follow the visitor live (the summary moves
+/// with each page they open).
 fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
     let visitor = &conversation.summary.visitor;
     let width = usize::from(width);
-    let page = visitor.page_url.as_deref().unwrap_or("(page unknown)");
+    let page = match (visitor.page_url.as_deref(), visitor.page_title.as_deref()) {
+        (Some(url), Some(title)) => format!("now on {} — {title}", path_of(url)),
+        (Some(url), None) => format!("now on {}", path_of(url)),
+        (None, _) => "(page unknown)".to_owned(),
+    };
     let about: Vec<String> = [
         visitor.user_agent.as_deref().map(browser),
         visitor.lang.clone(),
         visitor.email.clone(),
+        visitor
+            .referrer
+            .as_deref()
+            .map(|from| format!("from {}", without_scheme(from))),
     ]
     .into_iter()
     .flatten()
     .collect();
     vec![
-        Line::styled(truncate(page, width), Style::new().fg(Color::Blue)),
+        Line::styled(truncate(&page, width), Style::new().fg(Color::Blue)),
         Line::styled(truncate(&about.join(" · "), width), dim()),
     ]
+}
+
+/// The path (query and fragment too) of a web address; the address itself
+/// if it has none.
+pub(super) fn path_of(url: &str) -> &str {
+    let rest = without_scheme(url);
+    match rest.find('/') {
+        Some(slash) => &rest[slash..],
+        None => url,
+    }
+}
+
+/// `shop.example/page` from `https://shop.example/page`.
+fn without_scheme(url: &str) -> &str {
+    url.split_once("://").map_or(url, |(_, rest)| rest)
 }
 
 /// "Firefox 128" from a user agent string; the raw string's start otherwise.

@@ -4,6 +4,7 @@
 //! - `queue`: the left pane. - `conversation`: the right pane.
 //! - `history`: a conversation's history rows, styled.
 //! - `overlay`: help, pickers, the quit question. - `status`: the bottom bar.
+//! - `visitor`: the visitor panel (profile, conversations, page trail).
 
 mod conversation;
 mod history;
@@ -14,6 +15,7 @@ mod status;
 mod tests;
 #[cfg(test)]
 mod tests_attention;
+mod visitor;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};

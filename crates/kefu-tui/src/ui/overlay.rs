@@ -35,6 +35,9 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
             let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
             picker(frame, area, " Canned replies ", &entries, *index);
         }
+        Overlay::Visitor { record, index, .. } => {
+            super::visitor::draw(app, frame, area, record.as_deref(), *index);
+        }
         Overlay::ConfirmQuit => {
             let lines = vec![
                 Line::raw("Unsent text would be lost."),

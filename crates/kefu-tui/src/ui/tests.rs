@@ -1,6 +1,7 @@
 //! Whole screens rendered with ratatui's `TestBackend`, compared row by row.
 
 mod conventions;
+mod trail;
 
 use crossterm::event::{KeyCode, KeyModifiers};
 use kefu_protocol::agent::{AgentEvent, ConversationStatus, ConversationSummary, HistoryPage};
@@ -142,7 +143,7 @@ fn the_whole_screen_at_80_by_24() {
         &buffer,
         &[
             "┌ Waiting 2  Mine 1 [All 4]──┐┌ Ming 明 · waiting 5m ──────────────────────────┐",
-            "│1 ● Ming 明               5m││https://shop.example/cart                       │",
+            "│1 ● Ming 明               5m││now on /cart                                    │",
             "│    typing…                 ││Firefox 128 · zh-CN · ming@example.com          │",
             "│2 ○ Visitor #a3f9     (3) 2m││                                                │",
             "│    hello? anyone there to …││                                                │",
@@ -196,7 +197,7 @@ fn a_narrow_terminal_shows_one_pane_at_a_time() {
         &conversation,
         &[
             "┌ Ming 明 · waiting 5m ────────────────┐",
-            "│https://shop.example/cart             │",
+            "│now on /cart                          │",
             "│Firefox 128 · zh-CN · ming@example.com│",
             "│  有的，所有尺码都有。                │",
             "│09:54 alice · internal note           │",
@@ -253,16 +254,16 @@ fn help_lists_every_key_at_80_by_24() {
             "│Ctrl-R           canned reply picker   t              transfer to an agent    │",
             "│Alt-r            retry failed replies  r              resolve (may ask y/n)   │",
             "│Alt-e / Alt-x    edit / drop failed    i              internal-note mode      │",
-            "│Ctrl-L           redraw the screen     a              available / away        │",
-            "│F1               this help             /              canned reply picker     │",
-            "│Ctrl-C           quit                  ?              this help               │",
-            "│                                       q              quit                    │",
-            "│compose                                                                       │",
-            "│Enter            send (claims waiting) mouse                                  │",
-            "│Alt-Enter/Ctrl-J new line              click          open a chat             │",
-            "│/shortcut Enter  expand canned reply   wheel          scroll what is under it │",
-            "│Ctrl-A / Ctrl-E  line start / end      Shift-drag     select text to copy     │",
-            "│Alt-b / Alt-f    word back / forward                                          │",
+            "│Ctrl-L           redraw the screen     v              visitor panel           │",
+            "│F1               this help             a              available / away        │",
+            "│Ctrl-C           quit                  /              canned reply picker     │",
+            "│                                       ?              this help               │",
+            "│compose                                q              quit                    │",
+            "│Enter            send (claims waiting)                                        │",
+            "│Alt-Enter/Ctrl-J new line              mouse                                  │",
+            "│/shortcut Enter  expand canned reply   click          open a chat             │",
+            "│Ctrl-A / Ctrl-E  line start / end      wheel          scroll what is under it │",
+            "│Alt-b / Alt-f    word back / forward   Shift-drag     select text to copy     │",
             "│Ctrl-W           delete word back                                             │",
             "│Ctrl-U / Ctrl-K  delete to start / end                                        │",
             "│Esc              back to the queue                                            │",

@@ -5,6 +5,7 @@
 mod cli;
 mod support;
 mod tls;
+mod trail;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::ConversationStatus;

@@ -27,6 +27,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary, Role};
+use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_protocol::visitor::VisitorProfile;
 use kefu_protocol::{Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
@@ -52,6 +53,12 @@ pub enum Change {
     },
     /// A visitor profile update.
     Summary { summary: ConversationSummary },
+    /// Pages added to the trail of the conversation's visitor, oldest
+    /// first; `summary` shows the newest as the page the visitor is on.
+    PageViews {
+        summary: ConversationSummary,
+        views: Vec<PageView>,
+    },
     /// A read mark moved: the visitor's, or an agent's own (`mark`, for
     /// that agent's connections only) and, when that agent answers the
     /// visitor, the one the visitor sees (`receipt`, and the summary's
@@ -96,6 +103,8 @@ pub struct AgentSend {
     pub client_id: String,
     pub text: String,
     pub internal: bool,
+    /// Makes it a link card (see [`Message::link`]).
+    pub link: Option<LinkCard>,
     pub origin: Option<ConnId>,
 }
 
@@ -227,6 +236,17 @@ pub trait Store: Reads + 'static {
         visitor_id: &str,
         details: VisitorDetails,
     ) -> Result<(), StoreError>;
+
+    /// Adds `views` (oldest first) to a visitor's page trail, keeping the
+    /// newest [`MAX_TRAIL`](kefu_protocol::trail::MAX_TRAIL), and shows the
+    /// last as the page the visitor is on. Only a visitor with a
+    /// conversation has a stored trail: for one without, nothing is written
+    /// and the answer is `false` (the caller holds the views until then).
+    async fn record_page_views(
+        &self,
+        visitor_id: &str,
+        views: Vec<PageView>,
+    ) -> Result<bool, StoreError>;
 
     async fn add_agent(
         &self,

@@ -20,12 +20,13 @@ use std::marker::PhantomData;
 use async_trait::async_trait;
 use kefu_protocol::Message;
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary};
+use kefu_protocol::trail::{MAX_TRAIL, PageView};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
 use super::rows::{
-    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, ReadMarkRow, SUMMARY_SELECT, SummaryRow,
-    convert, seq_to_sql,
+    AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, ReadMarkRow,
+    SUMMARY_SELECT, SummaryRow, convert, seq_to_sql,
 };
 use super::{AgentAccount, Page, StoreError, to_millis};
 
@@ -56,6 +57,9 @@ pub(super) struct Queries<DB> {
     /// The whole query; binds the oldest `updated_at` (milliseconds), the id
     /// to start after and the limit; selects conversation ids.
     pub conversation_ids: &'static str,
+    /// After [`PAGE_VIEW_SELECT`], oldest first; binds the visitor id and
+    /// the limit, and selects the newest that many.
+    pub page_trail: &'static str,
     /// The whole query; binds the agent id; selects a [`ReadMarkRow`] for
     /// each waiting or active conversation the agent has read.
     pub read_marks: &'static str,
@@ -116,6 +120,10 @@ pub trait Reads: Send + Sync {
 
     async fn agents(&self) -> Result<Vec<AgentAccount>, StoreError>;
 
+    /// The visitor's stored page trail, oldest first (at most
+    /// [`MAX_TRAIL`] pages).
+    async fn page_trail(&self, visitor_id: &str) -> Result<Vec<PageView>, StoreError>;
+
     /// The agent's own read positions in the waiting and active
     /// conversations (those in its `welcome`).
     async fn read_marks(&self, agent_id: &str) -> Result<Vec<AgentReadMark>, StoreError>;
@@ -150,6 +158,7 @@ where
     for<'r> SummaryRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> MessageRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> AgentRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'r> PageViewRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> ReadMarkRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'c> &'c mut <T::Db as Database>::Connection: Executor<'c, Database = T::Db>,
 {
@@ -212,6 +221,17 @@ where
             .fetch_all(pool)
             .await?;
         convert(rows)
+    }
+
+    async fn page_trail(&self, visitor_id: &str) -> Result<Vec<PageView>, StoreError> {
+        let (sql, pool) = self.read_side();
+        let rows: Vec<PageViewRow> =
+            sqlx::query_as(&format!("{PAGE_VIEW_SELECT} {}", sql.page_trail))
+                .bind(visitor_id)
+                .bind(MAX_TRAIL as i64)
+                .fetch_all(pool)
+                .await?;
+        Ok(rows.into_iter().map(PageView::from).collect())
     }
 
     async fn read_marks(&self, agent_id: &str) -> Result<Vec<AgentReadMark>, StoreError> {

@@ -7,6 +7,7 @@
 use kefu_protocol::agent::{
     AgentInfo, AgentReadMark, ConversationStatus, ConversationSummary, Role, VisitorSummary,
 };
+use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 
 use super::{AgentAccount, StoreError, default_visitor_name, to_time};
@@ -19,7 +20,10 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.la
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
-        author_id, author_name, text, internal, at, event FROM messages";
+        author_id, author_name, text, internal, at, event, link FROM messages";
+
+/// Selects a [`PageViewRow`]; callers append `WHERE …`.
+pub(super) const PAGE_VIEW_SELECT: &str = "SELECT url, title, referrer, at FROM page_views";
 
 /// Selects an [`AgentRow`]; callers append `WHERE …`.
 pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
@@ -58,6 +62,7 @@ row! {
         internal: bool,
         at: i64,
         event: Option<String>,
+        link: Option<String>,
     }
 }
 
@@ -81,6 +86,7 @@ impl TryFrom<MessageRow> for Message {
             at: to_time(row.at),
             internal: row.internal,
             event: (row.event.as_deref().map(event_from_sql).transpose()?).map(Box::new),
+            link: (row.link.as_deref().map(link_from_sql).transpose()?).map(Box::new),
         })
     }
 }
@@ -140,6 +146,25 @@ impl TryFrom<SummaryRow> for ConversationSummary {
             waiting_since: row.waiting_since.map(to_time),
             updated_at: to_time(row.updated_at),
         })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct PageViewRow {
+    url: String,
+    title: Option<String>,
+    referrer: Option<String>,
+    at: i64,
+}
+
+impl From<PageViewRow> for PageView {
+    fn from(row: PageViewRow) -> Self {
+        PageView {
+            url: row.url,
+            title: row.title,
+            referrer: row.referrer,
+            at: to_time(row.at),
+        }
     }
 }
 
@@ -207,6 +232,16 @@ pub(super) fn event_to_sql(event: Option<&TimelineEvent>) -> Option<String> {
 
 fn event_from_sql(event: &str) -> Result<TimelineEvent, StoreError> {
     serde_json::from_str(event).map_err(|error| StoreError::Corrupt(format!("event: {error}")))
+}
+
+/// A link card as the `link` column keeps it: its JSON on the wire.
+pub(super) fn link_to_sql(link: Option<&LinkCard>) -> Option<String> {
+    // Serialising two strings cannot fail.
+    link.and_then(|link| serde_json::to_string(link).ok())
+}
+
+fn link_from_sql(link: &str) -> Result<LinkCard, StoreError> {
+    serde_json::from_str(link).map_err(|error| StoreError::Corrupt(format!("link: {error}")))
 }
 
 /// SQL integers are signed; `seq` never comes near `i64::MAX`.

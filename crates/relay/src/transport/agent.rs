@@ -243,6 +243,8 @@ fn waits_for(request: &AgentRequest) -> WaitsFor {
         AgentRequest::Hello { .. }
         | AgentRequest::Broadcast { .. }
         | AgentRequest::Status { .. } => WaitsFor::Everything,
+        // A read that changes nothing need not wait for anything.
+        AgentRequest::Visitor { .. } => WaitsFor::Nothing,
     }
 }
 
@@ -275,9 +277,27 @@ impl Requests {
             AgentRequest::Send {
                 conversation_id,
                 client_id,
-                text,
+                mut text,
                 internal,
+                link,
             } => {
+                let link = match link.map(super::trail::checked_link) {
+                    Some(Ok(_)) if internal => {
+                        return Some(error_frame(
+                            ErrorFrame::new(
+                                ErrorCode::BadRequest,
+                                "a link card is for the visitor: not internal",
+                            )
+                            .with_ref(client_id),
+                        ));
+                    }
+                    Some(Ok(card)) => {
+                        text = card.label.clone();
+                        Some(card)
+                    }
+                    Some(Err(error)) => return Some(error_frame(error.with_ref(client_id))),
+                    None => None,
+                };
                 let max_chars = self.state.config.limits.max_message_chars;
                 if let Err(error) = check_send(&client_id, &text, max_chars) {
                     return Some(error_frame(error));
@@ -288,6 +308,7 @@ impl Requests {
                     client_id: client_id.clone(),
                     text,
                     internal,
+                    link,
                     origin: Some(self.conn),
                 };
                 match store.agent_send(send).await {
@@ -335,6 +356,9 @@ impl Requests {
             AgentRequest::Status { state } => {
                 self.state.hub.set_state(self.conn, state).await;
                 None
+            }
+            AgentRequest::Visitor { visitor_id } => {
+                return Some(super::trail::visitor_record(store.as_ref(), &visitor_id).await);
             }
         };
         refused.map(error_frame)

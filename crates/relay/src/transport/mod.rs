@@ -9,6 +9,8 @@
 //!   the store, store errors as error frames, error frames as HTTP responses.
 //! - [`limits`]: connections per IP, frames per second.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
+//! - [`trail`]: page views checked, rate-limited and held until the
+//!   visitor has a conversation; the `visitor` record agents ask for.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
 
@@ -18,6 +20,7 @@ mod limits;
 mod ops;
 pub mod revocation;
 mod session;
+mod trail;
 mod visitor;
 mod web;
 
@@ -61,6 +64,7 @@ pub struct Shared {
     budgets: AddressBudgets,
     new_conversations: NewConversations,
     polls: visitor::longpoll::PollSessions,
+    trails: trail::Trails,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
     /// Turns true when the relay starts shutting down.
@@ -88,6 +92,7 @@ impl AppState {
             budgets,
             new_conversations,
             polls: Default::default(),
+            trails: Default::default(),
             credentials: watch::Sender::new(None),
             stopping,
             alive,
@@ -147,7 +152,8 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Closes idle long-poll sessions, and forgets the new-conversation
-/// buckets of addresses gone quiet, until the relay stops.
+/// buckets of addresses gone quiet and old held page views, until the
+/// relay stops.
 pub async fn maintain(state: AppState) {
     let mut stopping = state.stopping.clone();
     let mut tick = tokio::time::interval(visitor::longpoll::IDLE_TIMEOUT / 4);
@@ -158,6 +164,7 @@ pub async fn maintain(state: AppState) {
         }
         state.polls.close_idle().await;
         state.new_conversations.forget_quiet();
+        state.trails.forget_old();
     }
 }
 

@@ -614,3 +614,5 @@ async fn the_page_and_widget_are_served_with_a_strict_policy() {
     );
     assert!(widget.body.contains("attachShadow"));
 }
+
+mod trail;

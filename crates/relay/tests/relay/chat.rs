@@ -41,6 +41,7 @@ async fn visitor_and_agent_chat_both_ways() {
             client_id: "a1".into(),
             text: "Yes! How can I help?".into(),
             internal: false,
+            link: None,
         })
         .await;
     let (mut reply, mut summary) = (None, None);

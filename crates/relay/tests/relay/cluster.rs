@@ -298,6 +298,7 @@ async fn writers_racing_on_both_relays_keep_seq_gap_free() {
                 client_id: format!("a{i}"),
                 text: format!("agent {i}"),
                 internal: false,
+                link: None,
             })
             .await;
     }

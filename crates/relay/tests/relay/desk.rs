@@ -139,6 +139,7 @@ async fn each_agent_reads_for_itself_and_the_visitor_sees_the_assignee() {
             client_id: "a1".into(),
             text: "Hello!".into(),
             internal: false,
+            link: None,
         })
         .await;
     let mark = own_mark(&mut alice).await;
@@ -188,6 +189,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         client_id: client_id.to_owned(),
         text: format!("reply {client_id}"),
         internal: false,
+        link: None,
     };
     let mut sent = Vec::new();
     for i in 0..30 {

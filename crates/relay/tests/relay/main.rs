@@ -25,3 +25,4 @@ mod summaries;
 mod support;
 mod timeline;
 mod tls;
+mod trail;

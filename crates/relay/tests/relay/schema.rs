@@ -24,6 +24,9 @@ const POSTGRES_ONLY_INDEXES: &[(&str, &[&str], bool)] = &[
     // (store/sqlite/client_ids.rs), which saves a WAL frame per message.
     // PostgreSQL keeps the index: several relays write there.
     ("messages", &["author_kind", "author_id", "client_id"], true),
+    // SQLite migration 0007: an `INTEGER PRIMARY KEY` is the rowid itself,
+    // which needs no index of its own.
+    ("page_views", &["id"], true),
 ];
 
 /// What both backends' types are compared by.

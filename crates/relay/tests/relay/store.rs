@@ -60,6 +60,7 @@ pub(crate) fn agent_send(
         client_id: client_id.to_owned(),
         text: format!("reply {client_id}"),
         internal,
+        link: None,
         origin: None,
     }
 }
@@ -546,6 +547,7 @@ async fn sqlite_published_summaries_match_the_database() {
         let summary_of = |change| match change {
             Change::Message { summary, .. }
             | Change::Summary { summary }
+            | Change::PageViews { summary, .. }
             | Change::Read { summary, .. } => summary,
         };
         let mut summary = summary_of(changes.try_recv().expect(step));
@@ -609,3 +611,4 @@ async fn sqlite_published_summaries_match_the_database() {
 }
 
 mod timeline;
+mod trail;

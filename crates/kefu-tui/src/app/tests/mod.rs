@@ -89,6 +89,7 @@ pub(crate) fn message(conversation: &str, seq: u64, kind: AuthorKind, text: &str
         at: NOW - time::Duration::minutes(10 - seq as i64),
         internal: false,
         event: None,
+        link: None,
     }
 }
 
@@ -129,7 +130,7 @@ pub(crate) fn type_text(app: &mut App, text: &str) {
     }
 }
 
-fn requests(effects: &[Effect]) -> Vec<AgentRequest> {
+pub(crate) fn requests(effects: &[Effect]) -> Vec<AgentRequest> {
     effects
         .iter()
         .filter_map(|effect| match effect {

@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentReadMark, ConversationFrame, ConversationStatus,
-    ConversationSummary,
+    ConversationSummary, PageViewFrame,
 };
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_protocol::{Author, AuthorKind, Broadcast, Message, Presence, PresenceKind, Typing};
@@ -197,6 +197,20 @@ impl HubState {
             }
             Change::Summary { summary } => {
                 let (summary, before) = self.remember(summary);
+                self.publish_summary(summary, before.as_ref());
+            }
+            Change::PageViews { summary, views } => {
+                let (summary, before) = self.remember(summary);
+                // Like a note: the agents who see the conversation now.
+                let agents = self.agents_seeing(&summary, None);
+                for view in views {
+                    let frame = encode(&AgentEvent::PageView(PageViewFrame {
+                        conversation_id: summary.id.clone(),
+                        visitor_id: summary.visitor.id.clone(),
+                        view,
+                    }));
+                    self.connections.send_all(&agents, &Outbound::Frame(frame));
+                }
                 self.publish_summary(summary, before.as_ref());
             }
             Change::Read {

@@ -63,6 +63,7 @@ fn visitor_writes(hub: &mut HubState, seq: Seq) {
         at: OffsetDateTime::UNIX_EPOCH,
         internal: false,
         event: None,
+        link: None,
     };
     hub.apply(Change::Message {
         message,

@@ -9,13 +9,14 @@
 use std::time::Duration;
 
 use kefu_protocol::agent::{AgentReadMark, ConversationSummary};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{AuthorKind, Message, ReadReceipt};
 use sqlx::PgConnection;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::super::rows::{MESSAGE_SELECT, MessageRow, seq_to_sql};
+use super::super::rows::{MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, seq_to_sql};
 use super::super::{AgentMark, Change, Reads, StoreError};
 use crate::cluster::{
     self, Carried, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId,
@@ -242,6 +243,21 @@ async fn resolve_change(
                 origin,
             })
         }
+        ChangeRef::PageViews {
+            conversation_id,
+            ids,
+        } => {
+            let rows: Vec<PageViewRow> = sqlx::query_as(&format!(
+                "{PAGE_VIEW_SELECT} WHERE id = ANY($1) ORDER BY at, id"
+            ))
+            .bind(&ids)
+            .fetch_all(pool)
+            .await?;
+            let views = rows.into_iter().map(PageView::from).collect();
+            pool.conversation(&conversation_id)
+                .await?
+                .map(|summary| Change::PageViews { summary, views })
+        }
         ChangeRef::Summary { conversation_id } => pool
             .conversation(&conversation_id)
             .await?
@@ -339,6 +355,7 @@ mod tests {
             at: OffsetDateTime::UNIX_EPOCH,
             internal: false,
             event: None,
+            link: None,
         }
     }
 

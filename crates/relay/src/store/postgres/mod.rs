@@ -10,10 +10,12 @@
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
 //! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
-//! backends share take their PostgreSQL text from [`reads`].
+//! backends share take their PostgreSQL text from [`reads`]; [`trail`]
+//! writes the visitors' page trails.
 
 mod bus;
 mod reads;
+mod trail;
 mod writes;
 
 use std::sync::Mutex;
@@ -21,6 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row};
@@ -40,7 +43,7 @@ use crate::ids::ConnId;
 use crate::{auth, ids};
 use writes::{
     Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
-    require_summary, upsert_visitor, visitor_messages_up_to,
+    require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -259,6 +262,7 @@ impl Store for PgStore {
             at: now,
             internal: false,
             event: None,
+            link: None,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -330,6 +334,7 @@ impl Store for PgStore {
             at: now,
             internal: send.internal,
             event: None,
+            link: send.link.map(Box::new),
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -483,12 +488,7 @@ impl Store for PgStore {
         details: VisitorDetails,
     ) -> Result<(), StoreError> {
         let mut tx = writes::begin(&self.pool).await?;
-        let Some(conversation_id): Option<String> =
-            sqlx::query_scalar("SELECT id FROM conversations WHERE visitor_id = $1")
-                .bind(visitor_id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
+        let Some(conversation_id) = visitor_conversation(&mut tx, visitor_id).await? else {
             // Page views of visitors who never wrote are not recorded.
             return Ok(());
         };
@@ -500,6 +500,14 @@ impl Store for PgStore {
         }
         writes::commit(tx).await?;
         Ok(())
+    }
+
+    async fn record_page_views(
+        &self,
+        visitor_id: &str,
+        views: Vec<PageView>,
+    ) -> Result<bool, StoreError> {
+        trail::record_page_views(&self.pool, visitor_id, &views).await
     }
 
     async fn add_agent(

@@ -22,6 +22,9 @@ pub(super) static READS: Queries<Postgres> = Queries {
     agent_credentials: "SELECT id, token_hash FROM agents WHERE NOT disabled",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2
         ORDER BY id LIMIT $3",
+    // The newest `limit`, turned oldest first.
+    page_trail: "WHERE id IN (SELECT id FROM page_views WHERE visitor_id = $1
+        ORDER BY at DESC, id DESC LIMIT $2) ORDER BY at, id",
     read_marks: "SELECT r.conversation_id, r.read_seq, r.visitor_messages
         FROM agent_reads r JOIN conversations c ON c.id = r.conversation_id
         WHERE r.agent_id = $1 AND c.status <> 'resolved'",

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, Seq};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
@@ -50,6 +51,9 @@ static READS: Queries<Sqlite> = Queries {
     agent_credentials: "SELECT id, token_hash FROM agents WHERE disabled = 0",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
         ORDER BY id LIMIT ?",
+    // The newest `limit`, turned oldest first.
+    page_trail: "WHERE id IN (SELECT id FROM page_views WHERE visitor_id = ?
+        ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id",
     read_marks: "SELECT r.conversation_id, r.read_seq, r.visitor_messages
         FROM agent_reads r JOIN conversations c ON c.id = r.conversation_id
         WHERE r.agent_id = ? AND c.status <> 'resolved'",
@@ -238,6 +242,20 @@ impl Store for SqliteStore {
         })
         .await
         .map(drop)
+    }
+
+    async fn record_page_views(
+        &self,
+        visitor_id: &str,
+        views: Vec<PageView>,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .write(WriteOp::PageViews {
+                visitor_id: visitor_id.to_owned(),
+                views,
+            })
+            .await?;
+        Ok(!matches!(written, Written::NoConversation))
     }
 
     async fn add_agent(

@@ -11,11 +11,13 @@ pub(super) mod ws;
 use std::net::IpAddr;
 
 use axum::http::{HeaderMap, header};
+use kefu_protocol::trail::PageViewReport;
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, VisitorWelcome};
 use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message, Seq};
 
 use super::AppState;
 use super::errors::{check_send, store_error};
+use super::trail;
 use crate::hub::Outbox;
 use crate::ids::ConnId;
 use crate::store::{Page, Reader, VisitorDetails, VisitorSend};
@@ -264,9 +266,13 @@ impl VisitorCore {
                     text,
                     origin: Some(self.conn),
                 };
+                let first = self.conversation_id.is_none();
                 match shared.store.visitor_send(send).await {
                     Ok(message) => {
                         self.conversation_id = Some(message.conversation_id.clone());
+                        if first {
+                            self.store_held_views().await;
+                        }
                         return Some(VisitorEvent::Ack(Ack::from(&message)));
                     }
                     Err(error) => store_error(error, &client_id),
@@ -290,6 +296,10 @@ impl VisitorCore {
                     Err(error) => store_error(error, conversation_id),
                 }
             }
+            VisitorRequest::PageView(report) => match self.page_view(report).await {
+                Ok(()) => return None,
+                Err(error) => error,
+            },
             VisitorRequest::Profile(update) => {
                 merge_profile(&mut self.details.profile, bounded_profile(update));
                 // Without a conversation nothing is written: the profile is
@@ -305,6 +315,58 @@ impl VisitorCore {
             }
         };
         Some(VisitorEvent::Error(refused))
+    }
+}
+
+impl VisitorCore {
+    /// Stores a page view if the visitor has a conversation, or holds it
+    /// until they do (see [`super::trail`]).
+    async fn page_view(&mut self, report: PageViewReport) -> Result<(), ErrorFrame> {
+        let view = trail::checked_view(report)?;
+        let shared = self.state.clone();
+        if !shared.trails.allow(&self.visitor_id) {
+            return Err(
+                ErrorFrame::new(ErrorCode::RateLimited, "too many page views; slow down")
+                    .with_ref("page_view"),
+            );
+        }
+        // The first message stores the page the visitor is on.
+        self.details.profile.page_url = Some(view.url.clone());
+        self.details.profile.page_title = view.title.clone();
+        self.refresh_conversation().await?;
+        if self.conversation_id.is_none() {
+            shared.trails.hold(&self.visitor_id, view);
+            return Ok(());
+        }
+        match shared
+            .store
+            .record_page_views(&self.visitor_id, vec![view.clone()])
+            .await
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                shared.trails.hold(&self.visitor_id, view);
+                Ok(())
+            }
+            Err(error) => Err(store_error(error, "page_view")),
+        }
+    }
+
+    /// Stores the views held while the visitor had no conversation, now
+    /// that their first message made one. A failure loses only the trail.
+    async fn store_held_views(&self) {
+        let held = self.state.trails.take(&self.visitor_id);
+        if held.is_empty() {
+            return;
+        }
+        if let Err(error) = self
+            .state
+            .store
+            .record_page_views(&self.visitor_id, held)
+            .await
+        {
+            tracing::warn!(%error, "could not store a visitor's page trail");
+        }
     }
 }
 

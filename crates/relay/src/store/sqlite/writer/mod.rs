@@ -19,13 +19,15 @@
 //!
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
-//! requests and answers), [`send`], [`conversation`], [`event`] and [`agent`].
+//! requests and answers), [`send`], [`conversation`], [`event`], [`trail`]
+//! and [`agent`].
 
 mod agent;
 mod conversation;
 mod event;
 mod op;
 mod send;
+mod trail;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -281,6 +283,7 @@ fn summary_of(change: &Change) -> &ConversationSummary {
     match change {
         Change::Message { summary, .. }
         | Change::Summary { summary }
+        | Change::PageViews { summary, .. }
         | Change::Read { summary, .. } => summary,
     }
 }
@@ -317,6 +320,9 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
             visitor_id,
             details,
         } => conversation::update_visitor(conn, visitor_id, details),
+        WriteOp::PageViews { visitor_id, views } => {
+            trail::record_page_views(conn, visitor_id, views)
+        }
         WriteOp::AddAgent {
             name,
             role,

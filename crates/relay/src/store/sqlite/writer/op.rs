@@ -1,6 +1,7 @@
 //! What the writer is asked to do, and what it answers.
 
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
+use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, Seq};
 
 use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
@@ -30,6 +31,10 @@ pub(in super::super) enum WriteOp {
         visitor_id: String,
         details: VisitorDetails,
     },
+    PageViews {
+        visitor_id: String,
+        views: Vec<PageView>,
+    },
     AddAgent {
         name: String,
         role: Role,
@@ -55,6 +60,8 @@ pub(in super::super) enum Written {
     Summary(ConversationSummary),
     Agent(AgentInfo),
     Done,
+    /// Nothing was written: the visitor has no conversation yet.
+    NoConversation,
 }
 
 /// What a write answers, and the changes it publishes once committed, in

@@ -2,6 +2,7 @@
 //! visitor's with the timeline event it may cause (a reopen).
 
 use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
+use kefu_protocol::trail::LinkCard;
 use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent};
 use rusqlite::Connection;
 
@@ -140,7 +141,10 @@ pub(super) fn agent_send(
         id: send.agent.id.clone(),
         name: send.agent.name.clone(),
     };
-    let new = NewMessage::new(author, &send.client_id, &send.text, send.internal);
+    let new = NewMessage {
+        link: send.link.as_ref(),
+        ..NewMessage::new(author, &send.client_id, &send.text, send.internal)
+    };
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     let seq = seq_to_sql(message.seq);
     if send.internal {
@@ -193,6 +197,7 @@ struct NewMessage<'a> {
     client_id: &'a str,
     text: &'a str,
     internal: bool,
+    link: Option<&'a LinkCard>,
 }
 
 impl<'a> NewMessage<'a> {
@@ -202,6 +207,7 @@ impl<'a> NewMessage<'a> {
             client_id,
             text,
             internal,
+            link: None,
         }
     }
 }
@@ -225,6 +231,7 @@ fn append_message(
         at,
         internal: new.internal,
         event: None,
+        link: new.link.cloned().map(Box::new),
     };
     insert_row(conn, &message)?;
     client_ids.stored(&message);
