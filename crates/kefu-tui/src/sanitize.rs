@@ -72,6 +72,17 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
             line_opt(&mut reconnect.reason);
             AgentEvent::Reconnect(reconnect)
         }
+        AgentEvent::SearchResults(mut results) => {
+            for hit in &mut results.hits {
+                hit.snippet = line(&hit.snippet);
+                summary(&mut hit.conversation);
+            }
+            AgentEvent::SearchResults(results)
+        }
+        AgentEvent::Conversations(mut page) => {
+            page.conversations.iter_mut().for_each(summary);
+            AgentEvent::Conversations(page)
+        }
         other @ (AgentEvent::Ack(_)
         | AgentEvent::Read(_)
         | AgentEvent::ReadMark(_)

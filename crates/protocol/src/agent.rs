@@ -1,8 +1,11 @@
 //! Frames on `/ws/agent`.
 
+pub mod search;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use self::search::{ConversationsPage, ConversationsRequest, SearchRequest, SearchResults};
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// Agent → relay.
@@ -57,6 +60,10 @@ pub enum AgentRequest {
     Status {
         state: AgentState,
     },
+    /// Messages and visitors matching a query (see [`search`]).
+    Search(SearchRequest),
+    /// A page of conversations, resolved ones included.
+    Conversations(ConversationsRequest),
 }
 
 /// Relay → agent.
@@ -78,6 +85,8 @@ pub enum AgentEvent {
     Presence(Presence),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    SearchResults(SearchResults),
+    Conversations(ConversationsPage),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -47,6 +47,8 @@ impl App {
                 }
             }
             AgentEvent::Presence(presence) => self.presence(presence),
+            // Answers to requests this client does not send yet.
+            AgentEvent::SearchResults(_) | AgentEvent::Conversations(_) => {}
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");

@@ -8,6 +8,7 @@
 //! - [`errors`]: what a refused client is told — a `send` checked before
 //!   the store, store errors as error frames, error frames as HTTP responses.
 //! - [`limits`]: connections per IP, frames per second.
+//! - [`lookup`]: agents' `search` and paged `conversations`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
@@ -15,6 +16,7 @@
 mod agent;
 mod errors;
 mod limits;
+mod lookup;
 mod ops;
 pub mod revocation;
 mod session;

@@ -608,4 +608,5 @@ async fn sqlite_published_summaries_match_the_database() {
     store.close().await;
 }
 
+mod search;
 mod timeline;
