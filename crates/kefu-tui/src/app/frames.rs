@@ -47,8 +47,8 @@ impl App {
                 }
             }
             AgentEvent::Presence(presence) => self.presence(presence),
-            // Answers to requests this client does not send yet.
-            AgentEvent::SearchResults(_) | AgentEvent::Conversations(_) => {}
+            AgentEvent::SearchResults(results) => self.search_results(results),
+            AgentEvent::Conversations(page) => self.conversation_page(page),
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
@@ -253,6 +253,7 @@ impl App {
             let request = history_request(&page.conversation_id, Some(first));
             self.request(request);
         }
+        self.show_hit(&page.conversation_id);
     }
 
     /// Our reply is stored: it becomes a message with its `seq`.

@@ -4,8 +4,10 @@
 //! - `queue`: the left pane. - `conversation`: the right pane.
 //! - `history`: a conversation's history rows, styled.
 //! - `overlay`: help, pickers, the quit question. - `status`: the bottom bar.
+//! - `finder`: search and the resolved conversations.
 
 mod conversation;
+mod finder;
 mod history;
 mod overlay;
 mod queue;
@@ -14,6 +16,8 @@ mod status;
 mod tests;
 #[cfg(test)]
 mod tests_attention;
+#[cfg(test)]
+mod tests_finder;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};
