@@ -82,6 +82,10 @@ impl Searcher {
         let mut conn = tokio::time::timeout_at(deadline, self.pool.acquire())
             .await
             .map_err(|_| StoreError::TimedOut(budget))??;
+        // A connection ready at once can come with no time left.
+        if Instant::now() >= deadline {
+            return Err(StoreError::TimedOut(budget));
+        }
         let deadline = deadline.into_std();
         // Replaces the handler the connection's previous query left.
         conn.lock_handle()

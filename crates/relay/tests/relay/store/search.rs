@@ -241,3 +241,32 @@ async fn conversations_are_listed_newest_first_in_pages(store: Arc<dyn Store>) {
     assert_eq!(all.conversations.len(), 7);
     assert_eq!(all.next, None);
 }
+
+backend_test!(
+    sqlite_a_search_past_its_budget_is_stopped,
+    postgres_a_search_past_its_budget_is_stopped,
+    a_search_past_its_budget_is_stopped
+);
+async fn a_search_past_its_budget_is_stopped(store: Arc<dyn Store>) {
+    new_conversation(&store, "v1", "c1", "where is my order").await;
+    let spent = SearchQuery::new("order", 10, Duration::ZERO).expect("query");
+    assert!(
+        matches!(
+            store.search(&spent).await,
+            Err(store::StoreError::TimedOut(_))
+        ),
+        "a search with no time left is refused"
+    );
+    let list = ListQuery {
+        status: None,
+        after: None,
+        limit: 10,
+        budget: Duration::ZERO,
+    };
+    assert!(matches!(
+        store.list_conversations(&list).await,
+        Err(store::StoreError::TimedOut(_))
+    ));
+    // The connection it held serves the next search, within its budget.
+    assert_eq!(search(&store, "order").await.len(), 1);
+}
