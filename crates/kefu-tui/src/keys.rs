@@ -23,6 +23,8 @@ pub enum Layer {
     Picker,
     /// A yes/no question (quit with unsent text).
     Confirm,
+    /// Search or the resolved conversations: a query line over a list.
+    Finder,
 }
 
 /// Something the agent asked for.
@@ -54,6 +56,10 @@ pub enum Action {
     Canned,
     /// v in the queue: the visitor panel of the highlighted conversation.
     VisitorPanel,
+    /// Ctrl-F: search past conversations.
+    Search,
+    /// `H` in the queue: the resolved conversations.
+    Resolved,
     Help,
     ScrollUp,
     ScrollDown,
@@ -104,6 +110,7 @@ pub fn action(key: KeyEvent, focus: Focus, layer: Layer, enter_sends: bool) -> O
         Layer::None => {}
         Layer::Help => return Some(help(key.code)),
         Layer::Picker => return picker(key.code),
+        Layer::Finder => return finder(key.code, ctrl, alt),
         Layer::Confirm => {
             return match key.code {
                 KeyCode::Char('y' | 'Y') => Some(Action::Yes),
@@ -130,6 +137,22 @@ fn picker(code: KeyCode) -> Option<Action> {
     }
 }
 
+/// The finder: arrows move, letters type the query.
+fn finder(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
+    Some(match code {
+        KeyCode::Up => Action::Up,
+        KeyCode::Down => Action::Down,
+        KeyCode::PageDown => Action::ScrollDown,
+        KeyCode::Enter => Action::Open,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Backspace => Action::Backspace,
+        KeyCode::Char('u') if ctrl => Action::KillToLineStart,
+        KeyCode::Char('f') if ctrl => Action::Search,
+        KeyCode::Char(ch) if !ctrl && !alt => Action::Insert(ch),
+        _ => return None,
+    })
+}
+
 /// The help scrolls when it does not fit; any other key closes it.
 fn help(code: KeyCode) -> Action {
     match code {
@@ -154,6 +177,7 @@ fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
         KeyCode::Char('a') if alt => Action::NextActivity,
         KeyCode::Char('p') if ctrl => Action::PrevActivity,
         KeyCode::Char('r') if ctrl => Action::Canned,
+        KeyCode::Char('f') if ctrl => Action::Search,
         KeyCode::Char('r') if alt => Action::Retry,
         KeyCode::Char('e') if alt => Action::EditFailed,
         KeyCode::Char('x') if alt => Action::DiscardFailed,
@@ -180,6 +204,7 @@ fn queue(code: KeyCode, modified: bool) -> Option<Action> {
         KeyCode::Char('a') => Action::ToggleAway,
         KeyCode::Char('/') => Action::Canned,
         KeyCode::Char('v') => Action::VisitorPanel,
+        KeyCode::Char('H') => Action::Resolved,
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('q') => Action::Quit,
         _ => return None,
@@ -279,6 +304,9 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("queue", "v", "visitor panel"),
     ("queue", "a", "available / away"),
     ("queue", "/", "canned reply picker"),
+    // Works anywhere; listed here, where the help has room for it.
+    ("queue", "Ctrl-F", "search (also compose)"),
+    ("queue", "H", "resolved chats (history)"),
     ("queue", "?", "this help"),
     ("queue", "q", "quit"),
     ("compose", "Enter", "send (claims waiting)"),

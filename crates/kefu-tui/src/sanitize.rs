@@ -83,6 +83,17 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
             record.trail.iter_mut().for_each(page_view);
             AgentEvent::Visitor(record)
         }
+        AgentEvent::SearchResults(mut results) => {
+            for hit in &mut results.hits {
+                hit.snippet = line(&hit.snippet);
+                summary(&mut hit.conversation);
+            }
+            AgentEvent::SearchResults(results)
+        }
+        AgentEvent::Conversations(mut page) => {
+            page.conversations.iter_mut().for_each(summary);
+            AgentEvent::Conversations(page)
+        }
         other @ (AgentEvent::Ack(_)
         | AgentEvent::Read(_)
         | AgentEvent::ReadMark(_)

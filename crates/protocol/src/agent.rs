@@ -1,8 +1,11 @@
 //! Frames on `/ws/agent`.
 
+pub mod search;
+
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use self::search::{ConversationsPage, ConversationsRequest, SearchRequest, SearchResults};
 use crate::trail::PageView;
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
@@ -67,6 +70,10 @@ pub enum AgentRequest {
     Visitor {
         visitor_id: String,
     },
+    /// Messages and visitors matching a query (see [`search`]).
+    Search(SearchRequest),
+    /// A page of conversations, resolved ones included.
+    Conversations(ConversationsRequest),
 }
 
 /// Relay → agent.
@@ -92,6 +99,8 @@ pub enum AgentEvent {
     PageView(PageViewFrame),
     /// The answer to a `visitor` request.
     Visitor(VisitorRecord),
+    SearchResults(SearchResults),
+    Conversations(ConversationsPage),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //!   `read`) and the frames the relay sends back to it.
 //! - [`agent`]: the same for agents (`/ws/agent`), plus the conversation
 //!   summaries that drive an agent's queue.
+//!   Its [`agent::search`]: the `search` and paged `conversations` requests.
 //! - [`trail`]: the visitor's page trail and the `visitor` record agents
 //!   ask for.
 //! - This module: the objects both sides share — [`Message`] (and the

@@ -135,6 +135,9 @@ pub struct Limits {
     pub frame_burst: u32,
     /// Time a new connection has to send its `hello`.
     pub hello_timeout: Duration,
+    /// Time one `search` or `conversations` request may take in the
+    /// database before it is stopped and refused.
+    pub search_timeout: Duration,
     /// TCP connections kept open in all; 0: the process's file-descriptor
     /// limit less room for the relay's own files (admission.rs).
     pub max_connections: usize,
@@ -173,6 +176,10 @@ impl Default for Limits {
             frames_per_second: 10,
             frame_burst: 30,
             hello_timeout: Duration::from_secs(10),
+            // Ten times the target p99 at a million messages: a search
+            // that takes longer is too broad and holds one of the search
+            // connections from colleagues.
+            search_timeout: Duration::from_secs(1),
             max_connections: 0,
             // The three per-address budgets of `connections_per_ip` below,
             // and room for page loads and polls beside them.

@@ -4,6 +4,7 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
+use super::finder::Mode;
 use super::link::{LinkCommand, link_command};
 use super::requests::{history_request, send_request};
 use super::{App, Asked, Effect, Outgoing, Overlay, SendState, queue};
@@ -48,6 +49,8 @@ impl App {
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
             Action::Canned => self.pick_canned(),
+            Action::Search => self.open_finder(Mode::Search),
+            Action::Resolved => self.open_finder(Mode::Resolved),
             Action::Help => {
                 self.overlay = Overlay::Help;
                 self.help_scroll = 0;
@@ -94,6 +97,8 @@ impl App {
             ) => {
                 *index = index.saturating_sub(1);
             }
+            (Overlay::Finder, Action::Search) => self.open_finder(Mode::Search),
+            (Overlay::Finder, action) => self.finder_act(action),
             (_, Action::Open) => self.choose(),
             _ => {}
         }

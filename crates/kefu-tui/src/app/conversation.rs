@@ -43,6 +43,16 @@ pub struct Conversation {
     /// This agent's own read position (read state is per agent): what the
     /// relay last said, or what this client marked since.
     pub read_mark: Option<AgentReadMark>,
+    /// The search hit it was opened at: shown highlighted.
+    pub hit: Option<Hit>,
+}
+
+/// A search hit a conversation was opened at (see `finder`): the message,
+/// and the words to highlight in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub seq: Seq,
+    pub terms: Vec<String>,
 }
 
 /// What the agent is writing in one conversation.
@@ -92,6 +102,7 @@ impl Conversation {
             visitor_typing: None,
             read_sent: 0,
             read_mark: None,
+            hit: None,
         }
     }
 

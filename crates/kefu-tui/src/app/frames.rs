@@ -72,6 +72,8 @@ impl App {
                     record.trail.drain(..excess);
                 }
             }
+            AgentEvent::SearchResults(results) => self.search_results(results),
+            AgentEvent::Conversations(page) => self.conversation_page(page),
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
@@ -276,6 +278,7 @@ impl App {
             let request = history_request(&page.conversation_id, Some(first));
             self.request(request);
         }
+        self.show_hit(&page.conversation_id);
     }
 
     /// Our reply is stored: it becomes a message with its `seq`.

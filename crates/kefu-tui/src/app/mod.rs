@@ -14,6 +14,8 @@
 //! - `commands`: what the agent's actions do; `link`: its `/link` command.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
+//! - [`finder`]: search and the resolved conversations, paged from the
+//!   relay; opening a conversation at a search hit.
 //! - `scrolling`: the history's scroll, kept still under new messages;
 //!   the mouse wheel.
 //! - [`numbers`]: the rows' `Alt-n` numbers, kept while the list changes.
@@ -26,6 +28,7 @@ pub mod clock;
 mod commands;
 pub mod conversation;
 mod failed;
+pub mod finder;
 mod frames;
 pub mod history;
 mod link;
@@ -148,6 +151,8 @@ pub enum Overlay {
         record: Option<Box<VisitorRecord>>,
         index: usize,
     },
+    /// Search or the resolved conversations: see [`App::finder`].
+    Finder,
     /// Resolving a conversation the agent is not looking at, or that is
     /// not theirs, is asked about first.
     ConfirmResolve {
@@ -224,6 +229,8 @@ pub struct App {
     numbers: Numbers,
     /// What has rung, what is held back, how much is unseen.
     pub attention: Attention,
+    /// Search and the resolved conversations (the `Finder` overlay).
+    pub finder: finder::Finder,
 }
 
 impl App {
@@ -252,6 +259,7 @@ impl App {
             asked: HashMap::new(),
             numbers: Numbers::default(),
             attention: Attention::default(),
+            finder: finder::Finder::default(),
         }
     }
 
@@ -275,6 +283,7 @@ impl App {
             Input::Tick(now) => {
                 self.now = now;
                 self.ring_held();
+                self.finder_tick();
             }
             Input::Net(event) => self.net(event),
         }
@@ -291,6 +300,7 @@ impl App {
                 Layer::Picker
             }
             Overlay::ConfirmQuit | Overlay::ConfirmResolve { .. } => Layer::Confirm,
+            Overlay::Finder => Layer::Finder,
         }
     }
 

@@ -39,6 +39,7 @@ impl App {
             .chain(waiting_labels)
             .chain(held_bell)
             .chain(self.midnight())
+            .chain(self.finder.due)
             .min()
     }
 

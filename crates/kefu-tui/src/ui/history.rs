@@ -5,17 +5,52 @@ use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 
+use super::finder::highlighted;
 use super::{bold, clock, dim};
 use crate::app::history::{Row, rows};
 use crate::app::{App, Conversation, Outgoing, SendState};
 
 /// Every row of `conversation`'s history for a pane `width` columns wide,
 /// oldest first; replies not yet acknowledged come last.
+/// The search hit the conversation was opened at is marked, and the
+/// searched words highlighted in its text.
 pub fn lines(app: &App, conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
+    let mut in_hit = false;
     rows(conversation, width)
         .into_iter()
-        .map(|row| line(app, row))
+        .map(|row| {
+            let hit = conversation.hit.as_ref();
+            match (&row, hit) {
+                (Row::Header { message, .. }, Some(hit)) if message.seq == hit.seq => {
+                    in_hit = true;
+                    let mut line = line(app, row);
+                    line.spans.push(Span::styled(
+                        " · match",
+                        Style::new().fg(Color::Black).bg(Color::Yellow),
+                    ));
+                    line
+                }
+                (Row::Body { text, internal }, Some(hit)) if in_hit => {
+                    let (prefix, style) = body_style(*internal);
+                    let mut spans = vec![Span::styled(prefix, style)];
+                    spans.extend(highlighted(text.clone(), &hit.terms, style));
+                    Line::from(spans)
+                }
+                _ => {
+                    in_hit &= matches!(row, Row::Body { .. });
+                    line(app, row)
+                }
+            }
+        })
         .collect()
+}
+
+fn body_style(internal: bool) -> (&'static str, Style) {
+    if internal {
+        ("┃ ", note())
+    } else {
+        ("  ", Style::new())
+    }
 }
 
 fn line(app: &App, row: Row<'_>) -> Line<'static> {
@@ -47,11 +82,7 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
             Line::styled(keys, Style::new().fg(Color::Red))
         }
         Row::Body { text, internal } => {
-            let (prefix, style) = if internal {
-                ("┃ ", note())
-            } else {
-                ("  ", Style::new())
-            };
+            let (prefix, style) = body_style(internal);
             Line::from(vec![Span::styled(prefix, style), Span::styled(text, style)])
         }
     }

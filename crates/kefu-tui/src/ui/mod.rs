@@ -5,8 +5,10 @@
 //! - `history`: a conversation's history rows, styled.
 //! - `overlay`: help, pickers, the quit question. - `status`: the bottom bar.
 //! - `visitor`: the visitor panel (profile, conversations, page trail).
+//! - `finder`: search and the resolved conversations.
 
 mod conversation;
+mod finder;
 mod history;
 mod overlay;
 mod queue;
@@ -15,6 +17,8 @@ mod status;
 mod tests;
 #[cfg(test)]
 mod tests_attention;
+#[cfg(test)]
+mod tests_finder;
 mod visitor;
 
 use ratatui::Frame;

@@ -14,6 +14,7 @@ use crate::wrap::{truncate, width};
 pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
         Overlay::None => {}
+        Overlay::Finder => super::finder::draw(app, frame, area),
         Overlay::Help => help(frame, area, app.help_scroll),
         Overlay::Transfer {
             conversation,

@@ -3,6 +3,7 @@
 //! reply whose ack never arrived.
 
 mod cli;
+mod search;
 mod support;
 mod tls;
 mod trail;

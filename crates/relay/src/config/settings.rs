@@ -80,6 +80,10 @@ settings! {
         /// Seconds a new connection has to say hello.
         hello_timeout: f64 => relay.limits.hello_timeout, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Seconds one search (or page of conversations) may take in the
+        /// database before it is stopped and refused.
+        search_timeout: f64 => relay.limits.search_timeout, Serve, seconds, in_seconds,
+            .value_name("SECONDS");
         /// TCP connections the relay keeps open in all, of any kind; 0: its
         /// file-descriptor limit less room for its own files.
         max_connections: usize => relay.limits.max_connections, Serve, any, same;

@@ -11,7 +11,8 @@
 //! - `rows`: the rows both backends return, as protocol types; `reads`:
 //!   the read queries both answer alike, each from its own SQL text;
 //!   `rules`: who may do what to a conversation; `events`: timeline
-//!   events as the messages they are stored as.
+//!   events as the messages they are stored as; `search`: search and the
+//!   paged conversation list, as far as both backends share them.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
@@ -21,6 +22,7 @@ mod postgres;
 mod reads;
 mod rows;
 mod rules;
+mod search;
 mod sqlite;
 
 use std::path::Path;
@@ -35,6 +37,7 @@ use tokio::sync::mpsc;
 
 pub use postgres::PgStore;
 pub use reads::Reads;
+pub use search::{ListPage, ListQuery, MAX_TERMS, SearchPage, SearchQuery};
 pub use sqlite::SqliteStore;
 
 use crate::cluster::ClusterLink;
@@ -162,6 +165,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    /// A search or list took longer than its budget and was stopped.
+    #[error("the query took longer than its budget of {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -274,6 +280,14 @@ pub trait Store: Reads + 'static {
     /// exist, while the store goes on serving. A backend whose data lives
     /// in a server says which tool to use instead.
     async fn backup(&self, path: &Path) -> Result<(), StoreError>;
+
+    /// A page of messages and visitors matching `query`, newest first,
+    /// read on the search's own connections within `query.budget`.
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError>;
+
+    /// A page of conversations, most recently changed first, read like
+    /// [`Store::search`].
+    async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

@@ -12,11 +12,24 @@ use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
 
 use super::{AgentAccount, StoreError, default_visitor_name, to_time};
 
-/// Selects a [`SummaryRow`]; callers append `WHERE …`.
-pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.last_seq, c.unread,
+/// The columns of a [`SummaryRow`], from `conversations c` and `visitors v`.
+macro_rules! summary_columns {
+    () => {
+        "c.id, c.status, c.assignee, c.last_seq, c.unread,
         c.visitor_messages, c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
-        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent
-    FROM conversations c JOIN visitors v ON v.id = c.visitor_id";
+        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent"
+    };
+}
+
+/// The columns of a [`SummaryRow`], for queries that join more tables.
+pub(super) const SUMMARY_COLUMNS: &str = summary_columns!();
+
+/// Selects a [`SummaryRow`]; callers append `WHERE …`.
+pub(super) const SUMMARY_SELECT: &str = concat!(
+    "SELECT ",
+    summary_columns!(),
+    " FROM conversations c JOIN visitors v ON v.id = c.visitor_id"
+);
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,

@@ -16,6 +16,7 @@ use kefu_protocol::{Ack, AgentState, Broadcast, ErrorCode, ErrorFrame};
 use super::AppState;
 use super::errors::{check_send, store_error};
 use super::limits::websocket_outbox;
+use super::lookup;
 use super::revocation;
 use super::session::{Ended, Event, Session};
 use crate::auth::hash_agent_token;
@@ -53,7 +54,7 @@ enum WaitsFor {
     /// Every earlier request (status, broadcast: rare, and about no
     /// conversation in particular).
     Everything,
-    /// Nothing: a malformed frame's error.
+    /// Nothing: a malformed frame's error, a search.
     Nothing,
 }
 
@@ -245,6 +246,8 @@ fn waits_for(request: &AgentRequest) -> WaitsFor {
         | AgentRequest::Status { .. } => WaitsFor::Everything,
         // A read that changes nothing need not wait for anything.
         AgentRequest::Visitor { .. } => WaitsFor::Nothing,
+        // Reads of what is stored, about no conversation in particular.
+        AgentRequest::Search(_) | AgentRequest::Conversations(_) => WaitsFor::Nothing,
     }
 }
 
@@ -359,6 +362,12 @@ impl Requests {
             }
             AgentRequest::Visitor { visitor_id } => {
                 return Some(super::trail::visitor_record(store.as_ref(), &visitor_id).await);
+            }
+            AgentRequest::Search(request) => {
+                return Some(lookup::search(&self.state, request).await);
+            }
+            AgentRequest::Conversations(request) => {
+                return Some(lookup::conversations(&self.state, request).await);
             }
         };
         refused.map(error_frame)

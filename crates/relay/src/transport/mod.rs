@@ -8,6 +8,7 @@
 //! - [`errors`]: what a refused client is told — a `send` checked before
 //!   the store, store errors as error frames, error frames as HTTP responses.
 //! - [`limits`]: connections per IP, frames per second.
+//! - [`lookup`]: agents' `search` and paged `conversations`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`trail`]: page views checked, rate-limited and held until the
 //!   visitor has a conversation; the `visitor` record agents ask for.
@@ -17,6 +18,7 @@
 mod agent;
 mod errors;
 mod limits;
+mod lookup;
 mod ops;
 pub mod revocation;
 mod session;

@@ -16,6 +16,7 @@ mod ops;
 mod outbox;
 mod revocation;
 mod schema;
+mod search;
 mod settings;
 #[macro_use]
 mod store;

@@ -610,5 +610,6 @@ async fn sqlite_published_summaries_match_the_database() {
     store.close().await;
 }
 
+mod search;
 mod timeline;
 mod trail;

@@ -15,6 +15,7 @@
 
 mod bus;
 mod reads;
+mod search;
 mod trail;
 mod writes;
 
@@ -35,8 +36,8 @@ use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend,
-    default_visitor_name, now_millis, preview_of, to_millis,
+    AgentSend, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store, StoreError,
+    VisitorDetails, VisitorSend, default_visitor_name, now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
@@ -52,6 +53,7 @@ const POOL_CONNECTIONS: u32 = 16;
 
 pub struct PgStore {
     pool: PgPool,
+    searcher: search::Searcher,
     node: NodeId,
     visitor_secret: Vec<u8>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -83,6 +85,7 @@ impl PgStore {
                 .await?;
         let store = PgStore {
             pool,
+            searcher: search::Searcher::new(url)?,
             node: ids::new_id(),
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
@@ -581,7 +584,16 @@ impl Store for PgStore {
         }
         // Writes are transactions that completed before their caller
         // returned; closing waits for connections in use to come back.
+        self.searcher.close().await;
         self.pool.close().await;
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        self.searcher.search(query).await
+    }
+
+    async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        self.searcher.list(query).await
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod checkpointer;
 mod client_ids;
+mod search;
 mod statements;
 mod summaries;
 mod writer;
@@ -27,7 +28,10 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
-use super::{AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend};
+use super::{
+    AgentSend, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store, StoreError,
+    VisitorDetails, VisitorSend,
+};
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{ReadBy, Request, WriteOp, Written};
 
@@ -64,6 +68,7 @@ pub struct SqliteStore {
     /// The database file, watched by [`Store::health`].
     path: PathBuf,
     reads: SqlitePool,
+    searcher: search::Searcher,
     writes: mpsc::Sender<Request>,
     /// Resolves (with an error: its sender is dropped) when the writer
     /// thread has committed its last batch and closed the database.
@@ -97,6 +102,7 @@ impl SqliteStore {
         // Through the pool: sqlx's `Acquire` for a bare connection would make
         // this future not `Send`.
         MIGRATOR.run(&reads).await?;
+        let searcher = search::Searcher::new(options);
         let database_file = DatabaseFile::open(path)?;
         let file = path.to_owned();
         let for_checkpoints = database_file.clone();
@@ -121,6 +127,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
+            searcher,
             writes,
             writer_done: Mutex::new(Some(writer_done)),
             visitor_secret,
@@ -353,7 +360,16 @@ impl Store for SqliteStore {
         if let Some(done) = done {
             let _ = done.await;
         }
+        self.searcher.close().await;
         self.reads.close().await;
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
+        self.searcher.search(query).await
+    }
+
+    async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
+        self.searcher.list(query).await
     }
 }
 

@@ -1,0 +1,273 @@
+//! Search and the paged conversation list, on both backends: Latin,
+//! Chinese (terms shorter than a trigram too) and email hits, internal
+//! notes flagged, timeline events never found, filters and pages.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kefu_protocol::agent::search::{SearchField, SearchHit};
+use kefu_protocol::agent::{ConversationStatus, Role};
+use kefu_protocol::visitor::VisitorProfile;
+use kefu_relay::store::{self, AgentSend, ListQuery, SearchQuery, Store, VisitorDetails};
+use kefu_testkit::TestDatabase;
+
+use super::{agent, new_conversation, visitor_send};
+
+const BUDGET: Duration = Duration::from_secs(10);
+
+async fn search(store: &Arc<dyn Store>, text: &str) -> Vec<SearchHit> {
+    let query = SearchQuery::new(text, 50, BUDGET).expect("a query");
+    store.search(&query).await.expect("search").hits
+}
+
+/// `(conversation, seq)` of each hit, in order.
+fn positions(hits: &[SearchHit]) -> Vec<(String, Option<u64>)> {
+    hits.iter()
+        .map(|hit| (hit.conversation.id.clone(), hit.seq))
+        .collect()
+}
+
+backend_test!(
+    sqlite_search_finds_latin_chinese_and_email_hits,
+    postgres_search_finds_latin_chinese_and_email_hits,
+    search_finds_latin_chinese_and_email_hits
+);
+async fn search_finds_latin_chinese_and_email_hits(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let mut first = visitor_send("v1", "c1", "我想买一件蓝色的衬衫");
+    first.details = VisitorDetails {
+        profile: VisitorProfile {
+            name: Some("Wang Fang".into()),
+            email: Some("wang.fang@example.com".into()),
+            ..VisitorProfile::default()
+        },
+        user_agent: None,
+    };
+    let wang = store
+        .visitor_send(first)
+        .await
+        .expect("send")
+        .conversation_id;
+    store
+        .visitor_send(visitor_send("v1", "c2", "订单号 12345 还没到"))
+        .await
+        .expect("send");
+    let other = new_conversation(&store, "v2", "c1", "Where is my Order? It was blue.").await;
+    store.claim(&other, &alice).await.expect("claim");
+    let note = AgentSend {
+        agent: alice.clone(),
+        conversation_id: other.clone(),
+        client_id: "n1".into(),
+        text: "VIP: refund the order".into(),
+        internal: true,
+        link: None,
+        origin: None,
+    };
+    let note = store.agent_send(note).await.expect("note");
+
+    // Two characters: below a trigram, found all the same.
+    let blue = search(&store, "蓝色").await;
+    assert_eq!(positions(&blue), [(wang.clone(), Some(1))]);
+    assert_eq!(blue[0].snippet, "我想买一件蓝色的衬衫");
+    assert_eq!(blue[0].field, SearchField::Text);
+    assert_eq!(
+        positions(&search(&store, "订单").await),
+        [(wang.clone(), Some(2))]
+    );
+    assert_eq!(
+        positions(&search(&store, "12345").await),
+        [(wang.clone(), Some(2))]
+    );
+    assert_eq!(
+        positions(&search(&store, "衬衫 蓝色").await),
+        [(wang.clone(), Some(1))]
+    );
+
+    // Newest first, ignoring case; the note is found and says it is one.
+    let order = search(&store, "ORDER").await;
+    assert_eq!(
+        positions(&order),
+        [(other.clone(), Some(note.seq)), (other.clone(), Some(1))]
+    );
+    assert!(order[0].internal && !order[1].internal);
+    // Every term must be there, inside words too.
+    assert_eq!(
+        positions(&search(&store, "rder blu").await),
+        [(other.clone(), Some(1))]
+    );
+    assert!(search(&store, "order shirt").await.is_empty());
+    // The claim's timeline event ("alice claimed …") is not searchable.
+    assert!(search(&store, "claimed").await.is_empty());
+    // Wildcards are plain characters.
+    assert!(search(&store, "%").await.is_empty());
+
+    let email = search(&store, "wang.fang@example").await;
+    assert_eq!(positions(&email), [(wang.clone(), None)]);
+    assert_eq!(email[0].field, SearchField::Email);
+    assert_eq!(email[0].snippet, "wang.fang@example.com");
+    let name = search(&store, "fang").await;
+    assert_eq!(name[0].field, SearchField::Name, "{name:?}");
+    assert_eq!(name[0].snippet, "Wang Fang");
+}
+
+backend_test!(
+    sqlite_search_filters_and_pages,
+    postgres_search_filters_and_pages,
+    search_filters_and_pages
+);
+async fn search_filters_and_pages(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let mut conversations = Vec::new();
+    for visitor in ["v1", "v2", "v3"] {
+        for n in 0..8 {
+            let text = format!("ticket {visitor}-{n}");
+            let sent = store
+                .visitor_send(visitor_send(visitor, &format!("c{n}"), &text))
+                .await
+                .expect("send");
+            if n == 0 {
+                conversations.push(sent.conversation_id);
+            }
+        }
+    }
+    let middle = store
+        .messages(
+            &conversations[1],
+            store::Page::After { after: 4, limit: 1 },
+            false,
+        )
+        .await
+        .expect("read")[0]
+        .at;
+    store.claim(&conversations[0], &alice).await.expect("claim");
+    store
+        .resolve(&conversations[0], &alice)
+        .await
+        .expect("resolve");
+    store.claim(&conversations[1], &alice).await.expect("claim");
+
+    // Pages of ten: all 24 once each, newest first.
+    let mut query = SearchQuery::new("ticket", 10, BUDGET).expect("query");
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search(&query).await.expect("search");
+        assert!(page.hits.len() <= 10);
+        seen.extend(page.hits);
+        match page.next {
+            Some(next) => query.before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 24);
+    let unique: HashSet<_> = positions(&seen).into_iter().collect();
+    assert_eq!(unique.len(), 24, "no hit twice");
+    assert!(
+        seen.windows(2).all(|pair| pair[0].at >= pair[1].at),
+        "newest first"
+    );
+    assert_eq!(seen[0].snippet, "ticket v3-7");
+
+    let filtered = |edit: &dyn Fn(&mut SearchQuery)| {
+        let mut query = SearchQuery::new("ticket", 50, BUDGET).expect("query");
+        edit(&mut query);
+        let store = store.clone();
+        async move { store.search(&query).await.expect("search").hits }
+    };
+    let resolved = filtered(&|q| q.status = Some(ConversationStatus::Resolved)).await;
+    assert_eq!(resolved.len(), 8);
+    assert!(
+        resolved
+            .iter()
+            .all(|hit| hit.conversation.id == conversations[0])
+    );
+    let mine = filtered(&|q| q.assignee = Some(alice.id.clone())).await;
+    assert_eq!(mine.len(), 16);
+    let v3 = filtered(&|q| q.visitor_id = Some("v3".into())).await;
+    assert!(v3.len() == 8 && v3.iter().all(|hit| hit.conversation.id == conversations[2]));
+    let since = filtered(&|q| q.since = Some(middle)).await;
+    assert!(since.iter().all(|hit| hit.at >= middle) && since.len() >= 11);
+    let until = filtered(&|q| q.until = Some(middle)).await;
+    assert_eq!(
+        since.len() + until.len(),
+        24,
+        "since and until split the hits"
+    );
+}
+
+backend_test!(
+    sqlite_conversations_are_listed_newest_first_in_pages,
+    postgres_conversations_are_listed_newest_first_in_pages,
+    conversations_are_listed_newest_first_in_pages
+);
+async fn conversations_are_listed_newest_first_in_pages(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let mut resolved = Vec::new();
+    for n in 0..7 {
+        let id = new_conversation(&store, &format!("v{n}"), "c1", "hello").await;
+        if n % 2 == 0 {
+            store.claim(&id, &alice).await.expect("claim");
+            store.resolve(&id, &alice).await.expect("resolve");
+            resolved.push(id);
+        }
+    }
+    let mut query = ListQuery {
+        status: Some(ConversationStatus::Resolved),
+        after: None,
+        limit: 3,
+        budget: BUDGET,
+    };
+    let mut listed = Vec::new();
+    loop {
+        let page = store.list_conversations(&query).await.expect("list");
+        listed.extend(page.conversations);
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    let ids: Vec<&str> = listed.iter().map(|c| c.id.as_str()).collect();
+    let newest_first: Vec<&str> = resolved.iter().rev().map(String::as_str).collect();
+    assert_eq!(ids, newest_first);
+    assert!(
+        listed
+            .iter()
+            .all(|c| c.status == ConversationStatus::Resolved)
+    );
+
+    query.status = None;
+    query.after = None;
+    query.limit = 50;
+    let all = store.list_conversations(&query).await.expect("list");
+    assert_eq!(all.conversations.len(), 7);
+    assert_eq!(all.next, None);
+}
+
+backend_test!(
+    sqlite_a_search_past_its_budget_is_stopped,
+    postgres_a_search_past_its_budget_is_stopped,
+    a_search_past_its_budget_is_stopped
+);
+async fn a_search_past_its_budget_is_stopped(store: Arc<dyn Store>) {
+    new_conversation(&store, "v1", "c1", "where is my order").await;
+    let spent = SearchQuery::new("order", 10, Duration::ZERO).expect("query");
+    assert!(
+        matches!(
+            store.search(&spent).await,
+            Err(store::StoreError::TimedOut(_))
+        ),
+        "a search with no time left is refused"
+    );
+    let list = ListQuery {
+        status: None,
+        after: None,
+        limit: 10,
+        budget: Duration::ZERO,
+    };
+    assert!(matches!(
+        store.list_conversations(&list).await,
+        Err(store::StoreError::TimedOut(_))
+    ));
+    // The connection it held serves the next search, within its budget.
+    assert_eq!(search(&store, "order").await.len(), 1);
+}
