@@ -163,6 +163,12 @@ pub struct Limits {
     /// Time a new connection has to finish its TLS handshake, when the relay
     /// serves TLS.
     pub tls_handshake_timeout: Duration,
+    /// Time a client has to send a request's line and headers, counted from
+    /// when its connection starts waiting for one: it also bounds an idle
+    /// keep-alive connection and a WebSocket handshake.
+    pub http_header_timeout: Duration,
+    /// Time a client has to send a request's body, however it trickles in.
+    pub http_body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -189,6 +195,10 @@ impl Default for Limits {
             outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
             tls_handshake_timeout: Duration::from_secs(10),
+            // A real client sends its headers in one packet and a body of a
+            // chat frame in a few; seconds cover a slow mobile network.
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -17,6 +17,8 @@
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
+//!    - [`http`]: HTTP/1.1 connections with time limits on headers, idle
+//!      keep-alive and bodies.
 //!    - [`admission`]: which accepted TCP connections are kept: a cap in
 //!      total (from the descriptor limit) and per client address, counted
 //!      before a byte is read. (Imports only [`telemetry`].)
@@ -45,6 +47,7 @@ pub mod cluster;
 pub mod config;
 pub mod export;
 pub mod frame;
+pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod store;
@@ -53,7 +56,7 @@ pub mod telemetry;
 pub mod tls;
 pub mod transport;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,8 +128,10 @@ pub async fn run(
         max_connections(&config.limits),
         config.limits.sockets_per_ip,
     );
-    let (listener, starting) = answer_while_starting(listener, admission.clone(), tls.clone())
-        .map_err(RelayError::Serve)?;
+    let timeouts = http_timeouts(&config.limits);
+    let (listener, starting) =
+        answer_while_starting(listener, admission.clone(), tls.clone(), timeouts)
+            .map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
@@ -160,6 +165,7 @@ pub async fn run(
         tokio::spawn(serve_until_stopping(
             metrics,
             transport::metrics_router(state.clone()),
+            timeouts,
             stopping.clone(),
         ));
     }
@@ -174,6 +180,7 @@ pub async fn run(
         listener,
         admission,
         tls,
+        timeouts,
         transport::router(state),
         async move {
             shutdown.await;
@@ -182,7 +189,7 @@ pub async fn run(
             let _ = stopping_tx.send(true);
         },
     );
-    let served = bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
+    bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
 
     // The router (and with it the last `alive` sender outside connections)
     // is gone; wait for the WebSocket connections to say goodbye.
@@ -198,7 +205,14 @@ pub async fn run(
     hub_task.abort();
     watchdog.abort();
     reloader.abort();
-    served.map_err(RelayError::Serve)
+    Ok(())
+}
+
+fn http_timeouts(limits: &Limits) -> http::Timeouts {
+    http::Timeouts {
+        header: limits.http_header_timeout,
+        body: limits.http_body_timeout,
+    }
 }
 
 /// Serves `app` on `listener`, through TLS when `tls` is given, until
@@ -208,23 +222,15 @@ fn serve(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
+    timeouts: http::Timeouts,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> BoxFuture<'static, std::io::Result<()>> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+) -> BoxFuture<'static, ()> {
     // Admitted before TLS: a refused connection costs no handshake.
     let tcp = Admitted::new(listener.tap_io(no_delay), admission);
     match tls {
-        // The outer `tap_io`s do nothing but are what let axum give
-        // handlers the address of a listener of our own.
-        None => axum::serve(tcp.tap_io(|_| {}), app)
-            .with_graceful_shutdown(shutdown)
-            .into_future()
-            .boxed(),
-        Some(tls) => axum::serve(TlsListener::new(tcp, tls).tap_io(|_| {}), app)
-            .with_graceful_shutdown(shutdown)
-            .into_future()
-            .boxed(),
+        None => http::serve(tcp, app, timeouts, shutdown).boxed(),
+        Some(tls) => http::serve(TlsListener::new(tcp, tls), app, timeouts, shutdown).boxed(),
     }
 }
 
@@ -252,22 +258,21 @@ fn no_delay(stream: &mut TcpStream) {
     }
 }
 
-/// `server`'s result, or `Ok` once it has had `grace` after shutdown began:
-/// a client holding a request open must not hold up the exit.
+/// Waits for `server` to end, or for `grace` after shutdown began: a
+/// client holding a request open must not hold up the exit.
 async fn bounded_after_stop(
-    server: impl Future<Output = std::io::Result<()>>,
+    server: impl Future<Output = ()>,
     mut stopping: watch::Receiver<bool>,
     grace: Duration,
-) -> std::io::Result<()> {
+) {
     let overdue = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served,
+        () = server => {}
         () = overdue => {
             tracing::warn!("HTTP requests still open {grace:?} after shutdown began; leaving them");
-            Ok(())
         }
     }
 }
@@ -276,17 +281,13 @@ async fn bounded_after_stop(
 async fn serve_until_stopping(
     listener: TcpListener,
     router: axum::Router,
+    timeouts: http::Timeouts,
     mut stopping: watch::Receiver<bool>,
 ) {
     let stopped = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     };
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(%error, "the metrics server failed");
-    }
+    http::serve(listener, router, timeouts, stopped).await;
 }
 
 /// A stand-in server on the relay's socket while the store opens (a
@@ -310,6 +311,7 @@ fn answer_while_starting(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
+    timeouts: http::Timeouts,
 ) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
     let stand_in = TcpListener::from_std(socket.try_clone()?)?;
@@ -328,9 +330,7 @@ fn answer_while_starting(
         let stopped = async move {
             let _ = stopped.await;
         };
-        if let Err(error) = serve(stand_in, admission, tls, router, stopped).await {
-            tracing::warn!(%error, "the start-up health server failed");
-        }
+        serve(stand_in, admission, tls, timeouts, router, stopped).await;
     });
     Ok((listener, Starting { stop, task }))
 }

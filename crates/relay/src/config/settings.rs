@@ -113,6 +113,13 @@ settings! {
         /// Seconds a new connection has to finish its TLS handshake.
         tls_handshake_timeout: f64 => relay.limits.tls_handshake_timeout, Serve, seconds,
             in_seconds, .value_name("SECONDS");
+        /// Seconds a client has to send a request's headers (and an idle
+        /// keep-alive connection stays open).
+        http_header_timeout: f64 => relay.limits.http_header_timeout, Serve, seconds,
+            in_seconds, .value_name("SECONDS");
+        /// Seconds a client has to send a request's body.
+        http_body_timeout: f64 => relay.limits.http_body_timeout, Serve, seconds,
+            in_seconds, .value_name("SECONDS");
     }
 }
 

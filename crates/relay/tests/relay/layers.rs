@@ -12,6 +12,7 @@ const LAYERS: Table<'static> = &[
     ("frame", &[]),
     ("cluster", &[]),
     ("tls", &[]),
+    ("http", &[]),
     ("admission", &["telemetry"]),
     ("config", &["cluster"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),

@@ -23,4 +23,5 @@ mod store_reads;
 mod summaries;
 mod support;
 mod timeline;
+mod timeouts;
 mod tls;
