@@ -33,6 +33,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proxy::TrustedProxies;
+
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
 pub use values::{LogFormat, mask_secrets};
@@ -65,6 +67,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS and WSS with this certificate instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the
+    /// client; every per-address limit then counts that client.
+    pub trusted_proxies: TrustedProxies,
     pub limits: Limits,
 }
 
@@ -117,6 +122,7 @@ impl Default for Config {
             auto_assign: false,
             metrics_listen: None,
             tls: None,
+            trusted_proxies: TrustedProxies::default(),
             limits: Limits::default(),
         }
     }

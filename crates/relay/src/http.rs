@@ -12,11 +12,14 @@
 //! A connection upgraded to a WebSocket leaves hyper: from then on the
 //! transport's own limits apply (the `hello` timeout, pings).
 //!
-//! Handlers get the peer's address as axum's `ConnectInfo<SocketAddr>`, as
-//! with `axum::serve`.
+//! Handlers get the client's address as axum's `ConnectInfo<SocketAddr>`,
+//! as with `axum::serve`: the peer's, or behind a trusted proxy the one it
+//! names ([`TrustedProxies::client`]), so that every per-address limit
+//! counts the client rather than the proxy.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use std::{fmt, net::SocketAddr};
@@ -30,14 +33,18 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 
-/// How long a client may take over each part of a request.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
+use crate::proxy::TrustedProxies;
+
+/// How connections are served: how long a client may take over each part
+/// of a request, and whom to believe about the client's address.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The request line and headers, counted from when the connection
     /// starts waiting for them (so idle keep-alive time counts too).
-    pub header: Duration,
+    pub header_timeout: Duration,
     /// The body, counted from when the handler starts reading it.
-    pub body: Duration,
+    pub body_timeout: Duration,
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// Serves `app` on every connection `listener` accepts until `shutdown`
@@ -46,7 +53,7 @@ pub struct Timeouts {
 pub async fn serve<L>(
     mut listener: L,
     app: axum::Router,
-    timeouts: Timeouts,
+    options: Options,
     shutdown: impl Future<Output = ()>,
 ) where
     L: Listener<Addr = SocketAddr>,
@@ -55,7 +62,7 @@ pub async fn serve<L>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header)
+        .header_read_timeout(options.header_timeout)
         .keep_alive(true);
     // `stop` tells connections to finish; each holds a `done` receiver,
     // so the sender's `closed` resolves when the last has ended.
@@ -68,9 +75,11 @@ pub async fn serve<L>(
             () = &mut shutdown => break,
         };
         let app = TowerToHyperService::new(app.clone());
+        let (body_timeout, proxies) = (options.body_timeout, options.trusted_proxies.clone());
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let mut request = request.map(|body| Deadline::new(body, timeouts.body));
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let client = proxies.client(peer, request.headers());
+            let mut request = request.map(|body| Deadline::new(body, body_timeout));
+            request.extensions_mut().insert(ConnectInfo(client));
             app.call(request)
         });
         let connection = builder

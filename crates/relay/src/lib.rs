@@ -17,11 +17,13 @@
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
+//!    - [`proxy`]: the client's address behind trusted reverse proxies.
 //!    - [`http`]: HTTP/1.1 connections with time limits on headers, idle
-//!      keep-alive and bodies.
+//!      keep-alive and bodies, each request carrying its client's address.
+//!      (Imports only [`proxy`].)
 //!    - [`admission`]: which accepted TCP connections are kept: a cap in
 //!      total (from the descriptor limit) and per client address, counted
-//!      before a byte is read. (Imports only [`telemetry`].)
+//!      before a byte is read. (Imports only [`telemetry`] and [`proxy`].)
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -50,6 +52,7 @@ pub mod frame;
 pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod proxy;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -127,10 +130,11 @@ pub async fn run(
     let admission = Admission::new(
         max_connections(&config.limits),
         config.limits.sockets_per_ip,
+        config.trusted_proxies.clone(),
     );
-    let timeouts = http_timeouts(&config.limits);
+    let options = http_options(&config);
     let (listener, starting) =
-        answer_while_starting(listener, admission.clone(), tls.clone(), timeouts)
+        answer_while_starting(listener, admission.clone(), tls.clone(), options.clone())
             .map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
@@ -165,7 +169,7 @@ pub async fn run(
         tokio::spawn(serve_until_stopping(
             metrics,
             transport::metrics_router(state.clone()),
-            timeouts,
+            options.clone(),
             stopping.clone(),
         ));
     }
@@ -180,7 +184,7 @@ pub async fn run(
         listener,
         admission,
         tls,
-        timeouts,
+        options,
         transport::router(state),
         async move {
             shutdown.await;
@@ -208,10 +212,11 @@ pub async fn run(
     Ok(())
 }
 
-fn http_timeouts(limits: &Limits) -> http::Timeouts {
-    http::Timeouts {
-        header: limits.http_header_timeout,
-        body: limits.http_body_timeout,
+fn http_options(config: &Config) -> http::Options {
+    http::Options {
+        header_timeout: config.limits.http_header_timeout,
+        body_timeout: config.limits.http_body_timeout,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     }
 }
 
@@ -222,15 +227,15 @@ fn serve(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
-    timeouts: http::Timeouts,
+    options: http::Options,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> BoxFuture<'static, ()> {
     // Admitted before TLS: a refused connection costs no handshake.
     let tcp = Admitted::new(listener.tap_io(no_delay), admission);
     match tls {
-        None => http::serve(tcp, app, timeouts, shutdown).boxed(),
-        Some(tls) => http::serve(TlsListener::new(tcp, tls), app, timeouts, shutdown).boxed(),
+        None => http::serve(tcp, app, options, shutdown).boxed(),
+        Some(tls) => http::serve(TlsListener::new(tcp, tls), app, options, shutdown).boxed(),
     }
 }
 
@@ -281,13 +286,13 @@ async fn bounded_after_stop(
 async fn serve_until_stopping(
     listener: TcpListener,
     router: axum::Router,
-    timeouts: http::Timeouts,
+    options: http::Options,
     mut stopping: watch::Receiver<bool>,
 ) {
     let stopped = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     };
-    http::serve(listener, router, timeouts, stopped).await;
+    http::serve(listener, router, options, stopped).await;
 }
 
 /// A stand-in server on the relay's socket while the store opens (a
@@ -311,7 +316,7 @@ fn answer_while_starting(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
-    timeouts: http::Timeouts,
+    options: http::Options,
 ) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
     let stand_in = TcpListener::from_std(socket.try_clone()?)?;
@@ -330,7 +335,7 @@ fn answer_while_starting(
         let stopped = async move {
             let _ = stopped.await;
         };
-        serve(stand_in, admission, tls, timeouts, router, stopped).await;
+        serve(stand_in, admission, tls, options, router, stopped).await;
     });
     Ok((listener, Starting { stop, task }))
 }

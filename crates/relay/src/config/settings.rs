@@ -18,9 +18,10 @@ use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
 use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
-    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
+    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero, trusted_proxies,
 };
 use super::{Config, TlsFiles};
+use crate::proxy::TrustedProxies;
 
 settings! {
     top {
@@ -40,6 +41,11 @@ settings! {
         /// (comma-separated, e.g. https://shop.example); the relay's own origin
         /// always may.
         allowed_origins: Vec<String> => relay.allowed_origins, Serve, origins, same;
+        /// Reverse proxies (addresses or CIDRs, comma-separated) whose
+        /// Forwarded / X-Forwarded-For headers name the client; from anyone
+        /// else those headers are ignored.
+        trusted_proxies: Vec<String> => relay.trusted_proxies, Serve, trusted_proxies,
+            |proxies: &TrustedProxies| Some(proxies.ranges().iter().map(ToString::to_string).collect());
         /// Welcome text the visitor's page shows first.
         greeting: String => relay.greeting, Serve, any, same;
         /// Hand waiting conversations to available agents in turn.

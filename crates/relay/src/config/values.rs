@@ -3,10 +3,13 @@
 //! the caller adds which setting and which source, so these stay leaves.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::proxy::TrustedProxies;
 
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -104,6 +107,24 @@ pub(super) fn origins(origins: Vec<String>) -> Result<Vec<String>, String> {
             )),
         })
         .collect()
+}
+
+/// Addresses (`10.0.0.1`, one proxy) and ranges (`10.0.0.0/8`).
+pub(super) fn trusted_proxies(ranges: Vec<String>) -> Result<TrustedProxies, String> {
+    let parse = |range: &str| {
+        range
+            .parse::<IpNet>()
+            .or_else(|_| range.parse::<IpAddr>().map(IpNet::from))
+            .map(|range| range.trunc())
+            .map_err(|_| format!("{range:?} is not an address or a CIDR like 10.0.0.0/8"))
+    };
+    ranges
+        .iter()
+        .map(|range| range.trim())
+        .filter(|range| !range.is_empty())
+        .map(parse)
+        .collect::<Result<_, _>>()
+        .map(TrustedProxies::new)
 }
 
 /// `scheme://host[:port]` of an http(s) URL, lower-cased, with the scheme's

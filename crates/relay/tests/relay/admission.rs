@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A TCP connection to `relay` from the loopback address `source`.
-async fn connect_from(relay: SocketAddr, source: &str) -> TcpStream {
+pub(crate) async fn connect_from(relay: SocketAddr, source: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
     let source: std::net::IpAddr = source.parse().expect("an address");
     socket.bind((source, 0).into()).expect("bind");

@@ -14,6 +14,7 @@ mod longpoll;
 mod metrics;
 mod ops;
 mod outbox;
+mod proxies;
 mod revocation;
 mod schema;
 mod settings;
