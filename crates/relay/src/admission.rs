@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::blocklist::Blocklist;
 use crate::proxy::TrustedProxies;
 use crate::telemetry;
 
@@ -60,6 +61,8 @@ pub struct Admission {
     per_address: IpLimiter,
     /// Counted in the total only.
     trusted_proxies: TrustedProxies,
+    /// Refused, before either budget.
+    blocked: Blocklist,
     /// Locked only to count, never across an `.await`.
     open: Mutex<Open>,
 }
@@ -76,11 +79,13 @@ impl Admission {
         max_total: usize,
         max_per_address: u32,
         trusted_proxies: TrustedProxies,
+        blocked: Blocklist,
     ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
             per_address: IpLimiter::new(max_per_address),
             trusted_proxies,
+            blocked,
             open: Mutex::default(),
         })
     }
@@ -92,7 +97,9 @@ impl Admission {
     /// A ticket for a connection from `ip`, if both budgets have room.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut open = self.lock();
-        let reason = if open.total >= self.max_total {
+        let reason = if self.blocked.contains(ip) {
+            "blocked"
+        } else if open.total >= self.max_total {
             "total"
         } else if self.trusted_proxies.contains(ip) {
             open.total += 1;
@@ -282,7 +289,7 @@ mod tests {
 
     #[test]
     fn both_budgets_hold_and_a_closed_connection_gives_its_place_back() {
-        let admission = Admission::new(3, 2, TrustedProxies::default());
+        let admission = Admission::new(3, 2, TrustedProxies::default(), Blocklist::default());
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
         let c: IpAddr = "10.0.0.3".parse().expect("ip");
@@ -302,6 +309,7 @@ mod tests {
             3,
             1,
             TrustedProxies::new(vec!["10.0.0.0/30".parse().expect("cidr")]),
+            Blocklist::default(),
         );
         let tickets = [
             admission.admit(proxy),
@@ -313,6 +321,18 @@ mod tests {
             "past its address's share"
         );
         assert!(admission.admit(proxy).is_none(), "but not past the total");
+    }
+
+    #[test]
+    fn a_blocked_address_is_refused_until_unblocked() {
+        let blocked = Blocklist::default();
+        let admission = Admission::new(3, 3, TrustedProxies::default(), blocked.clone());
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        blocked.replace(vec!["203.0.113.0/24".parse().expect("cidr")]);
+        assert!(admission.admit(ip).is_none());
+        assert!(admission.admit("10.0.0.1".parse().expect("ip")).is_some());
+        blocked.replace(Vec::new());
+        assert!(admission.admit(ip).is_some());
     }
 
     #[test]

@@ -18,12 +18,14 @@
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
 //!    - [`proxy`]: the client's address behind trusted reverse proxies.
+//!    - [`blocklist`]: the client addresses an operator has blocked.
 //!    - [`http`]: HTTP/1.1 connections with time limits on headers, idle
 //!      keep-alive and bodies, each request carrying its client's address.
 //!      (Imports only [`proxy`].)
 //!    - [`admission`]: which accepted TCP connections are kept: a cap in
 //!      total (from the descriptor limit) and per client address, counted
-//!      before a byte is read. (Imports only [`telemetry`] and [`proxy`].)
+//!      before a byte is read, blocked addresses refused. (Imports only
+//!      [`telemetry`], [`proxy`] and [`blocklist`].)
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -45,6 +47,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod blocklist;
 pub mod cluster;
 pub mod config;
 pub mod export;
@@ -127,10 +130,12 @@ pub async fn run(
         )?),
         None => None,
     };
+    let blocklist = blocklist::Blocklist::default();
     let admission = Admission::new(
         max_connections(&config.limits),
         config.limits.sockets_per_ip,
         config.trusted_proxies.clone(),
+        blocklist.clone(),
     );
     let options = http_options(&config);
     let (listener, starting) =
@@ -158,9 +163,11 @@ pub async fn run(
         visitor_tokens,
         stopping.clone(),
         alive,
+        blocklist,
     );
     tokio::spawn(transport::maintain(state.clone()));
     tokio::spawn(transport::revocation::watch(state.clone()));
+    tokio::spawn(transport::blocking::watch(state.clone()));
     tokio::spawn(telemetry::upkeep(stopping.clone()));
     if let Some(metrics) = metrics_listener {
         if let Ok(addr) = metrics.local_addr() {

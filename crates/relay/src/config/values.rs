@@ -3,12 +3,12 @@
 //! the caller adds which setting and which source, so these stay leaves.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::blocklist::parse_range;
 use crate::proxy::TrustedProxies;
 
 /// Where `serve` listens unless told otherwise.
@@ -111,18 +111,11 @@ pub(super) fn origins(origins: Vec<String>) -> Result<Vec<String>, String> {
 
 /// Addresses (`10.0.0.1`, one proxy) and ranges (`10.0.0.0/8`).
 pub(super) fn trusted_proxies(ranges: Vec<String>) -> Result<TrustedProxies, String> {
-    let parse = |range: &str| {
-        range
-            .parse::<IpNet>()
-            .or_else(|_| range.parse::<IpAddr>().map(IpNet::from))
-            .map(|range| range.trunc())
-            .map_err(|_| format!("{range:?} is not an address or a CIDR like 10.0.0.0/8"))
-    };
     ranges
         .iter()
         .map(|range| range.trim())
         .filter(|range| !range.is_empty())
-        .map(parse)
+        .map(parse_range)
         .collect::<Result<_, _>>()
         .map(TrustedProxies::new)
 }

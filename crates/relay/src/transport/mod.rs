@@ -11,8 +11,10 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
+//! - [`blocking`]: blocked client addresses, re-read from the store.
 
 mod agent;
+pub mod blocking;
 mod errors;
 mod limits;
 mod ops;
@@ -34,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
 use crate::auth::VisitorTokens;
+use crate::blocklist::Blocklist;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ids::ConnId;
@@ -63,6 +66,9 @@ pub struct Shared {
     polls: visitor::longpoll::PollSessions,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
+    /// The blocked client addresses, re-read by [`blocking::watch`];
+    /// shared with admission.
+    blocklist: Blocklist,
     /// Turns true when the relay starts shutting down.
     stopping: watch::Receiver<bool>,
     /// Held by every connection so shutdown can wait for them all.
@@ -77,6 +83,7 @@ impl AppState {
         visitor_tokens: VisitorTokens,
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
+        blocklist: Blocklist,
     ) -> Self {
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
@@ -89,6 +96,7 @@ impl AppState {
             new_conversations,
             polls: Default::default(),
             credentials: watch::Sender::new(None),
+            blocklist,
             stopping,
             alive,
         }))
@@ -142,6 +150,10 @@ pub fn router(state: AppState) -> Router {
         router
     };
     router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            blocking::refuse_blocked,
+        ))
         .layer(middleware::from_fn(ops::request_span))
         .with_state(state)
 }

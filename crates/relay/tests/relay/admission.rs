@@ -39,7 +39,7 @@ async fn closed_at_once(stream: &mut TcpStream) -> bool {
 }
 
 /// `GET /healthz` from `source`: the status line, or `None` if refused.
-async fn healthz_from(relay: SocketAddr, source: &str) -> Option<String> {
+pub(crate) async fn healthz_from(relay: SocketAddr, source: &str) -> Option<String> {
     let mut stream = connect_from(relay, source).await;
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n")

@@ -3,6 +3,7 @@
 //! `kefu_testkit`.
 
 mod admission;
+mod blocking;
 mod browser;
 mod chat;
 mod cluster;
@@ -20,6 +21,7 @@ mod schema;
 mod settings;
 #[macro_use]
 mod store;
+mod store_blocks;
 mod store_reads;
 mod summaries;
 mod support;

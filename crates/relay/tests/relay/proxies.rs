@@ -11,12 +11,16 @@ use tokio::net::TcpStream;
 use crate::admission::connect_from;
 
 /// The proxy of these tests; 127.0.0.2 and up are clients without one.
-const PROXY: &str = "127.0.0.1";
+pub(crate) const PROXY: &str = "127.0.0.1";
 
 /// Asks for a visitor WebSocket from `source` with `forwarded` (a header
 /// line) and returns the answer's status code with the stream, which holds
 /// the connection open if it was upgraded.
-async fn upgrade_from(relay: SocketAddr, source: &str, forwarded: &str) -> (u16, TcpStream) {
+pub(crate) async fn upgrade_from(
+    relay: SocketAddr,
+    source: &str,
+    forwarded: &str,
+) -> (u16, TcpStream) {
     let mut stream = connect_from(relay, source).await;
     let request = format!(
         "GET /ws/visitor HTTP/1.1\r\nHost: kefu\r\nUpgrade: websocket\r\n\
