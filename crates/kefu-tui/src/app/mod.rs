@@ -214,6 +214,9 @@ pub struct App {
     numbers: Numbers,
     /// What has rung, what is held back, how much is unseen.
     pub attention: Attention,
+    /// Conversations that were waiting at sign-in beyond those the relay's
+    /// bounded `welcome` listed (its `totals`); 0 when it listed them all.
+    pub more_waiting: u64,
 }
 
 impl App {
@@ -242,6 +245,7 @@ impl App {
             asked: HashMap::new(),
             numbers: Numbers::default(),
             attention: Attention::default(),
+            more_waiting: 0,
         }
     }
 

@@ -12,6 +12,8 @@
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
 //! - [`blocking`]: blocked client addresses, re-read from the store.
+//! - [`welcome`]: the most urgent open conversations, for an agent's
+//!   bounded `welcome`.
 
 mod agent;
 pub mod blocking;
@@ -22,6 +24,7 @@ pub mod revocation;
 mod session;
 mod visitor;
 mod web;
+mod welcome;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

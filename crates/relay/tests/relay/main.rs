@@ -28,3 +28,4 @@ mod support;
 mod timeline;
 mod timeouts;
 mod tls;
+mod welcome;
