@@ -90,6 +90,7 @@ fn summary(summary: &mut ConversationSummary) {
         &mut visitor.lang,
         &mut visitor.referrer,
         &mut visitor.user_agent,
+        &mut visitor.address,
     ] {
         line_opt(field);
     }

@@ -267,4 +267,9 @@ pub struct VisitorSummary {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Where the visitor connects from, as the relay's `visitor_address`
+    /// setting keeps it: an address (`203.0.113.7`) or its network
+    /// (`203.0.113.0/24`, what `kefu-relay block` takes); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }

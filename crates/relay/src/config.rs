@@ -37,7 +37,7 @@ use crate::proxy::TrustedProxies;
 
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
-pub use values::{LogFormat, mask_secrets};
+pub use values::{LogFormat, VisitorAddress, mask_secrets};
 
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
@@ -70,6 +70,8 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the
     /// client; every per-address limit then counts that client.
     pub trusted_proxies: TrustedProxies,
+    /// How much of a visitor's client address agents see.
+    pub visitor_address: VisitorAddress,
     pub limits: Limits,
 }
 
@@ -123,6 +125,7 @@ impl Default for Config {
             metrics_listen: None,
             tls: None,
             trusted_proxies: TrustedProxies::default(),
+            visitor_address: VisitorAddress::default(),
             limits: Limits::default(),
         }
     }

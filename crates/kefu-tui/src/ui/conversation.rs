@@ -64,7 +64,7 @@ fn title(app: &App, conversation: &Conversation) -> Line<'static> {
     ])
 }
 
-/// Page, then browser · language · email.
+/// Page, then browser · language · email · client address (or network).
 fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
     let visitor = &conversation.summary.visitor;
     let width = usize::from(width);
@@ -73,6 +73,7 @@ fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
         visitor.user_agent.as_deref().map(browser),
         visitor.lang.clone(),
         visitor.email.clone(),
+        visitor.address.clone(),
     ]
     .into_iter()
     .flatten()

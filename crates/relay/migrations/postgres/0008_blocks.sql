@@ -8,3 +8,7 @@ CREATE TABLE blocks (
     -- NULL: until `kefu-relay unblock`.
     expires_at  BIGINT
 );
+
+-- The visitor's client address as agents see it (full, truncated to its
+-- network, or not kept: the `visitor_address` setting).
+ALTER TABLE visitors ADD COLUMN address TEXT;

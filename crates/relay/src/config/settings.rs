@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
 
+use super::VisitorAddress;
 use super::flag::{Scope, arg, given};
 use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
@@ -48,6 +49,9 @@ settings! {
             |proxies: &TrustedProxies| Some(proxies.ranges().iter().map(ToString::to_string).collect());
         /// Welcome text the visitor's page shows first.
         greeting: String => relay.greeting, Serve, any, same;
+        /// How much of a visitor's client address agents see: full, truncated
+        /// (its network: IPv4 /24, IPv6 /48) or off.
+        visitor_address: VisitorAddress => relay.visitor_address, Serve, any, same;
         /// Hand waiting conversations to available agents in turn.
         auto_assign: bool => relay.auto_assign, Serve, any, same;
         /// Seconds a visitor may be gone before agents see them offline.

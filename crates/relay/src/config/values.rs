@@ -30,6 +30,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// How much of a visitor's client address agents see (and the store
+/// keeps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VisitorAddress {
+    /// The address itself.
+    Full,
+    /// Its network only: IPv4 /24, IPv6 /48 — enough to block, not to
+    /// single out a household.
+    #[default]
+    Truncated,
+    /// Nothing.
+    Off,
+}
+
+impl VisitorAddress {
+    /// What agents see of `ip`.
+    pub fn show(self, ip: std::net::IpAddr) -> Option<String> {
+        let prefix = match (self, ip) {
+            (VisitorAddress::Off, _) => return None,
+            (VisitorAddress::Full, _) => return Some(ip.to_string()),
+            (VisitorAddress::Truncated, std::net::IpAddr::V4(_)) => 24,
+            (VisitorAddress::Truncated, std::net::IpAddr::V6(_)) => 48,
+        };
+        let network = ipnet::IpNet::new(ip, prefix).ok()?.trunc();
+        Some(network.to_string())
+    }
+}
+
 /// A value taken as it is.
 pub(super) fn any<T>(value: T) -> Result<T, String> {
     Ok(value)
@@ -189,6 +218,25 @@ mod tests {
             mask_secrets("postgres://kefu@db/kefu"),
             "postgres://kefu@db/kefu"
         );
+    }
+
+    #[test]
+    fn visitor_addresses_are_kept_as_set() {
+        let v4: std::net::IpAddr = "203.0.113.77".parse().expect("ip");
+        let v6: std::net::IpAddr = "2001:db8:1:2::7".parse().expect("ip");
+        assert_eq!(
+            VisitorAddress::Full.show(v4).as_deref(),
+            Some("203.0.113.77")
+        );
+        assert_eq!(
+            VisitorAddress::Truncated.show(v4).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            VisitorAddress::Truncated.show(v6).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(VisitorAddress::Off.show(v4), None);
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub struct AgentSend {
 pub struct VisitorDetails {
     pub profile: VisitorProfile,
     pub user_agent: Option<String>,
+    /// The client address, as the `visitor_address` setting keeps it.
+    pub address: Option<String>,
 }
 
 /// An agent account as `agent list` shows it.

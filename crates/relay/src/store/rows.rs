@@ -14,7 +14,7 @@ use super::{AgentAccount, StoreError, default_visitor_name, to_time};
 /// Selects a [`SummaryRow`]; callers append `WHERE …`.
 pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.last_seq, c.unread,
         c.visitor_messages, c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
-        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent
+        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent, v.address
     FROM conversations c JOIN visitors v ON v.id = c.visitor_id";
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
@@ -105,6 +105,7 @@ row! {
         referrer: Option<String>,
         lang: Option<String>,
         user_agent: Option<String>,
+        address: Option<String>,
     }
 }
 
@@ -129,6 +130,7 @@ impl TryFrom<SummaryRow> for ConversationSummary {
                 lang: row.lang,
                 referrer: row.referrer,
                 user_agent: row.user_agent,
+                address: row.address,
             },
             status: status_from_sql(&row.status)?,
             assignee: row.assignee,

@@ -93,3 +93,42 @@ async fn forwarding_headers_from_anyone_else_are_ignored() {
         );
     }
 }
+
+/// What agents see of the address of a visitor who writes from `source`,
+/// on a relay set up by `adjust`.
+async fn address_seen(
+    adjust: impl FnOnce(&mut kefu_relay::Config),
+    source: &str,
+) -> Option<String> {
+    use kefu_protocol::agent::Role;
+    use kefu_protocol::visitor::VisitorEvent;
+
+    let relay = TestRelay::with_config(adjust).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let url = relay.url("/ws/visitor");
+    let mut visitor =
+        kefu_testkit::Client::<VisitorEvent>::connect_from(&url, source.parse().expect("ip")).await;
+    visitor.hello(None, None).await;
+    let ack = visitor.say("c1", "hello").await;
+    let summary = agent.summary_where(&ack.conversation_id, |_| true).await;
+    summary.visitor.address
+}
+
+#[tokio::test]
+async fn agents_see_the_visitors_address_as_the_setting_keeps_it() {
+    use kefu_relay::config::VisitorAddress;
+
+    assert_eq!(
+        address_seen(|_| {}, "127.0.0.5").await.as_deref(),
+        Some("127.0.0.0/24"),
+        "truncated to its network by default"
+    );
+    let full = |config: &mut kefu_relay::Config| config.visitor_address = VisitorAddress::Full;
+    assert_eq!(
+        address_seen(full, "127.0.0.5").await.as_deref(),
+        Some("127.0.0.5")
+    );
+    let off = |config: &mut kefu_relay::Config| config.visitor_address = VisitorAddress::Off;
+    assert_eq!(address_seen(off, "127.0.0.5").await, None);
+}
