@@ -256,6 +256,7 @@ async fn agent(hub: &Hub, id: u64, mut frames: Frames, outbox: &Outbox) {
         agents: Vec::new(),
         conversations: Vec::new(),
         read_marks: Vec::new(),
+        totals: None,
     });
     let _ = outbox.send(json(&welcome));
     hub.state().agents.insert(id, outbox.clone());

@@ -121,6 +121,7 @@ fn visitor(visitor: &mut VisitorSummary) {
         &mut visitor.lang,
         &mut visitor.referrer,
         &mut visitor.user_agent,
+        &mut visitor.address,
     ] {
         line_opt(field);
     }

@@ -147,13 +147,35 @@ pub struct AgentPresence {
 pub struct AgentWelcome {
     pub agent: AgentInfo,
     pub agents: Vec<AgentPresence>,
-    /// Every waiting and active conversation; resolved ones are reachable
-    /// through `history`.
+    /// The most urgent waiting and active conversations, at most
+    /// [`WELCOME_MAX_CONVERSATIONS`] (and [`WELCOME_MAX_CONVERSATION_BYTES`]
+    /// of JSON): this agent's own first, then the waiting ones oldest
+    /// first, then the others' newest first. `totals` says how many there
+    /// are in all; resolved ones are reachable through `history`.
     pub conversations: Vec<ConversationSummary>,
     /// This agent's own read positions in those conversations; one it never
     /// read is absent (everything from the visitor is unread).
     #[serde(default)]
     pub read_marks: Vec<AgentReadMark>,
+    /// How many waiting and active conversations there are in all, when
+    /// `conversations` could not hold them all; absent (from older relays
+    /// too) when it holds every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totals: Option<ConversationTotals>,
+}
+
+/// The most conversations a `welcome` carries.
+pub const WELCOME_MAX_CONVERSATIONS: usize = 500;
+/// The most bytes of JSON the conversations of a `welcome` take: every
+/// visitor field is bounded, but a summary full of escaped text can reach
+/// tens of KiB, so the count alone would not bound the frame.
+pub const WELCOME_MAX_CONVERSATION_BYTES: usize = 4 * 1024 * 1024;
+
+/// Counts of the open conversations, for a `welcome` that holds only some.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationTotals {
+    pub waiting: u64,
+    pub active: u64,
 }
 
 /// How far one agent has read one conversation. Read positions are per
@@ -268,6 +290,11 @@ pub struct VisitorSummary {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Where the visitor connects from, as the relay's `visitor_address`
+    /// setting keeps it: an address (`203.0.113.7`) or its network
+    /// (`203.0.113.0/24`, what `kefu-relay block` takes); absent when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// Relay → agent: the visitor of `conversation_id` opened a page. Sent, once

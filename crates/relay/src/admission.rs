@@ -9,6 +9,9 @@
 //!   for the database, logs and listeners ([`max_connections_for`]): past
 //!   it the relay would fail every `accept` instead;
 //! - per client address, so that one host cannot take the others' share.
+//!   A trusted proxy (`trusted_proxies`) is exempt: it carries many
+//!   clients, each budgeted by its own address once the proxy has passed
+//!   on its request's headers (and the proxy times out its slow clients).
 //!
 //! Past either, the socket is closed at once — before TLS, before HTTP —
 //! counted in `kefu_connections_refused_total` and logged at most once per
@@ -27,6 +30,8 @@ use std::time::{Duration, Instant};
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::blocklist::Blocklist;
+use crate::proxy::TrustedProxies;
 use crate::telemetry;
 
 /// Descriptors kept for what is not a client: the database and its WAL,
@@ -54,6 +59,10 @@ pub fn fd_limit() -> Option<u64> {
 pub struct Admission {
     max_total: usize,
     per_address: IpLimiter,
+    /// Counted in the total only.
+    trusted_proxies: TrustedProxies,
+    /// Refused, before either budget.
+    blocked: Blocklist,
     /// Locked only to count, never across an `.await`.
     open: Mutex<Open>,
 }
@@ -66,10 +75,17 @@ struct Open {
 }
 
 impl Admission {
-    pub fn new(max_total: usize, max_per_address: u32) -> Arc<Admission> {
+    pub fn new(
+        max_total: usize,
+        max_per_address: u32,
+        trusted_proxies: TrustedProxies,
+        blocked: Blocklist,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
             per_address: IpLimiter::new(max_per_address),
+            trusted_proxies,
+            blocked,
             open: Mutex::default(),
         })
     }
@@ -81,12 +97,20 @@ impl Admission {
     /// A ticket for a connection from `ip`, if both budgets have room.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut open = self.lock();
-        let reason = if open.total >= self.max_total {
+        let reason = if self.blocked.contains(ip) {
+            "blocked"
+        } else if open.total >= self.max_total {
             "total"
+        } else if self.trusted_proxies.contains(ip) {
+            open.total += 1;
+            return Some(Ticket {
+                _permit: None,
+                admission: self.clone(),
+            });
         } else if let Some(permit) = self.per_address.acquire(ip) {
             open.total += 1;
             return Some(Ticket {
-                _permit: permit,
+                _permit: Some(permit),
                 admission: self.clone(),
             });
         } else {
@@ -111,7 +135,8 @@ impl Admission {
 
 /// One admitted connection; dropping it gives its places back.
 struct Ticket {
-    _permit: IpPermit,
+    /// None for a trusted proxy.
+    _permit: Option<IpPermit>,
     admission: Arc<Admission>,
 }
 
@@ -264,7 +289,7 @@ mod tests {
 
     #[test]
     fn both_budgets_hold_and_a_closed_connection_gives_its_place_back() {
-        let admission = Admission::new(3, 2);
+        let admission = Admission::new(3, 2, TrustedProxies::default(), Blocklist::default());
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
         let c: IpAddr = "10.0.0.3".parse().expect("ip");
@@ -275,6 +300,39 @@ mod tests {
         assert!(admission.admit(c).is_none(), "three in total");
         drop(first);
         assert!(admission.admit(c).is_some(), "a place was given back");
+    }
+
+    #[test]
+    fn a_trusted_proxy_counts_in_the_total_only() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let admission = Admission::new(
+            3,
+            1,
+            TrustedProxies::new(vec!["10.0.0.0/30".parse().expect("cidr")]),
+            Blocklist::default(),
+        );
+        let tickets = [
+            admission.admit(proxy),
+            admission.admit(proxy),
+            admission.admit(proxy),
+        ];
+        assert!(
+            tickets.iter().all(Option::is_some),
+            "past its address's share"
+        );
+        assert!(admission.admit(proxy).is_none(), "but not past the total");
+    }
+
+    #[test]
+    fn a_blocked_address_is_refused_until_unblocked() {
+        let blocked = Blocklist::default();
+        let admission = Admission::new(3, 3, TrustedProxies::default(), blocked.clone());
+        let ip: IpAddr = "203.0.113.7".parse().expect("ip");
+        blocked.replace(vec!["203.0.113.0/24".parse().expect("cidr")]);
+        assert!(admission.admit(ip).is_none());
+        assert!(admission.admit("10.0.0.1".parse().expect("ip")).is_some());
+        blocked.replace(Vec::new());
+        assert!(admission.admit(ip).is_some());
     }
 
     #[test]

@@ -33,9 +33,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::proxy::TrustedProxies;
+
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
-pub use values::{LogFormat, mask_secrets};
+pub use values::{LogFormat, VisitorAddress, mask_secrets};
 
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
@@ -65,6 +67,11 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS and WSS with this certificate instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the
+    /// client; every per-address limit then counts that client.
+    pub trusted_proxies: TrustedProxies,
+    /// How much of a visitor's client address agents see.
+    pub visitor_address: VisitorAddress,
     pub limits: Limits,
 }
 
@@ -117,6 +124,8 @@ impl Default for Config {
             auto_assign: false,
             metrics_listen: None,
             tls: None,
+            trusted_proxies: TrustedProxies::default(),
+            visitor_address: VisitorAddress::default(),
             limits: Limits::default(),
         }
     }
@@ -166,6 +175,12 @@ pub struct Limits {
     /// Time a new connection has to finish its TLS handshake, when the relay
     /// serves TLS.
     pub tls_handshake_timeout: Duration,
+    /// Time a client has to send a request's line and headers, counted from
+    /// when its connection starts waiting for one: it also bounds an idle
+    /// keep-alive connection and a WebSocket handshake.
+    pub http_header_timeout: Duration,
+    /// Time a client has to send a request's body, however it trickles in.
+    pub http_body_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -196,6 +211,10 @@ impl Default for Limits {
             outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
             tls_handshake_timeout: Duration::from_secs(10),
+            // A real client sends its headers in one packet and a body of a
+            // chat frame in a few; seconds cover a slow mobile network.
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -17,9 +17,15 @@
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
+//!    - [`proxy`]: the client's address behind trusted reverse proxies.
+//!    - [`blocklist`]: the client addresses an operator has blocked.
+//!    - [`http`]: HTTP/1.1 connections with time limits on headers, idle
+//!      keep-alive and bodies, each request carrying its client's address.
+//!      (Imports only [`proxy`].)
 //!    - [`admission`]: which accepted TCP connections are kept: a cap in
 //!      total (from the descriptor limit) and per client address, counted
-//!      before a byte is read. (Imports only [`telemetry`].)
+//!      before a byte is read, blocked addresses refused. (Imports only
+//!      [`telemetry`], [`proxy`] and [`blocklist`].)
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -41,19 +47,22 @@
 
 pub mod admission;
 pub mod auth;
+pub mod blocklist;
 pub mod cluster;
 pub mod config;
 pub mod export;
 pub mod frame;
+pub mod http;
 pub mod hub;
 pub mod ids;
+pub mod proxy;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
 pub mod tls;
 pub mod transport;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,12 +130,17 @@ pub async fn run(
         )?),
         None => None,
     };
+    let blocklist = blocklist::Blocklist::default();
     let admission = Admission::new(
         max_connections(&config.limits),
         config.limits.sockets_per_ip,
+        config.trusted_proxies.clone(),
+        blocklist.clone(),
     );
-    let (listener, starting) = answer_while_starting(listener, admission.clone(), tls.clone())
-        .map_err(RelayError::Serve)?;
+    let options = http_options(&config);
+    let (listener, starting) =
+        answer_while_starting(listener, admission.clone(), tls.clone(), options.clone())
+            .map_err(RelayError::Serve)?;
     let (changes_tx, changes_rx) = mpsc::channel(CHANGE_FEED);
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
@@ -149,9 +163,11 @@ pub async fn run(
         visitor_tokens,
         stopping.clone(),
         alive,
+        blocklist,
     );
     tokio::spawn(transport::maintain(state.clone()));
     tokio::spawn(transport::revocation::watch(state.clone()));
+    tokio::spawn(transport::blocking::watch(state.clone()));
     tokio::spawn(telemetry::upkeep(stopping.clone()));
     if let Some(metrics) = metrics_listener {
         if let Ok(addr) = metrics.local_addr() {
@@ -160,6 +176,7 @@ pub async fn run(
         tokio::spawn(serve_until_stopping(
             metrics,
             transport::metrics_router(state.clone()),
+            options.clone(),
             stopping.clone(),
         ));
     }
@@ -174,6 +191,7 @@ pub async fn run(
         listener,
         admission,
         tls,
+        options,
         transport::router(state),
         async move {
             shutdown.await;
@@ -182,7 +200,7 @@ pub async fn run(
             let _ = stopping_tx.send(true);
         },
     );
-    let served = bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
+    bounded_after_stop(server, stopping, HTTP_DRAIN_TIMEOUT).await;
 
     // The router (and with it the last `alive` sender outside connections)
     // is gone; wait for the WebSocket connections to say goodbye.
@@ -198,7 +216,15 @@ pub async fn run(
     hub_task.abort();
     watchdog.abort();
     reloader.abort();
-    served.map_err(RelayError::Serve)
+    Ok(())
+}
+
+fn http_options(config: &Config) -> http::Options {
+    http::Options {
+        header_timeout: config.limits.http_header_timeout,
+        body_timeout: config.limits.http_body_timeout,
+        trusted_proxies: Arc::new(config.trusted_proxies.clone()),
+    }
 }
 
 /// Serves `app` on `listener`, through TLS when `tls` is given, until
@@ -208,23 +234,15 @@ fn serve(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
+    options: http::Options,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> BoxFuture<'static, std::io::Result<()>> {
-    let app = app.into_make_service_with_connect_info::<SocketAddr>();
+) -> BoxFuture<'static, ()> {
     // Admitted before TLS: a refused connection costs no handshake.
     let tcp = Admitted::new(listener.tap_io(no_delay), admission);
     match tls {
-        // The outer `tap_io`s do nothing but are what let axum give
-        // handlers the address of a listener of our own.
-        None => axum::serve(tcp.tap_io(|_| {}), app)
-            .with_graceful_shutdown(shutdown)
-            .into_future()
-            .boxed(),
-        Some(tls) => axum::serve(TlsListener::new(tcp, tls).tap_io(|_| {}), app)
-            .with_graceful_shutdown(shutdown)
-            .into_future()
-            .boxed(),
+        None => http::serve(tcp, app, options, shutdown).boxed(),
+        Some(tls) => http::serve(TlsListener::new(tcp, tls), app, options, shutdown).boxed(),
     }
 }
 
@@ -252,22 +270,21 @@ fn no_delay(stream: &mut TcpStream) {
     }
 }
 
-/// `server`'s result, or `Ok` once it has had `grace` after shutdown began:
-/// a client holding a request open must not hold up the exit.
+/// Waits for `server` to end, or for `grace` after shutdown began: a
+/// client holding a request open must not hold up the exit.
 async fn bounded_after_stop(
-    server: impl Future<Output = std::io::Result<()>>,
+    server: impl Future<Output = ()>,
     mut stopping: watch::Receiver<bool>,
     grace: Duration,
-) -> std::io::Result<()> {
+) {
     let overdue = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
         tokio::time::sleep(grace).await;
     };
     tokio::select! {
-        served = server => served,
+        () = server => {}
         () = overdue => {
             tracing::warn!("HTTP requests still open {grace:?} after shutdown began; leaving them");
-            Ok(())
         }
     }
 }
@@ -276,17 +293,13 @@ async fn bounded_after_stop(
 async fn serve_until_stopping(
     listener: TcpListener,
     router: axum::Router,
+    options: http::Options,
     mut stopping: watch::Receiver<bool>,
 ) {
     let stopped = async move {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     };
-    if let Err(error) = axum::serve(listener, router)
-        .with_graceful_shutdown(stopped)
-        .await
-    {
-        tracing::error!(%error, "the metrics server failed");
-    }
+    http::serve(listener, router, options, stopped).await;
 }
 
 /// A stand-in server on the relay's socket while the store opens (a
@@ -310,6 +323,7 @@ fn answer_while_starting(
     listener: TcpListener,
     admission: Arc<Admission>,
     tls: Option<TlsServer>,
+    options: http::Options,
 ) -> std::io::Result<(TcpListener, Starting)> {
     let socket = listener.into_std()?;
     let stand_in = TcpListener::from_std(socket.try_clone()?)?;
@@ -328,9 +342,7 @@ fn answer_while_starting(
         let stopped = async move {
             let _ = stopped.await;
         };
-        if let Err(error) = serve(stand_in, admission, tls, router, stopped).await {
-            tracing::warn!(%error, "the start-up health server failed");
-        }
+        serve(stand_in, admission, tls, options, router, stopped).await;
     });
     Ok((listener, Starting { stop, task }))
 }

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kefu_protocol::agent::Role;
 use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings};
-use kefu_relay::{auth, export, store};
+use kefu_relay::{auth, blocklist, export, store};
 use tracing_subscriber::EnvFilter;
 
 /// How long blocking work may hold up the exit once the relay has stopped.
@@ -41,6 +41,22 @@ enum Command {
         /// The copy to write; it must not exist yet.
         path: PathBuf,
     },
+    /// Refuse a client address or range (CIDR) on every running relay,
+    /// within a second; again later, replaces that range's reason and expiry.
+    Block {
+        /// An address (203.0.113.7) or a range (203.0.113.0/24).
+        range: String,
+        /// Lift the block after this long: 90s, 30m, 12h or 7d.
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        lasting: Option<Duration>,
+        /// Why, for whoever lists the blocks later.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Lift the block of exactly this address or range.
+    Unblock { range: String },
+    /// List the blocks in force.
+    Blocks,
     /// Write conversations with their messages to stdout as JSON Lines.
     Export {
         /// Only conversations active on or after this date
@@ -154,6 +170,52 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             );
         }
         Command::Agent(command) => agent(command, &database).await?,
+        Command::Block {
+            range,
+            lasting,
+            reason,
+        } => {
+            let range = blocklist::parse_range(&range).map_err(anyhow::Error::msg)?;
+            let now = time::OffsetDateTime::now_utc();
+            let block = store::Block {
+                range: range.to_string(),
+                reason: reason.filter(|reason| !reason.trim().is_empty()),
+                created_at: now,
+                expires_at: lasting.map(|lasting| now + lasting),
+            };
+            let store = open(&database).await?;
+            let result = store.block(&block).await;
+            store.close().await;
+            result.context("cannot block")?;
+            eprintln!("blocked {range}: running relays refuse it within a second");
+        }
+        Command::Unblock { range } => {
+            let range = blocklist::parse_range(&range).map_err(anyhow::Error::msg)?;
+            let store = open(&database).await?;
+            let result = store.unblock(&range.to_string()).await;
+            store.close().await;
+            match result {
+                Err(store::StoreError::NotFound(_)) => anyhow::bail!("{range} is not blocked"),
+                result => result.context("cannot unblock")?,
+            }
+            eprintln!("unblocked {range}");
+        }
+        Command::Blocks => {
+            let store = open(&database).await?;
+            let result = store.blocks(time::OffsetDateTime::now_utc()).await;
+            store.close().await;
+            for block in result.context("cannot list the blocks")? {
+                let until = block.expires_at.map_or("until unblocked".to_owned(), |at| {
+                    format!("until {}", rfc3339(at))
+                });
+                let reason = block.reason.as_deref().unwrap_or("");
+                println!(
+                    "{}\t{}\t{until}\t{reason}",
+                    block.range,
+                    rfc3339(block.created_at)
+                );
+            }
+        }
         Command::Backup { path } => {
             let store = open(&database).await?;
             let result = store
@@ -271,4 +333,33 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `90s`, `30m`, `12h` or `7d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (count, unit) = text.split_at(split);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected a number and s, m, h or d, as 12h"
+            ));
+        }
+    };
+    match count.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(Duration::from_secs(count.saturating_mul(seconds))),
+        _ => Err(format!(
+            "{text:?}: expected a positive number before the unit, as 12h"
+        )),
+    }
+}
+
+fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
 }

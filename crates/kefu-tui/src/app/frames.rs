@@ -99,6 +99,12 @@ impl App {
         if let Some(me) = self.agents.iter().find(|a| a.id == welcome.agent.id) {
             self.my_state = me.state;
         }
+        let listed_waiting = (welcome.conversations.iter())
+            .filter(|c| c.status == ConversationStatus::Waiting)
+            .count();
+        self.more_waiting = welcome.totals.map_or(0, |totals| {
+            totals.waiting.saturating_sub(listed_waiting as u64)
+        });
         let live: HashSet<String> = welcome.conversations.iter().map(|c| c.id.clone()).collect();
         for summary in welcome.conversations {
             self.summary(summary, reconnect);

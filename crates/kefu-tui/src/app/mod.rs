@@ -231,6 +231,9 @@ pub struct App {
     pub attention: Attention,
     /// Search and the resolved conversations (the `Finder` overlay).
     pub finder: finder::Finder,
+    /// Conversations that were waiting at sign-in beyond those the relay's
+    /// bounded `welcome` listed (its `totals`); 0 when it listed them all.
+    pub more_waiting: u64,
 }
 
 impl App {
@@ -260,6 +263,7 @@ impl App {
             numbers: Numbers::default(),
             attention: Attention::default(),
             finder: finder::Finder::default(),
+            more_waiting: 0,
         }
     }
 

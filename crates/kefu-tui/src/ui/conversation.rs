@@ -64,9 +64,9 @@ fn title(app: &App, conversation: &Conversation) -> Line<'static> {
     ])
 }
 
-/// "now on /checkout — Checkout", then browser · language · email · where
-/// the visitor came from. Both follow the visitor live (the summary moves
-/// with each page they open).
+/// "now on /checkout — Checkout", then browser · language · email · client
+/// address (or network) · where the visitor came from. Both follow the
+/// visitor live (the summary moves with each page they open).
 fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
     let visitor = &conversation.summary.visitor;
     let width = usize::from(width);
@@ -79,6 +79,7 @@ fn details(conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
         visitor.user_agent.as_deref().map(browser),
         visitor.lang.clone(),
         visitor.email.clone(),
+        visitor.address.clone(),
         visitor
             .referrer
             .as_deref()

@@ -19,6 +19,8 @@ mod tests;
 mod tests_attention;
 #[cfg(test)]
 mod tests_finder;
+#[cfg(test)]
+mod tests_more_waiting;
 mod visitor;
 
 use ratatui::Frame;

@@ -117,6 +117,13 @@ fn left(app: &App, detail: Detail) -> Vec<Span<'static>> {
         Style::new()
     };
     spans.push(Span::styled(format!("{waiting} waiting"), waiting_style));
+    if app.more_waiting > 0 {
+        // Beyond what the relay's bounded welcome listed.
+        spans.push(Span::styled(
+            format!(" │ {} more waiting", app.more_waiting),
+            waiting_style,
+        ));
+    }
     if app.attention.unseen > 0 {
         spans.push(Span::styled(" │ ", dim()));
         spans.push(Span::styled(

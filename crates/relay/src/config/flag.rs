@@ -8,7 +8,7 @@ use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, ValueEnum, value_parser};
 
 use super::source::{Given, Source, env_name, flag_name, name};
-use super::values::LogFormat;
+use super::values::{LogFormat, VisitorAddress};
 
 /// Which command lines take a setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,16 +85,23 @@ impl Flag for Vec<String> {
     }
 }
 
-impl Flag for LogFormat {
-    fn takes(arg: Arg) -> Arg {
-        arg.value_parser(value_parser!(LogFormat))
-            .action(ArgAction::Set)
-    }
-    fn shown(&self) -> Option<String> {
-        self.to_possible_value()
-            .map(|value| value.get_name().to_owned())
-    }
+/// Settings that take one of a few names (`clap::ValueEnum`).
+macro_rules! named_flags {
+    ($($kind:ty),*) => {$(
+        impl Flag for $kind {
+            fn takes(arg: Arg) -> Arg {
+                arg.value_parser(value_parser!($kind))
+                    .action(ArgAction::Set)
+            }
+            fn shown(&self) -> Option<String> {
+                self.to_possible_value()
+                    .map(|value| value.get_name().to_owned())
+            }
+        }
+    )*};
 }
+
+named_flags!(LogFormat, VisitorAddress);
 
 /// The flag of the setting `key` (`limits.hello_timeout`), listed `order`th
 /// in `--help`. `help` is its doc comment, one string a line.

@@ -13,14 +13,16 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
 
+use super::VisitorAddress;
 use super::flag::{Scope, arg, given};
 use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
 use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
-    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
+    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero, trusted_proxies,
 };
 use super::{Config, TlsFiles};
+use crate::proxy::TrustedProxies;
 
 settings! {
     top {
@@ -40,8 +42,16 @@ settings! {
         /// (comma-separated, e.g. https://shop.example); the relay's own origin
         /// always may.
         allowed_origins: Vec<String> => relay.allowed_origins, Serve, origins, same;
+        /// Reverse proxies (addresses or CIDRs, comma-separated) whose
+        /// Forwarded / X-Forwarded-For headers name the client; from anyone
+        /// else those headers are ignored.
+        trusted_proxies: Vec<String> => relay.trusted_proxies, Serve, trusted_proxies,
+            |proxies: &TrustedProxies| Some(proxies.ranges().iter().map(ToString::to_string).collect());
         /// Welcome text the visitor's page shows first.
         greeting: String => relay.greeting, Serve, any, same;
+        /// How much of a visitor's client address agents see: full, truncated
+        /// (its network: IPv4 /24, IPv6 /48) or off.
+        visitor_address: VisitorAddress => relay.visitor_address, Serve, any, same;
         /// Hand waiting conversations to available agents in turn.
         auto_assign: bool => relay.auto_assign, Serve, any, same;
         /// Seconds a visitor may be gone before agents see them offline.
@@ -116,6 +126,13 @@ settings! {
             .value_name("SECONDS");
         /// Seconds a new connection has to finish its TLS handshake.
         tls_handshake_timeout: f64 => relay.limits.tls_handshake_timeout, Serve, seconds,
+            in_seconds, .value_name("SECONDS");
+        /// Seconds a client has to send a request's headers (and an idle
+        /// keep-alive connection stays open).
+        http_header_timeout: f64 => relay.limits.http_header_timeout, Serve, seconds,
+            in_seconds, .value_name("SECONDS");
+        /// Seconds a client has to send a request's body.
+        http_body_timeout: f64 => relay.limits.http_body_timeout, Serve, seconds,
             in_seconds, .value_name("SECONDS");
     }
 }

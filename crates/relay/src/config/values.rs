@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::blocklist::parse_range;
+use crate::proxy::TrustedProxies;
+
 /// Where `serve` listens unless told otherwise.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
@@ -25,6 +28,35 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+/// How much of a visitor's client address agents see (and the store
+/// keeps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VisitorAddress {
+    /// The address itself.
+    Full,
+    /// Its network only: IPv4 /24, IPv6 /48 — enough to block, not to
+    /// single out a household.
+    #[default]
+    Truncated,
+    /// Nothing.
+    Off,
+}
+
+impl VisitorAddress {
+    /// What agents see of `ip`.
+    pub fn show(self, ip: std::net::IpAddr) -> Option<String> {
+        let prefix = match (self, ip) {
+            (VisitorAddress::Off, _) => return None,
+            (VisitorAddress::Full, _) => return Some(ip.to_string()),
+            (VisitorAddress::Truncated, std::net::IpAddr::V4(_)) => 24,
+            (VisitorAddress::Truncated, std::net::IpAddr::V6(_)) => 48,
+        };
+        let network = ipnet::IpNet::new(ip, prefix).ok()?.trunc();
+        Some(network.to_string())
+    }
 }
 
 /// A value taken as it is.
@@ -106,6 +138,17 @@ pub(super) fn origins(origins: Vec<String>) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// Addresses (`10.0.0.1`, one proxy) and ranges (`10.0.0.0/8`).
+pub(super) fn trusted_proxies(ranges: Vec<String>) -> Result<TrustedProxies, String> {
+    ranges
+        .iter()
+        .map(|range| range.trim())
+        .filter(|range| !range.is_empty())
+        .map(parse_range)
+        .collect::<Result<_, _>>()
+        .map(TrustedProxies::new)
+}
+
 /// `scheme://host[:port]` of an http(s) URL, lower-cased, with the scheme's
 /// default port left out as browsers do in `Origin`.
 pub(crate) fn origin_of(url: &str) -> Option<String> {
@@ -175,6 +218,25 @@ mod tests {
             mask_secrets("postgres://kefu@db/kefu"),
             "postgres://kefu@db/kefu"
         );
+    }
+
+    #[test]
+    fn visitor_addresses_are_kept_as_set() {
+        let v4: std::net::IpAddr = "203.0.113.77".parse().expect("ip");
+        let v6: std::net::IpAddr = "2001:db8:1:2::7".parse().expect("ip");
+        assert_eq!(
+            VisitorAddress::Full.show(v4).as_deref(),
+            Some("203.0.113.77")
+        );
+        assert_eq!(
+            VisitorAddress::Truncated.show(v4).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            VisitorAddress::Truncated.show(v6).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(VisitorAddress::Off.show(v4), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
 
+mod blocks;
 mod events;
 mod postgres;
 mod reads;
@@ -35,6 +36,7 @@ use kefu_protocol::{Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+pub use blocks::Block;
 pub use postgres::PgStore;
 pub use reads::Reads;
 pub use search::{ListPage, ListQuery, MAX_TERMS, SearchPage, SearchQuery};
@@ -117,6 +119,8 @@ pub struct AgentSend {
 pub struct VisitorDetails {
     pub profile: VisitorProfile,
     pub user_agent: Option<String>,
+    /// The client address, as the `visitor_address` setting keeps it.
+    pub address: Option<String>,
 }
 
 /// An agent account as `agent list` shows it.
@@ -268,6 +272,14 @@ pub trait Store: Reads + 'static {
     /// Gives an agent a new token; the old one stops working, on open
     /// connections too.
     async fn set_agent_token(&self, name: &str, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Blocks a range of client addresses, or replaces the block of that
+    /// range (a new reason or expiry). Running relays refuse it within a
+    /// second (transport::blocking).
+    async fn block(&self, block: &Block) -> Result<(), StoreError>;
+
+    /// Lifts the block of exactly `range`; `NotFound` if there is none.
+    async fn unblock(&self, range: &str) -> Result<(), StoreError>;
 
     /// The key that signs visitor tokens, made on first use.
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError>;

@@ -24,6 +24,7 @@ use kefu_protocol::trail::{MAX_TRAIL, PageView};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Pool, Type};
 use time::OffsetDateTime;
 
+use super::blocks::{Block, BlockRow};
 use super::rows::{
     AGENT_SELECT, AgentRow, MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, ReadMarkRow,
     SUMMARY_SELECT, SummaryRow, convert, seq_to_sql,
@@ -63,6 +64,9 @@ pub(super) struct Queries<DB> {
     /// The whole query; binds the agent id; selects a [`ReadMarkRow`] for
     /// each waiting or active conversation the agent has read.
     pub read_marks: &'static str,
+    /// The whole query; binds now (milliseconds); selects a [`BlockRow`]
+    /// for every block not expired by then.
+    pub blocks: &'static str,
     pub dialect: PhantomData<fn() -> DB>,
 }
 
@@ -135,6 +139,9 @@ pub trait Reads: Send + Sync {
     /// connection must still match to keep its rights.
     async fn agent_credentials(&self) -> Result<Vec<(String, String)>, StoreError>;
 
+    /// The blocks in force at `now`, by range.
+    async fn blocks(&self, now: OffsetDateTime) -> Result<Vec<Block>, StoreError>;
+
     /// Conversation ids in ascending order after `after_id`, at most `limit`,
     /// of the conversations updated at or after `since`: pages for `export`.
     async fn conversation_ids(
@@ -160,6 +167,7 @@ where
     for<'r> AgentRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> PageViewRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'r> ReadMarkRow: FromRow<'r, <T::Db as Database>::Row>,
+    for<'r> BlockRow: FromRow<'r, <T::Db as Database>::Row>,
     for<'c> &'c mut <T::Db as Database>::Connection: Executor<'c, Database = T::Db>,
 {
     async fn visitor_conversation(&self, visitor_id: &str) -> Result<Option<String>, StoreError> {
@@ -261,6 +269,15 @@ where
         Ok(sqlx::query_as(sql.agent_credentials)
             .fetch_all(pool)
             .await?)
+    }
+
+    async fn blocks(&self, now: OffsetDateTime) -> Result<Vec<Block>, StoreError> {
+        let (sql, pool) = self.read_side();
+        let rows: Vec<BlockRow> = sqlx::query_as(sql.blocks)
+            .bind(to_millis(now))
+            .fetch_all(pool)
+            .await?;
+        Ok(rows.into_iter().map(Block::from).collect())
     }
 
     async fn conversation_ids(

@@ -17,7 +17,7 @@ macro_rules! summary_columns {
     () => {
         "c.id, c.status, c.assignee, c.last_seq, c.unread,
         c.visitor_messages, c.preview, c.visitor_read_seq, c.waiting_since, c.updated_at, v.id AS visitor_id, v.name,
-        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent"
+        v.email, v.page_url, v.page_title, v.referrer, v.lang, v.user_agent, v.address"
     };
 }
 
@@ -124,6 +124,7 @@ row! {
         referrer: Option<String>,
         lang: Option<String>,
         user_agent: Option<String>,
+        address: Option<String>,
     }
 }
 
@@ -148,6 +149,7 @@ impl TryFrom<SummaryRow> for ConversationSummary {
                 lang: row.lang,
                 referrer: row.referrer,
                 user_agent: row.user_agent,
+                address: row.address,
             },
             status: status_from_sql(&row.status)?,
             assignee: row.assignee,

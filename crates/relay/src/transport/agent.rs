@@ -19,6 +19,7 @@ use super::limits::websocket_outbox;
 use super::lookup;
 use super::revocation;
 use super::session::{Ended, Event, Session};
+use super::welcome;
 use crate::auth::hash_agent_token;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::mailbox;
@@ -128,7 +129,7 @@ impl Agent {
         self.session.attach(inbox);
         // After registering: a mark that moves meanwhile also comes as a
         // `read_mark` frame after the welcome (marks only move forward).
-        let read_marks = match state.store.read_marks(&info.id).await {
+        let mut read_marks = match state.store.read_marks(&info.id).await {
             Ok(marks) => marks,
             Err(error) => {
                 self.session.reject(store_error(error, "hello")).await;
@@ -148,11 +149,14 @@ impl Agent {
                 }
             })
             .collect();
+        let (conversations, totals) =
+            welcome::bounded(snapshot.conversations, &mut read_marks, &info.id);
         let welcome = AgentWelcome {
             agent: info.clone(),
             agents,
-            conversations: snapshot.conversations,
+            conversations,
             read_marks,
+            totals,
         };
         self.session
             .send(encode(&AgentEvent::Welcome(welcome)))

@@ -14,8 +14,12 @@
 //!   visitor has a conversation; the `visitor` record agents ask for.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
+//! - [`blocking`]: blocked client addresses, re-read from the store.
+//! - [`welcome`]: the most urgent open conversations, for an agent's
+//!   bounded `welcome`.
 
 mod agent;
+pub mod blocking;
 mod errors;
 mod limits;
 mod lookup;
@@ -25,6 +29,7 @@ mod session;
 mod trail;
 mod visitor;
 mod web;
+mod welcome;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +44,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
 use crate::auth::VisitorTokens;
+use crate::blocklist::Blocklist;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ids::ConnId;
@@ -69,6 +75,9 @@ pub struct Shared {
     trails: trail::Trails,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
+    /// The blocked client addresses, re-read by [`blocking::watch`];
+    /// shared with admission.
+    blocklist: Blocklist,
     /// Turns true when the relay starts shutting down.
     stopping: watch::Receiver<bool>,
     /// Held by every connection so shutdown can wait for them all.
@@ -83,6 +92,7 @@ impl AppState {
         visitor_tokens: VisitorTokens,
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
+        blocklist: Blocklist,
     ) -> Self {
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
@@ -96,6 +106,7 @@ impl AppState {
             polls: Default::default(),
             trails: Default::default(),
             credentials: watch::Sender::new(None),
+            blocklist,
             stopping,
             alive,
         }))
@@ -149,6 +160,10 @@ pub fn router(state: AppState) -> Router {
         router
     };
     router
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            blocking::refuse_blocked,
+        ))
         .layer(middleware::from_fn(ops::request_span))
         .with_state(state)
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A TCP connection to `relay` from the loopback address `source`.
-async fn connect_from(relay: SocketAddr, source: &str) -> TcpStream {
+pub(crate) async fn connect_from(relay: SocketAddr, source: &str) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("socket");
     let source: std::net::IpAddr = source.parse().expect("an address");
     socket.bind((source, 0).into()).expect("bind");
@@ -39,7 +39,7 @@ async fn closed_at_once(stream: &mut TcpStream) -> bool {
 }
 
 /// `GET /healthz` from `source`: the status line, or `None` if refused.
-async fn healthz_from(relay: SocketAddr, source: &str) -> Option<String> {
+pub(crate) async fn healthz_from(relay: SocketAddr, source: &str) -> Option<String> {
     let mut stream = connect_from(relay, source).await;
     stream
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n")

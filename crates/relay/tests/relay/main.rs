@@ -3,6 +3,7 @@
 //! `kefu_testkit`.
 
 mod admission;
+mod blocking;
 mod browser;
 mod chat;
 mod cluster;
@@ -14,6 +15,7 @@ mod longpoll;
 mod metrics;
 mod ops;
 mod outbox;
+mod proxies;
 mod revocation;
 mod schema;
 mod search;
@@ -21,9 +23,12 @@ mod settings;
 #[macro_use]
 mod store;
 mod store_abandoned;
+mod store_blocks;
 mod store_reads;
 mod summaries;
 mod support;
 mod timeline;
+mod timeouts;
 mod tls;
 mod trail;
+mod welcome;

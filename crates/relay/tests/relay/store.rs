@@ -477,6 +477,7 @@ async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
             ..Default::default()
         },
         user_agent: Some("test".into()),
+        address: Some("203.0.113.0/24".into()),
     };
     store
         .update_visitor("v1", details.clone())
@@ -488,6 +489,7 @@ async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
     let summary = stored_summary(&store, &conversation).await;
     assert_eq!(summary.visitor.email.as_deref(), Some("ming@example.com"));
     assert_eq!(summary.visitor.user_agent.as_deref(), Some("test"));
+    assert_eq!(summary.visitor.address.as_deref(), Some("203.0.113.0/24"));
     assert!(!store.visitor_secret().await.expect("secret").is_empty());
 }
 
@@ -570,6 +572,7 @@ async fn sqlite_published_summaries_match_the_database() {
             ..VisitorProfile::default()
         },
         user_agent: Some("Firefox".into()),
+        address: Some("2001:db8::7".into()),
     };
     store.visitor_send(with_profile).await.expect("send");
     published_matches(&store, &mut changes, "message with a profile").await;

@@ -109,6 +109,7 @@ pub(crate) fn welcome_frame(conversations: Vec<ConversationSummary>) -> AgentEve
         agents: vec![agent(ME, "alice"), agent(BOB, "bob")],
         conversations,
         read_marks: Vec::new(),
+        totals: None,
     })
 }
 

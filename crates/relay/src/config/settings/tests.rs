@@ -118,6 +118,7 @@ fn an_invalid_value_names_the_key_its_source_and_why() {
             "allowed_origins",
         ),
         ("public_url = \"support.example\"", "public_url"),
+        ("trusted_proxies = [\"10.0.0.0/33\"]", "trusted_proxies"),
         ("[limits]\nmax_frame_bytes = 10", "max_frame_bytes"),
         (
             "listen = \"127.0.0.1:9\"\nmetrics_listen = \"127.0.0.1:9\"",
@@ -183,6 +184,16 @@ fn an_error_tells_the_flag_from_its_variable_and_the_file() {
 }
 
 #[test]
+fn trusted_proxies_are_addresses_or_ranges() {
+    let (global, serve) = parse(&["--trusted-proxies", "10.0.0.1, 192.168.7.9/16,,::1"]);
+    let settings = Settings::resolve(global, serve, FileConfig::default()).expect("valid");
+    let ranges: Vec<String> = (settings.relay.trusted_proxies.ranges().iter())
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ranges, ["10.0.0.1/32", "192.168.0.0/16", "::1/128"]);
+}
+
+#[test]
 fn origins_are_trimmed_and_empty_ones_dropped() {
     let (global, serve) = parse(&[
         "--allowed-origins",
@@ -233,8 +244,8 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 6,
-        "every setting but public_url, allowed_origins, metrics_listen, \
+        settings - 7,
+        "every setting but public_url, allowed_origins, trusted_proxies, metrics_listen, \
          tls_cert, tls_key and the ignored outbound_queue shows its default: {args:?}\n{help}"
     );
 

@@ -36,8 +36,9 @@ use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store, StoreError,
-    VisitorDetails, VisitorSend, default_visitor_name, now_millis, preview_of, to_millis,
+    AgentSend, Block, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store,
+    StoreError, VisitorDetails, VisitorSend, default_visitor_name, now_millis, preview_of,
+    to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
@@ -558,6 +559,32 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         one_agent(done.rows_affected())
+    }
+
+    async fn block(&self, block: &Block) -> Result<(), StoreError> {
+        let (range, reason, created_at, expires_at) = block.columns();
+        sqlx::query(
+            "INSERT INTO blocks (range, reason, created_at, expires_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (range) DO UPDATE SET reason = $2, created_at = $3, expires_at = $4",
+        )
+        .bind(range)
+        .bind(reason)
+        .bind(created_at)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn unblock(&self, range: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM blocks WHERE range = $1")
+            .bind(range)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("block"));
+        }
+        Ok(())
     }
 
     async fn visitor_secret(&self) -> Result<Vec<u8>, StoreError> {

@@ -28,6 +28,8 @@ pub(super) static READS: Queries<Postgres> = Queries {
     read_marks: "SELECT r.conversation_id, r.read_seq, r.visitor_messages
         FROM agent_reads r JOIN conversations c ON c.id = r.conversation_id
         WHERE r.agent_id = $1 AND c.status <> 'resolved'",
+    blocks: "SELECT range, reason, created_at, expires_at FROM blocks
+        WHERE expires_at IS NULL OR expires_at > $1 ORDER BY range",
     dialect: PhantomData,
 };
 

@@ -156,8 +156,8 @@ pub(super) async fn upsert_visitor(
     // A field the page did not send keeps its old value.
     sqlx::query(
         "INSERT INTO visitors (id, name, email, page_url, page_title, referrer, lang, user_agent,
-                               created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                               created_at, updated_at, address)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
          ON CONFLICT (id) DO UPDATE SET
              name = coalesce(excluded.name, visitors.name),
              email = coalesce(excluded.email, visitors.email),
@@ -166,6 +166,7 @@ pub(super) async fn upsert_visitor(
              referrer = coalesce(excluded.referrer, visitors.referrer),
              lang = coalesce(excluded.lang, visitors.lang),
              user_agent = coalesce(excluded.user_agent, visitors.user_agent),
+             address = coalesce(excluded.address, visitors.address),
              updated_at = excluded.updated_at",
     )
     .bind(visitor_id)
@@ -177,6 +178,7 @@ pub(super) async fn upsert_visitor(
     .bind(&profile.lang)
     .bind(&details.user_agent)
     .bind(now_ms)
+    .bind(&details.address)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
 use super::{
-    AgentSend, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store, StoreError,
-    VisitorDetails, VisitorSend,
+    AgentSend, Block, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store,
+    StoreError, VisitorDetails, VisitorSend,
 };
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{ReadBy, Request, WriteOp, Written};
@@ -61,6 +61,8 @@ static READS: Queries<Sqlite> = Queries {
     read_marks: "SELECT r.conversation_id, r.read_seq, r.visitor_messages
         FROM agent_reads r JOIN conversations c ON c.id = r.conversation_id
         WHERE r.agent_id = ? AND c.status <> 'resolved'",
+    blocks: "SELECT range, reason, created_at, expires_at FROM blocks
+        WHERE expires_at IS NULL OR expires_at > ? ORDER BY range",
     dialect: PhantomData,
 };
 
@@ -298,6 +300,18 @@ impl Store for SqliteStore {
         self.write(WriteOp::SetAgentToken {
             name: name.to_owned(),
             token_hash: token_hash.to_owned(),
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn block(&self, block: &Block) -> Result<(), StoreError> {
+        self.write(WriteOp::Block(block.clone())).await.map(drop)
+    }
+
+    async fn unblock(&self, range: &str) -> Result<(), StoreError> {
+        self.write(WriteOp::Unblock {
+            range: range.to_owned(),
         })
         .await
         .map(drop)

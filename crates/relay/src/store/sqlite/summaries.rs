@@ -80,6 +80,7 @@ pub(super) fn with_details(visitor: &VisitorSummary, details: &VisitorDetails) -
         lang: keep_or(&visitor.lang, &profile.lang),
         referrer: keep_or(&visitor.referrer, &profile.referrer),
         user_agent: keep_or(&visitor.user_agent, &details.user_agent),
+        address: keep_or(&visitor.address, &details.address),
     }
 }
 
@@ -107,6 +108,7 @@ mod tests {
                 ..VisitorProfile::default()
             },
             user_agent: Some("Firefox".into()),
+            address: None,
         };
         let after = with_details(&visitor(), &details);
         assert_eq!(after.name, "Ann");
@@ -123,6 +125,7 @@ mod tests {
                 ..VisitorProfile::default()
             },
             user_agent: None,
+            address: None,
         };
         assert_eq!(with_details(&visitor(), &details).name, "Visitor #1234");
     }

@@ -130,6 +130,7 @@ impl VisitorCore {
         let details = VisitorDetails {
             profile: bounded_profile(profile.unwrap_or_default()),
             user_agent: peer.user_agent,
+            address: shared.config.visitor_address.show(peer.address),
         };
         let conversation_id = shared
             .store

@@ -43,6 +43,7 @@ async fn search_finds_latin_chinese_and_email_hits(store: Arc<dyn Store>) {
             ..VisitorProfile::default()
         },
         user_agent: None,
+        address: None,
     };
     let wang = store
         .visitor_send(first)

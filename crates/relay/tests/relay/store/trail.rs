@@ -49,6 +49,7 @@ async fn the_trail_keeps_the_newest_fifty_in_order(store: Arc<dyn Store>) {
             ..Default::default()
         },
         user_agent: None,
+        address: None,
     };
     let mut send = super::visitor_send("v1", "c1", "hi");
     send.details = details;

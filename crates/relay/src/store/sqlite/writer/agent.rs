@@ -1,9 +1,10 @@
-//! Agent accounts: adding and disabling them.
+//! Agent accounts: adding and disabling them; and the blocked client
+//! addresses, the other thing an operator's command writes.
 
 use kefu_protocol::agent::{AgentInfo, Role};
 use rusqlite::Connection;
 
-use super::super::super::{StoreError, now_millis, to_millis};
+use super::super::super::{Block, StoreError, now_millis, to_millis};
 use super::super::statements::{execute, query_id};
 use super::op::{Applied, Written};
 use crate::ids;
@@ -67,6 +68,24 @@ fn update_agent(
 ) -> Result<Applied, StoreError> {
     if execute(conn, sql, params)? == 0 {
         return Err(StoreError::NotFound("agent"));
+    }
+    Ok((Written::Done, Vec::new()))
+}
+
+pub(super) fn block(conn: &Connection, block: &Block) -> Result<Applied, StoreError> {
+    let (range, reason, created_at, expires_at) = block.columns();
+    execute(
+        conn,
+        "INSERT INTO blocks (range, reason, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (range) DO UPDATE SET reason = ?2, created_at = ?3, expires_at = ?4",
+        rusqlite::params![range, reason, created_at, expires_at],
+    )?;
+    Ok((Written::Done, Vec::new()))
+}
+
+pub(super) fn unblock(conn: &Connection, range: &str) -> Result<Applied, StoreError> {
+    if execute(conn, "DELETE FROM blocks WHERE range = ?", [range])? == 0 {
+        return Err(StoreError::NotFound("block"));
     }
     Ok((Written::Done, Vec::new()))
 }

@@ -306,8 +306,8 @@ pub(super) fn upsert_visitor(
     execute(
         conn,
         "INSERT INTO visitors (id, name, email, page_url, page_title, referrer, lang, user_agent,
-                               created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+                               created_at, updated_at, address)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10)
          ON CONFLICT (id) DO UPDATE SET
              name = coalesce(excluded.name, name),
              email = coalesce(excluded.email, email),
@@ -316,6 +316,7 @@ pub(super) fn upsert_visitor(
              referrer = coalesce(excluded.referrer, referrer),
              lang = coalesce(excluded.lang, lang),
              user_agent = coalesce(excluded.user_agent, user_agent),
+             address = coalesce(excluded.address, address),
              updated_at = excluded.updated_at",
         (
             visitor_id,
@@ -327,6 +328,7 @@ pub(super) fn upsert_visitor(
             &profile.lang,
             &details.user_agent,
             now_ms,
+            &details.address,
         ),
     )?;
     Ok(())

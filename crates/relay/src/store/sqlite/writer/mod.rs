@@ -332,6 +332,8 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         WriteOp::SetAgentToken { name, token_hash } => {
             agent::set_agent_token(conn, name, token_hash)
         }
+        WriteOp::Block(block) => agent::block(conn, block),
+        WriteOp::Unblock { range } => agent::unblock(conn, range),
     }
 }
 

@@ -4,7 +4,7 @@ use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, Seq};
 
-use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
+use super::super::super::{AgentSend, Block, Change, VisitorDetails, VisitorSend};
 
 pub(in super::super) enum WriteOp {
     VisitorSend(VisitorSend),
@@ -46,6 +46,10 @@ pub(in super::super) enum WriteOp {
     SetAgentToken {
         name: String,
         token_hash: String,
+    },
+    Block(Block),
+    Unblock {
+        range: String,
     },
 }
 
