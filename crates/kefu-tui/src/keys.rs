@@ -47,6 +47,8 @@ pub enum Action {
     NextActivity,
     PrevActivity,
     Claim,
+    /// Alt-s: ask the visitor to share their screen (remote assistance).
+    AskScreen,
     Transfer,
     Resolve,
     ToggleInternal,
@@ -155,6 +157,7 @@ fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
         KeyCode::Char('r') if alt => Action::Retry,
         KeyCode::Char('e') if alt => Action::EditFailed,
         KeyCode::Char('x') if alt => Action::DiscardFailed,
+        KeyCode::Char('s') if alt => Action::AskScreen,
         _ => return None,
     })
 }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::call::CallLink;
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// Agent → relay.
@@ -57,6 +58,15 @@ pub enum AgentRequest {
     Status {
         state: AgentState,
     },
+    /// Asks the conversation's visitor to share their screen (or, if a call
+    /// is on, joins it): answered with a `call_link`.
+    CallInvite {
+        conversation_id: String,
+    },
+    /// Ends a call for everybody.
+    CallHangup {
+        call_id: String,
+    },
 }
 
 /// Relay → agent.
@@ -78,6 +88,8 @@ pub enum AgentEvent {
     Presence(Presence),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    /// The answer to `call_invite`: a one-time link to the assist page.
+    CallLink(CallLink),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

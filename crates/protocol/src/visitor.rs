@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{CallEnded, CallInvite, CallPeerChange, CallWelcome, SignalFrom, SignalTo};
 use crate::{Ack, Broadcast, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
 /// What the visitor's page tells about the visitor. Every field is optional
@@ -50,6 +51,19 @@ pub enum VisitorRequest {
     /// Adds to what agents know of the visitor, e.g. the email left while no
     /// agent was online. Fields left out keep their value.
     Profile(VisitorProfile),
+    /// Shares the screen in a call an agent asked for: the visitor joins it.
+    CallAccept {
+        call_id: String,
+    },
+    /// Refuses to share: the call ends; the chat goes on.
+    CallDecline {
+        call_id: String,
+    },
+    CallSignal(SignalTo),
+    /// Stops sharing: the call ends for everybody.
+    CallHangup {
+        call_id: String,
+    },
 }
 
 /// Relay → visitor.
@@ -65,6 +79,12 @@ pub enum VisitorEvent {
     Broadcast(Broadcast),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    CallInvite(CallInvite),
+    CallWelcome(CallWelcome),
+    CallJoined(CallPeerChange),
+    CallLeft(CallPeerChange),
+    CallSignal(SignalFrom),
+    CallEnded(CallEnded),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

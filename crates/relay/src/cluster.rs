@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use kefu_protocol::agent::ConversationSummary;
+use kefu_protocol::call::SignalFrom;
 use kefu_protocol::{AgentState, AuthorKind, Broadcast, PresenceKind, Seq, Typing};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -85,6 +86,11 @@ pub enum ClusterEvent {
     },
     Broadcast {
         broadcast: Broadcast,
+    },
+    /// A call signal for peer `to`, whose connection is on another node.
+    CallSignal {
+        to: String,
+        signal: SignalFrom,
     },
     /// The sending node is alive.
     Beat,

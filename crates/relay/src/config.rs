@@ -24,6 +24,7 @@
 //! and toml's, and adds one dependency-free table.
 
 mod flag;
+mod ice;
 mod settings;
 mod source;
 mod table;
@@ -33,6 +34,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use ice::IceServers;
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
 pub use values::{LogFormat, mask_secrets};
@@ -65,6 +67,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS and WSS with this certificate instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// STUN/TURN servers for remote-assistance calls.
+    pub ice: IceServers,
     pub limits: Limits,
 }
 
@@ -116,6 +120,10 @@ impl Default for Config {
             public_url: None,
             auto_assign: false,
             metrics_listen: None,
+            ice: IceServers {
+                credential_ttl: Duration::from_secs(3600),
+                ..IceServers::default()
+            },
             tls: None,
             limits: Limits::default(),
         }

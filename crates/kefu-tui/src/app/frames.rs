@@ -48,6 +48,7 @@ impl App {
             }
             AgentEvent::Presence(presence) => self.presence(presence),
             AgentEvent::Error(error) => self.error(error),
+            AgentEvent::CallLink(link) => self.call_link(link),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
                 self.flash = Some(format!(

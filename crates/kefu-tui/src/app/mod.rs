@@ -21,6 +21,7 @@
 //! - [`clock`], `wake`: time labels, and when the clock alone next changes
 //!   the screen (the only time the client wakes without an event).
 
+pub mod assist;
 mod attention;
 pub mod clock;
 mod commands;
@@ -105,6 +106,8 @@ pub enum Effect {
     Notify(Notification),
     /// Clear the terminal and draw every cell again (Ctrl-L).
     Redraw,
+    /// Open a link with the desktop's opener, if there is one.
+    OpenLink(String),
     Quit,
 }
 
@@ -162,6 +165,8 @@ pub struct Prefs {
     pub notify: Notify,
     pub enter_sends: bool,
     pub canned: Vec<Canned>,
+    /// The relay's pages (`http://host:port`), for its relative links.
+    pub relay_page: String,
 }
 
 impl From<&Settings> for Prefs {
@@ -170,6 +175,7 @@ impl From<&Settings> for Prefs {
             notify: settings.notify.clone(),
             enter_sends: settings.keys.enter_sends,
             canned: settings.canned.clone(),
+            relay_page: assist::relay_page(&settings.url),
         }
     }
 }
@@ -214,6 +220,8 @@ pub struct App {
     numbers: Numbers,
     /// What has rung, what is held back, how much is unseen.
     pub attention: Attention,
+    /// The last assist link asked for (Alt-s).
+    pub assist_link: Option<assist::AssistLink>,
 }
 
 impl App {
@@ -242,6 +250,7 @@ impl App {
             asked: HashMap::new(),
             numbers: Numbers::default(),
             attention: Attention::default(),
+            assist_link: None,
         }
     }
 

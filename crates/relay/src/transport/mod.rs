@@ -11,8 +11,12 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
+//! - [`call`]: remote-assistance calls for every role, and the one-time
+//!   codes of assist links; [`assist`]: the assist page's `/ws/assist`.
 
 mod agent;
+mod assist;
+mod call;
 mod errors;
 mod limits;
 mod ops;
@@ -133,6 +137,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
         )
         .route("/ws/agent", get(agent_ws))
+        .route("/ws/assist", get(assist_ws))
         .nest("/api/visitor", visitor_api)
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
@@ -207,6 +212,16 @@ async fn agent_ws(
 ) -> Response {
     let slot = state.budgets.agent_handshakes.acquire(peer.ip());
     accept(state, slot, upgrade, "agent", agent::serve)
+}
+
+/// An assist page: counted with agents' handshakes, as it speaks for one.
+async fn assist_ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let slot = state.budgets.agent_handshakes.acquire(peer.ip());
+    accept(state, slot, upgrade, "assist", assist::serve)
 }
 
 /// Upgrades to a WebSocket served by `serve`, if the peer's address had a

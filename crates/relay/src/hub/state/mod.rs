@@ -22,6 +22,8 @@
 //! whom to send what.
 
 mod assign;
+mod calling;
+mod calls;
 mod connections;
 mod news;
 mod peers;
@@ -68,6 +70,10 @@ pub(super) struct HubState {
     /// The other relays of a cluster, and who is online on them.
     peers: Peers,
     assigner: Option<Assigner>,
+    /// Remote-assistance calls (`calling`).
+    calls: calls::Calls,
+    store: Option<Arc<dyn crate::store::Store>>,
+    ice: crate::config::IceServers,
 }
 
 /// A summary coalesces with the conversation's next one while it waits in
@@ -92,6 +98,9 @@ impl HubState {
             throttle: SummaryThrottle::default(),
             peers: Peers::new(outgoing, options.heartbeat),
             assigner: options.auto_assign.map(Assigner::new),
+            calls: calls::Calls::default(),
+            store: options.store,
+            ice: options.ice,
         };
         for summary in open_conversations {
             state.remember(summary);
@@ -154,6 +163,7 @@ impl HubState {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::Call(command) => self.handle_call(command),
         }
     }
 
@@ -166,6 +176,7 @@ impl HubState {
                 origin,
             } => {
                 let (summary, before) = self.remember(summary);
+                self.call_event(&message, &summary.visitor.id, origin);
                 // Only the relay the visitor wrote to assigns, once per
                 // conversation opening (new, or reopened after resolve).
                 let opened = origin.is_some()
@@ -433,6 +444,10 @@ impl HubState {
                 }
                 Some(outbox)
             }
+            Removed::Assist { outbox } => {
+                self.assist_gone(conn);
+                Some(outbox)
+            }
         }
     }
 
@@ -441,6 +456,7 @@ impl HubState {
             self.peers.publish_visitor(&visitor_id, false);
             if !self.roster().visitor_online(&visitor_id) {
                 self.announce_visitor(&visitor_id, false);
+                self.visitor_gone(&visitor_id);
             }
         }
     }

@@ -15,6 +15,7 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, Visit
 use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message, Seq};
 
 use super::AppState;
+use super::call;
 use super::errors::{check_send, store_error};
 use crate::hub::Outbox;
 use crate::ids::ConnId;
@@ -302,6 +303,17 @@ impl VisitorCore {
                     Ok(()) => return None,
                     Err(error) => store_error(error, "profile"),
                 }
+            }
+            // With `?`, a call request that passed answers nothing.
+            VisitorRequest::CallAccept { call_id } => {
+                call::answer(&shared, self.conn, call_id, true).await?
+            }
+            VisitorRequest::CallDecline { call_id } => {
+                call::answer(&shared, self.conn, call_id, false).await?
+            }
+            VisitorRequest::CallSignal(signal) => call::signal(&shared, self.conn, signal).await?,
+            VisitorRequest::CallHangup { call_id } => {
+                call::leave(&shared, self.conn, call_id, true).await?
             }
         };
         Some(VisitorEvent::Error(refused))

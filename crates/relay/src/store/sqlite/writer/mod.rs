@@ -326,6 +326,11 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         WriteOp::SetAgentToken { name, token_hash } => {
             agent::set_agent_token(conn, name, token_hash)
         }
+        WriteOp::RecordEvent {
+            conversation_id,
+            event: recorded,
+            origin,
+        } => event::record_alone(conn, summaries, conversation_id, recorded, *origin),
     }
 }
 

@@ -1,9 +1,10 @@
 //! What the writer is asked to do, and what it answers.
 
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
-use kefu_protocol::{Message, Seq};
+use kefu_protocol::{Message, Seq, TimelineEvent};
 
 use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
+use crate::ids::ConnId;
 
 pub(in super::super) enum WriteOp {
     VisitorSend(VisitorSend),
@@ -41,6 +42,12 @@ pub(in super::super) enum WriteOp {
     SetAgentToken {
         name: String,
         token_hash: String,
+    },
+    /// A timeline event that changes nothing else (a call's steps).
+    RecordEvent {
+        conversation_id: String,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
     },
 }
 
