@@ -16,7 +16,10 @@ const LAYERS: Table<'static> = &[
     ("config", &["cluster"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),
-    ("hub", &["ids", "frame", "store", "cluster", "telemetry"]),
+    (
+        "hub",
+        &["ids", "frame", "config", "store", "cluster", "telemetry"],
+    ),
     (
         "transport",
         &[

@@ -4,6 +4,7 @@
 
 mod admission;
 mod browser;
+mod calls;
 mod chat;
 mod cluster;
 mod crash;

@@ -9,11 +9,8 @@ use time::OffsetDateTime;
 
 use super::super::super::events::event_message;
 use super::super::super::rows::seq_to_sql;
-use super::super::super::{Change, StoreError, now_millis, to_millis};
+use super::super::super::{Change, StoreError, to_millis};
 use super::super::statements::{execute, insert_row};
-use super::super::summaries::Summaries;
-use super::conversation::current_summary;
-use super::op::{Applied, Written};
 use crate::ids::ConnId;
 
 /// Stores `event` as the conversation's next message, at `at`, and moves
@@ -35,20 +32,6 @@ pub(super) fn record(
     summary.last_seq = message.seq;
     summary.updated_at = at;
     Ok(message)
-}
-
-/// Stores `event`, which changes nothing else about the conversation (a
-/// call's steps), as its next message, published with `origin`.
-pub(super) fn record_alone(
-    conn: &Connection,
-    summaries: &Summaries,
-    conversation_id: &str,
-    event: &TimelineEvent,
-    origin: Option<ConnId>,
-) -> Result<Applied, StoreError> {
-    let mut summary = current_summary(conn, summaries, conversation_id)?;
-    let message = record(conn, &mut summary, event.clone(), now_millis())?;
-    Ok((Written::Done, vec![change(message, summary, origin)]))
 }
 
 /// The change that publishes a recorded event with the summary it left.

@@ -330,7 +330,7 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
             conversation_id,
             event: recorded,
             origin,
-        } => event::record_alone(conn, summaries, conversation_id, recorded, *origin),
+        } => conversation::record_alone(conn, summaries, conversation_id, recorded, *origin),
     }
 }
 
