@@ -44,7 +44,11 @@ pub(crate) fn code_of(link: &CallLink) -> String {
 
 /// An assist page that said hello with `code`.
 async fn assist_page(relay: &TestRelay, code: &str) -> Client<AssistEvent> {
-    let mut page = Client::connect(&relay.url("/ws/assist")).await;
+    page_at(&relay.url("/ws/assist"), code).await
+}
+
+async fn page_at(url: &str, code: &str) -> Client<AssistEvent> {
+    let mut page = Client::connect(url).await;
     page.send(&AssistRequest::Hello {
         code: code.to_owned(),
     })
@@ -421,4 +425,54 @@ async fn a_visitor_gone_past_the_presence_grace_ends_the_call() {
         })
         .await;
     assert_eq!(ended.reason, CallEndReason::Left);
+}
+
+/// Two relays on one PostgreSQL: the visitor on one, the agent and its
+/// assist page on the other; the call's steps and signals cross.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_works_across_two_relays() {
+    let Some(cluster) = crate::cluster::Cluster::start().await else {
+        return;
+    };
+    let mut alice = cluster.agent_on_b().await;
+    let mut visitor = cluster.a.visitor().await;
+    let visitor_id = visitor.hello(None, None).await.visitor_id;
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    let link = invite(&mut alice, &conversation).await;
+    visitor
+        .until(|frame| matches!(frame, VisitorEvent::CallInvite(_)).then_some(()))
+        .await;
+    let mut page = page_at(
+        &format!("ws://{}/ws/assist", cluster.b.addr),
+        &code_of(&link),
+    )
+    .await;
+    let you = page
+        .until(|frame| match frame {
+            AssistEvent::CallWelcome(welcome) => Some(welcome.you),
+            _ => None,
+        })
+        .await;
+    visitor
+        .send(&VisitorRequest::CallAccept {
+            call_id: link.call_id.clone(),
+        })
+        .await;
+    page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
+        .await;
+    let offer = signal(&link.call_id, &you, SignalKind::Offer, "v=0 across");
+    visitor.send(&VisitorRequest::CallSignal(offer)).await;
+    assert_eq!(page_signal(&mut page).await.data, "v=0 across");
+    let answer = signal(&link.call_id, &visitor_id, SignalKind::Answer, "v=0 back");
+    page.send(&AssistRequest::CallSignal(answer)).await;
+    assert_eq!(visitor_signal(&mut visitor).await.data, "v=0 back");
+    drop(page);
+    let ended = visitor
+        .until(|frame| match frame {
+            VisitorEvent::CallEnded(ended) => Some(ended),
+            _ => None,
+        })
+        .await;
+    assert_eq!(ended.reason, CallEndReason::Left);
+    cluster.stop().await;
 }
