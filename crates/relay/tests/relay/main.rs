@@ -5,6 +5,7 @@
 mod admission;
 mod browser;
 mod calls;
+mod calls_browser;
 mod chat;
 mod cluster;
 mod crash;
