@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 
 use super::AppState;
 use super::errors::store_error;
+use crate::auth::VisitorTokens;
 use crate::hub::call::{CallRefusal, Recording};
 use crate::ids::ConnId;
 
@@ -33,25 +34,34 @@ pub(super) struct Code {
     pub agent_id: String,
 }
 
-pub(super) fn mint_code(
-    state: &AppState,
+/// A code for `agent_id` to join `call_id` until `expires_at`, as a new
+/// peer.
+fn mint_code(
+    tokens: &VisitorTokens,
     call_id: &str,
     agent_id: &str,
-) -> (String, OffsetDateTime) {
-    let expires_at = OffsetDateTime::now_utc() + LINK_LIFETIME;
+    expires_at: OffsetDateTime,
+) -> String {
     let peer = crate::ids::new_id();
     let body = format!(
         "{CODE_VERSION}.{call_id}.{peer}.{agent_id}.{}",
         expires_at.unix_timestamp()
     );
-    (state.visitor_tokens.sign(&body), expires_at)
+    tokens.sign(&body)
 }
 
 /// The code's call, peer and agent, if it is genuine and not expired.
 pub(super) fn open_code(state: &AppState, code: &str) -> Result<Code, ErrorFrame> {
+    open_code_at(&state.visitor_tokens, code, OffsetDateTime::now_utc())
+}
+
+fn open_code_at(
+    tokens: &VisitorTokens,
+    code: &str,
+    now: OffsetDateTime,
+) -> Result<Code, ErrorFrame> {
     let refused = |why: &str| ErrorFrame::new(ErrorCode::Forbidden, why);
-    let body =
-        (state.visitor_tokens.open(code)).ok_or_else(|| refused("not a valid assist link"))?;
+    let body = (tokens.open(code)).ok_or_else(|| refused("not a valid assist link"))?;
     let mut fields = body.split('.');
     let (Some(CODE_VERSION), Some(call_id), Some(peer), Some(agent_id), Some(expiry), None) = (
         fields.next(),
@@ -66,7 +76,7 @@ pub(super) fn open_code(state: &AppState, code: &str) -> Result<Code, ErrorFrame
     let expiry: i64 = expiry
         .parse()
         .map_err(|_| refused("not a valid assist link"))?;
-    if OffsetDateTime::now_utc().unix_timestamp() >= expiry {
+    if now.unix_timestamp() >= expiry {
         return Err(refused("this assist link has expired; ask for a new one"));
     }
     Ok(Code {
@@ -122,7 +132,8 @@ pub(super) async fn invite(
             call_id
         }
     };
-    let (code, expires_at) = mint_code(state, &call_id, &agent.id);
+    let expires_at = OffsetDateTime::now_utc() + LINK_LIFETIME;
+    let code = mint_code(&state.visitor_tokens, &call_id, &agent.id, expires_at);
     let path = format!("/assist#code={code}");
     let url = (state.config.public_url.as_deref())
         .map(|public| format!("{}{path}", public.trim_end_matches('/')));
@@ -206,4 +217,41 @@ pub(super) async fn answer(
 ) -> Option<ErrorFrame> {
     let step = state.hub.answer_call(conn, call_id.clone(), accept).await;
     record(state, conn, &call_id, step).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_open_until_they_expire_and_never_when_altered() {
+        let tokens = VisitorTokens::new(b"relay secret".to_vec());
+        let now = OffsetDateTime::now_utc();
+        let code = mint_code(&tokens, "call1", "agent1", now + LINK_LIFETIME);
+        let opened = open_code_at(&tokens, &code, now).expect("fresh");
+        assert_eq!(
+            (opened.call_id.as_str(), opened.agent_id.as_str()),
+            ("call1", "agent1")
+        );
+        let later = now + LINK_LIFETIME + Duration::from_secs(1);
+        let expired = open_code_at(&tokens, &code, later)
+            .map(|_| ())
+            .expect_err("expired");
+        assert!(expired.message.contains("expired"), "{expired:?}");
+        let other = mint_code(&tokens, "call2", "agent1", now + LINK_LIFETIME);
+        assert_ne!(
+            open_code_at(&tokens, &other, now).expect("fresh").peer,
+            opened.peer,
+            "every link is a new peer"
+        );
+        let forged = code.replace("call1", "call2");
+        assert!(open_code_at(&tokens, &forged, now).is_err());
+        let visitor_token = tokens.issue("v1");
+        assert!(
+            open_code_at(&tokens, &visitor_token, now).is_err(),
+            "no kind passes for another"
+        );
+        let elsewhere = VisitorTokens::new(b"another relay".to_vec());
+        assert!(open_code_at(&elsewhere, &code, now).is_err());
+    }
 }
