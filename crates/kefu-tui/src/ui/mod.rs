@@ -13,6 +13,8 @@ mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_assist;
+#[cfg(test)]
 mod tests_attention;
 
 use ratatui::Frame;
