@@ -9,14 +9,6 @@ use kefu_protocol::call::CallLink;
 
 use super::{App, Effect};
 
-/// The last assist link the relay gave, for the status line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssistLink {
-    pub conversation_id: String,
-    /// Whole, on the relay this client is connected to.
-    pub url: String,
-}
-
 impl App {
     pub(super) fn ask_screen(&mut self) {
         let Some(id) = self.actionable_target("ask for the screen") else {
@@ -34,11 +26,7 @@ impl App {
             None => format!("{}{}", self.prefs.relay_page, link.path),
         };
         self.flash = Some(format!("screen share: open once within 2 min: {url}"));
-        self.effects.push(Effect::OpenLink(url.clone()));
-        self.assist_link = Some(AssistLink {
-            conversation_id: link.conversation_id,
-            url,
-        });
+        self.effects.push(Effect::OpenLink(url));
     }
 }
 

@@ -220,8 +220,6 @@ pub struct App {
     numbers: Numbers,
     /// What has rung, what is held back, how much is unseen.
     pub attention: Attention,
-    /// The last assist link asked for (Alt-s).
-    pub assist_link: Option<assist::AssistLink>,
 }
 
 impl App {
@@ -250,7 +248,6 @@ impl App {
             asked: HashMap::new(),
             numbers: Numbers::default(),
             attention: Attention::default(),
-            assist_link: None,
         }
     }
 

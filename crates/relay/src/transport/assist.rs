@@ -8,6 +8,7 @@ use kefu_protocol::{Author, AuthorKind, ErrorCode, ErrorFrame};
 use super::AppState;
 use super::call;
 use super::limits::websocket_outbox;
+use super::revocation;
 use super::session::{Ended, Event, Session};
 use crate::frame::decode;
 use crate::hub::mailbox;
@@ -24,19 +25,32 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
     state.hub.unregister(session.id).await;
 }
 
-/// Joins the call the code names, as the agent it names (who must still
-/// be enabled).
+/// Joins the call the code names, as the agent it names, who must still
+/// be enabled; the page is closed as soon as the agent is disabled or
+/// gets a new token, like the agent's own connections.
 async fn join(state: &AppState, session: &mut Session, code: &str) -> Result<(), ErrorFrame> {
     let code = call::open_code(state, code)?;
-    let accounts =
-        (state.store.agents().await).map_err(|error| super::errors::store_error(error, "hello"))?;
-    let agent = (accounts.into_iter())
-        .find(|account| account.info.id == code.agent_id && !account.disabled)
-        .ok_or_else(|| ErrorFrame::new(ErrorCode::Forbidden, "this agent may not join calls"))?;
+    let forbidden = || ErrorFrame::new(ErrorCode::Forbidden, "this agent may not join calls");
+    let credentials = (state.store.agent_credentials().await)
+        .map_err(|error| super::errors::store_error(error, "hello"))?;
+    let (_, token_hash) = (credentials.into_iter())
+        .find(|(agent_id, _)| *agent_id == code.agent_id)
+        .ok_or_else(forbidden)?;
+    let agent = (state.store.agent_by_token_hash(&token_hash).await)
+        .map_err(|error| super::errors::store_error(error, "hello"))?
+        .ok_or_else(forbidden)?;
+    // After the reads that found the agent enabled (see `revocation`).
+    let signed_in_at = tokio::time::Instant::now();
+    session.end_when(revocation::revoked(
+        state.credentials.subscribe(),
+        agent.id.clone(),
+        token_hash,
+        signed_in_at,
+    ));
     let who = Author {
         kind: AuthorKind::Agent,
-        id: agent.info.id,
-        name: agent.info.name,
+        id: agent.id,
+        name: agent.name,
     };
     let (outbox, inbox) = mailbox(session.id, websocket_outbox(&state.config.limits));
     let step = state

@@ -476,3 +476,63 @@ async fn a_call_works_across_two_relays() {
     assert_eq!(ended.reason, CallEndReason::Left);
     cluster.stop().await;
 }
+
+#[tokio::test]
+async fn a_disabled_agents_assist_page_is_closed_and_its_links_refused() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("carol", Role::Agent).await;
+    let mut carol = relay.signed_in_agent(&token).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    let link = invite(&mut carol, &conversation).await;
+    let spare = invite(&mut carol, &conversation).await;
+    let (mut page, _) = joined_page(&relay, &link).await;
+    // The relay learns of a new agent's credentials by re-reading them
+    // every 0.5 s and only then can revoke them: one disabled before the
+    // first read is never revoked (see `transport::revocation`). Let a read
+    // happen; nothing observable marks it.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+
+    let output = crate::support::run_cli(
+        &["agent", "disable", "carol", "--database", &relay.database],
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    let since = tokio::time::Instant::now();
+    crate::revocation::revoked(&mut carol, since).await;
+    assert_error(&refused(&mut page).await, ErrorCode::Unauthorized);
+    let mut late = assist_page(&relay, &code_of(&spare)).await;
+    assert_error(&refused(&mut late).await, ErrorCode::Forbidden);
+}
+
+#[tokio::test]
+async fn call_signals_count_against_the_frame_rate() {
+    // The documented defaults, which the test relay raises.
+    let relay = TestRelay::with_config(|config| {
+        config.limits.frames_per_second = 10;
+        config.limits.frame_burst = 30;
+    })
+    .await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&token).await;
+    let (mut visitor, _) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    let link = invite(&mut alice, &conversation).await;
+    let (mut page, welcome) = joined_page(&relay, &link).await;
+    visitor
+        .send(&VisitorRequest::CallAccept {
+            call_id: link.call_id.clone(),
+        })
+        .await;
+    page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
+        .await;
+    // Far past the burst of 30: the rest are dropped with `rate_limited`.
+    let flood = signal(&link.call_id, &welcome.you, SignalKind::Ice, "{}");
+    for _ in 0..100 {
+        visitor
+            .send(&VisitorRequest::CallSignal(flood.clone()))
+            .await;
+    }
+    assert_error(&visitor.next_error().await, ErrorCode::RateLimited);
+}
