@@ -20,6 +20,9 @@
 //! conversation, so the newer one says everything the older did; and since
 //! it goes to the back, it still comes after every message it counts.
 //! Messages, and every other frame, are never dropped or moved.
+//!
+//! Remote-assistance calls ([`call`]): the hub knows each call's peers and
+//! forwards WebRTC signalling between them only.
 
 pub mod call;
 mod queue;

@@ -364,15 +364,24 @@ async fn a_declined_call_ends_at_once_and_its_link_joins_nothing() {
     );
 }
 
-#[tokio::test]
-async fn the_visitor_stopping_ends_the_call_for_every_agent() {
-    let relay = TestRelay::start().await;
+/// A call in which the visitor shares with alice's assist page.
+struct SharedScreen {
+    /// Alice's own connection, kept open.
+    _alice: Client<AgentEvent>,
+    visitor: Client<VisitorEvent>,
+    page: Client<AssistEvent>,
+    link: CallLink,
+    /// The assist page's peer id.
+    page_peer: String,
+}
+
+async fn shared_screen(relay: &TestRelay) -> SharedScreen {
     let token = relay.add_agent("alice", Role::Agent).await;
     let mut alice = relay.signed_in_agent(&token).await;
     let (mut visitor, _) = relay.new_visitor().await;
     let conversation = visitor.say("v1", "hi").await.conversation_id;
     let link = invite(&mut alice, &conversation).await;
-    let (mut page, _) = joined_page(&relay, &link).await;
+    let (mut page, welcome) = joined_page(relay, &link).await;
     visitor
         .send(&VisitorRequest::CallAccept {
             call_id: link.call_id.clone(),
@@ -380,6 +389,24 @@ async fn the_visitor_stopping_ends_the_call_for_every_agent() {
         .await;
     page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
         .await;
+    SharedScreen {
+        _alice: alice,
+        visitor,
+        page,
+        link,
+        page_peer: welcome.you,
+    }
+}
+
+#[tokio::test]
+async fn the_visitor_stopping_ends_the_call_for_every_agent() {
+    let relay = TestRelay::start().await;
+    let SharedScreen {
+        mut visitor,
+        mut page,
+        link,
+        ..
+    } = shared_screen(&relay).await;
     visitor
         .send(&VisitorRequest::CallHangup {
             call_id: link.call_id.clone(),
@@ -404,19 +431,9 @@ async fn a_visitor_gone_past_the_presence_grace_ends_the_call() {
         config.presence_grace = std::time::Duration::from_millis(200);
     })
     .await;
-    let token = relay.add_agent("alice", Role::Agent).await;
-    let mut alice = relay.signed_in_agent(&token).await;
-    let (mut visitor, _) = relay.new_visitor().await;
-    let conversation = visitor.say("v1", "hi").await.conversation_id;
-    let link = invite(&mut alice, &conversation).await;
-    let (mut page, _) = joined_page(&relay, &link).await;
-    visitor
-        .send(&VisitorRequest::CallAccept {
-            call_id: link.call_id.clone(),
-        })
-        .await;
-    page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
-        .await;
+    let SharedScreen {
+        visitor, mut page, ..
+    } = shared_screen(&relay).await;
     drop(visitor);
     let ended = page
         .until(|frame| match frame {
@@ -514,21 +531,14 @@ async fn call_signals_count_against_the_frame_rate() {
         config.limits.frame_burst = 30;
     })
     .await;
-    let token = relay.add_agent("alice", Role::Agent).await;
-    let mut alice = relay.signed_in_agent(&token).await;
-    let (mut visitor, _) = relay.new_visitor().await;
-    let conversation = visitor.say("v1", "hi").await.conversation_id;
-    let link = invite(&mut alice, &conversation).await;
-    let (mut page, welcome) = joined_page(&relay, &link).await;
-    visitor
-        .send(&VisitorRequest::CallAccept {
-            call_id: link.call_id.clone(),
-        })
-        .await;
-    page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
-        .await;
+    let SharedScreen {
+        mut visitor,
+        link,
+        page_peer,
+        ..
+    } = shared_screen(&relay).await;
     // Far past the burst of 30: the rest are dropped with `rate_limited`.
-    let flood = signal(&link.call_id, &welcome.you, SignalKind::Ice, "{}");
+    let flood = signal(&link.call_id, &page_peer, SignalKind::Ice, "{}");
     for _ in 0..100 {
         visitor
             .send(&VisitorRequest::CallSignal(flood.clone()))

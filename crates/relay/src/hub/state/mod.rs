@@ -12,6 +12,10 @@
 //! - [`peers`]: the other relays of a cluster and who is online on them.
 //! - [`roster`]: presence here and on the peers, read together.
 //! - [`assign`]: the round-robin auto-assignment.
+//! - [`calls`]: the remote-assistance calls going on and their peers, as
+//!   the committed call events describe them; [`calling`] holds the steps
+//!   for calls (forwarding signals, applying call events, ending calls
+//!   whose participants are gone).
 //!
 //! [`task`] is the hub task's loop: what wakes it, and in what order.
 //!
