@@ -531,8 +531,10 @@ async fn call_signals_count_against_the_frame_rate() {
         config.limits.frame_burst = 30;
     })
     .await;
+    // The page stays open: closing it would end the call.
     let SharedScreen {
         mut visitor,
+        page: _page,
         link,
         page_peer,
         ..

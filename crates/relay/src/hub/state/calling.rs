@@ -206,11 +206,11 @@ impl HubState {
                     name: info.name.clone(),
                 }
             });
+            let by = by.ok_or(CallRefusal::NoCall)?;
             let call = (self.calls.get_mut(call_id))
                 .filter(|call| !call.ending)
                 .ok_or(CallRefusal::NoCall)?;
             call.ending = true;
-            let by = by.ok_or(CallRefusal::NoCall)?;
             return Ok(ended(call_id, call, CallEndReason::HungUp, by));
         }
         let peer = self.peer_of(conn, call_id).ok_or(CallRefusal::NoCall)?;
