@@ -548,3 +548,41 @@ async fn call_signals_count_against_the_frame_rate() {
     }
     assert_error(&visitor.next_error().await, ErrorCode::RateLimited);
 }
+
+#[tokio::test]
+async fn an_agent_hangs_up_from_the_terminal() {
+    let relay = TestRelay::start().await;
+    let SharedScreen {
+        mut visitor,
+        mut page,
+        link,
+        ..
+    } = shared_screen(&relay).await;
+    let token = relay.add_agent("bob", Role::Agent).await;
+    let mut bob = relay.signed_in_agent(&token).await;
+    bob.send(&AgentRequest::CallHangup {
+        call_id: link.call_id.clone(),
+    })
+    .await;
+    for ended in [
+        visitor
+            .until(|frame| match frame {
+                VisitorEvent::CallEnded(ended) => Some(ended),
+                _ => None,
+            })
+            .await,
+        page.until(|frame| match frame {
+            AssistEvent::CallEnded(ended) => Some(ended),
+            _ => None,
+        })
+        .await,
+    ] {
+        assert_eq!(ended.reason, CallEndReason::HungUp);
+    }
+    // Once over, there is nothing to hang up.
+    bob.send(&AgentRequest::CallHangup {
+        call_id: link.call_id,
+    })
+    .await;
+    assert_error(&bob.next_error().await, ErrorCode::NotFound);
+}
