@@ -1,7 +1,9 @@
 //! The protocol crate's modules, lowest first; `lib.rs` holds the frames
-//! both sides share, which `agent` and `visitor` build on.
+//! both sides share, which `call`, `agent` and `visitor` build on; both
+//! sides carry call frames.
 
-const LAYERS: kefu_testkit::layers::Table<'static> = &[("agent", &[]), ("visitor", &[])];
+const LAYERS: kefu_testkit::layers::Table<'static> =
+    &[("call", &[]), ("agent", &["call"]), ("visitor", &["call"])];
 
 #[test]
 fn modules_import_only_lower_layers() {
