@@ -24,6 +24,9 @@ pub struct Outcome {
     pub notifications: Vec<Notification>,
     /// The terminal must be cleared and drawn whole (Ctrl-L).
     pub redraw: bool,
+    /// Links to open with the desktop's opener (the terminal loop does;
+    /// tests look at them instead).
+    pub links: Vec<String>,
     pub quit: bool,
 }
 
@@ -64,6 +67,7 @@ impl Core {
                 Effect::Request(request) => self.forward(request),
                 Effect::Notify(notification) => outcome.notifications.push(notification),
                 Effect::Redraw => outcome.redraw = true,
+                Effect::OpenLink(url) => outcome.links.push(url),
                 Effect::Quit => outcome.quit = true,
             }
         }

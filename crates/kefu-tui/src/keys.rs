@@ -49,6 +49,8 @@ pub enum Action {
     NextActivity,
     PrevActivity,
     Claim,
+    /// Alt-s: ask the visitor to share their screen (remote assistance).
+    AskScreen,
     Transfer,
     Resolve,
     ToggleInternal,
@@ -181,6 +183,7 @@ fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
         KeyCode::Char('r') if alt => Action::Retry,
         KeyCode::Char('e') if alt => Action::EditFailed,
         KeyCode::Char('x') if alt => Action::DiscardFailed,
+        KeyCode::Char('s') if alt => Action::AskScreen,
         _ => return None,
     })
 }
@@ -202,6 +205,7 @@ fn queue(code: KeyCode, modified: bool) -> Option<Action> {
         KeyCode::Char('r') => Action::Resolve,
         KeyCode::Char('i') => Action::ToggleInternal,
         KeyCode::Char('a') => Action::ToggleAway,
+        KeyCode::Char('s') => Action::AskScreen,
         KeyCode::Char('/') => Action::Canned,
         KeyCode::Char('v') => Action::VisitorPanel,
         KeyCode::Char('H') => Action::Resolved,
@@ -303,6 +307,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("queue", "i", "internal-note mode"),
     ("queue", "v", "visitor panel"),
     ("queue", "a", "available / away"),
+    ("queue", "s / Alt-s", "ask for the screen"),
     ("queue", "/", "canned reply picker"),
     // Works anywhere; listed here, where the help has room for it.
     ("queue", "Ctrl-F", "search (also compose)"),

@@ -69,6 +69,11 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
             error.message = line(&error.message);
             AgentEvent::Error(error)
         }
+        AgentEvent::CallLink(mut link) => {
+            link.path = line(&link.path);
+            link.url = link.url.as_deref().map(line);
+            AgentEvent::CallLink(link)
+        }
         AgentEvent::Reconnect(mut reconnect) => {
             line_opt(&mut reconnect.reason);
             AgentEvent::Reconnect(reconnect)
@@ -143,7 +148,11 @@ fn message(message: &mut Message) {
         Some(
             TimelineEvent::Claimed { by }
             | TimelineEvent::Resolved { by }
-            | TimelineEvent::Reopened { by },
+            | TimelineEvent::Reopened { by }
+            | TimelineEvent::CallStarted { by, .. }
+            | TimelineEvent::CallEnded { by, .. }
+            | TimelineEvent::CallJoined { who: by, .. }
+            | TimelineEvent::CallLeft { who: by, .. },
         ) => by.name = line(&by.name),
         None => {}
     }

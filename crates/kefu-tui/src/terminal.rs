@@ -101,6 +101,9 @@ async fn event_loop(
         for notification in &outcome.notifications {
             write_raw(terminal, &notify::sequence(&settings.notify, notification))?;
         }
+        for link in &outcome.links {
+            open_link(link);
+        }
         if outcome.quit {
             return Ok(());
         }
@@ -117,6 +120,25 @@ fn paint<B: Backend>(terminal: &mut Terminal<B>, app: &App, clear: bool) -> Resu
     }
     terminal.draw(|frame| ui::draw(app, frame))?;
     Ok(())
+}
+
+/// Hands a link to the desktop's opener, when there is one; the link is
+/// on the status line either way.
+fn open_link(url: &str) {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    let spawned = std::process::Command::new(opener)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Err(error) = spawned {
+        tracing::debug!(%error, "no desktop opener for the assist link");
+    }
 }
 
 /// When the clock next changes the screen, as a timer deadline.

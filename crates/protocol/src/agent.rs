@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use self::search::{ConversationsPage, ConversationsRequest, SearchRequest, SearchResults};
+use crate::call::CallLink;
 use crate::trail::PageView;
 use crate::{Ack, AgentState, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
@@ -74,6 +75,15 @@ pub enum AgentRequest {
     Search(SearchRequest),
     /// A page of conversations, resolved ones included.
     Conversations(ConversationsRequest),
+    /// Asks the conversation's visitor to share their screen (or, if a call
+    /// is on, joins it): answered with a `call_link`.
+    CallInvite {
+        conversation_id: String,
+    },
+    /// Ends a call for everybody.
+    CallHangup {
+        call_id: String,
+    },
 }
 
 /// Relay → agent.
@@ -101,6 +111,8 @@ pub enum AgentEvent {
     Visitor(VisitorRecord),
     SearchResults(SearchResults),
     Conversations(ConversationsPage),
+    /// The answer to `call_invite`: a one-time link to the assist page.
+    CallLink(CallLink),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

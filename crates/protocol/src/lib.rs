@@ -9,6 +9,8 @@
 //!   Its [`agent::search`]: the `search` and paged `conversations` requests.
 //! - [`trail`]: the visitor's page trail and the `visitor` record agents
 //!   ask for.
+//! - [`call`]: remote-assistance calls: the WebRTC signalling the relay
+//!   forwards between a call's participants, and the assist page's frames.
 //! - This module: the objects both sides share — [`Message`] (and the
 //!   [`TimelineEvent`] one may carry), [`Author`],
 //!   [`Ack`], [`ErrorFrame`] and friends.
@@ -18,6 +20,7 @@
 //! description, with an example exchange, is `docs/protocol.md`.
 
 pub mod agent;
+pub mod call;
 pub mod trail;
 pub mod visitor;
 
@@ -112,6 +115,27 @@ pub enum TimelineEvent {
     /// The visitor (`by`) wrote to a resolved conversation, which is
     /// waiting again.
     Reopened { by: Author },
+    /// `by` asked the visitor to share their screen.
+    CallStarted { call_id: String, by: Author },
+    /// `who` joined the call as peer `peer`.
+    CallJoined {
+        call_id: String,
+        peer: String,
+        who: Author,
+    },
+    /// `who` (peer `peer`) left a call that goes on.
+    CallLeft {
+        call_id: String,
+        peer: String,
+        who: Author,
+    },
+    /// The call is over, `duration_secs` after it started.
+    CallEnded {
+        call_id: String,
+        duration_secs: u64,
+        reason: call::CallEndReason,
+        by: Author,
+    },
 }
 
 impl TimelineEvent {
@@ -121,7 +145,10 @@ impl TimelineEvent {
             TimelineEvent::Claimed { by }
             | TimelineEvent::Transferred { by, .. }
             | TimelineEvent::Resolved { by }
-            | TimelineEvent::Reopened { by } => by,
+            | TimelineEvent::Reopened { by }
+            | TimelineEvent::CallStarted { by, .. }
+            | TimelineEvent::CallEnded { by, .. } => by,
+            TimelineEvent::CallJoined { who, .. } | TimelineEvent::CallLeft { who, .. } => who,
         }
     }
 
@@ -136,6 +163,21 @@ impl TimelineEvent {
             TimelineEvent::Reopened { by } => {
                 format!("{} wrote again: the conversation is reopened", by.name)
             }
+            TimelineEvent::CallStarted { by, .. } => {
+                format!("{} asked to see the visitor's screen", by.name)
+            }
+            TimelineEvent::CallJoined { who, .. } => format!("{} joined the call", who.name),
+            TimelineEvent::CallLeft { who, .. } => format!("{} left the call", who.name),
+            TimelineEvent::CallEnded {
+                duration_secs,
+                reason,
+                ..
+            } => format!(
+                "the call ended ({}) after {}m {:02}s",
+                reason.as_str(),
+                duration_secs / 60,
+                duration_secs % 60
+            ),
         }
     }
 }

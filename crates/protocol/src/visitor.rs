@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::call::{CallEnded, CallInvite, CallPeerChange, CallWelcome, SignalFrom, SignalTo};
 use crate::trail::PageViewReport;
 use crate::{Ack, Broadcast, ErrorFrame, Message, Presence, ReadReceipt, Reconnect, Seq, Typing};
 
@@ -53,6 +54,19 @@ pub enum VisitorRequest {
     Profile(VisitorProfile),
     /// The visitor opened a page of the site (see [`crate::trail`]).
     PageView(PageViewReport),
+    /// Shares the screen in a call an agent asked for: the visitor joins it.
+    CallAccept {
+        call_id: String,
+    },
+    /// Refuses to share: the call ends; the chat goes on.
+    CallDecline {
+        call_id: String,
+    },
+    CallSignal(SignalTo),
+    /// Stops sharing: the call ends for everybody.
+    CallHangup {
+        call_id: String,
+    },
 }
 
 /// Relay → visitor.
@@ -68,6 +82,12 @@ pub enum VisitorEvent {
     Broadcast(Broadcast),
     Error(ErrorFrame),
     Reconnect(Reconnect),
+    CallInvite(CallInvite),
+    CallWelcome(CallWelcome),
+    CallJoined(CallPeerChange),
+    CallLeft(CallPeerChange),
+    CallSignal(SignalFrom),
+    CallEnded(CallEnded),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

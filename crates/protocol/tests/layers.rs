@@ -1,11 +1,13 @@
 //! The protocol crate's modules, lowest first; `lib.rs` holds the frames
-//! both sides share, which `agent` and `visitor` build on; `trail` holds
-//! what both of those speak of (page views, link cards).
+//! both sides share, which `trail`, `call`, `agent` and `visitor` build on;
+//! `trail` holds what both sides speak of (page views, link cards), and
+//! both sides carry call frames.
 
 const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("trail", &[]),
-    ("agent", &["trail"]),
-    ("visitor", &["trail"]),
+    ("call", &[]),
+    ("agent", &["trail", "call"]),
+    ("visitor", &["trail", "call"]),
 ];
 
 #[test]

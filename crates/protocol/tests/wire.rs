@@ -217,3 +217,66 @@ fn read_marks_are_per_agent_and_give_its_own_unread_count() {
     .expect("old welcome");
     assert!(welcome.read_marks.is_empty());
 }
+
+#[test]
+fn call_frames_have_their_documented_shapes() {
+    let signal: VisitorRequest = serde_json::from_value(json!({
+        "type": "call_signal", "call_id": "c5", "to": "p2", "kind": "offer", "data": "v=0"
+    }))
+    .expect("call_signal");
+    assert!(matches!(signal, VisitorRequest::CallSignal(ref s) if s.to == "p2"));
+    let accept: VisitorRequest =
+        serde_json::from_value(json!({"type": "call_accept", "call_id": "c5"})).expect("accept");
+    assert_eq!(
+        accept,
+        VisitorRequest::CallAccept {
+            call_id: "c5".into()
+        }
+    );
+    let joined = VisitorEvent::CallJoined(kefu_protocol::call::CallPeerChange {
+        call_id: "c5".into(),
+        peer: kefu_protocol::call::CallPeer {
+            peer: "v7".into(),
+            who: Author {
+                kind: AuthorKind::Visitor,
+                id: "v7".into(),
+                name: "Ming".into(),
+            },
+        },
+    });
+    assert_eq!(
+        serde_json::to_value(&joined).expect("json"),
+        json!({"type": "call_joined", "call_id": "c5", "peer": "v7",
+               "who": {"kind": "visitor", "id": "v7", "name": "Ming"}})
+    );
+    let ended = TimelineEvent::CallEnded {
+        call_id: "c5".into(),
+        duration_secs: 94,
+        reason: kefu_protocol::call::CallEndReason::HungUp,
+        by: Author {
+            kind: AuthorKind::Visitor,
+            id: "v7".into(),
+            name: "Ming".into(),
+        },
+    };
+    assert_eq!(
+        serde_json::to_value(&ended).expect("json")["kind"],
+        json!("call_ended")
+    );
+    assert_eq!(ended.describe(), "the call ended (hung up) after 1m 34s");
+    let invite: AgentRequest =
+        serde_json::from_value(json!({"type": "call_invite", "conversation_id": "k9"}))
+            .expect("call_invite");
+    assert_eq!(
+        invite,
+        AgentRequest::CallInvite {
+            conversation_id: "k9".into()
+        }
+    );
+    let link: AgentEvent = serde_json::from_value(json!({
+        "type": "call_link", "call_id": "c5", "conversation_id": "k9",
+        "path": "/assist#code=a1.x", "expires_at": "2026-11-23T10:07:00Z"
+    }))
+    .expect("call_link without url");
+    assert!(matches!(link, AgentEvent::CallLink(ref l) if l.url.is_none()));
+}

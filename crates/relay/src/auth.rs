@@ -68,6 +68,22 @@ impl VisitorTokens {
         Some(visitor_id.to_owned())
     }
 
+    /// `<body>.<base64url HMAC-SHA256>`: the relay's other signed, short
+    /// texts (assist links), whose body starts with a version of its own
+    /// so that no kind passes for another.
+    pub fn sign(&self, body: &str) -> String {
+        let tag = self.mac(body).finalize().into_bytes();
+        format!("{body}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    /// The body of a text made by [`VisitorTokens::sign`], if untouched.
+    pub fn open<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        let (body, tag) = signed.rsplit_once('.')?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).ok()?;
+        self.mac(body).verify_slice(&tag).ok()?;
+        Some(body)
+    }
+
     fn mac(&self, body: &str) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts keys of any length");

@@ -21,6 +21,7 @@
 use std::time::Duration;
 
 use kefu_protocol::agent::ConversationSummary;
+use kefu_protocol::call::SignalFrom;
 use kefu_protocol::{AgentState, AuthorKind, Broadcast, Message, PresenceKind, Seq, Typing};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -104,6 +105,11 @@ pub enum ClusterEvent {
     },
     Broadcast {
         broadcast: Broadcast,
+    },
+    /// A call signal for peer `to`, whose connection is on another node.
+    CallSignal {
+        to: String,
+        signal: SignalFrom,
     },
     /// The sending node is alive.
     Beat,

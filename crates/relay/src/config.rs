@@ -24,6 +24,7 @@
 //! and toml's, and adds one dependency-free table.
 
 mod flag;
+mod ice;
 mod settings;
 mod source;
 mod table;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use crate::proxy::TrustedProxies;
 
+pub use ice::IceServers;
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
 pub use values::{LogFormat, VisitorAddress, mask_secrets};
@@ -72,6 +74,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// How much of a visitor's client address agents see.
     pub visitor_address: VisitorAddress,
+    /// STUN/TURN servers for remote-assistance calls.
+    pub ice: IceServers,
     pub limits: Limits,
 }
 
@@ -123,6 +127,10 @@ impl Default for Config {
             public_url: None,
             auto_assign: false,
             metrics_listen: None,
+            ice: IceServers {
+                credential_ttl: Duration::from_secs(3600),
+                ..IceServers::default()
+            },
             tls: None,
             trusted_proxies: TrustedProxies::default(),
             visitor_address: VisitorAddress::default(),

@@ -150,6 +150,8 @@ pub async fn run(
         presence_grace: config.presence_grace,
         heartbeat: config.heartbeat,
         auto_assign: config.auto_assign.then(|| store.clone()),
+        store: Some(store.clone()),
+        ice: config.ice.clone(),
     };
     let (hub, hub_task) = hub::Hub::start(changes_rx, open_conversations, cluster, hub_options);
 

@@ -403,7 +403,12 @@
         break;
       }
       case 'reconnect': transport.restart(frame.after_ms); break;
-      default: break; // newer relays may say more
+      default:
+        // Remote-assistance calls live in call.js.
+        if (frame.type.startsWith('call_') && window.kefuCall) {
+          window.kefuCall.handle(frame, (f) => transport.send(f), lang);
+        }
+        break; // newer relays may say more
     }
   }
 

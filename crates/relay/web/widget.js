@@ -79,7 +79,8 @@
     frame.title = labels.title;
     frame.hidden = true;
     frame.src = `${relay}/?${query}`;
-    frame.allow = 'clipboard-write';
+    // Screen sharing (remote assistance) needs the frame to be allowed it.
+    frame.allow = 'clipboard-write; display-capture; microphone';
     frame.addEventListener('load', () => { frameReady = true; reportTrail(); }, { once: true });
     root.append(frame);
     return frame;

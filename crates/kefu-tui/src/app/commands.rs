@@ -43,6 +43,7 @@ impl App {
             Action::NextActivity => self.jump_to_activity(true),
             Action::PrevActivity => self.jump_to_activity(false),
             Action::Claim => self.claim(),
+            Action::AskScreen => self.ask_screen(),
             Action::Resolve => self.resolve(),
             Action::Transfer => self.pick_transfer(),
             Action::VisitorPanel => self.visitor_panel(),
@@ -240,7 +241,7 @@ impl App {
     /// The target, if there is one and the relay can be asked now;
     /// otherwise says why not. Pins the highlight on it, so that it cannot
     /// slide to another conversation when the answer changes the list.
-    fn actionable_target(&mut self, what: &str) -> Option<String> {
+    pub(super) fn actionable_target(&mut self, what: &str) -> Option<String> {
         let Some(id) = self.target() else {
             self.flash = Some(format!("nothing to {what}"));
             return None;

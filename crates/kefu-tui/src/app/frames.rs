@@ -75,6 +75,7 @@ impl App {
             AgentEvent::SearchResults(results) => self.search_results(results),
             AgentEvent::Conversations(page) => self.conversation_page(page),
             AgentEvent::Error(error) => self.error(error),
+            AgentEvent::CallLink(link) => self.call_link(link),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
                 self.flash = Some(format!(

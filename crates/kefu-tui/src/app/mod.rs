@@ -23,6 +23,7 @@
 //! - [`clock`], `wake`: time labels, and when the clock alone next changes
 //!   the screen (the only time the client wakes without an event).
 
+pub mod assist;
 mod attention;
 pub mod clock;
 mod commands;
@@ -110,6 +111,8 @@ pub enum Effect {
     Notify(Notification),
     /// Clear the terminal and draw every cell again (Ctrl-L).
     Redraw,
+    /// Open a link with the desktop's opener, if there is one.
+    OpenLink(String),
     Quit,
 }
 
@@ -177,6 +180,8 @@ pub struct Prefs {
     pub notify: Notify,
     pub enter_sends: bool,
     pub canned: Vec<Canned>,
+    /// The relay's pages (`http://host:port`), for its relative links.
+    pub relay_page: String,
 }
 
 impl From<&Settings> for Prefs {
@@ -185,6 +190,7 @@ impl From<&Settings> for Prefs {
             notify: settings.notify.clone(),
             enter_sends: settings.keys.enter_sends,
             canned: settings.canned.clone(),
+            relay_page: assist::relay_page(&settings.url),
         }
     }
 }

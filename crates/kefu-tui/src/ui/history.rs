@@ -104,6 +104,8 @@ fn describe(event: &TimelineEvent) -> String {
         }
         TimelineEvent::Resolved { by } => format!("resolved by {}", by.name),
         TimelineEvent::Reopened { .. } => "reopened (visitor wrote again)".to_owned(),
+        // Calls: the protocol's own wording (names already sanitized).
+        other => other.describe(),
     }
 }
 

@@ -16,6 +16,8 @@ mod status;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_assist;
+#[cfg(test)]
 mod tests_attention;
 #[cfg(test)]
 mod tests_finder;

@@ -19,7 +19,8 @@ use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
 use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
-    in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero, trusted_proxies,
+    ice_urls, in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
+    trusted_proxies,
 };
 use super::{Config, TlsFiles};
 use crate::proxy::TrustedProxies;
@@ -74,6 +75,18 @@ settings! {
         /// The private key (PEM) of tls_cert.
         tls_key: PathBuf => tls_key, Serve, |path| Ok(Some(path)), Option::clone,
             .value_name("PATH");
+        /// STUN and TURN servers for screen-sharing calls (comma-separated
+        /// stun:, turn: or turns: URLs); none: peers on one network only.
+        ice_servers: Vec<String> => relay.ice.urls, Serve, ice_urls, same;
+        /// coturn's static-auth-secret: TURN servers get expiring credentials
+        /// made with it (use-auth-secret).
+        // A secret: keep it out of `--help` and `check-config`.
+        turn_secret: String => relay.ice.turn_secret, Serve, |secret| Ok(Some(secret)),
+            |secret: &Option<String>| secret.as_ref().map(|_| "***".to_owned()),
+            .hide_env_values(true);
+        /// Seconds a TURN credential lasts.
+        turn_credential_ttl: f64 => relay.ice.credential_ttl, Serve, seconds, in_seconds,
+            .value_name("SECONDS");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.

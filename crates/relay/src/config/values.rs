@@ -149,6 +149,27 @@ pub(super) fn trusted_proxies(ranges: Vec<String>) -> Result<TrustedProxies, Str
         .map(TrustedProxies::new)
 }
 
+/// STUN and TURN server URLs (`stun:`, `turn:`, `turns:`), for the call
+/// pages' `RTCConfiguration`.
+pub(super) fn ice_urls(urls: Vec<String>) -> Result<Vec<String>, String> {
+    (urls.into_iter())
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            let known = ["stun:", "turn:", "turns:"];
+            let fits = known.iter().any(|scheme| url.starts_with(scheme))
+                && url.chars().all(|c| c.is_ascii_graphic());
+            if fits {
+                Ok(url)
+            } else {
+                Err(format!(
+                    "{url:?} is not an ICE server URL: expected stun:HOST[:PORT] or turn:HOST[:PORT][?transport=udp|tcp] (or turns:)"
+                ))
+            }
+        })
+        .collect()
+}
+
 /// `scheme://host[:port]` of an http(s) URL, lower-cased, with the scheme's
 /// default port left out as browsers do in `Origin`.
 pub(crate) fn origin_of(url: &str) -> Option<String> {

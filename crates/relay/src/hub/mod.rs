@@ -20,7 +20,11 @@
 //! conversation, so the newer one says everything the older did; and since
 //! it goes to the back, it still comes after every message it counts.
 //! Messages, and every other frame, are never dropped or moved.
+//!
+//! Remote-assistance calls ([`call`]): the hub knows each call's peers and
+//! forwards WebRTC signalling between them only.
 
+pub mod call;
 mod queue;
 mod state;
 
@@ -186,6 +190,7 @@ enum Command {
     Stats {
         reply: oneshot::Sender<HubStats>,
     },
+    Call(call::CallCommand),
 }
 
 /// Gauges for `/metrics`.
@@ -206,6 +211,11 @@ pub struct HubOptions {
     /// With a store, new and reopened conversations are claimed for the
     /// available agents in turn (round-robin auto-assignment).
     pub auto_assign: Option<Arc<dyn Store>>,
+    /// Where the hub stores the calls' steps it takes itself (a
+    /// participant gone, nobody answering); without one, such calls stay.
+    pub store: Option<Arc<dyn Store>>,
+    /// What the call pages are told to use for ICE.
+    pub ice: crate::config::IceServers,
 }
 
 /// The hub has stopped (the relay is shutting down).

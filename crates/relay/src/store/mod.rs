@@ -32,7 +32,7 @@ use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, AgentReadMark, ConversationSummary, Role};
 use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_protocol::visitor::VisitorProfile;
-use kefu_protocol::{Message, ReadReceipt, Seq};
+use kefu_protocol::{Message, ReadReceipt, Seq, TimelineEvent};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
@@ -237,6 +237,17 @@ pub trait Store: Reads + 'static {
         conversation_id: &str,
         reader: Reader<'_>,
         up_to_seq: Seq,
+    ) -> Result<(), StoreError>;
+
+    /// Appends `event` to the conversation's timeline when it changes
+    /// nothing else (a call's start, joins, leaves and end), published
+    /// with `origin` as the connection that made it happen. The
+    /// conversation must exist; its status does not matter.
+    async fn record_event(
+        &self,
+        conversation_id: &str,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
     ) -> Result<(), StoreError>;
 
     /// Refreshes what agents see of a visitor who already has a conversation

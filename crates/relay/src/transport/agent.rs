@@ -14,6 +14,7 @@ use kefu_protocol::agent::{
 use kefu_protocol::{Ack, AgentState, Broadcast, ErrorCode, ErrorFrame};
 
 use super::AppState;
+use super::call;
 use super::errors::{check_send, store_error};
 use super::limits::websocket_outbox;
 use super::lookup;
@@ -244,8 +245,12 @@ fn waits_for(request: &AgentRequest) -> WaitsFor {
         }
         | AgentRequest::Read {
             conversation_id, ..
-        } => WaitsFor::Conversation(conversation_id.clone()),
+        }
+        | AgentRequest::CallInvite { conversation_id } => {
+            WaitsFor::Conversation(conversation_id.clone())
+        }
         AgentRequest::Hello { .. }
+        | AgentRequest::CallHangup { .. }
         | AgentRequest::Broadcast { .. }
         | AgentRequest::Status { .. } => WaitsFor::Everything,
         // A read that changes nothing need not wait for anything.
@@ -372,6 +377,13 @@ impl Requests {
             }
             AgentRequest::Conversations(request) => {
                 return Some(lookup::conversations(&self.state, request).await);
+            }
+            AgentRequest::CallInvite { conversation_id } => {
+                let link = call::invite(&self.state, self.conn, &self.info, conversation_id);
+                return Some(encode(&link.await));
+            }
+            AgentRequest::CallHangup { call_id } => {
+                call::leave(&self.state, self.conn, call_id, true).await
             }
         };
         refused.map(error_frame)

@@ -17,9 +17,13 @@
 //! - [`blocking`]: blocked client addresses, re-read from the store.
 //! - [`welcome`]: the most urgent open conversations, for an agent's
 //!   bounded `welcome`.
+//! - [`call`]: remote-assistance calls for every role, and the one-time
+//!   codes of assist links; [`assist`]: the assist page's `/ws/assist`.
 
 mod agent;
+mod assist;
 pub mod blocking;
+mod call;
 mod errors;
 mod limits;
 mod lookup;
@@ -151,6 +155,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
         )
         .route("/ws/agent", get(agent_ws))
+        .route("/ws/assist", get(assist_ws))
         .nest("/api/visitor", visitor_api)
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
@@ -231,6 +236,16 @@ async fn agent_ws(
 ) -> Response {
     let slot = state.budgets.agent_handshakes.acquire(peer.ip());
     accept(state, slot, upgrade, "agent", agent::serve)
+}
+
+/// An assist page: counted with agents' handshakes, as it speaks for one.
+async fn assist_ws(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let slot = state.budgets.agent_handshakes.acquire(peer.ip());
+    accept(state, slot, upgrade, "assist", assist::serve)
 }
 
 /// Upgrades to a WebSocket served by `serve`, if the peer's address had a

@@ -71,6 +71,12 @@ impl FirstFrame for kefu_protocol::visitor::VisitorRequest {
     }
 }
 
+impl FirstFrame for kefu_protocol::call::AssistRequest {
+    fn is_hello(&self) -> bool {
+        matches!(self, Self::Hello { .. })
+    }
+}
+
 impl FirstFrame for kefu_protocol::agent::AgentRequest {
     fn is_hello(&self) -> bool {
         matches!(self, Self::Hello { .. })

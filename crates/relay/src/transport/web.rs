@@ -1,5 +1,7 @@
-//! The visitor's chat page (`/`) and the embeddable widget (`/widget.js`):
-//! plain HTML, CSS and JavaScript compiled into the binary, no build step.
+//! The visitor's chat page (`/`, with `call.js` for screen sharing), the
+//! embeddable widget (`/widget.js`) and the agents' assist page
+//! (`/assist`): plain HTML, CSS and JavaScript compiled into the binary, no
+//! build step.
 
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +15,9 @@ const INDEX_HTML: &str = include_str!("../../web/index.html");
 const CHAT_JS: &str = include_str!("../../web/chat.js");
 const CHAT_CSS: &str = include_str!("../../web/chat.css");
 const WIDGET_JS: &str = include_str!("../../web/widget.js");
+const CALL_JS: &str = include_str!("../../web/call.js");
+const ASSIST_HTML: &str = include_str!("../../web/assist.html");
+const ASSIST_JS: &str = include_str!("../../web/assist.js");
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
@@ -29,6 +34,34 @@ pub(super) fn routes() -> Router<AppState> {
             "/widget.js",
             get(|| asset("text/javascript; charset=utf-8", WIDGET_JS)),
         )
+        .route(
+            "/call.js",
+            get(|| asset("text/javascript; charset=utf-8", CALL_JS)),
+        )
+        .route("/assist", get(assist))
+        .route(
+            "/assist.js",
+            get(|| asset("text/javascript; charset=utf-8", ASSIST_JS)),
+        )
+}
+
+/// The agents' assist page: the relay's own scripts and sockets only,
+/// framed by nobody, and its one-time code never sent on as a referrer.
+async fn assist() -> Response {
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+               media-src 'self' blob: mediastream:; base-uri 'none'; form-action 'none'; \
+               frame-ancestors 'none'";
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_SECURITY_POLICY, csp),
+        ],
+        ASSIST_HTML,
+    )
+        .into_response()
 }
 
 /// The chat page. Its CSP allows nothing but the relay's own scripts, styles

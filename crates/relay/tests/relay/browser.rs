@@ -25,8 +25,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// One browser at a time: two cores do not run several Chromiums well.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -35,6 +35,11 @@ struct Browser {
 impl Browser {
     /// A fresh headless Chromium, or `None` (after a notice) where there is none.
     async fn start() -> Option<Browser> {
+        Browser::start_with(&[]).await
+    }
+
+    /// The same with more Chromium flags (fake media, say).
+    pub(crate) async fn start_with(extra: &[&str]) -> Option<Browser> {
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
             assert!(
                 std::env::var_os("KEFU_REQUIRE_BROWSER").is_none(),
@@ -81,6 +86,11 @@ impl Browser {
                 ],
             },
         });
+        let mut capabilities = capabilities;
+        let args = &mut capabilities["goog:chromeOptions"]["args"];
+        if let serde_json::Value::Array(args) = args {
+            args.extend(extra.iter().map(|arg| serde_json::Value::from(*arg)));
+        }
         let serde_json::Value::Object(capabilities) = capabilities else {
             unreachable!("a JSON object literal");
         };
@@ -100,12 +110,12 @@ impl Browser {
 
     /// Opens the chat page and waits until it is connected with an agent
     /// online.
-    async fn open_chat(&self, url: &str) {
+    pub(crate) async fn open_chat(&self, url: &str) {
         self.client.goto(url).await.expect("open page");
         self.wait_for(".status.online").await;
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(PATIENCE)
@@ -128,13 +138,13 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no {kind} bubble with {text:?} in time: {error}"))
     }
 
-    async fn type_and_send(&self, text: &str) {
+    pub(crate) async fn type_and_send(&self, text: &str) {
         let input = self.wait_for("#input").await;
         input.send_keys(text).await.expect("type");
         input.send_keys("\u{E007}").await.expect("press Enter");
     }
 
-    async fn eval(&self, script: &str) -> serde_json::Value {
+    pub(crate) async fn eval(&self, script: &str) -> serde_json::Value {
         self.client
             .execute(script, vec![])
             .await
@@ -151,7 +161,7 @@ impl Browser {
         path
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.close().await;
     }
 }

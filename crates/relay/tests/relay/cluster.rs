@@ -27,15 +27,15 @@ const FAST: &[&str] = &[
     "20000",
 ];
 
-struct Cluster {
-    database: TestDatabase,
-    a: RelayProcess,
-    b: RelayProcess,
-    token: String,
+pub(crate) struct Cluster {
+    pub database: TestDatabase,
+    pub a: RelayProcess,
+    pub b: RelayProcess,
+    pub token: String,
 }
 
 impl Cluster {
-    async fn start() -> Option<Cluster> {
+    pub(crate) async fn start() -> Option<Cluster> {
         let database = TestDatabase::create().await?;
         // Opening the store migrates the new database.
         let token = accounts::add_agent(&database.url, "alice", Role::Agent).await;
@@ -49,11 +49,11 @@ impl Cluster {
         })
     }
 
-    async fn agent_on_b(&self) -> Client<AgentEvent> {
+    pub(crate) async fn agent_on_b(&self) -> Client<AgentEvent> {
         signed_in(&self.b, &self.token).await
     }
 
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.a.kill().await;
         self.b.kill().await;
         self.database.drop_database().await;

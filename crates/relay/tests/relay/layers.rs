@@ -19,7 +19,10 @@ const LAYERS: Table<'static> = &[
     ("config", &["cluster", "proxy", "blocklist"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),
-    ("hub", &["ids", "frame", "store", "cluster", "telemetry"]),
+    (
+        "hub",
+        &["ids", "frame", "config", "store", "cluster", "telemetry"],
+    ),
     (
         "transport",
         &[

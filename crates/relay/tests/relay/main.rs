@@ -5,6 +5,8 @@
 mod admission;
 mod blocking;
 mod browser;
+mod calls;
+mod calls_browser;
 mod chat;
 mod cluster;
 mod crash;

@@ -44,6 +44,7 @@ fn timeline(messages: &[Message]) -> Vec<String> {
             }
             Some(TimelineEvent::Resolved { by }) => format!("resolved by {}", by.name),
             Some(TimelineEvent::Reopened { by }) => format!("reopened by {:?}", by.kind),
+            Some(other) => other.describe(),
             None => message.text.clone(),
         })
         .collect()

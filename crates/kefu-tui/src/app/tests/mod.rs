@@ -38,6 +38,7 @@ pub(crate) fn prefs() -> Prefs {
             shortcut: "hi".into(),
             text: "Hello! How can I help?".into(),
         }],
+        relay_page: "http://relay.test".into(),
     }
 }
 

@@ -244,9 +244,10 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 7,
+        settings - 9,
         "every setting but public_url, allowed_origins, trusted_proxies, metrics_listen, \
-         tls_cert, tls_key and the ignored outbound_queue shows its default: {args:?}\n{help}"
+         tls_cert, tls_key, ice_servers, turn_secret and the ignored outbound_queue \
+         shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");
@@ -388,4 +389,25 @@ fn a_certificate_without_its_key_or_a_key_alone_is_refused() {
         message,
         "invalid tls_key (set by relay.toml): needs tls_cert too (the certificate the key belongs to)"
     );
+}
+
+#[test]
+fn ice_servers_and_the_turn_secret_come_from_flags_and_the_file() {
+    let (global, serve) = parse(&[
+        "--ice-servers",
+        "stun:stun.example:3478,turn:turn.example:3478?transport=udp",
+    ]);
+    let settings = Settings::resolve(
+        global,
+        serve,
+        file("turn_secret = \"north\"\nturn_credential_ttl = 600"),
+    )
+    .expect("valid");
+    let ice = &settings.relay.ice;
+    assert_eq!(ice.urls.len(), 2);
+    assert_eq!(ice.turn_secret.as_deref(), Some("north"));
+    assert_eq!(ice.credential_ttl, Duration::from_secs(600));
+    let (global, serve) = parse(&["--ice-servers", "https://turn.example"]);
+    let error = Settings::resolve(global, serve, FileConfig::default()).expect_err("not ICE");
+    assert!(error.to_string().contains("ice"), "{error}");
 }

@@ -22,6 +22,8 @@ use crate::ids::ConnId;
 pub(super) struct Connections {
     visitors: HashMap<ConnId, VisitorConn>,
     agents: HashMap<ConnId, AgentConn>,
+    /// Assist pages: each one peer of one call (see `calls`).
+    assists: HashMap<ConnId, Outbox>,
     /// Connections whose outbox overflowed or closed, to drop after the
     /// current fan-out.
     dead: Vec<ConnId>,
@@ -41,6 +43,7 @@ struct AgentConn {
 pub(super) enum Removed {
     Visitor { visitor_id: String, outbox: Outbox },
     Agent { agent_id: String, outbox: Outbox },
+    Assist { outbox: Outbox },
 }
 
 impl Connections {
@@ -55,8 +58,14 @@ impl Connections {
         self.agents.insert(conn, AgentConn { outbox, agent_id });
     }
 
+    pub(super) fn add_assist(&mut self, outbox: Outbox) {
+        self.assists.insert(outbox.id, outbox);
+    }
+
     pub(super) fn remove(&mut self, conn: ConnId) -> Option<Removed> {
-        if let Some(visitor) = self.visitors.remove(&conn) {
+        if let Some(outbox) = self.assists.remove(&conn) {
+            Some(Removed::Assist { outbox })
+        } else if let Some(visitor) = self.visitors.remove(&conn) {
             Some(Removed::Visitor {
                 visitor_id: visitor.visitor_id,
                 outbox: visitor.outbox,
@@ -106,7 +115,8 @@ impl Connections {
                 .visitors
                 .get(conn)
                 .map(|c| &c.outbox)
-                .or_else(|| self.agents.get(conn).map(|c| &c.outbox));
+                .or_else(|| self.agents.get(conn).map(|c| &c.outbox))
+                .or_else(|| self.assists.get(conn));
             let Some(outbox) = outbox else { continue };
             match outbox.frames.try_send(item.clone(), now) {
                 Ok(()) => {}
@@ -135,6 +145,7 @@ impl Connections {
     pub(super) fn kill_all(&mut self) {
         self.dead.extend(self.visitors.keys().copied());
         self.dead.extend(self.agents.keys().copied());
+        self.dead.extend(self.assists.keys().copied());
     }
 }
 

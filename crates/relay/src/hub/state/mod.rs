@@ -12,6 +12,10 @@
 //! - [`peers`]: the other relays of a cluster and who is online on them.
 //! - [`roster`]: presence here and on the peers, read together.
 //! - [`assign`]: the round-robin auto-assignment.
+//! - [`calls`]: the remote-assistance calls going on and their peers, as
+//!   the committed call events describe them; [`calling`] holds the steps
+//!   for calls (forwarding signals, applying call events, ending calls
+//!   whose participants are gone).
 //!
 //! [`task`] is the hub task's loop: what wakes it, and in what order.
 //!
@@ -22,6 +26,8 @@
 //! whom to send what.
 
 mod assign;
+mod calling;
+mod calls;
 mod connections;
 mod news;
 mod peers;
@@ -68,6 +74,10 @@ pub(super) struct HubState {
     /// The other relays of a cluster, and who is online on them.
     peers: Peers,
     assigner: Option<Assigner>,
+    /// Remote-assistance calls (`calling`).
+    calls: calls::Calls,
+    store: Option<Arc<dyn crate::store::Store>>,
+    ice: crate::config::IceServers,
 }
 
 /// A summary coalesces with the conversation's next one while it waits in
@@ -92,6 +102,9 @@ impl HubState {
             throttle: SummaryThrottle::default(),
             peers: Peers::new(outgoing, options.heartbeat),
             assigner: options.auto_assign.map(Assigner::new),
+            calls: calls::Calls::default(),
+            store: options.store,
+            ice: options.ice,
         };
         for summary in open_conversations {
             state.remember(summary);
@@ -154,6 +167,7 @@ impl HubState {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::Call(command) => self.handle_call(command),
         }
     }
 
@@ -166,6 +180,7 @@ impl HubState {
                 origin,
             } => {
                 let (summary, before) = self.remember(summary);
+                self.call_event(&message, &summary.visitor.id, origin);
                 // Only the relay the visitor wrote to assigns, once per
                 // conversation opening (new, or reopened after resolve).
                 let opened = origin.is_some()
@@ -447,6 +462,10 @@ impl HubState {
                 }
                 Some(outbox)
             }
+            Removed::Assist { outbox } => {
+                self.assist_gone(conn);
+                Some(outbox)
+            }
         }
     }
 
@@ -455,6 +474,7 @@ impl HubState {
             self.peers.publish_visitor(&visitor_id, false);
             if !self.roster().visitor_online(&visitor_id) {
                 self.announce_visitor(&visitor_id, false);
+                self.visitor_gone(&visitor_id);
             }
         }
     }

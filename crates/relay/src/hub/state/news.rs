@@ -23,6 +23,9 @@ impl HubState {
                 self.deliver_typing(&typing, to_visitor, None);
             }
             ClusterEvent::Broadcast { broadcast } => self.deliver_broadcast(&broadcast),
+            ClusterEvent::CallSignal { to, signal } => {
+                self.deliver_signal(&to, &signal);
+            }
             ClusterEvent::Beat => {}
             ClusterEvent::Hello => self.reannounce(),
             ClusterEvent::Presence {

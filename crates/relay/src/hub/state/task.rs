@@ -25,6 +25,7 @@ pub(in crate::hub) async fn run(
     loop {
         let deadline = state.presence.next_deadline();
         let flush_at = state.throttle.flush_at();
+        let unanswered_at = state.calls.next_deadline();
         tokio::select! {
             // Committed changes first: the store publishes a change before it
             // answers the write, so whatever a client asks after its ack
@@ -45,6 +46,9 @@ pub(in crate::hub) async fn run(
             _ = beat.tick(), if cluster.is_some() => state.beat(Instant::now()),
             () = sleep_until(deadline), if deadline.is_some() => state.expire(Instant::now()),
             () = sleep_until(flush_at), if flush_at.is_some() => state.flush(),
+            () = sleep_until(unanswered_at), if unanswered_at.is_some() => {
+                state.calls_due(Instant::now());
+            }
         }
         state.reap();
     }

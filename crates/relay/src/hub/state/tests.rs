@@ -23,6 +23,8 @@ fn hub() -> HubState {
         presence_grace: GRACE,
         heartbeat: crate::cluster::Heartbeat::default(),
         auto_assign: None,
+        store: None,
+        ice: crate::config::IceServers::default(),
     };
     HubState::new(vec![summary(1, "alice")], None, options)
 }

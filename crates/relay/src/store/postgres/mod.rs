@@ -414,6 +414,27 @@ impl Store for PgStore {
             .await
     }
 
+    async fn record_event(
+        &self,
+        conversation_id: &str,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state = lock_conversation(&mut tx, conversation_id).await?;
+        let seq = state.last_seq + 1;
+        sqlx::query("UPDATE conversations SET last_seq = $2, updated_at = $3 WHERE id = $1")
+            .bind(conversation_id)
+            .bind(seq_to_sql(seq))
+            .bind(to_millis(now_millis()))
+            .execute(&mut *tx)
+            .await?;
+        self.insert_event(&mut tx, conversation_id, seq, event, origin)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn mark_read(
         &self,
         conversation_id: &str,

@@ -20,7 +20,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
-use kefu_protocol::{Message, Seq};
+use kefu_protocol::{Message, Seq, TimelineEvent};
 use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -32,6 +32,7 @@ use super::{
     AgentSend, Block, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store,
     StoreError, VisitorDetails, VisitorSend,
 };
+use crate::ids::ConnId;
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{ReadBy, Request, WriteOp, Written};
 
@@ -235,6 +236,21 @@ impl Store for SqliteStore {
             conversation_id: conversation_id.to_owned(),
             reader,
             up_to_seq,
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn record_event(
+        &self,
+        conversation_id: &str,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::RecordEvent {
+            conversation_id: conversation_id.to_owned(),
+            event,
+            origin,
         })
         .await
         .map(drop)

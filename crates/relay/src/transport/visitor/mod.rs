@@ -16,6 +16,7 @@ use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest, Visit
 use kefu_protocol::{Ack, ErrorCode, ErrorFrame, Message, Seq};
 
 use super::AppState;
+use super::call;
 use super::errors::{check_send, store_error};
 use super::trail;
 use crate::hub::Outbox;
@@ -313,6 +314,17 @@ impl VisitorCore {
                     Ok(()) => return None,
                     Err(error) => store_error(error, "profile"),
                 }
+            }
+            // With `?`, a call request that passed answers nothing.
+            VisitorRequest::CallAccept { call_id } => {
+                call::answer(&shared, self.conn, call_id, true).await?
+            }
+            VisitorRequest::CallDecline { call_id } => {
+                call::answer(&shared, self.conn, call_id, false).await?
+            }
+            VisitorRequest::CallSignal(signal) => call::signal(&shared, self.conn, signal).await?,
+            VisitorRequest::CallHangup { call_id } => {
+                call::leave(&shared, self.conn, call_id, true).await?
             }
         };
         Some(VisitorEvent::Error(refused))

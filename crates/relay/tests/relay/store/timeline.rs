@@ -141,3 +141,59 @@ fn events(messages: &[Message]) -> Vec<(u64, TimelineEvent)> {
         .filter_map(|m| Some((m.seq, m.event.as_deref()?.clone())))
         .collect()
 }
+
+backend_test!(
+    sqlite_call_steps_are_timeline_events_in_history_and_export,
+    postgres_call_steps_are_timeline_events_in_history_and_export,
+    call_steps_are_timeline_events_in_history_and_export
+);
+async fn call_steps_are_timeline_events_in_history_and_export(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let conversation = new_conversation(&store, "v1", "c1", "my screen is odd").await;
+    let by = author_of(&alice);
+    let steps = [
+        TimelineEvent::CallStarted {
+            call_id: "k1".into(),
+            by: by.clone(),
+        },
+        TimelineEvent::CallJoined {
+            call_id: "k1".into(),
+            peer: "p1".into(),
+            who: by.clone(),
+        },
+        TimelineEvent::CallEnded {
+            call_id: "k1".into(),
+            duration_secs: 75,
+            reason: kefu_protocol::call::CallEndReason::HungUp,
+            by: by.clone(),
+        },
+    ];
+    for step in steps.clone() {
+        (store.record_event(&conversation, step, None).await).expect("record");
+    }
+    let missing = store.record_event("nope", steps[0].clone(), None).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "{missing:?}"
+    );
+
+    let timeline = conversation_messages(&store, &conversation, true).await;
+    let recorded: Vec<(u64, TimelineEvent)> = (timeline.iter())
+        .filter_map(|m| Some((m.seq, m.event.as_deref()?.clone())))
+        .collect();
+    let expected: Vec<(u64, TimelineEvent)> = (2..).zip(steps).collect();
+    assert_eq!(recorded, expected, "in order after the first message");
+    assert_eq!(
+        timeline.last().map(|m| m.text.as_str()),
+        Some("the call ended (hung up) after 1m 15s")
+    );
+    assert_eq!(stored_summary(&store, &conversation).await.last_seq, 4);
+    let visitors = conversation_messages(&store, &conversation, false).await;
+    assert!(visitors.iter().all(|m| !m.is_event()), "{visitors:?}");
+
+    let mut export = Vec::new();
+    (kefu_relay::export::write_jsonl(store.as_ref(), None, &mut export).await).expect("export");
+    let export = String::from_utf8(export).expect("UTF-8");
+    assert!(export.contains(r#""kind":"call_ended""#), "{export}");
+    assert!(export.contains(r#""duration_secs":75"#), "{export}");
+}

@@ -18,6 +18,7 @@ use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
 use super::event;
 use super::op::{Applied, ReadBy, Written};
+use crate::ids::ConnId;
 
 /// The conversation's summary as committed so far, from memory if there.
 pub(super) fn current_summary(
@@ -362,4 +363,18 @@ pub(super) fn update_visitor(
         return Ok((Written::Done, Vec::new()));
     }
     Ok((Written::Done, vec![Change::Summary { summary: after }]))
+}
+
+/// Stores `event`, which changes nothing else about the conversation (a
+/// call's steps), as its next message, published with `origin`.
+pub(super) fn record_alone(
+    conn: &Connection,
+    summaries: &Summaries,
+    conversation_id: &str,
+    event: &TimelineEvent,
+    origin: Option<ConnId>,
+) -> Result<Applied, StoreError> {
+    let mut summary = current_summary(conn, summaries, conversation_id)?;
+    let message = event::record(conn, &mut summary, event.clone(), now_millis())?;
+    Ok((Written::Done, vec![event::change(message, summary, origin)]))
 }

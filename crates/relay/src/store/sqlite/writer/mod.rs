@@ -334,6 +334,11 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         }
         WriteOp::Block(block) => agent::block(conn, block),
         WriteOp::Unblock { range } => agent::unblock(conn, range),
+        WriteOp::RecordEvent {
+            conversation_id,
+            event: recorded,
+            origin,
+        } => conversation::record_alone(conn, summaries, conversation_id, recorded, *origin),
     }
 }
 

@@ -2,9 +2,10 @@
 
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
-use kefu_protocol::{Message, Seq};
+use kefu_protocol::{Message, Seq, TimelineEvent};
 
 use super::super::super::{AgentSend, Block, Change, VisitorDetails, VisitorSend};
+use crate::ids::ConnId;
 
 pub(in super::super) enum WriteOp {
     VisitorSend(VisitorSend),
@@ -50,6 +51,12 @@ pub(in super::super) enum WriteOp {
     Block(Block),
     Unblock {
         range: String,
+    },
+    /// A timeline event that changes nothing else (a call's steps).
+    RecordEvent {
+        conversation_id: String,
+        event: TimelineEvent,
+        origin: Option<ConnId>,
     },
 }
 
