@@ -31,6 +31,9 @@ pub enum AgentRequest {
         text: String,
         #[serde(default)]
         internal: bool,
+        /// Ids of files this agent uploaded, sent with the message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     Claim {
         conversation_id: String,

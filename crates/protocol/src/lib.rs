@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`visitor`]: frames a visitor's page sends (`hello`, `send`, `typing`,
 //!   `read`) and the frames the relay sends back to it.
+//! - [`files`]: what a message says of the files attached to it.
 //! - [`agent`]: the same for agents (`/ws/agent`), plus the conversation
 //!   summaries that drive an agent's queue.
 //! - This module: the objects both sides share — [`Message`] (and the
@@ -15,7 +16,10 @@
 //! description, with an example exchange, is `docs/protocol.md`.
 
 pub mod agent;
+pub mod files;
 pub mod visitor;
+
+pub use files::Attachment;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -79,6 +83,9 @@ pub struct Message {
     /// messages have none, and need not carry its room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<TimelineEvent>>,
+    /// Files sent with the message (see [`files`]); none on most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 impl Message {

@@ -65,6 +65,9 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Serve HTTPS and WSS with this certificate instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Where uploaded files are kept; `None`: beside the SQLite file
+    /// (`crate::blobs::default_dir`).
+    pub files_dir: Option<PathBuf>,
     pub limits: Limits,
 }
 
@@ -117,6 +120,7 @@ impl Default for Config {
             auto_assign: false,
             metrics_listen: None,
             tls: None,
+            files_dir: None,
             limits: Limits::default(),
         }
     }
@@ -163,6 +167,14 @@ pub struct Limits {
     /// Time a new connection has to finish its TLS handshake, when the relay
     /// serves TLS.
     pub tls_handshake_timeout: Duration,
+    /// Largest uploaded file, in bytes: an upload is held in memory (at
+    /// most this much) while its type is checked and its metadata stripped.
+    pub max_file_bytes: usize,
+    /// Uploads one visitor or agent may make per minute, and in a burst.
+    pub uploads_per_minute: u32,
+    /// Bytes of files one conversation holds at most (sent and pending
+    /// uploads together), so one visitor cannot fill the disk.
+    pub max_conversation_file_bytes: usize,
 }
 
 impl Default for Limits {
@@ -189,6 +201,12 @@ impl Default for Limits {
             outbound_max_bytes: 16 * 1024 * 1024,
             ping_interval: Duration::from_secs(20),
             tls_handshake_timeout: Duration::from_secs(10),
+            // A phone screenshot or a PDF invoice, not a video.
+            max_file_bytes: 10 * 1024 * 1024,
+            // A few screenshots in a row; a script gets a dozen.
+            uploads_per_minute: 10,
+            // Ten full-size files.
+            max_conversation_file_bytes: 100 * 1024 * 1024,
         }
     }
 }

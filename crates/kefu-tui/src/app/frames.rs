@@ -283,6 +283,7 @@ impl App {
             at: ack.at,
             internal: out.internal,
             event: None,
+            attachments: Vec::new(),
         });
     }
 

@@ -21,5 +21,6 @@ pub(super) fn send_request(conversation_id: &str, out: &Outgoing) -> AgentReques
         client_id: out.client_id.clone(),
         text: out.text.clone(),
         internal: out.internal,
+        attachments: Vec::new(),
     }
 }

@@ -64,6 +64,10 @@ settings! {
         /// The private key (PEM) of tls_cert.
         tls_key: PathBuf => tls_key, Serve, |path| Ok(Some(path)), Option::clone,
             .value_name("PATH");
+        /// Directory of uploaded files; default: DATABASE.files beside a
+        /// SQLite file (a cluster must set one all its relays share).
+        files_dir: PathBuf => relay.files_dir, Serve, |path| Ok(Some(path)), Option::clone,
+            .value_name("PATH");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.
@@ -110,6 +114,15 @@ settings! {
         /// Seconds between WebSocket pings; a peer silent for three is dropped.
         ping_interval: f64 => relay.limits.ping_interval, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Largest file one upload may carry, in bytes.
+        max_file_bytes: usize => relay.limits.max_file_bytes, Serve,
+            |bytes| at_least(bytes, 1), same;
+        /// Files one visitor or agent may upload per minute (and at once).
+        uploads_per_minute: u32 => relay.limits.uploads_per_minute, Serve,
+            |count| at_least(count, 1), same;
+        /// Bytes of files one conversation may hold in all.
+        max_conversation_file_bytes: usize => relay.limits.max_conversation_file_bytes, Serve,
+            |bytes| at_least(bytes, 1), same;
         /// Seconds a new connection has to finish its TLS handshake.
         tls_handshake_timeout: f64 => relay.limits.tls_handshake_timeout, Serve, seconds,
             in_seconds, .value_name("SECONDS");

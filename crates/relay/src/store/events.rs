@@ -37,6 +37,7 @@ pub(super) fn event_message(
         at,
         internal: true,
         event: Some(Box::new(event)),
+        attachments: Vec::new(),
     }
 }
 

@@ -11,12 +11,14 @@
 //! - `rows`: the rows both backends return, as protocol types; `reads`:
 //!   the read queries both answer alike, each from its own SQL text;
 //!   `rules`: who may do what to a conversation; `events`: timeline
-//!   events as the messages they are stored as.
+//!   events as the messages they are stored as; `files`: the rows of
+//!   uploaded files, their reads and who may fetch one.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
 
 mod events;
+mod files;
 mod postgres;
 mod reads;
 mod rows;
@@ -32,6 +34,7 @@ use kefu_protocol::{Message, ReadReceipt, Seq};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+pub use files::{FileOwner, FileReader, FileReads, NewFile, StoredFile};
 pub use postgres::PgStore;
 pub use reads::Reads;
 pub use sqlite::SqliteStore;
@@ -85,6 +88,8 @@ pub struct VisitorSend {
     pub details: VisitorDetails,
     pub client_id: String,
     pub text: String,
+    /// Ids of the visitor's pending uploads to send with it.
+    pub attachments: Vec<String>,
     pub origin: Option<ConnId>,
 }
 
@@ -96,6 +101,8 @@ pub struct AgentSend {
     pub client_id: String,
     pub text: String,
     pub internal: bool,
+    /// Ids of the agent's pending uploads to send with it.
+    pub attachments: Vec<String>,
     pub origin: Option<ConnId>,
 }
 
@@ -176,10 +183,12 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// Everything the relay asks of its database. The reads come from
 /// [`Reads`], which both backends answer with the same code.
 #[async_trait]
-pub trait Store: Reads + 'static {
+pub trait Store: Reads + FileReads + 'static {
     /// Stores a visitor's message, creating the visitor and the conversation
     /// on the first one and reopening a resolved conversation as waiting.
     /// A repeated `client_id` returns the original message and stores nothing.
+    /// The named `attachments` must be the visitor's pending uploads; they
+    /// are attached in the same transaction, or nothing is stored.
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError>;
 
     /// Stores an agent's message. A reply (not an internal note) to a waiting
@@ -254,6 +263,13 @@ pub trait Store: Reads + 'static {
     /// exist, while the store goes on serving. A backend whose data lives
     /// in a server says which tool to use instead.
     async fn backup(&self, path: &Path) -> Result<(), StoreError>;
+
+    /// Records an uploaded file whose blob is already durable.
+    async fn add_file(&self, file: NewFile) -> Result<(), StoreError>;
+
+    /// Forgets pending uploads (never sent) made before `before`; returns
+    /// how many. Their blobs go with the next sweep of unreferenced blobs.
+    async fn prune_files(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

@@ -19,7 +19,7 @@ pub(super) const SUMMARY_SELECT: &str = "SELECT c.id, c.status, c.assignee, c.la
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
-        author_id, author_name, text, internal, at, event FROM messages";
+        author_id, author_name, text, internal, at, event, attachments FROM messages";
 
 /// Selects an [`AgentRow`]; callers append `WHERE …`.
 pub(super) const AGENT_SELECT: &str = "SELECT id, name, role, disabled, created_at FROM agents";
@@ -45,6 +45,8 @@ macro_rules! row {
     };
 }
 
+pub(super) use row;
+
 row! {
     pub(super) struct MessageRow {
         conversation_id: String,
@@ -58,6 +60,7 @@ row! {
         internal: bool,
         at: i64,
         event: Option<String>,
+        attachments: Option<String>,
     }
 }
 
@@ -81,6 +84,11 @@ impl TryFrom<MessageRow> for Message {
             at: to_time(row.at),
             internal: row.internal,
             event: (row.event.as_deref().map(event_from_sql).transpose()?).map(Box::new),
+            attachments: match row.attachments.as_deref() {
+                Some(json) => serde_json::from_str(json)
+                    .map_err(|error| StoreError::Corrupt(format!("attachments: {error}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -203,6 +211,15 @@ pub(super) fn status_from_sql(status: &str) -> Result<ConversationStatus, StoreE
 pub(super) fn event_to_sql(event: Option<&TimelineEvent>) -> Option<String> {
     // Serialising a plain enum of strings cannot fail.
     event.and_then(|event| serde_json::to_string(event).ok())
+}
+
+/// A message's attachments as the `attachments` column keeps them: their
+/// JSON on the wire, or NULL for none.
+pub(super) fn attachments_to_sql(attachments: &[kefu_protocol::Attachment]) -> Option<String> {
+    // Serialising plain strings and numbers cannot fail.
+    (!attachments.is_empty())
+        .then(|| serde_json::to_string(attachments).ok())
+        .flatten()
 }
 
 fn event_from_sql(event: &str) -> Result<TimelineEvent, StoreError> {

@@ -277,9 +277,10 @@ impl Requests {
                 client_id,
                 text,
                 internal,
+                attachments,
             } => {
                 let max_chars = self.state.config.limits.max_message_chars;
-                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                if let Err(error) = check_send(&client_id, &text, &attachments, max_chars) {
                     return Some(error_frame(error));
                 }
                 let send = AgentSend {
@@ -288,6 +289,7 @@ impl Requests {
                     client_id: client_id.clone(),
                     text,
                     internal,
+                    attachments,
                     origin: Some(self.conn),
                 };
                 match store.agent_send(send).await {
@@ -391,7 +393,12 @@ impl Requests {
             ));
         }
         let state = &self.state;
-        if let Err(error) = check_send("broadcast", &text, state.config.limits.max_message_chars) {
+        if let Err(error) = check_send(
+            "broadcast",
+            &text,
+            &[],
+            state.config.limits.max_message_chars,
+        ) {
             return Some(error);
         }
         let broadcast = Broadcast {

@@ -217,6 +217,7 @@ mod tests {
             at: time::OffsetDateTime::UNIX_EPOCH,
             internal: false,
             event: None,
+            attachments: Vec::new(),
         }
     }
 

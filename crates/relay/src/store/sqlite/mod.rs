@@ -26,7 +26,9 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
-use super::{AgentSend, Change, Reader, Store, StoreError, VisitorDetails, VisitorSend};
+use super::{
+    AgentSend, Change, NewFile, Reader, Store, StoreError, VisitorDetails, VisitorSend, to_millis,
+};
 use checkpointer::{Checkpointer, DatabaseFile};
 use writer::{ReadBy, Request, WriteOp, Written};
 
@@ -322,6 +324,24 @@ impl Store for SqliteStore {
         copy.sync_all()
             .await
             .map_err(|error| unavailable(path, error))
+    }
+
+    async fn add_file(&self, file: NewFile) -> Result<(), StoreError> {
+        self.write(WriteOp::AddFile(file)).await.map(drop)
+    }
+
+    async fn prune_files(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        match self
+            .write(WriteOp::PruneFiles {
+                before_ms: to_millis(before),
+            })
+            .await?
+        {
+            Written::Count(removed) => Ok(removed),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
     }
 
     async fn close(&self) {

@@ -249,9 +249,13 @@ impl VisitorCore {
             VisitorRequest::Hello { .. } => {
                 ErrorFrame::new(ErrorCode::BadRequest, "hello was already said")
             }
-            VisitorRequest::Send { client_id, text } => {
+            VisitorRequest::Send {
+                client_id,
+                text,
+                attachments,
+            } => {
                 let max_chars = shared.config.limits.max_message_chars;
-                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                if let Err(error) = check_send(&client_id, &text, &attachments, max_chars) {
                     return Some(VisitorEvent::Error(error));
                 }
                 if let Err(error) = self.may_start_conversation(&client_id).await {
@@ -262,6 +266,7 @@ impl VisitorCore {
                     details: self.details.clone(),
                     client_id: client_id.clone(),
                     text,
+                    attachments,
                     origin: Some(self.conn),
                 };
                 match shared.store.visitor_send(send).await {

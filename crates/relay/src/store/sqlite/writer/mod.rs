@@ -19,11 +19,12 @@
 //!
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
-//! requests and answers), [`send`], [`conversation`], [`event`] and [`agent`].
+//! requests and answers), [`send`], [`conversation`], [`event`], [`files`] and [`agent`].
 
 mod agent;
 mod conversation;
 mod event;
+mod files;
 mod op;
 mod send;
 
@@ -326,6 +327,8 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         WriteOp::SetAgentToken { name, token_hash } => {
             agent::set_agent_token(conn, name, token_hash)
         }
+        WriteOp::AddFile(file) => files::add_file(conn, file),
+        WriteOp::PruneFiles { before_ms } => files::prune_files(conn, *before_ms),
     }
 }
 

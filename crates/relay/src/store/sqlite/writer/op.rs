@@ -3,7 +3,7 @@
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::{Message, Seq};
 
-use super::super::super::{AgentSend, Change, VisitorDetails, VisitorSend};
+use super::super::super::{AgentSend, Change, NewFile, VisitorDetails, VisitorSend};
 
 pub(in super::super) enum WriteOp {
     VisitorSend(VisitorSend),
@@ -42,6 +42,10 @@ pub(in super::super) enum WriteOp {
         name: String,
         token_hash: String,
     },
+    AddFile(NewFile),
+    PruneFiles {
+        before_ms: i64,
+    },
 }
 
 /// [`Reader`](super::super::super::Reader), owned for the queue.
@@ -54,6 +58,8 @@ pub(in super::super) enum Written {
     Message(Message),
     Summary(ConversationSummary),
     Agent(AgentInfo),
+    /// How many rows a write removed.
+    Count(u64),
     Done,
 }
 

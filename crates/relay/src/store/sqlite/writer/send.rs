@@ -5,6 +5,7 @@ use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
 use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent};
 use rusqlite::Connection;
 
+use super::super::super::files::Sending;
 use super::super::super::rows::seq_to_sql;
 use super::super::super::rules::{self, Decision};
 use super::super::super::{
@@ -18,6 +19,7 @@ use super::conversation::{
     visitor_conversation,
 };
 use super::event;
+use super::files::attach_files;
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
 
@@ -75,7 +77,13 @@ pub(super) fn visitor_send(
         changes.push(event::change(event, summary.clone(), send.origin));
     }
 
-    let new = NewMessage::new(author, &send.client_id, &send.text, false);
+    let new = NewMessage {
+        author,
+        client_id: &send.client_id,
+        text: &send.text,
+        internal: false,
+        attachments: &send.attachments,
+    };
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
     summary.visitor_messages += 1;
@@ -140,7 +148,13 @@ pub(super) fn agent_send(
         id: send.agent.id.clone(),
         name: send.agent.name.clone(),
     };
-    let new = NewMessage::new(author, &send.client_id, &send.text, send.internal);
+    let new = NewMessage {
+        author,
+        client_id: &send.client_id,
+        text: &send.text,
+        internal: send.internal,
+        attachments: &send.attachments,
+    };
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     let seq = seq_to_sql(message.seq);
     if send.internal {
@@ -193,17 +207,8 @@ struct NewMessage<'a> {
     client_id: &'a str,
     text: &'a str,
     internal: bool,
-}
-
-impl<'a> NewMessage<'a> {
-    fn new(author: Author, client_id: &'a str, text: &'a str, internal: bool) -> Self {
-        NewMessage {
-            author,
-            client_id,
-            text,
-            internal,
-        }
-    }
+    /// Ids of the author's pending uploads.
+    attachments: &'a [String],
 }
 
 /// Stores `new` as the conversation's next message, written `at`, and
@@ -215,16 +220,25 @@ fn append_message(
     new: NewMessage<'_>,
     at: time::OffsetDateTime,
 ) -> Result<Message, StoreError> {
+    let id = ids::new_id();
+    let sending = Sending {
+        author: (new.author.kind, &new.author.id),
+        conversation_id: &summary.id,
+        message_id: &id,
+        public: !new.internal,
+    };
+    let attachments = attach_files(conn, &sending, new.attachments)?;
     let message = Message {
         conversation_id: summary.id.clone(),
         seq: summary.last_seq + 1,
-        id: ids::new_id(),
+        id,
         client_id: new.client_id.to_owned(),
         author: new.author,
         text: new.text.to_owned(),
         at,
         internal: new.internal,
         event: None,
+        attachments,
     };
     insert_row(conn, &message)?;
     client_ids.stored(&message);
