@@ -12,6 +12,8 @@
 //!    - [`telemetry`]: Prometheus metrics, fed plain numbers.
 //!    - [`systemd`]: readiness and watchdog notifications.
 //!    - [`auth`]: agent tokens and signed visitor tokens.
+//!    - [`blobs`]: the bytes of uploaded files, by content digest (a
+//!      directory by default), durable before `put` answers.
 //!    - [`frame`]: protocol types to frame text and back; [`frame::Frame`]
 //!      is serialized once and shared by every receiver.
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
@@ -41,6 +43,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod blobs;
 pub mod cluster;
 pub mod config;
 pub mod export;
@@ -86,6 +89,8 @@ pub enum RelayError {
     Serve(#[source] std::io::Error),
     #[error("cannot load the TLS certificate")]
     Tls(#[from] tls::CertificateError),
+    #[error("cannot open the files directory")]
+    Blobs(#[from] blobs::BlobError),
     #[error("cannot listen on {addr} for metrics")]
     MetricsListen {
         addr: SocketAddr,
@@ -131,7 +136,9 @@ pub async fn run(
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
     let open_conversations = store.open_conversations().await?;
-    let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
+    let secret = store.visitor_secret().await?;
+    let visitor_tokens = auth::VisitorTokens::new(secret.clone());
+    let files = (open_blobs(&config)?, auth::FileLinks::new(&secret));
     let hub_options = hub::HubOptions {
         presence_grace: config.presence_grace,
         heartbeat: config.heartbeat,
@@ -147,6 +154,7 @@ pub async fn run(
         hub,
         config,
         visitor_tokens,
+        files,
         stopping.clone(),
         alive,
     );
@@ -225,6 +233,20 @@ fn serve(
             .with_graceful_shutdown(shutdown)
             .into_future()
             .boxed(),
+    }
+}
+
+/// The blob store of uploaded files: `files_dir`, or the directory beside
+/// a SQLite file; none for PostgreSQL without `files_dir` (uploads are then
+/// refused, and the relays of a cluster never disagree on what they hold).
+pub fn open_blobs(config: &Config) -> Result<Option<Arc<dyn blobs::BlobStore>>, RelayError> {
+    let dir = config
+        .files_dir
+        .clone()
+        .or_else(|| blobs::default_dir(&config.database));
+    match dir {
+        Some(dir) => Ok(Some(Arc::new(blobs::BlobDir::open(&dir)?))),
+        None => Ok(None),
     }
 }
 

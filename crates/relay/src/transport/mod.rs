@@ -7,13 +7,15 @@
 //! - [`web`]: the visitor's chat page and the embeddable widget.
 //! - [`errors`]: what a refused client is told — a `send` checked before
 //!   the store, store errors as error frames, error frames as HTTP responses.
-//! - [`limits`]: connections per IP, frames per second.
+//! - [`files`]: upload, signed links and download of files.
+//! - [`limits`]: connections per IP, frames per second, uploads per minute.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
 
 mod agent;
 mod errors;
+mod files;
 mod limits;
 mod ops;
 pub mod revocation;
@@ -33,7 +35,8 @@ use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-use crate::auth::VisitorTokens;
+use crate::auth::{FileLinks, VisitorTokens};
+use crate::blobs::BlobStore;
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ids::ConnId;
@@ -42,7 +45,7 @@ use crate::telemetry::{OpenConnection, Transport};
 
 use crate::admission::IpPermit;
 use errors::error_response;
-use limits::{AddressBudgets, NewConversations};
+use limits::{AddressBudgets, NewConversations, PerMinute};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into
@@ -61,6 +64,11 @@ pub struct Shared {
     budgets: AddressBudgets,
     new_conversations: NewConversations,
     polls: visitor::longpoll::PollSessions,
+    /// Where uploaded files go; `None` when this relay keeps none.
+    blobs: Option<Arc<dyn BlobStore>>,
+    file_links: FileLinks,
+    /// Uploads per minute, by uploader id.
+    uploads: PerMinute<String>,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
     /// Turns true when the relay starts shutting down.
@@ -75,9 +83,12 @@ impl AppState {
         hub: Hub,
         config: Config,
         visitor_tokens: VisitorTokens,
+        files: (Option<Arc<dyn BlobStore>>, FileLinks),
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
     ) -> Self {
+        let (blobs, file_links) = files;
+        let uploads = PerMinute::new(config.limits.uploads_per_minute);
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
         AppState(Arc::new(Shared {
@@ -88,6 +99,9 @@ impl AppState {
             budgets,
             new_conversations,
             polls: Default::default(),
+            blobs,
+            file_links,
+            uploads,
             credentials: watch::Sender::new(None),
             stopping,
             alive,
@@ -134,6 +148,17 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/ws/agent", get(agent_ws))
         .nest("/api/visitor", visitor_api)
+        .route(
+            "/api/files",
+            post(files::upload)
+                .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
+        )
+        .route(
+            "/api/files/{id}/link",
+            get(files::link)
+                .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
+        )
+        .route("/files/{id}", get(files::download))
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
     let router = if state.config.metrics_listen.is_none() {
@@ -158,6 +183,7 @@ pub async fn maintain(state: AppState) {
         }
         state.polls.close_idle().await;
         state.new_conversations.forget_quiet();
+        state.uploads.forget_quiet();
     }
 }
 

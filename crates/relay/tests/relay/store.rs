@@ -610,4 +610,5 @@ async fn sqlite_published_summaries_match_the_database() {
     store.close().await;
 }
 
+mod files;
 mod timeline;

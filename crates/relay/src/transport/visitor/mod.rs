@@ -217,7 +217,7 @@ impl VisitorCore {
                 "too many visitors are waiting; please try again later or leave your email",
             ));
         }
-        if !shared.new_conversations.allow(self.address) {
+        if !shared.new_conversations.allow(&self.address) {
             return Err(busy(
                 "too many new conversations from this address; please try again in a minute",
             ));
