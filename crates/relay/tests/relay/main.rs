@@ -8,6 +8,7 @@ mod chat;
 mod cluster;
 mod crash;
 mod desk;
+mod files;
 mod input;
 mod layers;
 mod longpoll;

@@ -188,6 +188,7 @@ mod tests {
             include_str!("../../../migrations/sqlite/0003_drop_messages_client_id.sql"),
             include_str!("../../../migrations/sqlite/0004_agent_reads.sql"),
             include_str!("../../../migrations/sqlite/0005_timeline_events.sql"),
+            include_str!("../../../migrations/sqlite/0008_files.sql"),
         ] {
             conn.execute_batch(migration).expect("migrate");
         }

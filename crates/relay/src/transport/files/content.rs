@@ -34,18 +34,23 @@ const ALLOWED: &[&str] = &[
     "application/gzip",
 ];
 
+/// Markup `infer` recognises, kept (a visitor may well send the page that
+/// fails) but as plain text: served so, it can never render or run.
+const MARKUP: &[&str] = &["text/html", "text/xml", "application/xml", "image/svg+xml"];
+
 /// Detects the type of `bytes` and strips image metadata; `Err` names the
 /// refused type.
 pub(super) fn inspect(bytes: Bytes) -> Result<Content, String> {
+    let is_text = !bytes.contains(&0) && std::str::from_utf8(&bytes).is_ok();
     let content_type = match infer::get(&bytes) {
+        Some(kind) if MARKUP.contains(&kind.mime_type()) && is_text => "text/plain",
         Some(kind) => ALLOWED
             .iter()
             .find(|allowed| **allowed == kind.mime_type())
             .copied()
             .ok_or_else(|| kind.mime_type().to_owned())?,
-        // Text has no magic number: UTF-8 without NULs is served as plain
-        // text (HTML and SVG included: as text, they never render).
-        None if !bytes.contains(&0) && std::str::from_utf8(&bytes).is_ok() => "text/plain",
+        // Text has no magic number: UTF-8 without NULs is plain text.
+        None if is_text => "text/plain",
         None => return Err("unknown binary".to_owned()),
     };
     let bytes = strip_metadata(content_type, bytes);

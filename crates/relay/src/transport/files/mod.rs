@@ -81,12 +81,20 @@ impl Caller {
     }
 }
 
-fn refuse(code: ErrorCode, message: impl Into<String>) -> Response {
-    error_response(ErrorFrame::new(code, message))
+/// A refusal on its way out: boxed, as responses are large and most calls
+/// succeed.
+type Refusal = Box<Response>;
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Box::new(error_response(ErrorFrame::new(code, message)))
+}
+
+fn store_refusal(error: crate::store::StoreError, reference: &str) -> Refusal {
+    Box::new(error_response(store_error(error, reference)))
 }
 
 /// Agent tokens start `kefu_`; anything else must be a visitor token.
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
     let unauthorized = || refuse(ErrorCode::Unauthorized, "a valid bearer token is required");
     let token = headers
         .get(header::AUTHORIZATION)
@@ -98,7 +106,7 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Respons
             .store
             .agent_by_token_hash(&hash_agent_token(token))
             .await
-            .map_err(|error| error_response(store_error(error, "")))?
+            .map_err(|error| store_refusal(error, ""))?
             .ok_or_else(unauthorized)?;
         return Ok(Caller::Agent { agent_id: agent.id });
     }
@@ -110,14 +118,14 @@ async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Respons
         .store
         .visitor_conversation(&visitor_id)
         .await
-        .map_err(|error| error_response(store_error(error, "")))?;
+        .map_err(|error| store_refusal(error, ""))?;
     Ok(Caller::Visitor {
         visitor_id,
         conversation_id,
     })
 }
 
-fn blobs(state: &AppState) -> Result<&dyn BlobStore, Response> {
+fn blobs(state: &AppState) -> Result<&dyn BlobStore, Refusal> {
     state.blobs.as_deref().ok_or_else(|| {
         refuse(
             ErrorCode::NotFound,
@@ -141,7 +149,7 @@ pub async fn upload(
 ) -> Response {
     match store_upload(&state, query, &headers, body).await {
         Ok(attachment) => (StatusCode::CREATED, Json(attachment)).into_response(),
-        Err(response) => response,
+        Err(response) => *response,
     }
 }
 
@@ -150,7 +158,7 @@ async fn store_upload(
     query: UploadQuery,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Attachment, Response> {
+) -> Result<Attachment, Refusal> {
     let blobs = blobs(state)?;
     let caller = caller(state, headers).await?;
     let limits = &state.config.limits;
@@ -169,7 +177,7 @@ async fn store_upload(
                 .store
                 .conversation(&id)
                 .await
-                .map_err(|error| error_response(store_error(error, &id)))?;
+                .map_err(|error| store_refusal(error, &id))?;
             if found.is_none() {
                 return Err(refuse(ErrorCode::NotFound, "conversation not found"));
             }
@@ -208,7 +216,7 @@ async fn store_upload(
         .store
         .file_bytes(conversation_id.as_deref(), &owner)
         .await
-        .map_err(|error| error_response(store_error(error, "")))?;
+        .map_err(|error| store_refusal(error, ""))?;
     if held + bytes.len() as u64 > limits.max_conversation_file_bytes as u64 {
         return Err(refuse(
             ErrorCode::TooLarge,
@@ -246,13 +254,13 @@ async fn store_upload(
         .store
         .add_file(file)
         .await
-        .map_err(|error| error_response(store_error(error, "")))?;
+        .map_err(|error| store_refusal(error, ""))?;
     Ok(attachment)
 }
 
 /// The body, or `None` as soon as it passes `most` bytes: never more than
 /// that is held.
-async fn read_bounded(body: Body, most: usize) -> Result<Option<Bytes>, Response> {
+async fn read_bounded(body: Body, most: usize) -> Result<Option<Bytes>, Refusal> {
     let mut stream = body.into_data_stream();
     let mut bytes = BytesMut::new();
     while let Some(chunk) = stream.next().await {
@@ -282,7 +290,7 @@ fn file_name(given: &str) -> String {
     }
 }
 
-fn internal(error: impl std::fmt::Display) -> Response {
+fn internal(error: impl std::fmt::Display) -> Refusal {
     tracing::error!(%error, "file storage failed");
     refuse(
         ErrorCode::Internal,
@@ -303,15 +311,15 @@ pub async fn link(
 ) -> Response {
     let caller = match caller(&state, &headers).await {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let file = match state.store.file(&id).await {
         Ok(file) => file,
-        Err(error) => return error_response(store_error(error, &id)),
+        Err(error) => return *store_refusal(error, &id),
     };
     // Another conversation's file is "not found": ids are not confirmed.
     if !file.is_some_and(|file| file.readable_by(caller.reader())) {
-        return refuse(ErrorCode::NotFound, "file not found");
+        return *refuse(ErrorCode::NotFound, "file not found");
     }
     let expires_at = now_seconds() + LINK_LIFETIME.as_secs();
     let sig = state.file_links.sign(&id, expires_at);
@@ -337,23 +345,23 @@ pub async fn download(
         .file_links
         .verify(&id, query.expires, &query.sig, now_seconds())
     {
-        return refuse(
+        return *refuse(
             ErrorCode::Forbidden,
             "this link is not valid or has expired; ask for a new one",
         );
     }
     let blobs = match blobs(&state) {
         Ok(blobs) => blobs,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let file = match state.store.file(&id).await {
         Ok(Some(file)) => file,
-        Ok(None) => return refuse(ErrorCode::NotFound, "file not found"),
-        Err(error) => return error_response(store_error(error, &id)),
+        Ok(None) => return *refuse(ErrorCode::NotFound, "file not found"),
+        Err(error) => return *store_refusal(error, &id),
     };
     let bytes = match blobs.get(&file.digest).await {
         Ok(bytes) => bytes,
-        Err(error) => return internal(error),
+        Err(error) => return *internal(error),
     };
     let attachment = &file.attachment;
     let disposition = content::disposition(&attachment.content_type, &attachment.name);
