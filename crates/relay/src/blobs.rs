@@ -37,8 +37,9 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` and returns their digest once they are durable.
     async fn put(&self, bytes: Bytes) -> Result<String, BlobError>;
     async fn get(&self, digest: &str) -> Result<Bytes, BlobError>;
-    /// Every digest stored (for the orphan sweep).
-    async fn list(&self) -> Result<Vec<String>, BlobError>;
+    /// Every digest stored, with when it was last put (for the orphan
+    /// sweep, which leaves recent ones to uploads still in flight).
+    async fn list(&self) -> Result<Vec<(String, SystemTime)>, BlobError>;
     /// Removes a blob; one already gone is no error.
     async fn remove(&self, digest: &str) -> Result<(), BlobError>;
 }
@@ -127,8 +128,15 @@ impl BlobDir {
     fn put_blocking(&self, bytes: &[u8]) -> Result<String, BlobError> {
         let digest = digest_of(bytes);
         let target = self.path_of(&digest)?;
-        if target.exists() {
-            // Only ever renamed into place once durable.
+        if let Ok(existing) = std::fs::File::options().append(true).open(&target) {
+            // Only ever renamed into place once durable. Marked as put now,
+            // so that the orphan sweep leaves it to the row about to name it.
+            existing
+                .set_modified(SystemTime::now())
+                .map_err(|source| BlobError::Io {
+                    path: target.clone(),
+                    source,
+                })?;
             return Ok(digest);
         }
         let fan_out = self.root.join(&digest[..2]);
@@ -191,7 +199,7 @@ impl BlobStore for BlobDir {
         }
     }
 
-    async fn list(&self) -> Result<Vec<String>, BlobError> {
+    async fn list(&self) -> Result<Vec<(String, SystemTime)>, BlobError> {
         let root = self.root.clone();
         blocking(move || {
             let io = |path: &Path| {
@@ -205,10 +213,13 @@ impl BlobStore for BlobDir {
                     continue;
                 }
                 for blob in std::fs::read_dir(&fan_out).map_err(io(&fan_out))? {
-                    let name = blob.map_err(io(&fan_out))?.file_name();
-                    if let Some(name) = name.to_str().filter(|name| is_digest(name)) {
-                        digests.push(name.to_owned());
-                    }
+                    let blob = blob.map_err(io(&fan_out))?;
+                    let name = blob.file_name();
+                    let Some(name) = name.to_str().filter(|name| is_digest(name)) else {
+                        continue;
+                    };
+                    let put = blob.metadata().and_then(|meta| meta.modified());
+                    digests.push((name.to_owned(), put.map_err(io(&blob.path()))?));
                 }
             }
             Ok(digests)
@@ -244,7 +255,9 @@ mod tests {
             digest
         );
         assert_eq!(&blobs.get(&digest).await.expect("get")[..], b"hello");
-        assert_eq!(blobs.list().await.expect("list"), vec![digest.clone()]);
+        let listed = blobs.list().await.expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].0, digest);
         for bad in [
             "../../etc/passwd",
             "tmp",

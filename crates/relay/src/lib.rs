@@ -27,7 +27,8 @@
 //!    writer thread with group commit) and PostgreSQL (which also carries
 //!    the cluster's news between nodes over `LISTEN`/`NOTIFY`), each with a
 //!    feed of committed changes for the hub. [`export`] reads the store out
-//!    as JSON Lines.
+//!    as JSON Lines; [`prune`] removes files nobody can reach (store rows
+//!    and [`blobs`]).
 //! 4. [`hub`]: one task owning routing and presence; fans committed changes
 //!    (and, in a cluster, the other nodes' news) out to connections through
 //!    bounded outboxes. Knows frames, not sockets.
@@ -50,6 +51,7 @@ pub mod export;
 pub mod frame;
 pub mod hub;
 pub mod ids;
+pub mod prune;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;

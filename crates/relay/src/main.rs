@@ -11,6 +11,12 @@ use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings};
 use kefu_relay::{auth, export, store};
 use tracing_subscriber::EnvFilter;
 
+/// How long an upload may wait to be sent before `prune-files` forgets it.
+const UNSENT_UPLOADS_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// Files put more recently than this are never pruned: their upload may
+/// still be on its way to the database.
+const PRUNE_GRACE: Duration = Duration::from_secs(3600);
+
 /// How long blocking work may hold up the exit once the relay has stopped.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
@@ -41,6 +47,9 @@ enum Command {
         /// The copy to write; it must not exist yet.
         path: PathBuf,
     },
+    /// Remove files nobody can reach: uploads never sent within a day,
+    /// blobs no message names, leftovers of crashed uploads.
+    PruneFiles,
     /// Write conversations with their messages to stdout as JSON Lines.
     Export {
         /// Only conversations active on or after this date
@@ -163,6 +172,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.close().await;
             result?;
             eprintln!("backed up to {}", path.display());
+        }
+        Command::PruneFiles => {
+            let dir = settings
+                .relay
+                .files_dir
+                .clone()
+                .or_else(|| kefu_relay::blobs::default_dir(&database))
+                .context("set files_dir: a PostgreSQL relay has no default files directory")?;
+            let blobs = kefu_relay::blobs::BlobDir::open(&dir)
+                .with_context(|| format!("cannot open {}", dir.display()))?;
+            let store = open(&database).await?;
+            let result = kefu_relay::prune::prune_files(
+                store.as_ref(),
+                &blobs,
+                UNSENT_UPLOADS_KEPT,
+                PRUNE_GRACE,
+            )
+            .await;
+            store.close().await;
+            let pruned = result.context("pruning files failed")?;
+            eprintln!(
+                "forgot {} unsent uploads; removed {} unreferenced files and {} partial uploads",
+                pruned.unsent, pruned.blobs, pruned.staged
+            );
         }
         Command::Export { since } => {
             let since = since

@@ -315,3 +315,50 @@ async fn another_conversations_file_and_tampered_links_are_refused() {
         refused(&got, 403, ErrorCode::Forbidden);
     }
 }
+
+#[tokio::test]
+async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
+    let relay = TestRelay::start().await;
+    let (mut visitor, welcome) = relay.new_visitor().await;
+    let sent = uploaded(&upload(&relay, &welcome.token, "name=a.pdf", PDF.to_vec()).await);
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "c1".into(),
+            text: "see".into(),
+            attachments: vec![sent.id.clone()],
+        })
+        .await;
+    visitor
+        .until(|event| matches!(event, VisitorEvent::Ack(_)).then_some(()))
+        .await;
+    let unsent = uploaded(&upload(&relay, &welcome.token, "name=b.txt", b"draft".to_vec()).await);
+    // What a crash in the middle of an upload leaves: a partial file.
+    let root = relay.dir.path().join("kefu.db.files");
+    std::fs::write(root.join("tmp").join("partial"), b"half").expect("partial");
+    assert_eq!(blob_count(&relay), 2);
+
+    let store = kefu_relay::store::open(&relay.database, None)
+        .await
+        .expect("open");
+    let blobs = kefu_relay::blobs::BlobDir::open(&root).expect("blobs");
+    let zero = std::time::Duration::ZERO;
+    let pruned = kefu_relay::prune::prune_files(store.as_ref(), &blobs, zero, zero)
+        .await
+        .expect("prune");
+    store.close().await;
+    assert_eq!(
+        pruned,
+        kefu_relay::prune::Pruned {
+            unsent: 1,
+            blobs: 1,
+            staged: 1
+        }
+    );
+    assert_eq!(blob_count(&relay), 1);
+    refused(
+        &link(&relay, &welcome.token, &unsent.id).await,
+        404,
+        ErrorCode::NotFound,
+    );
+    assert_eq!(download(&relay, &welcome.token, &sent.id).await.status, 200);
+}

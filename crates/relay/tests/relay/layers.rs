@@ -17,6 +17,7 @@ const LAYERS: Table<'static> = &[
     ("config", &["cluster"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),
+    ("prune", &["store", "blobs"]),
     ("hub", &["ids", "frame", "store", "cluster", "telemetry"]),
     (
         "transport",
