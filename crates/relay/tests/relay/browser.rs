@@ -25,8 +25,8 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// One browser at a time: two cores do not run several Chromiums well.
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -34,7 +34,7 @@ struct Browser {
 
 impl Browser {
     /// A fresh headless Chromium, or `None` (after a notice) where there is none.
-    async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
             assert!(
                 std::env::var_os("KEFU_REQUIRE_BROWSER").is_none(),

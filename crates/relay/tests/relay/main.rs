@@ -9,6 +9,7 @@ mod cluster;
 mod crash;
 mod desk;
 mod files;
+mod files_browser;
 mod input;
 mod layers;
 mod longpoll;
