@@ -10,6 +10,7 @@ mod crash;
 mod desk;
 mod files;
 mod files_browser;
+mod files_cluster;
 mod files_crash;
 mod input;
 mod layers;
