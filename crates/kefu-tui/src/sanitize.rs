@@ -98,6 +98,11 @@ fn summary(summary: &mut ConversationSummary) {
 fn message(message: &mut Message) {
     message.author.name = line(&message.author.name);
     message.text = plain(&text(&message.text));
+    // File names are the uploader's: visitor text like any other.
+    for attachment in &mut message.attachments {
+        attachment.name = line(&attachment.name);
+        attachment.content_type = line(&attachment.content_type);
+    }
     // Agents name themselves and a reopen names the visitor: clean them all.
     match message.event.as_deref_mut() {
         Some(TimelineEvent::Transferred { by, to }) => {

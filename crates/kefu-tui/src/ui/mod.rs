@@ -14,6 +14,8 @@ mod status;
 mod tests;
 #[cfg(test)]
 mod tests_attention;
+#[cfg(test)]
+mod tests_files;
 
 use ratatui::Frame;
 use ratatui::style::{Color, Modifier, Style};
