@@ -185,11 +185,11 @@
       return;
     }
     if (message.author.kind === 'visitor') {
-      const el = bubble({ kind: 'mine', text: message.text, at: message.at });
+      const el = bubble({ kind: 'mine', text: content(message), at: message.at });
       markSent(el, message.seq);
       return;
     }
-    bubble({ kind: 'theirs', author: message.author.name, text: message.text, at: message.at });
+    bubble({ kind: 'theirs', author: message.author.name, text: content(message), at: message.at });
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);
@@ -199,6 +199,14 @@
     } else {
       sendRead();
     }
+  }
+
+  /** A message's text, linkified, and its files (files.js) when it has any. */
+  function content(message) {
+    if (!message.attachments || !message.attachments.length || !window.kefuFiles) return message.text;
+    const both = document.createDocumentFragment();
+    both.append(linkify(message.text), window.kefuFiles.render(message.attachments, saved.token));
+    return both;
   }
 
   function agentRead(upToSeq) {

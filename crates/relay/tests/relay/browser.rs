@@ -100,12 +100,12 @@ impl Browser {
 
     /// Opens the chat page and waits until it is connected with an agent
     /// online.
-    async fn open_chat(&self, url: &str) {
+    pub(crate) async fn open_chat(&self, url: &str) {
         self.client.goto(url).await.expect("open page");
         self.wait_for(".status.online").await;
     }
 
-    async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()
             .at_most(PATIENCE)
@@ -128,13 +128,13 @@ impl Browser {
             .unwrap_or_else(|error| panic!("no {kind} bubble with {text:?} in time: {error}"))
     }
 
-    async fn type_and_send(&self, text: &str) {
+    pub(crate) async fn type_and_send(&self, text: &str) {
         let input = self.wait_for("#input").await;
         input.send_keys(text).await.expect("type");
         input.send_keys("\u{E007}").await.expect("press Enter");
     }
 
-    async fn eval(&self, script: &str) -> serde_json::Value {
+    pub(crate) async fn eval(&self, script: &str) -> serde_json::Value {
         self.client
             .execute(script, vec![])
             .await
@@ -186,7 +186,10 @@ async fn host_site(html: String) -> SocketAddr {
 }
 
 /// The visitor's first message reaches the agent; returns the conversation.
-async fn agent_receives(agent: &mut kefu_testkit::Client<AgentEvent>, text: &str) -> String {
+pub(crate) async fn agent_receives(
+    agent: &mut kefu_testkit::Client<AgentEvent>,
+    text: &str,
+) -> String {
     let message = agent.next_message().await;
     assert_eq!(message.text, text);
     assert_eq!(message.author.kind, AuthorKind::Visitor);

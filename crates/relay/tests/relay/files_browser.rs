@@ -83,3 +83,91 @@ async fn uploaded_html_and_svg_never_run_in_chromium() {
         "a download's script ran: {ran}"
     );
 }
+
+/// A 1×1 PNG.
+const PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+/// The agent's files appear in the visitor's page: the image as a
+/// thumbnail that loads, the PDF as a download chip.
+async fn agents_files_appear_for_the_visitor(query: &str) {
+    use base64::Engine as _;
+    use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.open_chat(&relay.http_url(query)).await;
+    browser.type_and_send("my screen is blank").await;
+    let conversation = crate::browser::agent_receives(&mut agent, "my screen is blank").await;
+
+    let bearer = format!("Bearer {token}");
+    let auth = [("authorization", bearer.as_str())];
+    let client = Client::new();
+    let mut ids = Vec::new();
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG)
+        .expect("png");
+    for (name, body) in [
+        ("dot.png", png),
+        ("invoice.pdf", b"%PDF-1.4\n%%EOF\n".to_vec()),
+    ] {
+        let path = format!("/api/files?name={name}&conversation_id={conversation}");
+        let answer = client
+            .post(relay.addr, &path, &auth, body)
+            .await
+            .expect("upload");
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let file: Attachment = serde_json::from_str(&answer.body).expect("attachment");
+        ids.push(file.id);
+    }
+    agent
+        .send(&AgentRequest::Send {
+            conversation_id: conversation,
+            client_id: "r1".into(),
+            text: "here you go".into(),
+            internal: false,
+            attachments: ids,
+        })
+        .await;
+    agent
+        .until(|event| matches!(event, AgentEvent::Ack(_)).then_some(()))
+        .await;
+
+    browser.wait_for("li.theirs .files .chip").await;
+    let loaded = browser
+        .client
+        .execute_async(
+            r#"
+            const done = arguments[0];
+            const image = document.querySelector('li.theirs .files .thumb img');
+            const check = () => image.complete && image.naturalWidth > 0
+                ? done({ src: image.getAttribute('src'), chip: document.querySelector('li.theirs .files .chip').textContent })
+                : setTimeout(check, 50);
+            check();
+            "#,
+            vec![],
+        )
+        .await
+        .expect("the thumbnail loads");
+    assert!(
+        loaded["src"]
+            .as_str()
+            .is_some_and(|src| src.starts_with("/files/")),
+        "{loaded}"
+    );
+    assert_eq!(loaded["chip"], "📎 invoice.pdf (15 B)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_files_appear_in_the_chat_page() {
+    agents_files_appear_for_the_visitor("/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_files_appear_in_the_chat_page_over_long_polling() {
+    agents_files_appear_for_the_visitor("/?transport=longpoll").await;
+}
