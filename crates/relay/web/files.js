@@ -2,7 +2,8 @@
 // Raster images show as thumbnails that open full size; other files as
 // download chips. Download links are signed and live five minutes, so each
 // is asked for when a file is shown or clicked. Names are inserted as text.
-// Sending files from the page is not done yet.
+// Sending: `upload` puts one file with a progress callback and can be
+// cancelled; chat.js sends the message that names it.
 (() => {
   'use strict';
 
@@ -58,5 +59,93 @@
     return list;
   }
 
-  window.kefuFiles = { render };
+  /** Uploads `file` as the visitor; resolves to its `Attachment`, rejects
+   *  with an Error whose `code` is the relay's (`too_large`, …) or
+   *  `cancelled`. Returns `{ done, cancel }`. */
+  function upload(file, token, onProgress) {
+    const request = new XMLHttpRequest();
+    const done = new Promise((resolve, reject) => {
+      const fail = (code, message) => reject(Object.assign(new Error(message || code), { code }));
+      request.open('POST', `/api/files?name=${encodeURIComponent(file.name || 'pasted.png')}`);
+      request.setRequestHeader('Authorization', `Bearer ${token}`);
+      request.upload.onprogress = (event) => {
+        if (event.lengthComputable) onProgress(event.loaded / event.total);
+      };
+      request.onload = () => {
+        let body = null;
+        try { body = JSON.parse(request.responseText); } catch (_) { /* not JSON */ }
+        if (request.status === 201 && body) resolve(body);
+        else if (request.status === 415) fail('refused_type', body && body.message);
+        else fail((body && body.code) || 'internal', body && body.message);
+      };
+      request.onerror = () => fail('network');
+      request.onabort = () => fail('cancelled');
+      request.send(file);
+    });
+    return { done, cancel: () => request.abort() };
+  }
+
+  /** Wires the attach button, paste and drag-and-drop to uploads. `chat`
+   *  gives the visitor's `token()`, `send(attachment)`, `say(text)` for a
+   *  system line and `t(key, ...args)` for the page's language. */
+  function wire(chat) {
+    const button = document.getElementById('attach');
+    const picker = document.getElementById('attach-input');
+    const take = (files) => {
+      for (const file of files) send(file, chat);
+    };
+    button.hidden = false;
+    button.addEventListener('click', () => picker.click());
+    picker.addEventListener('change', () => {
+      take(Array.from(picker.files));
+      picker.value = '';
+    });
+    document.addEventListener('paste', (event) => {
+      const files = Array.from((event.clipboardData && event.clipboardData.files) || []);
+      if (files.length) {
+        event.preventDefault();
+        take(files);
+      }
+    });
+    document.addEventListener('dragover', (event) => event.preventDefault());
+    document.addEventListener('drop', (event) => {
+      event.preventDefault();
+      take(Array.from((event.dataTransfer && event.dataTransfer.files) || []));
+    });
+  }
+
+  /** Uploads one file with a progress line and a cancel button, then sends
+   *  it; says why when the relay refuses it. */
+  function send(file, chat) {
+    const token = chat.token();
+    if (!token) return;
+    const name = file.name || 'pasted.png';
+    const line = chat.say(chat.t('uploading', name));
+    line.classList.add('upload');
+    const progress = document.createElement('progress');
+    progress.max = 1;
+    progress.value = 0;
+    const cancel = document.createElement('button');
+    cancel.type = 'button';
+    cancel.className = 'cancel';
+    cancel.textContent = chat.t('cancel').textContent;
+    line.querySelector('.meta').append(progress, cancel);
+    const { done, cancel: abort } = upload(file, token, (part) => { progress.value = part; });
+    cancel.addEventListener('click', abort);
+    done.then((attachment) => {
+      line.remove();
+      chat.send(attachment);
+    }).catch((error) => {
+      line.remove();
+      if (error.code === 'cancelled') return;
+      const say = {
+        too_large: () => chat.t('fileTooLarge', name),
+        refused_type: () => chat.t('fileRefused', name),
+      }[error.code];
+      const said = chat.say(say ? say() : chat.t('fileFailed', name, error.message));
+      said.classList.add('upload-error');
+    });
+  }
+
+  window.kefuFiles = { render, upload, wire };
 })();

@@ -171,3 +171,77 @@ async fn an_agents_files_appear_in_the_chat_page() {
 async fn an_agents_files_appear_in_the_chat_page_over_long_polling() {
     agents_files_appear_for_the_visitor("/?transport=longpoll").await;
 }
+
+/// The visitor sends files three ways: the attach button, pasting an image
+/// and dropping a file; the agent gets each as a message with the file. A
+/// file past the limit is refused with a clear line and sends nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visitor_attaches_pastes_and_drops_files() {
+    use kefu_protocol::agent::Role;
+
+    let relay = TestRelay::with_config(|config| config.limits.max_file_bytes = 4096).await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let Some(browser) = Browser::start().await else {
+        return;
+    };
+    browser.open_chat(&relay.http_url("/")).await;
+    browser.type_and_send("hello").await;
+    crate::browser::agent_receives(&mut agent, "hello").await;
+
+    // The attach button's file picker, given a file on disk.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "my order number is 42").expect("write");
+    let picker = browser.wait_for("#attach-input").await;
+    picker
+        .send_keys(&path.display().to_string())
+        .await
+        .expect("choose a file");
+    let message = agent.next_message().await;
+    assert_eq!(message.attachments.len(), 1, "{message:?}");
+    assert_eq!(message.attachments[0].name, "notes.txt");
+    assert_eq!(message.attachments[0].content_type, "text/plain");
+
+    // A pasted screenshot and a dropped file, as the browser hands them over.
+    let png = format!("'{PNG}'");
+    let script = format!(
+        r#"
+        const bytes = Uint8Array.from(atob({png}), (c) => c.charCodeAt(0));
+        const pasted = new DataTransfer();
+        pasted.items.add(new File([bytes], 'screenshot.png', {{ type: 'image/png' }}));
+        document.getElementById('input').dispatchEvent(
+            new ClipboardEvent('paste', {{ clipboardData: pasted, bubbles: true }}));
+        const dropped = new DataTransfer();
+        dropped.items.add(new File(['dropped text'], 'dropped.txt', {{ type: 'text/plain' }}));
+        document.getElementById('log').dispatchEvent(
+            new DragEvent('drop', {{ dataTransfer: dropped, bubbles: true }}));
+        "#
+    );
+    browser.eval(&script).await;
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let message = agent.next_message().await;
+        names.extend(message.attachments.into_iter().map(|file| file.name));
+    }
+    names.sort();
+    assert_eq!(names, ["dropped.txt", "screenshot.png"]);
+    // The visitor sees their own screenshot as a thumbnail.
+    browser.wait_for("li.mine .files .thumb img").await;
+
+    // Too large: a clear line, nothing sent.
+    browser
+        .eval(
+            "const big = new DataTransfer();
+             big.items.add(new File([new Uint8Array(5000).fill(97)], 'big.txt'));
+             document.getElementById('log').dispatchEvent(
+                 new DragEvent('drop', { dataTransfer: big, bubbles: true }));",
+        )
+        .await;
+    let said = browser.wait_for("li.upload-error").await;
+    let text = said.text().await.expect("text");
+    assert!(text.contains("big.txt is too large to send."), "{text}");
+    browser.type_and_send("after the refusal").await;
+    let next = agent.next_message().await;
+    assert_eq!(next.text, "after the refusal", "the big file sent nothing");
+}
