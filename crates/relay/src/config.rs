@@ -68,6 +68,9 @@ pub struct Config {
     /// Where uploaded files are kept; `None`: beside the SQLite file
     /// (`crate::blobs::default_dir`).
     pub files_dir: Option<PathBuf>,
+    /// An S3-compatible bucket for uploaded files (`s3://BUCKET`; endpoint
+    /// and credentials from `AWS_*` variables), instead of `files_dir`.
+    pub files_url: Option<String>,
     pub limits: Limits,
 }
 
@@ -121,6 +124,7 @@ impl Default for Config {
             metrics_listen: None,
             tls: None,
             files_dir: None,
+            files_url: None,
             limits: Limits::default(),
         }
     }

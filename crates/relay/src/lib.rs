@@ -238,10 +238,14 @@ fn serve(
     }
 }
 
-/// The blob store of uploaded files: `files_dir`, or the directory beside
-/// a SQLite file; none for PostgreSQL without `files_dir` (uploads are then
-/// refused, and the relays of a cluster never disagree on what they hold).
+/// The blob store of uploaded files: the bucket of `files_url`, else
+/// `files_dir`, else the directory beside a SQLite file; none for
+/// PostgreSQL without either (uploads are then refused, and the relays of a
+/// cluster never disagree on what they hold).
 pub fn open_blobs(config: &Config) -> Result<Option<Arc<dyn blobs::BlobStore>>, RelayError> {
+    if let Some(url) = &config.files_url {
+        return Ok(Some(Arc::new(blobs::S3Blobs::from_env(url)?)));
+    }
     let dir = config
         .files_dir
         .clone()

@@ -174,18 +174,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             eprintln!("backed up to {}", path.display());
         }
         Command::PruneFiles => {
-            let dir = settings
-                .relay
-                .files_dir
-                .clone()
-                .or_else(|| kefu_relay::blobs::default_dir(&database))
-                .context("set files_dir: a PostgreSQL relay has no default files directory")?;
-            let blobs = kefu_relay::blobs::BlobDir::open(&dir)
-                .with_context(|| format!("cannot open {}", dir.display()))?;
+            let blobs = kefu_relay::open_blobs(&settings.relay)?.context(
+                "set files_dir or files_url: a PostgreSQL relay has no default place for files",
+            )?;
             let store = open(&database).await?;
             let result = kefu_relay::prune::prune_files(
                 store.as_ref(),
-                &blobs,
+                blobs.as_ref(),
                 UNSENT_UPLOADS_KEPT,
                 PRUNE_GRACE,
             )

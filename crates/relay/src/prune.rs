@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
-use crate::blobs::{BlobDir, BlobError, BlobStore};
+use crate::blobs::{BlobError, BlobStore};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,13 +34,13 @@ pub struct Pruned {
 /// row names that are older than `grace`.
 pub async fn prune_files(
     store: &dyn Store,
-    blobs: &BlobDir,
+    blobs: &dyn BlobStore,
     unsent_after: Duration,
     grace: Duration,
 ) -> Result<Pruned, PruneError> {
     let cutoff = time::OffsetDateTime::now_utc() - unsent_after;
     let unsent = store.prune_files(cutoff).await?;
-    let staged = blobs.sweep_staging(grace)?;
+    let staged = blobs.sweep_staging(grace).await?;
     // Listed before the rows are read: a blob put after this is not seen.
     let stored = blobs.list().await?;
     let named: HashSet<String> = store.file_digests().await?.into_iter().collect();

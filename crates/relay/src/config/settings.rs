@@ -68,6 +68,10 @@ settings! {
         /// SQLite file (a cluster must set one all its relays share).
         files_dir: PathBuf => relay.files_dir, Serve, |path| Ok(Some(path)), Option::clone,
             .value_name("PATH");
+        /// An S3-compatible bucket for uploaded files instead, s3://BUCKET;
+        /// endpoint, region and credentials from the AWS_* variables.
+        files_url: String => relay.files_url, Serve, |url| Ok(Some(url)), Option::clone,
+            .value_name("URL");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.

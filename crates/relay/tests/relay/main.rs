@@ -12,6 +12,7 @@ mod files;
 mod files_browser;
 mod files_cluster;
 mod files_crash;
+mod files_s3;
 mod input;
 mod layers;
 mod longpoll;

@@ -233,9 +233,9 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 7,
+        settings - 8,
         "every setting but public_url, allowed_origins, metrics_listen, \
-         tls_cert, tls_key, files_dir and the ignored outbound_queue shows its default: {args:?}\n{help}"
+         tls_cert, tls_key, files_dir, files_url and the ignored outbound_queue shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");

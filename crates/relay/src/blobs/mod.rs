@@ -6,8 +6,13 @@
 //! file), one file per blob under a two-character fan-out, written to
 //! `tmp/` first, fsync'd, renamed into place, and the directory fsync'd, so
 //! that a crash leaves either the whole blob or none (and perhaps a stray
-//! file in `tmp/`, which [`BlobDir::sweep_staging`] removes). A cluster
-//! points every relay at one shared directory (`files_dir`).
+//! file in `tmp/`, which [`BlobStore::sweep_staging`] removes). A cluster
+//! points every relay at one shared directory (`files_dir`) or at one
+//! S3-compatible bucket ([`S3Blobs`], `files_url`).
+
+mod s3;
+
+pub use s3::S3Blobs;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,8 @@ pub enum BlobError {
     },
     #[error("blob store task failed: {0}")]
     Task(String),
+    #[error("object store: {0}")]
+    Remote(String),
 }
 
 /// Where file contents live.
@@ -42,6 +49,21 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<(String, SystemTime)>, BlobError>;
     /// Removes a blob; one already gone is no error.
     async fn remove(&self, digest: &str) -> Result<(), BlobError>;
+
+    /// Removes what crashed uploads left half-written more than
+    /// `older_than` ago; returns how many. A store whose writes are atomic
+    /// (S3) leaves nothing.
+    async fn sweep_staging(&self, _older_than: Duration) -> Result<usize, BlobError> {
+        Ok(0)
+    }
+}
+
+/// Where a blob lives inside a store: under a two-character fan-out.
+fn key_of(digest: &str) -> Result<String, BlobError> {
+    if !is_digest(digest) {
+        return Err(BlobError::Missing(digest.to_owned()));
+    }
+    Ok(format!("{}/{digest}", &digest[..2]))
 }
 
 /// The SHA-256 of `bytes`, in lowercase hex: a blob's name.
@@ -94,15 +116,10 @@ impl BlobDir {
     }
 
     fn path_of(&self, digest: &str) -> Result<PathBuf, BlobError> {
-        if !is_digest(digest) {
-            return Err(BlobError::Missing(digest.to_owned()));
-        }
-        Ok(self.root.join(&digest[..2]).join(digest))
+        Ok(self.root.join(key_of(digest)?))
     }
 
-    /// Removes what a crash left in `tmp/` more than `older_than` ago;
-    /// returns how many files went.
-    pub fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
+    fn sweep_staging_blocking(&self, older_than: Duration) -> Result<usize, BlobError> {
         let staging = self.root.join("tmp");
         let io = |source| BlobError::Io {
             path: staging.clone(),
@@ -225,6 +242,11 @@ impl BlobStore for BlobDir {
             Ok(digests)
         })
         .await
+    }
+
+    async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
+        let store = self.clone();
+        blocking(move || store.sweep_staging_blocking(older_than)).await
     }
 
     async fn remove(&self, digest: &str) -> Result<(), BlobError> {
