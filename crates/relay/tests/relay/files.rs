@@ -3,6 +3,8 @@
 //! and nothing stored; another conversation's file and tampered links
 //! refused; what a download's headers promise.
 
+use std::net::SocketAddr;
+
 use kefu_protocol::agent::Role;
 use kefu_protocol::agent::{AgentEvent, AgentRequest};
 use kefu_protocol::files::FileLink;
@@ -33,11 +35,12 @@ fn jpeg_with_exif() -> Vec<u8> {
 
 const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 
-async fn upload(relay: &TestRelay, token: &str, query: &str, body: Vec<u8>) -> Response {
+/// `POST /api/files?{query}` as the holder of `token`.
+pub(crate) async fn upload(addr: SocketAddr, token: &str, query: &str, body: Vec<u8>) -> Response {
     let bearer = format!("Bearer {token}");
     Client::new()
         .post(
-            relay.addr,
+            addr,
             &format!("/api/files?{query}"),
             &[("authorization", bearer.as_str())],
             body,
@@ -46,7 +49,7 @@ async fn upload(relay: &TestRelay, token: &str, query: &str, body: Vec<u8>) -> R
         .expect("upload")
 }
 
-fn uploaded(response: &Response) -> Attachment {
+pub(crate) fn uploaded(response: &Response) -> Attachment {
     assert_eq!(response.status, 201, "{}", response.body);
     serde_json::from_str(&response.body).expect("an attachment")
 }
@@ -60,12 +63,13 @@ fn refused(response: &Response, status: u16, code: ErrorCode) {
     assert_eq!(got, code);
 }
 
-async fn link(relay: &TestRelay, token: &str, file_id: &str) -> Response {
+/// `GET /api/files/{file_id}/link` as the holder of `token`.
+pub(crate) async fn link(addr: SocketAddr, token: &str, file_id: &str) -> Response {
     let bearer = format!("Bearer {token}");
     Client::new()
         .request(
             kefu_testkit::http::Method::GET,
-            relay.addr,
+            addr,
             &format!("/api/files/{file_id}/link"),
             &[("authorization", bearer.as_str())],
             Vec::new(),
@@ -74,14 +78,12 @@ async fn link(relay: &TestRelay, token: &str, file_id: &str) -> Response {
         .expect("link")
 }
 
-async fn download(relay: &TestRelay, token: &str, file_id: &str) -> Response {
-    let answer = link(relay, token, file_id).await;
+/// The file through a fresh link, as the holder of `token`.
+pub(crate) async fn download(addr: SocketAddr, token: &str, file_id: &str) -> Response {
+    let answer = link(addr, token, file_id).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     let link: FileLink = serde_json::from_str(&answer.body).expect("a link");
-    Client::new()
-        .get(relay.addr, &link.url)
-        .await
-        .expect("download")
+    Client::new().get(addr, &link.url).await.expect("download")
 }
 
 /// The blobs the relay keeps (beside its SQLite file).
@@ -104,7 +106,7 @@ async fn a_visitors_screenshot_goes_to_the_agent_without_its_exif() {
 
     let shot = uploaded(
         &upload(
-            &relay,
+            relay.addr,
             &welcome.token,
             "name=..%2Fshot.jpg",
             jpeg_with_exif(),
@@ -131,7 +133,7 @@ async fn a_visitors_screenshot_goes_to_the_agent_without_its_exif() {
     let message = agent.next_message().await;
     assert_eq!(message.attachments, vec![shot.clone()]);
 
-    let got = download(&relay, &token, &shot.id).await;
+    let got = download(relay.addr, &token, &shot.id).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.header("content-type"), Some("image/jpeg"));
     assert!(
@@ -143,7 +145,10 @@ async fn a_visitors_screenshot_goes_to_the_agent_without_its_exif() {
     let length = shot.size.to_string();
     assert_eq!(got.header("content-length"), Some(length.as_str()));
     // The visitor may fetch their own file too.
-    assert_eq!(download(&relay, &welcome.token, &shot.id).await.status, 200);
+    assert_eq!(
+        download(relay.addr, &welcome.token, &shot.id).await.status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -154,10 +159,10 @@ async fn an_agents_pdf_reaches_the_visitor_as_an_attachment() {
     let (mut visitor, welcome) = relay.new_visitor().await;
     let conversation = visitor.say("c1", "invoice please").await.conversation_id;
 
-    let missing = upload(&relay, &token, "name=invoice.pdf", PDF.to_vec()).await;
+    let missing = upload(relay.addr, &token, "name=invoice.pdf", PDF.to_vec()).await;
     refused(&missing, 400, ErrorCode::BadRequest);
     let query = format!("name=invoice.pdf&conversation_id={conversation}");
-    let invoice = uploaded(&upload(&relay, &token, &query, PDF.to_vec()).await);
+    let invoice = uploaded(&upload(relay.addr, &token, &query, PDF.to_vec()).await);
     assert_eq!(invoice.content_type, "application/pdf");
     agent
         .send(&AgentRequest::Send {
@@ -178,7 +183,7 @@ async fn an_agents_pdf_reaches_the_visitor_as_an_attachment() {
     let message = visitor.next_message().await;
     assert_eq!(message.attachments, vec![invoice.clone()]);
 
-    let got = download(&relay, &welcome.token, &invoice.id).await;
+    let got = download(relay.addr, &welcome.token, &invoice.id).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.body.as_bytes(), PDF);
     assert_eq!(
@@ -202,10 +207,17 @@ async fn html_and_svg_are_kept_as_plain_text_downloads() {
             "<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>",
         ),
     ] {
-        let file =
-            uploaded(&upload(&relay, &welcome.token, &format!("name={name}"), body.into()).await);
+        let file = uploaded(
+            &upload(
+                relay.addr,
+                &welcome.token,
+                &format!("name={name}"),
+                body.into(),
+            )
+            .await,
+        );
         assert_eq!(file.content_type, "text/plain", "{name}");
-        let got = download(&relay, &welcome.token, &file.id).await;
+        let got = download(relay.addr, &welcome.token, &file.id).await;
         assert_eq!(
             got.header("content-type"),
             Some("text/plain; charset=utf-8")
@@ -230,29 +242,29 @@ async fn each_limit_is_refused_with_nothing_stored() {
     let token = welcome.token.as_str();
 
     refused(
-        &upload(&relay, token, "name=big", vec![b'a'; 1001]).await,
+        &upload(relay.addr, token, "name=big", vec![b'a'; 1001]).await,
         413,
         ErrorCode::TooLarge,
     );
     let elf = [b"\x7fELF\x02\x01\x01\0".as_slice(), &[0; 64]].concat();
     refused(
-        &upload(&relay, token, "name=run", elf).await,
+        &upload(relay.addr, token, "name=run", elf).await,
         415,
         ErrorCode::BadRequest,
     );
     assert_eq!(blob_count(&relay), 0);
 
-    uploaded(&upload(&relay, token, "name=a.txt", vec![b'a'; 1000]).await);
-    let over = upload(&relay, token, "name=b.txt", vec![b'b'; 1000]).await;
+    uploaded(&upload(relay.addr, token, "name=a.txt", vec![b'a'; 1000]).await);
+    let over = upload(relay.addr, token, "name=b.txt", vec![b'b'; 1000]).await;
     refused(&over, 413, ErrorCode::TooLarge);
     assert_eq!(blob_count(&relay), 1, "the conversation's budget held");
 
     // Four uploads a minute: the fifth attempt is one too many.
-    let fifth = upload(&relay, token, "name=c.txt", vec![b'c'; 10]).await;
+    let fifth = upload(relay.addr, token, "name=c.txt", vec![b'c'; 10]).await;
     refused(&fifth, 429, ErrorCode::RateLimited);
     assert_eq!(blob_count(&relay), 1);
 
-    let anonymous = upload(&relay, "v1.nobody.AAAA", "name=x", vec![b'x'; 10]).await;
+    let anonymous = upload(relay.addr, "v1.nobody.AAAA", "name=x", vec![b'x'; 10]).await;
     refused(&anonymous, 401, ErrorCode::Unauthorized);
 }
 
@@ -263,7 +275,7 @@ async fn another_conversations_file_and_tampered_links_are_refused() {
     let (mut other, theirs) = relay.new_visitor().await;
     owner.say("c1", "hello").await;
     other.say("c1", "hello").await;
-    let file = uploaded(&upload(&relay, &mine.token, "name=a.pdf", PDF.to_vec()).await);
+    let file = uploaded(&upload(relay.addr, &mine.token, "name=a.pdf", PDF.to_vec()).await);
     owner
         .send(&VisitorRequest::Send {
             client_id: "c2".into(),
@@ -276,7 +288,7 @@ async fn another_conversations_file_and_tampered_links_are_refused() {
         .await;
 
     refused(
-        &link(&relay, &theirs.token, &file.id).await,
+        &link(relay.addr, &theirs.token, &file.id).await,
         404,
         ErrorCode::NotFound,
     );
@@ -290,7 +302,7 @@ async fn another_conversations_file_and_tampered_links_are_refused() {
         .await;
     assert_eq!(other.next_error().await.code, ErrorCode::NotFound);
 
-    let answer = link(&relay, &mine.token, &file.id).await;
+    let answer = link(relay.addr, &mine.token, &file.id).await;
     let good: FileLink = serde_json::from_str(&answer.body).expect("a link");
     let client = Client::new();
     assert_eq!(
@@ -320,7 +332,7 @@ async fn another_conversations_file_and_tampered_links_are_refused() {
 async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
     let relay = TestRelay::start().await;
     let (mut visitor, welcome) = relay.new_visitor().await;
-    let sent = uploaded(&upload(&relay, &welcome.token, "name=a.pdf", PDF.to_vec()).await);
+    let sent = uploaded(&upload(relay.addr, &welcome.token, "name=a.pdf", PDF.to_vec()).await);
     visitor
         .send(&VisitorRequest::Send {
             client_id: "c1".into(),
@@ -331,7 +343,8 @@ async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
     visitor
         .until(|event| matches!(event, VisitorEvent::Ack(_)).then_some(()))
         .await;
-    let unsent = uploaded(&upload(&relay, &welcome.token, "name=b.txt", b"draft".to_vec()).await);
+    let unsent =
+        uploaded(&upload(relay.addr, &welcome.token, "name=b.txt", b"draft".to_vec()).await);
     // What a crash in the middle of an upload leaves: a partial file.
     let root = relay.dir.path().join("kefu.db.files");
     std::fs::write(root.join("tmp").join("partial"), b"half").expect("partial");
@@ -356,9 +369,12 @@ async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
     );
     assert_eq!(blob_count(&relay), 1);
     refused(
-        &link(&relay, &welcome.token, &unsent.id).await,
+        &link(relay.addr, &welcome.token, &unsent.id).await,
         404,
         ErrorCode::NotFound,
     );
-    assert_eq!(download(&relay, &welcome.token, &sent.id).await.status, 200);
+    assert_eq!(
+        download(relay.addr, &welcome.token, &sent.id).await.status,
+        200
+    );
 }

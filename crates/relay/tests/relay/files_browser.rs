@@ -4,34 +4,21 @@
 //! Were a download ever rendered as HTML or SVG, its script would reach
 //! the page through `parent` (same origin) and the test would fail.
 
-use kefu_protocol::Attachment;
 use kefu_protocol::files::FileLink;
 use kefu_testkit::TestRelay;
-use kefu_testkit::http::{Client, Method};
 
 use crate::browser::Browser;
+use crate::files::{link, upload, uploaded};
 
 const HTML: &str = "<html><body><script>parent.ran = 'html'</script></body></html>";
 const SVG: &str = "<svg xmlns='http://www.w3.org/2000/svg' onload=\"parent.ran = 'svg-onload'\">\
     <script>parent.ran = 'svg'</script></svg>";
 
 async fn signed_link(relay: &TestRelay, token: &str, name: &str, body: &str) -> String {
-    let bearer = format!("Bearer {token}");
-    let auth = [("authorization", bearer.as_str())];
-    let client = Client::new();
-    let path = format!("/api/files?name={name}");
-    let uploaded = client
-        .post(relay.addr, &path, &auth, body.to_owned())
-        .await
-        .expect("upload");
-    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
-    let file: Attachment = serde_json::from_str(&uploaded.body).expect("attachment");
-    let path = format!("/api/files/{}/link", file.id);
-    let link = client
-        .request(Method::GET, relay.addr, &path, &auth, Vec::new())
-        .await
-        .expect("link");
-    let link: FileLink = serde_json::from_str(&link.body).expect("link");
+    let answer = upload(relay.addr, token, &format!("name={name}"), body.into()).await;
+    let file = uploaded(&answer);
+    let answer = link(relay.addr, token, &file.id).await;
+    let link: FileLink = serde_json::from_str(&answer.body).expect("link");
     link.url
 }
 
@@ -104,9 +91,6 @@ async fn agents_files_appear_for_the_visitor(query: &str) {
     browser.type_and_send("my screen is blank").await;
     let conversation = crate::browser::agent_receives(&mut agent, "my screen is blank").await;
 
-    let bearer = format!("Bearer {token}");
-    let auth = [("authorization", bearer.as_str())];
-    let client = Client::new();
     let mut ids = Vec::new();
     let png = base64::engine::general_purpose::STANDARD
         .decode(PNG)
@@ -115,14 +99,8 @@ async fn agents_files_appear_for_the_visitor(query: &str) {
         ("dot.png", png),
         ("invoice.pdf", b"%PDF-1.4\n%%EOF\n".to_vec()),
     ] {
-        let path = format!("/api/files?name={name}&conversation_id={conversation}");
-        let answer = client
-            .post(relay.addr, &path, &auth, body)
-            .await
-            .expect("upload");
-        assert_eq!(answer.status, 201, "{}", answer.body);
-        let file: Attachment = serde_json::from_str(&answer.body).expect("attachment");
-        ids.push(file.id);
+        let query = format!("name={name}&conversation_id={conversation}");
+        ids.push(uploaded(&upload(relay.addr, &token, &query, body).await).id);
     }
     agent
         .send(&AgentRequest::Send {

@@ -6,31 +6,15 @@
 
 use std::collections::HashMap;
 
-use kefu_protocol::files::FileLink;
+use kefu_protocol::Message;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use kefu_protocol::{Attachment, Message};
 use kefu_testkit::RelayProcess;
-use kefu_testkit::http::{Client, Method};
 use tokio::io::AsyncWriteExt as _;
 
+use crate::files::{download, upload, uploaded};
 use crate::support::{KEFU_RELAY, sqlite_url};
 
 const RELAY_ARGS: &[&str] = &["--uploads-per-minute", "100000"];
-
-async fn upload(client: &Client, relay: &RelayProcess, token: &str, body: String) -> Attachment {
-    let bearer = format!("Bearer {token}");
-    let answer = client
-        .post(
-            relay.addr,
-            "/api/files?name=note.txt",
-            &[("authorization", bearer.as_str())],
-            body,
-        )
-        .await
-        .expect("upload");
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    serde_json::from_str(&answer.body).expect("attachment")
-}
 
 #[tokio::test]
 async fn sigkill_during_uploads_leaves_no_message_without_its_file() {
@@ -66,12 +50,12 @@ async fn sigkill_during_uploads_leaves_no_message_without_its_file() {
 
     // Upload and send, pipelining the sends, until some are acknowledged;
     // then kill the relay with uploads and sends in flight.
-    let client = Client::new();
     let mut contents: HashMap<String, String> = HashMap::new();
     let mut acked = Vec::new();
     for i in 0.. {
         let body = format!("file {i} of the crash test");
-        let file = upload(&client, &relay, &token, body.clone()).await;
+        let file =
+            uploaded(&upload(relay.addr, &token, "name=note.txt", body.clone().into()).await);
         contents.insert(file.id.clone(), body);
         visitor
             .send(&VisitorRequest::Send {
@@ -93,14 +77,8 @@ async fn sigkill_during_uploads_leaves_no_message_without_its_file() {
     }
     // One more upload in flight as the process dies.
     let late = tokio::spawn({
-        let (client, addr, token) = (client.clone(), relay.addr, token.clone());
-        async move {
-            let bearer = format!("Bearer {token}");
-            let auth = [("authorization", bearer.as_str())];
-            client
-                .post(addr, "/api/files?name=late.txt", &auth, "late".to_owned())
-                .await
-        }
+        let (addr, token) = (relay.addr, token.clone());
+        async move { upload(addr, &token, "name=late.txt", b"late".to_vec()).await }
     });
     relay.kill().await;
     let _ = late.await;
@@ -136,19 +114,10 @@ async fn sigkill_during_uploads_leaves_no_message_without_its_file() {
             "acked {client_id} survived"
         );
     }
-    let bearer = format!("Bearer {token}");
-    let auth = [("authorization", bearer.as_str())];
     let mut files = 0;
     for message in &stored {
         for file in &message.attachments {
-            let path = format!("/api/files/{}/link", file.id);
-            let link = client
-                .request(Method::GET, relay.addr, &path, &auth, Vec::new())
-                .await
-                .expect("link");
-            assert_eq!(link.status, 200, "{}", link.body);
-            let link: FileLink = serde_json::from_str(&link.body).expect("link");
-            let got = client.get(relay.addr, &link.url).await.expect("download");
+            let got = download(relay.addr, &token, &file.id).await;
             assert_eq!(
                 got.status, 200,
                 "{} names a missing file",

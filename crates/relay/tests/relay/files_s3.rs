@@ -9,14 +9,13 @@
 use std::ffi::OsStr;
 use std::process::Stdio;
 
-use kefu_protocol::Attachment;
 use kefu_protocol::agent::Role;
-use kefu_protocol::files::FileLink;
 use kefu_protocol::visitor::VisitorRequest;
 use kefu_testkit::http::{Client, Method};
 use kefu_testkit::{PATIENCE, RelayProcess, TestDatabase, accounts};
 use tokio::process::{Child, Command};
 
+use crate::files::{download, upload, uploaded};
 use crate::support::KEFU_RELAY;
 
 const BUCKET: &str = "kefu-files";
@@ -87,19 +86,8 @@ async fn a_file_uploaded_through_one_relay_downloads_through_another_from_s3() {
 
     let mut visitor = a.visitor().await;
     let welcome = visitor.hello(None, None).await;
-    let bearer = format!("Bearer {}", welcome.token);
-    let client = Client::new();
-    let answer = client
-        .post(
-            a.addr,
-            "/api/files?name=invoice.pdf",
-            &[("authorization", bearer.as_str())],
-            PDF.to_vec(),
-        )
-        .await
-        .expect("upload");
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    let file: Attachment = serde_json::from_str(&answer.body).expect("attachment");
+    let answer = upload(a.addr, &welcome.token, "name=invoice.pdf", PDF.to_vec()).await;
+    let file = uploaded(&answer);
     visitor
         .send(&VisitorRequest::Send {
             client_id: "c1".into(),
@@ -110,21 +98,7 @@ async fn a_file_uploaded_through_one_relay_downloads_through_another_from_s3() {
 
     let message = agent.next_message().await;
     assert_eq!(message.attachments, vec![file.clone()]);
-    let agent_bearer = format!("Bearer {token}");
-    let path = format!("/api/files/{}/link", file.id);
-    let link = client
-        .request(
-            Method::GET,
-            b.addr,
-            &path,
-            &[("authorization", agent_bearer.as_str())],
-            Vec::new(),
-        )
-        .await
-        .expect("link");
-    assert_eq!(link.status, 200, "{}", link.body);
-    let link: FileLink = serde_json::from_str(&link.body).expect("link");
-    let got = client.get(b.addr, &link.url).await.expect("download");
+    let got = download(b.addr, &token, &file.id).await;
     assert_eq!(got.status, 200, "{}", got.body);
     assert_eq!(got.body.as_bytes(), PDF);
 
