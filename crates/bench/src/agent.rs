@@ -119,6 +119,7 @@ async fn on_event(
     }
     if key.n % duty.reply_every.max(1) == 0 {
         let reply = AgentRequest::Send {
+            attachments: Vec::new(),
             conversation_id,
             client_id: recorder.send(Direction::ToVisitor, key.visitor),
             text: TEXT.to_owned(),

@@ -238,6 +238,7 @@ async fn send_all(
     for at in schedule.times(start) {
         tokio::time::sleep_until(at).await;
         let send = VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: recorder.send(Direction::ToAgent, global),
             text: traffic::TEXT.to_owned(),
         };

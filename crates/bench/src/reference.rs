@@ -209,7 +209,10 @@ async fn visitor(hub: &Hub, id: u64, mut frames: Frames, outbox: &Outbox) {
         name: "visitor".to_owned(),
     };
     while let Some(request) = next(&mut frames).await {
-        let VisitorRequest::Send { client_id, text } = request else {
+        let VisitorRequest::Send {
+            client_id, text, ..
+        } = request
+        else {
             continue;
         };
         // Only the routing under the lock; serialising happens outside it.
@@ -314,5 +317,6 @@ fn message(
         internal: false,
         event: None,
         link: None,
+        attachments: Vec::new(),
     }
 }

@@ -160,7 +160,11 @@ async fn chat_ws(
             () = sleep_until(due), if due.is_some() => {
                 times.next();
                 let client_id = recorder.send(Direction::ToAgent, global);
-                let send = VisitorRequest::Send { client_id, text: TEXT.to_owned() };
+                let send = VisitorRequest::Send {
+                    client_id,
+                    text: TEXT.to_owned(),
+                    attachments: Vec::new(),
+                };
                 if let Err(error) = net::send(&mut ws, &send).await {
                     return recorder.dropped(error.label());
                 }

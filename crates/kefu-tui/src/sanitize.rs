@@ -139,6 +139,11 @@ fn message(message: &mut Message) {
         card.url = line(&card.url);
         card.label = line(&card.label);
     }
+    // File names are the uploader's: visitor text like any other.
+    for attachment in &mut message.attachments {
+        attachment.name = line(&attachment.name);
+        attachment.content_type = line(&attachment.content_type);
+    }
     // Agents name themselves and a reopen names the visitor: clean them all.
     match message.event.as_deref_mut() {
         Some(TimelineEvent::Transferred { by, to }) => {

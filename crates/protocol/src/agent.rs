@@ -40,6 +40,9 @@ pub enum AgentRequest {
         /// is then its label.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         link: Option<crate::trail::LinkCard>,
+        /// Ids of files this agent uploaded, sent with the message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     Claim {
         conversation_id: String,

@@ -4,6 +4,7 @@
 //! # Layout
 //! - [`visitor`]: frames a visitor's page sends (`hello`, `send`, `typing`,
 //!   `read`) and the frames the relay sends back to it.
+//! - [`files`]: what a message says of the files attached to it.
 //! - [`agent`]: the same for agents (`/ws/agent`), plus the conversation
 //!   summaries that drive an agent's queue.
 //!   Its [`agent::search`]: the `search` and paged `conversations` requests.
@@ -21,8 +22,11 @@
 
 pub mod agent;
 pub mod call;
+pub mod files;
 pub mod trail;
 pub mod visitor;
+
+pub use files::Attachment;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -90,6 +94,9 @@ pub struct Message {
     /// open; `text` is its label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<Box<trail::LinkCard>>,
+    /// Files sent with the message (see [`files`]); none on most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 impl Message {

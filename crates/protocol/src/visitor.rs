@@ -42,6 +42,9 @@ pub enum VisitorRequest {
     Send {
         client_id: String,
         text: String,
+        /// Ids of files this visitor uploaded, sent with the message.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     Typing {
         active: bool,

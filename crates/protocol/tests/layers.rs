@@ -6,6 +6,7 @@
 const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("trail", &[]),
     ("call", &[]),
+    ("files", &[]),
     ("agent", &["trail", "call"]),
     ("visitor", &["trail", "call"]),
 ];

@@ -45,6 +45,7 @@ fn visitor_requests_parse_from_their_documented_json() {
     assert_eq!(
         send,
         VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "c1".into(),
             text: "hi".into()
         }
@@ -84,6 +85,7 @@ fn agent_send_defaults_to_a_public_reply() {
 #[test]
 fn a_message_frame_has_the_documented_shape_for_both_roles() {
     let message = Message {
+        attachments: Vec::new(),
         conversation_id: "k1".into(),
         seq: 3,
         id: "m1".into(),

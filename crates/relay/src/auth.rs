@@ -92,6 +92,54 @@ impl VisitorTokens {
     }
 }
 
+/// Signs and checks download links of files: `/files/ID?expires=T&sig=S`
+/// lets whoever holds it fetch file ID until T (unix seconds). The key is
+/// derived from the relay's secret, apart from visitor tokens', so a token
+/// can never pass for a link or the other way round.
+#[derive(Clone)]
+pub struct FileLinks {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for FileLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileLinks(..)")
+    }
+}
+
+impl FileLinks {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret).expect("HMAC accepts keys of any length");
+        mac.update(b"kefu file links v1");
+        FileLinks {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
+    }
+
+    /// The signature of a link to `file_id` valid until `expires`.
+    pub fn sign(&self, file_id: &str, expires: u64) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(file_id, expires).finalize().into_bytes())
+    }
+
+    /// Whether `signature` is this relay's for `file_id` and `expires`, and
+    /// `expires` is not past `now` (unix seconds).
+    pub fn verify(&self, file_id: &str, expires: u64, signature: &str, now: u64) -> bool {
+        let Ok(tag) = URL_SAFE_NO_PAD.decode(signature) else {
+            return false;
+        };
+        // verify_slice compares in constant time.
+        now <= expires && self.mac(file_id, expires).verify_slice(&tag).is_ok()
+    }
+
+    fn mac(&self, file_id: &str, expires: u64) -> Hmac<Sha256> {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC accepts keys of any length");
+        mac.update(format!("{file_id}\n{expires}").as_bytes());
+        mac
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     bytes
@@ -121,6 +169,19 @@ mod tests {
         for garbage in ["", "v1", "v1.abc", "v2.abc.xyz", "v1..AAAA", "v1.abc.!!!"] {
             assert_eq!(tokens.verify(garbage), None, "{garbage:?}");
         }
+    }
+
+    #[test]
+    fn file_links_expire_and_reject_tampering() {
+        let links = FileLinks::new(&new_secret());
+        let sig = links.sign("file1", 100);
+        assert!(links.verify("file1", 100, &sig, 100));
+        assert!(!links.verify("file1", 100, &sig, 101), "expired");
+        assert!(!links.verify("file2", 100, &sig, 50), "another file");
+        assert!(!links.verify("file1", 200, &sig, 50), "a later expiry");
+        assert!(!links.verify("file1", 100, "!!", 50));
+        let other = FileLinks::new(&new_secret());
+        assert!(!other.verify("file1", 100, &sig, 50), "another relay");
     }
 
     #[test]

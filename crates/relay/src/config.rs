@@ -76,6 +76,12 @@ pub struct Config {
     pub visitor_address: VisitorAddress,
     /// STUN/TURN servers for remote-assistance calls.
     pub ice: IceServers,
+    /// Where uploaded files are kept; `None`: beside the SQLite file
+    /// (`crate::blobs::default_dir`).
+    pub files_dir: Option<PathBuf>,
+    /// An S3-compatible bucket for uploaded files (`s3://BUCKET`; endpoint
+    /// and credentials from `AWS_*` variables), instead of `files_dir`.
+    pub files_url: Option<String>,
     pub limits: Limits,
 }
 
@@ -134,6 +140,8 @@ impl Default for Config {
             tls: None,
             trusted_proxies: TrustedProxies::default(),
             visitor_address: VisitorAddress::default(),
+            files_dir: None,
+            files_url: None,
             limits: Limits::default(),
         }
     }
@@ -189,6 +197,14 @@ pub struct Limits {
     pub http_header_timeout: Duration,
     /// Time a client has to send a request's body, however it trickles in.
     pub http_body_timeout: Duration,
+    /// Largest uploaded file, in bytes: an upload is held in memory (at
+    /// most this much) while its type is checked and its metadata stripped.
+    pub max_file_bytes: usize,
+    /// Uploads one visitor or agent may make per minute, and in a burst.
+    pub uploads_per_minute: u32,
+    /// Bytes of files one conversation holds at most (sent and pending
+    /// uploads together), so one visitor cannot fill the disk.
+    pub max_conversation_file_bytes: usize,
 }
 
 impl Default for Limits {
@@ -223,6 +239,12 @@ impl Default for Limits {
             // chat frame in a few; seconds cover a slow mobile network.
             http_header_timeout: Duration::from_secs(10),
             http_body_timeout: Duration::from_secs(10),
+            // A phone screenshot or a PDF invoice, not a video.
+            max_file_bytes: 10 * 1024 * 1024,
+            // A few screenshots in a row; a script gets a dozen.
+            uploads_per_minute: 10,
+            // Ten full-size files.
+            max_conversation_file_bytes: 100 * 1024 * 1024,
         }
     }
 }

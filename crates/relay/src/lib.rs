@@ -12,6 +12,8 @@
 //!    - [`telemetry`]: Prometheus metrics, fed plain numbers.
 //!    - [`systemd`]: readiness and watchdog notifications.
 //!    - [`auth`]: agent tokens and signed visitor tokens.
+//!    - [`blobs`]: the bytes of uploaded files, by content digest (a
+//!      directory by default), durable before `put` answers.
 //!    - [`frame`]: protocol types to frame text and back; [`frame::Frame`]
 //!      is serialized once and shared by every receiver.
 //!    - [`cluster`]: what relays sharing one PostgreSQL tell each other.
@@ -31,7 +33,8 @@
 //!    writer thread with group commit) and PostgreSQL (which also carries
 //!    the cluster's news between nodes over `LISTEN`/`NOTIFY`), each with a
 //!    feed of committed changes for the hub. [`export`] reads the store out
-//!    as JSON Lines.
+//!    as JSON Lines; [`prune`] removes files nobody can reach (store rows
+//!    and [`blobs`]).
 //! 4. [`hub`]: one task owning routing and presence; fans committed changes
 //!    (and, in a cluster, the other nodes' news) out to connections through
 //!    bounded outboxes. Knows frames, not sockets.
@@ -47,6 +50,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod blobs;
 pub mod blocklist;
 pub mod cluster;
 pub mod config;
@@ -56,6 +60,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod proxy;
+pub mod prune;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -95,6 +100,8 @@ pub enum RelayError {
     Serve(#[source] std::io::Error),
     #[error("cannot load the TLS certificate")]
     Tls(#[from] tls::CertificateError),
+    #[error("cannot open the files directory")]
+    Blobs(#[from] blobs::BlobError),
     #[error("cannot listen on {addr} for metrics")]
     MetricsListen {
         addr: SocketAddr,
@@ -145,7 +152,9 @@ pub async fn run(
     let (store, cluster) = store::open_node(&config.database, Some(changes_tx)).await?;
     starting.stop().await;
     let open_conversations = store.open_conversations().await?;
-    let visitor_tokens = auth::VisitorTokens::new(store.visitor_secret().await?);
+    let secret = store.visitor_secret().await?;
+    let visitor_tokens = auth::VisitorTokens::new(secret.clone());
+    let files = (open_blobs(&config)?, auth::FileLinks::new(&secret));
     let hub_options = hub::HubOptions {
         presence_grace: config.presence_grace,
         heartbeat: config.heartbeat,
@@ -163,6 +172,7 @@ pub async fn run(
         hub,
         config,
         visitor_tokens,
+        files,
         stopping.clone(),
         alive,
         blocklist,
@@ -245,6 +255,24 @@ fn serve(
     match tls {
         None => http::serve(tcp, app, options, shutdown).boxed(),
         Some(tls) => http::serve(TlsListener::new(tcp, tls), app, options, shutdown).boxed(),
+    }
+}
+
+/// The blob store of uploaded files: the bucket of `files_url`, else
+/// `files_dir`, else the directory beside a SQLite file; none for
+/// PostgreSQL without either (uploads are then refused, and the relays of a
+/// cluster never disagree on what they hold).
+pub fn open_blobs(config: &Config) -> Result<Option<Arc<dyn blobs::BlobStore>>, RelayError> {
+    if let Some(url) = &config.files_url {
+        return Ok(Some(Arc::new(blobs::S3Blobs::from_env(url)?)));
+    }
+    let dir = config
+        .files_dir
+        .clone()
+        .or_else(|| blobs::default_dir(&config.database));
+    match dir {
+        Some(dir) => Ok(Some(Arc::new(blobs::BlobDir::open(&dir)?))),
+        None => Ok(None),
     }
 }
 

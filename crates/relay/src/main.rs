@@ -11,6 +11,12 @@ use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings};
 use kefu_relay::{auth, blocklist, export, store};
 use tracing_subscriber::EnvFilter;
 
+/// How long an upload may wait to be sent before `prune-files` forgets it.
+const UNSENT_UPLOADS_KEPT: Duration = Duration::from_secs(24 * 3600);
+/// Files put more recently than this are never pruned: their upload may
+/// still be on its way to the database.
+const PRUNE_GRACE: Duration = Duration::from_secs(3600);
+
 /// How long blocking work may hold up the exit once the relay has stopped.
 const EXIT_GRACE: Duration = Duration::from_secs(1);
 
@@ -57,6 +63,9 @@ enum Command {
     Unblock { range: String },
     /// List the blocks in force.
     Blocks,
+    /// Remove files nobody can reach: uploads never sent within a day,
+    /// blobs no message names, leftovers of crashed uploads.
+    PruneFiles,
     /// Write conversations with their messages to stdout as JSON Lines.
     Export {
         /// Only conversations active on or after this date
@@ -225,6 +234,25 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             store.close().await;
             result?;
             eprintln!("backed up to {}", path.display());
+        }
+        Command::PruneFiles => {
+            let blobs = kefu_relay::open_blobs(&settings.relay)?.context(
+                "set files_dir or files_url: a PostgreSQL relay has no default place for files",
+            )?;
+            let store = open(&database).await?;
+            let result = kefu_relay::prune::prune_files(
+                store.as_ref(),
+                blobs.as_ref(),
+                UNSENT_UPLOADS_KEPT,
+                PRUNE_GRACE,
+            )
+            .await;
+            store.close().await;
+            let pruned = result.context("pruning files failed")?;
+            eprintln!(
+                "forgot {} unsent uploads; removed {} unreferenced files and {} partial uploads",
+                pruned.unsent, pruned.blobs, pruned.staged
+            );
         }
         Command::Export { since } => {
             let since = since

@@ -26,6 +26,9 @@
       retry: 'Retry', typing: '{0} is typing…', you: 'You', announcement: 'Announcement',
       busy: "We're getting a lot of chats right now. Please try again in a minute, or leave your email and we'll reply.",
       unreadTitle: '({0}) {1}',
+      attach: 'Attach a file', uploading: 'Uploading {0}…', cancel: 'Cancel',
+      fileTooLarge: '{0} is too large to send.', fileRefused: 'Files like {0} cannot be sent.',
+      fileFailed: '{0} could not be sent: {1}',
     },
     zh: {
       title: '在线客服', connecting: '正在连接…', online: '客服在线',
@@ -37,6 +40,9 @@
       retry: '重试', typing: '{0} 正在输入…', you: '我', announcement: '公告',
       busy: '现在咨询的人很多。请稍后再试，或留下您的邮箱，我们会回复您。',
       unreadTitle: '({0}) {1}',
+      attach: '发送文件', uploading: '正在上传 {0}…', cancel: '取消',
+      fileTooLarge: '{0} 太大，无法发送。', fileRefused: '无法发送 {0} 这类文件。',
+      fileFailed: '{0} 发送失败：{1}',
     },
   };
   const requestedLang = params.get('lang') || navigator.language || 'en';
@@ -208,12 +214,11 @@
       return;
     }
     if (message.author.kind === 'visitor') {
-      const el = bubble({ kind: 'mine', text: message.text, at: message.at });
+      const el = bubble({ kind: 'mine', text: content(message), at: message.at });
       markSent(el, message.seq);
       return;
     }
-    const card = linkCard(message.link);
-    bubble({ kind: 'theirs', author: message.author.name, text: card || message.text, at: message.at });
+    bubble({ kind: 'theirs', author: message.author.name, text: linkCard(message.link) || content(message), at: message.at });
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);
@@ -223,6 +228,14 @@
     } else {
       sendRead();
     }
+  }
+
+  /** A message's text, linkified, and its files (files.js) when it has any. */
+  function content(message) {
+    if (!message.attachments || !message.attachments.length || !window.kefuFiles) return message.text;
+    const both = document.createDocumentFragment();
+    both.append(linkify(message.text), window.kefuFiles.render(message.attachments, saved.token));
+    return both;
   }
 
   function agentRead(upToSeq) {
@@ -273,13 +286,13 @@
   }
 
   function persistOutbox() {
-    saved.outbox = Array.from(state.pending, ([client_id, p]) => ({ client_id, text: p.text }));
+    saved.outbox = Array.from(state.pending, ([client_id, p]) => ({ client_id, text: p.text, attachments: p.attachments }));
   }
 
-  function queue(text, clientId = newClientId()) {
-    const el = bubble({ kind: 'mine', text });
+  function queue(text, clientId = newClientId(), attachments = []) {
+    const el = bubble({ kind: 'mine', text: content({ text, attachments }) });
     setDelivery(el, 'sending');
-    state.pending.set(clientId, { text, el, timer: null });
+    state.pending.set(clientId, { text, attachments, el, timer: null });
     persistOutbox();
     transmit(clientId);
   }
@@ -293,7 +306,8 @@
     if (!state.connected) return;
     // Unanswered for long while connected: show it failed, with a retry.
     pending.timer = setTimeout(() => failed(clientId), 15000);
-    transport.send({ type: 'send', client_id: clientId, text: pending.text });
+    const ids = (pending.attachments || []).map((file) => file.id);
+    transport.send({ type: 'send', client_id: clientId, text: pending.text, ...(ids.length ? { attachments: ids } : {}) });
   }
 
   function acknowledged(clientId, seq) {
@@ -665,12 +679,22 @@
   }
 
   // Messages left unsent by a previous page are shown and resent.
-  for (const { client_id, text } of saved.outbox) {
+  for (const { client_id, text, attachments } of saved.outbox) {
     if (typeof client_id === 'string' && typeof text === 'string') {
-      const el = bubble({ kind: 'mine', text });
+      const files = Array.isArray(attachments) ? attachments : [];
+      const el = bubble({ kind: 'mine', text: content({ text, attachments: files }) });
       setDelivery(el, 'sending');
-      state.pending.set(client_id, { text, el, timer: null });
+      state.pending.set(client_id, { text, attachments: files, el, timer: null });
     }
+  }
+  // Attach, paste and drop (files.js): each file uploaded is sent alone.
+  if (window.kefuFiles) {
+    window.kefuFiles.wire({
+      token: () => saved.token,
+      send: (attachment) => queue('', newClientId(), [attachment]),
+      say: (text) => bubble({ kind: 'system', text }),
+      t: tIsolated,
+    });
   }
   setStatus();
   transport.start();

@@ -35,6 +35,7 @@ impl Client<AgentEvent> {
         internal: bool,
     ) -> Result<Ack, ErrorFrame> {
         self.send(&AgentRequest::Send {
+            attachments: Vec::new(),
             conversation_id: conversation_id.to_owned(),
             client_id: client_id.to_owned(),
             text: text.to_owned(),

@@ -43,6 +43,7 @@ impl Client<VisitorEvent> {
         text: &str,
     ) -> (Ack, Vec<Message>) {
         self.send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: client_id.to_owned(),
             text: text.to_owned(),
         })

@@ -319,6 +319,7 @@ impl App {
             internal: out.internal,
             event: None,
             link: None,
+            attachments: Vec::new(),
         });
     }
 

@@ -1,13 +1,13 @@
 //! A conversation's history as screen rows, before any styling: one header
-//! row per message, then its text wrapped by display width; one row per
-//! timeline event.
+//! row per message, then its text wrapped by display width and a row per
+//! attached file; one row per timeline event.
 //!
 //! Drawing turns each row into one styled line and scrolling counts them,
 //! so both agree on the history's height without the state depending on
 //! the drawing.
 
 use kefu_protocol::trail::LinkCard;
-use kefu_protocol::{AuthorKind, Message, TimelineEvent};
+use kefu_protocol::{Attachment, AuthorKind, Message, TimelineEvent};
 
 use super::conversation::{Conversation, Outgoing, SendState};
 use crate::wrap::wrap;
@@ -61,7 +61,17 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
             seen: Some(message.seq) == seen,
         });
         let text = shown(&message.text, message.link.as_deref());
-        body(&mut rows, &text, message.internal, width);
+        if !text.is_empty() {
+            body(&mut rows, &text, message.internal, width);
+        }
+        for attachment in &message.attachments {
+            body(
+                &mut rows,
+                &attachment_label(attachment),
+                message.internal,
+                width,
+            );
+        }
     }
     for out in &conversation.outgoing {
         rows.push(Row::Pending(out));
@@ -96,6 +106,29 @@ fn last_seen(conversation: &Conversation) -> Option<u64> {
         .rev()
         .find(|(_, m)| m.author.kind == AuthorKind::Agent && !m.internal)
         .map(|(seq, _)| *seq)
+}
+
+/// A file sent with a message, as one line: `📎 name (size, type)`.
+pub fn attachment_label(attachment: &Attachment) -> String {
+    format!(
+        "📎 {} ({}, {})",
+        attachment.name,
+        human_size(attachment.size),
+        attachment.content_type
+    )
+}
+
+/// Bytes as people read them: `512 B`, `48.2 KiB`, `3.0 MiB`.
+fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let exact = bytes as f64;
+    if exact < KIB {
+        format!("{bytes} B")
+    } else if exact < KIB * KIB {
+        format!("{:.1} KiB", exact / KIB)
+    } else {
+        format!("{:.1} MiB", exact / (KIB * KIB))
+    }
 }
 
 fn body(rows: &mut Vec<Row<'_>>, text: &str, internal: bool, width: usize) {

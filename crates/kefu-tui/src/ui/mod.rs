@@ -20,6 +20,8 @@ mod tests_assist;
 #[cfg(test)]
 mod tests_attention;
 #[cfg(test)]
+mod tests_files;
+#[cfg(test)]
 mod tests_finder;
 #[cfg(test)]
 mod tests_more_waiting;

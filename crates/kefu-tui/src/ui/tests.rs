@@ -62,7 +62,7 @@ fn assert_screen(buffer: &Buffer, expected: &[&str]) {
     }
 }
 
-fn visitor(summary: &mut ConversationSummary, name: &str, online: bool, preview: &str) {
+pub(super) fn visitor(summary: &mut ConversationSummary, name: &str, online: bool, preview: &str) {
     summary.visitor.name = name.into();
     summary.visitor.online = online;
     summary.preview = preview.into();

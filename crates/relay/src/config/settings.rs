@@ -87,6 +87,14 @@ settings! {
         /// Seconds a TURN credential lasts.
         turn_credential_ttl: f64 => relay.ice.credential_ttl, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Directory of uploaded files; default: DATABASE.files beside a
+        /// SQLite file (a cluster must set one all its relays share).
+        files_dir: PathBuf => relay.files_dir, Serve, |path| Ok(Some(path)), Option::clone,
+            .value_name("PATH");
+        /// An S3-compatible bucket for uploaded files instead, s3://BUCKET;
+        /// endpoint, region and credentials from the AWS_* variables.
+        files_url: String => relay.files_url, Serve, |url| Ok(Some(url)), Option::clone,
+            .value_name("URL");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.
@@ -137,6 +145,15 @@ settings! {
         /// Seconds between WebSocket pings; a peer silent for three is dropped.
         ping_interval: f64 => relay.limits.ping_interval, Serve, seconds, in_seconds,
             .value_name("SECONDS");
+        /// Largest file one upload may carry, in bytes.
+        max_file_bytes: usize => relay.limits.max_file_bytes, Serve,
+            |bytes| at_least(bytes, 1), same;
+        /// Files one visitor or agent may upload per minute (and at once).
+        uploads_per_minute: u32 => relay.limits.uploads_per_minute, Serve,
+            |count| at_least(count, 1), same;
+        /// Bytes of files one conversation may hold in all.
+        max_conversation_file_bytes: usize => relay.limits.max_conversation_file_bytes, Serve,
+            |bytes| at_least(bytes, 1), same;
         /// Seconds a new connection has to finish its TLS handshake.
         tls_handshake_timeout: f64 => relay.limits.tls_handshake_timeout, Serve, seconds,
             in_seconds, .value_name("SECONDS");

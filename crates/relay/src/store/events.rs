@@ -38,6 +38,7 @@ pub(super) fn event_message(
         internal: true,
         event: Some(Box::new(event)),
         link: None,
+        attachments: Vec::new(),
     }
 }
 

@@ -12,13 +12,16 @@
 //!   the read queries both answer alike, each from its own SQL text;
 //!   `rules`: who may do what to a conversation; `events`: timeline
 //!   events as the messages they are stored as; `search`: search and the
-//!   paged conversation list, as far as both backends share them.
+//!   paged conversation list, as far as both backends share them;
+//!   `files`: the rows of uploaded files, their reads and who may fetch
+//!   one.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
 
 mod blocks;
 mod events;
+mod files;
 mod postgres;
 mod reads;
 mod rows;
@@ -37,6 +40,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 pub use blocks::Block;
+pub use files::{FileOwner, FileReader, FileReads, NewFile, StoredFile};
 pub use postgres::PgStore;
 pub use reads::Reads;
 pub use search::{ListPage, ListQuery, MAX_TERMS, SearchPage, SearchQuery};
@@ -97,6 +101,8 @@ pub struct VisitorSend {
     pub details: VisitorDetails,
     pub client_id: String,
     pub text: String,
+    /// Ids of the visitor's pending uploads to send with it.
+    pub attachments: Vec<String>,
     pub origin: Option<ConnId>,
 }
 
@@ -110,6 +116,8 @@ pub struct AgentSend {
     pub internal: bool,
     /// Makes it a link card (see [`Message::link`]).
     pub link: Option<LinkCard>,
+    /// Ids of the agent's pending uploads to send with it.
+    pub attachments: Vec<String>,
     pub origin: Option<ConnId>,
 }
 
@@ -195,10 +203,12 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
 /// Everything the relay asks of its database. The reads come from
 /// [`Reads`], which both backends answer with the same code.
 #[async_trait]
-pub trait Store: Reads + 'static {
+pub trait Store: Reads + FileReads + 'static {
     /// Stores a visitor's message, creating the visitor and the conversation
     /// on the first one and reopening a resolved conversation as waiting.
     /// A repeated `client_id` returns the original message and stores nothing.
+    /// The named `attachments` must be the visitor's pending uploads; they
+    /// are attached in the same transaction, or nothing is stored.
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError>;
 
     /// Stores an agent's message. A reply (not an internal note) to a waiting
@@ -311,6 +321,12 @@ pub trait Store: Reads + 'static {
     /// A page of conversations, most recently changed first, read like
     /// [`Store::search`].
     async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError>;
+    /// Records an uploaded file whose blob is already durable.
+    async fn add_file(&self, file: NewFile) -> Result<(), StoreError>;
+
+    /// Forgets pending uploads (never sent) made before `before`; returns
+    /// how many. Their blobs go with the next sweep of unreferenced blobs.
+    async fn prune_files(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

@@ -33,7 +33,7 @@ pub(super) const SUMMARY_SELECT: &str = concat!(
 
 /// Selects a [`MessageRow`]; callers append `WHERE …`.
 pub(super) const MESSAGE_SELECT: &str = "SELECT conversation_id, seq, id, client_id, author_kind,
-        author_id, author_name, text, internal, at, event, link FROM messages";
+        author_id, author_name, text, internal, at, event, link, attachments FROM messages";
 
 /// Selects a [`PageViewRow`]; callers append `WHERE …`.
 pub(super) const PAGE_VIEW_SELECT: &str = "SELECT url, title, referrer, at FROM page_views";
@@ -62,6 +62,8 @@ macro_rules! row {
     };
 }
 
+pub(super) use row;
+
 row! {
     pub(super) struct MessageRow {
         conversation_id: String,
@@ -76,6 +78,7 @@ row! {
         at: i64,
         event: Option<String>,
         link: Option<String>,
+        attachments: Option<String>,
     }
 }
 
@@ -100,6 +103,11 @@ impl TryFrom<MessageRow> for Message {
             internal: row.internal,
             event: (row.event.as_deref().map(event_from_sql).transpose()?).map(Box::new),
             link: (row.link.as_deref().map(link_from_sql).transpose()?).map(Box::new),
+            attachments: match row.attachments.as_deref() {
+                Some(json) => serde_json::from_str(json)
+                    .map_err(|error| StoreError::Corrupt(format!("attachments: {error}")))?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -243,6 +251,15 @@ pub(super) fn status_from_sql(status: &str) -> Result<ConversationStatus, StoreE
 pub(super) fn event_to_sql(event: Option<&TimelineEvent>) -> Option<String> {
     // Serialising a plain enum of strings cannot fail.
     event.and_then(|event| serde_json::to_string(event).ok())
+}
+
+/// A message's attachments as the `attachments` column keeps them: their
+/// JSON on the wire, or NULL for none.
+pub(super) fn attachments_to_sql(attachments: &[kefu_protocol::Attachment]) -> Option<String> {
+    // Serialising plain strings and numbers cannot fail.
+    (!attachments.is_empty())
+        .then(|| serde_json::to_string(attachments).ok())
+        .flatten()
 }
 
 fn event_from_sql(event: &str) -> Result<TimelineEvent, StoreError> {

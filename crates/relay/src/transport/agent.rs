@@ -292,6 +292,7 @@ impl Requests {
                 mut text,
                 internal,
                 link,
+                attachments,
             } => {
                 let link = match link.map(super::trail::checked_link) {
                     Some(Ok(_)) if internal => {
@@ -311,7 +312,7 @@ impl Requests {
                     None => None,
                 };
                 let max_chars = self.state.config.limits.max_message_chars;
-                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                if let Err(error) = check_send(&client_id, &text, &attachments, max_chars) {
                     return Some(error_frame(error));
                 }
                 let send = AgentSend {
@@ -321,6 +322,7 @@ impl Requests {
                     text,
                     internal,
                     link,
+                    attachments,
                     origin: Some(self.conn),
                 };
                 match store.agent_send(send).await {
@@ -440,7 +442,12 @@ impl Requests {
             ));
         }
         let state = &self.state;
-        if let Err(error) = check_send("broadcast", &text, state.config.limits.max_message_chars) {
+        if let Err(error) = check_send(
+            "broadcast",
+            &text,
+            &[],
+            state.config.limits.max_message_chars,
+        ) {
             return Some(error);
         }
         let broadcast = Broadcast {

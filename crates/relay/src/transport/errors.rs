@@ -56,8 +56,14 @@ pub(super) fn rejected(rejection: impl IntoResponse + std::fmt::Display) -> Resp
 /// The longest `client_id` accepted; it is an idempotency key, not content.
 const MAX_CLIENT_ID: usize = 128;
 
-/// Checks a `send` before it reaches the store.
-pub(super) fn check_send(client_id: &str, text: &str, max_chars: usize) -> Result<(), ErrorFrame> {
+/// Checks a `send` before it reaches the store: its text may be empty
+/// only when it carries files.
+pub(super) fn check_send(
+    client_id: &str,
+    text: &str,
+    attachments: &[String],
+    max_chars: usize,
+) -> Result<(), ErrorFrame> {
     let refuse = |code, message: String| Err(ErrorFrame::new(code, message).with_ref(client_id));
     if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID {
         return refuse(
@@ -65,8 +71,15 @@ pub(super) fn check_send(client_id: &str, text: &str, max_chars: usize) -> Resul
             format!("client_id must be 1 to {MAX_CLIENT_ID} bytes"),
         );
     }
-    if text.trim().is_empty() {
+    if text.trim().is_empty() && attachments.is_empty() {
         return refuse(ErrorCode::BadRequest, "text is empty".to_owned());
+    }
+    let most = kefu_protocol::files::MAX_ATTACHMENTS;
+    if attachments.len() > most {
+        return refuse(
+            ErrorCode::TooLarge,
+            format!("a message carries at most {most} files"),
+        );
     }
     let chars = text.chars().count();
     if chars > max_chars {

@@ -1,5 +1,5 @@
 //! Connections per IP address, frames per second per connection, new
-//! conversations per minute per address, and when a connection is too slow
+//! conversations per minute per address, uploads per minute per uploader, and when a connection is too slow
 //! for the frames the hub queues for it.
 
 use std::net::IpAddr;
@@ -18,22 +18,26 @@ pub fn frame_limiter(limits: &Limits) -> DefaultDirectRateLimiter {
     RateLimiter::direct(Quota::per_second(per_second).allow_burst(burst))
 }
 
-/// New conversations per address: a token bucket per IP. Buckets of
-/// addresses gone quiet are dropped by [`NewConversations::forget_quiet`]
-/// on the maintenance tick, so memory follows the addresses active now.
-pub struct NewConversations(DefaultKeyedRateLimiter<IpAddr>);
+/// A token bucket per key (an address, an uploader) refilled per minute:
+/// new conversations per IP, uploads per visitor or agent. Buckets of keys
+/// gone quiet are dropped by [`PerMinute::forget_quiet`] on the maintenance
+/// tick, so memory follows the keys active now.
+pub struct PerMinute<K: std::hash::Hash + Eq + Clone>(DefaultKeyedRateLimiter<K>);
 
-impl NewConversations {
+/// New conversations per address.
+pub type NewConversations = PerMinute<IpAddr>;
+
+impl<K: std::hash::Hash + Eq + Clone> PerMinute<K> {
     pub fn new(per_minute: u32) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        NewConversations(RateLimiter::keyed(
+        PerMinute(RateLimiter::keyed(
             Quota::per_minute(per_minute).allow_burst(per_minute),
         ))
     }
 
-    /// Takes a token for a new conversation from `ip`, if it has one left.
-    pub fn allow(&self, ip: IpAddr) -> bool {
-        self.0.check_key(&ip).is_ok()
+    /// Takes a token for `key`, if it has one left.
+    pub fn allow(&self, key: &K) -> bool {
+        self.0.check_key(key).is_ok()
     }
 
     pub fn forget_quiet(&self) {

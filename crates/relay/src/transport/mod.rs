@@ -7,7 +7,8 @@
 //! - [`web`]: the visitor's chat page and the embeddable widget.
 //! - [`errors`]: what a refused client is told — a `send` checked before
 //!   the store, store errors as error frames, error frames as HTTP responses.
-//! - [`limits`]: connections per IP, frames per second.
+//! - [`files`]: upload, signed links and download of files.
+//! - [`limits`]: connections per IP, frames per second, uploads per minute.
 //! - [`lookup`]: agents' `search` and paged `conversations`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`trail`]: page views checked, rate-limited and held until the
@@ -25,6 +26,7 @@ mod assist;
 pub mod blocking;
 mod call;
 mod errors;
+mod files;
 mod limits;
 mod lookup;
 mod ops;
@@ -47,7 +49,8 @@ use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument as _;
 
-use crate::auth::VisitorTokens;
+use crate::auth::{FileLinks, VisitorTokens};
+use crate::blobs::BlobStore;
 use crate::blocklist::Blocklist;
 use crate::config::Config;
 use crate::hub::Hub;
@@ -57,7 +60,7 @@ use crate::telemetry::{OpenConnection, Transport};
 
 use crate::admission::IpPermit;
 use errors::error_response;
-use limits::{AddressBudgets, NewConversations};
+use limits::{AddressBudgets, NewConversations, PerMinute};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into
@@ -77,6 +80,11 @@ pub struct Shared {
     new_conversations: NewConversations,
     polls: visitor::longpoll::PollSessions,
     trails: trail::Trails,
+    /// Where uploaded files go; `None` when this relay keeps none.
+    blobs: Option<Arc<dyn BlobStore>>,
+    file_links: FileLinks,
+    /// Uploads per minute, by uploader id.
+    uploads: PerMinute<String>,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
     /// The blocked client addresses, re-read by [`blocking::watch`];
@@ -94,10 +102,13 @@ impl AppState {
         hub: Hub,
         config: Config,
         visitor_tokens: VisitorTokens,
+        files: (Option<Arc<dyn BlobStore>>, FileLinks),
         stopping: watch::Receiver<bool>,
         alive: mpsc::Sender<()>,
         blocklist: Blocklist,
     ) -> Self {
+        let (blobs, file_links) = files;
+        let uploads = PerMinute::new(config.limits.uploads_per_minute);
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
         AppState(Arc::new(Shared {
@@ -109,6 +120,9 @@ impl AppState {
             new_conversations,
             polls: Default::default(),
             trails: Default::default(),
+            blobs,
+            file_links,
+            uploads,
             credentials: watch::Sender::new(None),
             blocklist,
             stopping,
@@ -157,6 +171,17 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/agent", get(agent_ws))
         .route("/ws/assist", get(assist_ws))
         .nest("/api/visitor", visitor_api)
+        .route(
+            "/api/files",
+            post(files::upload)
+                .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
+        )
+        .route(
+            "/api/files/{id}/link",
+            get(files::link)
+                .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
+        )
+        .route("/files/{id}", get(files::download))
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
     let router = if state.config.metrics_listen.is_none() {
@@ -187,6 +212,7 @@ pub async fn maintain(state: AppState) {
         state.polls.close_idle().await;
         state.new_conversations.forget_quiet();
         state.trails.forget_old();
+        state.uploads.forget_quiet();
     }
 }
 

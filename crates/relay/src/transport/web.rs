@@ -14,6 +14,7 @@ use super::AppState;
 const INDEX_HTML: &str = include_str!("../../web/index.html");
 const CHAT_JS: &str = include_str!("../../web/chat.js");
 const CHAT_CSS: &str = include_str!("../../web/chat.css");
+const FILES_JS: &str = include_str!("../../web/files.js");
 const WIDGET_JS: &str = include_str!("../../web/widget.js");
 const CALL_JS: &str = include_str!("../../web/call.js");
 const ASSIST_HTML: &str = include_str!("../../web/assist.html");
@@ -25,6 +26,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             "/chat.js",
             get(|| asset("text/javascript; charset=utf-8", CHAT_JS)),
+        )
+        .route(
+            "/files.js",
+            get(|| asset("text/javascript; charset=utf-8", FILES_JS)),
         )
         .route(
             "/chat.css",

@@ -26,7 +26,7 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub(crate) struct Browser {
-    pub client: Client,
+    pub(crate) client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -34,7 +34,7 @@ pub(crate) struct Browser {
 
 impl Browser {
     /// A fresh headless Chromium, or `None` (after a notice) where there is none.
-    async fn start() -> Option<Browser> {
+    pub(crate) async fn start() -> Option<Browser> {
         Browser::start_with(&[]).await
     }
 
@@ -196,7 +196,10 @@ async fn host_site(html: String) -> SocketAddr {
 }
 
 /// The visitor's first message reaches the agent; returns the conversation.
-async fn agent_receives(agent: &mut kefu_testkit::Client<AgentEvent>, text: &str) -> String {
+pub(crate) async fn agent_receives(
+    agent: &mut kefu_testkit::Client<AgentEvent>,
+    text: &str,
+) -> String {
     let message = agent.next_message().await;
     assert_eq!(message.text, text);
     assert_eq!(message.author.kind, AuthorKind::Visitor);

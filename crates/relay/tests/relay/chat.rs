@@ -37,6 +37,7 @@ async fn visitor_and_agent_chat_both_ways() {
     // new summary may come before the ack as well as after it.
     agent
         .send(&AgentRequest::Send {
+            attachments: Vec::new(),
             conversation_id: conversation.clone(),
             client_id: "a1".into(),
             text: "Yes! How can I help?".into(),

@@ -288,12 +288,14 @@ async fn writers_racing_on_both_relays_keep_seq_gap_free() {
     for i in 0..EACH {
         visitor
             .send(&VisitorRequest::Send {
+                attachments: Vec::new(),
                 client_id: format!("v{}", i + 1),
                 text: format!("visitor {i}"),
             })
             .await;
         agent
             .send(&AgentRequest::Send {
+                attachments: Vec::new(),
                 conversation_id: conversation.clone(),
                 client_id: format!("a{i}"),
                 text: format!("agent {i}"),

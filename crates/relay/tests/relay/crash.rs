@@ -14,6 +14,7 @@ async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
     for i in 0..count {
         visitor
             .send(&VisitorRequest::Send {
+                attachments: Vec::new(),
                 client_id: format!("m{i}"),
                 text: format!("message {i}"),
             })
@@ -76,6 +77,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     // Stop reading at the first frame after the replay: our own marker send.
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "marker".into(),
             text: "after restart".into(),
         })

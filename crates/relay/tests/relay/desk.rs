@@ -135,6 +135,7 @@ async fn each_agent_reads_for_itself_and_the_visitor_sees_the_assignee() {
     // event at 3 and "third" at 4, covers 3 of the visitor's).
     alice
         .send(&AgentRequest::Send {
+            attachments: Vec::new(),
             conversation_id: conversation.clone(),
             client_id: "a1".into(),
             text: "Hello!".into(),
@@ -185,6 +186,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         conversations.push(visitor.say(&format!("v{i}"), "hi").await.conversation_id);
     }
     let send = |conversation: &str, client_id: &str| AgentRequest::Send {
+        attachments: Vec::new(),
         conversation_id: conversation.to_owned(),
         client_id: client_id.to_owned(),
         text: format!("reply {client_id}"),

@@ -37,6 +37,7 @@ async fn empty_and_overlong_messages_are_refused_with_their_client_id() {
 
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "long".into(),
             text: "字".repeat(101),
         })
@@ -47,6 +48,7 @@ async fn empty_and_overlong_messages_are_refused_with_their_client_id() {
 
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "blank".into(),
             text: " \n ".into(),
         })
@@ -235,6 +237,7 @@ async fn the_first_frame_must_be_hello_and_come_in_time() {
     let mut visitor = relay.visitor().await;
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "early".into(),
             text: "hi".into(),
         })
@@ -265,6 +268,7 @@ async fn floods_are_rate_limited_per_connection() {
     for i in 0..10 {
         flooder
             .send(&VisitorRequest::Send {
+                attachments: Vec::new(),
                 client_id: format!("f{i}"),
                 text: "spam".into(),
             })
@@ -445,6 +449,7 @@ async fn first_message_from(relay: &TestRelay, source: &str, text: &str) -> Visi
     visitor.hello(None, None).await;
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "first".into(),
             text: text.into(),
         })

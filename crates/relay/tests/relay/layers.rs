@@ -9,6 +9,7 @@ const LAYERS: Table<'static> = &[
     ("telemetry", &[]),
     ("systemd", &[]),
     ("auth", &[]),
+    ("blobs", &[]),
     ("frame", &[]),
     ("cluster", &[]),
     ("tls", &[]),
@@ -19,6 +20,7 @@ const LAYERS: Table<'static> = &[
     ("config", &["cluster", "proxy", "blocklist"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),
+    ("prune", &["store", "blobs"]),
     (
         "hub",
         &["ids", "frame", "config", "store", "cluster", "telemetry"],
@@ -31,6 +33,7 @@ const LAYERS: Table<'static> = &[
             "admission",
             "blocklist",
             "auth",
+            "blobs",
             "frame",
             "config",
             "store",

@@ -53,6 +53,11 @@ impl PollVisitor {
         self
     }
 
+    /// The visitor token, for the file endpoints.
+    pub fn token(&self) -> &str {
+        &self.welcome.token
+    }
+
     fn session(&self) -> &str {
         self.welcome.session.as_deref().expect("session")
     }

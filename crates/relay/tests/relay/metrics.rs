@@ -175,6 +175,7 @@ async fn metrics_on_the_main_address_parse_as_prometheus_text() {
     visitor.say("c1", "hello").await;
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: String::new(),
             text: "no id".into(),
         })

@@ -147,6 +147,7 @@ async fn flood_until_offline(relay: &TestRelay, agent_id: &str) -> Instant {
                 let client_id = format!("c{n}");
                 visitor
                     .send(&VisitorRequest::Send {
+                        attachments: Vec::new(),
                         client_id: client_id.clone(),
                         text: text.clone(),
                     })

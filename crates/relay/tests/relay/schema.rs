@@ -12,7 +12,11 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 /// Columns PostgreSQL types `BOOLEAN` and SQLite `INTEGER`: SQLite has no
 /// boolean type, and the SQLite store writes 0 and 1.
-const BOOLEAN_AS_INTEGER: &[(&str, &str)] = &[("agents", "disabled"), ("messages", "internal")];
+const BOOLEAN_AS_INTEGER: &[(&str, &str)] = &[
+    ("agents", "disabled"),
+    ("messages", "internal"),
+    ("files", "public"),
+];
 
 /// Indexes only PostgreSQL has, as (table, columns, unique).
 const POSTGRES_ONLY_INDEXES: &[(&str, &[&str], bool)] = &[

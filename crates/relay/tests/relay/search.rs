@@ -155,6 +155,7 @@ async fn acked_messages_are_found_after_sigkill() {
             .send(&VisitorRequest::Send {
                 client_id: format!("m{i}"),
                 text: format!("needle {i}"),
+                attachments: Vec::new(),
             })
             .await;
     }

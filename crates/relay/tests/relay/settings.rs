@@ -144,6 +144,7 @@ async fn serve_takes_settings_from_the_environment_and_the_file() {
     visitor.say("short", "fits in twenty").await;
     visitor
         .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
             client_id: "long".into(),
             text: "twenty-one characters".into(),
         })

@@ -40,6 +40,7 @@ macro_rules! backend_test {
 
 pub(crate) fn visitor_send(visitor_id: &str, client_id: &str, text: &str) -> VisitorSend {
     VisitorSend {
+        attachments: Vec::new(),
         visitor_id: visitor_id.to_owned(),
         details: VisitorDetails::default(),
         client_id: client_id.to_owned(),
@@ -55,6 +56,7 @@ pub(crate) fn agent_send(
     internal: bool,
 ) -> AgentSend {
     AgentSend {
+        attachments: Vec::new(),
         agent: agent.clone(),
         conversation_id: conversation_id.to_owned(),
         client_id: client_id.to_owned(),
@@ -613,6 +615,7 @@ async fn sqlite_published_summaries_match_the_database() {
     store.close().await;
 }
 
+mod files;
 mod search;
 mod timeline;
 mod trail;

@@ -209,6 +209,7 @@ async fn a_link_card_reaches_the_visitor_and_is_replayed() {
             url: url.into(),
             label: "  Open the checkout ".into(),
         }),
+        attachments: Vec::new(),
     };
     for refused in [
         card("javascript:alert(1)", false),

@@ -81,6 +81,7 @@ pub(crate) fn message(conversation: &str, seq: u64, kind: AuthorKind, text: &str
         _ => (ME.to_owned(), "alice".to_owned()),
     };
     Message {
+        attachments: Vec::new(),
         conversation_id: conversation.into(),
         seq,
         id: format!("m-{conversation}-{seq}"),

@@ -244,10 +244,10 @@ fn the_defaults_in_help_are_the_real_defaults() {
         .count();
     assert_eq!(
         args.len() - 1,
-        settings - 9,
+        settings - 11,
         "every setting but public_url, allowed_origins, trusted_proxies, metrics_listen, \
-         tls_cert, tls_key, ice_servers, turn_secret and the ignored outbound_queue \
-         shows its default: {args:?}\n{help}"
+         tls_cert, tls_key, ice_servers, turn_secret, files_dir, files_url and the ignored \
+         outbound_queue shows its default: {args:?}\n{help}"
     );
 
     let cli = Cli::try_parse_from(&args).expect("the shown defaults parse");

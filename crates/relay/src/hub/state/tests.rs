@@ -52,6 +52,7 @@ fn summary(last_seq: Seq, assignee: &str) -> ConversationSummary {
 /// The visitor's message `seq` in `k1`, as the store commits it.
 fn visitor_writes(hub: &mut HubState, seq: Seq) {
     let message = Message {
+        attachments: Vec::new(),
         conversation_id: "k1".into(),
         seq,
         id: format!("m{seq}"),

@@ -356,6 +356,7 @@ mod tests {
             internal: false,
             event: None,
             link: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 //! writes the visitors' page trails.
 
 mod bus;
+mod files;
 mod reads;
 mod search;
 mod trail;
@@ -32,11 +33,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{self, agent_author, event_message};
+use super::files::Sending;
 use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store,
+    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, SearchPage, SearchQuery, Store,
     StoreError, VisitorDetails, VisitorSend, default_visitor_name, now_millis, preview_of,
     to_millis,
 };
@@ -256,10 +258,18 @@ impl Store for PgStore {
             self.insert_event(&mut tx, &conversation_id, seq - 1, reopened, send.origin)
                 .await?;
         }
+        let id = ids::new_id();
+        let sending = Sending {
+            author: (AuthorKind::Visitor, &send.visitor_id),
+            conversation_id: &conversation_id,
+            message_id: &id,
+            public: true,
+        };
+        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
         let message = Message {
             conversation_id,
             seq,
-            id: ids::new_id(),
+            id,
             client_id: send.client_id.clone(),
             author,
             text: send.text,
@@ -267,6 +277,7 @@ impl Store for PgStore {
             internal: false,
             event: None,
             link: None,
+            attachments,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -324,10 +335,18 @@ impl Store for PgStore {
             visitor_messages,
         )
         .await?;
+        let id = ids::new_id();
+        let sending = Sending {
+            author: (AuthorKind::Agent, &send.agent.id),
+            conversation_id: &send.conversation_id,
+            message_id: &id,
+            public: !send.internal,
+        };
+        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
         let message = Message {
             conversation_id: send.conversation_id.clone(),
             seq,
-            id: ids::new_id(),
+            id,
             client_id: send.client_id.clone(),
             author: Author {
                 kind: AuthorKind::Agent,
@@ -339,6 +358,7 @@ impl Store for PgStore {
             internal: send.internal,
             event: None,
             link: send.link.map(Box::new),
+            attachments,
         };
         let Some(mut tx) = self.insert_message(tx, &message).await? else {
             return self
@@ -623,6 +643,14 @@ impl Store for PgStore {
         Err(StoreError::Unsupported(
             "a PostgreSQL database is backed up with pg_dump, e.g. pg_dump --format=custom",
         ))
+    }
+
+    async fn add_file(&self, file: NewFile) -> Result<(), StoreError> {
+        files::add_file(&self.pool, &file).await
+    }
+
+    async fn prune_files(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        files::prune_files(&self.pool, to_millis(before)).await
     }
 
     async fn close(&self) {

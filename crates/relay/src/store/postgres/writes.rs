@@ -7,8 +7,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::super::rows::{
-    MESSAGE_SELECT, MessageRow, count_from_sql, count_to_sql, event_to_sql, link_to_sql,
-    seq_from_sql, seq_to_sql, status_from_sql,
+    MESSAGE_SELECT, MessageRow, attachments_to_sql, count_from_sql, count_to_sql, event_to_sql,
+    link_to_sql, seq_from_sql, seq_to_sql, status_from_sql,
 };
 use super::super::rules::ConversationState;
 use super::super::{StoreError, VisitorDetails, now_millis, to_millis};
@@ -69,8 +69,8 @@ pub(super) async fn existing_message<'e>(
 pub(super) async fn insert_row(tx: &mut Tx, message: &Message) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
-                               author_name, text, internal, at, event, link)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                               author_name, text, internal, at, event, link, attachments)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&message.conversation_id)
     .bind(seq_to_sql(message.seq))
@@ -84,6 +84,7 @@ pub(super) async fn insert_row(tx: &mut Tx, message: &Message) -> Result<(), sql
     .bind(to_millis(message.at))
     .bind(event_to_sql(message.event.as_deref()))
     .bind(link_to_sql(message.link.as_deref()))
+    .bind(attachments_to_sql(&message.attachments))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -189,6 +189,7 @@ mod tests {
             include_str!("../../../migrations/sqlite/0004_agent_reads.sql"),
             include_str!("../../../migrations/sqlite/0005_timeline_events.sql"),
             include_str!("../../../migrations/sqlite/0007_page_views.sql"),
+            include_str!("../../../migrations/sqlite/0008_files.sql"),
         ] {
             conn.execute_batch(migration).expect("migrate");
         }
@@ -219,6 +220,7 @@ mod tests {
             internal: false,
             event: None,
             link: None,
+            attachments: Vec::new(),
         }
     }
 

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, Reader, SearchPage, SearchQuery, Store,
-    StoreError, VisitorDetails, VisitorSend,
+    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, SearchPage, SearchQuery, Store,
+    StoreError, VisitorDetails, VisitorSend, to_millis,
 };
 use crate::ids::ConnId;
 use checkpointer::{Checkpointer, DatabaseFile};
@@ -377,6 +377,24 @@ impl Store for SqliteStore {
         copy.sync_all()
             .await
             .map_err(|error| unavailable(path, error))
+    }
+
+    async fn add_file(&self, file: NewFile) -> Result<(), StoreError> {
+        self.write(WriteOp::AddFile(file)).await.map(drop)
+    }
+
+    async fn prune_files(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
+        match self
+            .write(WriteOp::PruneFiles {
+                before_ms: to_millis(before),
+            })
+            .await?
+        {
+            Written::Count(removed) => Ok(removed),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
     }
 
     async fn close(&self) {

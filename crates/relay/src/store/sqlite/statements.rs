@@ -5,7 +5,7 @@
 use kefu_protocol::Message;
 use rusqlite::{Connection, OptionalExtension, Params, Row};
 
-use super::super::rows::{event_to_sql, link_to_sql, seq_to_sql};
+use super::super::rows::{attachments_to_sql, event_to_sql, link_to_sql, seq_to_sql};
 use super::super::to_millis;
 
 pub(super) fn execute(
@@ -38,8 +38,8 @@ pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Resu
     execute(
         conn,
         "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
-                               author_name, text, internal, at, event, link)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               author_name, text, internal, at, event, link, attachments)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             &message.conversation_id,
             seq_to_sql(message.seq),
@@ -53,6 +53,7 @@ pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Resu
             to_millis(message.at),
             event_to_sql(message.event.as_deref()),
             link_to_sql(message.link.as_deref()),
+            attachments_to_sql(&message.attachments),
         ),
     )
 }

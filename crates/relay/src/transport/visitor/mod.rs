@@ -221,7 +221,7 @@ impl VisitorCore {
                 "too many visitors are waiting; please try again later or leave your email",
             ));
         }
-        if !shared.new_conversations.allow(self.address) {
+        if !shared.new_conversations.allow(&self.address) {
             return Err(busy(
                 "too many new conversations from this address; please try again in a minute",
             ));
@@ -253,9 +253,13 @@ impl VisitorCore {
             VisitorRequest::Hello { .. } => {
                 ErrorFrame::new(ErrorCode::BadRequest, "hello was already said")
             }
-            VisitorRequest::Send { client_id, text } => {
+            VisitorRequest::Send {
+                client_id,
+                text,
+                attachments,
+            } => {
                 let max_chars = shared.config.limits.max_message_chars;
-                if let Err(error) = check_send(&client_id, &text, max_chars) {
+                if let Err(error) = check_send(&client_id, &text, &attachments, max_chars) {
                     return Some(VisitorEvent::Error(error));
                 }
                 if let Err(error) = self.may_start_conversation(&client_id).await {
@@ -266,6 +270,7 @@ impl VisitorCore {
                     details: self.details.clone(),
                     client_id: client_id.clone(),
                     text,
+                    attachments,
                     origin: Some(self.conn),
                 };
                 let first = self.conversation_id.is_none();

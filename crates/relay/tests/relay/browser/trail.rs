@@ -113,6 +113,7 @@ async fn the_agent_sees_the_pages_a_widget_visitor_browsed() {
                 url: format!("{origin}/shoes/44"),
                 label: "Size 44 shoes".into(),
             }),
+            attachments: Vec::new(),
         })
         .await;
     frame.enter_frame().await.expect("enter the chat frame");

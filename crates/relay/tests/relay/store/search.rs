@@ -63,6 +63,7 @@ async fn search_finds_latin_chinese_and_email_hits(store: Arc<dyn Store>) {
         text: "VIP: refund the order".into(),
         internal: true,
         link: None,
+        attachments: Vec::new(),
         origin: None,
     };
     let note = store.agent_send(note).await.expect("note");

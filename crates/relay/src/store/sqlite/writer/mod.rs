@@ -19,12 +19,13 @@
 //!
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
-//! requests and answers), [`send`], [`conversation`], [`event`], [`trail`]
-//! and [`agent`].
+//! requests and answers), [`send`], [`conversation`], [`event`], [`trail`],
+//! [`files`] and [`agent`].
 
 mod agent;
 mod conversation;
 mod event;
+mod files;
 mod op;
 mod send;
 mod trail;
@@ -339,6 +340,8 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
             event: recorded,
             origin,
         } => conversation::record_alone(conn, summaries, conversation_id, recorded, *origin),
+        WriteOp::AddFile(file) => files::add_file(conn, file),
+        WriteOp::PruneFiles { before_ms } => files::prune_files(conn, *before_ms),
     }
 }
 

@@ -4,7 +4,7 @@ use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, Seq, TimelineEvent};
 
-use super::super::super::{AgentSend, Block, Change, VisitorDetails, VisitorSend};
+use super::super::super::{AgentSend, Block, Change, NewFile, VisitorDetails, VisitorSend};
 use crate::ids::ConnId;
 
 pub(in super::super) enum WriteOp {
@@ -58,6 +58,10 @@ pub(in super::super) enum WriteOp {
         event: TimelineEvent,
         origin: Option<ConnId>,
     },
+    AddFile(NewFile),
+    PruneFiles {
+        before_ms: i64,
+    },
 }
 
 /// [`Reader`](super::super::super::Reader), owned for the queue.
@@ -70,6 +74,8 @@ pub(in super::super) enum Written {
     Message(Message),
     Summary(ConversationSummary),
     Agent(AgentInfo),
+    /// How many rows a write removed.
+    Count(u64),
     Done,
     /// Nothing was written: the visitor has no conversation yet.
     NoConversation,

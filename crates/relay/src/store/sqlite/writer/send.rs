@@ -6,6 +6,7 @@ use kefu_protocol::trail::LinkCard;
 use kefu_protocol::{Author, AuthorKind, Message, TimelineEvent};
 use rusqlite::Connection;
 
+use super::super::super::files::Sending;
 use super::super::super::rows::seq_to_sql;
 use super::super::super::rules::{self, Decision};
 use super::super::super::{
@@ -19,6 +20,7 @@ use super::conversation::{
     visitor_conversation,
 };
 use super::event;
+use super::files::attach_files;
 use super::op::{Applied, Written};
 use crate::ids::{self, ConnId};
 
@@ -76,7 +78,14 @@ pub(super) fn visitor_send(
         changes.push(event::change(event, summary.clone(), send.origin));
     }
 
-    let new = NewMessage::new(author, &send.client_id, &send.text, false);
+    let new = NewMessage {
+        author,
+        client_id: &send.client_id,
+        text: &send.text,
+        internal: false,
+        link: None,
+        attachments: &send.attachments,
+    };
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
     summary.visitor_messages += 1;
@@ -142,8 +151,12 @@ pub(super) fn agent_send(
         name: send.agent.name.clone(),
     };
     let new = NewMessage {
+        author,
+        client_id: &send.client_id,
+        text: &send.text,
+        internal: send.internal,
+        attachments: &send.attachments,
         link: send.link.as_ref(),
-        ..NewMessage::new(author, &send.client_id, &send.text, send.internal)
     };
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     let seq = seq_to_sql(message.seq);
@@ -198,18 +211,8 @@ struct NewMessage<'a> {
     text: &'a str,
     internal: bool,
     link: Option<&'a LinkCard>,
-}
-
-impl<'a> NewMessage<'a> {
-    fn new(author: Author, client_id: &'a str, text: &'a str, internal: bool) -> Self {
-        NewMessage {
-            author,
-            client_id,
-            text,
-            internal,
-            link: None,
-        }
-    }
+    /// Ids of the author's pending uploads.
+    attachments: &'a [String],
 }
 
 /// Stores `new` as the conversation's next message, written `at`, and
@@ -221,10 +224,18 @@ fn append_message(
     new: NewMessage<'_>,
     at: time::OffsetDateTime,
 ) -> Result<Message, StoreError> {
+    let id = ids::new_id();
+    let sending = Sending {
+        author: (new.author.kind, &new.author.id),
+        conversation_id: &summary.id,
+        message_id: &id,
+        public: !new.internal,
+    };
+    let attachments = attach_files(conn, &sending, new.attachments)?;
     let message = Message {
         conversation_id: summary.id.clone(),
         seq: summary.last_seq + 1,
-        id: ids::new_id(),
+        id,
         client_id: new.client_id.to_owned(),
         author: new.author,
         text: new.text.to_owned(),
@@ -232,6 +243,7 @@ fn append_message(
         internal: new.internal,
         event: None,
         link: new.link.cloned().map(Box::new),
+        attachments,
     };
     insert_row(conn, &message)?;
     client_ids.stored(&message);

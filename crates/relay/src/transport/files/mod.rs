@@ -1,0 +1,386 @@
+//! Files over HTTP: upload, a signed link, download.
+//!
+//! - `POST /api/files?name=N` (agents add `&conversation_id=C`), the raw
+//!   bytes as body, `Authorization: Bearer` with the visitor's or the
+//!   agent's token: read up to `max_file_bytes` (the upload is refused as
+//!   soon as it passes it), typed from content, metadata stripped, put in
+//!   the blob store (durable), then recorded; answers the `Attachment`.
+//!   A `send` naming its id sends it.
+//! - `GET /api/files/{id}/link`, same authorization: for who may read the
+//!   file, a URL valid for [`LINK_LIFETIME`] that needs no header (an
+//!   `<img src>`, a download chip).
+//! - `GET /files/{id}?expires=T&sig=S`: the bytes, served so a browser
+//!   never runs them (`nosniff`, a sandboxing CSP, `attachment` unless a
+//!   raster image).
+
+mod content;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
+use kefu_protocol::files::FileLink;
+use kefu_protocol::{Attachment, AuthorKind, ErrorCode, ErrorFrame};
+use serde::Deserialize;
+
+use super::AppState;
+use super::errors::{error_response, store_error};
+use crate::auth::hash_agent_token;
+use crate::blobs::BlobStore;
+use crate::ids;
+use crate::store::{FileOwner, FileReader, NewFile};
+
+/// How long a download link works.
+pub const LINK_LIFETIME: Duration = Duration::from_secs(300);
+/// Longest file name kept, in characters.
+const MAX_NAME_CHARS: usize = 200;
+/// What a download may be used for: nothing but being shown or saved.
+const DOWNLOAD_CSP: &str = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox";
+
+/// Who is calling, from `Authorization: Bearer`.
+enum Caller {
+    Visitor {
+        visitor_id: String,
+        conversation_id: Option<String>,
+    },
+    Agent {
+        agent_id: String,
+    },
+}
+
+impl Caller {
+    fn reader(&self) -> FileReader<'_> {
+        match self {
+            Caller::Visitor {
+                visitor_id,
+                conversation_id,
+            } => FileReader::Visitor {
+                visitor_id,
+                conversation_id: conversation_id.as_deref(),
+            },
+            Caller::Agent { agent_id } => FileReader::Agent { agent_id },
+        }
+    }
+
+    fn owner(&self) -> FileOwner {
+        match self {
+            Caller::Visitor { visitor_id, .. } => FileOwner {
+                kind: AuthorKind::Visitor,
+                id: visitor_id.clone(),
+            },
+            Caller::Agent { agent_id } => FileOwner {
+                kind: AuthorKind::Agent,
+                id: agent_id.clone(),
+            },
+        }
+    }
+}
+
+/// A refusal on its way out: boxed, as responses are large and most calls
+/// succeed.
+type Refusal = Box<Response>;
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    Box::new(error_response(ErrorFrame::new(code, message)))
+}
+
+fn store_refusal(error: crate::store::StoreError, reference: &str) -> Refusal {
+    Box::new(error_response(store_error(error, reference)))
+}
+
+/// Agent tokens start `kefu_`; anything else must be a visitor token.
+async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, Refusal> {
+    let unauthorized = || refuse(ErrorCode::Unauthorized, "a valid bearer token is required");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .ok_or_else(unauthorized)?;
+    if token.starts_with("kefu_") {
+        let agent = state
+            .store
+            .agent_by_token_hash(&hash_agent_token(token))
+            .await
+            .map_err(|error| store_refusal(error, ""))?
+            .ok_or_else(unauthorized)?;
+        return Ok(Caller::Agent { agent_id: agent.id });
+    }
+    let visitor_id = state
+        .visitor_tokens
+        .verify(token)
+        .ok_or_else(unauthorized)?;
+    let conversation_id = state
+        .store
+        .visitor_conversation(&visitor_id)
+        .await
+        .map_err(|error| store_refusal(error, ""))?;
+    Ok(Caller::Visitor {
+        visitor_id,
+        conversation_id,
+    })
+}
+
+fn blobs(state: &AppState) -> Result<&dyn BlobStore, Refusal> {
+    state.blobs.as_deref().ok_or_else(|| {
+        refuse(
+            ErrorCode::NotFound,
+            "this relay keeps no files (set files_dir)",
+        )
+    })
+}
+
+#[derive(Deserialize)]
+pub struct UploadQuery {
+    #[serde(default)]
+    name: String,
+    conversation_id: Option<String>,
+}
+
+pub async fn upload(
+    State(state): State<AppState>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match store_upload(&state, query, &headers, body).await {
+        Ok(attachment) => (StatusCode::CREATED, Json(attachment)).into_response(),
+        Err(response) => *response,
+    }
+}
+
+async fn store_upload(
+    state: &AppState,
+    query: UploadQuery,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Attachment, Refusal> {
+    let blobs = blobs(state)?;
+    let caller = caller(state, headers).await?;
+    let limits = &state.config.limits;
+    let conversation_id = match &caller {
+        Caller::Visitor {
+            conversation_id, ..
+        } => conversation_id.clone(),
+        Caller::Agent { .. } => {
+            let id = query.conversation_id.ok_or_else(|| {
+                refuse(
+                    ErrorCode::BadRequest,
+                    "an agent uploads to a conversation: add conversation_id",
+                )
+            })?;
+            let found = state
+                .store
+                .conversation(&id)
+                .await
+                .map_err(|error| store_refusal(error, &id))?;
+            if found.is_none() {
+                return Err(refuse(ErrorCode::NotFound, "conversation not found"));
+            }
+            Some(id)
+        }
+    };
+    let owner = caller.owner();
+    if !state.uploads.allow(&owner.id) {
+        return Err(refuse(
+            ErrorCode::RateLimited,
+            format!(
+                "at most {} uploads a minute; wait a little",
+                limits.uploads_per_minute
+            ),
+        ));
+    }
+    let too_large = || {
+        refuse(
+            ErrorCode::TooLarge,
+            format!("a file may be at most {} bytes", limits.max_file_bytes),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_file_bytes as u64) {
+        return Err(too_large());
+    }
+    let bytes = read_bounded(body, limits.max_file_bytes)
+        .await?
+        .ok_or_else(too_large)?;
+    if bytes.is_empty() {
+        return Err(refuse(ErrorCode::BadRequest, "the file is empty"));
+    }
+    let held = state
+        .store
+        .file_bytes(conversation_id.as_deref(), &owner)
+        .await
+        .map_err(|error| store_refusal(error, ""))?;
+    if held + bytes.len() as u64 > limits.max_conversation_file_bytes as u64 {
+        return Err(refuse(
+            ErrorCode::TooLarge,
+            format!(
+                "this conversation holds its most files ({} bytes)",
+                limits.max_conversation_file_bytes
+            ),
+        ));
+    }
+    let content = content::inspect(bytes).map_err(|refused| {
+        let mut response = refuse(
+            ErrorCode::BadRequest,
+            format!("files of type {refused} are not accepted"),
+        );
+        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        response
+    })?;
+    let attachment = Attachment {
+        id: ids::new_id(),
+        name: file_name(&query.name),
+        size: content.bytes.len() as u64,
+        content_type: content.content_type.to_owned(),
+        width: content.width,
+        height: content.height,
+    };
+    // The blob is durable before its row exists: no row names a missing blob.
+    let digest = blobs.put(content.bytes).await.map_err(internal)?;
+    let file = NewFile {
+        attachment: attachment.clone(),
+        digest,
+        owner,
+        conversation_id,
+    };
+    state
+        .store
+        .add_file(file)
+        .await
+        .map_err(|error| store_refusal(error, ""))?;
+    Ok(attachment)
+}
+
+/// The body, or `None` as soon as it passes `most` bytes: never more than
+/// that is held.
+async fn read_bounded(body: Body, most: usize) -> Result<Option<Bytes>, Refusal> {
+    let mut stream = body.into_data_stream();
+    let mut bytes = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| refuse(ErrorCode::BadRequest, "the upload was cut off"))?;
+        if bytes.len() + chunk.len() > most {
+            return Ok(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Some(bytes.freeze()))
+}
+
+/// The uploader's name for the file, bounded and without path or control
+/// characters; "file" when nothing is left.
+fn file_name(given: &str) -> String {
+    let base = given.rsplit(['/', '\\']).next().unwrap_or("");
+    let name: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let name = name.trim();
+    if name.is_empty() || name == "." || name == ".." {
+        "file".to_owned()
+    } else {
+        name.to_owned()
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> Refusal {
+    tracing::error!(%error, "file storage failed");
+    refuse(
+        ErrorCode::Internal,
+        "the relay could not store this file; retry later",
+    )
+}
+
+fn now_seconds() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |now| now.as_secs())
+}
+
+pub async fn link(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match caller(&state, &headers).await {
+        Ok(caller) => caller,
+        Err(response) => return *response,
+    };
+    let file = match state.store.file(&id).await {
+        Ok(file) => file,
+        Err(error) => return *store_refusal(error, &id),
+    };
+    // Another conversation's file is "not found": ids are not confirmed.
+    if !file.is_some_and(|file| file.readable_by(caller.reader())) {
+        return *refuse(ErrorCode::NotFound, "file not found");
+    }
+    let expires_at = now_seconds() + LINK_LIFETIME.as_secs();
+    let sig = state.file_links.sign(&id, expires_at);
+    Json(FileLink {
+        url: format!("/files/{id}?expires={expires_at}&sig={sig}"),
+        expires_at,
+    })
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct DownloadQuery {
+    expires: u64,
+    sig: String,
+}
+
+pub async fn download(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<DownloadQuery>,
+) -> Response {
+    if !state
+        .file_links
+        .verify(&id, query.expires, &query.sig, now_seconds())
+    {
+        return *refuse(
+            ErrorCode::Forbidden,
+            "this link is not valid or has expired; ask for a new one",
+        );
+    }
+    let blobs = match blobs(&state) {
+        Ok(blobs) => blobs,
+        Err(response) => return *response,
+    };
+    let file = match state.store.file(&id).await {
+        Ok(Some(file)) => file,
+        Ok(None) => return *refuse(ErrorCode::NotFound, "file not found"),
+        Err(error) => return *store_refusal(error, &id),
+    };
+    let bytes = match blobs.get(&file.digest).await {
+        Ok(bytes) => bytes,
+        Err(error) => return *internal(error),
+    };
+    let attachment = &file.attachment;
+    let disposition = content::disposition(&attachment.content_type, &attachment.name);
+    let mut response = Body::from(bytes).into_response();
+    let headers = response.headers_mut();
+    let mut set = |name, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    let content_type = match attachment.content_type.as_str() {
+        "text/plain" => "text/plain; charset=utf-8",
+        other => other,
+    };
+    set(header::CONTENT_TYPE, content_type);
+    set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(header::CONTENT_SECURITY_POLICY, DOWNLOAD_CSP);
+    set(header::CONTENT_DISPOSITION, &disposition);
+    set(header::CACHE_CONTROL, "private, max-age=300");
+    set(header::REFERRER_POLICY, "no-referrer");
+    response
+}
