@@ -173,9 +173,11 @@ pub async fn run(
         config,
         visitor_tokens,
         files,
-        stopping.clone(),
-        alive,
         blocklist,
+        transport::Lifecycle {
+            stopping: stopping.clone(),
+            alive,
+        },
     );
     tokio::spawn(transport::maintain(state.clone()));
     tokio::spawn(transport::revocation::watch(state.clone()));

@@ -15,7 +15,8 @@
 //!   visitor has a conversation; the `visitor` record agents ask for.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
-//! - [`blocking`]: blocked client addresses, re-read from the store.
+//! - [`blocking`]: blocked client addresses, re-read from the store;
+//!   [`reread`]: how both pick up what other processes write.
 //! - [`welcome`]: the most urgent open conversations, for an agent's
 //!   bounded `welcome`.
 //! - [`call`]: remote-assistance calls for every role, and the one-time
@@ -30,6 +31,7 @@ mod files;
 mod limits;
 mod lookup;
 mod ops;
+mod reread;
 pub mod revocation;
 mod session;
 mod trail;
@@ -96,6 +98,15 @@ pub struct Shared {
     alive: mpsc::Sender<()>,
 }
 
+/// How the relay tells the transport it is stopping, and learns that every
+/// connection has closed.
+pub struct Lifecycle {
+    /// Turns true when the relay starts shutting down.
+    pub stopping: watch::Receiver<bool>,
+    /// Cloned into every connection; shutdown waits until all are dropped.
+    pub alive: mpsc::Sender<()>,
+}
+
 impl AppState {
     pub fn new(
         store: Arc<dyn Store>,
@@ -103,11 +114,11 @@ impl AppState {
         config: Config,
         visitor_tokens: VisitorTokens,
         files: (Option<Arc<dyn BlobStore>>, FileLinks),
-        stopping: watch::Receiver<bool>,
-        alive: mpsc::Sender<()>,
         blocklist: Blocklist,
+        lifecycle: Lifecycle,
     ) -> Self {
         let (blobs, file_links) = files;
+        let Lifecycle { stopping, alive } = lifecycle;
         let uploads = PerMinute::new(config.limits.uploads_per_minute);
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);

@@ -504,11 +504,6 @@ async fn a_disabled_agents_assist_page_is_closed_and_its_links_refused() {
     let link = invite(&mut carol, &conversation).await;
     let spare = invite(&mut carol, &conversation).await;
     let (mut page, _) = joined_page(&relay, &link).await;
-    // The relay learns of a new agent's credentials by re-reading them
-    // every 0.5 s and only then can revoke them: one disabled before the
-    // first read is never revoked (see `transport::revocation`). Let a read
-    // happen; nothing observable marks it.
-    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     let output = crate::support::run_cli(
         &["agent", "disable", "carol", "--database", &relay.database],
