@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use kefu_protocol::agent::AgentEvent;
-use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::visitor::{VisitorEvent, VisitorWelcome};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -137,6 +137,13 @@ impl RelayProcess {
 
     pub async fn visitor(&self) -> Client<VisitorEvent> {
         Client::connect(&format!("ws://{}/ws/visitor", self.addr)).await
+    }
+
+    /// A new visitor who said hello, with the relay's `welcome`.
+    pub async fn new_visitor(&self) -> (Client<VisitorEvent>, VisitorWelcome) {
+        let mut visitor = self.visitor().await;
+        let welcome = visitor.hello(None, None).await;
+        (visitor, welcome)
     }
 
     pub async fn agent(&self) -> Client<AgentEvent> {

@@ -1,12 +1,13 @@
 //! `/ws/agent`: one agent's client (the TUI, or anything speaking protocol v1).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
-use futures_util::future::Either;
+use futures_util::future::{Either, Shared};
 use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
+use tokio::sync::oneshot;
 
 use kefu_protocol::agent::{
     AgentEvent, AgentInfo, AgentPresence, AgentRequest, AgentWelcome, HistoryPage, Role,
@@ -37,6 +38,9 @@ const MAX_IN_FLIGHT: usize = 16;
 /// A request's answer being worked out: a frame to send back, if any.
 type Answer = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
 
+/// Resolves once a request in flight is answered (or dropped).
+type Answered = Shared<oneshot::Receiver<()>>;
+
 struct Agent {
     session: Box<Session>,
     requests: Arc<Requests>,
@@ -46,6 +50,13 @@ struct Agent {
     in_flight: FuturesOrdered<Answer>,
     /// The conversation each request in flight is about, in the same order.
     in_flight_about: VecDeque<Option<String>>,
+    /// For each conversation with requests in flight, when the newest of
+    /// them is answered: the next one about it starts then. Waiting there,
+    /// not in the read loop, lets an agent carrying hundreds of
+    /// conversations keep the rest going: a reply and its `read` to the
+    /// same conversation used to stop the connection's reading until the
+    /// reply was committed.
+    conversation_tails: HashMap<String, Answered>,
 }
 
 /// What a request must wait for before it starts.
@@ -104,6 +115,7 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
         session,
         in_flight: FuturesOrdered::new(),
         in_flight_about: VecDeque::new(),
+        conversation_tails: HashMap::new(),
     };
     if agent.start().await.is_ok() {
         while agent.step().await.is_ok() {}
@@ -179,47 +191,55 @@ impl Agent {
         }
     }
 
-    /// Starts answering a request once what it depends on is answered,
-    /// passing the hub's frames on meanwhile.
+    /// Starts answering a request, after the earlier ones about the same
+    /// conversation (in their order); a request about everything waits for
+    /// all of them, passing the hub's frames on meanwhile.
     async fn begin(&mut self, request: Result<AgentRequest, ErrorFrame>) -> Result<(), Ended> {
         let waits_for = match &request {
             Ok(request) => waits_for(request),
             Err(_) => WaitsFor::Nothing,
         };
-        while self.in_flight.len() >= MAX_IN_FLIGHT || self.waits_for_earlier(&waits_for) {
+        let everything = matches!(waits_for, WaitsFor::Everything);
+        while self.in_flight.len() >= MAX_IN_FLIGHT || (everything && !self.in_flight.is_empty()) {
             // Agents have no replay: every live message is new.
             let answer = self.session.while_waiting(self.in_flight.next(), 0).await?;
             self.answered(answer).await?;
         }
+        let about = match waits_for {
+            WaitsFor::Conversation(id) => Some(id),
+            WaitsFor::Everything | WaitsFor::Nothing => None,
+        };
         let answer: Answer = match request {
             Ok(request) => {
                 let requests = self.requests.clone();
-                Box::pin(async move { requests.answer(request).await })
+                let (done, answered) = oneshot::channel();
+                let earlier = about
+                    .as_ref()
+                    .and_then(|id| (self.conversation_tails).insert(id.clone(), answered.shared()));
+                Box::pin(async move {
+                    if let Some(earlier) = earlier {
+                        // Err only if the connection is going away.
+                        let _ = earlier.await;
+                    }
+                    let frame = requests.answer(request).await;
+                    let _ = done.send(());
+                    frame
+                })
             }
             Err(error) => Box::pin(std::future::ready(Some(error_frame(error)))),
         };
         self.in_flight.push_back(answer);
-        self.in_flight_about.push_back(match waits_for {
-            WaitsFor::Conversation(id) => Some(id),
-            WaitsFor::Everything | WaitsFor::Nothing => None,
-        });
+        self.in_flight_about.push_back(about);
         Ok(())
-    }
-
-    fn waits_for_earlier(&self, waits_for: &WaitsFor) -> bool {
-        match waits_for {
-            WaitsFor::Conversation(id) => self
-                .in_flight_about
-                .iter()
-                .any(|about| about.as_deref() == Some(id)),
-            WaitsFor::Everything => !self.in_flight.is_empty(),
-            WaitsFor::Nothing => false,
-        }
     }
 
     /// The oldest request in flight was answered.
     async fn answered(&mut self, answer: Option<Option<Frame>>) -> Result<(), Ended> {
-        self.in_flight_about.pop_front();
+        if let Some(Some(about)) = self.in_flight_about.pop_front()
+            && !self.in_flight_about.contains(&Some(about.clone()))
+        {
+            self.conversation_tails.remove(&about);
+        }
         match answer.flatten() {
             Some(frame) => self.session.send(frame).await,
             None => Ok(()),

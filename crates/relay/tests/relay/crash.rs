@@ -28,17 +28,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     let database = dir.path().join("kefu.db");
     let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
 
-    let mut visitor = relay.visitor().await;
-    visitor
-        .send(&VisitorRequest::Hello {
-            token: None,
-            after_seq: None,
-            profile: None,
-        })
-        .await;
-    let VisitorEvent::Welcome(welcome) = visitor.next().await else {
-        panic!("expected welcome");
-    };
+    let (mut visitor, welcome) = relay.new_visitor().await;
 
     // Pipeline a burst, and kill the relay once part of it is acked.
     const BURST: usize = 2_000;

@@ -21,17 +21,7 @@ async fn sigkill_during_uploads_leaves_no_message_without_its_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let database = sqlite_url(&dir.path().join("kefu.db"));
     let relay = RelayProcess::start(KEFU_RELAY, &database, RELAY_ARGS).await;
-    let mut visitor = relay.visitor().await;
-    visitor
-        .send(&VisitorRequest::Hello {
-            token: None,
-            after_seq: None,
-            profile: None,
-        })
-        .await;
-    let VisitorEvent::Welcome(welcome) = visitor.next().await else {
-        panic!("expected welcome");
-    };
+    let (mut visitor, welcome) = relay.new_visitor().await;
     let token = welcome.token.clone();
 
     // An upload cut off by the kill: headers and half its body.

@@ -138,17 +138,7 @@ async fn acked_messages_are_found_after_sigkill() {
     let database = sqlite_url(&dir.path().join("kefu.db"));
     let token = kefu_testkit::accounts::add_agent(&database, "alice", Role::Agent).await;
     let relay = RelayProcess::start(KEFU_RELAY, &database, &[]).await;
-    let mut visitor = relay.visitor().await;
-    visitor
-        .send(&VisitorRequest::Hello {
-            token: None,
-            after_seq: None,
-            profile: None,
-        })
-        .await;
-    let VisitorEvent::Welcome(_) = visitor.next().await else {
-        panic!("expected welcome");
-    };
+    let (mut visitor, _) = relay.new_visitor().await;
     const BURST: usize = 1_000;
     for i in 0..BURST {
         visitor
