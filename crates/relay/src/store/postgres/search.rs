@@ -74,14 +74,22 @@ impl Searcher {
         deadline: Instant,
         budget: Duration,
     ) -> Result<Transaction<'static, Postgres>, StoreError> {
+        let left = || {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // Spent already: refused here, not left to a race between the
+            // query and a timeout of a millisecond.
+            if left.is_zero() {
+                Err(StoreError::TimedOut(budget))
+            } else {
+                Ok(left)
+            }
+        };
+        left()?;
         let mut tx = tokio::time::timeout_at(deadline, self.pool.begin())
             .await
             .map_err(|_| StoreError::TimedOut(budget))??;
         // At least a millisecond: 0 would mean no timeout at all.
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1);
+        let left = left()?.as_millis().max(1);
         sqlx::query("SET TRANSACTION READ ONLY")
             .execute(&mut *tx)
             .await?;
