@@ -174,7 +174,7 @@ async fn own_mark(agent: &mut Client<AgentEvent>) -> AgentReadMark {
 
 /// An agent may send requests without waiting for answers. Those about one
 /// conversation take effect in the order sent, and every answer comes back
-/// in request order, also past the 16 the relay works on at once.
+/// in request order, also past the 128 the relay works on at once.
 #[tokio::test]
 async fn pipelined_agent_requests_keep_their_order() {
     let relay = TestRelay::start().await;
@@ -194,7 +194,8 @@ async fn pipelined_agent_requests_keep_their_order() {
         link: None,
     };
     let mut sent = Vec::new();
-    for i in 0..30 {
+    const REPLIES: usize = 150;
+    for i in 0..REPLIES {
         let client_id = format!("a{i}");
         agent.send(&send(&conversations[i % 3], &client_id)).await;
         sent.push(client_id);
@@ -220,7 +221,7 @@ async fn pipelined_agent_requests_keep_their_order() {
 
     // The resolve's timeline event sits between the replies.
     let stored: Vec<String> = agent
-        .history(&conversations[0], None, 50)
+        .history(&conversations[0], None, 100)
         .await
         .into_iter()
         .map(|message| match message.event.as_deref() {
@@ -229,7 +230,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         })
         .collect();
     let mut expected = vec!["v0".to_owned()];
-    expected.extend((0..30).step_by(3).map(|i| format!("a{i}")));
+    expected.extend((0..REPLIES).step_by(3).map(|i| format!("a{i}")));
     expected.push("(resolved)".to_owned());
     expected.push("after".to_owned());
     assert_eq!(stored, expected, "one conversation's requests in order");
@@ -240,7 +241,7 @@ async fn pipelined_agent_requests_keep_their_order() {
         .find(|summary| summary.id == conversations[0])
         .expect("reopened by the reply after resolve");
     assert_eq!(first.status, ConversationStatus::Active);
-    assert_eq!(first.last_seq, 13, "12 messages and the resolve's event");
+    assert_eq!(first.last_seq, 53, "52 messages and the resolve's event");
 }
 
 #[tokio::test]
