@@ -379,10 +379,17 @@ pub(crate) fn to_time(millis: i64) -> OffsetDateTime {
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The first characters of a message, for the agents' queue.
-pub(crate) fn preview_of(text: &str) -> String {
+/// The first characters of a message, for the agents' queue; a message of
+/// `files` alone says so, rather than leave the queue's line empty.
+pub(crate) fn preview_of(text: &str, files: usize) -> String {
     const PREVIEW_CHARS: usize = 100;
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.is_empty() && files > 0 {
+        return match files {
+            1 => "📎 1 file".to_owned(),
+            _ => format!("📎 {files} files"),
+        };
+    }
     match flat.char_indices().nth(PREVIEW_CHARS) {
         Some((cut, _)) => format!("{}…", &flat[..cut]),
         None => flat,

@@ -234,7 +234,7 @@ impl Store for PgStore {
              RETURNING c.id, c.last_seq, old.status = 'resolved' AS reopened",
         )
         .bind(&send.visitor_id)
-        .bind(preview_of(&send.text))
+        .bind(preview_of(&send.text, send.attachments.len()))
         .bind(now_ms)
         .fetch_one(&mut *tx)
         .await?;
@@ -322,7 +322,7 @@ impl Store for PgStore {
         .bind(seq_to_sql(seq))
         .bind(to_millis(now))
         .bind(send.internal)
-        .bind(preview_of(&send.text))
+        .bind(preview_of(&send.text, send.attachments.len()))
         .execute(&mut *tx)
         .await?;
         // Whatever the agent writes, it has read what came before.

@@ -70,6 +70,11 @@ async fn a_send_attaches_pending_uploads(store: Arc<dyn Store>) {
     assert_eq!(message.attachments, vec![shot.clone()]);
     let stored = conversation_messages(&store, &message.conversation_id, false).await;
     assert_eq!(stored[0].attachments, vec![shot], "history carries them");
+    let summary = stored_summary(&store, &message.conversation_id).await;
+    assert_eq!(
+        summary.preview, "📎 1 file",
+        "not an empty line in the queue"
+    );
 
     let sent = store.file("f1").await.expect("read").expect("recorded");
     assert_eq!(sent.message_id.as_deref(), Some(message.id.as_str()));

@@ -89,7 +89,7 @@ pub(super) fn visitor_send(
     let message = append_message(conn, client_ids, &mut summary, new, now)?;
     summary.unread = summary.unread.saturating_add(1);
     summary.visitor_messages += 1;
-    summary.preview = preview_of(&send.text);
+    summary.preview = preview_of(&send.text, send.attachments.len());
     execute(
         conn,
         "UPDATE conversations SET last_seq = ?, unread = unread + 1,
@@ -168,7 +168,7 @@ pub(super) fn agent_send(
         )?;
     } else {
         // A reply means the agent has read what came before it.
-        summary.preview = preview_of(&send.text);
+        summary.preview = preview_of(&send.text, send.attachments.len());
         summary.unread = 0;
         execute(
             conn,
