@@ -581,3 +581,32 @@ async fn an_agent_hangs_up_from_the_terminal() {
     .await;
     assert_error(&bob.next_error().await, ErrorCode::NotFound);
 }
+
+/// The prompt was on the page: a visitor who reloads it (or opens another
+/// tab) while a request is unanswered is asked again there.
+#[tokio::test]
+async fn a_visitor_who_reloads_before_answering_is_asked_again() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&token).await;
+    let (mut visitor, welcome) = relay.new_visitor().await;
+    let conversation = visitor.say("v1", "hi").await.conversation_id;
+    let link = invite(&mut alice, &conversation).await;
+    visitor
+        .until(|frame| matches!(frame, VisitorEvent::CallInvite(_)).then_some(()))
+        .await;
+    drop(visitor);
+
+    let mut reloaded = relay.visitor().await;
+    reloaded.hello(Some(&welcome.token), None).await;
+    let invited = reloaded
+        .until(|frame| match frame {
+            VisitorEvent::CallInvite(invite) => Some(invite),
+            _ => None,
+        })
+        .await;
+    assert_eq!(
+        (invited.call_id.as_str(), invited.by.name.as_str()),
+        (link.call_id.as_str(), "alice")
+    );
+}

@@ -27,6 +27,18 @@ use crate::ids::ConnId;
 pub(crate) const UNANSWERED_AFTER: Duration = Duration::from_secs(120);
 
 impl HubState {
+    /// Asks a visitor's new connection (a reload, another tab) again to
+    /// join the calls it has not answered: the prompt was on the page that
+    /// went away.
+    pub(super) fn reinvite(&mut self, visitor_id: &str, conn: ConnId) {
+        let invites: Vec<Frame> = (self.calls.unanswered_by(visitor_id))
+            .map(|(call_id, call)| invite_frame(call_id, &call.conversation_id, &call.invited_by))
+            .collect();
+        for frame in invites {
+            self.send_frame(&[conn], frame);
+        }
+    }
+
     pub(super) fn handle_call(&mut self, command: CallCommand) {
         match command {
             CallCommand::Find {
@@ -264,15 +276,11 @@ impl HubState {
                     conversation_id,
                     visitor_id,
                     message.at,
+                    by,
                     unanswered_at,
                 );
-                let invite = VisitorEvent::CallInvite(CallInvite {
-                    call_id: call_id.clone(),
-                    conversation_id: conversation_id.clone(),
-                    by: by.clone(),
-                });
                 let targets = self.presence.visitor_conns(visitor_id).to_vec();
-                self.send_frame(&targets, encode(&invite));
+                self.send_frame(&targets, invite_frame(call_id, conversation_id, by));
             }
             TimelineEvent::CallJoined { call_id, peer, who } => {
                 let joiner = CallPeer {
@@ -441,4 +449,12 @@ fn ended(call_id: &str, call: &super::calls::Call, reason: CallEndReason, by: Au
             by,
         },
     }
+}
+
+fn invite_frame(call_id: &str, conversation_id: &str, by: &Author) -> Frame {
+    encode(&VisitorEvent::CallInvite(CallInvite {
+        call_id: call_id.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        by: by.clone(),
+    }))
 }

@@ -27,6 +27,8 @@ pub(super) struct Call {
     pub conversation_id: String,
     pub visitor_id: String,
     pub started_at: OffsetDateTime,
+    /// The agent who asked for the screen, named in the visitor's prompt.
+    pub invited_by: Author,
     /// On the relay that started it, until somebody joins: when it ends
     /// unanswered.
     unanswered_at: Option<Instant>,
@@ -65,6 +67,7 @@ impl Calls {
         conversation_id: &str,
         visitor_id: &str,
         started_at: OffsetDateTime,
+        invited_by: &Author,
         unanswered_at: Option<Instant>,
     ) {
         self.calls.insert(
@@ -73,12 +76,22 @@ impl Calls {
                 conversation_id: conversation_id.to_owned(),
                 visitor_id: visitor_id.to_owned(),
                 started_at,
+                invited_by: invited_by.clone(),
                 unanswered_at,
                 peers: Vec::new(),
                 spent: HashSet::new(),
                 ending: false,
             },
         );
+    }
+
+    /// The calls `visitor_id` was asked to join and has not answered yet.
+    pub(super) fn unanswered_by(&self, visitor_id: &str) -> impl Iterator<Item = (&str, &Call)> {
+        (self.calls.iter())
+            .filter(move |(_, call)| {
+                call.visitor_id == visitor_id && !call.ending && !call.has(visitor_id)
+            })
+            .map(|(call_id, call)| (call_id.as_str(), call))
     }
 
     pub(super) fn get(&self, call_id: &str) -> Option<&Call> {

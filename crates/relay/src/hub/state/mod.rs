@@ -433,6 +433,7 @@ impl HubState {
         if !was_online {
             self.announce_visitor(&visitor_id, true);
         }
+        self.reinvite(&visitor_id, conn);
     }
 
     fn add_agent(&mut self, info: AgentInfo, outbox: Outbox) {
