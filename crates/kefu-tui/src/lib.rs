@@ -9,7 +9,7 @@
 //!    everything received; uses `wrap`'s forms), [`config`] (the config
 //!    file and flag/env precedence; below it [`tls`], how a `wss://` relay's
 //!    certificate is checked), [`keys`] (which key means which action, by
-//!    focus; the help table).
+//!    focus; the help table), [`hyperlink`] (OSC 8 links over drawn text).
 //! 2. [`compose`]: the compose box's text; [`layout`]: the geometry that
 //!    drawing, mouse hits and scrolling share.
 //! 3. [`app`]: all state, and `App::update(input) -> effects`. Pure: no
@@ -32,6 +32,7 @@ pub mod app;
 pub mod compose;
 pub mod config;
 pub mod core;
+pub mod hyperlink;
 pub mod keys;
 pub mod layout;
 pub mod net;

@@ -29,7 +29,7 @@ use crate::TuiError;
 use crate::app::{App, Input};
 use crate::config::Settings;
 use crate::core::Core;
-use crate::{notify, ui};
+use crate::{hyperlink, notify, ui};
 
 /// At most one frame per this long.
 const FRAME: Duration = Duration::from_millis(33);
@@ -66,7 +66,9 @@ async fn event_loop(
     loop {
         let next_frame = drawn_at.map_or_else(Instant::now, |at| at + FRAME);
         if dirty && Instant::now() >= next_frame {
-            paint(terminal, &core.app, std::mem::take(&mut clear))?;
+            if let Some(link) = paint(terminal, &core.app, std::mem::take(&mut clear))? {
+                write_raw(terminal, &link)?;
+            }
             drawn_at = Some(Instant::now());
             dirty = false;
             let wanted = notify::title(&core.app);
@@ -114,12 +116,20 @@ async fn event_loop(
 /// ratatui forgets what it believed was on it, so every cell is written
 /// again: whatever else wrote to the screen is painted over. Without it,
 /// only the cells that changed in the app are written.
-fn paint<B: Backend>(terminal: &mut Terminal<B>, app: &App, clear: bool) -> Result<(), B::Error> {
+/// Returns the escape sequence that makes the notice's address a link
+/// where it was drawn, if it shows one.
+fn paint<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &App,
+    clear: bool,
+) -> Result<Option<String>, B::Error> {
     if clear {
         terminal.clear()?;
     }
-    terminal.draw(|frame| ui::draw(app, frame))?;
-    Ok(())
+    let drawn = terminal.draw(|frame| ui::draw(app, frame))?;
+    let flash_link = app.flash.as_ref().and(app.flash_link.as_deref());
+    Ok(flash_link
+        .and_then(|url| hyperlink::find(drawn.buffer, url).map(|at| hyperlink::sequence(&at, url))))
 }
 
 /// Hands a link to the desktop's opener, when there is one; the link is
@@ -229,18 +239,39 @@ mod tests {
         let mut app = new_app();
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test terminal");
         let at = (40, 10);
-        let Ok(()) = paint(&mut terminal, &app, false);
+        assert_eq!(paint(&mut terminal, &app, false), Ok(None));
         let expected = terminal.backend().buffer()[at].clone();
         let garbage = Cell::new("🇳");
         let Ok(()) = terminal
             .backend_mut()
             .draw([(at.0, at.1, &garbage)].into_iter());
-        let Ok(()) = paint(&mut terminal, &app, false);
+        assert_eq!(paint(&mut terminal, &app, false), Ok(None));
         assert_eq!(terminal.backend().buffer()[at].symbol(), "🇳");
 
         let effects = press(&mut app, KeyCode::Char('l'), KeyModifiers::CONTROL);
         assert_eq!(effects, [Effect::Redraw]);
-        let Ok(()) = paint(&mut terminal, &app, true);
+        assert_eq!(paint(&mut terminal, &app, true), Ok(None));
         assert_eq!(terminal.backend().buffer()[at], expected);
+    }
+
+    /// The assist link on the status line becomes an OSC 8 link where it
+    /// is drawn, and only while the notice shows it.
+    #[test]
+    fn the_assist_link_is_an_osc_8_link_where_it_is_drawn() {
+        let mut app = new_app();
+        let url = "http://relay.test/assist#code=a1.x.y";
+        app.flash = Some(format!("screen share: open once within 2 min: {url}"));
+        app.flash_link = Some(url.to_owned());
+        let mut terminal = Terminal::new(TestBackend::new(140, 24)).expect("test terminal");
+        let Ok(Some(link)) = paint(&mut terminal, &app, false) else {
+            panic!("no link");
+        };
+        assert!(
+            link.contains(&format!("\x1b]8;;{url}\x07{url}\x1b]8;;\x07")),
+            "{link:?}"
+        );
+
+        app.flash = None;
+        assert_eq!(paint(&mut terminal, &app, false), Ok(None));
     }
 }

@@ -7,6 +7,7 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("tls", &[]),
     ("config", &["tls"]),
     ("keys", &[]),
+    ("hyperlink", &[]),
     ("compose", &["wrap"]),
     ("layout", &["compose", "keys"]),
     (
@@ -17,7 +18,10 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("net", &["app", "tls"]),
     ("notify", &["app", "config", "wrap"]),
     ("core", &["app", "config", "net"]),
-    ("terminal", &["app", "config", "core", "notify", "ui"]),
+    (
+        "terminal",
+        &["app", "config", "core", "hyperlink", "notify", "ui"],
+    ),
 ];
 
 #[test]

@@ -1,8 +1,9 @@
 //! Remote assistance from the terminal: Alt-s asks the target
 //! conversation's visitor to share their screen; the relay answers with a
 //! one-time link to its assist page, which the terminal cannot show, so
-//! the link is shown on the status line (terminals make a URL there
-//! clickable) and handed to the desktop's opener.
+//! the link is shown on the status line (the terminal loop makes it an
+//! OSC 8 hyperlink where it is drawn, see `hyperlink`) and handed to the
+//! desktop's opener.
 
 use kefu_protocol::agent::AgentRequest;
 use kefu_protocol::call::CallLink;
@@ -26,6 +27,7 @@ impl App {
             None => format!("{}{}", self.prefs.relay_page, link.path),
         };
         self.flash = Some(format!("screen share: open once within 2 min: {url}"));
+        self.flash_link = Some(url.clone());
         self.effects.push(Effect::OpenLink(url));
     }
 }

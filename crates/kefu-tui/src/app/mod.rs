@@ -221,6 +221,9 @@ pub struct App {
     pub size: (u16, u16),
     /// A one-line notice (an error, a hint) until the next key.
     pub flash: Option<String>,
+    /// The address in `flash`, if it shows one: the terminal makes it a
+    /// link (OSC 8) where it is drawn.
+    pub flash_link: Option<String>,
     /// Rows the help is scrolled down by, when it does not fit.
     pub help_scroll: usize,
     /// A welcome came before: later ones are reconnects.
@@ -261,6 +264,7 @@ impl App {
             utc_offset,
             size: (80, 24),
             flash: None,
+            flash_link: None,
             help_scroll: 0,
             welcomed: false,
             typing_sent: None,
