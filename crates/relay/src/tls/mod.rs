@@ -88,27 +88,33 @@ fn with_causes(error: &dyn std::error::Error) -> String {
 /// Reloads the certificate of `server`, if the relay serves TLS, on every
 /// `SIGHUP` (what systemd's `ExecReload` sends), for the life of the
 /// process. Without one there is nothing to reload, but the signal is still
-/// caught: its default action would end the relay.
-pub async fn reload_on_hangup(server: Option<TlsServer>) {
+/// caught: its default action would end the relay. The handler is installed
+/// by this call, not when the returned future first runs, so that a relay
+/// that says it is ready already survives a `SIGHUP` (a spawned task may
+/// start after the "listening" line, and a test's signal killed the relay).
+pub fn reload_on_hangup(server: Option<TlsServer>) -> impl Future<Output = ()> + Send {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut hangups = match signal(SignalKind::hangup()) {
-            Ok(hangups) => hangups,
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch SIGHUP: the certificate will not be reloaded");
-                return;
-            }
-        };
-        while hangups.recv().await.is_some() {
-            match &server {
-                Some(server) => server.reload(),
-                None => tracing::info!("SIGHUP: nothing to reload (no TLS certificate)"),
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+    async move {
+        #[cfg(unix)]
+        {
+            let mut hangups = match hangups {
+                Ok(hangups) => hangups,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot watch SIGHUP: the certificate will not be reloaded");
+                    return;
+                }
+            };
+            while hangups.recv().await.is_some() {
+                match &server {
+                    Some(server) => server.reload(),
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS certificate)"),
+                }
             }
         }
+        #[cfg(not(unix))]
+        drop(server);
     }
-    #[cfg(not(unix))]
-    drop(server);
 }
 
 /// `inner`'s connections, each after a completed TLS handshake. Connections
