@@ -9,17 +9,43 @@ use kefu_testkit::{Client, RelayProcess};
 
 use crate::support::{KEFU_RELAY, sqlite_url};
 
-/// Pipelines `count` sends without waiting for acks.
-async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize) {
+/// Pipelines `count` sends (`m{i}`: "{word} {i}") without waiting for acks.
+async fn send_burst(visitor: &mut Client<VisitorEvent>, count: usize, word: &str) {
     for i in 0..count {
         visitor
             .send(&VisitorRequest::Send {
                 attachments: Vec::new(),
                 client_id: format!("m{i}"),
-                text: format!("message {i}"),
+                text: format!("{word} {i}"),
             })
             .await;
     }
+}
+
+/// Pipelines a burst of `count` sends, SIGKILLs `relay` once `kill_after`
+/// are acked, and returns every ack by `client_id`: those already on the
+/// wire when the process died count too.
+pub(crate) async fn kill_mid_burst(
+    relay: RelayProcess,
+    visitor: &mut Client<VisitorEvent>,
+    (count, kill_after): (usize, usize),
+    word: &str,
+) -> HashMap<String, u64> {
+    send_burst(visitor, count, word).await;
+    let mut acked: HashMap<String, u64> = HashMap::new();
+    while acked.len() < kill_after {
+        if let VisitorEvent::Ack(ack) = visitor.next().await {
+            acked.insert(ack.client_id, ack.seq);
+        }
+    }
+    relay.kill().await;
+    while let Some(event) = visitor.try_next().await {
+        if let VisitorEvent::Ack(ack) = event {
+            acked.insert(ack.client_id, ack.seq);
+        }
+    }
+    assert!(acked.len() < count, "the kill happened mid-burst");
+    acked
 }
 
 #[tokio::test]
@@ -33,21 +59,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     // Pipeline a burst, and kill the relay once part of it is acked.
     const BURST: usize = 2_000;
     const KILL_AFTER_ACKS: usize = 300;
-    send_burst(&mut visitor, BURST).await;
-    let mut acked: HashMap<String, u64> = HashMap::new();
-    while acked.len() < KILL_AFTER_ACKS {
-        if let VisitorEvent::Ack(ack) = visitor.next().await {
-            acked.insert(ack.client_id, ack.seq);
-        }
-    }
-    relay.kill().await;
-    // Acks already on the wire when the process died count too.
-    while let Some(event) = visitor.try_next().await {
-        if let VisitorEvent::Ack(ack) = event {
-            acked.insert(ack.client_id, ack.seq);
-        }
-    }
-    assert!(acked.len() < BURST, "the kill happened mid-burst");
+    let acked = kill_mid_burst(relay, &mut visitor, (BURST, KILL_AFTER_ACKS), "message").await;
 
     let relay = RelayProcess::start(KEFU_RELAY, &sqlite_url(&database), &[]).await;
     let mut visitor = relay.visitor().await;
@@ -98,7 +110,7 @@ async fn acked_messages_survive_sigkill_exactly_once() {
     }
 
     // Resending the whole burst after the crash duplicates nothing.
-    send_burst(&mut visitor, BURST).await;
+    send_burst(&mut visitor, BURST, "message").await;
     let mut resent = HashMap::new();
     while resent.len() < BURST {
         if let VisitorEvent::Ack(ack) = visitor.next().await {

@@ -3,11 +3,8 @@
 //! search at all, and a message acknowledged before a SIGKILL is found
 //! after the restart.
 
-use std::collections::HashMap;
-
 use kefu_protocol::agent::search::{ConversationsRequest, SearchRequest, SearchResults};
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
-use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, ErrorFrame};
 use kefu_testkit::{Client, RelayProcess, TestRelay, assert_error};
 
@@ -139,29 +136,7 @@ async fn acked_messages_are_found_after_sigkill() {
     let token = kefu_testkit::accounts::add_agent(&database, "alice", Role::Agent).await;
     let relay = RelayProcess::start(KEFU_RELAY, &database, &[]).await;
     let (mut visitor, _) = relay.new_visitor().await;
-    const BURST: usize = 1_000;
-    for i in 0..BURST {
-        visitor
-            .send(&VisitorRequest::Send {
-                client_id: format!("m{i}"),
-                text: format!("needle {i}"),
-                attachments: Vec::new(),
-            })
-            .await;
-    }
-    let mut acked: HashMap<String, u64> = HashMap::new();
-    while acked.len() < 200 {
-        if let VisitorEvent::Ack(ack) = visitor.next().await {
-            acked.insert(ack.client_id, ack.seq);
-        }
-    }
-    relay.kill().await;
-    while let Some(event) = visitor.try_next().await {
-        if let VisitorEvent::Ack(ack) = event {
-            acked.insert(ack.client_id, ack.seq);
-        }
-    }
-    assert!(acked.len() < BURST, "the kill happened mid-burst");
+    let acked = crate::crash::kill_mid_burst(relay, &mut visitor, (1_000, 200), "needle").await;
 
     let relay = RelayProcess::start(KEFU_RELAY, &database, &[]).await;
     let mut agent = relay.agent().await;
