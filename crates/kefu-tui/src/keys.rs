@@ -11,7 +11,16 @@ use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
     Queue,
+    /// The queue's filter line (`/` in the queue): letters narrow the queue.
+    QueueFilter,
     Compose,
+}
+
+impl Focus {
+    /// Whether the queue pane has the keys (its list or its filter line).
+    pub fn in_queue(self) -> bool {
+        matches!(self, Focus::Queue | Focus::QueueFilter)
+    }
 }
 
 /// What is drawn over the panes and takes the keys while open.
@@ -56,6 +65,8 @@ pub enum Action {
     ToggleInternal,
     ToggleAway,
     Canned,
+    /// `/` in the queue: type to narrow it.
+    FilterQueue,
     /// v in the queue: the visitor panel of the highlighted conversation.
     VisitorPanel,
     /// Ctrl-F: search past conversations.
@@ -112,7 +123,7 @@ pub fn action(key: KeyEvent, focus: Focus, layer: Layer, enter_sends: bool) -> O
         Layer::None => {}
         Layer::Help => return Some(help(key.code)),
         Layer::Picker => return picker(key.code),
-        Layer::Finder => return finder(key.code, ctrl, alt),
+        Layer::Finder => return query_line(key.code, ctrl, alt),
         Layer::Confirm => {
             return match key.code {
                 KeyCode::Char('y' | 'Y') => Some(Action::Yes),
@@ -120,11 +131,15 @@ pub fn action(key: KeyEvent, focus: Focus, layer: Layer, enter_sends: bool) -> O
             };
         }
     }
+    // Typing a filter, letters are text: none of them is a shortcut.
+    if focus == Focus::QueueFilter {
+        return query_line(key.code, ctrl, alt);
+    }
     if let Some(action) = anywhere(key.code, ctrl, alt) {
         return Some(action);
     }
     match focus {
-        Focus::Queue => queue(key.code, ctrl || alt),
+        Focus::Queue | Focus::QueueFilter => queue(key.code, ctrl || alt),
         Focus::Compose => compose(key.code, ctrl, alt, enter_sends),
     }
 }
@@ -139,8 +154,9 @@ fn picker(code: KeyCode) -> Option<Action> {
     }
 }
 
-/// The finder: arrows move, letters type the query.
-fn finder(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
+/// A query line over a list (the finder, the queue's filter): arrows move,
+/// letters type the query.
+fn query_line(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
     Some(match code {
         KeyCode::Up => Action::Up,
         KeyCode::Down => Action::Down,
@@ -206,7 +222,8 @@ fn queue(code: KeyCode, modified: bool) -> Option<Action> {
         KeyCode::Char('i') => Action::ToggleInternal,
         KeyCode::Char('a') => Action::ToggleAway,
         KeyCode::Char('s') => Action::AskScreen,
-        KeyCode::Char('/') => Action::Canned,
+        KeyCode::Char('/') => Action::FilterQueue,
+        KeyCode::Esc => Action::Back,
         KeyCode::Char('v') => Action::VisitorPanel,
         KeyCode::Char('H') => Action::Resolved,
         KeyCode::Char('?') => Action::Help,
@@ -308,7 +325,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("queue", "v", "visitor panel"),
     ("queue", "a", "available / away"),
     ("queue", "s / Alt-s", "ask for the screen"),
-    ("queue", "/", "canned reply picker"),
+    ("queue", "/", "filter as you type"),
     // Works anywhere; listed here, where the help has room for it.
     ("queue", "Ctrl-F", "search (also compose)"),
     ("queue", "H", "resolved chats (history)"),

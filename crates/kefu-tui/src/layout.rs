@@ -40,7 +40,7 @@ pub fn screen(area: Rect, focus: Focus, draft: Option<&Buffer>) -> Screen {
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
     let (queue, pane) = if area.width < NARROW {
         match focus {
-            Focus::Queue => (Some(main), None),
+            Focus::Queue | Focus::QueueFilter => (Some(main), None),
             Focus::Compose => (None, Some(main)),
         }
     } else {

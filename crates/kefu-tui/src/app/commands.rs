@@ -22,13 +22,19 @@ impl App {
         if self.overlay != Overlay::None {
             return self.act_on_overlay(action);
         }
+        if self.focus == Focus::QueueFilter {
+            return self.filter_act(action);
+        }
         match action {
             Action::Up if self.focus == Focus::Queue => self.move_cursor(-1),
             Action::Down if self.focus == Focus::Queue => self.move_cursor(1),
             Action::First if self.focus == Focus::Queue => self.move_cursor(isize::MIN),
             Action::Last if self.focus == Focus::Queue => self.move_cursor(isize::MAX),
             Action::Open => self.open_selected(),
+            // Esc in the queue drops its filter; from compose, back to it.
+            Action::Back if self.focus == Focus::Queue => self.clear_filter(),
             Action::Back => self.focus = Focus::Queue,
+            Action::FilterQueue => self.start_filter(),
             Action::NextFilter => self.filter = self.filter.cycle(1),
             Action::PrevFilter => self.filter = self.filter.cycle(-1),
             Action::NextConversation => self.switch(1),
@@ -164,9 +170,12 @@ impl App {
         let at = (self.selected_index(&rows) as isize).saturating_add(step);
         let at = at.clamp(0, rows.len() as isize - 1) as usize;
         self.selected = Some(rows[at].clone());
+        if step > 0 && at + 1 == rows.len() {
+            self.at_end_of_queue();
+        }
     }
 
-    fn open_selected(&mut self) {
+    pub(super) fn open_selected(&mut self) {
         let rows = self.rows();
         if let Some(id) = rows.get(self.selected_index(&rows)).cloned() {
             self.open(&id);
@@ -231,7 +240,7 @@ impl App {
     fn target(&self) -> Option<String> {
         match self.focus {
             Focus::Compose => self.open.clone(),
-            Focus::Queue => match &self.selected {
+            Focus::Queue | Focus::QueueFilter => match &self.selected {
                 Some(id) => self.conversations.contains_key(id).then(|| id.clone()),
                 None => self.rows().first().cloned(),
             },

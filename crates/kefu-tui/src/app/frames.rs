@@ -15,7 +15,9 @@ use kefu_protocol::{
 use super::failed::retry_can_succeed;
 use super::queue::Filter;
 use super::requests::{history_request, send_request};
-use super::{App, Asked, Connection, Conversation, Kind, NetEvent, Overlay, SendState};
+use super::{
+    App, Asked, Connection, Conversation, Kind, MoreWaiting, NetEvent, Overlay, SendState,
+};
 use crate::sanitize;
 
 impl App {
@@ -73,7 +75,11 @@ impl App {
                 }
             }
             AgentEvent::SearchResults(results) => self.search_results(results),
-            AgentEvent::Conversations(page) => self.conversation_page(page),
+            AgentEvent::Conversations(page) => {
+                if let Some(page) = self.waiting_page(page) {
+                    self.conversation_page(page);
+                }
+            }
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::CallLink(link) => self.call_link(link),
             AgentEvent::Reconnect(reconnect) => {
@@ -103,9 +109,9 @@ impl App {
         let listed_waiting = (welcome.conversations.iter())
             .filter(|c| c.status == ConversationStatus::Waiting)
             .count();
-        self.more_waiting = welcome.totals.map_or(0, |totals| {
+        self.more_waiting = MoreWaiting::new(welcome.totals.map_or(0, |totals| {
             totals.waiting.saturating_sub(listed_waiting as u64)
-        });
+        }));
         let live: HashSet<String> = welcome.conversations.iter().map(|c| c.id.clone()).collect();
         for summary in welcome.conversations {
             self.summary(summary, reconnect);

@@ -14,6 +14,8 @@
 //! - `commands`: what the agent's actions do; `link`: its `/link` command.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
+//! - [`sift`]: the queue's type-to-filter, and the waiting conversations
+//!   beyond a bounded welcome, paged in at the end of the list.
 //! - [`finder`]: search and the resolved conversations, paged from the
 //!   relay; opening a conversation at a search hit.
 //! - `scrolling`: the history's scroll, kept still under new messages;
@@ -37,6 +39,7 @@ pub mod numbers;
 pub mod queue;
 mod requests;
 mod scrolling;
+pub mod sift;
 mod wake;
 
 use std::collections::HashMap;
@@ -52,6 +55,7 @@ pub use attention::{Attention, Kind};
 pub use conversation::{Conversation, Draft, Outgoing, SendState};
 pub use numbers::Numbers;
 pub use queue::Filter;
+pub use sift::{MoreWaiting, TypedFilter};
 
 use crate::config::{Canned, Notify, Settings};
 use crate::keys::{self, Focus, Layer};
@@ -241,8 +245,10 @@ pub struct App {
     /// Search and the resolved conversations (the `Finder` overlay).
     pub finder: finder::Finder,
     /// Conversations that were waiting at sign-in beyond those the relay's
-    /// bounded `welcome` listed (its `totals`); 0 when it listed them all.
-    pub more_waiting: u64,
+    /// bounded `welcome` listed (its `totals`), paged in on request.
+    pub more_waiting: MoreWaiting,
+    /// What the agent typed after `/` in the queue.
+    pub typed_filter: TypedFilter,
 }
 
 impl App {
@@ -273,7 +279,8 @@ impl App {
             numbers: Numbers::default(),
             attention: Attention::default(),
             finder: finder::Finder::default(),
-            more_waiting: 0,
+            more_waiting: MoreWaiting::default(),
+            typed_filter: TypedFilter::default(),
         }
     }
 
@@ -322,16 +329,22 @@ impl App {
         self.me.as_ref().map(|me| me.id.as_str())
     }
 
-    /// The queue's rows under the current tab, in order. The highlighted
-    /// conversation stays among them even when it no longer belongs under
-    /// the tab (claimed from Waiting, say): the highlight never jumps to
-    /// another customer on its own, since commands act on it.
+    /// The queue's rows under the current tab and typed filter, in order.
+    /// The highlighted conversation stays among them even when it no longer
+    /// belongs under the tab (claimed from Waiting, say): the highlight
+    /// never jumps to another customer on its own, since commands act on
+    /// it. The typed filter is the agent's own choice, and does hide it.
     pub fn rows(&self) -> Vec<String> {
         let mut rows = queue::rows(&self.conversations, self.filter, self.me_id());
+        let typed = &self.typed_filter;
+        if !typed.is_empty() {
+            rows.retain(|id| (self.conversations.get(id)).is_some_and(|c| typed.matches(c)));
+        }
         let pinned = self
             .selected
             .as_ref()
-            .and_then(|id| self.conversations.get(id));
+            .and_then(|id| self.conversations.get(id))
+            .filter(|c| typed.is_empty() || typed.matches(c));
         if let Some(pinned) = pinned
             && !rows.contains(&pinned.summary.id)
         {

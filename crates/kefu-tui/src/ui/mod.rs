@@ -24,7 +24,7 @@ mod tests_files;
 #[cfg(test)]
 mod tests_finder;
 #[cfg(test)]
-mod tests_more_waiting;
+mod tests_sift;
 mod visitor;
 
 use ratatui::Frame;
@@ -54,7 +54,11 @@ pub fn draw(app: &App, frame: &mut Frame) {
 
 /// Border style of a pane: bright when it has the focus.
 fn border(app: &App, pane: Focus) -> Style {
-    if app.focus == pane {
+    let focused = match pane {
+        Focus::Queue | Focus::QueueFilter => app.focus.in_queue(),
+        Focus::Compose => app.focus == Focus::Compose,
+    };
+    if focused {
         Style::new().fg(Color::Cyan)
     } else {
         Style::new().fg(Color::DarkGray)

@@ -14,14 +14,18 @@ use crate::layout;
 use crate::wrap::{truncate, width};
 
 pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let block = Block::bordered()
+    let mut block = Block::bordered()
         .border_style(border(app, Focus::Queue))
         .title(tabs(app));
+    if let Some(line) = filter_line(app) {
+        block = block.title_bottom(line);
+    }
     let inner = layout::queue_inner(area);
     frame.render_widget(block, area);
     let rows = app.rows();
     if rows.is_empty() {
         let empty = match app.filter {
+            _ if !app.typed_filter.is_empty() => "No match; Ctrl-F searches all.",
             Filter::Waiting => "Nobody is waiting.",
             Filter::Mine => "No conversations of yours.",
             Filter::All => "No open conversations.",
@@ -46,6 +50,27 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
         lines.push(second.patch_style(highlight));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// The typed filter on the pane's bottom border: `/olga▏` while typing,
+/// `/olga (Esc clears)` once the agent moved on.
+fn filter_line(app: &App) -> Option<Line<'static>> {
+    let typing = app.focus == Focus::QueueFilter;
+    if !typing && app.typed_filter.is_empty() {
+        return None;
+    }
+    // Only typed keys reach it (not pastes), and those map control
+    // characters to actions: it holds nothing that moves the cursor.
+    let mut spans = vec![
+        Span::styled("/", bold()),
+        Span::styled(app.typed_filter.text.clone(), bold().fg(Color::Cyan)),
+    ];
+    if typing {
+        spans.push(Span::styled("▏", Style::new().fg(Color::Cyan)));
+    } else {
+        spans.push(Span::styled(" (Esc clears)", dim()));
+    }
+    Some(Line::from(spans))
 }
 
 /// `[Waiting 2] Mine 1  All 3 `: the current tab in brackets (readable

@@ -117,10 +117,17 @@ fn left(app: &App, detail: Detail) -> Vec<Span<'static>> {
         Style::new()
     };
     spans.push(Span::styled(format!("{waiting} waiting"), waiting_style));
-    if app.more_waiting > 0 {
-        // Beyond what the relay's bounded welcome listed.
+    let more = &app.more_waiting;
+    if more.count > 0 {
+        // Beyond what the relay's bounded welcome listed; ↓ past the last
+        // row pages them in.
+        let how = if more.loading() {
+            "loading…"
+        } else {
+            "↓ at the end"
+        };
         spans.push(Span::styled(
-            format!(" │ {} more waiting", app.more_waiting),
+            format!(" │ {} more waiting ({how})", more.count),
             waiting_style,
         ));
     }

@@ -257,7 +257,7 @@ fn help_lists_every_key_at_80_by_24() {
             "│Ctrl-L           redraw the screen     v              visitor panel           │",
             "│F1               this help             a              available / away        │",
             "│Ctrl-C           quit                  s / Alt-s      ask for the screen      │",
-            "│                                       /              canned reply picker     │",
+            "│                                       /              filter as you type      │",
             "│compose                                Ctrl-F         search (also compose)   │",
             "│Enter            send (claims waiting) H              resolved chats (history)│",
             "│Alt-Enter/Ctrl-J new line              ?              this help               │",

@@ -3,6 +3,7 @@
 //! reply whose ack never arrived.
 
 mod cli;
+mod flood;
 mod search;
 mod support;
 mod tls;
