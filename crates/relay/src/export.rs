@@ -10,6 +10,7 @@ use std::io::Write;
 
 use kefu_protocol::Message;
 use kefu_protocol::agent::ConversationSummary;
+use kefu_protocol::trail::PageView;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -34,12 +35,14 @@ pub struct BadDate(String);
 
 /// One line of the export: the conversation's summary fields, then all its
 /// messages in `seq` order, internal notes and timeline events included
-/// (`"internal": true`).
+/// (`"internal": true`), then the visitor's page trail as stored (oldest
+/// first, the newest [`MAX_TRAIL`](kefu_protocol::trail::MAX_TRAIL) at most).
 #[derive(Serialize)]
 struct Line<'a> {
     #[serde(flatten)]
     summary: &'a ConversationSummary,
     messages: &'a [Message],
+    page_views: &'a [PageView],
 }
 
 /// `2026-01-31` (midnight UTC) or an RFC 3339 time.
@@ -76,11 +79,13 @@ pub async fn write_jsonl(
                 continue;
             };
             let messages = all_messages(store, id).await?;
+            let page_views = store.page_trail(&summary.visitor.id).await?;
             serde_json::to_writer(
                 &mut out,
                 &Line {
                     summary: &summary,
                     messages: &messages,
+                    page_views: &page_views,
                 },
             )
             .map_err(std::io::Error::from)?;

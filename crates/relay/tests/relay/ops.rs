@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use kefu_protocol::Reconnect;
 use kefu_protocol::agent::{AgentEvent, Role};
-use kefu_protocol::visitor::VisitorEvent;
+use kefu_protocol::trail::PageViewReport;
+use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_testkit::{PATIENCE, RelayProcess, TestRelay, http};
 use tokio::time::Instant;
 
@@ -307,18 +308,35 @@ async fn export_writes_each_conversation_with_its_messages_as_a_json_line() {
     let token = relay.add_agent("alice", Role::Agent).await;
     let mut agent = relay.signed_in_agent(&token).await;
     let mut conversations = Vec::new();
+    let mut visitors = Vec::new();
     for name in ["first", "second"] {
         let (mut visitor, _) = relay.new_visitor().await;
         let ack = visitor
             .say(&format!("{name}-1"), &format!("hello from {name}"))
             .await;
         conversations.push(ack.conversation_id);
+        visitors.push(visitor);
     }
     agent.reply(&conversations[0], "r1", "a reply").await;
     agent
         .send_message(&conversations[0], "n1", "an internal note", true)
         .await
         .expect("note");
+    // The first visitor opens a page: stored, then shown to the agent.
+    visitors[0]
+        .send(&VisitorRequest::PageView(PageViewReport {
+            url: "https://shop.example/checkout".into(),
+            title: Some("Checkout".into()),
+            referrer: None,
+            at: None,
+        }))
+        .await;
+    agent
+        .until(|event| match event {
+            AgentEvent::PageView(frame) if frame.conversation_id == conversations[0] => Some(()),
+            _ => None,
+        })
+        .await;
 
     let all = run_cli(&["export", "--database", &relay.database], &[]).await;
     assert!(all.status.success(), "{}", stderr(&all));
@@ -346,6 +364,10 @@ async fn export_writes_each_conversation_with_its_messages_as_a_json_line() {
             ("an internal note", true)
         ]
     );
+    let pages: Vec<&str> = (first["page_views"].as_array().expect("page views").iter())
+        .map(|view| view["url"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(pages, ["https://shop.example/checkout"]);
 
     let future = run_cli(
         &[
