@@ -26,6 +26,21 @@ pub struct Attachment {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+    /// A smaller copy the relay made of a raster image it could decode
+    /// (see [`Thumbnail`]); fetched through the file's link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// Longest side of a thumbnail, in pixels.
+pub const THUMBNAIL_MAX_SIDE: u32 = 320;
+
+/// A raster image's thumbnail: a JPEG at most [`THUMBNAIL_MAX_SIDE`] pixels
+/// on its long side (never larger than the image), its size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    pub width: u32,
+    pub height: u32,
 }
 
 impl Attachment {
@@ -50,4 +65,7 @@ pub fn is_raster_image(content_type: &str) -> bool {
 pub struct FileLink {
     pub url: String,
     pub expires_at: u64,
+    /// The thumbnail's URL, signed alike, when the file has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
 }

@@ -3,6 +3,7 @@
 //! they always did.
 
 use kefu_protocol::agent::AgentRequest;
+use kefu_protocol::files::Thumbnail;
 use kefu_protocol::visitor::VisitorRequest;
 use kefu_protocol::{Attachment, Message};
 use serde_json::json;
@@ -40,6 +41,7 @@ fn a_message_carries_attachments_only_when_it_has_some() {
         content_type: "image/png".into(),
         width: Some(1280),
         height: Some(720),
+        thumbnail: None,
     }];
     let with = serde_json::to_value(&message).expect("json");
     assert_eq!(
@@ -48,4 +50,16 @@ fn a_message_carries_attachments_only_when_it_has_some() {
                 "content_type": "image/png", "width": 1280, "height": 720}])
     );
     assert!(message.attachments[0].is_raster_image());
+
+    message.attachments[0].thumbnail = Some(Thumbnail {
+        width: 320,
+        height: 180,
+    });
+    let thumbed = serde_json::to_value(&message).expect("json");
+    assert_eq!(
+        thumbed["attachments"][0]["thumbnail"],
+        json!({"width": 320, "height": 180})
+    );
+    let back: Message = serde_json::from_value(thumbed).expect("parses back");
+    assert_eq!(back, message);
 }

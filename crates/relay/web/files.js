@@ -1,5 +1,6 @@
 // kefu visitor page: files sent with messages (docs/protocol.md, "Files").
-// Raster images show as thumbnails that open full size; other files as
+// Raster images show as thumbnails that open full size (the relay's small
+// JPEG when it made one, else the image itself, scaled); other files as
 // download chips. Download links are signed and live five minutes, so each
 // is asked for when a file is shown or clicked. Names are inserted as text.
 // Sending: `upload` puts one file with a progress callback and can be
@@ -8,13 +9,16 @@
   'use strict';
 
   const RASTER = ['image/png', 'image/jpeg', 'image/gif', 'image/webp'];
+  /** Largest side of an image shown in a bubble, in CSS pixels (chat.css). */
+  const THUMB_BOX = 160;
 
+  /** A fresh `FileLink` to file `id`: `{ url, expires_at, thumbnail_url? }`. */
   async function link(id, token) {
     const response = await fetch(`/api/files/${encodeURIComponent(id)}/link`, {
       headers: { Authorization: `Bearer ${token}` },
     });
     if (!response.ok) throw new Error(`no link (${response.status})`);
-    return (await response.json()).url;
+    return response.json();
   }
 
   function size(bytes) {
@@ -26,7 +30,7 @@
   /** Opens a fresh link to `file`: a new tab for an image, a download else. */
   async function open(file, token) {
     const anchor = document.createElement('a');
-    anchor.href = await link(file.id, token);
+    anchor.href = (await link(file.id, token)).url;
     anchor.rel = 'noopener';
     if (RASTER.includes(file.content_type)) anchor.target = '_blank';
     else anchor.download = file.name;
@@ -47,7 +51,16 @@
         button.className = 'thumb';
         const image = document.createElement('img');
         image.alt = file.name;
-        link(file.id, token).then((url) => { image.src = url; }).catch(() => {});
+        if (file.width && file.height) {
+          // Room kept before it loads, so the log does not jump; the same
+          // box as chat.css's 160-pixel bounds give it once loaded.
+          const scale = Math.min(1, THUMB_BOX / file.width, THUMB_BOX / file.height);
+          image.width = Math.max(1, Math.round(file.width * scale));
+          image.height = Math.max(1, Math.round(file.height * scale));
+        }
+        link(file.id, token).then((signed) => {
+          image.src = (file.thumbnail && signed.thumbnail_url) || signed.url;
+        }).catch(() => {});
         button.append(image);
       } else {
         button.className = 'chip';

@@ -26,6 +26,8 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body as text, invalid UTF-8 replaced.
     pub body: String,
+    /// The body as it came, for binary answers (images, downloads).
+    pub bytes: Bytes,
 }
 
 impl Response {
@@ -100,6 +102,7 @@ impl Client {
                 status: parts.status.as_u16(),
                 headers: parts.headers,
                 body: String::from_utf8_lossy(&bytes).into_owned(),
+                bytes,
             })
         })
         .await

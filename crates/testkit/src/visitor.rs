@@ -36,6 +36,22 @@ impl Client<VisitorEvent> {
         self.say_noting_messages(client_id, text).await.0
     }
 
+    /// Sends the uploaded files `ids` in a message without text; its ack.
+    pub async fn send_files(&mut self, client_id: &str, ids: Vec<String>) -> Ack {
+        self.send(&VisitorRequest::Send {
+            attachments: ids,
+            client_id: client_id.to_owned(),
+            text: String::new(),
+        })
+        .await;
+        self.until(|event| match event {
+            VisitorEvent::Ack(ack) if ack.client_id == client_id => Some(ack),
+            VisitorEvent::Error(error) => panic!("send refused: {error:?}"),
+            _ => None,
+        })
+        .await
+    }
+
     /// Sends a message; its ack and the messages that came before it.
     pub async fn say_noting_messages(
         &mut self,

@@ -17,6 +17,7 @@ fn file(name: &str, size: u64, content_type: &str) -> Attachment {
         content_type: content_type.into(),
         width: None,
         height: None,
+        thumbnail: None,
     }
 }
 

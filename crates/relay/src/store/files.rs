@@ -9,6 +9,7 @@
 //! rows, and rows always name durable blobs.
 
 use async_trait::async_trait;
+use kefu_protocol::files::Thumbnail;
 use kefu_protocol::{Attachment, AuthorKind};
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use time::OffsetDateTime;
@@ -20,6 +21,7 @@ use super::{StoreError, to_time};
 /// Selects a [`FileRow`]; callers append `WHERE …`. `$1`-style parameters
 /// read the same in SQLite and PostgreSQL.
 pub(super) const FILE_SELECT: &str = "SELECT id, digest, name, size, content_type, width, height,
+        thumbnail_digest, thumbnail_width, thumbnail_height,
         owner_kind, owner_id, conversation_id, message_id, public, created_at FROM files";
 
 /// Who uploaded a file.
@@ -35,6 +37,8 @@ pub struct NewFile {
     pub attachment: Attachment,
     /// The blob's name in the blob store.
     pub digest: String,
+    /// Its thumbnail's blob, when `attachment.thumbnail` is set; durable too.
+    pub thumbnail_digest: Option<String>,
     pub owner: FileOwner,
     /// The conversation it is for, when known at upload.
     pub conversation_id: Option<String>,
@@ -45,6 +49,8 @@ pub struct NewFile {
 pub struct StoredFile {
     pub attachment: Attachment,
     pub digest: String,
+    /// Set exactly when `attachment.thumbnail` is.
+    pub thumbnail_digest: Option<String>,
     pub owner: FileOwner,
     pub conversation_id: Option<String>,
     /// The message it was sent with; `None` while pending.
@@ -101,6 +107,9 @@ row! {
         content_type: String,
         width: Option<i64>,
         height: Option<i64>,
+        thumbnail_digest: Option<String>,
+        thumbnail_width: Option<i64>,
+        thumbnail_height: Option<i64>,
         owner_kind: String,
         owner_id: String,
         conversation_id: Option<String>,
@@ -115,6 +124,14 @@ impl TryFrom<FileRow> for StoredFile {
 
     fn try_from(row: FileRow) -> Result<StoredFile, StoreError> {
         let dimension = |value: Option<i64>| value.and_then(|v| u32::try_from(v).ok());
+        let thumbnail = match (
+            &row.thumbnail_digest,
+            dimension(row.thumbnail_width),
+            dimension(row.thumbnail_height),
+        ) {
+            (Some(_), Some(width), Some(height)) => Some(Thumbnail { width, height }),
+            _ => None,
+        };
         Ok(StoredFile {
             attachment: Attachment {
                 id: row.id,
@@ -123,8 +140,10 @@ impl TryFrom<FileRow> for StoredFile {
                 content_type: row.content_type,
                 width: dimension(row.width),
                 height: dimension(row.height),
+                thumbnail,
             },
             digest: row.digest,
+            thumbnail_digest: thumbnail.and(row.thumbnail_digest),
             owner: FileOwner {
                 kind: AuthorKind::parse(&row.owner_kind).ok_or_else(|| {
                     StoreError::Corrupt(format!("file owner kind {:?}", row.owner_kind))
@@ -152,7 +171,8 @@ pub trait FileReads: Send + Sync {
         owner: &FileOwner,
     ) -> Result<u64, StoreError>;
 
-    /// Every blob digest some row names: the blobs to keep.
+    /// Every blob digest some row names, files' and thumbnails': the
+    /// blobs to keep.
     async fn file_digests(&self) -> Result<Vec<String>, StoreError>;
 }
 
@@ -199,17 +219,22 @@ where
 
     async fn file_digests(&self) -> Result<Vec<String>, StoreError> {
         let (_, pool) = self.read_side();
-        Ok(sqlx::query_scalar("SELECT DISTINCT digest FROM files")
-            .fetch_all(pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT digest FROM files
+             UNION SELECT thumbnail_digest FROM files WHERE thumbnail_digest IS NOT NULL",
+        )
+        .fetch_all(pool)
+        .await?)
     }
 }
 
 /// Records a [`NewFile`]; binds its id, digest, name, size, content type,
-/// width, height, owner kind, owner id, conversation id and now (ms).
+/// width, height, thumbnail digest, width and height, owner kind, owner
+/// id, conversation id and now (ms).
 pub(super) const INSERT_FILE: &str = "INSERT INTO files (id, digest, name, size, content_type,
-        width, height, owner_kind, owner_id, conversation_id, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        width, height, thumbnail_digest, thumbnail_width, thumbnail_height,
+        owner_kind, owner_id, conversation_id, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 
 /// Attaches one pending upload to the message being written; binds the
 /// conversation id, the message id, whether it is public, the file id, and

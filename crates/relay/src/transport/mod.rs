@@ -87,6 +87,8 @@ pub struct Shared {
     file_links: FileLinks,
     /// Uploads per minute, by uploader id.
     uploads: PerMinute<String>,
+    /// Turns to decode an uploaded image for its thumbnail.
+    decoding: tokio::sync::Semaphore,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
     /// The blocked client addresses, re-read by [`blocking::watch`];
@@ -134,6 +136,7 @@ impl AppState {
             blobs,
             file_links,
             uploads,
+            decoding: tokio::sync::Semaphore::new(files::DECODES_AT_ONCE),
             credentials: watch::Sender::new(None),
             blocklist,
             stopping,
@@ -193,6 +196,7 @@ pub fn router(state: AppState) -> Router {
                 .route_layer(middleware::from_fn_with_state(state.clone(), check_origin)),
         )
         .route("/files/{id}", get(files::download))
+        .route("/files/{id}/thumbnail", get(files::download_thumbnail))
         .merge(web::routes());
     // With a separate metrics address, the main one does not serve them.
     let router = if state.config.metrics_listen.is_none() {

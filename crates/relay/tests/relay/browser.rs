@@ -115,6 +115,19 @@ impl Browser {
         self.wait_for(".status.online").await;
     }
 
+    /// Opens the widget's chat on the host page shown and enters its frame,
+    /// once connected with an agent online; the frame, to enter again.
+    pub(crate) async fn enter_widget(&self) -> fantoccini::elements::Element {
+        let widget = self.wait_for("#kefu-widget").await;
+        let root = widget.shadow_root().await.expect("shadow root");
+        let button = (root.find(Locator::Css("button.bubble")).await).expect("chat bubble");
+        button.click().await.expect("open the chat");
+        let frame = root.find(Locator::Css("iframe")).await.expect("panel");
+        frame.enter_frame().await.expect("enter the chat frame");
+        self.wait_for(".status.online").await;
+        frame
+    }
+
     pub(crate) async fn wait_for(&self, css: &str) -> fantoccini::elements::Element {
         self.client
             .wait()

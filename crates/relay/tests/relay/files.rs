@@ -33,7 +33,7 @@ fn jpeg_with_exif() -> Vec<u8> {
     jpeg
 }
 
-const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
+pub(crate) const PDF: &[u8] = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n";
 
 /// `POST /api/files?{query}` as the holder of `token`.
 pub(crate) async fn upload(addr: SocketAddr, token: &str, query: &str, body: Vec<u8>) -> Response {
@@ -78,16 +78,36 @@ pub(crate) async fn link(addr: SocketAddr, token: &str, file_id: &str) -> Respon
         .expect("link")
 }
 
-/// The file through a fresh link, as the holder of `token`.
-pub(crate) async fn download(addr: SocketAddr, token: &str, file_id: &str) -> Response {
+/// A fresh link to `file_id` as the holder of `token`.
+pub(crate) async fn signed(addr: SocketAddr, token: &str, file_id: &str) -> FileLink {
     let answer = link(addr, token, file_id).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    let link: FileLink = serde_json::from_str(&answer.body).expect("a link");
+    serde_json::from_str(&answer.body).expect("a link")
+}
+
+/// The file through a fresh link, as the holder of `token`.
+pub(crate) async fn download(addr: SocketAddr, token: &str, file_id: &str) -> Response {
+    let link = signed(addr, token, file_id).await;
     Client::new().get(addr, &link.url).await.expect("download")
 }
 
+/// `kefu-relay prune-files` with no grace: what it removed.
+pub(crate) async fn prune_now(relay: &TestRelay) -> kefu_relay::prune::Pruned {
+    let root = relay.dir.path().join("kefu.db.files");
+    let store = kefu_relay::store::open(&relay.database, None)
+        .await
+        .expect("open");
+    let blobs = kefu_relay::blobs::BlobDir::open(&root).expect("blobs");
+    let zero = std::time::Duration::ZERO;
+    let pruned = kefu_relay::prune::prune_files(store.as_ref(), &blobs, zero, zero)
+        .await
+        .expect("prune");
+    store.close().await;
+    pruned
+}
+
 /// The blobs the relay keeps (beside its SQLite file).
-fn blob_count(relay: &TestRelay) -> usize {
+pub(crate) fn blob_count(relay: &TestRelay) -> usize {
     let root = relay.dir.path().join("kefu.db.files");
     std::fs::read_dir(&root)
         .expect("files dir")
@@ -351,17 +371,8 @@ async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
     std::fs::write(root.join("tmp").join("partial"), b"half").expect("partial");
     assert_eq!(blob_count(&relay), 2);
 
-    let store = kefu_relay::store::open(&relay.database, None)
-        .await
-        .expect("open");
-    let blobs = kefu_relay::blobs::BlobDir::open(&root).expect("blobs");
-    let zero = std::time::Duration::ZERO;
-    let pruned = kefu_relay::prune::prune_files(store.as_ref(), &blobs, zero, zero)
-        .await
-        .expect("prune");
-    store.close().await;
     assert_eq!(
-        pruned,
+        prune_now(&relay).await,
         kefu_relay::prune::Pruned {
             unsent: 1,
             blobs: 1,

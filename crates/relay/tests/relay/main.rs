@@ -34,6 +34,7 @@ mod store_blocks;
 mod store_reads;
 mod summaries;
 mod support;
+mod thumbnails;
 mod timeline;
 mod timeouts;
 mod tls;

@@ -22,6 +22,17 @@ pub(super) async fn add_file(pool: &PgPool, file: &NewFile) -> Result<(), StoreE
         .bind(&attachment.content_type)
         .bind(attachment.width.map(i64::from))
         .bind(attachment.height.map(i64::from))
+        .bind(&file.thumbnail_digest)
+        .bind(
+            attachment
+                .thumbnail
+                .map(|thumbnail| i64::from(thumbnail.width)),
+        )
+        .bind(
+            attachment
+                .thumbnail
+                .map(|thumbnail| i64::from(thumbnail.height)),
+        )
         .bind(file.owner.kind.as_str())
         .bind(&file.owner.id)
         .bind(&file.conversation_id)

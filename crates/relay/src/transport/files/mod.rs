@@ -11,9 +11,13 @@
 //!   `<img src>`, a download chip).
 //! - `GET /files/{id}?expires=T&sig=S`: the bytes, served so a browser
 //!   never runs them (`nosniff`, a sandboxing CSP, `attachment` unless a
-//!   raster image).
+//!   raster image); `GET /files/{id}/thumbnail?…` with the same signature,
+//!   its thumbnail (made at upload, see [`thumbnail`]) the same way.
 
 mod content;
+mod thumbnail;
+
+pub(super) use thumbnail::DECODES_AT_ONCE;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -234,6 +238,7 @@ async fn store_upload(
         *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
         response
     })?;
+    let made = thumbnail::make(&state.decoding, content.content_type, content.bytes.clone()).await;
     let attachment = Attachment {
         id: ids::new_id(),
         name: file_name(&query.name),
@@ -241,12 +246,19 @@ async fn store_upload(
         content_type: content.content_type.to_owned(),
         width: content.width,
         height: content.height,
+        thumbnail: made.as_ref().map(|made| made.thumbnail),
     };
-    // The blob is durable before its row exists: no row names a missing blob.
+    // The blobs are durable before their row exists: no row names a
+    // missing blob.
     let digest = blobs.put(content.bytes).await.map_err(internal)?;
+    let thumbnail_digest = match made {
+        Some(made) => Some(blobs.put(made.bytes).await.map_err(internal)?),
+        None => None,
+    };
     let file = NewFile {
         attachment: attachment.clone(),
         digest,
+        thumbnail_digest,
         owner,
         conversation_id,
     };
@@ -318,14 +330,19 @@ pub async fn link(
         Err(error) => return *store_refusal(error, &id),
     };
     // Another conversation's file is "not found": ids are not confirmed.
-    if !file.is_some_and(|file| file.readable_by(caller.reader())) {
+    let Some(file) = file.filter(|file| file.readable_by(caller.reader())) else {
         return *refuse(ErrorCode::NotFound, "file not found");
-    }
+    };
     let expires_at = now_seconds() + LINK_LIFETIME.as_secs();
     let sig = state.file_links.sign(&id, expires_at);
+    let signed = format!("expires={expires_at}&sig={sig}");
     Json(FileLink {
-        url: format!("/files/{id}?expires={expires_at}&sig={sig}"),
+        url: format!("/files/{id}?{signed}"),
         expires_at,
+        thumbnail_url: file
+            .attachment
+            .thumbnail
+            .map(|_| format!("/files/{id}/thumbnail?{signed}")),
     })
     .into_response()
 }
@@ -341,30 +358,60 @@ pub async fn download(
     Path(id): Path<String>,
     Query(query): Query<DownloadQuery>,
 ) -> Response {
+    serve(&state, &id, &query, Part::File).await
+}
+
+pub async fn download_thumbnail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<DownloadQuery>,
+) -> Response {
+    serve(&state, &id, &query, Part::Thumbnail).await
+}
+
+/// Which blob of a file a link fetches.
+#[derive(Clone, Copy)]
+enum Part {
+    File,
+    Thumbnail,
+}
+
+async fn serve(state: &AppState, id: &str, query: &DownloadQuery, part: Part) -> Response {
     if !state
         .file_links
-        .verify(&id, query.expires, &query.sig, now_seconds())
+        .verify(id, query.expires, &query.sig, now_seconds())
     {
         return *refuse(
             ErrorCode::Forbidden,
             "this link is not valid or has expired; ask for a new one",
         );
     }
-    let blobs = match blobs(&state) {
+    let blobs = match blobs(state) {
         Ok(blobs) => blobs,
         Err(response) => return *response,
     };
-    let file = match state.store.file(&id).await {
+    let file = match state.store.file(id).await {
         Ok(Some(file)) => file,
         Ok(None) => return *refuse(ErrorCode::NotFound, "file not found"),
-        Err(error) => return *store_refusal(error, &id),
+        Err(error) => return *store_refusal(error, id),
     };
-    let bytes = match blobs.get(&file.digest).await {
+    let attachment = &file.attachment;
+    let (digest, content_type, name) = match part {
+        Part::File => (
+            &file.digest,
+            attachment.content_type.as_str(),
+            attachment.name.clone(),
+        ),
+        Part::Thumbnail => match &file.thumbnail_digest {
+            Some(digest) => (digest, "image/jpeg", format!("{}.jpg", attachment.name)),
+            None => return *refuse(ErrorCode::NotFound, "this file has no thumbnail"),
+        },
+    };
+    let bytes = match blobs.get(digest).await {
         Ok(bytes) => bytes,
         Err(error) => return *internal(error),
     };
-    let attachment = &file.attachment;
-    let disposition = content::disposition(&attachment.content_type, &attachment.name);
+    let disposition = content::disposition(content_type, &name);
     let mut response = Body::from(bytes).into_response();
     let headers = response.headers_mut();
     let mut set = |name, value: &str| {
@@ -372,7 +419,7 @@ pub async fn download(
             headers.insert(name, value);
         }
     };
-    let content_type = match attachment.content_type.as_str() {
+    let content_type = match content_type {
         "text/plain" => "text/plain; charset=utf-8",
         other => other,
     };

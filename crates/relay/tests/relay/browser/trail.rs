@@ -4,7 +4,6 @@
 //! and later steps live; the agent's link card takes the host page there.
 
 use axum::response::Html;
-use fantoccini::Locator;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
 use kefu_protocol::trail::{LinkCard, PageView};
 use kefu_relay::Config;
@@ -71,13 +70,7 @@ async fn the_agent_sees_the_pages_a_widget_visitor_browsed() {
     browser
         .eval("history.pushState({}, '', '/checkout/pay'); document.title = 'Acme pay';")
         .await;
-    let widget = browser.wait_for("#kefu-widget").await;
-    let root = widget.shadow_root().await.expect("shadow root");
-    let button = (root.find(Locator::Css("button.bubble")).await).expect("chat bubble");
-    button.click().await.expect("open the chat");
-    let frame = root.find(Locator::Css("iframe")).await.expect("panel");
-    frame.enter_frame().await.expect("enter the chat frame");
-    browser.wait_for(".status.online").await;
+    let frame = browser.enter_widget().await;
     browser.type_and_send("Can I pay later?").await;
     let conversation = agent_receives(&mut agent, "Can I pay later?").await;
 

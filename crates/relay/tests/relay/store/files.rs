@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use kefu_protocol::agent::Role;
+use kefu_protocol::files::Thumbnail;
 use kefu_protocol::{Attachment, AuthorKind};
 use kefu_relay::store::{self, FileOwner, FileReader, NewFile, Store, StoreError};
 use kefu_testkit::TestDatabase;
@@ -19,7 +20,7 @@ fn owner(kind: AuthorKind, id: &str) -> FileOwner {
     }
 }
 
-/// Records a 100-byte PNG `id` uploaded by `by`.
+/// Records a 100-byte PNG `id` uploaded by `by`, with a thumbnail.
 async fn upload(
     store: &Arc<dyn Store>,
     id: &str,
@@ -33,15 +34,25 @@ async fn upload(
         content_type: "image/png".to_owned(),
         width: Some(4),
         height: Some(3),
+        thumbnail: Some(Thumbnail {
+            width: 4,
+            height: 3,
+        }),
     };
     let file = NewFile {
         attachment: attachment.clone(),
         digest: format!("{:064}", id.len()),
+        thumbnail_digest: Some(thumbnail_digest(id)),
         owner: by,
         conversation_id: conversation_id.map(str::to_owned),
     };
     store.add_file(file).await.expect("add file");
     attachment
+}
+
+/// The made-up digest of `id`'s thumbnail blob.
+fn thumbnail_digest(id: &str) -> String {
+    format!("t{:063}", id.len())
 }
 
 backend_test!(
@@ -53,6 +64,8 @@ async fn a_send_attaches_pending_uploads(store: Arc<dyn Store>) {
     let shot = upload(&store, "f1", owner(AuthorKind::Visitor, "v1"), None).await;
     let pending = store.file("f1").await.expect("read").expect("recorded");
     assert_eq!(pending.message_id, None);
+    assert_eq!(pending.attachment, shot, "the thumbnail kept");
+    assert_eq!(pending.thumbnail_digest, Some(thumbnail_digest("f1")));
     let stranger = FileReader::Visitor {
         visitor_id: "v2",
         conversation_id: None,
@@ -172,6 +185,11 @@ async fn pruning_forgets_only_unsent_uploads(store: Arc<dyn Store>) {
     assert_eq!(store.prune_files(future).await.expect("prune"), 1);
     assert!(store.file("unsent").await.expect("read").is_none());
     assert!(store.file("sent").await.expect("read").is_some());
-    let digests = store.file_digests().await.expect("digests");
-    assert_eq!(digests, vec![format!("{:064}", "sent".len())]);
+    let mut digests = store.file_digests().await.expect("digests");
+    digests.sort();
+    assert_eq!(
+        digests,
+        vec![format!("{:064}", "sent".len()), thumbnail_digest("sent")],
+        "the sent file's blob and its thumbnail's are kept"
+    );
 }
