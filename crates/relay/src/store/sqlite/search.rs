@@ -19,6 +19,18 @@ const SEARCH_CONNECTIONS: u32 = 2;
 /// SQLite virtual-machine steps between two looks at the clock: well under
 /// a millisecond of work.
 const STEPS_PER_CHECK: i32 = 10_000;
+/// Most indexed trigrams a two-character term is looked up through (see
+/// migration 0013). More mean the term is common: LIKE then finds a page of
+/// it in the newest messages sooner than hundreds of lookups would.
+const MAX_TRIGRAMS_PER_TERM: usize = 256;
+
+/// How a term shorter than a trigram is matched.
+enum ShortTerm<'a> {
+    /// Any of these indexed trigrams (none: the term occurs nowhere).
+    Trigrams(Vec<String>),
+    /// LIKE over the text: a single character, or a common pair.
+    Like(&'a str),
+}
 
 /// The search side's own pool.
 pub(super) struct Searcher {
@@ -40,11 +52,22 @@ impl Searcher {
         let deadline = Instant::now() + query.budget;
         let mut conn = self.connection(deadline, query.budget).await?;
         let within = |error| timed_out(error, deadline, query.budget);
-        let rows: Vec<HitRow> = hits_sql(query)
-            .build_query_as()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(within)?;
+        let (indexed, short) = query.terms_by_length();
+        let mut short_terms = Vec::with_capacity(short.len());
+        for term in short {
+            short_terms.push(short_term(&mut conn, term).await.map_err(within)?);
+        }
+        let absent = (short_terms.iter())
+            .any(|term| matches!(term, ShortTerm::Trigrams(trigrams) if trigrams.is_empty()));
+        let rows: Vec<HitRow> = if absent {
+            Vec::new()
+        } else {
+            hits_sql(query, &indexed, &short_terms)
+                .build_query_as()
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(within)?
+        };
         let visitors: Vec<SummaryRow> = match query.before {
             Some(_) => Vec::new(),
             None => query
@@ -97,34 +120,89 @@ impl Searcher {
     }
 }
 
+/// How `term` (under three characters) is matched: a pair through the
+/// trigrams that start with it, read from the index's sorted vocabulary.
+async fn short_term<'a>(
+    conn: &mut PoolConnection<Sqlite>,
+    term: &'a str,
+) -> Result<ShortTerm<'a>, sqlx::Error> {
+    let mut chars = term.chars();
+    let (Some(first), Some(second), None) = (chars.next(), chars.next(), chars.next()) else {
+        return Ok(ShortTerm::Like(term));
+    };
+    // Every trigram `term…` sorts at or after `term` and before `term`
+    // with its last character's successor (text compares by code point).
+    let Some(next) = successor(second) else {
+        return Ok(ShortTerm::Like(term));
+    };
+    let end = format!("{first}{next}");
+    let trigrams: Vec<String> = sqlx::query_scalar(
+        "SELECT term FROM message_search_terms WHERE term >= ? AND term < ? LIMIT ?",
+    )
+    .bind(term)
+    .bind(&end)
+    .bind(MAX_TRIGRAMS_PER_TERM as i64 + 1)
+    .fetch_all(&mut **conn)
+    .await?;
+    Ok(if trigrams.len() > MAX_TRIGRAMS_PER_TERM {
+        ShortTerm::Like(term)
+    } else {
+        ShortTerm::Trigrams(trigrams)
+    })
+}
+
+/// The next character, skipping the surrogate gap.
+fn successor(c: char) -> Option<char> {
+    match c {
+        '\u{D7FF}' => Some('\u{E000}'),
+        c => char::from_u32(u32::from(c) + 1),
+    }
+}
+
+/// An FTS5 phrase: `term` quoted, quotes doubled.
+fn phrase(term: &str) -> String {
+    format!("\"{}\"", term.replace('"', "\"\""))
+}
+
 /// The hits, newest first: terms of three characters or more through the
-/// FTS5 index (a quoted phrase each, which trigram matches anywhere), the
-/// others with LIKE. `CROSS JOIN` keeps `message_search` the outer loop, so
-/// that rows come in rowid order and the scan stops at a full page.
-fn hits_sql(query: &SearchQuery) -> QueryBuilder<'_, Sqlite> {
+/// FTS5 index (a quoted phrase each, which trigram matches anywhere), and
+/// pairs through their trigrams, in one MATCH; the others with LIKE.
+/// `CROSS JOIN` keeps `message_search` the outer loop, so that rows come
+/// in rowid order and the scan stops at a full page. The text is returned
+/// without the index's end sentinel.
+fn hits_sql<'a>(
+    query: &'a SearchQuery,
+    indexed: &[&str],
+    short: &[ShortTerm<'a>],
+) -> QueryBuilder<'a, Sqlite> {
     let mut sql = QueryBuilder::new(format!(
         "SELECT message_search.rowid AS hit_id, message_search.seq AS hit_seq,
-            message_search.text AS hit_text, message_search.internal AS hit_internal,
+            rtrim(message_search.text, char(1)) AS hit_text,
+            message_search.internal AS hit_internal,
             message_search.at AS hit_at, {SUMMARY_COLUMNS}
         FROM message_search
         CROSS JOIN conversations c ON c.id = message_search.conversation_id
         CROSS JOIN visitors v ON v.id = c.visitor_id
         WHERE"
     ));
-    let (indexed, short) = query.terms_by_length();
-    if !indexed.is_empty() {
-        let phrases: Vec<String> = indexed
-            .iter()
-            .map(|term| format!("\"{}\"", term.replace('"', "\"\"")))
-            .collect();
-        sql.push(" message_search MATCH ")
-            .push_bind(phrases.join(" "))
-            .push(" AND");
-    }
+    let mut matches: Vec<String> = indexed.iter().map(|term| phrase(term)).collect();
     for term in short {
-        sql.push(" message_search.text LIKE ")
-            .push_bind(like_pattern(term))
-            .push(" ESCAPE '\\' AND");
+        match term {
+            ShortTerm::Trigrams(trigrams) => {
+                let any: Vec<String> = trigrams.iter().map(|t| phrase(t)).collect();
+                matches.push(format!("({})", any.join(" OR ")));
+            }
+            ShortTerm::Like(term) => {
+                sql.push(" message_search.text LIKE ")
+                    .push_bind(like_pattern(term))
+                    .push(" ESCAPE '\\' AND");
+            }
+        }
+    }
+    if !matches.is_empty() {
+        sql.push(" message_search MATCH ")
+            .push_bind(matches.join(" AND "))
+            .push(" AND");
     }
     query.push_filters(&mut sql, "message_search.at");
     if let Some(before) = query.before {

@@ -85,6 +85,22 @@ async fn search_finds_latin_chinese_and_email_hits(store: Arc<dyn Store>) {
         positions(&search(&store, "衬衫 蓝色").await),
         [(wang.clone(), Some(1))]
     );
+    // A pair at the very end of a message, a pair with a longer term, a
+    // pair that occurs nowhere, a single character.
+    assert_eq!(
+        positions(&search(&store, "没到").await),
+        [(wang.clone(), Some(2))]
+    );
+    assert_eq!(
+        positions(&search(&store, "12345 订单").await),
+        [(wang.clone(), Some(2))]
+    );
+    assert!(search(&store, "火车").await.is_empty());
+    assert!(search(&store, "订单 火车").await.is_empty());
+    assert_eq!(
+        positions(&search(&store, "衫").await),
+        [(wang.clone(), Some(1))]
+    );
 
     // Newest first, ignoring case; the note is found and says it is one.
     let order = search(&store, "ORDER").await;
