@@ -102,7 +102,8 @@ pub fn agent_event(event: AgentEvent) -> AgentEvent {
         other @ (AgentEvent::Ack(_)
         | AgentEvent::Read(_)
         | AgentEvent::ReadMark(_)
-        | AgentEvent::Presence(_)) => other,
+        | AgentEvent::Presence(_)
+        | AgentEvent::ResolvedWaiting(_)) => other,
     }
 }
 

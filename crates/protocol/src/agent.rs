@@ -1,10 +1,12 @@
 //! Frames on `/ws/agent`.
 
+pub mod bulk;
 pub mod search;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use self::bulk::{ResolveWaitingRequest, ResolvedWaiting};
 use self::search::{ConversationsPage, ConversationsRequest, SearchRequest, SearchResults};
 use crate::call::CallLink;
 use crate::trail::PageView;
@@ -87,6 +89,9 @@ pub enum AgentRequest {
     CallHangup {
         call_id: String,
     },
+    /// Resolves waiting conversations in bulk (admins only, see [`bulk`]):
+    /// answered with `resolved_waiting`.
+    ResolveWaiting(ResolveWaitingRequest),
 }
 
 /// Relay → agent.
@@ -116,6 +121,7 @@ pub enum AgentEvent {
     Conversations(ConversationsPage),
     /// The answer to `call_invite`: a one-time link to the assist page.
     CallLink(CallLink),
+    ResolvedWaiting(ResolvedWaiting),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -282,3 +282,30 @@ fn call_frames_have_their_documented_shapes() {
     .expect("call_link without url");
     assert!(matches!(link, AgentEvent::CallLink(ref l) if l.url.is_none()));
 }
+
+#[test]
+fn bulk_resolve_frames_have_their_documented_shapes() {
+    use kefu_protocol::agent::bulk::{ResolveWaitingRequest, ResolvedWaiting};
+
+    let request: AgentRequest = serde_json::from_value(json!({
+        "type": "resolve_waiting", "address": "203.0.113.0/24", "older_than_secs": 600
+    }))
+    .expect("resolve_waiting");
+    assert_eq!(
+        request,
+        AgentRequest::ResolveWaiting(ResolveWaitingRequest {
+            address: Some("203.0.113.0/24".into()),
+            older_than_secs: Some(600),
+            dry_run: false,
+        })
+    );
+    let answer = AgentEvent::ResolvedWaiting(ResolvedWaiting {
+        matched: 40,
+        resolved: 0,
+        dry_run: true,
+    });
+    assert_eq!(
+        serde_json::to_value(&answer).expect("encode"),
+        json!({"type": "resolved_waiting", "matched": 40, "resolved": 0, "dry_run": true})
+    );
+}

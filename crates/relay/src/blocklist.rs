@@ -1,36 +1,62 @@
 //! The client address ranges an operator has blocked (`kefu-relay block`),
 //! as this relay knows them now: refused at accept ([`crate::admission`]),
 //! and, for clients behind a trusted proxy, as soon as the proxy names them
-//! (the transport). The transport re-reads the store's list twice a
-//! second, so a block made by another process takes effect within a
-//! second on every relay.
+//! (the transport); and visitors already connected from a range when it
+//! is blocked lose their connections ([`Blocklist::until_blocked`]). The
+//! transport re-reads the store's list twice a second, so a block made by
+//! another process takes effect within a second on every relay.
 
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use ipnet::IpNet;
+use tokio::sync::watch;
 
 /// Cheap to clone; every clone sees the same list.
-#[derive(Clone, Default)]
-pub struct Blocklist(Arc<RwLock<Arc<[IpNet]>>>);
+#[derive(Clone)]
+pub struct Blocklist(Arc<watch::Sender<Arc<[IpNet]>>>);
+
+impl Default for Blocklist {
+    fn default() -> Self {
+        Blocklist(Arc::new(watch::Sender::new(Arc::from([]))))
+    }
+}
 
 impl Blocklist {
-    /// Whether `ip` is in a blocked range. A read lock held for a scan of
-    /// a short list, never across an `.await`.
+    /// Whether `ip` is in a blocked range. The list's read lock is held for
+    /// a scan of a short list, never across an `.await`.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ranges = self.0.read().unwrap_or_else(|e| e.into_inner());
-        !ranges.is_empty() && ranges.iter().any(|range| range.contains(&ip))
+        covers(&self.0.borrow(), ip)
     }
 
-    /// Puts `ranges` in force; whether that changed anything.
+    /// Puts `ranges` in force; whether that changed anything. Only a change
+    /// wakes [`Blocklist::until_blocked`].
     pub fn replace(&self, ranges: Vec<IpNet>) -> bool {
-        let mut known = self.0.write().unwrap_or_else(|e| e.into_inner());
-        if **known == *ranges {
-            return false;
-        }
-        *known = ranges.into();
-        true
+        self.0.send_if_modified(|known| {
+            if **known == *ranges {
+                return false;
+            }
+            *known = ranges.into();
+            true
+        })
     }
+
+    /// Resolves once `ip` is in a blocked range: what ends the open
+    /// connections of a client blocked after it connected. Waiting costs a
+    /// receiver, and a scan of the list each time it changes.
+    pub fn until_blocked(&self, ip: IpAddr) -> impl Future<Output = ()> + Send + use<> {
+        let mut list = self.0.subscribe();
+        async move {
+            if list.wait_for(|ranges| covers(ranges, ip)).await.is_err() {
+                // Every sender is gone: nothing is blocked any more.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+fn covers(ranges: &[IpNet], ip: IpAddr) -> bool {
+    ranges.iter().any(|range| range.contains(&ip))
 }
 
 /// `10.0.0.1` (one address) or `10.0.0.0/8`, made canonical
@@ -63,5 +89,22 @@ mod tests {
         assert!(!list.contains(ip));
         assert_eq!(parse_range("::1").expect("v6").to_string(), "::1/128");
         assert!(parse_range("10.0.0.0/33").is_err());
+    }
+
+    #[test]
+    fn a_wait_ends_when_a_range_covering_the_address_is_blocked() {
+        use futures_util::FutureExt as _;
+        let list = Blocklist::default();
+        let ip: IpAddr = "198.51.100.20".parse().expect("ip");
+        let mut blocked = Box::pin(list.until_blocked(ip));
+        assert!((&mut blocked).now_or_never().is_none());
+        list.replace(vec![parse_range("198.51.101.0/24").expect("range")]);
+        assert!((&mut blocked).now_or_never().is_none(), "another range");
+        list.replace(vec![parse_range("198.51.100.0/24").expect("range")]);
+        assert!((&mut blocked).now_or_never().is_some(), "its range");
+        assert!(
+            list.until_blocked(ip).now_or_never().is_some(),
+            "already blocked when the wait begins"
+        );
     }
 }

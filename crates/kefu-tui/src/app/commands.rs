@@ -4,6 +4,7 @@ use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};
 use ratatui::layout::Rect;
 
+use super::bulk::{BulkCommand, USAGE, bulk_command};
 use super::finder::Mode;
 use super::link::{LinkCommand, link_command};
 use super::requests::{history_request, send_request};
@@ -415,6 +416,22 @@ impl App {
         {
             draft.buffer.set(&found.text);
             return;
+        }
+        match bulk_command(draft.buffer.text()) {
+            BulkCommand::None => {}
+            BulkCommand::Resolve(request) if online => {
+                draft.buffer.take();
+                self.flash = Some("resolving waiting conversations…".into());
+                return self.request(AgentRequest::ResolveWaiting(request));
+            }
+            BulkCommand::Resolve(_) => {
+                self.flash = Some("offline: cannot resolve in bulk now".into());
+                return;
+            }
+            BulkCommand::Usage => {
+                self.flash = Some(USAGE.into());
+                return;
+            }
         }
         let link = match link_command(draft.buffer.text()) {
             LinkCommand::None => None,

@@ -82,6 +82,7 @@ impl App {
             }
             AgentEvent::Error(error) => self.error(error),
             AgentEvent::CallLink(link) => self.call_link(link),
+            AgentEvent::ResolvedWaiting(answer) => self.flash = Some(super::bulk::answered(answer)),
             AgentEvent::Reconnect(reconnect) => {
                 let reason = reconnect.reason.as_deref().unwrap_or("reconnect");
                 self.flash = Some(format!(

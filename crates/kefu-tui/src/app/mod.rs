@@ -11,7 +11,8 @@
 //! - [`history`]: a conversation's history as screen rows, which drawing
 //!   styles and scrolling counts.
 //! - `frames`: what the relay's frames do to the state.
-//! - `commands`: what the agent's actions do; `link`: its `/link` command.
+//! - `commands`: what the agent's actions do; `link`: its `/link` command;
+//!   `bulk`: an admin's `/resolve-waiting`.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
 //! - [`sift`]: the queue's type-to-filter, and the waiting conversations
@@ -27,6 +28,7 @@
 
 pub mod assist;
 mod attention;
+mod bulk;
 pub mod clock;
 mod commands;
 pub mod conversation;

@@ -86,6 +86,15 @@ pub struct AgentMark {
     pub mark: AgentReadMark,
 }
 
+/// Which conversations a resolve ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolveScope {
+    /// Any open one.
+    Open,
+    /// Only a waiting one.
+    Waiting,
+}
+
 /// Who read a conversation.
 #[derive(Debug, Clone, Copy)]
 pub enum Reader<'a> {
@@ -232,10 +241,25 @@ pub trait Store: Reads + FileReads + 'static {
         to_agent: &str,
     ) -> Result<ConversationSummary, StoreError>;
 
+    /// Resolves a conversation, if it is open and `by` may (see
+    /// `rules::resolve`); answers its summary, resolved or not.
     async fn resolve(
         &self,
         conversation_id: &str,
         by: &AgentInfo,
+    ) -> Result<ConversationSummary, StoreError> {
+        self.resolve_in(conversation_id, by, ResolveScope::Open)
+            .await
+    }
+
+    /// [`Store::resolve`], only if the conversation is in `scope`: a bulk
+    /// resolve of waiting conversations must not end one an agent claimed
+    /// between the read that matched it and this write.
+    async fn resolve_in(
+        &self,
+        conversation_id: &str,
+        by: &AgentInfo,
+        scope: ResolveScope,
     ) -> Result<ConversationSummary, StoreError>;
 
     /// Records that `reader` has seen everything up to `up_to_seq`. Read marks

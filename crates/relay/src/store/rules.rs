@@ -5,7 +5,7 @@
 use kefu_protocol::Seq;
 use kefu_protocol::agent::{AgentInfo, ConversationStatus, Role};
 
-use super::StoreError;
+use super::{ResolveScope, StoreError};
 
 /// The parts of a conversation row a write decides on.
 #[derive(Debug, Clone)]
@@ -79,8 +79,18 @@ pub(super) fn transfer(state: &ConversationState, by: &AgentInfo) -> Result<Deci
 }
 
 /// The assignee or an admin may resolve; anyone may resolve a waiting one.
-pub(super) fn resolve(state: &ConversationState, by: &AgentInfo) -> Result<Decision, StoreError> {
-    if state.status == ConversationStatus::Resolved {
+/// Within [`ResolveScope::Waiting`] one that is no longer waiting is left
+/// as it is.
+pub(super) fn resolve(
+    state: &ConversationState,
+    by: &AgentInfo,
+    scope: ResolveScope,
+) -> Result<Decision, StoreError> {
+    let in_scope = match scope {
+        ResolveScope::Open => state.status != ConversationStatus::Resolved,
+        ResolveScope::Waiting => state.status == ConversationStatus::Waiting,
+    };
+    if !in_scope {
         return Ok(Decision::Unchanged);
     }
     if state.taken_by_other(by) && by.role != Role::Admin {
@@ -168,15 +178,29 @@ mod tests {
             Err(StoreError::Forbidden(_))
         ));
         assert_eq!(transfer(&bobs, &root).ok(), Some(Decision::Assign));
+        let open = ResolveScope::Open;
         assert!(matches!(
-            resolve(&bobs, &alice),
+            resolve(&bobs, &alice, open),
             Err(StoreError::Forbidden(_))
         ));
-        assert_eq!(resolve(&bobs, &root).ok(), Some(Decision::Proceed));
+        assert_eq!(resolve(&bobs, &root, open).ok(), Some(Decision::Proceed));
         let waiting = state(ConversationStatus::Waiting, None);
-        assert_eq!(resolve(&waiting, &alice).ok(), Some(Decision::Proceed));
+        assert_eq!(
+            resolve(&waiting, &alice, open).ok(),
+            Some(Decision::Proceed)
+        );
         let done = state(ConversationStatus::Resolved, Some("bob"));
-        assert_eq!(resolve(&done, &alice).ok(), Some(Decision::Unchanged));
+        assert_eq!(resolve(&done, &alice, open).ok(), Some(Decision::Unchanged));
+        // A bulk resolve leaves what an agent took meanwhile.
+        let only_waiting = ResolveScope::Waiting;
+        assert_eq!(
+            resolve(&bobs, &root, only_waiting).ok(),
+            Some(Decision::Unchanged)
+        );
+        assert_eq!(
+            resolve(&waiting, &root, only_waiting).ok(),
+            Some(Decision::Proceed)
+        );
         assert_eq!(claim(&done, &alice).ok(), Some(Decision::Assign));
     }
 

@@ -15,6 +15,7 @@ use kefu_protocol::agent::{
 use kefu_protocol::{Ack, AgentState, Broadcast, ErrorCode, ErrorFrame};
 
 use super::AppState;
+use super::bulk;
 use super::call;
 use super::errors::{check_send, store_error};
 use super::limits::websocket_outbox;
@@ -275,10 +276,12 @@ fn waits_for(request: &AgentRequest) -> WaitsFor {
         | AgentRequest::CallInvite { conversation_id } => {
             WaitsFor::Conversation(conversation_id.clone())
         }
+        // A bulk resolve after the agent's own requests about any of them.
         AgentRequest::Hello { .. }
         | AgentRequest::CallHangup { .. }
         | AgentRequest::Broadcast { .. }
-        | AgentRequest::Status { .. } => WaitsFor::Everything,
+        | AgentRequest::Status { .. }
+        | AgentRequest::ResolveWaiting(_) => WaitsFor::Everything,
         // A read that changes nothing need not wait for anything.
         AgentRequest::Visitor { .. } => WaitsFor::Nothing,
         // Reads of what is stored, about no conversation in particular.
@@ -412,6 +415,14 @@ impl Requests {
             }
             AgentRequest::CallHangup { call_id } => {
                 call::leave(&self.state, self.conn, call_id, true).await
+            }
+            AgentRequest::ResolveWaiting(request) => {
+                return Some(
+                    match bulk::resolve_waiting(&self.state, &self.info, request).await {
+                        Ok(answer) => encode(&AgentEvent::ResolvedWaiting(answer)),
+                        Err(error) => error_frame(error),
+                    },
+                );
             }
         };
         refused.map(error_frame)

@@ -1,9 +1,13 @@
 //! Blocked client addresses: `kefu-relay block` writes the store, and
-//! every relay re-reads the blocks in force (see [`super::reread`]). Admission refuses a
-//! blocked peer at accept; [`refuse_blocked`] refuses a blocked client that
-//! a trusted proxy names, before any handler runs.
+//! every relay re-reads the blocks in force (see [`super::reread`]).
+//! Admission refuses a blocked peer at accept; [`refuse_blocked`] refuses a
+//! blocked client that a trusted proxy names, before any handler runs; and
+//! the visitors already connected from a range when it is blocked are
+//! closed ([`ends_visitor`] for WebSockets, the long-poll sessions when the
+//! list changes). Agents keep their connections: a block is against
+//! anonymous traffic, and an agent behind a blocked office NAT is known.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -28,6 +32,10 @@ pub async fn watch(state: AppState) {
             .collect();
         if state.blocklist.replace(ranges) {
             tracing::info!(blocks = blocks.len(), "blocked addresses changed");
+            // WebSockets wait for their own address (`ends_visitor`); the
+            // sessions of long-poll visitors have nobody waiting between
+            // polls, so they are closed here.
+            state.polls.close_blocked(&state.blocklist).await;
         }
         Ok(())
     })
@@ -43,10 +51,25 @@ pub async fn refuse_blocked(
     next: Next,
 ) -> Response {
     if state.blocklist.contains(client.ip()) {
-        return error_response(ErrorFrame::new(
-            ErrorCode::Forbidden,
-            "this address is blocked",
-        ));
+        return error_response(blocked());
     }
     next.run(request).await
+}
+
+/// What a blocked client is told, on a request or on its open connection.
+pub(super) fn blocked() -> ErrorFrame {
+    ErrorFrame::new(ErrorCode::Forbidden, "this address is blocked")
+}
+
+/// Resolves, to the error the visitor is told, once a block covers
+/// `address`: for [`super::session::Session::end_when`].
+pub(super) fn ends_visitor(
+    state: &AppState,
+    address: IpAddr,
+) -> impl Future<Output = ErrorFrame> + Send + use<> {
+    let blocked_now = state.blocklist.until_blocked(address);
+    async move {
+        blocked_now.await;
+        blocked()
+    }
 }

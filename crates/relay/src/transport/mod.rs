@@ -10,13 +10,15 @@
 //! - [`files`]: upload, signed links and download of files.
 //! - [`limits`]: connections per IP, frames per second, uploads per minute.
 //! - [`lookup`]: agents' `search` and paged `conversations`.
+//! - [`bulk`]: an admin's `resolve_waiting`, for a flooded queue.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics` and request spans.
 //! - [`trail`]: page views checked, rate-limited and held until the
 //!   visitor has a conversation; the `visitor` record agents ask for.
 //! - [`revocation`]: a disabled agent, or one with a new token, loses its
 //!   open connections.
-//! - [`blocking`]: blocked client addresses, re-read from the store;
-//!   [`reread`]: how both pick up what other processes write.
+//! - [`blocking`]: blocked client addresses, re-read from the store, and
+//!   the open visitor connections a block closes; [`reread`]: how both
+//!   pick up what other processes write.
 //! - [`welcome`]: the most urgent open conversations, for an agent's
 //!   bounded `welcome`.
 //! - [`call`]: remote-assistance calls for every role, and the one-time
@@ -25,6 +27,7 @@
 mod agent;
 mod assist;
 pub mod blocking;
+mod bulk;
 mod call;
 mod errors;
 mod files;

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use kefu_protocol::{ErrorCode, ErrorFrame};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -47,15 +48,16 @@ pub async fn watch(state: AppState) {
     .await;
 }
 
-/// Resolves once `agent_id` no longer holds `token_hash`, which it held at
-/// `signed_in_at`: it was disabled or given a new token since. Only a read
-/// started after the sign-in can tell: an older one may predate the agent.
+/// Resolves, to the error the agent is told, once `agent_id` no longer
+/// holds `token_hash`, which it held at `signed_in_at`: it was disabled or
+/// given a new token since. Only a read started after the sign-in can
+/// tell: an older one may predate the agent.
 pub async fn revoked(
     mut credentials: watch::Receiver<Credentials>,
     agent_id: String,
     token_hash: String,
     signed_in_at: Instant,
-) {
+) -> ErrorFrame {
     let revoked = |known: &Credentials| {
         known.as_ref().is_some_and(|known| {
             known.read_at > signed_in_at && known.valid.get(&agent_id) != Some(&token_hash)
@@ -65,4 +67,5 @@ pub async fn revoked(
         // The relay is stopping, which ends the connection anyway.
         std::future::pending::<()>().await;
     }
+    ErrorFrame::new(ErrorCode::Unauthorized, "this agent's access was revoked")
 }

@@ -115,8 +115,10 @@ enum Signal {
     Lost,
     /// The hub dropped or kicked this connection.
     Dropped,
-    /// The agent's access was revoked.
-    Revoked,
+    /// The client lost its right to the connection (an agent's access was
+    /// revoked, a visitor's address blocked): tell it why and close. Boxed,
+    /// as every wake is sized by its largest signal.
+    Refused(Box<ErrorFrame>),
     Stopping,
     Ping,
 }
@@ -147,8 +149,8 @@ pub(super) struct Session {
     unflushed: u8,
     /// The connection's slot in its address's budget, while it holds one.
     address_slot: Option<IpPermit>,
-    /// Ends the session with `unauthorized` when it resolves.
-    revoked: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// Ends the session, telling the client the error it resolves to.
+    refused: Option<Pin<Box<dyn Future<Output = ErrorFrame> + Send>>>,
     _alive: mpsc::Sender<()>,
 }
 
@@ -175,7 +177,7 @@ impl Session {
             last_heard: Instant::now(),
             unflushed: 0,
             address_slot: Some(address_slot),
-            revoked: None,
+            refused: None,
             _alive: alive,
         }
     }
@@ -186,10 +188,10 @@ impl Session {
         self.address_slot = None;
     }
 
-    /// Ends the session, telling the client `unauthorized`, once `revoked`
-    /// resolves.
-    pub fn end_when(&mut self, revoked: impl Future<Output = ()> + Send + 'static) {
-        self.revoked = Some(Box::pin(revoked));
+    /// Ends the session once `refused` resolves, telling the client the
+    /// error it resolves to (then closing with 1008, as a refused `hello`).
+    pub fn end_when(&mut self, refused: impl Future<Output = ErrorFrame> + Send + 'static) {
+        self.refused = Some(Box::pin(refused));
     }
 
     /// Starts delivering hub output (after the connection registered).
@@ -269,7 +271,7 @@ impl Session {
                 },
                 _ = self.stopping.wait_for(|stopping| *stopping) => Signal::Stopping,
                 _ = self.ping.tick() => Signal::Ping,
-                () = until(&mut self.revoked) => Signal::Revoked,
+                error = until(&mut self.refused) => Signal::Refused(Box::new(error)),
             };
             return Wake::Signal(signal);
         }
@@ -292,11 +294,9 @@ impl Session {
                 self.say_reconnect(1_000, "resync", CLOSE_RESYNC).await;
                 Err(Ended)
             }
-            Signal::Revoked => {
-                tracing::info!(conn = %self.id, "access revoked, closing");
-                let error =
-                    ErrorFrame::new(ErrorCode::Unauthorized, "this agent's access was revoked");
-                self.reject(error).await;
+            Signal::Refused(error) => {
+                tracing::info!(conn = %self.id, reason = %error.message, "closing");
+                self.reject(*error).await;
                 Err(Ended)
             }
             Signal::Stopping => {
@@ -515,8 +515,8 @@ async fn from_hub(inbox: &mut Option<Inbox>) -> Option<Outbound> {
     }
 }
 
-/// `future`'s completion; never, if there is none.
-async fn until(future: &mut Option<Pin<Box<dyn Future<Output = ()> + Send>>>) {
+/// `future`'s output; never, if there is none.
+async fn until<T>(future: &mut Option<Pin<Box<dyn Future<Output = T> + Send>>>) -> T {
     match future {
         Some(future) => future.await,
         None => std::future::pending().await,

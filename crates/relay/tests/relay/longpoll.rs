@@ -53,6 +53,10 @@ impl PollVisitor {
         self
     }
 
+    pub fn visitor_id(&self) -> &str {
+        &self.welcome.visitor_id
+    }
+
     /// The visitor token, for the file endpoints.
     pub fn token(&self) -> &str {
         &self.welcome.token
@@ -76,11 +80,18 @@ impl PollVisitor {
     }
 
     pub async fn events(&self, after_seq: u64) -> Vec<VisitorEvent> {
+        let (status, body) = self.poll(after_seq).await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).expect("an array of frames")
+    }
+
+    /// One poll's status and body, whatever they are.
+    pub async fn poll(&self, after_seq: u64) -> (u16, String) {
         let path = format!(
             "/api/visitor/events?session={}&after_seq={after_seq}",
             self.session()
         );
-        let (status, body) = request(
+        request(
             &self.http,
             self.addr,
             "GET",
@@ -88,9 +99,7 @@ impl PollVisitor {
             Some(&self.welcome.token),
             String::new(),
         )
-        .await;
-        assert_eq!(status, 200, "{body}");
-        serde_json::from_str(&body).expect("an array of frames")
+        .await
     }
 
     /// Polls until a message with `seq` arrives; returns every message seen.

@@ -5,6 +5,7 @@
 mod admission;
 mod blocking;
 mod browser;
+mod bulk;
 mod calls;
 mod calls_browser;
 mod chat;

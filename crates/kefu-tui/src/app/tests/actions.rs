@@ -217,3 +217,41 @@ fn page_up_at_the_top_asks_for_older_messages() {
     );
     assert!(app.conversations["k1"].loading_older);
 }
+
+#[test]
+fn slash_resolve_waiting_asks_the_relay_and_shows_its_counts() {
+    use kefu_protocol::agent::bulk::{ResolveWaitingRequest, ResolvedWaiting};
+
+    let mut app = with_k1_open();
+    type_text(&mut app, "/resolve-waiting 203.0.113.0/24 10m");
+    let sent = requests(&key(&mut app, KeyCode::Enter));
+    assert_eq!(
+        sent,
+        vec![AgentRequest::ResolveWaiting(ResolveWaitingRequest {
+            address: Some("203.0.113.0/24".into()),
+            older_than_secs: Some(600),
+            dry_run: false,
+        })],
+        "a request, not a reply to the visitor"
+    );
+    assert!(app.conversations["k1"].outgoing.is_empty());
+    assert!(app.conversations["k1"].draft.buffer.is_empty());
+    let answer = ResolvedWaiting {
+        matched: 40,
+        resolved: 39,
+        dry_run: false,
+    };
+    frame(&mut app, AgentEvent::ResolvedWaiting(answer));
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("resolved 39 of 40 matching waiting conversations")
+    );
+
+    type_text(&mut app, "/resolve-waiting");
+    assert!(requests(&key(&mut app, KeyCode::Enter)).is_empty());
+    assert!(
+        app.flash
+            .as_deref()
+            .is_some_and(|f| f.starts_with("usage:"))
+    );
+}

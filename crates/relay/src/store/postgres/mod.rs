@@ -38,9 +38,9 @@ use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, SearchPage, SearchQuery, Store,
-    StoreError, VisitorDetails, VisitorSend, default_visitor_name, now_millis, preview_of,
-    to_millis,
+    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, ResolveScope, SearchPage,
+    SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name, now_millis,
+    preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
@@ -410,14 +410,15 @@ impl Store for PgStore {
             .await
     }
 
-    async fn resolve(
+    async fn resolve_in(
         &self,
         conversation_id: &str,
         by: &AgentInfo,
+        scope: ResolveScope,
     ) -> Result<ConversationSummary, StoreError> {
         let mut tx = writes::begin(&self.pool).await?;
         let state = lock_conversation(&mut tx, conversation_id).await?;
-        if rules::resolve(&state, by)? == Decision::Unchanged {
+        if rules::resolve(&state, by, scope)? == Decision::Unchanged {
             return require_summary(&mut tx, conversation_id).await;
         }
         sqlx::query(

@@ -29,8 +29,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, SearchPage, SearchQuery, Store,
-    StoreError, VisitorDetails, VisitorSend, to_millis,
+    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, ResolveScope, SearchPage,
+    SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, to_millis,
 };
 use crate::ids::ConnId;
 use checkpointer::{Checkpointer, DatabaseFile};
@@ -210,14 +210,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn resolve(
+    async fn resolve_in(
         &self,
         conversation_id: &str,
         by: &AgentInfo,
+        scope: ResolveScope,
     ) -> Result<ConversationSummary, StoreError> {
         self.write_summary(WriteOp::Resolve {
             conversation_id: conversation_id.to_owned(),
             by: by.clone(),
+            scope,
         })
         .await
     }

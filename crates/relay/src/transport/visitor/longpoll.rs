@@ -16,6 +16,7 @@
 //! goes offline after the presence grace like a closed WebSocket.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,11 +32,12 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::super::AppState;
 use super::super::errors::{error_response, rejected};
 use super::super::limits::{frame_limiter, long_poll_outbox};
+use super::super::{AppState, blocking};
 use super::{Peer, VisitorCore};
 use crate::admission::IpPermit;
+use crate::blocklist::Blocklist;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound, mailbox};
 use crate::ids::ConnId;
@@ -55,6 +57,8 @@ pub(in crate::transport) struct PollSessions {
 
 struct PollSession {
     visitor_id: String,
+    /// The client's address, for blocks made while the session is open.
+    address: IpAddr,
     core: tokio::sync::Mutex<VisitorCore>,
     inbox: tokio::sync::Mutex<Inbox>,
     rate: DefaultDirectRateLimiter,
@@ -108,20 +112,31 @@ impl PollSessions {
     /// progress keeps its session fresh) and unregisters them.
     pub async fn close_idle(&self) {
         let now = Instant::now();
-        let idle: Vec<Arc<PollSession>> = {
+        self.close_where(|s| now.duration_since(s.idle_since()) > IDLE_TIMEOUT)
+            .await;
+    }
+
+    /// Removes and unregisters the sessions of clients in a blocked range.
+    /// A poll in flight answers the block itself (see [`events`]); the
+    /// session's next request is refused before it gets here.
+    pub async fn close_blocked(&self, blocklist: &Blocklist) {
+        self.close_where(|s| blocklist.contains(s.address)).await;
+    }
+
+    /// Removes and unregisters the sessions `close` picks among those with
+    /// no poll in flight (a poll ends its own session).
+    async fn close_where(&self, close: impl Fn(&PollSession) -> bool) {
+        let closed: Vec<Arc<PollSession>> = {
             let mut sessions = self.lock();
-            let expired: Vec<String> = sessions
+            let picked: Vec<String> = sessions
                 .iter()
-                .filter(|(_, s)| now.duration_since(s.idle_since()) > IDLE_TIMEOUT)
+                .filter(|(_, s)| close(s))
                 .filter(|(_, s)| s.inbox.try_lock().is_ok())
                 .map(|(id, _)| id.clone())
                 .collect();
-            expired
-                .iter()
-                .filter_map(|id| sessions.remove(id))
-                .collect()
+            picked.iter().filter_map(|id| sessions.remove(id)).collect()
         };
-        for session in idle {
+        for session in closed {
             session.core.lock().await.unregister().await;
         }
     }
@@ -171,6 +186,7 @@ async fn open_session(
     session_id: String,
 ) -> Result<(Arc<PollSession>, VisitorWelcome), ErrorFrame> {
     let conn = ConnId::next();
+    let address = peer.address;
     let core = VisitorCore::hello(state.clone(), conn, peer, token, profile).await?;
     let (outbox, inbox) = mailbox(conn, long_poll_outbox(core.limits()));
     let Some(welcome) = core.register(outbox, Some(session_id.clone())).await else {
@@ -178,6 +194,7 @@ async fn open_session(
     };
     let session = Arc::new(PollSession {
         visitor_id: welcome.visitor_id.clone(),
+        address,
         core: tokio::sync::Mutex::new(core),
         inbox: tokio::sync::Mutex::new(inbox),
         rate: frame_limiter(&state.config.limits),
@@ -284,6 +301,8 @@ pub(in crate::transport) async fn events(
         return frames_response(vec![reconnect_frame("resync")]);
     }
     let mut stopping = state.stopping.clone();
+    let blocked = state.blocklist.until_blocked(session.address);
+    tokio::pin!(blocked);
     let mut frames = Vec::new();
     let Inbox {
         frames: queued,
@@ -323,20 +342,28 @@ pub(in crate::transport) async fn events(
             _ = &mut *kicked => break PollOutcome::Resync,
             () = &mut superseded => break PollOutcome::Frames,
             _ = stopping.wait_for(|stopping| *stopping) => break PollOutcome::Shutdown,
+            () = &mut blocked => break PollOutcome::Blocked,
             () = tokio::time::sleep_until(deadline) => break PollOutcome::Frames,
         }
     };
     session.touch();
     let reason = match outcome {
         PollOutcome::Frames => return frames_response(frames),
-        PollOutcome::Resync => "resync",
-        PollOutcome::Shutdown => "shutdown",
+        PollOutcome::Resync => Some("resync"),
+        PollOutcome::Shutdown => Some("shutdown"),
+        PollOutcome::Blocked => None,
     };
     state.polls.remove(&query.session);
     drop(inbox);
     session.core.lock().await.unregister().await;
-    frames.push(reconnect_frame(reason));
-    frames_response(frames)
+    match reason {
+        Some(reason) => {
+            frames.push(reconnect_frame(reason));
+            frames_response(frames)
+        }
+        // As the next request would be refused (403 `forbidden`).
+        None => error_response(blocking::blocked()),
+    }
 }
 
 fn reconnect_frame(reason: &str) -> Frame {
@@ -350,6 +377,8 @@ enum PollOutcome {
     Frames,
     Resync,
     Shutdown,
+    /// The client's address was blocked while it polled.
+    Blocked,
 }
 
 fn parse(state: &AppState, body: &[u8]) -> Result<VisitorRequest, ErrorFrame> {

@@ -3,9 +3,9 @@
 use kefu_protocol::Seq;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 
-use super::super::AppState;
 use super::super::limits::websocket_outbox;
 use super::super::session::{Ended, Event, Session};
+use super::super::{AppState, blocking};
 use super::{Peer, REPLAY_PAGE, VisitorCore};
 use crate::frame::{decode, encode};
 use crate::hub::{Outbound, mailbox};
@@ -24,7 +24,8 @@ struct Visitor {
 /// Saying hello, the replay and each request are short-lived and large
 /// (store calls, encoding), so they are boxed and only their pointer is in
 /// the task: about 4 KiB less per idle connection (docs/benchmarks.md).
-pub(in crate::transport) async fn serve(state: AppState, session: Box<Session>, peer: Peer) {
+pub(in crate::transport) async fn serve(state: AppState, mut session: Box<Session>, peer: Peer) {
+    session.end_when(blocking::ends_visitor(&state, peer.address));
     let Some(mut visitor) = Box::pin(Visitor::hello(state, session, peer)).await else {
         return;
     };

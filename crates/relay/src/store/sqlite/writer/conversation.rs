@@ -13,7 +13,9 @@ use super::super::super::rows::{
     SUMMARY_SELECT, SummaryRow, count_from_sql, count_to_sql, seq_to_sql,
 };
 use super::super::super::rules::{self, ConversationState, Decision, ReadsForVisitor};
-use super::super::super::{AgentMark, Change, StoreError, VisitorDetails, now_millis, to_millis};
+use super::super::super::{
+    AgentMark, Change, ResolveScope, StoreError, VisitorDetails, now_millis, to_millis,
+};
 use super::super::statements::{execute, query_id, query_optional};
 use super::super::summaries::Summaries;
 use super::event;
@@ -142,9 +144,10 @@ pub(super) fn resolve(
     summaries: &Summaries,
     conversation_id: &str,
     by: &AgentInfo,
+    scope: ResolveScope,
 ) -> Result<Applied, StoreError> {
     let summary = current_summary(conn, summaries, conversation_id)?;
-    if rules::resolve(&state_of(&summary), by)? == Decision::Unchanged {
+    if rules::resolve(&state_of(&summary), by, scope)? == Decision::Unchanged {
         return Ok((Written::Summary(summary), Vec::new()));
     }
     let now = now_millis();

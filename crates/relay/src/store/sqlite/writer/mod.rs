@@ -311,7 +311,8 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         WriteOp::Resolve {
             conversation_id,
             by,
-        } => conversation::resolve(conn, summaries, conversation_id, by),
+            scope,
+        } => conversation::resolve(conn, summaries, conversation_id, by, *scope),
         WriteOp::MarkRead {
             conversation_id,
             reader,

@@ -4,7 +4,9 @@ use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
 use kefu_protocol::{Message, Seq, TimelineEvent};
 
-use super::super::super::{AgentSend, Block, Change, NewFile, VisitorDetails, VisitorSend};
+use super::super::super::{
+    AgentSend, Block, Change, NewFile, ResolveScope, VisitorDetails, VisitorSend,
+};
 use crate::ids::ConnId;
 
 pub(in super::super) enum WriteOp {
@@ -22,6 +24,7 @@ pub(in super::super) enum WriteOp {
     Resolve {
         conversation_id: String,
         by: AgentInfo,
+        scope: ResolveScope,
     },
     MarkRead {
         conversation_id: String,
