@@ -92,7 +92,7 @@ async fn event_loop(
                 Some(Err(error)) => return Err(error.into()),
                 None => return Ok(()),
             },
-            Some(event) = core.next_net_event() => Input::Net(event),
+            Some(input) = core.next_input() => input,
             () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                 Input::Tick(OffsetDateTime::now_utc())
             }

@@ -319,7 +319,7 @@ impl App {
             internal: out.internal,
             event: None,
             link: None,
-            attachments: Vec::new(),
+            attachments: out.attachments,
         });
     }
 

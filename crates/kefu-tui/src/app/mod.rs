@@ -11,7 +11,8 @@
 //! - [`history`]: a conversation's history as screen rows, which drawing
 //!   styles and scrolling counts.
 //! - `frames`: what the relay's frames do to the state.
-//! - `commands`: what the agent's actions do; `link`: its `/link` command.
+//! - `commands`: what the agent's actions do; `link`: its `/link` command;
+//!   `files`: opening, attaching and completing files.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
 //! - [`finder`]: search and the resolved conversations, paged from the
@@ -29,6 +30,7 @@ pub mod clock;
 mod commands;
 pub mod conversation;
 mod failed;
+mod files;
 pub mod finder;
 mod frames;
 pub mod history;
@@ -43,9 +45,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
-use kefu_protocol::AgentState;
 use kefu_protocol::agent::VisitorRecord;
 use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
+use kefu_protocol::{AgentState, Attachment};
 use time::{OffsetDateTime, UtcOffset};
 
 pub use attention::{Attention, Kind};
@@ -55,6 +57,7 @@ pub use queue::Filter;
 
 use crate::config::{Canned, Notify, Settings};
 use crate::keys::{self, Focus, Layer};
+use crate::layout;
 
 /// Messages asked for per `history` request.
 pub const PAGE: u32 = 50;
@@ -85,6 +88,51 @@ pub enum Input {
     /// is current whenever something happens.
     Tick(OffsetDateTime),
     Net(NetEvent),
+    /// What a file task reports.
+    File(FileEvent),
+    /// The runtime's answer to [`Effect::Complete`]: the path completed,
+    /// and the matches when there are several.
+    Completed {
+        text: String,
+        candidates: Vec<String>,
+    },
+    /// A bracketed paste that is just the path of an existing file (the
+    /// runtime looks): the agent is asked whether to attach it.
+    PastedFile {
+        text: String,
+        path: String,
+    },
+}
+
+/// What the file tasks report (see `crate::files`).
+#[derive(Debug, Clone)]
+pub enum FileEvent {
+    /// `done` of `total` bytes moved; `what` names the transfer
+    /// ("uploading shot.png").
+    Progress {
+        what: String,
+        done: u64,
+        total: u64,
+    },
+    /// Stored on the relay: it goes with the conversation's next message.
+    Uploaded {
+        conversation_id: String,
+        attachment: Attachment,
+    },
+    UploadFailed {
+        conversation_id: String,
+        error: String,
+    },
+    /// Downloaded to `path`; `opened` says whether the opener took it,
+    /// or why not.
+    Saved {
+        path: String,
+        opened: Result<(), String>,
+    },
+    Failed {
+        what: String,
+        error: String,
+    },
 }
 
 /// What the network task reports.
@@ -113,6 +161,17 @@ pub enum Effect {
     Redraw,
     /// Open a link with the desktop's opener, if there is one.
     OpenLink(String),
+    /// Download a file sent in a conversation, then open it.
+    Download(Attachment),
+    /// Upload the file at `path` (as typed) for the conversation's next
+    /// message.
+    Upload {
+        conversation_id: String,
+        path: String,
+    },
+    /// Complete the path typed after `/attach`; answered with
+    /// [`Input::Completed`].
+    Complete(String),
     Quit,
 }
 
@@ -146,6 +205,17 @@ pub enum Overlay {
         index: usize,
     },
     ConfirmQuit,
+    /// The files sent in the open conversation, newest first: Enter
+    /// downloads and opens one.
+    Files {
+        choices: Vec<Attachment>,
+        index: usize,
+    },
+    /// A pasted `path` of an existing file: attach it (y), or paste `text`.
+    ConfirmAttach {
+        path: String,
+        text: String,
+    },
     /// The visitor panel: who `visitor_id` is, their conversations (`index`
     /// the highlighted one; Enter opens it) and their page trail, live.
     /// `record` is `None` until the relay answers.
@@ -279,7 +349,10 @@ impl App {
 
     /// Applies one input; returns what the runtime must do about it.
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
-        if matches!(input, Input::Key(_) | Input::Paste(_) | Input::Click { .. }) {
+        if matches!(
+            input,
+            Input::Key(_) | Input::Paste(_) | Input::PastedFile { .. } | Input::Click { .. }
+        ) {
             self.attention_seen();
         }
         match input {
@@ -300,6 +373,9 @@ impl App {
                 self.finder_tick();
             }
             Input::Net(event) => self.net(event),
+            Input::File(event) => self.file_event(event),
+            Input::Completed { text, candidates } => self.completed(&text, &candidates),
+            Input::PastedFile { text, path } => self.pasted_file(text, path),
         }
         self.renumber();
         std::mem::take(&mut self.effects)
@@ -310,10 +386,13 @@ impl App {
         match self.overlay {
             Overlay::None => Layer::None,
             Overlay::Help => Layer::Help,
-            Overlay::Transfer { .. } | Overlay::Canned { .. } | Overlay::Visitor { .. } => {
-                Layer::Picker
-            }
-            Overlay::ConfirmQuit | Overlay::ConfirmResolve { .. } => Layer::Confirm,
+            Overlay::Transfer { .. }
+            | Overlay::Canned { .. }
+            | Overlay::Visitor { .. }
+            | Overlay::Files { .. } => Layer::Picker,
+            Overlay::ConfirmQuit
+            | Overlay::ConfirmResolve { .. }
+            | Overlay::ConfirmAttach { .. } => Layer::Confirm,
             Overlay::Finder => Layer::Finder,
         }
     }
@@ -373,6 +452,17 @@ impl App {
         self.conversations
             .get(id)
             .map_or_else(|| id.to_owned(), |c| c.summary.visitor.name.clone())
+    }
+
+    /// Where everything goes on a terminal of `area`, as drawn now.
+    pub fn screen(&self, area: ratatui::layout::Rect) -> layout::Screen {
+        let draft = self.open_conversation().map(|c| &c.draft);
+        layout::screen(
+            area,
+            self.focus,
+            draft.map(|d| &d.buffer),
+            draft.map_or(0, |d| d.attachments.len() + d.uploading),
+        )
     }
 
     pub fn open_conversation(&self) -> Option<&Conversation> {

@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
 use super::{bold, dim};
+use crate::app::history::attachment_label;
 use crate::app::{App, Overlay};
 use crate::keys::{HELP, HELP_COLUMNS, help_height, help_side_by_side};
 use crate::wrap::{truncate, width};
@@ -35,6 +36,22 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
                 .collect();
             let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
             picker(frame, area, " Canned replies ", &entries, *index);
+        }
+        Overlay::Files { choices, index } => {
+            let entries: Vec<String> = choices.iter().map(attachment_label).collect();
+            let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
+            picker(frame, area, " Open a file ", &entries, *index);
+        }
+        Overlay::ConfirmAttach { path, .. } => {
+            let room = usize::from(area.width.saturating_sub(6));
+            let lines = vec![
+                Line::raw(truncate(path, room)),
+                Line::from(vec![
+                    Span::styled("y", bold()),
+                    Span::raw(" attaches it · any other key pastes the text"),
+                ]),
+            ];
+            popup(frame, area, " Attach this file? ", lines, area.width);
         }
         Overlay::Visitor { record, index, .. } => {
             super::visitor::draw(app, frame, area, record.as_deref(), *index);

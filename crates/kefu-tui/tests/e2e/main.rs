@@ -3,6 +3,7 @@
 //! reply whose ack never arrived.
 
 mod cli;
+mod files;
 mod search;
 mod support;
 mod tls;
@@ -16,7 +17,7 @@ use kefu_protocol::agent::{AgentEvent, Role};
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_testkit::TestRelay;
 use kefu_tui::app::{Connection, Filter, Input, NetEvent, SendState};
-use kefu_tui::config::{KeyPrefs, Notify, Settings};
+use kefu_tui::config::{FileSettings, KeyPrefs, Notify, Settings};
 use kefu_tui::core::Core;
 use kefu_tui::keys::Focus;
 
@@ -24,6 +25,15 @@ use support::{Proxy, pump_until, shop_visitor};
 
 /// The client's core, connecting to the relay (or proxy) at `addr`.
 fn client(addr: std::net::SocketAddr, token: String) -> Core {
+    let files = FileSettings {
+        download_dir: std::env::temp_dir().join("kefu-tui-e2e-unused"),
+        opener: Vec::new(),
+    };
+    client_with_files(addr, token, files)
+}
+
+/// The same, saving files where `files` says.
+fn client_with_files(addr: std::net::SocketAddr, token: String, files: FileSettings) -> Core {
     let settings = Settings {
         url: format!("ws://{addr}/ws/agent"),
         token,
@@ -33,6 +43,7 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
         notify: Notify::default(),
         keys: KeyPrefs::default(),
         canned: Vec::new(),
+        files,
     };
     Core::start(&settings, time::UtcOffset::UTC)
 }
@@ -219,7 +230,7 @@ async fn a_refused_token_is_reported_and_not_retried() {
     })
     .await;
     assert!(
-        core.next_net_event().await.is_none(),
+        core.next_input().await.is_none(),
         "the network task stopped"
     );
 }
@@ -235,10 +246,14 @@ async fn the_relay_says_when_to_come_back_and_is_obeyed() {
     // the time announced rather than its own backoff.
     let mut announced = None;
     let retry_in = loop {
-        let event = tokio::time::timeout(support::PATIENCE, core.next_net_event())
+        let input = tokio::time::timeout(support::PATIENCE, core.next_input())
             .await
             .expect("the relay's goodbye in time")
             .expect("the network task runs");
+        let Input::Net(event) = input else {
+            core.handle(input);
+            continue;
+        };
         match &event {
             NetEvent::Frame(frame) => {
                 if let AgentEvent::Reconnect(reconnect) = frame.as_ref() {
