@@ -4,6 +4,7 @@
 mod actions;
 mod attention;
 mod conventions;
+mod files;
 mod frames;
 mod order;
 mod replies;
