@@ -8,6 +8,7 @@
 //! end-to-end tests drive the same `Core`.
 
 use kefu_protocol::agent::AgentRequest;
+use ratatui_image::picker::Picker;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -36,10 +37,14 @@ pub struct Outcome {
 
 impl Core {
     /// Creates the app and starts connecting.
-    pub fn start(settings: &Settings, utc_offset: UtcOffset) -> Core {
+    /// `picker` is the terminal's graphics, if it has any (see
+    /// [`crate::files::preview::probe`]).
+    pub fn start(settings: &Settings, utc_offset: UtcOffset, picker: Option<Picker>) -> Core {
         let now = OffsetDateTime::now_utc();
+        let mut prefs = Prefs::from(settings);
+        prefs.previews = picker.is_some();
         Core {
-            app: App::new(Prefs::from(settings), now, utc_offset),
+            app: App::new(prefs, now, utc_offset),
             net: net::spawn(
                 settings.url.clone(),
                 settings.token.clone(),
@@ -50,6 +55,7 @@ impl Core {
                 settings.token.clone(),
                 settings.tls.clone(),
                 settings.files.clone(),
+                picker,
             ),
         }
     }
@@ -93,6 +99,7 @@ impl Core {
                 Effect::Redraw => outcome.redraw = true,
                 Effect::OpenLink(url) => outcome.links.push(url),
                 Effect::Download(attachment) => self.files.download(attachment),
+                Effect::Preview { attachment, cells } => self.files.preview(attachment, cells),
                 Effect::Upload {
                     conversation_id,
                     path,

@@ -51,7 +51,9 @@ async fn event_loop(
     settings: &Settings,
     utc_offset: UtcOffset,
 ) -> Result<(), TuiError> {
-    let mut core = Core::start(settings, utc_offset);
+    // Before the event stream starts reading the terminal's answers.
+    let picker = crate::files::preview::probe();
+    let mut core = Core::start(settings, utc_offset, picker);
     let size = terminal.size()?;
     core.handle(Input::Resize {
         width: size.width,

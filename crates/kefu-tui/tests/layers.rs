@@ -21,7 +21,15 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("core", &["app", "config", "files", "net"]),
     (
         "terminal",
-        &["app", "config", "core", "hyperlink", "notify", "ui"],
+        &[
+            "app",
+            "config",
+            "core",
+            "files",
+            "hyperlink",
+            "notify",
+            "ui",
+        ],
     ),
 ];
 

@@ -165,9 +165,10 @@ impl App {
             }
             Overlay::Files { mut choices, index } => {
                 if index < choices.len() {
-                    self.fetch(choices.swap_remove(index));
+                    self.show_file(choices.swap_remove(index));
                 }
             }
+            Overlay::Preview { attachment, .. } => self.fetch(attachment),
             Overlay::Canned { index } => {
                 let text = self.prefs.canned.get(index).map(|c| c.text.clone());
                 if let (Some(text), Some(draft)) = (text, self.open_draft()) {

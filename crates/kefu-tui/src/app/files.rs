@@ -33,9 +33,28 @@ impl App {
             .collect();
         match choices.len() {
             0 => self.flash = Some("no files in this conversation".into()),
-            1 => self.fetch(choices.remove(0)),
+            1 => self.show_file(choices.remove(0)),
             _ => self.overlay = Overlay::Files { choices, index: 0 },
         }
+    }
+
+    /// An image is previewed first where the terminal can show it; any
+    /// other file is downloaded and opened.
+    pub(super) fn show_file(&mut self, attachment: Attachment) {
+        if !(self.prefs.previews && attachment.is_raster_image()) {
+            return self.fetch(attachment);
+        }
+        if !self.online() {
+            self.flash = Some("offline: cannot download now".into());
+            return;
+        }
+        // The overlay's border and hint row.
+        let cells = (
+            self.size.0.saturating_sub(4).max(1),
+            self.size.1.saturating_sub(5).max(1),
+        );
+        self.flash = Some(format!("loading {}…", attachment.name));
+        self.effects.push(Effect::Preview { attachment, cells });
     }
 
     /// Downloads (then opens) `attachment`.
@@ -192,6 +211,13 @@ impl App {
                     Ok(()) => format!("saved and opened {path}"),
                     Err(why) => format!("saved {path} ({why})"),
                 });
+            }
+            FileEvent::Preview { attachment, image } => {
+                // Not over something opened meanwhile.
+                if self.overlay == Overlay::None {
+                    self.flash = None;
+                    self.overlay = Overlay::Preview { attachment, image };
+                }
             }
             FileEvent::Failed { what, error } => {
                 self.flash = Some(format!("{what} failed: {error}"));

@@ -104,6 +104,26 @@ pub enum Input {
     },
 }
 
+/// An image ready to draw in this terminal (kitty, iTerm2 or sixel
+/// graphics): opaque to the state, drawn by `ui`.
+#[derive(Clone)]
+pub struct Preview(pub std::sync::Arc<ratatui_image::protocol::Protocol>);
+
+impl std::fmt::Debug for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Preview({:?})", self.0.size())
+    }
+}
+
+/// The same image, not an equal one: enough for the overlay's comparisons.
+impl PartialEq for Preview {
+    fn eq(&self, other: &Preview) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Preview {}
+
 /// What the file tasks report (see `crate::files`).
 #[derive(Debug, Clone)]
 pub enum FileEvent {
@@ -128,6 +148,11 @@ pub enum FileEvent {
     Saved {
         path: String,
         opened: Result<(), String>,
+    },
+    /// An image to show (see [`Effect::Preview`]).
+    Preview {
+        attachment: Attachment,
+        image: Preview,
     },
     Failed {
         what: String,
@@ -163,6 +188,12 @@ pub enum Effect {
     OpenLink(String),
     /// Download a file sent in a conversation, then open it.
     Download(Attachment),
+    /// Fetch an image and make it ready to draw in at most `cells`
+    /// (columns, rows); answered with [`FileEvent::Preview`].
+    Preview {
+        attachment: Attachment,
+        cells: (u16, u16),
+    },
     /// Upload the file at `path` (as typed) for the conversation's next
     /// message.
     Upload {
@@ -211,6 +242,11 @@ pub enum Overlay {
         choices: Vec<Attachment>,
         index: usize,
     },
+    /// An image drawn in the terminal: Enter saves and opens it.
+    Preview {
+        attachment: Attachment,
+        image: Preview,
+    },
     /// A pasted `path` of an existing file: attach it (y), or paste `text`.
     ConfirmAttach {
         path: String,
@@ -252,6 +288,8 @@ pub struct Prefs {
     pub canned: Vec<Canned>,
     /// The relay's pages (`http://host:port`), for its relative links.
     pub relay_page: String,
+    /// The terminal can show images: Alt-o previews one before saving it.
+    pub previews: bool,
 }
 
 impl From<&Settings> for Prefs {
@@ -261,6 +299,8 @@ impl From<&Settings> for Prefs {
             enter_sends: settings.keys.enter_sends,
             canned: settings.canned.clone(),
             relay_page: assist::relay_page(&settings.url),
+            // Known once the terminal was asked (see `Core::start`).
+            previews: false,
         }
     }
 }
@@ -389,7 +429,8 @@ impl App {
             Overlay::Transfer { .. }
             | Overlay::Canned { .. }
             | Overlay::Visitor { .. }
-            | Overlay::Files { .. } => Layer::Picker,
+            | Overlay::Files { .. }
+            | Overlay::Preview { .. } => Layer::Picker,
             Overlay::ConfirmQuit
             | Overlay::ConfirmResolve { .. }
             | Overlay::ConfirmAttach { .. } => Layer::Confirm,

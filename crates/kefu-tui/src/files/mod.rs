@@ -7,10 +7,12 @@
 //! - `names`: a downloaded file's safe name, never overwriting.
 //! - [`complete`]: Tab completion of `/attach`'s path (run on the UI loop:
 //!   one folder listing, bounded).
+//! - [`preview`]: images drawn in terminals with graphics.
 
 pub mod complete;
 mod http;
 pub mod names;
+pub mod preview;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::app::FileEvent;
+use crate::app::{FileEvent, Preview};
 use crate::config::FileSettings;
 use crate::sanitize;
 use http::{HttpError, Relay};
@@ -47,6 +49,8 @@ pub struct Files {
     home: Option<PathBuf>,
     events_tx: mpsc::Sender<FileEvent>,
     pub events: mpsc::Receiver<FileEvent>,
+    /// The terminal's graphics, if it has any: images can be previewed.
+    picker: Option<ratatui_image::picker::Picker>,
     /// Aborted with `Files`, so no transfer outlives the client.
     tasks: JoinSet<()>,
 }
@@ -57,6 +61,7 @@ impl Files {
         token: String,
         tls: Option<Arc<rustls::ClientConfig>>,
         settings: FileSettings,
+        picker: Option<ratatui_image::picker::Picker>,
     ) -> Files {
         let (events_tx, events) = mpsc::channel(EVENTS);
         Files {
@@ -65,8 +70,34 @@ impl Files {
             home: std::env::var_os("HOME").map(PathBuf::from),
             events_tx,
             events,
+            picker,
             tasks: JoinSet::new(),
         }
+    }
+
+    /// Whether images can be shown in this terminal.
+    pub fn previews(&self) -> bool {
+        self.picker.is_some()
+    }
+
+    /// Fetches the image `attachment` and makes it ready to draw in at
+    /// most `cells` (columns, rows); reports [`FileEvent::Preview`].
+    pub fn preview(&mut self, attachment: Attachment, cells: (u16, u16)) {
+        let Some(picker) = self.picker.clone() else {
+            return;
+        };
+        let relay = self.relay.clone();
+        let events = self.events_tx.clone();
+        self.spawn(async move {
+            let event = match preview_of(&relay, &attachment, picker, cells).await {
+                Ok(image) => FileEvent::Preview { attachment, image },
+                Err(error) => FileEvent::Failed {
+                    what: format!("preview of {}", attachment.name),
+                    error: error.to_string(),
+                },
+            };
+            let _ = events.send(event).await;
+        });
     }
 
     /// Uploads the file at `typed` (as the agent typed it: `~` is home)
@@ -212,14 +243,46 @@ async fn upload(
     Ok(attachment)
 }
 
-/// A signed link, then the file streamed into a new file of the download
-/// folder; a partial file is removed.
-async fn download(
+/// The image in memory (bounded), then decoded and encoded for the
+/// terminal in a blocking task.
+async fn preview_of(
     relay: &Relay,
     attachment: &Attachment,
-    folder: &Path,
-    events: &mpsc::Sender<FileEvent>,
-) -> Result<PathBuf, HttpError> {
+    picker: ratatui_image::picker::Picker,
+    (columns, rows): (u16, u16),
+) -> Result<Preview, HttpError> {
+    if attachment.size > preview::MAX_BYTES {
+        return Err(HttpError::Answer("too large to preview".into()));
+    }
+    let mut body = fetch(relay, attachment).await?.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if (bytes.len() + data.len()) as u64 > attachment.size {
+            return Err(HttpError::Answer(format!(
+                "more than the {} bytes announced",
+                attachment.size
+            )));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    let cells = ratatui::layout::Size::new(columns, rows);
+    let encoded = tokio::task::spawn_blocking(move || preview::encode(&bytes, &picker, cells))
+        .await
+        .map_err(std::io::Error::other)?;
+    encoded
+        .map(|protocol| Preview(Arc::new(protocol)))
+        .map_err(HttpError::Answer)
+}
+
+/// A signed link for `attachment`, then its download's answer (the body
+/// still to read).
+async fn fetch(
+    relay: &Relay,
+    attachment: &Attachment,
+) -> Result<hyper::Response<hyper::body::Incoming>, HttpError> {
     let link_path = format!("/api/files/{}/link", http::encode(&attachment.id));
     let request = relay.request(Method::GET, &link_path).body(http::empty())?;
     let link: FileLink = http::json(relay.send(request).await?, StatusCode::OK).await?;
@@ -232,6 +295,18 @@ async fn download(
     if response.status() != StatusCode::OK {
         return Err(http::refused(response).await);
     }
+    Ok(response)
+}
+
+/// The file streamed into a new file of the download folder; a partial
+/// file is removed.
+async fn download(
+    relay: &Relay,
+    attachment: &Attachment,
+    folder: &Path,
+    events: &mpsc::Sender<FileEvent>,
+) -> Result<PathBuf, HttpError> {
+    let response = fetch(relay, attachment).await?;
     let name = names::safe_name(&attachment.name);
     let folder = folder.to_owned();
     let (path, file) = tokio::task::spawn_blocking(move || names::create_unique(&folder, &name))

@@ -19,6 +19,8 @@ use kefu_tui::core::Core;
 use kefu_tui::ui;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+use ratatui_image::picker::Picker;
 
 use super::support::{pump_until, shop_visitor};
 use super::{client_with_files, press, write};
@@ -93,8 +95,12 @@ struct Desk {
 }
 
 /// A relay, and an agent's client saving into a temp folder with the stub
-/// opener, online.
+/// opener, online; in a terminal without graphics.
 async fn desk() -> Desk {
+    desk_with(None).await
+}
+
+async fn desk_with(picker: Option<Picker>) -> Desk {
     let relay = TestRelay::start().await;
     let token = relay.add_agent("alice", Role::Agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -104,7 +110,7 @@ async fn desk() -> Desk {
         download_dir: downloads.clone(),
         opener: stub_opener(dir.path(), &record),
     };
-    let mut core = client_with_files(relay.addr, token, files);
+    let mut core = client_with_files(relay.addr, token, files, picker);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
     Desk {
         relay,
@@ -203,7 +209,7 @@ async fn a_file_the_opener_cannot_take_is_still_saved_and_said_so() {
         download_dir: dir.path().to_owned(),
         opener: vec![dir.path().join("no-such-opener").display().to_string()],
     };
-    let mut core = client_with_files(relay.addr, token, files);
+    let mut core = client_with_files(relay.addr, token, files, None);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
     let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
     let invoice = visitor_upload(&relay, &welcome.token, "invoice.pdf", PDF).await;
@@ -316,4 +322,70 @@ async fn an_attached_file_goes_with_the_next_reply_to_the_visitor() {
     core.handle(Input::Paste(path.clone()));
     press(&mut core, KeyCode::Char('n'));
     assert_eq!(core.app.conversations[&id].draft.buffer.text(), path);
+}
+
+/// In a terminal with graphics (half blocks stand in for kitty, iTerm2 or
+/// sixel, which `TestBackend` cannot show), Alt-o on a visitor's
+/// screenshot draws it; Enter then saves and opens it.
+#[tokio::test]
+async fn a_screenshot_is_drawn_in_the_terminal_before_it_is_saved() {
+    let Desk {
+        relay,
+        mut core,
+        dir: _dir,
+        downloads,
+        record,
+    } = desk_with(Some(Picker::halfblocks())).await;
+    core.handle(Input::Resize {
+        width: 120,
+        height: 30,
+    });
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(64, 32, image::Rgb([10, 160, 20]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
+    let shot = visitor_upload(&relay, &welcome.token, "error.png", &png).await;
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "v1".into(),
+            text: "this error".into(),
+            attachments: vec![shot.id.clone()],
+        })
+        .await;
+    let id = visitor
+        .until(|event| match event {
+            VisitorEvent::Ack(ack) => Some(ack.conversation_id),
+            _ => None,
+        })
+        .await;
+    open(&mut core, &id, 1).await;
+
+    alt(&mut core, 'o');
+    pump_until(&mut core, "the preview", |app| {
+        matches!(app.overlay, Overlay::Preview { .. })
+    })
+    .await;
+    let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw(&core.app, frame))
+        .expect("drawn");
+    let green = Color::Rgb(10, 160, 20);
+    let painted = (terminal.backend().buffer().content().iter())
+        .filter(|cell| cell.fg == green || cell.bg == green)
+        .count();
+    // 64×32 pixels in 10×20-pixel cells, not enlarged: 7×2 cells.
+    assert_eq!(painted, 14, "the image is drawn whole");
+    assert!(screen(&core.app).contains(" error.png "));
+
+    press(&mut core, KeyCode::Enter);
+    pump_until(&mut core, "the download", |app| {
+        flash(app).starts_with("saved and opened")
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(downloads.join("error.png")).expect("saved"),
+        png
+    );
+    assert!(record.exists(), "the opener ran");
 }

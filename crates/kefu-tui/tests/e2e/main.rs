@@ -29,11 +29,17 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
         download_dir: std::env::temp_dir().join("kefu-tui-e2e-unused"),
         opener: Vec::new(),
     };
-    client_with_files(addr, token, files)
+    client_with_files(addr, token, files, None)
 }
 
-/// The same, saving files where `files` says.
-fn client_with_files(addr: std::net::SocketAddr, token: String, files: FileSettings) -> Core {
+/// The same, saving files where `files` says, in a terminal with the
+/// graphics of `picker`.
+fn client_with_files(
+    addr: std::net::SocketAddr,
+    token: String,
+    files: FileSettings,
+    picker: Option<ratatui_image::picker::Picker>,
+) -> Core {
     let settings = Settings {
         url: format!("ws://{addr}/ws/agent"),
         token,
@@ -45,7 +51,7 @@ fn client_with_files(addr: std::net::SocketAddr, token: String, files: FileSetti
         canned: Vec::new(),
         files,
     };
-    Core::start(&settings, time::UtcOffset::UTC)
+    Core::start(&settings, time::UtcOffset::UTC, picker)
 }
 
 fn press(core: &mut Core, code: KeyCode) {

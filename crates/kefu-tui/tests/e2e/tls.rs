@@ -29,7 +29,7 @@ fn wss_client(relay: &TestRelay, ca_file: PathBuf, token: String) -> Core {
     )
     .expect("valid settings");
     assert!(settings.url.starts_with("wss://"), "{}", settings.url);
-    Core::start(&settings, time::UtcOffset::UTC)
+    Core::start(&settings, time::UtcOffset::UTC, None)
 }
 
 async fn visitor_says(relay: &TestRelay, text: &str) -> String {

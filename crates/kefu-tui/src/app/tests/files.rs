@@ -3,7 +3,7 @@
 //! next reply — also when it is resent or taken back after a refusal.
 
 use super::*;
-use crate::app::FileEvent;
+use crate::app::{FileEvent, Preview};
 
 fn file(id: &str, name: &str) -> Attachment {
     Attachment {
@@ -14,6 +14,19 @@ fn file(id: &str, name: &str) -> Attachment {
         width: None,
         height: None,
     }
+}
+
+/// A 4×2-cell red square, as a terminal without graphics would show it.
+pub(crate) fn red_square() -> Preview {
+    let image = image::RgbImage::from_pixel(40, 40, image::Rgb([200, 30, 30]));
+    let protocol = ratatui_image::picker::Picker::halfblocks()
+        .new_protocol(
+            image.into(),
+            ratatui::layout::Size::new(4, 2),
+            ratatui_image::Resize::Fit(None),
+        )
+        .expect("encoded");
+    Preview(std::sync::Arc::new(protocol))
 }
 
 fn alt(app: &mut App, ch: char) -> Vec<Effect> {
@@ -219,4 +232,41 @@ fn a_pasted_file_path_is_offered_and_any_other_key_pastes_it() {
     pasted(&mut app);
     key(&mut app, KeyCode::Esc);
     assert_eq!(app.conversations["k1"].draft.buffer.text(), "/tmp/shot.png");
+}
+
+/// A terminal with graphics: Alt-o on an image shows it first, Enter then
+/// saves and opens it; other files, and every file without graphics, go
+/// straight to the opener.
+#[test]
+fn images_are_previewed_where_the_terminal_can_show_them() {
+    let shot = Attachment {
+        content_type: "image/png".into(),
+        ..file("f1", "shot.png")
+    };
+    let mut app = with_files(vec![shot.clone()]);
+    assert_eq!(alt(&mut app, 'o'), [Effect::Download(shot.clone())]);
+
+    app.prefs.previews = true;
+    app.size = (100, 30);
+    assert_eq!(
+        alt(&mut app, 'o'),
+        [Effect::Preview {
+            attachment: shot.clone(),
+            cells: (96, 25),
+        }]
+    );
+    app.update(Input::File(FileEvent::Preview {
+        attachment: shot.clone(),
+        image: red_square(),
+    }));
+    assert!(matches!(app.overlay, Overlay::Preview { .. }));
+    assert_eq!(key(&mut app, KeyCode::Enter), [Effect::Download(shot)]);
+    assert_eq!(app.overlay, Overlay::None);
+
+    let mut app = with_files(vec![file("f2", "invoice.pdf")]);
+    app.prefs.previews = true;
+    assert_eq!(
+        alt(&mut app, 'o'),
+        [Effect::Download(file("f2", "invoice.pdf"))]
+    );
 }

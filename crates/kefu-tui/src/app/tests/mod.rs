@@ -4,7 +4,7 @@
 mod actions;
 mod attention;
 mod conventions;
-mod files;
+pub(crate) mod files;
 mod frames;
 mod order;
 mod replies;
@@ -40,6 +40,7 @@ pub(crate) fn prefs() -> Prefs {
             text: "Hello! How can I help?".into(),
         }],
         relay_page: "http://relay.test".into(),
+        previews: false,
     }
 }
 
