@@ -11,8 +11,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kefu_protocol::agent::Role;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{Attachment, AuthorKind};
-use kefu_testkit::TestRelay;
 use kefu_testkit::http::Client as Http;
+use kefu_testkit::{Client, TestRelay};
 use kefu_tui::app::{App, Filter, Input, Overlay};
 use kefu_tui::config::FileSettings;
 use kefu_tui::core::Core;
@@ -50,6 +50,28 @@ async fn visitor_upload(relay: &TestRelay, token: &str, name: &str, body: &[u8])
         .expect("upload");
     assert_eq!(answer.status, 201, "{}", answer.body);
     serde_json::from_str(&answer.body).expect("an attachment")
+}
+
+/// The visitor's first message, with `files`; its conversation's id.
+async fn send_files(
+    visitor: &mut Client<VisitorEvent>,
+    text: &str,
+    files: &[&Attachment],
+) -> String {
+    visitor
+        .send(&VisitorRequest::Send {
+            client_id: "v1".into(),
+            text: text.into(),
+            attachments: files.iter().map(|file| file.id.clone()).collect(),
+        })
+        .await;
+    visitor
+        .until(|event| match event {
+            VisitorEvent::Ack(ack) => Some(ack.conversation_id),
+            VisitorEvent::Error(error) => panic!("refused: {error:?}"),
+            _ => None,
+        })
+        .await
 }
 
 fn alt(core: &mut Core, ch: char) {
@@ -147,20 +169,12 @@ async fn alt_o_saves_a_visitors_file_beside_an_older_one_and_opens_it() {
     let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
     let invoice = visitor_upload(&relay, &welcome.token, "invoice.pdf", PDF).await;
     let receipt = visitor_upload(&relay, &welcome.token, "receipt.pdf", PDF).await;
-    visitor
-        .send(&VisitorRequest::Send {
-            client_id: "v1".into(),
-            text: "my invoice and receipt".into(),
-            attachments: vec![invoice.id.clone(), receipt.id.clone()],
-        })
-        .await;
-    let id = visitor
-        .until(|event| match event {
-            VisitorEvent::Ack(ack) => Some(ack.conversation_id),
-            VisitorEvent::Error(error) => panic!("refused: {error:?}"),
-            _ => None,
-        })
-        .await;
+    let id = send_files(
+        &mut visitor,
+        "my invoice and receipt",
+        &[&invoice, &receipt],
+    )
+    .await;
     open(&mut core, &id, 1).await;
     let shown = screen(&core.app);
     assert!(
@@ -213,19 +227,7 @@ async fn a_file_the_opener_cannot_take_is_still_saved_and_said_so() {
     pump_until(&mut core, "the welcome", |app| app.online()).await;
     let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
     let invoice = visitor_upload(&relay, &welcome.token, "invoice.pdf", PDF).await;
-    visitor
-        .send(&VisitorRequest::Send {
-            client_id: "v1".into(),
-            text: String::new(),
-            attachments: vec![invoice.id.clone()],
-        })
-        .await;
-    let id = visitor
-        .until(|event| match event {
-            VisitorEvent::Ack(ack) => Some(ack.conversation_id),
-            _ => None,
-        })
-        .await;
+    let id = send_files(&mut visitor, "", &[&invoice]).await;
     open(&mut core, &id, 1).await;
     alt(&mut core, 'o');
     pump_until(&mut core, "the download", |app| {
@@ -346,19 +348,7 @@ async fn a_screenshot_is_drawn_in_the_terminal_before_it_is_saved() {
         .expect("png");
     let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
     let shot = visitor_upload(&relay, &welcome.token, "error.png", &png).await;
-    visitor
-        .send(&VisitorRequest::Send {
-            client_id: "v1".into(),
-            text: "this error".into(),
-            attachments: vec![shot.id.clone()],
-        })
-        .await;
-    let id = visitor
-        .until(|event| match event {
-            VisitorEvent::Ack(ack) => Some(ack.conversation_id),
-            _ => None,
-        })
-        .await;
+    let id = send_files(&mut visitor, "this error", &[&shot]).await;
     open(&mut core, &id, 1).await;
 
     alt(&mut core, 'o');

@@ -42,6 +42,17 @@ fn with_files(files: Vec<Attachment>) -> App {
     app
 }
 
+/// Enter in the compose box: the `send`'s text and attachment ids.
+fn send(app: &mut App) -> (String, Vec<String>) {
+    let sent = requests(&key(app, KeyCode::Enter));
+    match sent.first() {
+        Some(AgentRequest::Send {
+            text, attachments, ..
+        }) => (text.clone(), attachments.clone()),
+        _ => panic!("no send: {sent:?}"),
+    }
+}
+
 fn uploaded(app: &mut App, attachment: Attachment) {
     app.update(Input::File(FileEvent::Uploaded {
         conversation_id: "k1".into(),
@@ -103,20 +114,7 @@ fn an_upload_joins_the_next_reply_and_the_reply_waits_for_it() {
     let draft = &app.conversations["k1"].draft;
     assert_eq!(draft.attachments[0].name, "invoice.pdf", "cleaned");
     assert_eq!(draft.uploading, 0);
-    let sent = requests(&key(&mut app, KeyCode::Enter));
-    let [
-        AgentRequest::Send {
-            text, attachments, ..
-        },
-        ..,
-    ] = sent.as_slice()
-    else {
-        panic!("one send: {sent:?}");
-    };
-    assert_eq!(
-        (text.as_str(), attachments.as_slice()),
-        ("here", &["f1".to_owned()][..])
-    );
+    assert_eq!(send(&mut app), ("here".to_owned(), vec!["f1".to_owned()]));
     assert!(app.conversations["k1"].draft.attachments.is_empty());
 }
 
@@ -127,20 +125,7 @@ fn files_alone_make_a_message_and_alt_d_drops_the_last() {
     uploaded(&mut app, file("f2", "b.pdf"));
     alt(&mut app, 'd');
     assert_eq!(app.flash.as_deref(), Some("b.pdf will not be sent"));
-    let sent = requests(&key(&mut app, KeyCode::Enter));
-    let [
-        AgentRequest::Send {
-            text, attachments, ..
-        },
-        ..,
-    ] = sent.as_slice()
-    else {
-        panic!("one send: {sent:?}");
-    };
-    assert_eq!(
-        (text.as_str(), attachments.as_slice()),
-        ("", &["f1".to_owned()][..])
-    );
+    assert_eq!(send(&mut app), (String::new(), vec!["f1".to_owned()]));
 }
 
 #[test]
