@@ -41,6 +41,8 @@ const CHUNK: usize = 64 * 1024;
 /// (`xdg-open` hands over and exits); one still running after it is left
 /// to run, and counted as opened.
 const OPENER_WAIT: Duration = Duration::from_secs(10);
+/// How long an upload's body waits for the relay's `100 Continue`.
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 /// Starts transfers and hands their reports to the UI.
 pub struct Files {
@@ -207,13 +209,27 @@ async fn upload(
     events: &mpsc::Sender<FileEvent>,
 ) -> Result<Attachment, HttpError> {
     let file = tokio::fs::File::open(path).await?;
-    let total = file.metadata().await?.len();
+    let metadata = file.metadata().await?;
+    if !metadata.is_file() {
+        return Err(HttpError::Io(std::io::Error::other("not a file")));
+    }
+    let total = metadata.len();
     let what = format!("uploading {name}");
+    // The relay refuses what it can (too large by its length, too many
+    // uploads, a bad token) before reading the body, and then closes: a
+    // body already on its way would make the refusal a broken pipe. So
+    // the body waits for the relay's `100 Continue` (or, through a proxy
+    // that never says it, for a moment).
+    let go = Arc::new(tokio::sync::Notify::new());
+    let wait = Some(go.clone());
     let chunks = futures_util::stream::unfold(
-        (file, 0u64, events.clone()),
-        move |(mut file, sent, events)| {
+        (file, 0u64, events.clone(), wait),
+        move |(mut file, sent, events, wait)| {
             let what = what.clone();
             async move {
+                if let Some(go) = wait {
+                    let _ = tokio::time::timeout(CONTINUE_WAIT, go.notified()).await;
+                }
                 let mut chunk = vec![0; CHUNK];
                 match file.read(&mut chunk).await {
                     Ok(0) => None,
@@ -221,9 +237,12 @@ async fn upload(
                         chunk.truncate(read);
                         let sent = sent + read as u64;
                         progress(&events, &what, sent, total);
-                        Some((Ok(Frame::data(Bytes::from(chunk))), (file, sent, events)))
+                        Some((
+                            Ok(Frame::data(Bytes::from(chunk))),
+                            (file, sent, events, None),
+                        ))
                     }
-                    Err(error) => Some((Err(error), (file, sent, events))),
+                    Err(error) => Some((Err(error), (file, sent, events, None))),
                 }
             }
         },
@@ -233,11 +252,17 @@ async fn upload(
         http::encode(name),
         http::encode(conversation_id)
     );
-    let request = relay
+    let mut request = relay
         .request(Method::POST, &query)
         .header(hyper::header::CONTENT_LENGTH, total)
         .header(hyper::header::CONTENT_TYPE, "application/octet-stream")
+        .header(hyper::header::EXPECT, "100-continue")
         .body(BodyExt::boxed(StreamBody::new(chunks)))?;
+    hyper::ext::on_informational(&mut request, move |response| {
+        if response.status() == StatusCode::CONTINUE {
+            go.notify_one();
+        }
+    });
     let response = relay.send(request).await?;
     let attachment: Attachment = http::json(response, StatusCode::CREATED).await?;
     Ok(attachment)

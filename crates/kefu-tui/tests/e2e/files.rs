@@ -123,7 +123,10 @@ async fn desk() -> Desk {
 }
 
 async fn desk_with(picker: Option<Picker>) -> Desk {
-    let relay = TestRelay::start().await;
+    desk_on(TestRelay::start().await, picker).await
+}
+
+async fn desk_on(relay: TestRelay, picker: Option<Picker>) -> Desk {
     let token = relay.add_agent("alice", Role::Agent).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let downloads = dir.path().join("downloads");
@@ -378,4 +381,42 @@ async fn a_screenshot_is_drawn_in_the_terminal_before_it_is_saved() {
         png
     );
     assert!(record.exists(), "the opener ran");
+}
+
+/// A file past the relay's size limit is refused while it streams; the
+/// agent reads why, and nothing is attached.
+#[tokio::test]
+async fn a_file_too_large_for_the_relay_is_refused_clearly() {
+    let relay = TestRelay::with_config(|config| config.limits.max_file_bytes = 64 * 1024).await;
+    let Desk {
+        relay,
+        mut core,
+        dir,
+        ..
+    } = desk_on(relay, None).await;
+    let big = dir.path().join("scan.pdf");
+    let mut pdf = PDF.to_vec();
+    pdf.resize(4 * 1024 * 1024, b' ');
+    std::fs::write(&big, &pdf).expect("big file");
+    let (mut visitor, _) = shop_visitor(relay.addr, None, None).await;
+    let id = visitor.say("v1", "the scan?").await.conversation_id;
+    open(&mut core, &id, 1).await;
+    write(&mut core, &format!("/attach {}", big.display()));
+    pump_until(&mut core, "the refusal", |app| {
+        flash(app).starts_with("upload refused")
+    })
+    .await;
+    assert!(
+        flash(&core.app).contains("too_large"),
+        "{}",
+        flash(&core.app)
+    );
+    let draft = &core.app.conversations[&id].draft;
+    assert!(draft.attachments.is_empty() && draft.uploading == 0);
+    // A directory is not a file to send.
+    write(&mut core, &format!("/attach {}", dir.path().display()));
+    pump_until(&mut core, "the refusal", |app| {
+        flash(app).contains("not a file")
+    })
+    .await;
 }
