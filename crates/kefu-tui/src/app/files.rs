@@ -77,10 +77,13 @@ impl App {
         let Some(draft) = self.open_draft() else {
             return false;
         };
-        let Some(path) = draft.buffer.text().strip_prefix(ATTACH.trim_end()) else {
-            return false;
+        let text = draft.buffer.text();
+        let path = match text.strip_prefix(ATTACH) {
+            Some(path) => path.trim().to_owned(),
+            None if text.trim_end() == ATTACH.trim_end() => String::new(),
+            // `/attachment` is text like any other.
+            None => return false,
         };
-        let path = path.trim().to_owned();
         if path.is_empty() {
             self.flash = Some("usage: /attach PATH (Tab completes)".into());
         } else if draft.attachments.len() + draft.uploading >= PER_MESSAGE {

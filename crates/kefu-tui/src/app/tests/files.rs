@@ -100,6 +100,13 @@ fn an_upload_joins_the_next_reply_and_the_reply_waits_for_it() {
         }]
     );
     assert!(app.conversations["k1"].draft.buffer.is_empty());
+    type_text(&mut app, "/attach");
+    assert!(key(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(
+        app.flash.as_deref(),
+        Some("usage: /attach PATH (Tab completes)")
+    );
+    app.open_draft().expect("open").buffer.take();
 
     // Sending before the upload is done would send the text without it.
     type_text(&mut app, "here");
@@ -126,6 +133,12 @@ fn files_alone_make_a_message_and_alt_d_drops_the_last() {
     alt(&mut app, 'd');
     assert_eq!(app.flash.as_deref(), Some("b.pdf will not be sent"));
     assert_eq!(send(&mut app), (String::new(), vec!["f1".to_owned()]));
+    type_text(&mut app, "/attachments are welcome");
+    assert_eq!(
+        send(&mut app).0,
+        "/attachments are welcome",
+        "not a command"
+    );
 }
 
 #[test]
