@@ -64,7 +64,8 @@ pub fn expand(typed: &str, home: Option<&Path>) -> PathBuf {
 }
 
 /// (name, is a folder) of the entries of `folder`; names that are not
-/// UTF-8 are left out (they could not be typed back anyway).
+/// UTF-8 or hold control characters are left out (they could not be typed
+/// back anyway, and must not reach the terminal through the compose box).
 fn entries(folder: &Path) -> Vec<(String, bool)> {
     let Ok(read) = std::fs::read_dir(folder) else {
         return Vec::new();
@@ -73,6 +74,9 @@ fn entries(folder: &Path) -> Vec<(String, bool)> {
         .take(ENTRIES_MAX)
         .filter_map(|entry| {
             let name = entry.file_name().into_string().ok()?;
+            if name.chars().any(char::is_control) {
+                return None;
+            }
             // Follows symbolic links, as `ls -F` on a link to a folder.
             let is_dir = entry.path().is_dir();
             Some((name, is_dir))
@@ -103,6 +107,7 @@ mod tests {
             ".hidden",
             "截图一.png",
             "截图二.png",
+            "sh\u{1b}]0;owned\u{7}",
         ] {
             std::fs::write(dir.path().join(file), b"x").expect("file");
         }
