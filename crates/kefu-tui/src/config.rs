@@ -105,6 +105,57 @@ pub struct FileConfig {
     pub notify: Notify,
     pub keys: KeyPrefs,
     pub canned: Vec<Canned>,
+    pub files: FilesConfig,
+}
+
+/// `[files]`: where opened files are saved and what opens them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilesConfig {
+    /// Default: `$XDG_DOWNLOAD_DIR/kefu`, or `~/Downloads/kefu`.
+    pub download_dir: Option<PathBuf>,
+    /// The command a saved file's path is appended to, e.g.
+    /// `["xdg-open"]`; `[]` saves without opening. Default: `open` on
+    /// macOS, `xdg-open` elsewhere.
+    pub opener: Option<Vec<String>>,
+}
+
+/// What the file tasks run with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSettings {
+    pub download_dir: PathBuf,
+    /// Program and arguments; empty for none.
+    pub opener: Vec<String>,
+}
+
+impl FileSettings {
+    fn resolve(file: FilesConfig) -> FileSettings {
+        let xdg = std::env::var_os("XDG_DOWNLOAD_DIR").map(PathBuf::from);
+        let home = std::env::var_os("HOME").map(PathBuf::from);
+        FileSettings {
+            download_dir: file
+                .download_dir
+                .unwrap_or_else(|| default_download_dir(xdg.as_deref(), home.as_deref())),
+            opener: file.opener.unwrap_or_else(|| {
+                let opener = if cfg!(target_os = "macos") {
+                    "open"
+                } else {
+                    "xdg-open"
+                };
+                vec![opener.to_owned()]
+            }),
+        }
+    }
+}
+
+/// `$XDG_DOWNLOAD_DIR/kefu`, or `~/Downloads/kefu`, or `./kefu-downloads`
+/// without a home.
+pub fn default_download_dir(xdg_download_dir: Option<&Path>, home: Option<&Path>) -> PathBuf {
+    match (xdg_download_dir, home) {
+        (Some(dir), _) if dir.is_absolute() => dir.join("kefu"),
+        (_, Some(home)) => home.join("Downloads").join("kefu"),
+        _ => PathBuf::from("kefu-downloads"),
+    }
 }
 
 impl FileConfig {
@@ -212,6 +263,7 @@ pub struct Settings {
     pub notify: Notify,
     pub keys: KeyPrefs,
     pub canned: Vec<Canned>,
+    pub files: FileSettings,
 }
 
 impl Settings {
@@ -249,6 +301,7 @@ impl Settings {
             notify: file.notify,
             keys: file.keys,
             canned: file.canned,
+            files: FileSettings::resolve(file.files),
         })
     }
 }
@@ -292,6 +345,10 @@ enter_sends = false
 [[canned]]
 shortcut = "hi"
 text = "Hello! How can I help?"
+
+[files]
+download_dir = "/srv/desk"
+opener = ["open", "-a", "Preview"]
 "#;
 
     fn file() -> FileConfig {
@@ -311,6 +368,8 @@ text = "Hello! How can I help?"
         assert!(!settings.keys.enter_sends);
         assert_eq!(settings.canned[0].shortcut, "hi");
         assert!(!settings.mouse);
+        assert_eq!(settings.files.download_dir, Path::new("/srv/desk"));
+        assert_eq!(settings.files.opener, ["open", "-a", "Preview"]);
         let default = Settings::resolve(
             None,
             None,
@@ -321,6 +380,24 @@ text = "Hello! How can I help?"
         )
         .expect("complete settings");
         assert!(default.mouse, "the mouse is captured unless turned off");
+    }
+
+    #[test]
+    fn downloads_go_to_the_download_folder() {
+        let home = Path::new("/home/ming");
+        assert_eq!(
+            default_download_dir(Some(Path::new("/data/dl")), Some(home)),
+            Path::new("/data/dl/kefu")
+        );
+        assert_eq!(
+            default_download_dir(Some(Path::new("relative")), Some(home)),
+            Path::new("/home/ming/Downloads/kefu"),
+            "relative XDG values are ignored"
+        );
+        assert_eq!(
+            default_download_dir(None, None),
+            Path::new("kefu-downloads")
+        );
     }
 
     #[test]

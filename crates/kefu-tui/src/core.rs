@@ -1,21 +1,26 @@
-//! The app wired to the network task, without a terminal.
+//! The app wired to the network task and the file tasks, without a
+//! terminal.
 //!
 //! [`Core`] carries out the app's effects: requests go to the network task
 //! with `try_send` (never waiting: the UI loop must not stall on the
-//! network), notifications and quitting are handed back to the caller. The
-//! terminal loop and the end-to-end tests drive the same `Core`.
+//! network), downloads and uploads start file tasks, notifications and
+//! quitting are handed back to the caller. The terminal loop and the
+//! end-to-end tests drive the same `Core`.
 
 use kefu_protocol::agent::AgentRequest;
+use ratatui_image::picker::Picker;
 use time::{OffsetDateTime, UtcOffset};
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::app::{App, Effect, Input, NetEvent, Notification, Prefs};
+use crate::app::{App, Effect, Input, Notification, Prefs};
 use crate::config::Settings;
+use crate::files::Files;
 use crate::net::{self, Net};
 
 pub struct Core {
     pub app: App,
     net: Net,
+    files: Files,
 }
 
 /// What the caller must do after an input.
@@ -32,27 +37,52 @@ pub struct Outcome {
 
 impl Core {
     /// Creates the app and starts connecting.
-    pub fn start(settings: &Settings, utc_offset: UtcOffset) -> Core {
+    /// `picker` is the terminal's graphics, if it has any (see
+    /// [`crate::files::preview::probe`]).
+    pub fn start(settings: &Settings, utc_offset: UtcOffset, picker: Option<Picker>) -> Core {
         let now = OffsetDateTime::now_utc();
+        let mut prefs = Prefs::from(settings);
+        prefs.previews = picker.is_some();
         Core {
-            app: App::new(Prefs::from(settings), now, utc_offset),
+            app: App::new(prefs, now, utc_offset),
             net: net::spawn(
                 settings.url.clone(),
                 settings.token.clone(),
                 settings.tls.clone(),
             ),
+            files: Files::new(
+                &settings.url,
+                settings.token.clone(),
+                settings.tls.clone(),
+                settings.files.clone(),
+                picker,
+            ),
         }
     }
 
-    /// The network task's next report; `None` once it has stopped (token
-    /// refused).
-    pub async fn next_net_event(&mut self) -> Option<NetEvent> {
-        self.net.events.recv().await
+    /// The next report of the network task or a file task; `None` once
+    /// the network task has stopped (token refused), after which no file
+    /// can be asked for either.
+    pub async fn next_input(&mut self) -> Option<Input> {
+        tokio::select! {
+            event = self.net.events.recv() => event.map(Input::Net),
+            // Never closes: the core holds a sender.
+            Some(event) = self.files.events.recv() => Some(Input::File(event)),
+        }
     }
 
     /// Applies `input` at the current time: the clock is given to the app
     /// first, since nothing ticks while the client is idle.
     pub fn handle(&mut self, input: Input) -> Outcome {
+        // Whether a paste is a file's path is a question for the disk,
+        // which the app does not ask.
+        let input = match input {
+            Input::Paste(text) => match self.files.pasted_file(&text) {
+                Some(path) => Input::PastedFile { text, path },
+                None => Input::Paste(text),
+            },
+            input => input,
+        };
         let mut outcome = Outcome::default();
         if !matches!(input, Input::Tick(_)) {
             self.apply(Input::Tick(OffsetDateTime::now_utc()), &mut outcome);
@@ -68,6 +98,20 @@ impl Core {
                 Effect::Notify(notification) => outcome.notifications.push(notification),
                 Effect::Redraw => outcome.redraw = true,
                 Effect::OpenLink(url) => outcome.links.push(url),
+                Effect::Download(attachment) => self.files.download(attachment),
+                Effect::Preview { attachment, cells } => self.files.preview(attachment, cells),
+                Effect::Upload {
+                    conversation_id,
+                    path,
+                } => self.files.upload(conversation_id, &path),
+                Effect::Complete(partial) => {
+                    let done = self.files.complete(&partial);
+                    let answer = Input::Completed {
+                        text: done.text,
+                        candidates: done.candidates,
+                    };
+                    self.apply(answer, outcome);
+                }
                 Effect::Quit => outcome.quit = true,
             }
         }

@@ -81,6 +81,10 @@ pub enum Action {
     EditFailed,
     /// Alt-x: drop the open conversation's failed replies.
     DiscardFailed,
+    /// Alt-o: download and open a file of the open conversation.
+    OpenFile,
+    /// Alt-d in compose: the last file waiting to be sent is dropped.
+    DropAttachment,
     /// Ctrl-L: clear the terminal and draw everything again.
     Redraw,
     Quit,
@@ -200,6 +204,7 @@ fn anywhere(code: KeyCode, ctrl: bool, alt: bool) -> Option<Action> {
         KeyCode::Char('e') if alt => Action::EditFailed,
         KeyCode::Char('x') if alt => Action::DiscardFailed,
         KeyCode::Char('s') if alt => Action::AskScreen,
+        KeyCode::Char('o') if alt => Action::OpenFile,
         _ => return None,
     })
 }
@@ -241,6 +246,7 @@ fn compose(code: KeyCode, ctrl: bool, alt: bool, enter_sends: bool) -> Option<Ac
         KeyCode::Enter if alt != enter_sends => Action::Send,
         KeyCode::Enter => Action::Newline,
         KeyCode::Char('j') if ctrl => Action::Newline,
+        KeyCode::Char('d') if alt => Action::DropAttachment,
         KeyCode::Char(ch) if !ctrl && !alt => Action::Insert(ch),
         KeyCode::Backspace => Action::Backspace,
         KeyCode::Delete => Action::Delete,
@@ -309,8 +315,7 @@ pub const HELP: &[(&str, &str, &str)] = &[
     ("anywhere", "Alt-r", "retry failed replies"),
     ("anywhere", "Alt-e / Alt-x", "edit / drop failed"),
     ("anywhere", "Ctrl-L", "redraw the screen"),
-    ("anywhere", "F1", "this help"),
-    ("anywhere", "Ctrl-C", "quit"),
+    ("anywhere", "F1 / Ctrl-C", "help / quit"),
     ("mouse", "click", "open a chat"),
     ("mouse", "wheel", "scroll what is under it"),
     ("mouse", "Shift-drag", "select text to copy"),
@@ -329,11 +334,13 @@ pub const HELP: &[(&str, &str, &str)] = &[
     // Works anywhere; listed here, where the help has room for it.
     ("queue", "Ctrl-F", "search (also compose)"),
     ("queue", "H", "resolved chats (history)"),
-    ("queue", "?", "this help"),
-    ("queue", "q", "quit"),
+    // Works anywhere too, like Ctrl-F.
+    ("queue", "Alt-o", "open a chat's file"),
+    ("queue", "? / q", "help / quit"),
     ("compose", "Enter", "send (claims waiting)"),
     ("compose", "Alt-Enter/Ctrl-J", "new line"),
     ("compose", "/shortcut Enter", "expand canned reply"),
+    ("compose", "/attach · Alt-d", "attach / drop a file"),
     ("compose", "Ctrl-A / Ctrl-E", "line start / end"),
     ("compose", "Alt-b / Alt-f", "word back / forward"),
     ("compose", "Ctrl-W", "delete word back"),

@@ -16,6 +16,9 @@ pub const QUEUE_ROW: u16 = 2;
 const COMPOSE_MAX_ROWS: usize = 5;
 /// Visitor details above the history.
 const DETAILS_ROWS: u16 = 2;
+/// Files waiting to be sent are listed above the compose box, a row each,
+/// up to this many (then a count).
+pub const ATTACHED_MAX_ROWS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Screen {
@@ -31,12 +34,15 @@ pub struct ConversationAreas {
     pub details: Rect,
     pub history: Rect,
     pub typing: Rect,
+    /// The files that go with the next message (no rows when none).
+    pub attached: Rect,
     pub compose: Rect,
 }
 
 /// Lays out a terminal of `area`. `draft` is the open conversation's draft
-/// (the compose box is as tall as its text), `None` if none is open.
-pub fn screen(area: Rect, focus: Focus, draft: Option<&Buffer>) -> Screen {
+/// (the compose box is as tall as its text), `None` if none is open;
+/// `attached` the files waiting to go with it.
+pub fn screen(area: Rect, focus: Focus, draft: Option<&Buffer>, attached: usize) -> Screen {
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
     let (queue, pane) = if area.width < NARROW {
         match focus {
@@ -49,7 +55,7 @@ pub fn screen(area: Rect, focus: Focus, draft: Option<&Buffer>) -> Screen {
             Layout::horizontal([Constraint::Length(width), Constraint::Min(1)]).areas(main);
         (Some(queue), Some(pane))
     };
-    let conversation = pane.map(|pane| conversation(pane, draft));
+    let conversation = pane.map(|pane| conversation(pane, draft, attached));
     Screen {
         queue,
         conversation,
@@ -57,15 +63,17 @@ pub fn screen(area: Rect, focus: Focus, draft: Option<&Buffer>) -> Screen {
     }
 }
 
-fn conversation(pane: Rect, draft: Option<&Buffer>) -> ConversationAreas {
+fn conversation(pane: Rect, draft: Option<&Buffer>, attached: usize) -> ConversationAreas {
     let inner = pane.inner(Margin::new(1, 1));
     let text_width = inner.width.saturating_sub(2) as usize;
     let rows = draft.map_or(1, |draft| draft.layout(text_width).0.len());
     let compose_height = rows.clamp(1, COMPOSE_MAX_ROWS) as u16 + 2;
-    let [details, history, typing, compose] = Layout::vertical([
+    let attached_height = attached.min(ATTACHED_MAX_ROWS) as u16;
+    let [details, history, typing, attached, compose] = Layout::vertical([
         Constraint::Length(DETAILS_ROWS),
         Constraint::Min(1),
         Constraint::Length(1),
+        Constraint::Length(attached_height),
         Constraint::Length(compose_height),
     ])
     .areas(inner);
@@ -74,6 +82,7 @@ fn conversation(pane: Rect, draft: Option<&Buffer>) -> ConversationAreas {
         details,
         history,
         typing,
+        attached,
         compose,
     }
 }

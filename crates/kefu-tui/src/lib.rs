@@ -16,8 +16,9 @@
 //!    I/O, no waiting; keys, relay frames and the clock are all just inputs.
 //! 4. [`ui`]: `draw(&App, &mut Frame)`, pure as well; [`net`]: the task that
 //!    owns the WebSocket — hello, reconnect with backoff, frames in and
-//!    requests out over bounded channels; [`notify`]: bell, desktop
-//!    notifications and the window title's count of news.
+//!    requests out over bounded channels; [`files`]: uploads, downloads
+//!    and the desktop's opener, each in a task of its own; [`notify`]:
+//!    bell, desktop notifications and the window title's count of news.
 //! 5. [`core`]: the app wired to the network task (what tests drive).
 //! 6. [`terminal`]: the terminal loop, raw mode, panic hook. It has no
 //!    tick: it draws after inputs and sleeps until the next input or the
@@ -32,6 +33,7 @@ pub mod app;
 pub mod compose;
 pub mod config;
 pub mod core;
+pub mod files;
 pub mod hyperlink;
 pub mod keys;
 pub mod layout;

@@ -51,7 +51,9 @@ async fn event_loop(
     settings: &Settings,
     utc_offset: UtcOffset,
 ) -> Result<(), TuiError> {
-    let mut core = Core::start(settings, utc_offset);
+    // Before the event stream starts reading the terminal's answers.
+    let picker = crate::files::preview::probe();
+    let mut core = Core::start(settings, utc_offset, picker);
     let size = terminal.size()?;
     core.handle(Input::Resize {
         width: size.width,
@@ -92,7 +94,7 @@ async fn event_loop(
                 Some(Err(error)) => return Err(error.into()),
                 None => return Ok(()),
             },
-            Some(event) = core.next_net_event() => Input::Net(event),
+            Some(input) = core.next_input() => input,
             () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
                 Input::Tick(OffsetDateTime::now_utc())
             }

@@ -16,11 +16,20 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ),
     ("ui", &["app", "keys", "layout", "wrap"]),
     ("net", &["app", "tls"]),
+    ("files", &["app", "config", "sanitize"]),
     ("notify", &["app", "config", "wrap"]),
-    ("core", &["app", "config", "net"]),
+    ("core", &["app", "config", "files", "net"]),
     (
         "terminal",
-        &["app", "config", "core", "hyperlink", "notify", "ui"],
+        &[
+            "app",
+            "config",
+            "core",
+            "files",
+            "hyperlink",
+            "notify",
+            "ui",
+        ],
     ),
 ];
 

@@ -38,7 +38,11 @@ impl App {
             Action::FilterQueue => self.start_filter(),
             Action::NextFilter => self.filter = self.filter.cycle(1),
             Action::PrevFilter => self.filter = self.filter.cycle(-1),
-            Action::NextConversation => self.switch(1),
+            Action::NextConversation => {
+                if !self.complete_attach() {
+                    self.switch(1);
+                }
+            }
             Action::PrevConversation => self.switch(-1),
             Action::OpenNth(n) => {
                 // Current even if the state was changed outside `update`.
@@ -57,6 +61,8 @@ impl App {
             Action::ToggleInternal => self.toggle_internal(),
             Action::ToggleAway => self.toggle_away(),
             Action::Canned => self.pick_canned(),
+            Action::OpenFile => self.open_file(),
+            Action::DropAttachment => self.drop_attachment(),
             Action::Search => self.open_finder(Mode::Search),
             Action::Resolved => self.open_finder(Mode::Resolved),
             Action::Help => {
@@ -76,6 +82,15 @@ impl App {
 
     fn act_on_overlay(&mut self, action: Action) {
         match (&mut self.overlay, action) {
+            (Overlay::ConfirmAttach { path, text }, action) => {
+                let (path, text) = (path.clone(), text.clone());
+                self.overlay = Overlay::None;
+                if action == Action::Yes {
+                    self.attach_pasted(path);
+                } else {
+                    self.paste(&text);
+                }
+            }
             (_, Action::Back) => self.overlay = super::Overlay::None,
             (Overlay::Help, Action::Up) => self.scroll_help(-1),
             (Overlay::Help, Action::Down) => self.scroll_help(1),
@@ -90,6 +105,9 @@ impl App {
             (Overlay::Transfer { index, choices, .. }, Action::Down) => {
                 *index = (*index + 1).min(choices.len().saturating_sub(1));
             }
+            (Overlay::Files { index, choices }, Action::Down) => {
+                *index = (*index + 1).min(choices.len().saturating_sub(1));
+            }
             (Overlay::Canned { index }, Action::Down) => {
                 *index = (*index + 1).min(self.prefs.canned.len().saturating_sub(1));
             }
@@ -100,6 +118,7 @@ impl App {
             (
                 Overlay::Transfer { index, .. }
                 | Overlay::Canned { index }
+                | Overlay::Files { index, .. }
                 | Overlay::Visitor { index, .. },
                 Action::Up,
             ) => {
@@ -151,6 +170,12 @@ impl App {
                     self.open(&id);
                 }
             }
+            Overlay::Files { mut choices, index } => {
+                if index < choices.len() {
+                    self.show_file(choices.swap_remove(index));
+                }
+            }
+            Overlay::Preview { attachment, .. } => self.fetch(attachment),
             Overlay::Canned { index } => {
                 let text = self.prefs.canned.get(index).map(|c| c.text.clone());
                 if let (Some(text), Some(draft)) = (text, self.open_draft()) {
@@ -401,6 +426,9 @@ impl App {
 
     /// Enter in the compose box: expand `/shortcut`, or send the draft.
     fn send(&mut self) {
+        if self.attach_command() {
+            return;
+        }
         let canned = self.prefs.canned.clone();
         let online = self.online();
         let Some(id) = self.open.clone() else { return };
@@ -408,7 +436,11 @@ impl App {
             return;
         };
         let draft = &mut conversation.draft;
-        if draft.buffer.is_blank() {
+        if draft.uploading > 0 {
+            self.flash = Some("a file is still uploading: send when it is attached".into());
+            return;
+        }
+        if draft.buffer.is_blank() && draft.attachments.is_empty() {
             return;
         }
         if let Some(shortcut) = draft.buffer.text().trim().strip_prefix('/')
@@ -451,6 +483,7 @@ impl App {
             text: link.as_ref().map_or(text, |card| card.label.clone()),
             internal: draft.internal,
             link,
+            attachments: std::mem::take(&mut draft.attachments),
             state: SendState::Pending,
         };
         let request = send_request(&id, &out);
@@ -521,8 +554,7 @@ impl App {
             return;
         }
         let area = Rect::new(0, 0, self.size.0, self.size.1);
-        let draft = self.open_conversation().map(|c| &c.draft.buffer);
-        let Some(queue) = layout::screen(area, self.focus, draft).queue else {
+        let Some(queue) = self.screen(area).queue else {
             return;
         };
         let rows = self.rows();

@@ -8,7 +8,7 @@ use kefu_protocol::agent::{
     AgentReadMark, ConversationStatus, ConversationSummary, VisitorSummary,
 };
 use kefu_protocol::trail::LinkCard;
-use kefu_protocol::{Message, Seq, TimelineEvent};
+use kefu_protocol::{Attachment, Message, Seq, TimelineEvent};
 use time::OffsetDateTime;
 
 use crate::compose::Buffer;
@@ -61,6 +61,10 @@ pub struct Draft {
     pub buffer: Buffer,
     /// The next send is an internal note, not a reply.
     pub internal: bool,
+    /// Uploaded files that go with the next message.
+    pub attachments: Vec<Attachment>,
+    /// Uploads still on their way (the message waits for them).
+    pub uploading: usize,
 }
 
 /// A reply on its way: kept, with its `client_id`, until the relay's ack
@@ -73,6 +77,8 @@ pub struct Outgoing {
     pub internal: bool,
     /// Sent as a link card (`/link URL LABEL`); `text` is its label.
     pub link: Option<LinkCard>,
+    /// Files it carries (named by id in the `send`).
+    pub attachments: Vec<Attachment>,
     pub state: SendState,
 }
 
@@ -206,6 +212,8 @@ impl Conversation {
 
     /// Unsent text would be lost if the program ended now.
     pub fn has_unsent(&self) -> bool {
-        !self.draft.buffer.is_blank() || !self.outgoing.is_empty()
+        !self.draft.buffer.is_blank()
+            || !self.draft.attachments.is_empty()
+            || !self.outgoing.is_empty()
     }
 }

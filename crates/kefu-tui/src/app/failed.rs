@@ -58,6 +58,7 @@ impl App {
             }
             text.push_str(&out.text);
             draft.internal = out.internal;
+            draft.attachments.extend(out.attachments);
         }
         draft.buffer.set(&text);
         self.focus = crate::keys::Focus::Compose;

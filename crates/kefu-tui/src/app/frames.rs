@@ -326,7 +326,7 @@ impl App {
             internal: out.internal,
             event: None,
             link: None,
-            attachments: Vec::new(),
+            attachments: out.attachments,
         });
     }
 

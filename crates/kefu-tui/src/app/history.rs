@@ -81,6 +81,14 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
             out.internal,
             width,
         );
+        for attachment in &out.attachments {
+            body(
+                &mut rows,
+                &attachment_label(attachment),
+                out.internal,
+                width,
+            );
+        }
         if let SendState::Failed { retry, .. } = out.state {
             rows.push(Row::Failed { retry });
         }

@@ -12,7 +12,8 @@
 //!   styles and scrolling counts.
 //! - `frames`: what the relay's frames do to the state.
 //! - `commands`: what the agent's actions do; `link`: its `/link` command;
-//!   `bulk`: an admin's `/resolve-waiting`.
+//!   `bulk`: an admin's `/resolve-waiting`;
+//!   `files`: opening, attaching and completing files.
 //! - `requests`: the requests both of those build.
 //! - `failed`: replies the relay refused — retry, edit or drop them.
 //! - [`sift`]: the queue's type-to-filter, and the waiting conversations
@@ -33,6 +34,7 @@ pub mod clock;
 mod commands;
 pub mod conversation;
 mod failed;
+mod files;
 pub mod finder;
 mod frames;
 pub mod history;
@@ -48,9 +50,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crossterm::event::KeyEvent;
-use kefu_protocol::AgentState;
 use kefu_protocol::agent::VisitorRecord;
 use kefu_protocol::agent::{AgentEvent, AgentInfo, AgentPresence, AgentRequest};
+use kefu_protocol::{AgentState, Attachment};
 use time::{OffsetDateTime, UtcOffset};
 
 pub use attention::{Attention, Kind};
@@ -61,6 +63,7 @@ pub use sift::{MoreWaiting, TypedFilter};
 
 use crate::config::{Canned, Notify, Settings};
 use crate::keys::{self, Focus, Layer};
+use crate::layout;
 
 /// Messages asked for per `history` request.
 pub const PAGE: u32 = 50;
@@ -91,6 +94,76 @@ pub enum Input {
     /// is current whenever something happens.
     Tick(OffsetDateTime),
     Net(NetEvent),
+    /// What a file task reports.
+    File(FileEvent),
+    /// The runtime's answer to [`Effect::Complete`]: the path completed,
+    /// and the matches when there are several.
+    Completed {
+        text: String,
+        candidates: Vec<String>,
+    },
+    /// A bracketed paste that is just the path of an existing file (the
+    /// runtime looks): the agent is asked whether to attach it.
+    PastedFile {
+        text: String,
+        path: String,
+    },
+}
+
+/// An image ready to draw in this terminal (kitty, iTerm2 or sixel
+/// graphics): opaque to the state, drawn by `ui`.
+#[derive(Clone)]
+pub struct Preview(pub std::sync::Arc<ratatui_image::protocol::Protocol>);
+
+impl std::fmt::Debug for Preview {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Preview({:?})", self.0.size())
+    }
+}
+
+/// The same image, not an equal one: enough for the overlay's comparisons.
+impl PartialEq for Preview {
+    fn eq(&self, other: &Preview) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Preview {}
+
+/// What the file tasks report (see `crate::files`).
+#[derive(Debug, Clone)]
+pub enum FileEvent {
+    /// `done` of `total` bytes moved; `what` names the transfer
+    /// ("uploading shot.png").
+    Progress {
+        what: String,
+        done: u64,
+        total: u64,
+    },
+    /// Stored on the relay: it goes with the conversation's next message.
+    Uploaded {
+        conversation_id: String,
+        attachment: Attachment,
+    },
+    UploadFailed {
+        conversation_id: String,
+        error: String,
+    },
+    /// Downloaded to `path`; `opened` says whether the opener took it,
+    /// or why not.
+    Saved {
+        path: String,
+        opened: Result<(), String>,
+    },
+    /// An image to show (see [`Effect::Preview`]).
+    Preview {
+        attachment: Attachment,
+        image: Preview,
+    },
+    Failed {
+        what: String,
+        error: String,
+    },
 }
 
 /// What the network task reports.
@@ -119,6 +192,23 @@ pub enum Effect {
     Redraw,
     /// Open a link with the desktop's opener, if there is one.
     OpenLink(String),
+    /// Download a file sent in a conversation, then open it.
+    Download(Attachment),
+    /// Fetch an image and make it ready to draw in at most `cells`
+    /// (columns, rows); answered with [`FileEvent::Preview`].
+    Preview {
+        attachment: Attachment,
+        cells: (u16, u16),
+    },
+    /// Upload the file at `path` (as typed) for the conversation's next
+    /// message.
+    Upload {
+        conversation_id: String,
+        path: String,
+    },
+    /// Complete the path typed after `/attach`; answered with
+    /// [`Input::Completed`].
+    Complete(String),
     Quit,
 }
 
@@ -152,6 +242,22 @@ pub enum Overlay {
         index: usize,
     },
     ConfirmQuit,
+    /// The files sent in the open conversation, newest first: Enter
+    /// downloads and opens one.
+    Files {
+        choices: Vec<Attachment>,
+        index: usize,
+    },
+    /// An image drawn in the terminal: Enter saves and opens it.
+    Preview {
+        attachment: Attachment,
+        image: Preview,
+    },
+    /// A pasted `path` of an existing file: attach it (y), or paste `text`.
+    ConfirmAttach {
+        path: String,
+        text: String,
+    },
     /// The visitor panel: who `visitor_id` is, their conversations (`index`
     /// the highlighted one; Enter opens it) and their page trail, live.
     /// `record` is `None` until the relay answers.
@@ -188,6 +294,8 @@ pub struct Prefs {
     pub canned: Vec<Canned>,
     /// The relay's pages (`http://host:port`), for its relative links.
     pub relay_page: String,
+    /// The terminal can show images: Alt-o previews one before saving it.
+    pub previews: bool,
 }
 
 impl From<&Settings> for Prefs {
@@ -197,6 +305,8 @@ impl From<&Settings> for Prefs {
             enter_sends: settings.keys.enter_sends,
             canned: settings.canned.clone(),
             relay_page: assist::relay_page(&settings.url),
+            // Known once the terminal was asked (see `Core::start`).
+            previews: false,
         }
     }
 }
@@ -288,7 +398,10 @@ impl App {
 
     /// Applies one input; returns what the runtime must do about it.
     pub fn update(&mut self, input: Input) -> Vec<Effect> {
-        if matches!(input, Input::Key(_) | Input::Paste(_) | Input::Click { .. }) {
+        if matches!(
+            input,
+            Input::Key(_) | Input::Paste(_) | Input::PastedFile { .. } | Input::Click { .. }
+        ) {
             self.attention_seen();
         }
         match input {
@@ -309,6 +422,9 @@ impl App {
                 self.finder_tick();
             }
             Input::Net(event) => self.net(event),
+            Input::File(event) => self.file_event(event),
+            Input::Completed { text, candidates } => self.completed(&text, &candidates),
+            Input::PastedFile { text, path } => self.pasted_file(text, path),
         }
         self.renumber();
         std::mem::take(&mut self.effects)
@@ -319,10 +435,14 @@ impl App {
         match self.overlay {
             Overlay::None => Layer::None,
             Overlay::Help => Layer::Help,
-            Overlay::Transfer { .. } | Overlay::Canned { .. } | Overlay::Visitor { .. } => {
-                Layer::Picker
-            }
-            Overlay::ConfirmQuit | Overlay::ConfirmResolve { .. } => Layer::Confirm,
+            Overlay::Transfer { .. }
+            | Overlay::Canned { .. }
+            | Overlay::Visitor { .. }
+            | Overlay::Files { .. }
+            | Overlay::Preview { .. } => Layer::Picker,
+            Overlay::ConfirmQuit
+            | Overlay::ConfirmResolve { .. }
+            | Overlay::ConfirmAttach { .. } => Layer::Confirm,
             Overlay::Finder => Layer::Finder,
         }
     }
@@ -388,6 +508,17 @@ impl App {
         self.conversations
             .get(id)
             .map_or_else(|| id.to_owned(), |c| c.summary.visitor.name.clone())
+    }
+
+    /// Where everything goes on a terminal of `area`, as drawn now.
+    pub fn screen(&self, area: ratatui::layout::Rect) -> layout::Screen {
+        let draft = self.open_conversation().map(|c| &c.draft);
+        layout::screen(
+            area,
+            self.focus,
+            draft.map(|d| &d.buffer),
+            draft.map_or(0, |d| d.attachments.len() + d.uploading),
+        )
     }
 
     pub fn open_conversation(&self) -> Option<&Conversation> {

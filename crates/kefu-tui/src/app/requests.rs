@@ -22,6 +22,6 @@ pub(super) fn send_request(conversation_id: &str, out: &Outgoing) -> AgentReques
         text: out.text.clone(),
         internal: out.internal,
         link: out.link.clone(),
-        attachments: Vec::new(),
+        attachments: out.attachments.iter().map(|file| file.id.clone()).collect(),
     }
 }

@@ -11,7 +11,7 @@ use ratatui::layout::Rect;
 
 use super::requests::history_request;
 use super::{App, Conversation, Overlay, history};
-use crate::{keys, layout};
+use crate::keys;
 
 /// Rows one notch of the mouse wheel scrolls the history.
 const WHEEL_ROWS: usize = 3;
@@ -20,10 +20,7 @@ impl App {
     /// The open conversation's history area, as drawn now.
     pub(super) fn history_area(&self) -> Option<Rect> {
         let area = Rect::new(0, 0, self.size.0, self.size.1);
-        let draft = self.open_conversation().map(|c| &c.draft.buffer);
-        layout::screen(area, self.focus, draft)
-            .conversation
-            .map(|areas| areas.history)
+        self.screen(area).conversation.map(|areas| areas.history)
     }
 
     /// PgUp / PgDn by a screenful.
@@ -85,8 +82,7 @@ impl App {
             _ => return,
         }
         let area = Rect::new(0, 0, self.size.0, self.size.1);
-        let draft = self.open_conversation().map(|c| &c.draft.buffer);
-        let screen = layout::screen(area, self.focus, draft);
+        let screen = self.screen(area);
         let at = ratatui::layout::Position::new(column, row);
         if screen.queue.is_some_and(|queue| queue.contains(at)) {
             self.move_cursor(step);

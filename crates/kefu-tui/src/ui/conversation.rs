@@ -9,6 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, bold, border, dim, history};
+use crate::app::history::attachment_label;
 use crate::app::{App, Conversation, Overlay};
 use crate::keys::Focus;
 use crate::layout::ConversationAreas;
@@ -39,7 +40,32 @@ pub(super) fn draw(app: &App, frame: &mut Frame, areas: ConversationAreas) {
         let line = Line::styled(typing, dim().add_modifier(Modifier::ITALIC));
         frame.render_widget(Paragraph::new(line), areas.typing);
     }
+    attached(frame, conversation, areas.attached);
     compose(app, frame, conversation, areas.compose);
+}
+
+/// The files that go with the next message, above the compose box; the
+/// last row counts what does not fit.
+fn attached(frame: &mut Frame, conversation: &Conversation, area: Rect) {
+    let draft = &conversation.draft;
+    let width = usize::from(area.width);
+    let mut rows: Vec<String> = draft
+        .attachments
+        .iter()
+        .map(|file| format!("+ {}", attachment_label(file)))
+        .chain((0..draft.uploading).map(|_| "+ 📎 uploading…".to_owned()))
+        .collect();
+    let fits = usize::from(area.height);
+    if rows.len() > fits && fits > 0 {
+        let hidden = rows.len() - fits + 1;
+        rows.truncate(fits - 1);
+        rows.push(format!("+ {hidden} more files (Alt-d drops the last)"));
+    }
+    let lines: Vec<Line> = rows
+        .into_iter()
+        .map(|row| Line::styled(truncate(&row, width), Style::new().fg(Color::Green)))
+        .collect();
+    frame.render_widget(Paragraph::new(lines), area);
 }
 
 /// ` Ming · waiting 3m ` / ` Ming · alice ` / ` Ming · resolved `.

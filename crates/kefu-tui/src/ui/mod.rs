@@ -35,13 +35,11 @@ use time::macros::format_description;
 use crate::app::App;
 use crate::app::clock::ago;
 use crate::keys::Focus;
-use crate::layout;
 
 /// Draws the whole screen.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
-    let draft = app.open_conversation().map(|c| &c.draft.buffer);
-    let screen = layout::screen(area, app.focus, draft);
+    let screen = app.screen(area);
     if let Some(queue) = screen.queue {
         queue::draw(app, frame, queue);
     }

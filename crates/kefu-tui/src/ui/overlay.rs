@@ -7,9 +7,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
 use super::{bold, dim};
-use crate::app::{App, Overlay};
+use crate::app::history::attachment_label;
+use crate::app::{App, Overlay, Preview};
 use crate::keys::{HELP, HELP_COLUMNS, help_height, help_side_by_side};
 use crate::wrap::{truncate, width};
+use kefu_protocol::Attachment;
 
 pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
     match &app.overlay {
@@ -35,6 +37,23 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
                 .collect();
             let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
             picker(frame, area, " Canned replies ", &entries, *index);
+        }
+        Overlay::Files { choices, index } => {
+            let entries: Vec<String> = choices.iter().map(attachment_label).collect();
+            let entries: Vec<&str> = entries.iter().map(String::as_str).collect();
+            picker(frame, area, " Open a file ", &entries, *index);
+        }
+        Overlay::Preview { attachment, image } => preview(frame, area, attachment, image),
+        Overlay::ConfirmAttach { path, .. } => {
+            let room = usize::from(area.width.saturating_sub(6));
+            let lines = vec![
+                Line::raw(truncate(path, room)),
+                Line::from(vec![
+                    Span::styled("y", bold()),
+                    Span::raw(" attaches it · any other key pastes the text"),
+                ]),
+            ];
+            popup(frame, area, " Attach this file? ", lines, area.width);
         }
         Overlay::Visitor { record, index, .. } => {
             super::visitor::draw(app, frame, area, record.as_deref(), *index);
@@ -65,6 +84,23 @@ pub(super) fn draw(app: &App, frame: &mut Frame, area: Rect) {
             popup(frame, area, " Resolve? ", lines, area.width);
         }
     }
+}
+
+/// An image in a box of its size, its name above and what Enter does below.
+fn preview(frame: &mut Frame, area: Rect, attachment: &Attachment, image: &Preview) {
+    let size = image.0.size();
+    let hint = "Enter saves and opens · Esc closes";
+    let inner_width = size.width.max(width(hint) as u16);
+    let outer = centered(area, inner_width + 2, size.height + 3);
+    frame.render_widget(Clear, outer);
+    let title = format!(" {} ", truncate(&attachment.name, usize::from(inner_width)));
+    let block = Block::bordered().title(title);
+    let inner = block.inner(outer);
+    frame.render_widget(block, outer);
+    let [picture, footer] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(inner);
+    frame.render_widget(ratatui_image::Image::new(&image.0), picture);
+    frame.render_widget(Paragraph::new(Line::styled(hint, dim())), footer);
 }
 
 /// Every key, in two columns when the screen is wide enough for them;

@@ -67,3 +67,30 @@ fn attachments_show_as_a_clip_row_with_size_and_type() {
     );
     assert!(screen[agent_header + 2].contains("  📎 notes.txt (512 B, text/plain)"));
 }
+
+/// A preview overlay draws the image itself (half blocks here, as
+/// `TestBackend` has no graphics), its name and what Enter does.
+#[test]
+fn a_preview_shows_the_image_its_name_and_the_keys() {
+    let mut app = new_app();
+    app.overlay = crate::app::Overlay::Preview {
+        attachment: Attachment {
+            content_type: "image/png".into(),
+            ..file("shot.png", 100, "image/png")
+        },
+        image: crate::app::tests::files::red_square(),
+    };
+    let buffer = render(&mut app, 80, 24);
+    let text = rows(&buffer).join("\n");
+    assert!(text.contains(" shot.png "), "{text}");
+    assert!(
+        text.contains("Enter saves and opens · Esc closes"),
+        "{text}"
+    );
+    let painted = buffer
+        .content()
+        .iter()
+        .filter(|cell| [cell.fg, cell.bg].contains(&ratatui::style::Color::Rgb(200, 30, 30)))
+        .count();
+    assert!(painted >= 8, "the 4×2 image is drawn: {text}");
+}

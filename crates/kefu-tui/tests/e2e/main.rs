@@ -3,6 +3,7 @@
 //! reply whose ack never arrived.
 
 mod cli;
+mod files;
 mod flood;
 mod search;
 mod support;
@@ -17,7 +18,7 @@ use kefu_protocol::agent::{AgentEvent, Role};
 use kefu_protocol::visitor::VisitorEvent;
 use kefu_testkit::TestRelay;
 use kefu_tui::app::{Connection, Filter, Input, NetEvent, SendState};
-use kefu_tui::config::{KeyPrefs, Notify, Settings};
+use kefu_tui::config::{FileSettings, KeyPrefs, Notify, Settings};
 use kefu_tui::core::Core;
 use kefu_tui::keys::Focus;
 
@@ -25,6 +26,21 @@ use support::{Proxy, pump_until, shop_visitor};
 
 /// The client's core, connecting to the relay (or proxy) at `addr`.
 fn client(addr: std::net::SocketAddr, token: String) -> Core {
+    let files = FileSettings {
+        download_dir: std::env::temp_dir().join("kefu-tui-e2e-unused"),
+        opener: Vec::new(),
+    };
+    client_with_files(addr, token, files, None)
+}
+
+/// The same, saving files where `files` says, in a terminal with the
+/// graphics of `picker`.
+fn client_with_files(
+    addr: std::net::SocketAddr,
+    token: String,
+    files: FileSettings,
+    picker: Option<ratatui_image::picker::Picker>,
+) -> Core {
     let settings = Settings {
         url: format!("ws://{addr}/ws/agent"),
         token,
@@ -34,8 +50,9 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
         notify: Notify::default(),
         keys: KeyPrefs::default(),
         canned: Vec::new(),
+        files,
     };
-    Core::start(&settings, time::UtcOffset::UTC)
+    Core::start(&settings, time::UtcOffset::UTC, picker)
 }
 
 fn press(core: &mut Core, code: KeyCode) {
@@ -220,7 +237,7 @@ async fn a_refused_token_is_reported_and_not_retried() {
     })
     .await;
     assert!(
-        core.next_net_event().await.is_none(),
+        core.next_input().await.is_none(),
         "the network task stopped"
     );
 }
@@ -236,10 +253,14 @@ async fn the_relay_says_when_to_come_back_and_is_obeyed() {
     // the time announced rather than its own backoff.
     let mut announced = None;
     let retry_in = loop {
-        let event = tokio::time::timeout(support::PATIENCE, core.next_net_event())
+        let input = tokio::time::timeout(support::PATIENCE, core.next_input())
             .await
             .expect("the relay's goodbye in time")
             .expect("the network task runs");
+        let Input::Net(event) = input else {
+            core.handle(input);
+            continue;
+        };
         match &event {
             NetEvent::Frame(frame) => {
                 if let AgentEvent::Reconnect(reconnect) = frame.as_ref() {

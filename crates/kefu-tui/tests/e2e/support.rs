@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorWelcome};
 use kefu_testkit::Client;
-use kefu_tui::app::{App, Input};
+use kefu_tui::app::App;
 use kefu_tui::core::Core;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -119,9 +119,9 @@ pub async fn shop_visitor(
 pub async fn pump_until(core: &mut Core, what: &str, done: impl Fn(&App) -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !done(&core.app) {
-        match timeout_at(deadline, core.next_net_event()).await {
-            Ok(Some(event)) => {
-                core.handle(Input::Net(event));
+        match timeout_at(deadline, core.next_input()).await {
+            Ok(Some(input)) => {
+                core.handle(input);
             }
             Ok(None) => panic!("the network task stopped while waiting for {what}"),
             Err(_) => panic!(

@@ -4,6 +4,7 @@
 mod actions;
 mod attention;
 mod conventions;
+pub(crate) mod files;
 mod frames;
 mod order;
 mod replies;
@@ -39,6 +40,7 @@ pub(crate) fn prefs() -> Prefs {
             text: "Hello! How can I help?".into(),
         }],
         relay_page: "http://relay.test".into(),
+        previews: false,
     }
 }
 
