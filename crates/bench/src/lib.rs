@@ -26,7 +26,8 @@
 //!    [`agent`]: what one agent connection does.
 //! 5. [`visitor`]: connecting visitors over either transport, and what one
 //!    does during a run.
-//! 6. [`chat`] and [`idle`]: the two kinds of run, start to finish.
+//! 6. [`chat`] and [`idle`]: the two kinds of run, start to finish;
+//!    [`search`]: agents' search latency (`kefu-bench-search`), apart.
 //!
 //! Everything runs on one tokio runtime with one task per connection; the
 //! only shared state is the recorder behind a short std mutex.
@@ -44,6 +45,7 @@ pub mod phase;
 pub mod progress;
 pub mod reference;
 pub mod report;
+pub mod search;
 pub mod traffic;
 pub mod visitor;
 

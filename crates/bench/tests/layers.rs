@@ -20,6 +20,7 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
         &["config", "ledger", "net", "phase", "report", "traffic"],
     ),
     ("agent", &["config", "ledger", "net", "phase", "report"]),
+    ("search", &["agent", "config", "net"]),
     (
         "visitor",
         &[

@@ -7,4 +7,5 @@ mod chat;
 mod cluster;
 mod idle;
 mod reference;
+mod search;
 mod support;

@@ -51,6 +51,12 @@ impl TestRelay {
         }
     }
 
+    /// A new visitor writes `text` (and leaves).
+    pub async fn visitor_says(&self, text: &str) {
+        let (mut visitor, _) = self.relay.new_visitor().await;
+        visitor.say("c1", text).await;
+    }
+
     pub async fn stop(self) {
         self.relay.stop().await;
     }
