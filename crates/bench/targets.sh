@@ -6,6 +6,7 @@
 #   crates/bench/targets.sh [idle|latency|throughput|longpoll|all]
 #   crates/bench/targets.sh [symmetric|burst|cluster]
 #   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
+#   SEARCH_INDEX=off crates/bench/targets.sh symmetric   # without search indexing
 #
 # Each run gets a fresh relay with a fresh SQLite file (cluster: a fresh
 # PostgreSQL database) at the relay's default settings except the
@@ -94,6 +95,12 @@ start_relay() {
     relay_urls=
     local db="sqlite://$work/kefu.db"
     add_agents "$db" "$1"
+    # SEARCH_INDEX=off drops the search trigger (the schema is made by
+    # now), to weigh what indexing costs each write; such a relay finds
+    # nothing new.
+    if [ "${SEARCH_INDEX:-on}" = off ]; then
+        python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).execute("DROP TRIGGER message_search_insert")' "$work/kefu.db"
+    fi
     launch_relay "$db" "$PORT"
 }
 
