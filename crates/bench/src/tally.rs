@@ -200,7 +200,7 @@ impl fmt::Display for AttackFigures {
         write_counts(f, "spam", &self.spam)?;
         writeln!(
             f,
-            "  spam      {} conversations opened",
+            "  opened    {} conversations by spam",
             self.conversations_opened
         )?;
         let p = &self.stalled_held_ms;
