@@ -9,7 +9,8 @@
 //!   the relay lets them.
 //!
 //! Each attacker starts when the chat starts sending and tries again as
-//! soon as the relay ends an attempt; [`Attacks`] counts how each attempt
+//! soon as the relay ends an attempt (a stalled one refused at accept after
+//! a trickle's pause); [`Attacks`] counts how each attempt
 //! ended, how long the relay held a stalled one, and the conversations the
 //! spam opened.
 
@@ -142,7 +143,12 @@ impl Attacker {
         let opened = Instant::now();
         let ended = request.send(stream, every).await;
         let outcome = match ended {
-            Ended::Closed if opened.elapsed() < AT_ONCE => "closed at once".to_owned(),
+            Ended::Closed if opened.elapsed() < AT_ONCE => {
+                self.attacks.outcome(attack, "closed at once");
+                // Refused at accept: its address is over budget. Another try
+                // at once would be a connection flood, not a slow client.
+                return tokio::time::sleep(every).await;
+            }
             Ended::Closed => {
                 self.attacks.held(opened.into_std());
                 "closed by the relay".to_owned()
