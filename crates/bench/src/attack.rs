@@ -9,8 +9,8 @@
 //!   the relay lets them.
 //!
 //! Each attacker starts when the chat starts sending and tries again as
-//! soon as the relay ends an attempt (a stalled one refused at accept after
-//! a trickle's pause); [`Attacks`] counts how each attempt
+//! soon as the relay ends an attempt (one refused at accept after a
+//! trickle's pause); [`Attacks`] counts how each attempt
 //! ended, how long the relay held a stalled one, and the conversations the
 //! spam opened.
 
@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite;
 
 use crate::config::{Abuse, Config, Target};
 use crate::net::{self, CONNECT_TIMEOUT, Sources};
@@ -119,7 +120,7 @@ impl Attacker {
                 }
                 Attack::Spam => {
                     for round in 0.. {
-                        self.spam(n, round).await;
+                        self.spam(n, round, every).await;
                     }
                 }
             }
@@ -184,7 +185,7 @@ impl Attacker {
     }
 
     /// One round of spam: hello, a message, close.
-    async fn spam(&self, n: u32, round: u64) {
+    async fn spam(&self, n: u32, round: u64, every: Duration) {
         let hello = hello(Some("x".repeat(SPAM_NAME_CHARS)));
         let ws = match net::handshake(&self.target, "/ws/visitor", self.source, &hello).await {
             Ok((ws, VisitorEvent::Welcome(_))) => ws,
@@ -193,10 +194,17 @@ impl Attacker {
                 return self.attacks.outcome(Attack::Spam, refusal(&first));
             }
             Err(error) => {
-                if matches!(error, net::ConnectError::Tcp(_)) {
-                    tokio::time::sleep(BACKOFF).await;
+                self.attacks.outcome(Attack::Spam, error.label());
+                // Not even a WebSocket: no port here, or refused at accept
+                // (its address is over budget). Another try at once would
+                // be a connection flood, not spam.
+                if !matches!(
+                    error,
+                    net::ConnectError::Handshake(tungstenite::Error::Http(_))
+                ) {
+                    tokio::time::sleep(every).await;
                 }
-                return self.attacks.outcome(Attack::Spam, error.label());
+                return;
             }
         };
         let outcome = send_spam(ws, n, round).await;
