@@ -279,7 +279,8 @@ abuse() {
 # Besides the load generator's usual raises, the per-uploader limits are
 # lifted: uploads_per_minute (default 10) and max_conversation_file_bytes
 # (default 100 MiB), which an uploader going back to back passes within
-# seconds; max_file_bytes (10 MiB) stays.
+# seconds; max_file_bytes (10 MiB) stays. UPLOAD_PAUSE (0s: back to back)
+# is each uploader's pause after an upload's answer.
 uploads_args() {
     echo --tokens-file "$work/tokens" --agents 4 --visitors 1000 --rate "${RATE:-5000}" \
         --duration "$DURATION" --warmup "$WARMUP" --reply-every 1 --drain 30s
@@ -293,7 +294,8 @@ uploads() {
     stop_relay
     start_relay 4
     # shellcheck disable=SC2046
-    bench uploads $(uploads_args) --uploaders "${UPLOADERS:-100}" --upload-bytes 1048576
+    bench uploads $(uploads_args) --uploaders "${UPLOADERS:-100}" --upload-bytes 1048576 \
+        --upload-pause "${UPLOAD_PAUSE:-0s}"
     stop_relay
     relay_limits=("${PER_CONNECTION_LIMITS[@]}" "${PER_IP_LIMITS[@]}")
     compare uploads uploads-baseline "with uploads" "without"

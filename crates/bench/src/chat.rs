@@ -155,7 +155,8 @@ fn spawn_uploaders(
     let globals = first..first.saturating_add(load.uploaders);
     recorder.untimed_visitors_from(first);
     let sources = Sources::new(config.source_addrs);
-    let (relays, bytes, until) = (config.relays.clone(), load.bytes, chat.duration);
+    let (relays, bytes, pause) = (config.relays.clone(), load.bytes, load.pause);
+    let until = chat.duration;
     let (shared, uploads, phase) = (recorder.clone(), uploads.clone(), phase.clone());
     visitor::spawn_all(
         tasks,
@@ -170,6 +171,7 @@ fn spawn_uploaders(
                 global,
                 bytes,
                 until,
+                pause,
             };
             uploader.run(connection, shared.clone(), uploads.clone(), phase.clone())
         },

@@ -84,6 +84,10 @@ pub struct Cli {
     /// bytes more).
     #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
     pub upload_bytes: usize,
+    /// Time an uploader waits after one upload's answer before the next
+    /// (0s: back to back).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub upload_pause: Duration,
     /// Abuse: connections held half-open at once by attackers (a request
     /// line without headers, or a WebSocket handshake a byte at a time).
     #[arg(long, default_value_t = 0, value_name = "N")]
@@ -185,6 +189,7 @@ impl Cli {
                 uploads: (self.uploaders > 0).then_some(Uploads {
                     uploaders: self.uploaders,
                     bytes: self.upload_bytes,
+                    pause: self.upload_pause,
                 }),
                 abuse: attacking.then_some(Abuse {
                     addrs: self.attack_addrs,

@@ -71,6 +71,9 @@ pub struct Uploads {
     pub uploaders: u32,
     /// Bytes of each image (a PNG, a few hundred bytes more).
     pub bytes: usize,
+    /// Time between one upload's answer and the next upload; zero: back to
+    /// back.
+    pub pause: Duration,
 }
 
 /// Attackers, each connection from one of `addrs` loopback addresses right

@@ -3,10 +3,10 @@
 //! visitor's token, then a `send` naming the stored file, which the
 //! owning agent receives and answers like any message (loss-checked).
 //!
-//! Uploads are back to back (closed loop), one at a time per uploader, on
-//! a keep-alive HTTP connection of its own beside the WebSocket: what the
-//! relay sustains is the throughput, and what that costs the chat shows
-//! in the chat's latencies.
+//! Uploads are one at a time per uploader (closed loop), back to back or
+//! with a pause after each answer, on a keep-alive HTTP connection of its
+//! own beside the WebSocket: what the relay sustains is the throughput,
+//! and what that costs the chat shows in the chat's latencies.
 
 use std::future::{Future, pending};
 use std::net::IpAddr;
@@ -42,6 +42,8 @@ pub struct Uploader {
     pub bytes: usize,
     /// No upload starts later than this after sending starts.
     pub until: Duration,
+    /// Between one upload's answer and the next upload.
+    pub pause: Duration,
 }
 
 /// An upload finished: the connection back (for the next one), when it
@@ -76,9 +78,12 @@ impl Uploader {
             Ok(http) => http,
             Err(error) => return recorder.dropped(error.label()),
         };
+        // With the chat's first messages, not before.
+        tokio::time::sleep_until(start).await;
         let end = start + self.until;
         let token: Arc<str> = token.into();
-        let mut in_flight: Option<InFlight> = Some(self.upload(http, token.clone(), 0));
+        let mut in_flight: Option<InFlight> =
+            Some(self.upload(http, token.clone(), 0, Duration::ZERO));
         for n in 1.. {
             tokio::select! {
                 done = finished(&mut in_flight) => {
@@ -87,8 +92,8 @@ impl Uploader {
                         Ok(http) => http,
                         Err(reason) => return recorder.dropped(reason),
                     };
-                    if Instant::now() < end {
-                        in_flight = Some(self.upload(http, token.clone(), n));
+                    if Instant::now() + self.pause < end {
+                        in_flight = Some(self.upload(http, token.clone(), n, self.pause));
                     }
                 }
                 event = net::recv::<VisitorEvent>(&mut ws) => {
@@ -102,12 +107,14 @@ impl Uploader {
         net::close(ws).await;
     }
 
-    /// The `n`-th upload of this uploader: a new image (the relay keeps
-    /// files by content, so each must differ), made off the runtime.
-    fn upload(&self, mut http: Http, token: Arc<str>, n: u64) -> InFlight {
+    /// The `n`-th upload of this uploader, after `pause`: a new image (the
+    /// relay keeps files by content, so each must differ), made off the
+    /// runtime.
+    fn upload(&self, mut http: Http, token: Arc<str>, n: u64, pause: Duration) -> InFlight {
         let (bytes, seed) = (self.bytes, (u64::from(self.global) << 32) | n);
         let name = format!("/api/files?name=screenshot-{}-{n}.png", self.global);
         Box::pin(async move {
+            tokio::time::sleep(pause).await;
             let image = tokio::task::spawn_blocking(move || png::image(bytes, seed))
                 .await
                 .unwrap_or_default();

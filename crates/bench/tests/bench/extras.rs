@@ -24,6 +24,7 @@ async fn uploaders_store_files_that_their_agents_receive_without_touching_chat_l
     let uploads = Uploads {
         uploaders: 2,
         bytes: 64 * 1024,
+        pause: Duration::ZERO,
     };
     with_extras(&mut config, Some(uploads), None);
     let report = kefu_bench::run(&config).await.expect("run");
@@ -49,6 +50,7 @@ async fn uploads_past_the_relays_limit_are_counted_as_refused() {
     let uploads = Uploads {
         uploaders: 1,
         bytes: 1024,
+        pause: Duration::ZERO,
     };
     with_extras(&mut config, Some(uploads), None);
     let report = kefu_bench::run(&config).await.expect("run");
@@ -62,6 +64,25 @@ async fn uploads_past_the_relays_limit_are_counted_as_refused() {
         "{figures:?}"
     );
     assert!(report.passed, "refused uploads send nothing");
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uploader_pauses_between_uploads_when_asked() {
+    let relay = TestRelay::with_limits(1, |limits| limits.uploads_per_minute = 1000).await;
+    let mut config = chat_config(&relay.target, relay.tokens.clone(), 1, 5.0);
+    let uploads = Uploads {
+        uploaders: 2,
+        bytes: 1024,
+        pause: Duration::from_millis(700),
+    };
+    with_extras(&mut config, Some(uploads), None);
+    let report = kefu_bench::run(&config).await.expect("run");
+    // One second of sending: an upload at once and one after the pause;
+    // back to back they would be dozens.
+    let figures = report.uploads.as_ref().expect("upload figures");
+    assert_eq!(figures.stored, 4, "{figures:?}");
+    assert!(report.passed);
     relay.stop().await;
 }
 
