@@ -156,7 +156,7 @@ fn spawn_uploaders(
     recorder.untimed_visitors_from(first);
     let sources = Sources::new(config.source_addrs);
     let (relays, bytes, pause) = (config.relays.clone(), load.bytes, load.pause);
-    let until = chat.duration;
+    let (until, uploaders) = (chat.duration, load.uploaders);
     let (shared, uploads, phase) = (recorder.clone(), uploads.clone(), phase.clone());
     visitor::spawn_all(
         tasks,
@@ -172,6 +172,7 @@ fn spawn_uploaders(
                 bytes,
                 until,
                 pause,
+                offset: pause.mul_f64(f64::from(global - first) / f64::from(uploaders)),
             };
             uploader.run(connection, shared.clone(), uploads.clone(), phase.clone())
         },

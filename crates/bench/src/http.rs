@@ -44,6 +44,12 @@ impl Http {
         })
     }
 
+    /// Whether the relay closed this connection (an idle keep-alive
+    /// connection is closed after its header timeout).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// `body` as JSON, if any; the answer's body decoded as `T`.
     pub async fn request<T: DeserializeOwned>(
         &mut self,

@@ -44,6 +44,9 @@ pub struct Uploader {
     pub until: Duration,
     /// Between one upload's answer and the next upload.
     pub pause: Duration,
+    /// Before the first upload: uploaders that pause are spread over the
+    /// pause, as visitors' screenshots are, rather than all at once.
+    pub offset: Duration,
 }
 
 /// An upload finished: the connection back (for the next one), when it
@@ -83,7 +86,7 @@ impl Uploader {
         let end = start + self.until;
         let token: Arc<str> = token.into();
         let mut in_flight: Option<InFlight> =
-            Some(self.upload(http, token.clone(), 0, Duration::ZERO));
+            Some(self.upload(http, token.clone(), 0, self.offset));
         for n in 1.. {
             tokio::select! {
                 done = finished(&mut in_flight) => {
@@ -113,8 +116,16 @@ impl Uploader {
     fn upload(&self, mut http: Http, token: Arc<str>, n: u64, pause: Duration) -> InFlight {
         let (bytes, seed) = (self.bytes, (u64::from(self.global) << 32) | n);
         let name = format!("/api/files?name=screenshot-{}-{n}.png", self.global);
+        let (target, source) = (self.target.clone(), self.source);
         Box::pin(async move {
             tokio::time::sleep(pause).await;
+            // After a pause the relay may have closed the idle connection,
+            // as a browser finds: it uploads on a new one.
+            if http.is_closed()
+                && let Ok(fresh) = Http::open(&target, source).await
+            {
+                http = fresh;
+            }
             let image = tokio::task::spawn_blocking(move || png::image(bytes, seed))
                 .await
                 .unwrap_or_default();
