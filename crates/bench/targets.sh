@@ -5,6 +5,7 @@
 #   cargo build --release -p kefu-relay -p kefu-bench
 #   crates/bench/targets.sh [idle|latency|throughput|longpoll|all]
 #   crates/bench/targets.sh [symmetric|burst|cluster]
+#   crates/bench/targets.sh [abuse|uploads]
 #   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
 #   SEARCH_INDEX=off crates/bench/targets.sh symmetric   # without search indexing
 #
@@ -65,14 +66,20 @@ add_agents() {
     done
 }
 
-# launch_relay DATABASE PORT: one relay on DATABASE, added to relay_urls
-# once ready. The raised limits are per connection (frames per second and
-# burst) and per IP address (connections, sockets, new conversations a
+# The limits raised for a load generator: per connection (frames per second
+# and burst) and per IP address (connections, sockets, new conversations a
 # minute); everything else, the outbound queue included, is the default.
+# The abuse run keeps the per-IP ones at their defaults; uploads add theirs.
+PER_CONNECTION_LIMITS=(--frames-per-second 100000 --frame-burst 100000)
+PER_IP_LIMITS=(--connections-per-ip 100000 --sockets-per-ip 100000
+    --new-conversations-per-minute 100000)
+relay_limits=("${PER_CONNECTION_LIMITS[@]}" "${PER_IP_LIMITS[@]}")
+
+# launch_relay DATABASE PORT: one relay on DATABASE with $relay_limits,
+# added to relay_urls once ready.
 launch_relay() {
     KEFU_LOG=warn "$BIN/kefu-relay" --database "$1" serve --listen "127.0.0.1:$2" \
-        --frames-per-second 100000 --frame-burst 100000 \
-        --connections-per-ip 100000 --sockets-per-ip 100000 --new-conversations-per-minute 100000 &
+        "${relay_limits[@]}" &
     relay_pids+=($!)
     relay_pid=${relay_pids[0]}
     # Ready, not merely listening: while the store opens, the relay answers
@@ -187,15 +194,17 @@ symmetric_args() {
         --duration "$DURATION" --warmup "$WARMUP" --reply-every 1 --drain 30s
 }
 
-# compare NAME: kefu's figures next to the reference relay's, and their
-# ratio (kefu / reference: above 1 is slower for latencies, below 1 is
-# fewer messages for rates).
+# compare NAME OTHER [HEAD OTHER_HEAD]: the figures of run NAME next to
+# those of run OTHER, and their ratio (NAME / OTHER: above 1 is slower for
+# latencies, below 1 is fewer messages for rates); by default kefu against
+# the reference relay.
 compare() {
-    local kefu=$OUT/$1$run_suffix.json reference=$OUT/$1-reference$run_suffix.json
-    jq -rn --slurpfile k "$kefu" --slurpfile r "$reference" '
+    local kefu=$OUT/$1$run_suffix.json reference=$OUT/$2$run_suffix.json
+    jq -rn --slurpfile k "$kefu" --slurpfile r "$reference" \
+        --arg a "${3:-kefu}" --arg b "${4:-reference}" '
         def row($name; f): [$name, ($k[0] | f), ($r[0] | f),
             (if ($r[0] | f) > 0 then (($k[0] | f) / ($r[0] | f) * 100 | round / 100) else "-" end)];
-        (["", "kefu", "reference", "ratio"],
+        (["", $a, $b, "ratio"],
          row("acked visitor msg/s"; .chat.visitor_acked_per_second | round),
          row("visitor → agent p50 ms"; .latency_ms.visitor_to_agent.p50),
          row("visitor → agent p99 ms"; .latency_ms.visitor_to_agent.p99),
@@ -213,7 +222,7 @@ symmetric() {
     # shellcheck disable=SC2046
     bench symmetric-reference $(symmetric_args)
     stop_relay
-    compare symmetric
+    compare symmetric symmetric-reference
 }
 
 # A burst: 2,000 visitors open their conversations within 2 s (each sends
@@ -238,6 +247,67 @@ cluster() {
     stop_relay
 }
 
+# Abuse (issue 14): legitimate visitors chat symmetrically with 4 agents
+# while attackers from other addresses hold half-open connections, trickle
+# request bodies and spam new conversations; then the same chat without
+# attackers, and the two side by side. The relay keeps every per-address
+# limit at its default (50 WebSockets, 200 sockets, 20 new conversations a
+# minute per address): the legitimate visitors, 200 over the 16 addresses
+# 127.0.0.2-17 (13 each), stay under them as an office behind a NAT
+# would, and the attackers (ATTACK_ADDRS addresses from 127.0.0.18) get no
+# more. Only the per-connection frame rate is raised, for the 4 agents
+# answering 50 visitors each; an attacker's connection sends at most two
+# frames, so the raise gives it nothing.
+abuse_args() {
+    echo --tokens-file "$work/tokens" --agents 4 --visitors "${VISITORS:-200}" \
+        --source-addrs 16 --rate "${RATE:-200}" --duration "$DURATION" --warmup "$WARMUP" \
+        --reply-every 1 --drain 30s
+}
+
+abuse() {
+    relay_limits=("${PER_CONNECTION_LIMITS[@]}")
+    start_relay 4
+    # shellcheck disable=SC2046 # the arguments are words on purpose
+    bench abuse-baseline $(abuse_args)
+    stop_relay
+    start_relay 4
+    # shellcheck disable=SC2046
+    bench abuse $(abuse_args) --attack-addrs "${ATTACK_ADDRS:-32}" \
+        --half-open "${HALF_OPEN:-8000}" --slow-bodies "${SLOW_BODIES:-400}" \
+        --spammers "${SPAMMERS:-32}"
+    stop_relay
+    relay_limits=("${PER_CONNECTION_LIMITS[@]}" "${PER_IP_LIMITS[@]}")
+    compare abuse abuse-baseline attacked baseline
+}
+
+# Uploads (issue 18): UPLOADERS visitors (100) upload 1 MiB PNGs back to
+# back while 1,000 visitors chat symmetrically at RATE (5,000 msg/s) with 4
+# agents; then the same chat without uploads, and the two side by side.
+# Besides the load generator's usual raises, the per-uploader limits are
+# lifted: uploads_per_minute (default 10) and max_conversation_file_bytes
+# (default 100 MiB), which an uploader going back to back passes within
+# seconds; max_file_bytes (10 MiB) stays. UPLOAD_PAUSE (0s: back to back)
+# is each uploader's pause after an upload's answer.
+uploads_args() {
+    echo --tokens-file "$work/tokens" --agents 4 --visitors 1000 --rate "${RATE:-5000}" \
+        --duration "$DURATION" --warmup "$WARMUP" --reply-every 1 --drain 30s
+}
+
+uploads() {
+    relay_limits+=(--uploads-per-minute 1000000 --max-conversation-file-bytes 1099511627776)
+    start_relay 4
+    # shellcheck disable=SC2046
+    bench uploads-baseline $(uploads_args)
+    stop_relay
+    start_relay 4
+    # shellcheck disable=SC2046
+    bench uploads $(uploads_args) --uploaders "${UPLOADERS:-100}" --upload-bytes 1048576 \
+        --upload-pause "${UPLOAD_PAUSE:-0s}"
+    stop_relay
+    relay_limits=("${PER_CONNECTION_LIMITS[@]}" "${PER_IP_LIMITS[@]}")
+    compare uploads uploads-baseline "with uploads" "without"
+}
+
 # repeat TARGET: the target RUNS times, each run's files named NAME-i.
 run_suffix=
 repeat() {
@@ -248,7 +318,9 @@ repeat() {
 }
 
 case ${1:-all} in
-    idle | latency | throughput | longpoll | symmetric | burst | cluster) repeat "$1" ;;
+    idle | latency | throughput | longpoll | symmetric | burst | cluster | abuse | uploads)
+        repeat "$1" ;;
     all) repeat idle; repeat latency; repeat throughput; repeat longpoll ;;
-    *) echo "usage: $0 [idle|latency|throughput|longpoll|symmetric|burst|cluster|all]" >&2; exit 2 ;;
+    *) echo "usage: $0 [idle|latency|throughput|longpoll|symmetric|burst|cluster|abuse|uploads|all]" >&2
+       exit 2 ;;
 esac

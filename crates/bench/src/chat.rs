@@ -1,5 +1,6 @@
 //! A chat run: agents sign in, visitors connect, visitors send at the asked
-//! rate while agents claim and answer, then the run drains and stops.
+//! rate while agents claim and answer (and, if asked, uploaders upload and
+//! attackers attack), then the run drains and stops.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::agent::{self, Duty};
+use crate::attack;
 use crate::config::{Chat, Config};
 use crate::error::BenchError;
 use crate::ledger::Ids;
@@ -16,7 +18,9 @@ use crate::net::Sources;
 use crate::phase::{self, Phase};
 use crate::progress::{progress, wait_connected};
 use crate::report::{ChatFigures, Recorder, Report, Side, Wanted};
+use crate::tally::{Attacks, Uploads};
 use crate::traffic::Schedule;
+use crate::upload::Uploader;
 use crate::visitor;
 
 /// Between the last connection and the first send, so that every visitor
@@ -68,14 +72,21 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     visitor::spawn_all(
         &mut tasks,
         config,
-        chat.visitors,
+        (0..chat.visitors, config.longpoll_share),
         &recorder,
         move |ws, global| {
             let schedule = Schedule::spread(rate, visitors, shard.local(global), until);
             visitor::chat(ws, global, schedule, shared.clone(), watch.clone())
         },
     );
-    wait_connected(config, &recorder, visitors).await;
+    let uploads = Arc::new(Uploads::default());
+    let uploaders = spawn_uploaders(&mut tasks, config, chat, (&recorder, &uploads), &phase);
+    let attacks = chat.abuse.as_ref().map(|abuse| {
+        let attacks = Arc::new(Attacks::default());
+        attack::spawn(&mut tasks, config, abuse, &attacks, &phase);
+        (attacks, attack::addresses(config, abuse))
+    });
+    wait_connected(config, &recorder, visitors + uploaders).await;
     let connect_seconds = connecting.elapsed().as_secs_f64();
 
     let start = Instant::now() + SETTLE;
@@ -98,7 +109,7 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
     phase::stop(phase_tx, tasks).await;
 
     let wanted = Wanted {
-        visitors: ws_visitors,
+        visitors: ws_visitors + uploaders,
         longpoll: longpoll_visitors,
         agents: slots,
     };
@@ -121,7 +132,53 @@ pub async fn run(config: &Config, chat: &Chat) -> Result<Report, BenchError> {
         visitor_acked_per_second: per_second(report.to_agent.acked),
         acked_per_second: per_second(report.to_agent.acked + report.to_visitor.acked),
     });
+    if chat.uploads.is_some() {
+        report.uploads = Some(uploads.figures(uploaders, send_seconds));
+    }
+    report.attack = attacks.map(|(attacks, sources)| attacks.figures(sources.to_string()));
     Ok(report)
+}
+
+/// Starts this shard's uploaders, numbered after the chatting visitors and
+/// all over WebSocket; returns how many.
+fn spawn_uploaders(
+    tasks: &mut JoinSet<()>,
+    config: &Config,
+    chat: &Chat,
+    (recorder, uploads): (&Arc<Recorder>, &Arc<Uploads>),
+    phase: &watch::Receiver<Phase>,
+) -> u32 {
+    let Some(load) = &chat.uploads else {
+        return 0;
+    };
+    let first = chat.visitors;
+    let globals = first..first.saturating_add(load.uploaders);
+    recorder.untimed_visitors_from(first);
+    let sources = Sources::new(config.source_addrs);
+    let (relays, bytes, pause) = (config.relays.clone(), load.bytes, load.pause);
+    let (until, uploaders) = (chat.duration, load.uploaders);
+    let (shared, uploads, phase) = (recorder.clone(), uploads.clone(), phase.clone());
+    visitor::spawn_all(
+        tasks,
+        config,
+        (globals.clone(), 0.0),
+        recorder,
+        move |connection, global| {
+            let target = relays.for_visitor(global).clone();
+            let uploader = Uploader {
+                source: sources.for_connection(target.addr, global),
+                target,
+                global,
+                bytes,
+                until,
+                pause,
+                offset: pause.mul_f64(f64::from(global - first) / f64::from(uploaders)),
+            };
+            uploader.run(connection, shared.clone(), uploads.clone(), phase.clone())
+        },
+    );
+    let owned = globals.filter(|global| config.shard.owns(*global)).count();
+    u32::try_from(owned).unwrap_or(u32::MAX)
 }
 
 /// This run's message ids: unique per run (the clock) and per shard.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::config::{Chat, Config, Idle, Mode, NoRelay, Relays, Shard, Target, TargetError};
+use crate::config::{
+    Abuse, Chat, Config, Idle, Mode, NoRelay, Relays, Shard, Target, TargetError, Uploads,
+};
 
 /// Drives a kefu relay with visitors and agents speaking protocol v1 and
 /// reports connections, throughput, end-to-end latency and a loss check
@@ -72,6 +74,39 @@ pub struct Cli {
     /// Share of visitors using HTTP long-poll instead of WebSocket (0..1).
     #[arg(long, default_value_t = 0.0, value_name = "P")]
     pub longpoll_share: f64,
+    /// Visitors that upload one image after another while the chat runs
+    /// (each then sent in a message and answered); loss-checked, not timed.
+    /// Raise the relay's `uploads_per_minute` and
+    /// `max_conversation_file_bytes` for more than a few uploads each.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub uploaders: u32,
+    /// Bytes of each uploaded image (a valid PNG of noise, a few hundred
+    /// bytes more).
+    #[arg(long, default_value_t = 1024 * 1024, value_name = "BYTES")]
+    pub upload_bytes: usize,
+    /// Time an uploader waits after one upload's answer before the next
+    /// (0s: back to back).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub upload_pause: Duration,
+    /// Abuse: connections held half-open at once by attackers (a request
+    /// line without headers, or a WebSocket handshake a byte at a time).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub half_open: u32,
+    /// Abuse: POSTs at once whose body trickles in (to /api/visitor/hello
+    /// and, with a visitor token, /api/files).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub slow_bodies: u32,
+    /// Abuse: loops of hello, one message, close, as fast as the relay lets
+    /// them.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub spammers: u32,
+    /// Abuse: the attackers' loopback source addresses, right after the
+    /// --source-addrs of the legitimate load.
+    #[arg(long, default_value_t = 32, value_name = "K")]
+    pub attack_addrs: u8,
+    /// Abuse: time between two bytes an attacker trickles.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub trickle: Duration,
     /// Print the report as one JSON object on the last line, too.
     #[arg(long)]
     pub json: bool,
@@ -104,6 +139,11 @@ pub enum CliError {
     Rate,
     #[error("--longpoll-share must be between 0 and 1")]
     LongPollShare,
+    #[error(
+        "attackers need loopback addresses of their own: --attack-addrs must be 1 or more and \
+         --source-addrs plus --attack-addrs at most 253"
+    )]
+    AttackAddrs,
 }
 
 impl Cli {
@@ -130,6 +170,13 @@ impl Cli {
                 });
             }
             tokens.truncate(self.agents as usize);
+            let attacking = self.half_open + self.slow_bodies + self.spammers > 0;
+            if attacking
+                && (self.attack_addrs == 0
+                    || u16::from(self.source_addrs) + u16::from(self.attack_addrs) > 253)
+            {
+                return Err(CliError::AttackAddrs);
+            }
             Mode::Chat(Chat {
                 visitors: self.visitors,
                 tokens,
@@ -139,6 +186,18 @@ impl Cli {
                 drain: self.drain,
                 reply_every: self.reply_every,
                 drop_one_for_test: self.drop_one_for_test,
+                uploads: (self.uploaders > 0).then_some(Uploads {
+                    uploaders: self.uploaders,
+                    bytes: self.upload_bytes,
+                    pause: self.upload_pause,
+                }),
+                abuse: attacking.then_some(Abuse {
+                    addrs: self.attack_addrs,
+                    half_open: self.half_open,
+                    slow_bodies: self.slow_bodies,
+                    spammers: self.spammers,
+                    trickle: self.trickle,
+                }),
             })
         };
         Ok(Config {
@@ -302,5 +361,43 @@ mod tests {
                 .into_config(Some("t".to_owned()))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn uploads_and_attacks_are_asked_for_by_their_counts() {
+        let plain = cli(&[]).into_config(Some("t".to_owned())).expect("chat");
+        let Mode::Chat(chat) = plain.mode else {
+            panic!("a chat run");
+        };
+        assert!(chat.uploads.is_none() && chat.abuse.is_none());
+
+        let config = cli(&["--uploaders", "5", "--spammers", "2", "--attack-addrs", "8"])
+            .into_config(Some("t".to_owned()))
+            .expect("chat with extras");
+        let Mode::Chat(chat) = config.mode else {
+            panic!("a chat run");
+        };
+        let uploads = chat.uploads.expect("uploads");
+        assert_eq!((uploads.uploaders, uploads.bytes), (5, 1024 * 1024));
+        let abuse = chat.abuse.expect("an attack");
+        assert_eq!((abuse.addrs, abuse.spammers, abuse.half_open), (8, 2, 0));
+        assert_eq!(abuse.trickle, Duration::from_secs(1));
+
+        for crowded in [
+            &["--half-open", "1", "--attack-addrs", "0"][..],
+            &[
+                "--half-open",
+                "1",
+                "--source-addrs",
+                "250",
+                "--attack-addrs",
+                "4",
+            ],
+        ] {
+            assert!(matches!(
+                cli(crowded).into_config(Some("t".to_owned())),
+                Err(CliError::AttackAddrs)
+            ));
+        }
     }
 }

@@ -56,6 +56,44 @@ pub struct Chat {
     /// Test hook: the ledger forgets the first message an agent receives, so
     /// the loss check must report it lost.
     pub drop_one_for_test: bool,
+    /// Visitors uploading files while the chat runs, if any.
+    pub uploads: Option<Uploads>,
+    /// Attackers from their own addresses while the chat runs, if any.
+    pub abuse: Option<Abuse>,
+}
+
+/// Visitors beside the chatting ones that upload one image after another
+/// (`POST /api/files`), each then sent in a message their agent receives
+/// and answers. Their messages are loss-checked but not timed.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    /// Uploading visitors across all shards.
+    pub uploaders: u32,
+    /// Bytes of each image (a PNG, a few hundred bytes more).
+    pub bytes: usize,
+    /// Time between one upload's answer and the next upload; zero: back to
+    /// back.
+    pub pause: Duration,
+}
+
+/// Attackers, each connection from one of `addrs` loopback addresses right
+/// after the legitimate load's, so that the relay's per-address budgets
+/// count them apart from it.
+#[derive(Debug, Clone)]
+pub struct Abuse {
+    /// Source addresses the attackers spread over.
+    pub addrs: u8,
+    /// Connections held half-open at once: a request line without headers,
+    /// or a WebSocket handshake sent a byte at a time (every other one).
+    pub half_open: u32,
+    /// POSTs at once whose body trickles in, to `/api/visitor/hello` and
+    /// (with a visitor token) `/api/files`, every other one.
+    pub slow_bodies: u32,
+    /// Loops of WebSocket hello, one message, close, as fast as the relay
+    /// lets them.
+    pub spammers: u32,
+    /// Time between two bytes of a trickle.
+    pub trickle: Duration,
 }
 
 /// Visitors connect, say hello and stay silent.

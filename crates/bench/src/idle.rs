@@ -30,7 +30,7 @@ pub async fn run(config: &Config, idle: &Idle) -> Result<Report, BenchError> {
     visitor::spawn_all(
         &mut tasks,
         config,
-        idle.visitors,
+        (0..idle.visitors, config.longpoll_share),
         &recorder,
         move |ws, _| visitor::hold(ws, shared.clone(), phase.clone()),
     );

@@ -9,93 +9,17 @@ use std::future::pending;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::http::{Method, Request, StatusCode, header};
-use hyper_util::rt::TokioIo;
-use kefu_protocol::ErrorFrame;
+use hyper::http::Method;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::config::Target;
+use crate::http::{Answer, Http};
 use crate::ledger::Direction;
 use crate::net::{self, CONNECT_TIMEOUT, ConnectError, HttpError};
 use crate::phase::{self, Phase};
 use crate::report::Recorder;
 use crate::traffic::{self, Schedule};
-
-/// What the relay answered.
-enum Answer<T> {
-    Body(T),
-    /// HTTP 204: accepted, nothing to say.
-    Empty,
-    /// An error frame with an HTTP error status.
-    Refused(ErrorFrame),
-}
-
-/// One keep-alive HTTP/1.1 connection to the relay.
-struct Http {
-    sender: SendRequest<Full<Bytes>>,
-    target: Target,
-}
-
-impl Http {
-    async fn open(target: &Target, source: Option<IpAddr>) -> Result<Http, HttpError> {
-        let stream = net::tcp(target, source).await.map_err(HttpError::Tcp)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // Ends when `sender` is dropped and the connection closes.
-        tokio::spawn(connection);
-        Ok(Http {
-            sender,
-            target: target.clone(),
-        })
-    }
-
-    async fn request<T: DeserializeOwned>(
-        &mut self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<&impl Serialize>,
-    ) -> Result<Answer<T>, HttpError> {
-        let mut request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, self.target.authority())
-            // What a browser on the relay's own chat page sends.
-            .header(header::ORIGIN, self.target.origin());
-        if let Some(token) = token {
-            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let body = match body {
-            Some(frame) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(frame)?)
-            }
-            None => Bytes::new(),
-        };
-        self.sender.ready().await?;
-        let response = self
-            .sender
-            .send_request(request.body(Full::new(body))?)
-            .await?;
-        let status = response.status();
-        let bytes = response.into_body().collect().await?.to_bytes();
-        if status == StatusCode::NO_CONTENT {
-            return Ok(Answer::Empty);
-        }
-        if status.is_success() {
-            return Ok(Answer::Body(serde_json::from_slice(&bytes)?));
-        }
-        match serde_json::from_slice(&bytes) {
-            Ok(VisitorEvent::Error(error)) => Ok(Answer::Refused(error)),
-            _ => Err(HttpError::Status(status)),
-        }
-    }
-}
 
 /// A long-poll visitor, welcomed.
 pub struct Session {

@@ -37,6 +37,8 @@ const WRITE_BUFFER: usize = 0;
 /// ephemeral ports; binding 127.0.0.2, 127.0.0.3… in turn multiplies that.
 #[derive(Debug, Clone, Copy)]
 pub struct Sources {
+    /// The last byte of the first address.
+    first: u8,
     count: u8,
 }
 
@@ -45,8 +47,26 @@ impl Sources {
     /// At most 253, so the addresses stay inside 127.0.0.0/24.
     pub fn new(count: u8) -> Sources {
         Sources {
+            first: 2,
             count: count.min(253),
         }
+    }
+
+    /// The `count` addresses right after these (from 127.0.0.2 if these are
+    /// none), cut to what is left of 127.0.0.0/24: an attack's sources,
+    /// apart from the legitimate load's, so that the relay's per-address
+    /// budgets tell them apart.
+    pub fn after(self, count: u8) -> Sources {
+        let first = self.first.saturating_add(self.count).min(254);
+        Sources {
+            first,
+            count: count.min(255 - first),
+        }
+    }
+
+    /// How many addresses these are.
+    pub fn count(self) -> u8 {
+        self.count
     }
 
     /// The source address of the `n`-th connection to `target`, if any: only
@@ -56,9 +76,25 @@ impl Sources {
         if self.count == 0 || !loopback_v4 {
             return None;
         }
-        // Both operands fit in u8: n % count < count <= 253.
-        let host = 2 + (n % u32::from(self.count)) as u8;
+        // Fits in u8: n % count < count <= 255 - first.
+        let host = self.first + (n % u32::from(self.count)) as u8;
         Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)))
+    }
+}
+
+/// `127.0.0.18–127.0.0.49`, or `none`.
+impl std::fmt::Display for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.count {
+            0 => f.write_str("none"),
+            1 => write!(f, "127.0.0.{}", self.first),
+            count => write!(
+                f,
+                "127.0.0.{}–127.0.0.{}",
+                self.first,
+                self.first + count - 1
+            ),
+        }
     }
 }
 
@@ -272,5 +308,32 @@ mod tests {
             .for_connection(relay, 252)
             .expect("spread");
         assert_eq!(last, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
+    }
+
+    #[test]
+    fn an_attack_gets_the_addresses_after_the_legitimate_ones() {
+        let relay: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let host = |sources: Sources, n| match sources.for_connection(relay, n) {
+            Some(IpAddr::V4(ip)) => ip.octets()[3],
+            other => panic!("a loopback v4 source, got {other:?}"),
+        };
+        let legit = Sources::new(16);
+        let attack = legit.after(4);
+        assert_eq!(
+            (0..4).map(|n| host(legit, n)).collect::<Vec<_>>(),
+            [2, 3, 4, 5]
+        );
+        assert_eq!(
+            (0..5).map(|n| host(attack, n)).collect::<Vec<_>>(),
+            [18, 19, 20, 21, 18]
+        );
+        // Without spreading the legitimate load has 127.0.0.1 (the kernel's
+        // choice), so an attack starts at 127.0.0.2.
+        assert_eq!(host(Sources::new(0).after(2), 1), 3);
+        // Never past 127.0.0.254.
+        let crowded = Sources::new(250).after(10);
+        assert_eq!(crowded.count(), 3);
+        assert_eq!(host(crowded, 2), 254);
+        assert_eq!(attack.to_string(), "127.0.0.18–127.0.0.21");
     }
 }

@@ -10,11 +10,10 @@ use hdrhistogram::Histogram;
 use kefu_protocol::ErrorCode;
 use serde::Serialize;
 
+pub use crate::latency::Percentiles;
+use crate::latency::{histogram, record};
 use crate::ledger::{Direction, Ids, Key, Ledger, Tally};
-
-/// Latencies above this are recorded as this (a minute is already a
-/// failed run).
-const MAX_MICROS: u64 = 60_000_000;
+use crate::tally::{AttackFigures, UploadFigures, write_counts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -37,6 +36,10 @@ struct State {
     ledger: Ledger,
     /// Messages sent before this are checked for loss but not timed.
     timed_from: Option<Instant>,
+    /// Visitors from this index on (uploaders) are checked for loss but
+    /// not timed: their messages carry files, and the chat's latency is
+    /// what their uploads are measured against.
+    untimed_visitors_from: Option<u32>,
     to_agent: Histogram<u64>,
     to_visitor: Histogram<u64>,
     visitor_ack: Histogram<u64>,
@@ -49,17 +52,6 @@ struct State {
     dropped: BTreeMap<String, u64>,
 }
 
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, MAX_MICROS, 3)
-        .expect("1 µs to 60 s at 3 significant figures are valid bounds")
-}
-
-fn record(histogram: &mut Histogram<u64>, sent: Instant, now: Instant) {
-    let latency = now.saturating_duration_since(sent);
-    let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-    histogram.saturating_record(micros.clamp(1, MAX_MICROS));
-}
-
 impl Recorder {
     pub fn new(ids: Ids, drop_one_for_test: bool) -> Recorder {
         Recorder {
@@ -67,6 +59,7 @@ impl Recorder {
             state: Mutex::new(State {
                 ledger: Ledger::new(drop_one_for_test),
                 timed_from: None,
+                untimed_visitors_from: None,
                 to_agent: histogram(),
                 to_visitor: histogram(),
                 visitor_ack: histogram(),
@@ -98,6 +91,12 @@ impl Recorder {
         self.state().timed_from = Some(from);
     }
 
+    /// Leaves the messages of visitors from `first` on, both ways, out of
+    /// the latencies (they are still loss-checked).
+    pub fn untimed_visitors_from(&self, first: u32) {
+        self.state().untimed_visitors_from = Some(first);
+    }
+
     /// Records a message about to be sent; returns its `client_id`.
     pub fn send(&self, direction: Direction, visitor: u32) -> String {
         let key = self.state().ledger.send(direction, visitor, Instant::now());
@@ -111,7 +110,7 @@ impl Recorder {
             state.ledger.stray();
             return;
         };
-        if let Some(sent) = state.ledger.ack(key).filter(|sent| state.timed(*sent)) {
+        if let Some(sent) = state.ledger.ack(key).filter(|sent| state.timed(key, *sent)) {
             let histogram = match key.direction {
                 Direction::ToAgent => &mut state.visitor_ack,
                 Direction::ToVisitor => &mut state.agent_ack,
@@ -124,7 +123,11 @@ impl Recorder {
     pub fn deliver(&self, key: Key) {
         let now = Instant::now();
         let mut state = self.state();
-        if let Some(sent) = state.ledger.deliver(key).filter(|sent| state.timed(*sent)) {
+        if let Some(sent) = state
+            .ledger
+            .deliver(key)
+            .filter(|sent| state.timed(key, *sent))
+        {
             let histogram = match key.direction {
                 Direction::ToAgent => &mut state.to_agent,
                 Direction::ToVisitor => &mut state.to_visitor,
@@ -212,13 +215,18 @@ impl Recorder {
             to_visitor,
             chat: None,
             idle: None,
+            uploads: None,
+            attack: None,
         }
     }
 }
 
 impl State {
-    fn timed(&self, sent: Instant) -> bool {
+    fn timed(&self, key: Key, sent: Instant) -> bool {
         self.timed_from.is_none_or(|from| sent >= from)
+            && self
+                .untimed_visitors_from
+                .is_none_or(|first| key.visitor < first)
     }
 
     fn side(&mut self, side: Side) -> &mut Connections {
@@ -243,33 +251,6 @@ pub struct Connections {
     pub wanted: u32,
     pub established: u32,
     pub failed: u32,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Serialize)]
-pub struct Percentiles {
-    pub count: u64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-impl Percentiles {
-    fn of(histogram: &Histogram<u64>) -> Percentiles {
-        let ms = |micros: u64| micros as f64 / 1000.0;
-        Percentiles {
-            count: histogram.len(),
-            p50: ms(histogram.value_at_quantile(0.5)),
-            p90: ms(histogram.value_at_quantile(0.9)),
-            p99: ms(histogram.value_at_quantile(0.99)),
-            p999: ms(histogram.value_at_quantile(0.999)),
-            max: ms(histogram.max()),
-            mean: histogram.mean() / 1000.0,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -351,6 +332,10 @@ pub struct Report {
     pub chat: Option<ChatFigures>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idle: Option<IdleFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uploads: Option<UploadFigures>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackFigures>,
 }
 
 impl fmt::Display for Report {
@@ -442,20 +427,14 @@ impl fmt::Display for Report {
                 per(idle.bench_kib_per_connection)
             )?;
         }
+        if let Some(uploads) = &self.uploads {
+            write!(f, "{uploads}")?;
+        }
+        if let Some(attack) = &self.attack {
+            write!(f, "{attack}")?;
+        }
         Ok(())
     }
-}
-
-fn write_counts(
-    f: &mut fmt::Formatter<'_>,
-    name: &str,
-    counts: &BTreeMap<String, u64>,
-) -> fmt::Result {
-    if counts.is_empty() {
-        return Ok(());
-    }
-    let list: Vec<String> = counts.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-    writeln!(f, "  {name:<9} {}", list.join(", "))
 }
 
 #[cfg(test)]
@@ -485,5 +464,26 @@ mod tests {
         assert_eq!(report.errors.get("rate_limited"), Some(&2));
         assert_eq!(report.lost, 0);
         assert!(!report.passed, "an ack for an id never sent is stray");
+    }
+
+    #[test]
+    fn uploaders_are_loss_checked_but_not_timed() {
+        let recorder = Recorder::new(Ids::new("t".to_owned()), false);
+        recorder.untimed_visitors_from(10);
+        for visitor in [9, 10] {
+            let client_id = recorder.send(Direction::ToAgent, visitor);
+            recorder.ack(&client_id);
+            recorder.deliver(recorder.ids().parse(&client_id).expect("own id"));
+        }
+        let unanswered = recorder.send(Direction::ToAgent, 11);
+        recorder.ack(&unanswered);
+        let report = recorder.report("chat", "0/1".to_owned(), Wanted::default());
+        assert_eq!(
+            report.latency_ms.visitor_to_agent.count, 1,
+            "visitor 9 only"
+        );
+        assert_eq!(report.latency_ms.visitor_ack.count, 1);
+        assert_eq!((report.to_agent.delivered, report.lost), (2, 1));
+        assert!(!report.passed, "an uploader's lost message fails the check");
     }
 }

@@ -1,9 +1,9 @@
 //! Visitors: connecting thousands of them, and what one does during a run.
 
 use std::future::Future;
-use std::sync::Arc;
-
 use std::net::IpAddr;
+use std::ops::Range;
+use std::sync::Arc;
 
 use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest};
 use tokio::sync::{Semaphore, watch};
@@ -20,7 +20,8 @@ use crate::traffic::{Schedule, TEXT, on_message};
 
 /// A welcomed visitor, over either transport.
 pub enum Connection {
-    WebSocket(Ws),
+    /// With the visitor's token from `welcome`, which uploads need.
+    WebSocket(Ws, String),
     LongPoll(longpoll::Session),
 }
 
@@ -46,13 +47,14 @@ pub fn wanted(config: &Config, total: u32) -> (u32, u32) {
         })
 }
 
-/// Connects this shard's visitors among `total`, at most
-/// `config.connect_concurrency` at a time, and hands each open connection
-/// to `then` with the visitor's global index. One task per visitor.
+/// Connects this shard's visitors among `globals`, at most
+/// `config.connect_concurrency` at a time, `longpoll_share` of them over
+/// long-poll, and hands each open connection to `then` with the visitor's
+/// global index. One task per visitor.
 pub fn spawn_all<F, Fut>(
     tasks: &mut JoinSet<()>,
     config: &Config,
-    total: u32,
+    (globals, longpoll_share): (Range<u32>, f64),
     recorder: &Arc<Recorder>,
     then: F,
 ) where
@@ -61,10 +63,10 @@ pub fn spawn_all<F, Fut>(
 {
     let sources = Sources::new(config.source_addrs);
     let gate = Arc::new(Semaphore::new(config.connect_concurrency.max(1)));
-    for global in config.shard.members(total) {
+    for global in globals.filter(|global| config.shard.owns(*global)) {
         let target = config.relays.for_visitor(global).clone();
         let source = sources.for_connection(target.addr, global);
-        let side = if uses_longpoll(config.longpoll_share, global) {
+        let side = if uses_longpoll(longpoll_share, global) {
             Side::LongPoll
         } else {
             Side::Visitor
@@ -110,7 +112,7 @@ async fn connect(
             .map(Connection::LongPoll);
     }
     match net::handshake(target, "/ws/visitor", source, &hello).await? {
-        (ws, VisitorEvent::Welcome(_)) => Ok(Connection::WebSocket(ws)),
+        (ws, VisitorEvent::Welcome(welcome)) => Ok(Connection::WebSocket(ws, welcome.token)),
         (_, VisitorEvent::Error(error)) => Err(ConnectError::refused(Some(&error))),
         _ => Err(ConnectError::refused(None)),
     }
@@ -125,7 +127,7 @@ pub async fn chat(
     phase: watch::Receiver<Phase>,
 ) {
     match connection {
-        Connection::WebSocket(ws) => chat_ws(ws, global, schedule, recorder, phase).await,
+        Connection::WebSocket(ws, _) => chat_ws(ws, global, schedule, recorder, phase).await,
         Connection::LongPoll(session) => {
             longpoll::chat(session, global, schedule, recorder, phase).await;
         }
@@ -135,7 +137,7 @@ pub async fn chat(
 /// Holds one visitor of an idle run, over its transport.
 pub async fn hold(connection: Connection, recorder: Arc<Recorder>, phase: watch::Receiver<Phase>) {
     match connection {
-        Connection::WebSocket(ws) => hold_ws(ws, recorder, phase).await,
+        Connection::WebSocket(ws, _) => hold_ws(ws, recorder, phase).await,
         Connection::LongPoll(session) => longpoll::hold(session, recorder, phase).await,
     }
 }
@@ -182,7 +184,7 @@ async fn chat_ws(
 }
 
 /// Records one frame; `Err` with a reason once the connection is over.
-fn on_event(
+pub(crate) fn on_event(
     event: Result<VisitorEvent, WireError>,
     global: u32,
     recorder: &Recorder,

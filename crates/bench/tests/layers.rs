@@ -6,18 +6,25 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
     ("ledger", &[]),
     ("phase", &[]),
     ("reference", &[]),
+    ("latency", &[]),
+    ("png", &[]),
     // src/bin: other binaries; they reach the library as `kefu_bench::`,
     // like main.rs, never through `crate::`.
     ("bin", &[]),
     ("cli", &["config"]),
     ("error", &["config"]),
-    ("report", &["ledger"]),
+    ("tally", &["latency"]),
+    ("report", &["latency", "ledger", "tally"]),
     ("net", &["config"]),
+    ("http", &["config", "net"]),
     ("progress", &["config", "report"]),
     ("traffic", &["ledger", "report"]),
+    ("attack", &["config", "net", "phase", "png", "tally"]),
     (
         "longpoll",
-        &["config", "ledger", "net", "phase", "report", "traffic"],
+        &[
+            "config", "http", "ledger", "net", "phase", "report", "traffic",
+        ],
     ),
     ("agent", &["config", "ledger", "net", "phase", "report"]),
     ("search", &["agent", "config", "net"]),
@@ -28,10 +35,16 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
         ],
     ),
     (
+        "upload",
+        &[
+            "config", "http", "ledger", "net", "phase", "png", "report", "tally", "visitor",
+        ],
+    ),
+    (
         "chat",
         &[
-            "agent", "config", "error", "ledger", "net", "phase", "progress", "report", "traffic",
-            "visitor",
+            "agent", "attack", "config", "error", "ledger", "net", "phase", "progress", "report",
+            "tally", "traffic", "upload", "visitor",
         ],
     ),
     (

@@ -5,6 +5,7 @@
 
 mod chat;
 mod cluster;
+mod extras;
 mod idle;
 mod reference;
 mod search;

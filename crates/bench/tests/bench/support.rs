@@ -82,6 +82,8 @@ pub fn chat_config(target: &Target, tokens: Vec<String>, visitors: u32, rate: f6
             drain: Duration::from_secs(5),
             reply_every: 1,
             drop_one_for_test: false,
+            uploads: None,
+            abuse: None,
         }),
     )
 }
