@@ -239,7 +239,7 @@ fn load_tokens(file: Option<&Path>, env: Option<String>) -> Result<Vec<String>, 
 }
 
 /// `250ms`, `30s`, `2m`, or plain seconds (`1.5`).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)

@@ -5,18 +5,20 @@
 //!
 //! One at a time on purpose: this measures what one query costs, not how
 //! many the relay answers at once (its search pool is two connections).
+//! And paced: the relay lets one connection send a few frames a second
+//! (`frames_per_second`), past which it refuses them.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use kefu_protocol::agent::AgentEvent;
 use kefu_protocol::agent::AgentRequest;
 use kefu_protocol::agent::search::SearchRequest;
 
 use crate::agent;
 use crate::config::Target;
+use crate::latency::{self, Percentiles};
 use crate::net::{self, ConnectError, WireError};
 
 /// One query's figures over its runs.
@@ -24,9 +26,8 @@ use crate::net::{self, ConnectError, WireError};
 pub struct QueryTimes {
     pub query: String,
     pub hits: usize,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub max: Duration,
+    /// In milliseconds.
+    pub latency: Percentiles,
     /// Runs the relay refused (past its search budget, say), by message.
     pub refused: BTreeMap<String, u32>,
 }
@@ -37,8 +38,6 @@ pub enum SearchBenchError {
     Connect(#[from] ConnectError),
     #[error("the connection failed")]
     Wire(#[from] WireError),
-    #[error("cannot record a latency")]
-    Histogram(#[from] hdrhistogram::CreationError),
 }
 
 /// Runs each of `queries` `runs` times and times the answers.
@@ -48,15 +47,17 @@ pub async fn run(
     token: &str,
     queries: &[String],
     runs: u32,
+    pace: Duration,
 ) -> Result<Vec<QueryTimes>, SearchBenchError> {
     let mut ws = agent::connect(target, source, token).await?;
     let mut results = Vec::with_capacity(queries.len());
     let mut asked = 0u64;
     for query in queries {
-        let mut histogram = Histogram::<u64>::new(3)?;
+        let mut histogram = latency::histogram();
         let mut hits = 0;
         let mut refused = BTreeMap::new();
         for _ in 0..runs {
+            tokio::time::sleep(pace).await;
             asked += 1;
             let request_id = format!("s{asked}");
             let started = Instant::now();
@@ -85,16 +86,12 @@ pub async fn run(
                     _ => {}
                 }
             }
-            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            histogram.saturating_record(micros.max(1));
+            latency::record(&mut histogram, started, Instant::now());
         }
-        let at = |quantile| Duration::from_micros(histogram.value_at_quantile(quantile));
         results.push(QueryTimes {
             query: query.clone(),
             hits,
-            p50: at(0.5),
-            p99: at(0.99),
-            max: Duration::from_micros(histogram.max()),
+            latency: Percentiles::of(&histogram),
             refused,
         });
     }

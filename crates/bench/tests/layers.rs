@@ -27,7 +27,7 @@ const LAYERS: kefu_testkit::layers::Table<'static> = &[
         ],
     ),
     ("agent", &["config", "ledger", "net", "phase", "report"]),
-    ("search", &["agent", "config", "net"]),
+    ("search", &["agent", "config", "latency", "net"]),
     (
         "visitor",
         &[

@@ -21,6 +21,10 @@ struct Cli {
     /// Times each query is asked.
     #[arg(long, default_value_t = 100)]
     runs: u32,
+    /// Pause before each query: the relay's default frame rate per
+    /// connection is 10 a second.
+    #[arg(long, default_value = "120ms", value_parser = kefu_bench::cli::parse_duration)]
+    pace: std::time::Duration,
     /// The queries, each as an agent would type it.
     #[arg(required = true)]
     queries: Vec<String>,
@@ -36,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         &cli.token,
         &cli.queries,
         cli.runs,
+        cli.pace,
     ))?;
     println!("| query | hits on the first page | p50 | p99 | max | refused |");
     println!("| --- | --- | --- | --- | --- | --- |");
@@ -47,9 +52,9 @@ fn main() -> anyhow::Result<()> {
             "| `{}` | {} | {:.1} ms | {:.1} ms | {:.1} ms | {} |",
             result.query,
             result.hits,
-            result.p50.as_secs_f64() * 1000.0,
-            result.p99.as_secs_f64() * 1000.0,
-            result.max.as_secs_f64() * 1000.0,
+            result.latency.p50,
+            result.latency.p99,
+            result.latency.max,
             if refused.is_empty() {
                 "none".into()
             } else {
