@@ -325,7 +325,7 @@ impl App {
             at: ack.at,
             internal: out.internal,
             event: None,
-            link: None,
+            link: out.link.map(Box::new),
             attachments: out.attachments,
         });
     }

@@ -6,7 +6,7 @@ use crossterm::event::KeyCode;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationFrame, ConversationStatus};
 use kefu_protocol::agent::{PageViewFrame, VisitorRecord};
 use kefu_protocol::trail::{LinkCard, PageView};
-use kefu_protocol::{AuthorKind, Message};
+use kefu_protocol::{Ack, AuthorKind, Message};
 
 use super::{render, rows};
 use crate::app::Overlay;
@@ -89,6 +89,25 @@ fn link_cards_show_their_label_and_address_and_slash_link_sends_one() {
     assert!(
         row_with(&screen, "[link] Pay now → https://shop.example/pay").is_some(),
         "the card on its way: {screen:#?}"
+    );
+    // Stored: still a card, not its bare label.
+    let Some(AgentRequest::Send { client_id, .. }) = sent.first() else {
+        unreachable!("matched above");
+    };
+    frame(
+        &mut app,
+        AgentEvent::Ack(Ack {
+            client_id: client_id.clone(),
+            conversation_id: "k1".into(),
+            seq: 2,
+            id: "m-2".into(),
+            at: crate::app::tests::NOW,
+        }),
+    );
+    let screen = rows(&render(&mut app, 120, 12));
+    assert!(
+        row_with(&screen, "[link] Pay now → https://shop.example/pay").is_some(),
+        "the card once stored: {screen:#?}"
     );
 }
 
