@@ -390,3 +390,38 @@ async fn pruning_removes_unsent_uploads_and_their_blobs_only() {
         200
     );
 }
+
+/// A browser sends the whole body before it reads the answer (no `Expect:
+/// 100-continue`): a refusal the relay makes before reading must still
+/// reach it, not a connection reset.
+#[tokio::test]
+async fn a_refusal_reaches_an_uploader_that_sends_the_whole_body_first() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let relay = TestRelay::start().await;
+    // Several times any socket buffer: the relay must read it for the
+    // upload to get through.
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    let mut socket = tokio::net::TcpStream::connect(relay.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /api/files?name=a.bin HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer not-a-token\r\n\
+         Connection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        relay.addr,
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    socket
+        .write_all(&body)
+        .await
+        .expect("the relay reads the body");
+    let mut answer = Vec::new();
+    socket
+        .read_to_end(&mut answer)
+        .await
+        .expect("the answer, not a reset");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("\"code\":\"unauthorized\""), "{answer}");
+}

@@ -151,18 +151,33 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match store_upload(&state, query, &headers, body).await {
+    let admitted = match admit_upload(&state, &query, &headers).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            drain_declared(&state, &headers, body).await;
+            return *refusal;
+        }
+    };
+    match store_upload(&state, query, admitted, body).await {
         Ok(attachment) => (StatusCode::CREATED, Json(attachment)).into_response(),
         Err(response) => *response,
     }
 }
 
-async fn store_upload(
-    state: &AppState,
-    query: UploadQuery,
+/// Who uploads, to which conversation, as [`admit_upload`] found them.
+struct Admitted<'a> {
+    blobs: &'a dyn BlobStore,
+    owner: FileOwner,
+    conversation_id: Option<String>,
+}
+
+/// Everything checked before the body is read: the token, the
+/// conversation, the rate, the declared size.
+async fn admit_upload<'a>(
+    state: &'a AppState,
+    query: &UploadQuery,
     headers: &HeaderMap,
-    body: Body,
-) -> Result<Attachment, Refusal> {
+) -> Result<Admitted<'a>, Refusal> {
     let blobs = blobs(state)?;
     let caller = caller(state, headers).await?;
     let limits = &state.config.limits;
@@ -171,7 +186,7 @@ async fn store_upload(
             conversation_id, ..
         } => conversation_id.clone(),
         Caller::Agent { .. } => {
-            let id = query.conversation_id.ok_or_else(|| {
+            let id = query.conversation_id.clone().ok_or_else(|| {
                 refuse(
                     ErrorCode::BadRequest,
                     "an agent uploads to a conversation: add conversation_id",
@@ -198,21 +213,61 @@ async fn store_upload(
             ),
         ));
     }
-    let too_large = || {
-        refuse(
-            ErrorCode::TooLarge,
-            format!("a file may be at most {} bytes", limits.max_file_bytes),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_file_bytes as u64) {
-        return Err(too_large());
+    if declared_length(headers).is_some_and(|length| length > limits.max_file_bytes as u64) {
+        return Err(too_large(state));
     }
+    Ok(Admitted {
+        blobs,
+        owner,
+        conversation_id,
+    })
+}
+
+/// A refusal made before the body was read must still reach a browser,
+/// which sends all of the body before it reads the answer: closing on an
+/// unread body resets the connection and loses the answer with it. So the
+/// body is read and dropped when it is within the size any upload may
+/// have (the relay's body timeout bounds how long that takes); a larger
+/// one is not worth reading.
+async fn drain_declared(state: &AppState, headers: &HeaderMap, body: Body) {
+    let most = state.config.limits.max_file_bytes;
+    if declared_length(headers).is_some_and(|length| length <= most as u64) {
+        let _ = read_bounded(body, most).await;
+    }
+}
+
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+}
+
+fn too_large(state: &AppState) -> Refusal {
+    refuse(
+        ErrorCode::TooLarge,
+        format!(
+            "a file may be at most {} bytes",
+            state.config.limits.max_file_bytes
+        ),
+    )
+}
+
+/// Reads the admitted upload, checks it, and stores it.
+async fn store_upload(
+    state: &AppState,
+    query: UploadQuery,
+    admitted: Admitted<'_>,
+    body: Body,
+) -> Result<Attachment, Refusal> {
+    let Admitted {
+        blobs,
+        owner,
+        conversation_id,
+    } = admitted;
+    let limits = &state.config.limits;
     let bytes = read_bounded(body, limits.max_file_bytes)
         .await?
-        .ok_or_else(too_large)?;
+        .ok_or_else(|| too_large(state))?;
     if bytes.is_empty() {
         return Err(refuse(ErrorCode::BadRequest, "the file is empty"));
     }
