@@ -89,9 +89,12 @@ impl SqliteStore {
         path: &Path,
         changes: Option<mpsc::Sender<Change>>,
     ) -> Result<SqliteStore, StoreError> {
+        create_if_missing(path)?;
+        // Never `create_if_missing` here: a pooled connection opened after
+        // the file was deleted or moved would create an empty database in
+        // its place, and `/readyz` would call that healthy.
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             // FULL: every commit fsyncs the WAL, so an ack survives power loss.
             .synchronous(SqliteSynchronous::Full)
@@ -163,6 +166,26 @@ impl SqliteStore {
                 "writer answered with the wrong kind".into(),
             )),
         }
+    }
+}
+
+/// Creates an empty file at `path` unless one is there: SQLite takes an
+/// empty file for a new database. `create_new` never opens an existing
+/// file, which matters: closing any descriptor of a database file drops
+/// every POSIX lock this process holds on it, a store already open on the
+/// same file included.
+fn create_if_missing(path: &Path) -> Result<(), StoreError> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(StoreError::Unavailable(format!(
+            "creating {}: {error}",
+            path.display()
+        ))),
     }
 }
 
