@@ -6,6 +6,7 @@
 #   crates/bench/targets.sh [idle|latency|throughput|longpoll|all]
 #   crates/bench/targets.sh [symmetric|burst|cluster]
 #   crates/bench/targets.sh [abuse|uploads]
+#   ATTACKERS_NICE=19 crates/bench/targets.sh abuse   # attackers as a niced process
 #   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
 #   SEARCH_INDEX=off crates/bench/targets.sh symmetric   # without search indexing
 #
@@ -264,6 +265,18 @@ abuse_args() {
         --reply-every 1 --drain 30s
 }
 
+attack_args() {
+    echo --attack-addrs "${ATTACK_ADDRS:-32}" --half-open "${HALF_OPEN:-8000}" \
+        --slow-bodies "${SLOW_BODIES:-400}" --spammers "${SPAMMERS:-32}"
+}
+
+# With ATTACKERS_NICE=N the attackers are a process of their own at that
+# niceness, standing in for attackers on other machines: on this one they
+# would otherwise take the two cores' time from the relay and the
+# legitimate clients alike, and the figure would measure the load
+# generator as much as the relay. The relay's own work for them (accepts,
+# refusals, timeouts) keeps its full priority. They attack from before the
+# legitimate clients connect to after their last message is sent.
 abuse() {
     relay_limits=("${PER_CONNECTION_LIMITS[@]}")
     start_relay 4
@@ -271,10 +284,23 @@ abuse() {
     bench abuse-baseline $(abuse_args)
     stop_relay
     start_relay 4
-    # shellcheck disable=SC2046
-    bench abuse $(abuse_args) --attack-addrs "${ATTACK_ADDRS:-32}" \
-        --half-open "${HALF_OPEN:-8000}" --slow-bodies "${SLOW_BODIES:-400}" \
-        --spammers "${SPAMMERS:-32}"
+    if [ -n "${ATTACKERS_NICE:-}" ]; then
+        local attackers=$OUT/abuse-attackers$run_suffix.txt
+        # shellcheck disable=SC2046
+        nice -n "$ATTACKERS_NICE" "$BIN/kefu-bench" --relay "$relay_urls" --quiet \
+            --visitors 0 --agents 0 --rate 0 --source-addrs 16 \
+            --duration "$(( ${DURATION%s} + ${WARMUP%s} + 10 ))s" --drain 0s \
+            $(attack_args) > "$attackers" 2>&1 &
+        local attacking=$!
+        # shellcheck disable=SC2046
+        bench abuse $(abuse_args)
+        wait "$attacking" || echo "   the attackers exited with status $?"
+        echo "== the attackers, at nice $ATTACKERS_NICE:"
+        cat "$attackers"
+    else
+        # shellcheck disable=SC2046
+        bench abuse $(abuse_args) $(attack_args)
+    fi
     stop_relay
     relay_limits=("${PER_CONNECTION_LIMITS[@]}" "${PER_IP_LIMITS[@]}")
     compare abuse abuse-baseline attacked baseline
