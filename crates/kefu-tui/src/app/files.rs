@@ -223,7 +223,7 @@ impl App {
                 }
             }
             FileEvent::Thumbnail { id, cells, image } => {
-                self.thumbnails.arrived(id, cells, image);
+                self.thumbnail_arrived(id, cells, image);
             }
             FileEvent::Failed { what, error } => {
                 self.flash = Some(format!("{what} failed: {error}"));

@@ -14,7 +14,7 @@ use ratatui::layout::Rect;
 
 use super::requests::history_request;
 use super::thumbnails::Cells;
-use super::{App, Conversation, Effect, Overlay, Thumbnails, history};
+use super::{App, Conversation, Effect, Overlay, Preview, Thumbnails, history};
 use crate::keys;
 
 /// Rows one notch of the mouse wheel scrolls the history.
@@ -138,6 +138,36 @@ impl App {
             if self.thumbnails.wanted(&attachment, cells) {
                 self.effects.push(Effect::Thumbnail { attachment, cells });
             }
+        }
+    }
+
+    /// The runtime's answer to [`Effect::Thumbnail`]. A thumbnail that
+    /// cannot be had gives its rows back: those below a history scrolled
+    /// up come off the scroll, so the text being read stays put.
+    pub(super) fn thumbnail_arrived(
+        &mut self,
+        id: String,
+        cells: Cells,
+        image: Result<Preview, String>,
+    ) {
+        let area = self.history_area();
+        let below = match (image.is_err(), area, self.open_conversation()) {
+            (true, Some(area), Some(conversation)) if conversation.scroll > 0 => {
+                let rows = history::rows(conversation, area.width, &self.thumbnails);
+                let height = usize::from(area.height);
+                let end = rows.len() - conversation.scroll.min(rows.len().saturating_sub(height));
+                (rows[end..].iter())
+                    .filter(|row| {
+                        matches!(row, history::Row::Image { attachment, .. } if attachment.id == id)
+                    })
+                    .count()
+            }
+            _ => 0,
+        };
+        self.thumbnails.arrived(id, cells, image);
+        let open = self.open.as_ref();
+        if let Some(conversation) = open.and_then(|id| self.conversations.get_mut(id)) {
+            conversation.scroll = conversation.scroll.saturating_sub(below);
         }
     }
 }

@@ -235,3 +235,35 @@ fn scrolling_counts_preview_rows_and_draws_only_whole_previews() {
     // Rows 6 to 10 of the history (its last 5) are at the top.
     assert!(screen[first + 5].contains("Visitor k1"), "{screen:#?}");
 }
+
+/// A thumbnail that fails below a history scrolled up gives its rows back
+/// without moving the text being read.
+#[test]
+fn a_preview_failing_below_the_view_leaves_the_text_still() {
+    let mut messages: Vec<Message> = (1..=20)
+        .map(|seq| message("k1", seq, AuthorKind::Visitor, &format!("line {seq}")))
+        .collect();
+    let mut last = message("k1", 21, AuthorKind::Visitor, "see the error");
+    last.attachments = vec![shot("f1")];
+    messages.push(last);
+    let (mut app, effects) = desk(true, messages);
+    assert_eq!(asked(&effects).len(), 1);
+    let area = history_area(&app);
+    // Three notches up: 9 rows, the preview's 8 and its clip row below.
+    for _ in 0..3 {
+        app.update(Input::Wheel {
+            column: area.x + 2,
+            row: area.y + 2,
+            up: true,
+        });
+    }
+    let shown = |app: &mut App| {
+        let screen = rows(&render(app, WIDTH, HEIGHT));
+        screen[usize::from(area.y)..usize::from(area.bottom())].to_vec()
+    };
+    let before = shown(&mut app);
+    assert!(!before.join("\n").contains("f1.png"), "{before:#?}");
+    arrived(&mut app, Err("gone".into()));
+    assert_eq!(app.conversations["k1"].scroll, 1);
+    assert_eq!(shown(&mut app), before);
+}
