@@ -118,6 +118,9 @@ pub struct FilesConfig {
     /// `["xdg-open"]`; `[]` saves without opening. Default: `open` on
     /// macOS, `xdg-open` elsewhere.
     pub opener: Option<Vec<String>>,
+    /// Images previewed inline in the history, a few rows tall, in
+    /// terminals with graphics. Default: true.
+    pub inline_previews: Option<bool>,
 }
 
 /// What the file tasks run with.
@@ -126,6 +129,8 @@ pub struct FileSettings {
     pub download_dir: PathBuf,
     /// Program and arguments; empty for none.
     pub opener: Vec<String>,
+    /// Images previewed inline in the history (where the terminal can).
+    pub inline_previews: bool,
 }
 
 impl FileSettings {
@@ -144,6 +149,7 @@ impl FileSettings {
                 };
                 vec![opener.to_owned()]
             }),
+            inline_previews: file.inline_previews.unwrap_or(true),
         }
     }
 }
@@ -349,6 +355,7 @@ text = "Hello! How can I help?"
 [files]
 download_dir = "/srv/desk"
 opener = ["open", "-a", "Preview"]
+inline_previews = false
 "#;
 
     fn file() -> FileConfig {
@@ -370,6 +377,7 @@ opener = ["open", "-a", "Preview"]
         assert!(!settings.mouse);
         assert_eq!(settings.files.download_dir, Path::new("/srv/desk"));
         assert_eq!(settings.files.opener, ["open", "-a", "Preview"]);
+        assert!(!settings.files.inline_previews);
         let default = Settings::resolve(
             None,
             None,
@@ -380,6 +388,10 @@ opener = ["open", "-a", "Preview"]
         )
         .expect("complete settings");
         assert!(default.mouse, "the mouse is captured unless turned off");
+        assert!(
+            default.files.inline_previews,
+            "inline previews unless turned off"
+        );
     }
 
     #[test]

@@ -43,6 +43,10 @@ impl Core {
         let now = OffsetDateTime::now_utc();
         let mut prefs = Prefs::from(settings);
         prefs.previews = picker.is_some();
+        prefs.inline_cell = picker
+            .as_ref()
+            .filter(|_| settings.files.inline_previews)
+            .map(|picker| (picker.font_size().width, picker.font_size().height));
         Core {
             app: App::new(prefs, now, utc_offset),
             net: net::spawn(
@@ -100,6 +104,9 @@ impl Core {
                 Effect::OpenLink(url) => outcome.links.push(url),
                 Effect::Download(attachment) => self.files.download(attachment),
                 Effect::Preview { attachment, cells } => self.files.preview(attachment, cells),
+                Effect::Thumbnail { attachment, cells } => {
+                    self.files.thumbnail(attachment, cells);
+                }
                 Effect::Upload {
                     conversation_id,
                     path,

@@ -222,6 +222,9 @@ impl App {
                     self.overlay = Overlay::Preview { attachment, image };
                 }
             }
+            FileEvent::Thumbnail { id, cells, image } => {
+                self.thumbnail_arrived(id, cells, image);
+            }
             FileEvent::Failed { what, error } => {
                 self.flash = Some(format!("{what} failed: {error}"));
             }

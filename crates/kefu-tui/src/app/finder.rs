@@ -266,7 +266,7 @@ impl App {
             return;
         }
         let Some(area) = area else { return };
-        let rows = history::rows(conversation, area.width);
+        let rows = history::rows(conversation, area.width, &self.thumbnails);
         let at = rows.iter().position(
             |row| matches!(row, history::Row::Header { message, .. } if message.seq == seq),
         );

@@ -102,6 +102,7 @@ impl App {
         self.connection = Connection::Online;
         // Whatever was said about the old connection is over.
         self.flash = None;
+        self.thumbnails.forget_failures();
         self.me = Some(welcome.agent.clone());
         self.agents = welcome.agents;
         if let Some(me) = self.agents.iter().find(|a| a.id == welcome.agent.id) {
@@ -281,7 +282,7 @@ impl App {
         let first = page.messages.first().map(|m| m.seq);
         for message in page.messages {
             // After a reconnect the newest page brings what came meanwhile.
-            conversation.insert_below_reader(message, history_width);
+            conversation.insert_below_reader(message, history_width, &self.thumbnails);
         }
         // After a reconnect the newest page may not reach what we held:
         // page back until the hole is closed.
@@ -343,7 +344,7 @@ impl App {
             .entry(id.clone())
             .or_insert_with(|| Conversation::from_first_message(&message));
         let event = message.is_event();
-        if !conversation.insert_below_reader(message, history_width) || event {
+        if !conversation.insert_below_reader(message, history_width, &self.thumbnails) || event {
             // A claim, transfer, resolve or reopen is shown in the
             // timeline; it is nobody's new message and rings nothing.
             return;

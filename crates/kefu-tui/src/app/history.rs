@@ -1,6 +1,7 @@
 //! A conversation's history as screen rows, before any styling: one header
 //! row per message, then its text wrapped by display width and a row per
-//! attached file; one row per timeline event.
+//! attached file (and, under an image, the rows its inline preview takes:
+//! [`super::thumbnails`]); one row per timeline event.
 //!
 //! Drawing turns each row into one styled line and scrolling counts them,
 //! so both agree on the history's height without the state depending on
@@ -10,6 +11,7 @@ use kefu_protocol::trail::LinkCard;
 use kefu_protocol::{Attachment, AuthorKind, Message, TimelineEvent};
 
 use super::conversation::{Conversation, Outgoing, SendState};
+use super::thumbnails::{Cells, Thumbnails};
 use crate::wrap::wrap;
 
 /// Body rows are indented by this much; notes put a bar there.
@@ -33,14 +35,27 @@ pub enum Row<'a> {
     Pending(&'a Outgoing),
     /// One row of a message's text, without the indent.
     Body { text: String, internal: bool },
+    /// Row `part` of the `cells` an image's inline preview takes, after
+    /// the indent.
+    Image {
+        attachment: &'a Attachment,
+        cells: Cells,
+        part: u16,
+        internal: bool,
+    },
     /// Under a refused reply: what can be done with it (`retry` if
     /// sending it again can succeed).
     Failed { retry: bool },
 }
 
 /// Every row of `conversation`'s history for a pane `width` columns wide,
-/// oldest first; replies not yet acknowledged come last.
-pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
+/// oldest first; replies not yet acknowledged come last. `thumbnails`
+/// says which images have a preview, and its size.
+pub fn rows<'a>(
+    conversation: &'a Conversation,
+    width: u16,
+    thumbnails: &Thumbnails,
+) -> Vec<Row<'a>> {
     let width = usize::from(width);
     let mut rows = Vec::new();
     if conversation.loading_older {
@@ -64,14 +79,13 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
         if !text.is_empty() {
             body(&mut rows, &text, message.internal, width);
         }
-        for attachment in &message.attachments {
-            body(
-                &mut rows,
-                &attachment_label(attachment),
-                message.internal,
-                width,
-            );
-        }
+        files(
+            &mut rows,
+            &message.attachments,
+            message.internal,
+            width,
+            thumbnails,
+        );
     }
     for out in &conversation.outgoing {
         rows.push(Row::Pending(out));
@@ -81,14 +95,7 @@ pub fn rows(conversation: &Conversation, width: u16) -> Vec<Row<'_>> {
             out.internal,
             width,
         );
-        for attachment in &out.attachments {
-            body(
-                &mut rows,
-                &attachment_label(attachment),
-                out.internal,
-                width,
-            );
-        }
+        files(&mut rows, &out.attachments, out.internal, width, thumbnails);
         if let SendState::Failed { retry, .. } = out.state {
             rows.push(Row::Failed { retry });
         }
@@ -142,5 +149,27 @@ fn human_size(bytes: u64) -> String {
 fn body(rows: &mut Vec<Row<'_>>, text: &str, internal: bool, width: usize) {
     for text in wrap(text, width.saturating_sub(INDENT)) {
         rows.push(Row::Body { text, internal });
+    }
+}
+
+/// A message's files: each one's `📎` row, then its preview's rows.
+fn files<'a>(
+    rows: &mut Vec<Row<'a>>,
+    attachments: &'a [Attachment],
+    internal: bool,
+    width: usize,
+    thumbnails: &Thumbnails,
+) {
+    let columns = width.saturating_sub(INDENT);
+    for attachment in attachments {
+        body(rows, &attachment_label(attachment), internal, width);
+        if let Some(cells) = thumbnails.cells(attachment, columns) {
+            rows.extend((0..cells.1).map(|part| Row::Image {
+                attachment,
+                cells,
+                part,
+                internal,
+            }));
+        }
     }
 }

@@ -21,7 +21,9 @@
 //! - [`finder`]: search and the resolved conversations, paged from the
 //!   relay; opening a conversation at a search hit.
 //! - `scrolling`: the history's scroll, kept still under new messages;
-//!   the mouse wheel.
+//!   the mouse wheel; which inline previews to fetch, near the view.
+//! - [`thumbnails`]: images' previews inline in the history, asked for
+//!   near the view and kept in a small LRU.
 //! - [`numbers`]: the rows' `Alt-n` numbers, kept while the list changes.
 //! - `attention`: which events ring, counted and coalesced.
 //! - [`clock`], `wake`: time labels, and when the clock alone next changes
@@ -44,6 +46,7 @@ pub mod queue;
 mod requests;
 mod scrolling;
 pub mod sift;
+pub mod thumbnails;
 mod wake;
 
 use std::collections::HashMap;
@@ -60,6 +63,7 @@ pub use conversation::{Conversation, Draft, Outgoing, SendState};
 pub use numbers::Numbers;
 pub use queue::Filter;
 pub use sift::{MoreWaiting, TypedFilter};
+pub use thumbnails::Thumbnails;
 
 use crate::config::{Canned, Notify, Settings};
 use crate::keys::{self, Focus, Layer};
@@ -160,6 +164,13 @@ pub enum FileEvent {
         attachment: Attachment,
         image: Preview,
     },
+    /// Attachment `id`'s inline preview in `cells` (see
+    /// [`Effect::Thumbnail`]), or why there is none.
+    Thumbnail {
+        id: String,
+        cells: thumbnails::Cells,
+        image: Result<Preview, String>,
+    },
     Failed {
         what: String,
         error: String,
@@ -199,6 +210,12 @@ pub enum Effect {
     Preview {
         attachment: Attachment,
         cells: (u16, u16),
+    },
+    /// Fetch an image's thumbnail and make it ready to draw in `cells`
+    /// (columns, rows) inline; answered with [`FileEvent::Thumbnail`].
+    Thumbnail {
+        attachment: Attachment,
+        cells: thumbnails::Cells,
     },
     /// Upload the file at `path` (as typed) for the conversation's next
     /// message.
@@ -296,6 +313,9 @@ pub struct Prefs {
     pub relay_page: String,
     /// The terminal can show images: Alt-o previews one before saving it.
     pub previews: bool,
+    /// The terminal's cell in pixels, when images are previewed inline in
+    /// the history as well (see [`thumbnails`]).
+    pub inline_cell: Option<thumbnails::Cells>,
 }
 
 impl From<&Settings> for Prefs {
@@ -307,6 +327,7 @@ impl From<&Settings> for Prefs {
             relay_page: assist::relay_page(&settings.url),
             // Known once the terminal was asked (see `Core::start`).
             previews: false,
+            inline_cell: None,
         }
     }
 }
@@ -361,11 +382,14 @@ pub struct App {
     pub more_waiting: MoreWaiting,
     /// What the agent typed after `/` in the queue.
     pub typed_filter: TypedFilter,
+    /// Images' inline previews: their sizes, and those ready to draw.
+    pub thumbnails: Thumbnails,
 }
 
 impl App {
     pub fn new(prefs: Prefs, now: OffsetDateTime, utc_offset: UtcOffset) -> App {
         App {
+            thumbnails: Thumbnails::new(prefs.inline_cell),
             prefs,
             me: None,
             my_state: AgentState::Available,
@@ -427,6 +451,7 @@ impl App {
             Input::PastedFile { text, path } => self.pasted_file(text, path),
         }
         self.renumber();
+        self.want_thumbnails();
         std::mem::take(&mut self.effects)
     }
 

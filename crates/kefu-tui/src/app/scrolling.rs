@@ -5,12 +5,16 @@
 //! message at the bottom would push the text the agent is reading up by
 //! its height; the scroll grows by that much instead, and the message is
 //! counted as new below until the agent scrolls back down.
+//!
+//! Where the view is also decides which images' inline previews are
+//! fetched ([`super::thumbnails`]).
 
-use kefu_protocol::Message;
+use kefu_protocol::{Attachment, Message};
 use ratatui::layout::Rect;
 
 use super::requests::history_request;
-use super::{App, Conversation, Overlay, history};
+use super::thumbnails::Cells;
+use super::{App, Conversation, Effect, Overlay, Preview, Thumbnails, history};
 use crate::keys;
 
 /// Rows one notch of the mouse wheel scrolls the history.
@@ -40,7 +44,7 @@ impl App {
         let Some(conversation) = self.open_conversation() else {
             return;
         };
-        let total = history::rows(conversation, area.width).len();
+        let total = history::rows(conversation, area.width, &self.thumbnails).len();
         let top = total.saturating_sub(usize::from(area.height));
         let Some(id) = self.open.clone() else { return };
         let Some(conversation) = self.conversations.get_mut(&id) else {
@@ -95,22 +99,101 @@ impl App {
     }
 }
 
+impl App {
+    /// Asks for the thumbnails of the images within a screen above and
+    /// one below the open history's view that are not ready (as many as
+    /// may load at once). Called after every input: it is what starts
+    /// them, as the view moves or a conversation opens.
+    pub(super) fn want_thumbnails(&mut self) {
+        if !self.online() {
+            return;
+        }
+        let Some(area) = self.history_area() else {
+            return;
+        };
+        let Some(conversation) = self.open_conversation() else {
+            return;
+        };
+        if !self.thumbnails.enabled() {
+            return;
+        }
+        let rows = history::rows(conversation, area.width, &self.thumbnails);
+        let height = usize::from(area.height);
+        let scroll = conversation.scroll.min(rows.len().saturating_sub(height));
+        let end = rows.len() - scroll;
+        let near = end.saturating_sub(2 * height)..(end + height).min(rows.len());
+        let images: Vec<(Attachment, Cells)> = rows[near]
+            .iter()
+            .filter_map(|row| match row {
+                history::Row::Image {
+                    attachment,
+                    cells,
+                    part: 0,
+                    ..
+                } => Some(((*attachment).clone(), *cells)),
+                _ => None,
+            })
+            .collect();
+        for (attachment, cells) in images {
+            if self.thumbnails.wanted(&attachment, cells) {
+                self.effects.push(Effect::Thumbnail { attachment, cells });
+            }
+        }
+    }
+
+    /// The runtime's answer to [`Effect::Thumbnail`]. A thumbnail that
+    /// cannot be had gives its rows back: those below a history scrolled
+    /// up come off the scroll, so the text being read stays put.
+    pub(super) fn thumbnail_arrived(
+        &mut self,
+        id: String,
+        cells: Cells,
+        image: Result<Preview, String>,
+    ) {
+        let area = self.history_area();
+        let below = match (image.is_err(), area, self.open_conversation()) {
+            (true, Some(area), Some(conversation)) if conversation.scroll > 0 => {
+                let rows = history::rows(conversation, area.width, &self.thumbnails);
+                let height = usize::from(area.height);
+                let end = rows.len() - conversation.scroll.min(rows.len().saturating_sub(height));
+                (rows[end..].iter())
+                    .filter(|row| {
+                        matches!(row, history::Row::Image { attachment, .. } if attachment.id == id)
+                    })
+                    .count()
+            }
+            _ => 0,
+        };
+        self.thumbnails.arrived(id, cells, image);
+        let open = self.open.as_ref();
+        if let Some(conversation) = open.and_then(|id| self.conversations.get_mut(id)) {
+            conversation.scroll = conversation.scroll.saturating_sub(below);
+        }
+    }
+}
+
 impl Conversation {
     /// Stores `message` (as [`Conversation::insert`]) without moving the
-    /// text of a history scrolled up in a pane `width` columns wide: a
+    /// text of a history scrolled up in a pane `width` columns wide (its
+    /// images' previews as `thumbnails` lays them out): a
     /// message newer than any held grows the scroll by the rows it adds
     /// below, and is counted for the "new below" marker. (An older one,
     /// from a page of history, goes above: the scroll counts from the
     /// bottom, so the text stays put by itself.)
-    pub fn insert_below_reader(&mut self, message: Message, width: u16) -> bool {
+    pub fn insert_below_reader(
+        &mut self,
+        message: Message,
+        width: u16,
+        thumbnails: &Thumbnails,
+    ) -> bool {
         let newest = self.messages.keys().next_back().copied();
         let below = newest.is_none_or(|newest| message.seq > newest);
         if self.scroll == 0 || !below {
             return self.insert(message);
         }
-        let before = history::rows(self, width).len();
+        let before = history::rows(self, width, thumbnails).len();
         let new = self.insert(message);
-        let after = history::rows(self, width).len();
+        let after = history::rows(self, width, thumbnails).len();
         self.scroll += after.saturating_sub(before);
         if new {
             self.new_below += 1;

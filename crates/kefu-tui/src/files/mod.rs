@@ -43,6 +43,9 @@ const CHUNK: usize = 64 * 1024;
 const OPENER_WAIT: Duration = Duration::from_secs(10);
 /// How long an upload's body waits for the relay's `100 Continue`.
 const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+/// How long an inline preview may take, fetched and encoded: it holds
+/// one of the few places to load (`app::thumbnails::LOADING`).
+const THUMBNAIL_WAIT: Duration = Duration::from_secs(30);
 
 /// Starts transfers and hands their reports to the UI.
 pub struct Files {
@@ -99,6 +102,34 @@ impl Files {
                 },
             };
             let _ = events.send(event).await;
+        });
+    }
+
+    /// Fetches the thumbnail of the image `attachment` and makes it ready
+    /// to draw inline in `cells` (columns, rows); reports
+    /// [`FileEvent::Thumbnail`].
+    pub fn thumbnail(&mut self, attachment: Attachment, cells: (u16, u16)) {
+        let Some(picker) = self.picker.clone() else {
+            return;
+        };
+        let relay = self.relay.clone();
+        let events = self.events_tx.clone();
+        self.spawn(async move {
+            let fetched = tokio::time::timeout(
+                THUMBNAIL_WAIT,
+                thumbnail_of(&relay, &attachment, picker, cells),
+            )
+            .await;
+            let image = match fetched {
+                Ok(Ok(image)) => Ok(image),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(_) => Err(HttpError::Timeout(THUMBNAIL_WAIT).to_string()),
+            };
+            if let Err(error) = &image {
+                tracing::info!(%error, "no inline preview");
+            }
+            let id = attachment.id;
+            let _ = events.send(FileEvent::Thumbnail { id, cells, image }).await;
         });
     }
 
@@ -279,20 +310,52 @@ async fn preview_of(
     if attachment.size > preview::MAX_BYTES {
         return Err(HttpError::Answer("too large to preview".into()));
     }
-    let mut body = fetch(relay, attachment).await?.into_body();
+    let response = fetch(relay, attachment).await?;
+    let bytes = collect(response.into_body(), attachment.size).await?;
+    encoded(bytes, picker, (columns, rows)).await
+}
+
+/// The relay's thumbnail of the image `attachment` (bounded), decoded and
+/// encoded for the terminal in a blocking task.
+async fn thumbnail_of(
+    relay: &Relay,
+    attachment: &Attachment,
+    picker: ratatui_image::picker::Picker,
+    cells: (u16, u16),
+) -> Result<Preview, HttpError> {
+    let link = link(relay, attachment).await?;
+    let url = link
+        .thumbnail_url
+        .ok_or_else(|| HttpError::Answer("no thumbnail".into()))?;
+    let response = get(relay, &url).await?;
+    let bytes = collect(response.into_body(), preview::MAX_THUMBNAIL_BYTES).await?;
+    encoded(bytes, picker, cells).await
+}
+
+/// A body in memory, refused past `limit` bytes (the size announced).
+async fn collect(mut body: hyper::body::Incoming, limit: u64) -> Result<Vec<u8>, HttpError> {
     let mut bytes = Vec::new();
     while let Some(frame) = body.frame().await {
         let Ok(data) = frame?.into_data() else {
             continue;
         };
-        if (bytes.len() + data.len()) as u64 > attachment.size {
+        if (bytes.len() + data.len()) as u64 > limit {
             return Err(HttpError::Answer(format!(
-                "more than the {} bytes announced",
-                attachment.size
+                "more than the {limit} bytes announced"
             )));
         }
         bytes.extend_from_slice(&data);
     }
+    Ok(bytes)
+}
+
+/// `bytes` decoded and encoded for the terminal, in at most `cells`
+/// (columns, rows), in a blocking task.
+async fn encoded(
+    bytes: Vec<u8>,
+    picker: ratatui_image::picker::Picker,
+    (columns, rows): (u16, u16),
+) -> Result<Preview, HttpError> {
     let cells = ratatui::layout::Size::new(columns, rows);
     let encoded = tokio::task::spawn_blocking(move || preview::encode(&bytes, &picker, cells))
         .await
@@ -308,14 +371,28 @@ async fn fetch(
     relay: &Relay,
     attachment: &Attachment,
 ) -> Result<hyper::Response<hyper::body::Incoming>, HttpError> {
+    let link = link(relay, attachment).await?;
+    get(relay, &link.url).await
+}
+
+/// Signed links for `attachment` and its thumbnail.
+async fn link(relay: &Relay, attachment: &Attachment) -> Result<FileLink, HttpError> {
     let link_path = format!("/api/files/{}/link", http::encode(&attachment.id));
     let request = relay.request(Method::GET, &link_path).body(http::empty())?;
-    let link: FileLink = http::json(relay.send(request).await?, StatusCode::OK).await?;
+    http::json(relay.send(request).await?, StatusCode::OK).await
+}
+
+/// The answer to a GET of `url`, a link the relay gave (the body still to
+/// read).
+async fn get(
+    relay: &Relay,
+    url: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>, HttpError> {
     // The link is relative to the relay; anything else is not followed.
-    if !link.url.starts_with('/') || link.url.starts_with("//") {
-        return Err(HttpError::Answer(format!("unexpected link {:?}", link.url)));
+    if !url.starts_with('/') || url.starts_with("//") {
+        return Err(HttpError::Answer(format!("unexpected link {url:?}")));
     }
-    let request = relay.request(Method::GET, &link.url).body(http::empty())?;
+    let request = relay.request(Method::GET, url).body(http::empty())?;
     let response = relay.send(request).await?;
     if response.status() != StatusCode::OK {
         return Err(http::refused(response).await);

@@ -13,6 +13,9 @@ use ratatui_image::protocol::Protocol;
 
 /// Bytes fetched for a preview, at most (the relay's default file limit).
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Bytes fetched for an inline preview's thumbnail, at most: a JPEG of at
+/// most 320×320 pixels is far smaller.
+pub const MAX_THUMBNAIL_BYTES: u64 = 1024 * 1024;
 /// Pixels on either side; a header claiming more is refused before any
 /// pixel is allocated.
 const MAX_SIDE: u32 = 8192;

@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, bold, border, dim, history};
-use crate::app::history::attachment_label;
+use crate::app::history::{INDENT, attachment_label};
 use crate::app::{App, Conversation, Overlay};
 use crate::keys::Focus;
 use crate::layout::ConversationAreas;
@@ -155,7 +155,10 @@ fn browser(user_agent: &str) -> String {
 }
 
 fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area: Rect) {
-    let rows = history::lines(app, conversation, area.width);
+    let history::Lines {
+        lines: rows,
+        images,
+    } = history::lines(app, conversation, area.width);
     let height = usize::from(area.height);
     let scroll = conversation.scroll.min(rows.len().saturating_sub(height));
     let end = rows.len() - scroll;
@@ -170,9 +173,47 @@ fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area:
         ..area
     };
     frame.render_widget(Paragraph::new(visible), text);
-    if scroll > 0 && conversation.new_below > 0 {
+    let marker = scroll > 0 && conversation.new_below > 0;
+    // Under the marker's row, only what ends above it.
+    let clear_end = if marker { end - 1 } else { end };
+    // Graphics are drawn whole or not at all, over whatever else is drawn
+    // in their cells: a preview is drawn only entirely in view, and never
+    // under a popup.
+    let clear = app.overlay == Overlay::None;
+    for image in images {
+        let Some(preview) = image.preview else {
+            continue;
+        };
+        let (columns, rows) = image.cells;
+        let last = image.first + usize::from(rows);
+        if clear && image.first >= start && last <= clear_end {
+            let at = Rect {
+                x: area.x + INDENT as u16,
+                y: text.y + (image.first - start) as u16,
+                width: columns.min(area.width.saturating_sub(INDENT as u16)),
+                height: rows,
+            };
+            frame.render_widget(ratatui_image::Image::new(&preview.0), at);
+        } else if clear && last > start && image.first < end {
+            hidden_preview(frame, image.first.max(start) - start, text);
+        }
+    }
+    if marker {
         new_below_marker(frame, conversation.new_below, area);
     }
+}
+
+/// On the first row of a preview partly out of view, which it is not drawn
+/// in.
+fn hidden_preview(frame: &mut Frame, row: usize, text: Rect) {
+    let at = Rect {
+        x: text.x + INDENT as u16,
+        y: text.y + row as u16,
+        width: text.width.saturating_sub(INDENT as u16),
+        height: 1,
+    };
+    let hint = truncate("(preview: scroll to see it whole)", usize::from(at.width));
+    frame.render_widget(Paragraph::new(Line::styled(hint, dim())), at);
 }
 
 /// Over the history's bottom row while scrolled up: new messages came

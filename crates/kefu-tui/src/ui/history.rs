@@ -1,5 +1,6 @@
 //! A conversation's history as styled lines, one for each of the rows
-//! [`crate::app::history`] lays out (scrolling counts the same rows).
+//! [`crate::app::history`] lays out (scrolling counts the same rows), and
+//! where the images' inline previews go over them.
 
 use kefu_protocol::{AuthorKind, Message, TimelineEvent};
 use ratatui::style::{Color, Modifier, Style};
@@ -8,17 +9,47 @@ use ratatui::text::{Line, Span};
 use super::finder::highlighted;
 use super::{bold, clock, dim};
 use crate::app::history::{Row, rows};
-use crate::app::{App, Conversation, Outgoing, SendState};
+use crate::app::thumbnails::Cells;
+use crate::app::{App, Conversation, Outgoing, Preview, SendState};
+
+/// A history ready to draw.
+pub struct Lines<'a> {
+    pub lines: Vec<Line<'static>>,
+    pub images: Vec<Placed<'a>>,
+}
+
+/// An image's inline preview: the rows reserved for it start at line
+/// `first`; `preview` is `None` while it loads.
+pub struct Placed<'a> {
+    pub first: usize,
+    pub cells: Cells,
+    pub preview: Option<&'a Preview>,
+}
 
 /// Every row of `conversation`'s history for a pane `width` columns wide,
 /// oldest first; replies not yet acknowledged come last.
 /// The search hit the conversation was opened at is marked, and the
 /// searched words highlighted in its text.
-pub fn lines(app: &App, conversation: &Conversation, width: u16) -> Vec<Line<'static>> {
+pub fn lines<'a>(app: &'a App, conversation: &Conversation, width: u16) -> Lines<'a> {
     let mut in_hit = false;
-    rows(conversation, width)
+    let mut images = Vec::new();
+    let lines = rows(conversation, width, &app.thumbnails)
         .into_iter()
-        .map(|row| {
+        .enumerate()
+        .map(|(at, row)| {
+            if let Row::Image {
+                attachment,
+                cells,
+                part: 0,
+                ..
+            } = row
+            {
+                images.push(Placed {
+                    first: at,
+                    cells,
+                    preview: app.thumbnails.get(&attachment.id, cells),
+                });
+            }
             let hit = conversation.hit.as_ref();
             match (&row, hit) {
                 (Row::Header { message, .. }, Some(hit)) if message.seq == hit.seq => {
@@ -42,7 +73,8 @@ pub fn lines(app: &App, conversation: &Conversation, width: u16) -> Vec<Line<'st
                 }
             }
         })
-        .collect()
+        .collect();
+    Lines { lines, images }
 }
 
 fn body_style(internal: bool) -> (&'static str, Style) {
@@ -84,6 +116,19 @@ fn line(app: &App, row: Row<'_>) -> Line<'static> {
         Row::Body { text, internal } => {
             let (prefix, style) = body_style(internal);
             Line::from(vec![Span::styled(prefix, style), Span::styled(text, style)])
+        }
+        // The preview is drawn over these rows once it is ready and in
+        // view; until then the first says why they are empty.
+        Row::Image {
+            attachment,
+            cells,
+            part,
+            internal,
+        } => {
+            let (prefix, style) = body_style(internal);
+            let loading = part == 0 && app.thumbnails.get(&attachment.id, cells).is_none();
+            let text = if loading { "loading preview…" } else { "" };
+            Line::from(vec![Span::styled(prefix, style), Span::styled(text, dim())])
         }
     }
 }

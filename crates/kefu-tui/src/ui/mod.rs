@@ -24,6 +24,8 @@ mod tests_files;
 #[cfg(test)]
 mod tests_finder;
 #[cfg(test)]
+mod tests_inline;
+#[cfg(test)]
 mod tests_sift;
 mod visitor;
 

@@ -2,7 +2,8 @@
 //! visitor's file into the download folder (never over an existing file)
 //! and hands it to the opener — a stub script here, which records what it
 //! was given —; `/attach` uploads a file (Tab completing its path) that
-//! goes with the next reply to the visitor; a pasted path offers to attach.
+//! goes with the next reply to the visitor; a pasted path offers to attach;
+//! an image is previewed in a popup (Alt-o) and inline in the history.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -134,6 +135,7 @@ async fn desk_on(relay: TestRelay, picker: Option<Picker>) -> Desk {
     let files = FileSettings {
         download_dir: downloads.clone(),
         opener: stub_opener(dir.path(), &record),
+        inline_previews: true,
     };
     let mut core = client_with_files(relay.addr, token, files, picker);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
@@ -225,6 +227,7 @@ async fn a_file_the_opener_cannot_take_is_still_saved_and_said_so() {
     let files = FileSettings {
         download_dir: dir.path().to_owned(),
         opener: vec![dir.path().join("no-such-opener").display().to_string()],
+        inline_previews: true,
     };
     let mut core = client_with_files(relay.addr, token, files, None);
     pump_until(&mut core, "the welcome", |app| app.online()).await;
@@ -329,6 +332,28 @@ async fn an_attached_file_goes_with_the_next_reply_to_the_visitor() {
     assert_eq!(core.app.conversations[&id].draft.buffer.text(), path);
 }
 
+/// On a 120×30 screen, a visitor sends a 64×32 green PNG (`error.png`)
+/// and the agent opens the conversation: the PNG, its attachment and the
+/// visitor (kept connected).
+async fn screenshot_shown(
+    relay: &TestRelay,
+    core: &mut Core,
+) -> (Vec<u8>, Attachment, Client<VisitorEvent>) {
+    core.handle(Input::Resize {
+        width: 120,
+        height: 30,
+    });
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(64, 32, image::Rgb([10, 160, 20]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("png");
+    let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
+    let shot = visitor_upload(relay, &welcome.token, "error.png", &png).await;
+    let id = send_files(&mut visitor, "this error", &[&shot]).await;
+    open(core, &id, 1).await;
+    (png, shot, visitor)
+}
+
 /// In a terminal with graphics (half blocks stand in for kitty, iTerm2 or
 /// sixel, which `TestBackend` cannot show), Alt-o on a visitor's
 /// screenshot draws it; Enter then saves and opens it.
@@ -341,18 +366,7 @@ async fn a_screenshot_is_drawn_in_the_terminal_before_it_is_saved() {
         downloads,
         record,
     } = desk_with(Some(Picker::halfblocks())).await;
-    core.handle(Input::Resize {
-        width: 120,
-        height: 30,
-    });
-    let mut png = Vec::new();
-    image::RgbImage::from_pixel(64, 32, image::Rgb([10, 160, 20]))
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .expect("png");
-    let (mut visitor, welcome) = shop_visitor(relay.addr, None, None).await;
-    let shot = visitor_upload(&relay, &welcome.token, "error.png", &png).await;
-    let id = send_files(&mut visitor, "this error", &[&shot]).await;
-    open(&mut core, &id, 1).await;
+    let (png, _, _visitor) = screenshot_shown(&relay, &mut core).await;
 
     alt(&mut core, 'o');
     pump_until(&mut core, "the preview", |app| {
@@ -381,6 +395,40 @@ async fn a_screenshot_is_drawn_in_the_terminal_before_it_is_saved() {
         png
     );
     assert!(record.exists(), "the opener ran");
+}
+
+/// In a terminal with graphics, a visitor's screenshot is previewed
+/// inline under its `📎` row: its thumbnail is fetched from the relay as
+/// soon as the conversation is open, and drawn in the history.
+#[tokio::test]
+async fn a_screenshot_is_previewed_inline_in_the_history() {
+    let Desk {
+        relay,
+        mut core,
+        dir: _dir,
+        ..
+    } = desk_with(Some(Picker::halfblocks())).await;
+    let (_, shot, _visitor) = screenshot_shown(&relay, &mut core).await;
+    assert!(shot.thumbnail.is_some(), "the relay made a thumbnail");
+    assert!(screen(&core.app).contains("loading preview…"));
+    // 64×32 pixels in 10×20-pixel cells, not enlarged: 7×2 cells.
+    pump_until(&mut core, "the thumbnail", |app| {
+        app.thumbnails.get(&shot.id, (7, 2)).is_some()
+    })
+    .await;
+    let mut terminal = Terminal::new(TestBackend::new(120, 30)).expect("test terminal");
+    terminal
+        .draw(|frame| ui::draw(&core.app, frame))
+        .expect("drawn");
+    // The thumbnail is a JPEG: green, give or take.
+    let green = |color: Color| matches!(color, Color::Rgb(r, g, b) if g > 120 && r < 60 && b < 60);
+    let painted = (terminal.backend().buffer().content().iter())
+        .filter(|cell| green(cell.fg) || green(cell.bg))
+        .count();
+    assert_eq!(painted, 14, "the thumbnail is drawn whole");
+    let text = screen(&core.app);
+    assert!(text.contains("📎 error.png"), "{text}");
+    assert!(!text.contains("loading preview"), "{text}");
 }
 
 /// A file past the relay's size limit is refused while it streams; the

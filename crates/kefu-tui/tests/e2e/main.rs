@@ -29,6 +29,7 @@ fn client(addr: std::net::SocketAddr, token: String) -> Core {
     let files = FileSettings {
         download_dir: std::env::temp_dir().join("kefu-tui-e2e-unused"),
         opener: Vec::new(),
+        inline_previews: true,
     };
     client_with_files(addr, token, files, None)
 }

@@ -136,6 +136,7 @@ async fn files_go_over_https_checked_with_the_ca_file() {
     settings.files = FileSettings {
         download_dir: dir.path().join("downloads"),
         opener: Vec::new(),
+        inline_previews: true,
     };
     let mut core = Core::start(&settings, time::UtcOffset::UTC, None);
     pump_until(&mut core, "the welcome over TLS", |app| app.online()).await;

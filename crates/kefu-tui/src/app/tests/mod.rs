@@ -41,6 +41,7 @@ pub(crate) fn prefs() -> Prefs {
         }],
         relay_page: "http://relay.test".into(),
         previews: false,
+        inline_cell: None,
     }
 }
 
