@@ -40,9 +40,15 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
     }
 
     /// Connects from `source` as a TCP load balancer does: `header` (a
-    /// PROXY protocol header) first, then the WebSocket handshake.
-    pub async fn connect_proxied(url: &str, source: std::net::IpAddr, header: &[u8]) -> Client<E> {
-        Client::connect_with(url, Some(source), header, None).await
+    /// PROXY protocol header) first, then the TLS handshake (for a
+    /// `wss://` `url`, checked by `tls`) and the WebSocket one.
+    pub async fn connect_proxied(
+        url: &str,
+        source: std::net::IpAddr,
+        header: &[u8],
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Client<E> {
+        Client::connect_with(url, Some(source), header, tls).await
     }
 
     /// Connects to `url`; a `wss://` one is checked by `tls` (a

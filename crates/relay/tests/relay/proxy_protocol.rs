@@ -2,7 +2,8 @@
 //! (`proxy_protocol`): the client a trusted balancer's v1 or v2 header
 //! names is the client for every budget, block and record; a balancer
 //! connection without a valid header is closed at once or at the header
-//! timeout; a header from anyone else is never believed.
+//! timeout; a header from anyone else is never believed; TLS on the relay
+//! starts after the header.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use kefu_protocol::visitor::VisitorEvent;
 use kefu_relay::Config;
 use kefu_relay::config::VisitorAddress;
 use kefu_relay::proxy::TrustedProxies;
-use kefu_testkit::{Client, TestRelay};
+use kefu_testkit::{Client, TestCa, TestRelay};
 use ppp::v2;
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -61,7 +62,8 @@ async fn relay(adjust: impl FnOnce(&mut Config)) -> TestRelay {
 async fn visitor_behind(relay: &TestRelay, header: &[u8]) -> Client<VisitorEvent> {
     let url = relay.url("/ws/visitor");
     let balancer = BALANCER.parse().expect("an address");
-    let mut visitor = Client::<VisitorEvent>::connect_proxied(&url, balancer, header).await;
+    let mut visitor =
+        Client::<VisitorEvent>::connect_proxied(&url, balancer, header, relay.tls_client()).await;
     visitor.hello(None, None).await;
     visitor
 }
@@ -131,6 +133,26 @@ async fn the_named_client_is_recorded_and_blocked() {
     let mut other = visitor_behind(&relay, &v1("198.51.100.8")).await;
     assert_eq!(other.say("o1", "hello").await.seq, 1);
     assert_eq!(local.say("l2", "still here").await.seq, 2);
+}
+
+#[tokio::test]
+async fn tls_on_the_relay_starts_after_the_header() {
+    let ca = TestCa::new("kefu test CA");
+    let relay = TestRelay::with_tls(&ca, |config| {
+        config.trusted_proxies =
+            TrustedProxies::new(vec![format!("{BALANCER}/32").parse().expect("a range")]);
+        config.proxy_protocol = true;
+        config.visitor_address = VisitorAddress::Full;
+    })
+    .await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let mut visitor = visitor_behind(&relay, &v2("198.51.100.7:4711")).await;
+    let ack = visitor.say("v1", "hello over TLS").await;
+    assert_eq!(
+        recorded(&mut agent, &ack).await.as_deref(),
+        Some("198.51.100.7")
+    );
 }
 
 #[tokio::test]
