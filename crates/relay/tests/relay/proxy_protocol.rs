@@ -48,11 +48,16 @@ fn v2_header(command: v2::Command, addresses: v2::Addresses) -> Vec<u8> {
         .expect("a header")
 }
 
+/// The relay behind [`BALANCER`].
+fn behind_balancer(config: &mut Config) {
+    config.trusted_proxies =
+        TrustedProxies::new(vec![format!("{BALANCER}/32").parse().expect("a range")]);
+    config.proxy_protocol = true;
+}
+
 async fn relay(adjust: impl FnOnce(&mut Config)) -> TestRelay {
     TestRelay::with_config(|config| {
-        config.trusted_proxies =
-            TrustedProxies::new(vec![format!("{BALANCER}/32").parse().expect("a range")]);
-        config.proxy_protocol = true;
+        behind_balancer(config);
         adjust(config);
     })
     .await
@@ -139,9 +144,7 @@ async fn the_named_client_is_recorded_and_blocked() {
 async fn tls_on_the_relay_starts_after_the_header() {
     let ca = TestCa::new("kefu test CA");
     let relay = TestRelay::with_tls(&ca, |config| {
-        config.trusted_proxies =
-            TrustedProxies::new(vec![format!("{BALANCER}/32").parse().expect("a range")]);
-        config.proxy_protocol = true;
+        behind_balancer(config);
         config.visitor_address = VisitorAddress::Full;
     })
     .await;
