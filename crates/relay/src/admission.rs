@@ -18,6 +18,19 @@
 //! [`LOG_EVERY`], with how many were refused since. What a connection may
 //! then do (WebSockets, long-poll sessions) is budgeted again by role, in
 //! the transport.
+//!
+//! With `proxy_protocol`, a trusted proxy is a TCP load balancer that
+//! opens each connection with a PROXY header naming its client
+//! ([`crate::proxy_header`]). [`Admitted`] reads it, within the header
+//! timeout, before handing the connection on, and then counts the
+//! connection against the client's address as if the client had connected
+//! itself: blocks and the per-address budget apply to it, and the address
+//! is the one TLS, HTTP and the transport see. A trusted peer whose
+//! connection does not start with a valid header is closed at once
+//! (`reason` `proxy_header`): its client is unknown, and passing it on as
+//! the balancer's would put every such client in one bucket. Other peers
+//! are never read for a header: one from them reaches HTTP as the bad
+//! request it is, so nobody can name an address they do not have.
 
 use std::collections::HashMap;
 use std::io;
@@ -29,9 +42,11 @@ use std::time::{Duration, Instant};
 
 use axum::serve::Listener;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::task::JoinSet;
 
 use crate::blocklist::Blocklist;
 use crate::proxy::TrustedProxies;
+use crate::proxy_header::{self, Source};
 use crate::telemetry;
 
 /// Descriptors kept for what is not a client: the database and its WAL,
@@ -39,6 +54,10 @@ use crate::telemetry;
 const RESERVED_FDS: u64 = 64;
 /// Refusals are logged at most this often: a flood must not flood the log.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// PROXY headers read at once; past this the listener stops accepting
+/// until one is done (each is within the header timeout). Only trusted
+/// balancers get this far, so it is a bound, not a defence.
+const MAX_HEADERS_READ: usize = 1024;
 
 /// The total cap for a process allowed `fd_limit` open descriptors.
 pub fn max_connections_for(fd_limit: u64) -> usize {
@@ -63,6 +82,9 @@ pub struct Admission {
     trusted_proxies: TrustedProxies,
     /// Refused, before either budget.
     blocked: Blocklist,
+    /// How long a trusted proxy has for its PROXY header; `None`: it sends
+    /// none (`proxy_protocol` off).
+    proxy_header: Option<Duration>,
     /// Locked only to count, never across an `.await`.
     open: Mutex<Open>,
 }
@@ -80,12 +102,14 @@ impl Admission {
         max_per_address: u32,
         trusted_proxies: TrustedProxies,
         blocked: Blocklist,
+        proxy_header: Option<Duration>,
     ) -> Arc<Admission> {
         Arc::new(Admission {
             max_total,
             per_address: IpLimiter::new(max_per_address),
             trusted_proxies,
             blocked,
+            proxy_header,
             open: Mutex::default(),
         })
     }
@@ -97,25 +121,58 @@ impl Admission {
     /// A ticket for a connection from `ip`, if both budgets have room.
     fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Ticket> {
         let mut open = self.lock();
-        let reason = if self.blocked.contains(ip) {
+        let refused = if self.blocked.contains(ip) {
             "blocked"
         } else if open.total >= self.max_total {
             "total"
-        } else if self.trusted_proxies.contains(ip) {
-            open.total += 1;
-            return Some(Ticket {
-                _permit: None,
-                admission: self.clone(),
-            });
-        } else if let Some(permit) = self.per_address.acquire(ip) {
-            open.total += 1;
-            return Some(Ticket {
-                _permit: Some(permit),
-                admission: self.clone(),
-            });
         } else {
-            "address"
+            match self.place(ip) {
+                Ok(permit) => {
+                    open.total += 1;
+                    return Some(Ticket {
+                        _permit: permit,
+                        admission: self.clone(),
+                    });
+                }
+                Err(reason) => reason,
+            }
         };
+        self.refused(&mut open, ip, refused);
+        None
+    }
+
+    /// Moves `ticket`, a trusted proxy's, to the client its PROXY header
+    /// named, if that address is not blocked and has room.
+    fn admit_as(&self, ticket: &mut Ticket, ip: IpAddr) -> bool {
+        let placed = if self.blocked.contains(ip) {
+            Err("blocked")
+        } else {
+            self.place(ip)
+        };
+        match placed {
+            Ok(permit) => {
+                ticket._permit = permit;
+                true
+            }
+            Err(reason) => {
+                self.refused(&mut self.lock(), ip, reason);
+                false
+            }
+        }
+    }
+
+    /// The per-address place of a connection from `ip`: `None` for a
+    /// trusted proxy, counted in the total only.
+    fn place(&self, ip: IpAddr) -> Result<Option<IpPermit>, &'static str> {
+        if self.trusted_proxies.contains(ip) {
+            Ok(None)
+        } else {
+            self.per_address.acquire(ip).map(Some).ok_or("address")
+        }
+    }
+
+    /// Counts a refusal, and logs it unless one was logged lately.
+    fn refused(&self, open: &mut Open, ip: IpAddr, reason: &'static str) {
         telemetry::connection_refused(reason);
         open.refused_unlogged += 1;
         let now = Instant::now();
@@ -129,13 +186,34 @@ impl Admission {
             open.refused_unlogged = 0;
             open.logged_at = Some(now);
         }
-        None
+    }
+
+    /// Reads the PROXY header of a connection from the balancer at `peer`,
+    /// then admits it as the client it names.
+    async fn admit_proxied<Io: AsyncRead + Unpin>(
+        self: Arc<Self>,
+        mut io: Io,
+        mut ticket: Ticket,
+        peer: SocketAddr,
+        timeout: Duration,
+    ) -> Option<(Counted<Io>, SocketAddr)> {
+        let (client, read_ahead) = match proxy_header::read(&mut io, timeout).await {
+            Ok((Source::Client(client), rest)) => (client, rest),
+            Ok((Source::Balancer, rest)) => (peer, rest),
+            Err(error) => {
+                tracing::debug!(%peer, %error, "PROXY header refused");
+                self.refused(&mut self.lock(), peer.ip(), "proxy_header");
+                return None;
+            }
+        };
+        self.admit_as(&mut ticket, client.ip())
+            .then(|| (Counted::new(io, read_ahead, ticket), client))
     }
 }
 
 /// One admitted connection; dropping it gives its places back.
 struct Ticket {
-    /// None for a trusted proxy.
+    /// None for a trusted proxy. Only ever held, for its `Drop`.
     _permit: Option<IpPermit>,
     admission: Arc<Admission>,
 }
@@ -196,38 +274,59 @@ impl Drop for IpPermit {
     }
 }
 
-/// A listener that keeps only the connections [`Admission`] admits.
-pub struct Admitted<L> {
+/// A listener that keeps only the connections [`Admission`] admits, each
+/// with the address of the client it is for: the peer's, or the one a
+/// trusted balancer's PROXY header names.
+pub struct Admitted<L: Listener> {
     inner: L,
     admission: Arc<Admission>,
+    /// Connections whose PROXY header is being read, off the accept loop
+    /// so that one slow balancer connection holds up no other.
+    headers: JoinSet<Option<(Counted<L::Io>, SocketAddr)>>,
 }
 
-impl<L> Admitted<L> {
+impl<L: Listener> Admitted<L> {
     pub fn new(inner: L, admission: Arc<Admission>) -> Self {
-        Admitted { inner, admission }
+        Admitted {
+            inner,
+            admission,
+            headers: JoinSet::new(),
+        }
     }
 }
 
 impl<L> Listener for Admitted<L>
 where
     L: Listener<Addr = SocketAddr>,
+    L::Io: AsyncRead + Unpin + Send + 'static,
 {
     type Io = Counted<L::Io>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, SocketAddr) {
+        // Both branches are cancel-safe: axum drops this future on shutdown.
         loop {
-            let (io, addr) = self.inner.accept().await;
-            if let Some(ticket) = self.admission.admit(addr.ip()) {
-                return (
-                    Counted {
-                        io,
-                        _ticket: ticket,
-                    },
-                    addr,
-                );
+            tokio::select! {
+                (io, peer) = self.inner.accept(), if self.headers.len() < MAX_HEADERS_READ => {
+                    // Dropping `io` closes the socket.
+                    let Some(ticket) = self.admission.admit(peer.ip()) else { continue };
+                    let admission = &self.admission;
+                    match admission.proxy_header {
+                        Some(timeout) if admission.trusted_proxies.contains(peer.ip()) => {
+                            let read = admission.clone().admit_proxied(io, ticket, peer, timeout);
+                            self.headers.spawn(read);
+                        }
+                        _ => {
+                            return (Counted::new(io, Vec::new(), ticket), peer);
+                        }
+                    }
+                }
+                Some(read) = self.headers.join_next() => {
+                    if let Ok(Some(admitted)) = read {
+                        return admitted;
+                    }
+                }
             }
-            // Dropping `io` closes the socket.
         }
     }
 
@@ -236,11 +335,27 @@ where
     }
 }
 
-/// An admitted connection: the socket, and its place in the budgets for as
-/// long as it is open.
+/// An admitted connection: the socket, what was read from it ahead of TLS
+/// and HTTP (past a PROXY header), and its place in the budgets for as long
+/// as it is open.
 pub struct Counted<Io> {
     io: Io,
+    /// Served from `at` on before `io`'s own bytes; at most
+    /// [`proxy_header::MAX_HEADER_BYTES`], usually empty.
+    read_ahead: Vec<u8>,
+    at: usize,
     _ticket: Ticket,
+}
+
+impl<Io> Counted<Io> {
+    fn new(io: Io, read_ahead: Vec<u8>, ticket: Ticket) -> Self {
+        Counted {
+            io,
+            read_ahead,
+            at: 0,
+            _ticket: ticket,
+        }
+    }
 }
 
 impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
@@ -249,7 +364,18 @@ impl<Io: AsyncRead + Unpin> AsyncRead for Counted<Io> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = &mut *self;
+        if let Some(rest) = this
+            .read_ahead
+            .get(this.at..)
+            .filter(|rest| !rest.is_empty())
+        {
+            let take = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..take]);
+            this.at += take;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -289,7 +415,7 @@ mod tests {
 
     #[test]
     fn both_budgets_hold_and_a_closed_connection_gives_its_place_back() {
-        let admission = Admission::new(3, 2, TrustedProxies::default(), Blocklist::default());
+        let admission = Admission::new(3, 2, TrustedProxies::default(), Blocklist::default(), None);
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let b: IpAddr = "10.0.0.2".parse().expect("ip");
         let c: IpAddr = "10.0.0.3".parse().expect("ip");
@@ -310,6 +436,7 @@ mod tests {
             1,
             TrustedProxies::new(vec!["10.0.0.0/30".parse().expect("cidr")]),
             Blocklist::default(),
+            None,
         );
         let tickets = [
             admission.admit(proxy),
@@ -326,7 +453,7 @@ mod tests {
     #[test]
     fn a_blocked_address_is_refused_until_unblocked() {
         let blocked = Blocklist::default();
-        let admission = Admission::new(3, 3, TrustedProxies::default(), blocked.clone());
+        let admission = Admission::new(3, 3, TrustedProxies::default(), blocked.clone(), None);
         let ip: IpAddr = "203.0.113.7".parse().expect("ip");
         blocked.replace(vec!["203.0.113.0/24".parse().expect("cidr")]);
         assert!(admission.admit(ip).is_none());

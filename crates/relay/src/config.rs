@@ -72,6 +72,9 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` name the
     /// client; every per-address limit then counts that client.
     pub trusted_proxies: TrustedProxies,
+    /// The trusted proxies are TCP load balancers that open every
+    /// connection with a PROXY protocol header (v1 or v2) naming the client.
+    pub proxy_protocol: bool,
     /// How much of a visitor's client address agents see.
     pub visitor_address: VisitorAddress,
     /// STUN/TURN servers for remote-assistance calls.
@@ -139,6 +142,7 @@ impl Default for Config {
             },
             tls: None,
             trusted_proxies: TrustedProxies::default(),
+            proxy_protocol: false,
             visitor_address: VisitorAddress::default(),
             files_dir: None,
             files_url: None,

@@ -20,14 +20,17 @@
 //!    - [`tls`]: HTTPS and WSS on the relay's own socket: handshakes off the
 //!      accept loop, the certificate reloaded on `SIGHUP`.
 //!    - [`proxy`]: the client's address behind trusted reverse proxies.
+//!    - [`proxy_header`]: the PROXY protocol header a TCP load balancer
+//!      opens its connections with.
 //!    - [`blocklist`]: the client addresses an operator has blocked.
 //!    - [`http`]: HTTP/1.1 connections with time limits on headers, idle
 //!      keep-alive and bodies, each request carrying its client's address.
 //!      (Imports only [`proxy`].)
 //!    - [`admission`]: which accepted TCP connections are kept: a cap in
 //!      total (from the descriptor limit) and per client address, counted
-//!      before a byte is read, blocked addresses refused. (Imports only
-//!      [`telemetry`], [`proxy`] and [`blocklist`].)
+//!      before a byte is read, blocked addresses refused; behind a TCP load
+//!      balancer, by the client its PROXY header names. (Imports only
+//!      [`telemetry`], [`proxy`], [`proxy_header`] and [`blocklist`].)
 //! 2. [`config`]: settings and limits, and where each comes from.
 //! 3. [`store`]: the [`store::Store`] trait and its backends, SQLite (one
 //!    writer thread with group commit) and PostgreSQL (which also carries
@@ -60,6 +63,7 @@ pub mod http;
 pub mod hub;
 pub mod ids;
 pub mod proxy;
+pub mod proxy_header;
 pub mod prune;
 pub mod store;
 pub mod systemd;
@@ -137,12 +141,20 @@ pub async fn run(
         )?),
         None => None,
     };
+    if config.proxy_protocol && config.trusted_proxies.is_empty() {
+        tracing::warn!(
+            "proxy_protocol is on but trusted_proxies is empty: no PROXY header is read from anyone"
+        );
+    }
     let blocklist = blocklist::Blocklist::default();
     let admission = Admission::new(
         max_connections(&config.limits),
         config.limits.sockets_per_ip,
         config.trusted_proxies.clone(),
         blocklist.clone(),
+        config
+            .proxy_protocol
+            .then_some(config.limits.http_header_timeout),
     );
     let options = http_options(&config);
     let (listener, starting) =

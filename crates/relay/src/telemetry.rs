@@ -201,8 +201,10 @@ pub fn slow_client(reason: &'static str) {
 }
 
 /// A TCP connection was closed as soon as it was accepted: its address had
-/// its share of connections open (`reason` `address`), or the relay had as
-/// many as it may (`total`).
+/// its share of connections open (`reason` `address`), the relay had as
+/// many as it may (`total`), the address is blocked (`blocked`), or a
+/// trusted load balancer's PROXY header was missing or bad
+/// (`proxy_header`).
 pub fn connection_refused(reason: &'static str) {
     counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }

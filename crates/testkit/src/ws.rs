@@ -30,24 +30,37 @@ pub struct Client<E> {
 
 impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
     pub async fn connect(url: &str) -> Client<E> {
-        Client::connect_with(url, None, None).await
+        Client::connect_with(url, None, b"", None).await
     }
 
     /// Connects from the local address `source` (any of 127.0.0.0/8 on
     /// loopback), so that the relay sees another client address.
     pub async fn connect_from(url: &str, source: std::net::IpAddr) -> Client<E> {
-        Client::connect_with(url, Some(source), None).await
+        Client::connect_with(url, Some(source), b"", None).await
+    }
+
+    /// Connects from `source` as a TCP load balancer does: `header` (a
+    /// PROXY protocol header) first, then the TLS handshake (for a
+    /// `wss://` `url`, checked by `tls`) and the WebSocket one.
+    pub async fn connect_proxied(
+        url: &str,
+        source: std::net::IpAddr,
+        header: &[u8],
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Client<E> {
+        Client::connect_with(url, Some(source), header, tls).await
     }
 
     /// Connects to `url`; a `wss://` one is checked by `tls` (a
     /// [`crate::TestCa`]'s client).
     pub async fn connect_over(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Client<E> {
-        Client::connect_with(url, None, tls).await
+        Client::connect_with(url, None, b"", tls).await
     }
 
     async fn connect_with(
         url: &str,
         source: Option<std::net::IpAddr>,
+        header: &[u8],
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Client<E> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -71,7 +84,10 @@ impl<E: DeserializeOwned + std::fmt::Debug> Client<E> {
                 .bind((source, 0).into())
                 .expect("bind the source address");
         }
-        let stream = socket.connect(relay).await.expect("TCP connect");
+        let mut stream = socket.connect(relay).await.expect("TCP connect");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, header)
+            .await
+            .expect("write the header");
         // No Nagle, as browsers do: frames sent back to back would otherwise
         // wait for the relay's delayed ACK.
         stream.set_nodelay(true).expect("nodelay");

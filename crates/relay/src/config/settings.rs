@@ -48,6 +48,10 @@ settings! {
         /// else those headers are ignored.
         trusted_proxies: Vec<String> => relay.trusted_proxies, Serve, trusted_proxies,
             |proxies: &TrustedProxies| Some(proxies.ranges().iter().map(ToString::to_string).collect());
+        /// The trusted proxies are TCP load balancers (HAProxy send-proxy-v2)
+        /// that open every connection with a PROXY v1 or v2 header naming the
+        /// client; a connection from them without one is closed.
+        proxy_protocol: bool => relay.proxy_protocol, Serve, any, same;
         /// Welcome text the visitor's page shows first.
         greeting: String => relay.greeting, Serve, any, same;
         /// How much of a visitor's client address agents see: full, truncated

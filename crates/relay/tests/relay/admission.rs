@@ -29,7 +29,7 @@ async fn half_sent_from(relay: SocketAddr, source: &str) -> TcpStream {
 }
 
 /// Whether the relay closes `stream` without a word.
-async fn closed_at_once(stream: &mut TcpStream) -> bool {
+pub(crate) async fn closed_at_once(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     match tokio::time::timeout(PATIENCE, stream.read(&mut byte)).await {
         Ok(Ok(0) | Err(_)) => true,
@@ -40,11 +40,20 @@ async fn closed_at_once(stream: &mut TcpStream) -> bool {
 
 /// `GET /healthz` from `source`: the status line, or `None` if refused.
 pub(crate) async fn healthz_from(relay: SocketAddr, source: &str) -> Option<String> {
+    healthz_after(relay, source, b"").await
+}
+
+/// `GET /healthz` from `source` after `header` (a PROXY protocol header,
+/// as a load balancer sends it): the status line, or `None` if refused.
+pub(crate) async fn healthz_after(
+    relay: SocketAddr,
+    source: &str,
+    header: &[u8],
+) -> Option<String> {
     let mut stream = connect_from(relay, source).await;
-    stream
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n")
-        .await
-        .ok()?;
+    let mut request = header.to_vec();
+    request.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: kefu\r\nConnection: close\r\n\r\n");
+    stream.write_all(&request).await.ok()?;
     let mut answer = Vec::new();
     tokio::time::timeout(PATIENCE, stream.read_to_end(&mut answer))
         .await

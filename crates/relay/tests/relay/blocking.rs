@@ -25,7 +25,7 @@ use crate::support::{run_cli, stdout};
 /// bound leaves room for a loaded CI machine.
 const IN_FORCE_WITHIN: Duration = Duration::from_secs(2);
 
-async fn cli(relay: &TestRelay, args: &[&str]) -> String {
+pub(crate) async fn cli(relay: &TestRelay, args: &[&str]) -> String {
     let mut args = args.to_vec();
     args.extend(["--database", &relay.database]);
     let output = run_cli(&args, &[]).await;
@@ -35,7 +35,10 @@ async fn cli(relay: &TestRelay, args: &[&str]) -> String {
 
 /// Asks `check` again until it holds, and returns how long that took; the
 /// relay gives no event to await when it re-reads the store.
-async fn until<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) -> Duration {
+pub(crate) async fn until<F: Future<Output = bool>>(
+    what: &str,
+    mut check: impl FnMut() -> F,
+) -> Duration {
     let start = Instant::now();
     while !check().await {
         assert!(start.elapsed() < IN_FORCE_WITHIN, "not {what} in time");
@@ -118,7 +121,7 @@ async fn chatting_from(relay_url: &str, source: &str) -> Client<VisitorEvent> {
 
 /// The relay closes `visitor`'s connection as blocked: `forbidden`, then
 /// close 1008, as a refused `hello`.
-async fn closed_as_blocked(visitor: &mut Client<VisitorEvent>) {
+pub(crate) async fn closed_as_blocked(visitor: &mut Client<VisitorEvent>) {
     let error = visitor.next_error().await;
     assert_error(&error, ErrorCode::Forbidden);
     assert_eq!(error.message, "this address is blocked");

@@ -24,6 +24,7 @@ mod metrics;
 mod ops;
 mod outbox;
 mod proxies;
+mod proxy_protocol;
 mod revocation;
 mod schema;
 mod search;
