@@ -20,10 +20,11 @@
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
 //! requests and answers), [`send`], [`conversation`], [`event`], [`trail`],
-//! [`files`] and [`agent`].
+//! [`files`], [`deletion`] and [`agent`].
 
 mod agent;
 mod conversation;
+mod deletion;
 mod event;
 mod files;
 mod op;
@@ -44,7 +45,7 @@ use super::statements::{execute, query_optional};
 use super::summaries::Summaries;
 use crate::auth;
 use op::Applied;
-pub(super) use op::{ReadBy, WriteOp, Written};
+pub(super) use op::{Doomed, ReadBy, WriteOp, Written};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -121,6 +122,7 @@ pub(super) fn run(
         summaries: Summaries::default(),
         client_ids: ClientIds::new(client_ids::MOST_REMEMBERED),
     };
+    let mut data_version = DataVersion::default();
     while let Some(request) = queue.blocking_recv() {
         take(request, &mut batch, &mut queue);
         while batch.len() < MAX_BATCH {
@@ -130,6 +132,9 @@ pub(super) fn run(
             take(request, &mut batch, &mut queue);
         }
         if !batch.is_empty() {
+            if data_version.changed_by_others(&conn) {
+                memory.summaries.forget_all();
+            }
             commit_and_reply(&mut conn, &mut memory, &mut batch, changes.as_ref());
             checkpointer.committed();
             if checkpointer.restart_due()
@@ -144,6 +149,31 @@ pub(super) fn run(
         tracing::warn!(%error, "closing the database");
     }
     drop(database_file);
+}
+
+/// Whether another connection committed since we last asked: another
+/// process (`kefu-relay delete-conversation`) may have deleted a
+/// conversation whose summary memory holds, and a send written from that
+/// summary would fail until the relay restarted. SQLite answers from
+/// memory it keeps anyway; our own commits do not count.
+#[derive(Default)]
+struct DataVersion(Option<i64>);
+
+impl DataVersion {
+    fn changed_by_others(&mut self, conn: &Connection) -> bool {
+        let now = match conn.pragma_query_value(None, "data_version", |row| row.get(0)) {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::warn!(%error, "reading the data version");
+                // Unknown: assume changed; memory is only a cache.
+                self.0 = None;
+                return true;
+            }
+        };
+        let changed = self.0.is_some_and(|before| before != now);
+        self.0 = Some(now);
+        changed
+    }
 }
 
 fn take(request: Request, batch: &mut Vec<Pending>, queue: &mut mpsc::Receiver<Request>) {
@@ -290,12 +320,12 @@ fn summary_of(change: &Change) -> &ConversationSummary {
 }
 
 fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied, StoreError> {
-    // Only sends add to memory; the rest read summaries and leave them.
+    // Sends add to memory and deletions take from it; the rest read
+    // summaries and leave them.
     let Memory {
         summaries,
         client_ids,
     } = memory;
-    let summaries: &Summaries = summaries;
     match op {
         WriteOp::VisitorSend(send) => send::visitor_send(conn, summaries, client_ids, send),
         WriteOp::AgentSend(send) => send::agent_send(conn, summaries, client_ids, send),
@@ -343,6 +373,15 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         } => conversation::record_alone(conn, summaries, conversation_id, recorded, *origin),
         WriteOp::AddFile(file) => files::add_file(conn, file),
         WriteOp::PruneFiles { before_ms } => files::prune_files(conn, *before_ms),
+        WriteOp::DeleteConversations(doomed) => {
+            // Forgotten whether or not the write commits: memory is only a
+            // cache of the database.
+            for conversation in doomed {
+                summaries.forget(&conversation.id);
+                client_ids.forget(&conversation.id);
+            }
+            deletion::delete_conversations(conn, doomed)
+        }
     }
 }
 
