@@ -15,11 +15,6 @@ use std::time::{Duration, SystemTime};
 use crate::blobs::{BlobError, BlobStore};
 use crate::store::{Deleted, Store, StoreError};
 
-/// How long before a deletion a blob must have been put for the deletion
-/// to remove it: one put later (the same bytes uploaded again, whose row
-/// may not be written yet) is left to `prune-files`.
-const DELETE_GRACE: Duration = Duration::from_secs(5);
-
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
     #[error(transparent)]
@@ -85,7 +80,10 @@ pub async fn delete_conversations(
     let removed = match blobs {
         Some(blobs) if !digests.is_empty() => {
             let candidates: HashSet<String> = digests.into_iter().collect();
-            remove_unnamed(store, blobs, Some(&candidates), started - DELETE_GRACE).await?
+            // A blob put again since the deletion began (the same bytes
+            // uploaded anew, whose row may not be written yet) is left to
+            // `prune-files`.
+            remove_unnamed(store, blobs, Some(&candidates), started).await?
         }
         _ => 0,
     };
