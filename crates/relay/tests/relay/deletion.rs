@@ -136,7 +136,7 @@ async fn the_cli_deletes_a_resolved_conversation_and_its_files_while_the_relay_s
     );
 
     assert_eq!(history(&mut agent, &gone).await, Err(ErrorCode::NotFound));
-    assert_eq!(found(&mut agent, "zebrafish").await, [kept.clone()]);
+    assert_eq!(found(&mut agent, "zebrafish").await, [kept]);
     for file in [&shared, &own] {
         let answer = link(relay.addr, &leaving_hello.token, &file.id).await;
         assert_eq!(answer.status, 404, "{}", answer.body);

@@ -4,24 +4,20 @@
 //! starts afresh; the retention read finds only resolved ones gone quiet.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use kefu_protocol::AuthorKind;
 use kefu_protocol::agent::Role;
-use kefu_relay::store::{self, Reader, SearchQuery, Store};
+use kefu_relay::store::{self, Reader, Store};
 use kefu_testkit::TestDatabase;
 
 use super::files::{owner, thumbnail_digest, upload};
+use super::search::search;
 use super::trail::page;
 use super::{agent, agent_send, conversation_messages, new_conversation, visitor_send};
 
 async fn search_hits(store: &Arc<dyn Store>, text: &str) -> Vec<String> {
-    let query = SearchQuery::new(text, 50, Duration::from_secs(10)).expect("a query");
-    let page = store.search(&query).await.expect("search");
-    page.hits
-        .into_iter()
-        .map(|hit| hit.conversation.id)
-        .collect()
+    let hits = search(store, text).await;
+    hits.into_iter().map(|hit| hit.conversation.id).collect()
 }
 
 backend_test!(
@@ -70,7 +66,7 @@ async fn deleting_removes_a_resolved_conversation_whole(store: Arc<dyn Store>) {
     let deleted = store.delete_conversations(&asked).await.expect("delete");
     assert_eq!(
         deleted.conversations,
-        [gone.clone()],
+        std::slice::from_ref(&gone),
         "open and unknown skipped"
     );
     let mut digests = deleted.digests.clone();
@@ -89,7 +85,10 @@ async fn deleting_removes_a_resolved_conversation_whole(store: Arc<dyn Store>) {
     assert_eq!(store.visitor_conversation("v1").await.expect("read"), None);
     assert!(store.page_trail("v1").await.expect("trail").is_empty());
     assert!(store.file(&file.id).await.expect("file").is_none());
-    assert_eq!(search_hits(&store, "zebrafish").await, [open.clone()]);
+    assert_eq!(
+        search_hits(&store, "zebrafish").await,
+        std::slice::from_ref(&open)
+    );
     // The other conversation's file still names the shared blob.
     let named = store.file_digests().await.expect("digests");
     assert!(named.contains(&format!("{:064}", 2)));
@@ -98,7 +97,7 @@ async fn deleting_removes_a_resolved_conversation_whole(store: Arc<dyn Store>) {
 
     // Again: nothing left to delete.
     let again = store
-        .delete_conversations(&[gone.clone()])
+        .delete_conversations(std::slice::from_ref(&gone))
         .await
         .expect("again");
     assert!(again.conversations.is_empty());
