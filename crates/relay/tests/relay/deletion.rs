@@ -8,7 +8,7 @@ use std::time::Duration;
 use kefu_protocol::agent::search::SearchRequest;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus};
 use kefu_protocol::{ErrorCode, Message};
-use kefu_testkit::{Client, PATIENCE, TestRelay};
+use kefu_testkit::{Client, PATIENCE, TestDatabase, TestRelay};
 
 use crate::files::{PDF, blob_count, blobs_under, download, link, upload, uploaded};
 use crate::support::{run_cli, stderr, stdout};
@@ -151,6 +151,19 @@ async fn the_cli_deletes_a_resolved_conversation_and_its_files_while_the_relay_s
     let again = leaving.say("c3", "hello again").await;
     assert_ne!(again.conversation_id, gone);
     assert_eq!(again.seq, 1);
+    // An erasure request names the visitor.
+    resolve(&mut agent, &again.conversation_id).await;
+    let visitor = &leaving_hello.visitor_id;
+    let erased = run_cli(
+        &["delete-visitor", "--database", &relay.database, visitor],
+        &[],
+    )
+    .await;
+    assert!(erased.status.success(), "{erased:?}");
+    assert_eq!(
+        history(&mut agent, &again.conversation_id).await,
+        Err(ErrorCode::NotFound)
+    );
     let unknown = run_cli(
         &["delete-conversation", "--database", &relay.database, "nope"],
         &[],
@@ -161,8 +174,30 @@ async fn the_cli_deletes_a_resolved_conversation_and_its_files_while_the_relay_s
 }
 
 #[tokio::test]
-async fn with_a_retention_the_relay_deletes_old_resolved_conversations_itself() {
-    let relay = TestRelay::start().await;
+async fn with_a_retention_a_sqlite_relay_deletes_old_resolved_conversations_itself() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let database = format!("sqlite://{}", data.path().join("kefu.db").display());
+    retention_sweeps(&database, &data.path().join("files")).await;
+}
+
+#[tokio::test]
+async fn with_a_retention_a_postgres_relay_deletes_old_resolved_conversations_itself() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let files = tempfile::tempdir().expect("files dir");
+    retention_sweeps(&database.url, files.path()).await;
+    database.drop_database().await;
+}
+
+/// A relay restarted with a tiny retention deletes, in its sweep at
+/// start, the resolved conversation and its file, and keeps the open one.
+async fn retention_sweeps(database: &str, files: &std::path::Path) {
+    let files_dir = files.to_owned();
+    let relay = TestRelay::on_database(database, |config| {
+        config.files_dir = Some(files_dir.clone());
+    })
+    .await;
     let mut agent = signed_in_agent(&relay).await;
     let (mut old, old_hello) = relay.new_visitor().await;
     let file = uploaded(&upload(relay.addr, &old_hello.token, "name=a.pdf", PDF.to_vec()).await);
@@ -174,35 +209,26 @@ async fn with_a_retention_the_relay_deletes_old_resolved_conversations_itself() 
     let (mut waiting, _) = relay.new_visitor().await;
     let open = waiting.say("c1", "still here").await.conversation_id;
     drop((agent, old, waiting));
-    let stopped = relay.stop().await;
+    relay.stop().await;
+    assert_eq!(blobs_under(files), 1);
 
     // Everything resolved is older than a millisecond by now.
-    let relay = TestRelay::on_database(&stopped.database, |config| {
+    let _relay = TestRelay::on_database(database, |config| {
+        config.files_dir = Some(files_dir.clone());
         config.retention = Some(Duration::from_millis(1));
     })
     .await;
-    let store = kefu_relay::store::open(&relay.database, None)
-        .await
-        .expect("open");
     tokio::time::timeout(PATIENCE, async {
-        while store.conversation(&resolved).await.expect("read").is_some() {
+        while blobs_under(files) > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await
-    .expect("the sweep at start deletes it");
+    .expect("the sweep at start removes the file");
+    // Rows go before blobs: the conversation is gone by now.
+    let store = kefu_relay::store::open(database, None).await.expect("open");
+    assert!(store.conversation(&resolved).await.expect("read").is_none());
     assert!(store.conversation(&open).await.expect("read").is_some());
-    assert_eq!(
-        store.file_digests().await.expect("digests"),
-        Vec::<String>::new()
-    );
+    assert!(store.file_digests().await.expect("digests").is_empty());
     store.close().await;
-    let files = stopped.dir.path().join("kefu.db.files");
-    tokio::time::timeout(PATIENCE, async {
-        while blobs_under(&files) > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("its file's blob goes too");
 }
