@@ -73,6 +73,7 @@ type Reply = Result<Written, StoreError>;
 struct Memory {
     summaries: Summaries,
     client_ids: ClientIds,
+    data_version: DataVersion,
 }
 
 /// A write request waiting for the batch's commit.
@@ -121,8 +122,8 @@ pub(super) fn run(
     let mut memory = Memory {
         summaries: Summaries::default(),
         client_ids: ClientIds::new(client_ids::MOST_REMEMBERED),
+        data_version: DataVersion::default(),
     };
-    let mut data_version = DataVersion::default();
     while let Some(request) = queue.blocking_recv() {
         take(request, &mut batch, &mut queue);
         while batch.len() < MAX_BATCH {
@@ -132,9 +133,6 @@ pub(super) fn run(
             take(request, &mut batch, &mut queue);
         }
         if !batch.is_empty() {
-            if data_version.changed_by_others(&conn) {
-                memory.summaries.forget_all();
-            }
             commit_and_reply(&mut conn, &mut memory, &mut batch, changes.as_ref());
             checkpointer.committed();
             if checkpointer.restart_due()
@@ -266,9 +264,7 @@ fn commit_if_all_accepted(
     batch: &[Pending],
 ) -> rusqlite::Result<Option<Outcome>> {
     let mut done = Outcome::default();
-    // IMMEDIATE takes the write lock up front: another process writing the
-    // same file (an admin command) makes us wait, never fail half-way.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = begin(conn, memory)?;
     for pending in batch {
         let Ok(applied) = apply(&tx, memory, &pending.op) else {
             drop(tx); // rolls back
@@ -283,6 +279,21 @@ fn commit_if_all_accepted(
     Ok(Some(done))
 }
 
+/// Begins a batch's transaction. IMMEDIATE takes the write lock up front:
+/// another process writing the same file (an admin command) makes us wait,
+/// never fail half-way. Once the lock is ours nobody else can commit, so
+/// memory is checked against the database here (see [`DataVersion`]).
+fn begin<'c>(
+    conn: &'c mut Connection,
+    memory: &mut Memory,
+) -> rusqlite::Result<rusqlite::Transaction<'c>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if memory.data_version.changed_by_others(&tx) {
+        memory.summaries.forget_all();
+    }
+    Ok(tx)
+}
+
 /// A batch holding a refused request: each request inside its own
 /// savepoint, so that a refusal undoes only its own writes.
 fn commit_each_on_its_own(
@@ -291,7 +302,7 @@ fn commit_each_on_its_own(
     batch: &[Pending],
 ) -> rusqlite::Result<Outcome> {
     let mut done = Outcome::default();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = begin(conn, memory)?;
     for pending in batch {
         execute(&tx, "SAVEPOINT request", [])?;
         match apply(&tx, memory, &pending.op) {
@@ -325,6 +336,7 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
     let Memory {
         summaries,
         client_ids,
+        ..
     } = memory;
     match op {
         WriteOp::VisitorSend(send) => send::visitor_send(conn, summaries, client_ids, send),
