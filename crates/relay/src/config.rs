@@ -39,7 +39,7 @@ use crate::proxy::TrustedProxies;
 pub use ice::IceServers;
 pub use settings::{CommandLine, FileConfig, FileLimits, GlobalArgs, ServeArgs, Settings};
 pub use source::{ConfigError, Given, Source};
-pub use values::{LogFormat, VisitorAddress, mask_secrets};
+pub use values::{LogFormat, VisitorAddress, mask_secrets, parse_duration};
 
 /// Everything `serve` needs besides the listener and the store.
 #[derive(Debug, Clone)]
@@ -85,6 +85,9 @@ pub struct Config {
     /// An S3-compatible bucket for uploaded files (`s3://BUCKET`; endpoint
     /// and credentials from `AWS_*` variables), instead of `files_dir`.
     pub files_url: Option<String>,
+    /// How long a resolved conversation with nothing new is kept before
+    /// the relay deletes it with its files; `None`: forever.
+    pub retention: Option<Duration>,
     pub limits: Limits,
 }
 
@@ -146,6 +149,7 @@ impl Default for Config {
             visitor_address: VisitorAddress::default(),
             files_dir: None,
             files_url: None,
+            retention: None,
             limits: Limits::default(),
         }
     }

@@ -37,7 +37,8 @@
 //!    the cluster's news between nodes over `LISTEN`/`NOTIFY`), each with a
 //!    feed of committed changes for the hub. [`export`] reads the store out
 //!    as JSON Lines; [`prune`] removes files nobody can reach (store rows
-//!    and [`blobs`]).
+//!    and [`blobs`]) and deletes conversations with their files;
+//!    [`retention`] deletes those past the retention setting.
 //! 4. [`hub`]: one task owning routing and presence; fans committed changes
 //!    (and, in a cluster, the other nodes' news) out to connections through
 //!    bounded outboxes. Knows frames, not sockets.
@@ -65,6 +66,7 @@ pub mod ids;
 pub mod proxy;
 pub mod proxy_header;
 pub mod prune;
+pub mod retention;
 pub mod store;
 pub mod systemd;
 pub mod telemetry;
@@ -179,6 +181,14 @@ pub async fn run(
     let (stopping_tx, stopping) = watch::channel(false);
     // Every connection holds a clone; when all are dropped, `recv` returns None.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
+    if let Some(retention) = config.retention {
+        tokio::spawn(retention::run(
+            store.clone(),
+            files.0.clone(),
+            retention,
+            stopping.clone(),
+        ));
+    }
     let state = transport::AppState::new(
         store.clone(),
         hub,

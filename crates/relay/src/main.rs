@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use kefu_protocol::agent::Role;
-use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings};
+use kefu_relay::config::{GlobalArgs, LogFormat, ServeArgs, Settings, parse_duration};
 use kefu_relay::{auth, blocklist, export, store};
 use tracing_subscriber::EnvFilter;
 
@@ -66,6 +66,19 @@ enum Command {
     /// Remove files nobody can reach: uploads never sent within a day,
     /// blobs no message names, leftovers of crashed uploads.
     PruneFiles,
+    /// Delete resolved conversations for good, with their messages, notes,
+    /// files, search entries and visitor (profile, page trail); an open
+    /// one must be resolved first. Safe while relays serve.
+    DeleteConversation {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
+    /// Delete everything kept of visitors (an erasure request): their
+    /// conversation, as delete-conversation does.
+    DeleteVisitor {
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
     /// Write conversations with their messages to stdout as JSON Lines.
     Export {
         /// Only conversations active on or after this date
@@ -254,6 +267,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 pruned.unsent, pruned.blobs, pruned.staged
             );
         }
+        Command::DeleteConversation { ids } => {
+            delete(&settings, ids.into_iter().map(Target::Conversation)).await?;
+        }
+        Command::DeleteVisitor { ids } => {
+            delete(&settings, ids.into_iter().map(Target::Visitor)).await?;
+        }
         Command::Export { since } => {
             let since = since
                 .as_deref()
@@ -269,6 +288,76 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What `delete-conversation` and `delete-visitor` are given.
+enum Target {
+    Conversation(String),
+    Visitor(String),
+}
+
+/// Deletes the targets that can be, then fails naming those that could
+/// not (unknown, or still open).
+async fn delete(settings: &Settings, targets: impl Iterator<Item = Target>) -> anyhow::Result<()> {
+    let blobs = kefu_relay::open_blobs(&settings.relay)?;
+    let store = open(&settings.relay.database).await?;
+    let result = delete_from(store.as_ref(), blobs.as_deref(), targets).await;
+    store.close().await;
+    let refused = result?;
+    anyhow::ensure!(
+        refused.is_empty(),
+        "not deleted:\n  {}",
+        refused.join("\n  ")
+    );
+    Ok(())
+}
+
+/// Answers why each target not deleted was not.
+async fn delete_from(
+    store: &dyn store::Store,
+    blobs: Option<&dyn kefu_relay::blobs::BlobStore>,
+    targets: impl Iterator<Item = Target>,
+) -> anyhow::Result<Vec<String>> {
+    use kefu_protocol::agent::ConversationStatus;
+    let mut ids = Vec::new();
+    let mut refused = Vec::new();
+    for target in targets {
+        let id = match target {
+            Target::Conversation(id) => id,
+            Target::Visitor(visitor) => match store.visitor_conversation(&visitor).await? {
+                Some(id) => id,
+                None => {
+                    eprintln!("nothing is kept of visitor {visitor}");
+                    continue;
+                }
+            },
+        };
+        match store.conversation(&id).await? {
+            None => refused.push(format!("{id}: no such conversation")),
+            Some(summary) if summary.status != ConversationStatus::Resolved => {
+                refused.push(format!("{id}: still open; resolve it first"));
+            }
+            Some(_) => ids.push(id),
+        }
+    }
+    for batch in ids.chunks(kefu_relay::retention::BATCH as usize) {
+        let erased = kefu_relay::prune::delete_conversations(store, blobs, batch)
+            .await
+            .context("deleting failed")?;
+        for id in batch {
+            if !erased.conversations.contains(id) {
+                refused.push(format!(
+                    "{id}: changed meanwhile (reopened, or deleted by another process)"
+                ));
+            }
+        }
+        eprintln!(
+            "deleted {} conversations with their visitors; removed {} files",
+            erased.conversations.len(),
+            erased.blobs
+        );
+    }
+    Ok(refused)
 }
 
 async fn open(database: &str) -> anyhow::Result<std::sync::Arc<dyn store::Store>> {
@@ -361,30 +450,6 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-/// `90s`, `30m`, `12h` or `7d`.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.len().saturating_sub(1);
-    let (count, unit) = text.split_at(split);
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => {
-            return Err(format!(
-                "{text:?}: expected a number and s, m, h or d, as 12h"
-            ));
-        }
-    };
-    match count.parse::<u64>() {
-        Ok(count) if count > 0 => Ok(Duration::from_secs(count.saturating_mul(seconds))),
-        _ => Err(format!(
-            "{text:?}: expected a positive number before the unit, as 12h"
-        )),
-    }
 }
 
 fn rfc3339(at: time::OffsetDateTime) -> String {

@@ -28,6 +28,8 @@ pub const CONVERSATIONS_WAITING: &str = "kefu_conversations_waiting";
 pub const AGENTS_ONLINE: &str = "kefu_agents_online";
 pub const SLOW_CLIENTS: &str = "kefu_slow_clients_total";
 pub const CONNECTIONS_REFUSED: &str = "kefu_connections_refused_total";
+pub const CONVERSATIONS_DELETED: &str = "kefu_conversations_deleted_total";
+pub const FILES_DELETED: &str = "kefu_files_deleted_total";
 
 /// From half a millisecond (a commit on a fast disk) to seconds (a stall).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -127,6 +129,14 @@ fn describe() {
         CONNECTIONS_REFUSED,
         "TCP connections closed at accept, by the budget they passed (address or total)."
     );
+    describe_counter!(
+        CONVERSATIONS_DELETED,
+        "Conversations deleted, with their visitors, by this process (the retention sweep)."
+    );
+    describe_counter!(
+        FILES_DELETED,
+        "Blobs (files and thumbnails) removed with the conversations deleted by this process."
+    );
 }
 
 /// How a client's frames travel.
@@ -207,6 +217,13 @@ pub fn slow_client(reason: &'static str) {
 /// (`proxy_header`).
 pub fn connection_refused(reason: &'static str) {
     counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// Conversations were deleted with their files: `blobs` no other row named
+/// were removed.
+pub fn deleted(conversations: usize, blobs: usize) {
+    counter!(CONVERSATIONS_DELETED).increment(conversations as u64);
+    counter!(FILES_DELETED).increment(blobs as u64);
 }
 
 /// The hub's gauges, refreshed just before a scrape renders them.

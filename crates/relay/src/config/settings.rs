@@ -19,8 +19,8 @@ use super::source::{ConfigError, Given, Source, pick};
 use super::table::settings;
 use super::values::{
     DEFAULT_LISTEN, LogFormat, MIN_FRAME_BYTES, MIN_OUTBOUND_BYTES, any, at_least, database_url,
-    ice_urls, in_seconds, mask_secrets, origins, public_url, same, seconds, seconds_or_zero,
-    trusted_proxies,
+    ice_urls, in_seconds, mask_secrets, origins, public_url, retention, retention_text, same,
+    seconds, seconds_or_zero, trusted_proxies,
 };
 use super::{Config, TlsFiles};
 use crate::proxy::TrustedProxies;
@@ -99,6 +99,10 @@ settings! {
         /// endpoint, region and credentials from the AWS_* variables.
         files_url: String => relay.files_url, Serve, |url| Ok(Some(url)), Option::clone,
             .value_name("URL");
+        /// Delete resolved conversations (with their visitor and files)
+        /// after this long without anything new: 30d, 12h…, or off.
+        retention: String => relay.retention, Serve, retention, retention_text,
+            .value_name("DURATION");
     }
     limits {
         /// Largest WebSocket frame accepted, in bytes.

@@ -105,6 +105,53 @@ fn seconds_from(value: f64, zero_allowed: bool) -> Result<Duration, String> {
     }
 }
 
+/// `90s`, `30m`, `12h` or `7d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.len().saturating_sub(1);
+    let (count, unit) = text.split_at(split);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?}: expected a number and s, m, h or d, as 12h"
+            ));
+        }
+    };
+    match count.parse::<u64>() {
+        Ok(count) if count > 0 => Ok(Duration::from_secs(count.saturating_mul(seconds))),
+        _ => Err(format!(
+            "{text:?}: expected a positive number before the unit, as 12h"
+        )),
+    }
+}
+
+/// How long resolved conversations are kept: `off` (forever) or a
+/// duration as [`parse_duration`] reads it.
+pub(super) fn retention(text: String) -> Result<Option<Duration>, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    parse_duration(&text).map(Some)
+}
+
+/// A retention written back as it is read: `off`, or in the largest unit
+/// that divides it.
+pub(super) fn retention_text(retention: &Option<Duration>) -> Option<String> {
+    let Some(retention) = retention else {
+        return Some("off".to_owned());
+    };
+    let seconds = retention.as_secs();
+    let (count, unit) = [(86_400, "d"), (3600, "h"), (60, "m")]
+        .into_iter()
+        .find(|(size, _)| seconds % size == 0)
+        .map_or((seconds, "s"), |(size, unit)| (seconds / size, unit));
+    Some(format!("{count}{unit}"))
+}
+
 pub(super) fn database_url(url: String) -> Result<String, String> {
     let known = ["sqlite:", "postgres://", "postgresql://"];
     if known.iter().any(|scheme| url.starts_with(scheme)) {

@@ -14,12 +14,13 @@
 //!   events as the messages they are stored as; `search`: search and the
 //!   paged conversation list, as far as both backends share them;
 //!   `files`: the rows of uploaded files, their reads and who may fetch
-//!   one.
+//!   one; `deletion`: what deleting a conversation removes.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
 
 mod blocks;
+mod deletion;
 mod events;
 mod files;
 mod postgres;
@@ -40,6 +41,7 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
 pub use blocks::Block;
+pub use deletion::Deleted;
 pub use files::{FileOwner, FileReader, FileReads, NewFile, StoredFile};
 pub use postgres::PgStore;
 pub use reads::Reads;
@@ -351,6 +353,13 @@ pub trait Store: Reads + FileReads + 'static {
     /// Forgets pending uploads (never sent) made before `before`; returns
     /// how many. Their blobs go with the next sweep of unreferenced blobs.
     async fn prune_files(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Deletes the resolved conversations among `ids`, each with its
+    /// messages, files' rows, search rows, read marks and visitor (see
+    /// `deletion`); an id unknown or not resolved (checked in the deleting
+    /// write) is skipped. The blobs the removed rows named are the
+    /// caller's to remove once no row names them (`crate::prune`).
+    async fn delete_conversations(&self, ids: &[String]) -> Result<Deleted, StoreError>;
 
     /// Finishes queued writes and closes the database.
     async fn close(&self);

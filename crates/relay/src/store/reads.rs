@@ -58,6 +58,10 @@ pub(super) struct Queries<DB> {
     /// The whole query; binds the oldest `updated_at` (milliseconds), the id
     /// to start after and the limit; selects conversation ids.
     pub conversation_ids: &'static str,
+    /// The whole query; binds the newest `updated_at` (milliseconds) kept
+    /// and the limit; selects the ids of resolved conversations updated
+    /// before it, oldest first.
+    pub expired_conversations: &'static str,
     /// After [`PAGE_VIEW_SELECT`], oldest first; binds the visitor id and
     /// the limit, and selects the newest that many.
     pub page_trail: &'static str,
@@ -148,6 +152,14 @@ pub trait Reads: Send + Sync {
         &self,
         since: Option<OffsetDateTime>,
         after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// At most `limit` resolved conversations with nothing new since
+    /// before `before`, oldest first: what a retention setting deletes.
+    async fn expired_conversations(
+        &self,
+        before: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
 }
@@ -290,6 +302,19 @@ where
         Ok(sqlx::query_scalar(sql.conversation_ids)
             .bind(since.map_or(i64::MIN, to_millis))
             .bind(after_id.unwrap_or(""))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?)
+    }
+
+    async fn expired_conversations(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        let (sql, pool) = self.read_side();
+        Ok(sqlx::query_scalar(sql.expired_conversations)
+            .bind(to_millis(before))
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?)

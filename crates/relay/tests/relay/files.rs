@@ -108,8 +108,12 @@ pub(crate) async fn prune_now(relay: &TestRelay) -> kefu_relay::prune::Pruned {
 
 /// The blobs the relay keeps (beside its SQLite file).
 pub(crate) fn blob_count(relay: &TestRelay) -> usize {
-    let root = relay.dir.path().join("kefu.db.files");
-    std::fs::read_dir(&root)
+    blobs_under(&relay.dir.path().join("kefu.db.files"))
+}
+
+/// The blobs in a files directory.
+pub(crate) fn blobs_under(root: &std::path::Path) -> usize {
+    std::fs::read_dir(root)
         .expect("files dir")
         .filter_map(Result::ok)
         .filter(|entry| entry.file_name() != "tmp")

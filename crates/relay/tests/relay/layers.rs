@@ -24,7 +24,8 @@ const LAYERS: Table<'static> = &[
     ("config", &["cluster", "proxy", "blocklist"]),
     ("store", &["auth", "ids", "cluster", "telemetry"]),
     ("export", &["store"]),
-    ("prune", &["store", "blobs"]),
+    ("prune", &["store", "blobs", "telemetry"]),
+    ("retention", &["store", "blobs", "prune"]),
     (
         "hub",
         &["ids", "frame", "config", "store", "cluster", "telemetry"],

@@ -11,6 +11,7 @@ mod calls_browser;
 mod chat;
 mod cluster;
 mod crash;
+mod deletion;
 mod desk;
 mod files;
 mod files_browser;

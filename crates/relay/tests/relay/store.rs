@@ -615,6 +615,7 @@ async fn sqlite_published_summaries_match_the_database() {
     store.close().await;
 }
 
+mod deletion;
 mod files;
 mod search;
 mod timeline;

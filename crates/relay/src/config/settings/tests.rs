@@ -411,3 +411,42 @@ fn ice_servers_and_the_turn_secret_come_from_flags_and_the_file() {
     let error = Settings::resolve(global, serve, FileConfig::default()).expect_err("not ICE");
     assert!(error.to_string().contains("ice"), "{error}");
 }
+
+#[test]
+fn retention_is_off_or_a_duration_and_reads_back_the_same() {
+    let settings = Settings::resolve(
+        GlobalArgs::default(),
+        ServeArgs::default(),
+        FileConfig::default(),
+    )
+    .expect("defaults");
+    assert_eq!(settings.relay.retention, None);
+    assert!(settings.to_toml().contains("retention = \"off\""));
+
+    let (global, serve) = parse(&["--retention", "365d"]);
+    let settings = Settings::resolve(global, serve, file("retention = \"off\"")).expect("valid");
+    assert_eq!(
+        settings.relay.retention,
+        Some(Duration::from_secs(365 * 86_400))
+    );
+    assert!(settings.to_toml().contains("retention = \"365d\""));
+
+    let settings = Settings::resolve(
+        GlobalArgs::default(),
+        ServeArgs::default(),
+        file("retention = \"90m\""),
+    )
+    .expect("valid");
+    assert_eq!(settings.relay.retention, Some(Duration::from_secs(5400)));
+    // Written in the largest unit that divides it.
+    assert!(settings.to_toml().contains("retention = \"90m\""));
+
+    let (global, serve) = parse(&["--retention", "forever"]);
+    let message = Settings::resolve(global, serve, FileConfig::default())
+        .expect_err("not a duration")
+        .to_string();
+    assert!(
+        message.starts_with("invalid retention (set by --retention)"),
+        "{message}"
+    );
+}

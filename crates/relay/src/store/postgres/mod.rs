@@ -14,6 +14,7 @@
 //! writes the visitors' page trails.
 
 mod bus;
+mod deletion;
 mod files;
 mod reads;
 mod search;
@@ -38,9 +39,9 @@ use super::reads::{Queries, ReadSide};
 use super::rows::{seq_from_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, ResolveScope, SearchPage,
-    SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name, now_millis,
-    preview_of, to_millis,
+    AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
+    SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
+    now_millis, preview_of, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
@@ -652,6 +653,10 @@ impl Store for PgStore {
 
     async fn prune_files(&self, before: time::OffsetDateTime) -> Result<u64, StoreError> {
         files::prune_files(&self.pool, to_millis(before)).await
+    }
+
+    async fn delete_conversations(&self, ids: &[String]) -> Result<Deleted, StoreError> {
+        deletion::delete_conversations(&self.pool, ids).await
     }
 
     async fn close(&self) {

@@ -22,6 +22,8 @@ pub(super) static READS: Queries<Postgres> = Queries {
     agent_credentials: "SELECT id, token_hash FROM agents WHERE NOT disabled",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= $1 AND id > $2
         ORDER BY id LIMIT $3",
+    expired_conversations: "SELECT id FROM conversations
+        WHERE status = 'resolved' AND updated_at < $1 ORDER BY updated_at LIMIT $2",
     // The newest `limit`, turned oldest first.
     page_trail: "WHERE id IN (SELECT id FROM page_views WHERE visitor_id = $1
         ORDER BY at DESC, id DESC LIMIT $2) ORDER BY at, id",

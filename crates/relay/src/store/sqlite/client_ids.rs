@@ -120,6 +120,13 @@ impl ClientIds {
         }
     }
 
+    /// The conversation was deleted: its hashes would only take room.
+    pub fn forget(&mut self, conversation_id: &str) {
+        if let Some(remembered) = self.by_conversation.remove(conversation_id) {
+            self.total -= CONVERSATION_COST + remembered.hashes.len();
+        }
+    }
+
     fn hash(&self, (kind, author_id): (AuthorKind, &str), client_id: &str) -> u64 {
         self.hasher.hash_one((kind.as_str(), author_id, client_id))
     }

@@ -29,12 +29,12 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::reads::{Queries, ReadSide};
 use super::{
-    AgentSend, Block, Change, ListPage, ListQuery, NewFile, Reader, ResolveScope, SearchPage,
-    SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, to_millis,
+    AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
+    SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, to_millis,
 };
 use crate::ids::ConnId;
 use checkpointer::{Checkpointer, DatabaseFile};
-use writer::{ReadBy, Request, WriteOp, Written};
+use writer::{Doomed, ReadBy, Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
 const WRITE_QUEUE: usize = 4096;
@@ -56,6 +56,10 @@ static READS: Queries<Sqlite> = Queries {
     agent_credentials: "SELECT id, token_hash FROM agents WHERE disabled = 0",
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
         ORDER BY id LIMIT ?",
+    // No index on `updated_at` (it would cost every message a page):
+    // this reads the conversations, once per sweep, on a reader.
+    expired_conversations: "SELECT id FROM conversations
+        WHERE status = 'resolved' AND updated_at < ? ORDER BY updated_at LIMIT ?",
     // The newest `limit`, turned oldest first.
     page_trail: "WHERE id IN (SELECT id FROM page_views WHERE visitor_id = ?
         ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id",
@@ -416,6 +420,50 @@ impl Store for SqliteStore {
             .await?
         {
             Written::Count(removed) => Ok(removed),
+            _ => Err(StoreError::Corrupt(
+                "writer answered with the wrong kind".into(),
+            )),
+        }
+    }
+
+    async fn delete_conversations(&self, ids: &[String]) -> Result<Deleted, StoreError> {
+        let mut doomed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let last_seq: Option<i64> = sqlx::query_scalar(
+                "SELECT last_seq FROM conversations WHERE id = ? AND status = 'resolved'",
+            )
+            .bind(id)
+            .fetch_optional(&self.reads)
+            .await?;
+            if let Some(last_seq) = last_seq {
+                doomed.push(Doomed {
+                    id: id.clone(),
+                    last_seq,
+                    search_rows: Vec::new(),
+                });
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(Deleted::default());
+        }
+        // One scan of the index for the whole batch, on a reader, after
+        // `last_seq` was read: a row written since belongs to a message
+        // that moved `last_seq`, and the writer then skips its conversation.
+        let marks = vec!["?"; doomed.len()].join(", ");
+        let sql = format!(
+            "SELECT rowid, conversation_id FROM message_search WHERE conversation_id IN ({marks})"
+        );
+        let mut query = sqlx::query_as::<_, (i64, String)>(&sql);
+        for conversation in &doomed {
+            query = query.bind(&conversation.id);
+        }
+        for (rowid, conversation_id) in query.fetch_all(&self.reads).await? {
+            if let Some(conversation) = doomed.iter_mut().find(|c| c.id == conversation_id) {
+                conversation.search_rows.push(rowid);
+            }
+        }
+        match self.write(WriteOp::DeleteConversations(doomed)).await? {
+            Written::Deleted(deleted) => Ok(deleted),
             _ => Err(StoreError::Corrupt(
                 "writer answered with the wrong kind".into(),
             )),

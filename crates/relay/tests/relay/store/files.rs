@@ -13,7 +13,7 @@ use kefu_testkit::TestDatabase;
 
 use super::{agent, agent_send, conversation_messages, stored_summary, visitor_send};
 
-fn owner(kind: AuthorKind, id: &str) -> FileOwner {
+pub(super) fn owner(kind: AuthorKind, id: &str) -> FileOwner {
     FileOwner {
         kind,
         id: id.to_owned(),
@@ -21,7 +21,7 @@ fn owner(kind: AuthorKind, id: &str) -> FileOwner {
 }
 
 /// Records a 100-byte PNG `id` uploaded by `by`, with a thumbnail.
-async fn upload(
+pub(super) async fn upload(
     store: &Arc<dyn Store>,
     id: &str,
     by: FileOwner,
@@ -51,7 +51,7 @@ async fn upload(
 }
 
 /// The made-up digest of `id`'s thumbnail blob.
-fn thumbnail_digest(id: &str) -> String {
+pub(super) fn thumbnail_digest(id: &str) -> String {
     format!("t{:063}", id.len())
 }
 

@@ -16,7 +16,7 @@ use super::{agent, new_conversation, visitor_send};
 
 const BUDGET: Duration = Duration::from_secs(10);
 
-async fn search(store: &Arc<dyn Store>, text: &str) -> Vec<SearchHit> {
+pub(super) async fn search(store: &Arc<dyn Store>, text: &str) -> Vec<SearchHit> {
     let query = SearchQuery::new(text, 50, BUDGET).expect("a query");
     store.search(&query).await.expect("search").hits
 }

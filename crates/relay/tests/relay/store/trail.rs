@@ -13,7 +13,7 @@ use time::{Duration, OffsetDateTime};
 use super::{new_conversation, stored_summary};
 
 /// The `n`th page, `n` ms after a fixed moment, so order by time is known.
-fn page(n: usize) -> PageView {
+pub(super) fn page(n: usize) -> PageView {
     PageView {
         url: format!("https://shop.example/page/{n}"),
         title: Some(format!("Page {n}")),

@@ -20,10 +20,11 @@
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
 //! requests and answers), [`send`], [`conversation`], [`event`], [`trail`],
-//! [`files`] and [`agent`].
+//! [`files`], [`deletion`] and [`agent`].
 
 mod agent;
 mod conversation;
+mod deletion;
 mod event;
 mod files;
 mod op;
@@ -44,7 +45,7 @@ use super::statements::{execute, query_optional};
 use super::summaries::Summaries;
 use crate::auth;
 use op::Applied;
-pub(super) use op::{ReadBy, WriteOp, Written};
+pub(super) use op::{Doomed, ReadBy, WriteOp, Written};
 
 /// Most requests committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -72,6 +73,7 @@ type Reply = Result<Written, StoreError>;
 struct Memory {
     summaries: Summaries,
     client_ids: ClientIds,
+    data_version: DataVersion,
 }
 
 /// A write request waiting for the batch's commit.
@@ -120,6 +122,7 @@ pub(super) fn run(
     let mut memory = Memory {
         summaries: Summaries::default(),
         client_ids: ClientIds::new(client_ids::MOST_REMEMBERED),
+        data_version: DataVersion::default(),
     };
     while let Some(request) = queue.blocking_recv() {
         take(request, &mut batch, &mut queue);
@@ -144,6 +147,31 @@ pub(super) fn run(
         tracing::warn!(%error, "closing the database");
     }
     drop(database_file);
+}
+
+/// Whether another connection committed since we last asked: another
+/// process (`kefu-relay delete-conversation`) may have deleted a
+/// conversation whose summary memory holds, and a send written from that
+/// summary would fail until the relay restarted. SQLite answers from
+/// memory it keeps anyway; our own commits do not count.
+#[derive(Default)]
+struct DataVersion(Option<i64>);
+
+impl DataVersion {
+    fn changed_by_others(&mut self, conn: &Connection) -> bool {
+        let now = match conn.pragma_query_value(None, "data_version", |row| row.get(0)) {
+            Ok(now) => now,
+            Err(error) => {
+                tracing::warn!(%error, "reading the data version");
+                // Unknown: assume changed; memory is only a cache.
+                self.0 = None;
+                return true;
+            }
+        };
+        let changed = self.0.is_some_and(|before| before != now);
+        self.0 = Some(now);
+        changed
+    }
 }
 
 fn take(request: Request, batch: &mut Vec<Pending>, queue: &mut mpsc::Receiver<Request>) {
@@ -236,9 +264,7 @@ fn commit_if_all_accepted(
     batch: &[Pending],
 ) -> rusqlite::Result<Option<Outcome>> {
     let mut done = Outcome::default();
-    // IMMEDIATE takes the write lock up front: another process writing the
-    // same file (an admin command) makes us wait, never fail half-way.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = begin(conn, memory)?;
     for pending in batch {
         let Ok(applied) = apply(&tx, memory, &pending.op) else {
             drop(tx); // rolls back
@@ -253,6 +279,21 @@ fn commit_if_all_accepted(
     Ok(Some(done))
 }
 
+/// Begins a batch's transaction. IMMEDIATE takes the write lock up front:
+/// another process writing the same file (an admin command) makes us wait,
+/// never fail half-way. Once the lock is ours nobody else can commit, so
+/// memory is checked against the database here (see [`DataVersion`]).
+fn begin<'c>(
+    conn: &'c mut Connection,
+    memory: &mut Memory,
+) -> rusqlite::Result<rusqlite::Transaction<'c>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    if memory.data_version.changed_by_others(&tx) {
+        memory.summaries.forget_all();
+    }
+    Ok(tx)
+}
+
 /// A batch holding a refused request: each request inside its own
 /// savepoint, so that a refusal undoes only its own writes.
 fn commit_each_on_its_own(
@@ -261,7 +302,7 @@ fn commit_each_on_its_own(
     batch: &[Pending],
 ) -> rusqlite::Result<Outcome> {
     let mut done = Outcome::default();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = begin(conn, memory)?;
     for pending in batch {
         execute(&tx, "SAVEPOINT request", [])?;
         match apply(&tx, memory, &pending.op) {
@@ -290,12 +331,13 @@ fn summary_of(change: &Change) -> &ConversationSummary {
 }
 
 fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied, StoreError> {
-    // Only sends add to memory; the rest read summaries and leave them.
+    // Sends add to memory and deletions take from it; the rest read
+    // summaries and leave them.
     let Memory {
         summaries,
         client_ids,
+        ..
     } = memory;
-    let summaries: &Summaries = summaries;
     match op {
         WriteOp::VisitorSend(send) => send::visitor_send(conn, summaries, client_ids, send),
         WriteOp::AgentSend(send) => send::agent_send(conn, summaries, client_ids, send),
@@ -343,6 +385,15 @@ fn apply(conn: &Connection, memory: &mut Memory, op: &WriteOp) -> Result<Applied
         } => conversation::record_alone(conn, summaries, conversation_id, recorded, *origin),
         WriteOp::AddFile(file) => files::add_file(conn, file),
         WriteOp::PruneFiles { before_ms } => files::prune_files(conn, *before_ms),
+        WriteOp::DeleteConversations(doomed) => {
+            // Forgotten whether or not the write commits: memory is only a
+            // cache of the database.
+            for conversation in doomed {
+                summaries.forget(&conversation.id);
+                client_ids.forget(&conversation.id);
+            }
+            deletion::delete_conversations(conn, doomed)
+        }
     }
 }
 

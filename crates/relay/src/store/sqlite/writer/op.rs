@@ -65,6 +65,16 @@ pub(in super::super) enum WriteOp {
     PruneFiles {
         before_ms: i64,
     },
+    DeleteConversations(Vec<Doomed>),
+}
+
+/// A resolved conversation to delete, as a reader found it.
+pub(in super::super) struct Doomed {
+    pub id: String,
+    /// Deleted only if still at this `seq`: nothing written since the read.
+    pub last_seq: i64,
+    /// The rowids of its rows in `message_search`.
+    pub search_rows: Vec<i64>,
 }
 
 /// [`Reader`](super::super::super::Reader), owned for the queue.
@@ -79,6 +89,7 @@ pub(in super::super) enum Written {
     Agent(AgentInfo),
     /// How many rows a write removed.
     Count(u64),
+    Deleted(super::super::super::Deleted),
     Done,
     /// Nothing was written: the visitor has no conversation yet.
     NoConversation,
