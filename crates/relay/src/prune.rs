@@ -46,7 +46,7 @@ pub async fn prune_files(
     let unsent = store.prune_files(cutoff).await?;
     let staged = blobs.sweep_staging(grace).await?;
     let put_before = SystemTime::now() - grace;
-    let removed = remove_unnamed(store, blobs, None, put_before).await?;
+    let removed = remove_orphans(store, blobs, put_before).await?;
     Ok(Pruned {
         unsent,
         blobs: removed,
@@ -83,7 +83,7 @@ pub async fn delete_conversations(
             // A blob put again since the deletion began (the same bytes
             // uploaded anew, whose row may not be written yet) is left to
             // `prune-files`.
-            remove_unnamed(store, blobs, Some(&candidates), started).await?
+            remove_if_unnamed(store, blobs, candidates, started).await?
         }
         _ => 0,
     };
@@ -94,12 +94,12 @@ pub async fn delete_conversations(
     })
 }
 
-/// Removes the stored blobs (only `candidates`, when given) that no row
-/// names and that were put before `put_before`; answers how many.
-async fn remove_unnamed(
+/// Removes every stored blob that no row names and that was put before
+/// `put_before`; answers how many. Lists the whole store: for the daily
+/// `prune-files`, not for every deletion.
+async fn remove_orphans(
     store: &dyn Store,
     blobs: &dyn BlobStore,
-    candidates: Option<&HashSet<String>>,
     put_before: SystemTime,
 ) -> Result<usize, PruneError> {
     // Listed before the rows are read: a blob put after this is not seen.
@@ -107,8 +107,30 @@ async fn remove_unnamed(
     let named: HashSet<String> = store.file_digests().await?.into_iter().collect();
     let mut removed = 0;
     for (digest, put) in stored {
-        let wanted = candidates.is_none_or(|candidates| candidates.contains(&digest));
-        if wanted && put < put_before && !named.contains(&digest) {
+        if put < put_before && !named.contains(&digest) {
+            blobs.remove(&digest).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Removes those of `candidates` that no row names and that were put
+/// before `put_before`; answers how many. One look-up each, by index, so a
+/// deletion costs what it deleted, however many files the relay holds.
+async fn remove_if_unnamed(
+    store: &dyn Store,
+    blobs: &dyn BlobStore,
+    candidates: HashSet<String>,
+    put_before: SystemTime,
+) -> Result<usize, PruneError> {
+    let mut removed = 0;
+    for digest in candidates {
+        // Read before the rows, as the listing in `remove_orphans` is.
+        let Some(put) = blobs.put_at(&digest).await? else {
+            continue;
+        };
+        if put < put_before && !store.names_digest(&digest).await? {
             blobs.remove(&digest).await?;
             removed += 1;
         }

@@ -47,6 +47,8 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Every digest stored, with when it was last put (for the orphan
     /// sweep, which leaves recent ones to uploads still in flight).
     async fn list(&self) -> Result<Vec<(String, SystemTime)>, BlobError>;
+    /// When the blob was last put; `None` when it is not stored.
+    async fn put_at(&self, digest: &str) -> Result<Option<SystemTime>, BlobError>;
     /// Removes a blob; one already gone is no error.
     async fn remove(&self, digest: &str) -> Result<(), BlobError>;
 
@@ -249,6 +251,18 @@ impl BlobStore for BlobDir {
         blocking(move || store.sweep_staging_blocking(older_than)).await
     }
 
+    async fn put_at(&self, digest: &str) -> Result<Option<SystemTime>, BlobError> {
+        let path = self.path_of(digest)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => meta
+                .modified()
+                .map(Some)
+                .map_err(|source| BlobError::Io { path, source }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(BlobError::Io { path, source }),
+        }
+    }
+
     async fn remove(&self, digest: &str) -> Result<(), BlobError> {
         let path = self.path_of(digest)?;
         match tokio::fs::remove_file(&path).await {
@@ -280,6 +294,10 @@ mod tests {
         let listed = blobs.list().await.expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].0, digest);
+        assert_eq!(
+            blobs.put_at(&digest).await.expect("put at"),
+            Some(listed[0].1)
+        );
         for bad in [
             "../../etc/passwd",
             "tmp",
@@ -298,5 +316,6 @@ mod tests {
             Err(BlobError::Missing(_))
         ));
         assert!(blobs.list().await.expect("list").is_empty());
+        assert_eq!(blobs.put_at(&digest).await.expect("gone"), None);
     }
 }

@@ -70,6 +70,15 @@ impl BlobStore for S3Blobs {
             .collect())
     }
 
+    async fn put_at(&self, digest: &str) -> Result<Option<SystemTime>, BlobError> {
+        let key = Path::from(key_of(digest)?);
+        match self.store.head(&key).await {
+            Ok(meta) => Ok(Some(SystemTime::from(meta.last_modified))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(remote(error)),
+        }
+    }
+
     async fn remove(&self, digest: &str) -> Result<(), BlobError> {
         let key = Path::from(key_of(digest)?);
         match self.store.delete(&key).await {

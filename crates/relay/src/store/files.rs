@@ -174,6 +174,9 @@ pub trait FileReads: Send + Sync {
     /// Every blob digest some row names, files' and thumbnails': the
     /// blobs to keep.
     async fn file_digests(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Whether some row names `digest`, as a file or a thumbnail.
+    async fn names_digest(&self, digest: &str) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
@@ -225,6 +228,19 @@ where
         )
         .fetch_all(pool)
         .await?)
+    }
+
+    async fn names_digest(&self, digest: &str) -> Result<bool, StoreError> {
+        let (_, pool) = self.read_side();
+        let named: Option<i64> = sqlx::query_scalar(
+            "SELECT CAST(1 AS BIGINT) FROM files WHERE digest = $1
+             UNION ALL SELECT CAST(1 AS BIGINT) FROM files WHERE thumbnail_digest = $1
+             LIMIT 1",
+        )
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?;
+        Ok(named.is_some())
     }
 }
 

@@ -92,6 +92,20 @@ async fn deleting_removes_a_resolved_conversation_whole(store: Arc<dyn Store>) {
     // The other conversation's file still names the shared blob.
     let named = store.file_digests().await.expect("digests");
     assert!(named.contains(&format!("{:064}", 2)));
+    // Asked one by one, as a deletion asks of its files' blobs: the shared
+    // file and thumbnail are still named, the unsent upload's are not.
+    for (digest, still_named) in [
+        (format!("{:064}", 2), true),
+        (thumbnail_digest("f1"), true),
+        (format!("{:064}", 9), false),
+        (thumbnail_digest("pending-1"), false),
+    ] {
+        assert_eq!(
+            store.names_digest(&digest).await.expect("named"),
+            still_named,
+            "{digest}"
+        );
+    }
     assert!(store.file(&kept.id).await.expect("file").is_some());
     assert_eq!(conversation_messages(&store, &open, true).await.len(), 2);
 
