@@ -26,7 +26,6 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::super::StoreError;
-use super::writer::Request;
 
 /// How long the writer lets committed messages wait before it indexes
 /// them unasked. Longer gathers more rows per indexing transaction (each
@@ -70,11 +69,11 @@ impl IndexProgress {
     }
 
     /// Returns once the index holds every message committed when it was
-    /// called, asking the writer to index them now; refused past
-    /// `deadline` with [`StoreError::TimedOut`].
-    pub(super) async fn caught_up(
+    /// called, asking the writer (with `ask`, sent on `writes`) to index
+    /// them now; refused past `deadline` with [`StoreError::TimedOut`].
+    pub(super) async fn caught_up<R>(
         &self,
-        writes: &mpsc::Sender<Request>,
+        (writes, ask): (&mpsc::Sender<R>, R),
         deadline: Instant,
         budget: Duration,
     ) -> Result<(), StoreError> {
@@ -84,10 +83,7 @@ impl IndexProgress {
             return Ok(());
         }
         let caught_up = async {
-            writes
-                .send(Request::Index)
-                .await
-                .map_err(|_| StoreError::Closed)?;
+            writes.send(ask).await.map_err(|_| StoreError::Closed)?;
             // The sender lives as long as `self`: this ends by the deadline.
             indexed
                 .wait_for(|&upto| upto >= target)
@@ -101,16 +97,21 @@ impl IndexProgress {
     }
 }
 
-/// Asks the writer to index, [`INDEX_DELAY`] after a commit left messages
-/// to index; ends with the store's last sender.
-pub(super) async fn tick(progress: Arc<IndexProgress>, writes: mpsc::WeakSender<Request>) {
+/// Asks the writer to index (sends `ask()` on `writes`), [`INDEX_DELAY`]
+/// after a commit left messages to index; ends with the store's last
+/// sender.
+pub(super) async fn tick<R>(
+    progress: Arc<IndexProgress>,
+    writes: mpsc::WeakSender<R>,
+    ask: impl Fn() -> R,
+) {
     loop {
         progress.waiting.notified().await;
         tokio::time::sleep(INDEX_DELAY).await;
         let Some(writes) = writes.upgrade() else {
             return;
         };
-        if writes.send(Request::Index).await.is_err() {
+        if writes.send(ask()).await.is_err() {
             return;
         }
     }

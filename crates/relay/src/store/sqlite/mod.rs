@@ -141,7 +141,8 @@ impl SqliteStore {
                 drop(done);
             })
             .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;
-        let ticker = tokio::spawn(indexing::tick(indexed.clone(), writes.downgrade()));
+        let ask = || Request::Index;
+        let ticker = tokio::spawn(indexing::tick(indexed.clone(), writes.downgrade(), ask));
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
@@ -456,7 +457,7 @@ impl Store for SqliteStore {
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         let deadline = tokio::time::Instant::now() + query.budget;
         (self.indexed)
-            .caught_up(&self.writes, deadline, query.budget)
+            .caught_up((&self.writes, Request::Index), deadline, query.budget)
             .await?;
         self.searcher.search(query, deadline).await
     }
