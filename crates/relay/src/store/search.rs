@@ -2,9 +2,12 @@
 //!
 //! A query is split into terms; a message matches when its text holds every
 //! term, anywhere, ignoring case (a substring match, so scripts without
-//! spaces work). Each backend keeps a `message_search` table, written by a
-//! trigger in the message's own transaction (migrations `*_search.sql`),
-//! whose growing id orders hits newest first and is the page cursor.
+//! spaces work). Each backend keeps a `message_search` table (migrations
+//! `*_search.sql`) whose growing id orders hits newest first and is the
+//! page cursor. PostgreSQL writes it with a trigger in the message's own
+//! transaction; SQLite after the commit, and its searches wait until it
+//! holds every message committed when they started (`sqlite::indexing`):
+//! on both, a search finds every message acknowledged before it.
 //! SQLite looks terms of three characters or more up in its FTS5 trigram
 //! index and checks shorter ones with LIKE over the hits (or, with only
 //! short terms, over the newest rows until a page is full); PostgreSQL

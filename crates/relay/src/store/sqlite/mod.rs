@@ -3,10 +3,12 @@
 //! Writes go to one writer thread ([`writer`]) that commits them in
 //! batches, and a second thread copies the WAL into the database file
 //! ([`checkpointer`]); reads use a separate pool (sqlx, async) and never
-//! wait for the writer.
+//! wait for the writer. The writer indexes messages for search after their
+//! commit; a search waits for it to catch up ([`indexing`]).
 
 mod checkpointer;
 mod client_ids;
+mod indexing;
 mod search;
 mod statements;
 mod summaries;
@@ -14,7 +16,7 @@ mod writer;
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -26,6 +28,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
 
 use super::reads::{Queries, ReadSide};
 use super::{
@@ -34,7 +37,8 @@ use super::{
 };
 use crate::ids::ConnId;
 use checkpointer::{Checkpointer, DatabaseFile};
-use writer::{Doomed, ReadBy, Request, WriteOp, Written};
+use indexing::IndexProgress;
+use writer::{Doomed, Indexer, ReadBy, Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
 const WRITE_QUEUE: usize = 4096;
@@ -76,6 +80,10 @@ pub struct SqliteStore {
     path: PathBuf,
     reads: SqlitePool,
     searcher: search::Searcher,
+    /// How far the writer has indexed messages for search.
+    indexed: Arc<IndexProgress>,
+    /// The task asking the writer to index ([`indexing::tick`]).
+    ticker: AbortHandle,
     writes: mpsc::Sender<Request>,
     /// Resolves (with an error: its sender is dropped) when the writer
     /// thread has committed its last batch and closed the database.
@@ -117,27 +125,34 @@ impl SqliteStore {
         let file = path.to_owned();
         let for_checkpoints = database_file.clone();
         let for_writer = database_file.clone();
-        let (writer, checkpointer, visitor_secret) = tokio::task::spawn_blocking(move || {
-            let (writer, visitor_secret) = writer::open(&file)?;
-            let checkpointer = Checkpointer::start(&file, for_checkpoints)?;
-            Ok::<_, StoreError>((writer, checkpointer, visitor_secret))
-        })
-        .await
-        .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
+        let (writer, checkpointer, indexer, visitor_secret) =
+            tokio::task::spawn_blocking(move || {
+                let (writer, visitor_secret) = writer::open(&file)?;
+                let indexer = Indexer::open(&writer)?;
+                let checkpointer = Checkpointer::start(&file, for_checkpoints)?;
+                Ok::<_, StoreError>((writer, checkpointer, indexer, visitor_secret))
+            })
+            .await
+            .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
 
+        let indexed = indexer.progress();
         let (writes, queue) = mpsc::channel(WRITE_QUEUE);
         let (done, writer_done) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("kefu-sqlite-writer".into())
             .spawn(move || {
-                writer::run(writer, for_writer, checkpointer, queue, changes);
+                writer::run(writer, for_writer, checkpointer, indexer, queue, changes);
                 drop(done);
             })
             .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;
+        let ask = || Request::Index;
+        let ticker = tokio::spawn(indexing::tick(indexed.clone(), writes.downgrade(), ask));
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
             searcher,
+            indexed,
+            ticker: ticker.abort_handle(),
             writes,
             writer_done: Mutex::new(Some(writer_done)),
             visitor_secret,
@@ -485,12 +500,25 @@ impl Store for SqliteStore {
         self.reads.close().await;
     }
 
+    /// Waits first, within the query's budget, for the index to hold every
+    /// message committed so far (see [`indexing`]).
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        self.searcher.search(query).await
+        let deadline = tokio::time::Instant::now() + query.budget;
+        (self.indexed)
+            .caught_up((&self.writes, Request::Index), deadline, query.budget)
+            .await?;
+        self.searcher.search(query, deadline).await
     }
 
     async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         self.searcher.list(query).await
+    }
+}
+
+impl Drop for SqliteStore {
+    /// The ticker would otherwise wait for commits that never come.
+    fn drop(&mut self) {
+        self.ticker.abort();
     }
 }
 

@@ -48,8 +48,13 @@ impl Searcher {
         Searcher { pool }
     }
 
-    pub(super) async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
-        let deadline = Instant::now() + query.budget;
+    /// `deadline`: the end of `query.budget`, which may have started
+    /// before (waiting for the index).
+    pub(super) async fn search(
+        &self,
+        query: &SearchQuery,
+        deadline: Instant,
+    ) -> Result<SearchPage, StoreError> {
         let mut conn = self.connection(deadline, query.budget).await?;
         let within = |error| timed_out(error, deadline, query.budget);
         let (indexed, short) = query.terms_by_length();

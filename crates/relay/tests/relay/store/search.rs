@@ -289,3 +289,70 @@ async fn a_search_past_its_budget_is_stopped(store: Arc<dyn Store>) {
     // The connection it held serves the next search, within its budget.
     assert_eq!(search(&store, "order").await.len(), 1);
 }
+
+backend_test!(
+    sqlite_a_search_sees_every_message_acked_before_it,
+    postgres_a_search_sees_every_message_acked_before_it,
+    a_search_sees_every_message_acked_before_it
+);
+/// SQLite indexes after the commit (migration 0015): a search must still
+/// find every message whose send returned before the search started, even
+/// when they come faster than one batch and none had time to be indexed.
+async fn a_search_sees_every_message_acked_before_it(store: Arc<dyn Store>) {
+    const SENDS: usize = 300;
+    let sends = (0..SENDS).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let send = visitor_send(&format!("v{i}"), "c1", &format!("parcel {i}"));
+            store.visitor_send(send).await.expect("send");
+        })
+    });
+    for send in sends.collect::<Vec<_>>() {
+        send.await.expect("sender");
+    }
+    let mut found = HashSet::new();
+    let mut query = SearchQuery::new("parcel", 50, BUDGET).expect("a query");
+    loop {
+        let page = store.search(&query).await.expect("search");
+        found.extend(page.hits.iter().map(|hit| hit.conversation.id.clone()));
+        match page.next {
+            Some(before) => query.before = Some(before),
+            None => break,
+        }
+    }
+    assert_eq!(found.len(), SENDS, "one hit per conversation");
+}
+
+/// Without any search asking, SQLite indexes a message within a bounded
+/// time of its ack (about 2 × 200 ms; the deadline here leaves room for a
+/// loaded machine): the backlog's mark reaches the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_indexes_messages_nobody_searches_for() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("kefu.db");
+    let store = store::open(&format!("sqlite://{}", path.display()), None)
+        .await
+        .expect("open SQLite");
+    new_conversation(&store, "v1", "c1", "where is my parcel").await;
+
+    let file = rusqlite::Connection::open_with_flags(
+        &path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .expect("open the file");
+    let indexed = || {
+        file.query_row(
+            "SELECT count(*) FROM message_search WHERE message_search MATCH 'parcel'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .expect("read the index")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while indexed() == 0 {
+        assert!(std::time::Instant::now() < deadline, "indexed in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(file);
+    store.close().await;
+}

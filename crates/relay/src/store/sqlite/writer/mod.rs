@@ -17,6 +17,9 @@
 //! runs on one thread from cached prepared statements; what is left is one
 //! wake-up per batch and one reply per request.
 //!
+//! Between batches it also indexes committed messages for search, off the
+//! acknowledgement's path ([`index`]).
+//!
 //! This file is the loop: batching, the commit and its savepoint fallback,
 //! publishing and replying. What each request does is in [`op`] (the
 //! requests and answers), [`send`], [`conversation`], [`event`], [`trail`],
@@ -27,6 +30,7 @@ mod conversation;
 mod deletion;
 mod event;
 mod files;
+mod index;
 mod op;
 mod send;
 mod trail;
@@ -36,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use kefu_protocol::agent::ConversationSummary;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::super::{Change, StoreError};
@@ -44,6 +49,7 @@ use super::client_ids::{self, ClientIds};
 use super::statements::{execute, query_optional};
 use super::summaries::Summaries;
 use crate::auth;
+pub(super) use index::Indexer;
 use op::Applied;
 pub(super) use op::{Doomed, ReadBy, WriteOp, Written};
 
@@ -63,7 +69,10 @@ pub(super) enum Request {
         op: WriteOp,
         reply: oneshot::Sender<Reply>,
     },
-    /// Refuse new writes, commit the queued ones and stop.
+    /// Index the messages committed so far, as soon as the requests
+    /// queued before this one are committed.
+    Index,
+    /// Refuse new writes, commit the queued ones, index and stop.
     Stop,
 }
 
@@ -115,6 +124,7 @@ pub(super) fn run(
     mut conn: Connection,
     database_file: DatabaseFile,
     checkpointer: Checkpointer,
+    mut indexer: Indexer,
     mut queue: mpsc::Receiver<Request>,
     changes: Option<mpsc::Sender<Change>>,
 ) {
@@ -124,24 +134,40 @@ pub(super) fn run(
         client_ids: ClientIds::new(client_ids::MOST_REMEMBERED),
         data_version: DataVersion::default(),
     };
-    while let Some(request) = queue.blocking_recv() {
-        take(request, &mut batch, &mut queue);
-        while batch.len() < MAX_BATCH {
-            let Ok(request) = queue.try_recv() else {
-                break;
-            };
-            take(request, &mut batch, &mut queue);
-        }
-        if !batch.is_empty() {
-            commit_and_reply(&mut conn, &mut memory, &mut batch, changes.as_ref());
-            checkpointer.committed();
-            if checkpointer.restart_due()
-                && let Err(error) = checkpointer::checkpoint(&conn)
-            {
-                tracing::warn!(%error, "checkpointing the WAL");
+    loop {
+        // With indexing due, requests already queued go first, but the
+        // writer does not wait for more.
+        let first = if indexer.due() {
+            match queue.try_recv() {
+                Ok(request) => Some(request),
+                Err(TryRecvError::Empty) => None,
+                Err(TryRecvError::Disconnected) => break,
+            }
+        } else {
+            match queue.blocking_recv() {
+                Some(request) => Some(request),
+                None => break,
+            }
+        };
+        if let Some(request) = first {
+            take(request, &mut batch, &mut queue, &mut indexer);
+            while batch.len() < MAX_BATCH {
+                let Ok(request) = queue.try_recv() else {
+                    break;
+                };
+                take(request, &mut batch, &mut queue, &mut indexer);
+            }
+            if !batch.is_empty() {
+                let changes = changes.as_ref();
+                commit_and_reply(&mut conn, &mut memory, &mut batch, &mut indexer, changes);
+                after_commit(&conn, &checkpointer);
             }
         }
+        if indexer.due() && indexer.index_chunk(&mut conn) {
+            after_commit(&conn, &checkpointer);
+        }
     }
+    indexer.drain(&mut conn);
     checkpointer.stop();
     if let Err((_, error)) = conn.close() {
         tracing::warn!(%error, "closing the database");
@@ -174,9 +200,24 @@ impl DataVersion {
     }
 }
 
-fn take(request: Request, batch: &mut Vec<Pending>, queue: &mut mpsc::Receiver<Request>) {
+fn after_commit(conn: &Connection, checkpointer: &Checkpointer) {
+    checkpointer.committed();
+    if checkpointer.restart_due()
+        && let Err(error) = checkpointer::checkpoint(conn)
+    {
+        tracing::warn!(%error, "checkpointing the WAL");
+    }
+}
+
+fn take(
+    request: Request,
+    batch: &mut Vec<Pending>,
+    queue: &mut mpsc::Receiver<Request>,
+    indexer: &mut Indexer,
+) {
     match request {
         Request::Write { op, reply } => batch.push(Pending { op, reply }),
+        Request::Index => indexer.request(),
         // What is already queued is still received, and committed.
         Request::Stop => queue.close(),
     }
@@ -186,6 +227,7 @@ fn commit_and_reply(
     conn: &mut Connection,
     memory: &mut Memory,
     batch: &mut Vec<Pending>,
+    indexer: &mut Indexer,
     changes: Option<&mpsc::Sender<Change>>,
 ) {
     let started = Instant::now();
@@ -197,6 +239,9 @@ fn commit_and_reply(
                 .filter(|change| matches!(change, Change::Message { message, .. } if !message.is_event()))
                 .count();
             crate::telemetry::committed(batch.len(), messages, started.elapsed());
+            // Before any reply: a search that starts after an ack waits
+            // for the index to hold that message.
+            indexer.committed(conn);
             done
         }
         Err(error) => {
