@@ -42,6 +42,11 @@ use writer::{Doomed, Indexer, ReadBy, Request, WriteOp, Written};
 
 /// Requests waiting for the writer before senders wait for room.
 const WRITE_QUEUE: usize = 4096;
+/// How long a deletion waits for the search index to catch up with the
+/// messages it deletes (a few thousand a second are indexed; only an
+/// overloaded or failing writer takes longer, and the deletion is then
+/// refused, to be tried again).
+const INDEX_WAIT_FOR_DELETION: Duration = Duration::from_secs(30);
 const READ_CONNECTIONS: u32 = 4;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -461,6 +466,17 @@ impl Store for SqliteStore {
         if doomed.is_empty() {
             return Ok(Deleted::default());
         }
+        // Messages are indexed after their commit: every one committed up
+        // to the `last_seq` just read is in the index before it is scanned,
+        // or its row would be left behind, holding the deleted text.
+        let deadline = tokio::time::Instant::now() + INDEX_WAIT_FOR_DELETION;
+        (self.indexed)
+            .caught_up(
+                (&self.writes, Request::Index),
+                deadline,
+                INDEX_WAIT_FOR_DELETION,
+            )
+            .await?;
         // One scan of the index for the whole batch, on a reader, after
         // `last_seq` was read: a row written since belongs to a message
         // that moved `last_seq`, and the writer then skips its conversation.

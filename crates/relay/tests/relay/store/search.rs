@@ -356,3 +356,29 @@ async fn sqlite_indexes_messages_nobody_searches_for() {
     drop(file);
     store.close().await;
 }
+
+/// Another process opening the database (an admin command while the relay
+/// runs) indexes what it finds in the backlog; the relay's own writer must
+/// then not index the same messages again, or a search finds each twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_messages_indexed_by_another_opener_are_not_indexed_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("kefu.db").display());
+    let relay = store::open(&url, None).await.expect("open SQLite");
+    let mut conversations = Vec::new();
+    for visitor in ["v1", "v2", "v3"] {
+        conversations.push(new_conversation(&relay, visitor, "c1", "lost walrus").await);
+    }
+    // Opened at once, with the three still in the backlog: its writer
+    // indexes them on opening.
+    let admin = store::open(&url, None).await.expect("open it again");
+    assert_eq!(search(&admin, "walrus").await.len(), 3);
+    // The relay's writer indexes when its own search asks.
+    let mut found = positions(&search(&relay, "walrus").await);
+    found.sort();
+    conversations.sort();
+    let once: Vec<_> = conversations.into_iter().map(|id| (id, Some(1))).collect();
+    assert_eq!(found, once, "each found once");
+    admin.close().await;
+    relay.close().await;
+}

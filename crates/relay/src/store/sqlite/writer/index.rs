@@ -144,6 +144,16 @@ fn index_chunk(conn: &mut Connection, mark: i64) -> rusqlite::Result<Option<i64>
 
 fn index_chunk_unsynced(conn: &mut Connection, mark: i64) -> rusqlite::Result<Option<i64>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // The stored mark, read under the write lock, is the one that counts:
+    // another process opening the database (an admin command) indexes the
+    // backlog too, and rows indexed twice would be found twice.
+    let stored = query_optional(
+        &tx,
+        "SELECT value FROM settings WHERE key = ?",
+        [MARK_KEY],
+        |row| row.get::<_, i64>(0),
+    )?;
+    let mark = stored.map_or(mark, |stored| stored.max(mark));
     let upto = query_optional(
         &tx,
         "SELECT max(id) FROM (SELECT id FROM message_search_backlog WHERE id > ?
