@@ -266,7 +266,7 @@ async fn visitor_ws(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let peer_info = visitor::Peer::new(peer.ip(), &headers);
+    let peer_info = Box::new(visitor::Peer::new(peer.ip(), &headers));
     let slot = state.budgets.visitor_sockets.acquire(peer.ip());
     accept(state, slot, upgrade, "visitor", |state, session| {
         visitor::ws::serve(state, session, peer_info)
@@ -299,7 +299,11 @@ async fn assist_ws(
 /// The socket goes into a boxed [`session::Session`] before the connection's
 /// future is built: the futures that wait on it then hold a pointer, where
 /// each would otherwise keep its own copy of the 370-byte socket for as long
-/// as the connection lives.
+/// as the connection lives. For the same reason what the upgrade closure
+/// needs is boxed: axum's task keeps the closure's captures, spent or not,
+/// until the connection ends. (`serve`'s future is built inside the block
+/// that awaits it: built outside, the block kept it twice, as a capture
+/// and as the future it awaits, 700 bytes more per connection.)
 fn accept<F, Served>(
     state: AppState,
     slot: Option<IpPermit>,
@@ -309,23 +313,18 @@ fn accept<F, Served>(
 ) -> Response
 where
     F: FnOnce(AppState, Box<session::Session>) -> Served + Send + 'static,
-    Served: std::future::Future<Output = ()> + Send,
+    Served: std::future::Future<Output = ()> + Send + 'static,
 {
     let Some(slot) = slot else {
         return too_many_connections();
     };
     let conn = ConnId::next();
     let span = tracing::info_span!("conn", id = %conn, role);
-    session::configure(upgrade, &state.config.limits).on_upgrade(move |socket| {
-        let shared: &Shared = &state;
-        let session = Box::new(session::Session::new(
-            conn,
-            socket,
-            &shared.config.limits,
-            slot,
-            shared.stopping.clone(),
-            shared.alive.clone(),
-        ));
+    let upgrade = session::configure(upgrade, &state.config.limits);
+    let pending = Box::new((state, slot, serve));
+    upgrade.on_upgrade(move |socket| {
+        let (state, slot, serve) = *pending;
+        let session = Box::new(session::Session::new(conn, socket, state.clone(), slot));
         async move {
             let _open = OpenConnection::new(role, Transport::WebSocket);
             serve(state, session).await;

@@ -20,6 +20,7 @@ use kefu_protocol::{ErrorCode, ErrorFrame, Reconnect, Seq};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
+use super::AppState;
 use crate::admission::IpPermit;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
@@ -33,9 +34,11 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// lives on; frames above this many times the limit are not even read.
 pub(super) const HARD_LIMIT_FACTOR: usize = 4;
 /// Chat frames are small: a small read buffer keeps idle connections cheap
-/// (it grows for a larger frame). 1 KiB rather than 4 KiB measured about
-/// 3 KiB less resident memory per idle connection (docs/benchmarks.md).
-const READ_BUFFER: usize = 1024;
+/// (it grows for a larger frame, which then takes more read calls: a
+/// 64 KiB frame up to 256 instead of 64). Every idle connection keeps it:
+/// 4 KiB → 1 KiB measured about 3 KiB less resident memory per idle
+/// connection, 1 KiB → 256 bytes about 0.75 KiB less (docs/benchmarks.md).
+const READ_BUFFER: usize = 256;
 /// Frames from the hub are buffered and written together (see
 /// [`Session::deliver`]); past this many bytes they are written at once, which
 /// also bounds what a connection keeps allocated after a burst.
@@ -140,7 +143,9 @@ pub(super) struct Session {
     pub id: ConnId,
     socket: WebSocket,
     inbox: Option<Inbox>,
-    limits: Limits,
+    /// For the limits: a handle rather than a copy of them, which every
+    /// idle connection would keep (about 200 bytes each).
+    state: AppState,
     rate: DefaultDirectRateLimiter,
     stopping: watch::Receiver<bool>,
     ping: Interval,
@@ -155,14 +160,8 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub fn new(
-        id: ConnId,
-        socket: WebSocket,
-        limits: &Limits,
-        address_slot: IpPermit,
-        stopping: watch::Receiver<bool>,
-        alive: mpsc::Sender<()>,
-    ) -> Self {
+    pub fn new(id: ConnId, socket: WebSocket, state: AppState, address_slot: IpPermit) -> Self {
+        let limits = &state.config.limits;
         let mut ping =
             tokio::time::interval_at(Instant::now() + limits.ping_interval, limits.ping_interval);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -170,16 +169,20 @@ impl Session {
             id,
             socket,
             inbox: None,
-            limits: limits.clone(),
             rate: super::limits::frame_limiter(limits),
-            stopping,
+            stopping: state.stopping.clone(),
             ping,
             last_heard: Instant::now(),
             unflushed: 0,
             address_slot: Some(address_slot),
             refused: None,
-            _alive: alive,
+            _alive: state.alive.clone(),
+            state,
         }
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.state.config.limits
     }
 
     /// Gives back the connection's slot in its address's budget: a signed-in
@@ -307,7 +310,7 @@ impl Session {
                 Err(Ended)
             }
             Signal::Ping => {
-                if self.last_heard.elapsed() > self.limits.ping_interval * 3 {
+                if self.last_heard.elapsed() > self.limits().ping_interval * 3 {
                     tracing::debug!(conn = %self.id, "peer silent, closing");
                     return Err(Ended);
                 }
@@ -350,11 +353,11 @@ impl Session {
     /// Malformed frames get `bad_request` and the wait goes on; any other
     /// request first is refused and ends the session.
     pub async fn hello<T: FirstFrame>(&mut self) -> Result<T, Ended> {
-        let deadline = Instant::now() + self.limits.hello_timeout;
+        let deadline = Instant::now() + self.limits().hello_timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.next()).await {
                 Err(_) => {
-                    let seconds = self.limits.hello_timeout.as_secs_f32();
+                    let seconds = self.limits().hello_timeout.as_secs_f32();
                     self.reject(ErrorFrame::new(
                         ErrorCode::BadRequest,
                         format!("no hello within {seconds} s"),
@@ -382,13 +385,14 @@ impl Session {
 
     /// Why a frame is refused before parsing, if it is.
     fn refuse(&self, text: &str) -> Option<ErrorFrame> {
-        if text.len() > self.limits.max_frame_bytes {
+        let limits = self.limits();
+        if text.len() > limits.max_frame_bytes {
             return Some(ErrorFrame::new(
                 ErrorCode::TooLarge,
                 format!(
                     "frame of {} bytes exceeds the limit of {} bytes",
                     text.len(),
-                    self.limits.max_frame_bytes
+                    limits.max_frame_bytes
                 ),
             ));
         }
@@ -397,7 +401,7 @@ impl Session {
                 ErrorCode::RateLimited,
                 format!(
                     "more than {} frames per second; this frame was dropped",
-                    self.limits.frames_per_second
+                    limits.frames_per_second
                 ),
             ));
         }

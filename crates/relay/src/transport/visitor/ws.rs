@@ -24,9 +24,14 @@ struct Visitor {
 /// Saying hello, the replay and each request are short-lived and large
 /// (store calls, encoding), so they are boxed and only their pointer is in
 /// the task: about 4 KiB less per idle connection (docs/benchmarks.md).
-pub(in crate::transport) async fn serve(state: AppState, mut session: Box<Session>, peer: Peer) {
+/// `peer` is boxed too, as the task keeps its arguments to the end.
+pub(in crate::transport) async fn serve(
+    state: AppState,
+    mut session: Box<Session>,
+    peer: Box<Peer>,
+) {
     session.end_when(blocking::ends_visitor(&state, peer.address));
-    let Some(mut visitor) = Box::pin(Visitor::hello(state, session, peer)).await else {
+    let Some(mut visitor) = Box::pin(Visitor::hello(state, session, *peer)).await else {
         return;
     };
     if Box::pin(visitor.start()).await.is_ok() {
