@@ -3,11 +3,12 @@
 //! Admission refuses a blocked peer at accept; [`refuse_blocked`] refuses a
 //! blocked client that a trusted proxy names, before any handler runs; and
 //! the visitors already connected from a range when it is blocked are
-//! closed ([`ends_visitor`] for WebSockets, the long-poll sessions when the
-//! list changes). Agents keep their connections: a block is against
+//! closed (each WebSocket watches the list for its own address, see
+//! [`crate::blocklist::BlockWatch`]; the long-poll sessions when the list
+//! changes). Agents keep their connections: a block is against
 //! anonymous traffic, and an agent behind a blocked office NAT is known.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
@@ -32,7 +33,7 @@ pub async fn watch(state: AppState) {
             .collect();
         if state.blocklist.replace(ranges) {
             tracing::info!(blocks = blocks.len(), "blocked addresses changed");
-            // WebSockets wait for their own address (`ends_visitor`); the
+            // WebSockets wait for their own address (`BlockWatch`); the
             // sessions of long-poll visitors have nobody waiting between
             // polls, so they are closed here.
             state.polls.close_blocked(&state.blocklist).await;
@@ -59,17 +60,4 @@ pub async fn refuse_blocked(
 /// What a blocked client is told, on a request or on its open connection.
 pub(super) fn blocked() -> ErrorFrame {
     ErrorFrame::new(ErrorCode::Forbidden, "this address is blocked")
-}
-
-/// Resolves, to the error the visitor is told, once a block covers
-/// `address`: for [`super::session::Session::end_when`].
-pub(super) fn ends_visitor(
-    state: &AppState,
-    address: IpAddr,
-) -> impl Future<Output = ErrorFrame> + Send + use<> {
-    let blocked_now = state.blocklist.until_blocked(address);
-    async move {
-        blocked_now.await;
-        blocked()
-    }
 }

@@ -22,6 +22,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::AppState;
 use crate::admission::IpPermit;
+use crate::blocklist::BlockWatch;
 use crate::config::Limits;
 use crate::frame::{Frame, decode, encode};
 use crate::hub::{Inbox, Outbound};
@@ -156,6 +157,8 @@ pub(super) struct Session {
     address_slot: Option<IpPermit>,
     /// Ends the session, telling the client the error it resolves to.
     refused: Option<Pin<Box<dyn Future<Output = ErrorFrame> + Send>>>,
+    /// Ends the session once its client's address is blocked.
+    blocked: Option<BlockWatch>,
     _alive: mpsc::Sender<()>,
 }
 
@@ -176,6 +179,7 @@ impl Session {
             unflushed: 0,
             address_slot: Some(address_slot),
             refused: None,
+            blocked: None,
             _alive: state.alive.clone(),
             state,
         }
@@ -195,6 +199,12 @@ impl Session {
     /// error it resolves to (then closing with 1008, as a refused `hello`).
     pub fn end_when(&mut self, refused: impl Future<Output = ErrorFrame> + Send + 'static) {
         self.refused = Some(Box::pin(refused));
+    }
+
+    /// Ends the session once `watch`'s address is blocked, telling the
+    /// client so (then closing with 1008, as a refused `hello`).
+    pub fn end_when_blocked(&mut self, watch: BlockWatch) {
+        self.blocked = Some(watch);
     }
 
     /// Starts delivering hub output (after the connection registered).
@@ -275,6 +285,9 @@ impl Session {
                 _ = self.stopping.wait_for(|stopping| *stopping) => Signal::Stopping,
                 _ = self.ping.tick() => Signal::Ping,
                 error = until(&mut self.refused) => Signal::Refused(Box::new(error)),
+                () = until_blocked(&mut self.blocked) => {
+                    Signal::Refused(Box::new(super::blocking::blocked()))
+                }
             };
             return Wake::Signal(signal);
         }
@@ -520,6 +533,13 @@ async fn from_hub(inbox: &mut Option<Inbox>) -> Option<Outbound> {
 }
 
 /// `future`'s output; never, if there is none.
+async fn until_blocked(watch: &mut Option<BlockWatch>) {
+    match watch {
+        Some(watch) => watch.blocked().await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn until<T>(future: &mut Option<Pin<Box<dyn Future<Output = T> + Send>>>) -> T {
     match future {
         Some(future) => future.await,

@@ -3,9 +3,9 @@
 use kefu_protocol::Seq;
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 
+use super::super::AppState;
 use super::super::limits::websocket_outbox;
 use super::super::session::{Ended, Event, Session};
-use super::super::{AppState, blocking};
 use super::{Peer, REPLAY_PAGE, VisitorCore};
 use crate::frame::{decode, encode};
 use crate::hub::{Outbound, mailbox};
@@ -30,7 +30,7 @@ pub(in crate::transport) async fn serve(
     mut session: Box<Session>,
     peer: Box<Peer>,
 ) {
-    session.end_when(blocking::ends_visitor(&state, peer.address));
+    session.end_when_blocked(state.blocklist.watch(peer.address));
     let Some(mut visitor) = Box::pin(Visitor::hello(state, session, *peer)).await else {
         return;
     };
