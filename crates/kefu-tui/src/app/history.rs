@@ -48,6 +48,12 @@ pub enum Row<'a> {
     Failed { retry: bool },
 }
 
+/// Where the rows a history pane `height` rows tall shows end (exclusive),
+/// scrolled `scroll` rows up from the newest: never past the oldest row.
+pub fn view_end(total: usize, scroll: usize, height: usize) -> usize {
+    total - scroll.min(total.saturating_sub(height))
+}
+
 /// Every row of `conversation`'s history for a pane `width` columns wide,
 /// oldest first; replies not yet acknowledged come last. `thumbnails`
 /// says which images have a preview, and its size.

@@ -119,8 +119,7 @@ impl App {
         }
         let rows = history::rows(conversation, area.width, &self.thumbnails);
         let height = usize::from(area.height);
-        let scroll = conversation.scroll.min(rows.len().saturating_sub(height));
-        let end = rows.len() - scroll;
+        let end = history::view_end(rows.len(), conversation.scroll, height);
         let near = end.saturating_sub(2 * height)..(end + height).min(rows.len());
         let images: Vec<(Attachment, Cells)> = rows[near]
             .iter()
@@ -155,7 +154,7 @@ impl App {
             (true, Some(area), Some(conversation)) if conversation.scroll > 0 => {
                 let rows = history::rows(conversation, area.width, &self.thumbnails);
                 let height = usize::from(area.height);
-                let end = rows.len() - conversation.scroll.min(rows.len().saturating_sub(height));
+                let end = history::view_end(rows.len(), conversation.scroll, height);
                 (rows[end..].iter())
                     .filter(|row| {
                         matches!(row, history::Row::Image { attachment, .. } if attachment.id == id)

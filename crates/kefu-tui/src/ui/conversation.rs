@@ -9,7 +9,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph};
 
 use super::{ago, bold, border, dim, history};
-use crate::app::history::{INDENT, attachment_label};
+use crate::app::history::{INDENT, attachment_label, view_end};
 use crate::app::{App, Conversation, Overlay};
 use crate::keys::Focus;
 use crate::layout::ConversationAreas;
@@ -160,8 +160,8 @@ fn draw_history(app: &App, frame: &mut Frame, conversation: &Conversation, area:
         images,
     } = history::lines(app, conversation, area.width);
     let height = usize::from(area.height);
-    let scroll = conversation.scroll.min(rows.len().saturating_sub(height));
-    let end = rows.len() - scroll;
+    let end = view_end(rows.len(), conversation.scroll, height);
+    let scroll = rows.len() - end;
     let start = end.saturating_sub(height);
     let visible: Vec<Line> = rows[start..end].to_vec();
     // Newest next to the compose box, as in any chat: a short history sits
