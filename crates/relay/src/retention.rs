@@ -21,6 +21,10 @@ use crate::store::Store;
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 /// Conversations deleted in one write.
 pub const BATCH: u32 = 100;
+/// Expired conversations read at a time. Each read scans the conversations
+/// (no index on `updated_at`: it would cost every message a page), so
+/// they are read many batches at once, not once a batch.
+const SCAN: u32 = 100 * BATCH;
 
 /// Deletes every resolved conversation with nothing new since before
 /// `before`, in batches, until none is left or `stopping` turns true.
@@ -32,18 +36,25 @@ pub async fn sweep(
 ) -> Result<Erased, PruneError> {
     let mut total = Erased::default();
     while !*stopping.borrow() {
-        let ids = store.expired_conversations(before, BATCH).await?;
+        let ids = store.expired_conversations(before, SCAN).await?;
         if ids.is_empty() {
             break;
         }
-        let erased = prune::delete_conversations(store, blobs, &ids).await?;
+        let mut deleted_any = false;
+        for batch in ids.chunks(BATCH as usize) {
+            if *stopping.borrow() {
+                break;
+            }
+            let erased = prune::delete_conversations(store, blobs, batch).await?;
+            deleted_any |= !erased.conversations.is_empty();
+            total.conversations.extend(erased.conversations);
+            total.blobs += erased.blobs;
+        }
         // All skipped (reopened meanwhile, or deleted by another relay):
         // the next read would find the same ones again.
-        if erased.conversations.is_empty() {
+        if !deleted_any {
             break;
         }
-        total.conversations.extend(erased.conversations);
-        total.blobs += erased.blobs;
     }
     Ok(total)
 }

@@ -66,7 +66,8 @@ static READS: Queries<Sqlite> = Queries {
     conversation_ids: "SELECT id FROM conversations WHERE updated_at >= ? AND id > ?
         ORDER BY id LIMIT ?",
     // No index on `updated_at` (it would cost every message a page):
-    // this reads the conversations, once per sweep, on a reader.
+    // this scans the conversations, on a reader, once per many batches
+    // (`retention::SCAN`).
     expired_conversations: "SELECT id FROM conversations
         WHERE status = 'resolved' AND updated_at < ? ORDER BY updated_at LIMIT ?",
     // The newest `limit`, turned oldest first.
