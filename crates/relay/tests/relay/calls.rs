@@ -477,6 +477,21 @@ async fn a_call_works_across_two_relays() {
         .await;
     page.until(|frame| matches!(frame, AssistEvent::CallJoined(_)).then_some(()))
         .await;
+    // As a real page does, the visitor signals the page once its own relay
+    // says the page is in the call: relay A may apply the visitor's own
+    // join before relay B's notification of the page's arrives, and then
+    // names the page in a `CallJoined` after the welcome.
+    visitor
+        .until(|frame| match frame {
+            VisitorEvent::CallWelcome(welcome) => welcome
+                .peers
+                .iter()
+                .any(|peer| peer.peer == you)
+                .then_some(()),
+            VisitorEvent::CallJoined(joined) => (joined.peer.peer == you).then_some(()),
+            _ => None,
+        })
+        .await;
     let offer = signal(&link.call_id, &you, SignalKind::Offer, "v=0 across");
     visitor.send(&VisitorRequest::CallSignal(offer)).await;
     assert_eq!(page_signal(&mut page).await.data, "v=0 across");
