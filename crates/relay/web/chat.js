@@ -29,6 +29,7 @@
       attach: 'Attach a file', uploading: 'Uploading {0}…', cancel: 'Cancel',
       fileTooLarge: '{0} is too large to send.', fileRefused: 'Files like {0} cannot be sent.',
       fileFailed: '{0} could not be sent: {1}',
+      historyDeleted: 'Earlier messages of this chat were deleted.',
     },
     zh: {
       title: '在线客服', connecting: '正在连接…', online: '客服在线',
@@ -43,6 +44,7 @@
       attach: '发送文件', uploading: '正在上传 {0}…', cancel: '取消',
       fileTooLarge: '{0} 太大，无法发送。', fileRefused: '无法发送 {0} 这类文件。',
       fileFailed: '{0} 发送失败：{1}',
+      historyDeleted: '此对话之前的消息已被删除。',
     },
   };
   const requestedLang = params.get('lang') || navigator.language || 'en';
@@ -107,8 +109,10 @@
   const state = {
     connected: false,
     agentsOnline: null,
+    conversationId: null, // the conversation the shown messages are of
     lastSeq: 0, // highest seq shown
     shown: new Set(), // seqs shown
+    stored: [], // elements of the shown messages, to forget them
     pending: new Map(), // client_id -> {text, el, timer}
     sent: new Map(), // seq -> element of our own message, for "seen"
     agentReadUpTo: 0,
@@ -204,7 +208,34 @@
     el.dataset.delivery = key;
   }
 
+  /** Follows the visitor's conversation as the relay names it. When the
+   *  page shows another one, that one was deleted (by an operator, or by
+   *  the retention) and the relay starts the visitor a new conversation
+   *  whose seqs start over at 1: the old messages go, or new ones with the
+   *  same seqs would be taken for them and never shown. Messages still
+   *  being sent stay, and the page connects again to be sent the new
+   *  conversation from its start: a replay or a poll asked for what came
+   *  after the old one's last seq. Whether the page showed another. */
+  function follow(conversationId) {
+    const id = conversationId || null;
+    if (id === state.conversationId) return false;
+    const replaced = state.conversationId !== null;
+    state.conversationId = id;
+    if (!replaced) return false;
+    for (const el of state.stored) el.remove();
+    state.stored = [];
+    state.shown.clear();
+    state.sent.clear();
+    state.lastSeq = 0;
+    state.agentReadUpTo = 0;
+    lastReadSent = 0;
+    bubble({ kind: 'system', text: t('historyDeleted') });
+    transport.restart(1);
+    return true;
+  }
+
   function showMessage(message) {
+    follow(message.conversation_id);
     if (state.shown.has(message.seq)) return;
     state.shown.add(message.seq);
     state.lastSeq = Math.max(state.lastSeq, message.seq);
@@ -218,7 +249,7 @@
       markSent(el, message.seq);
       return;
     }
-    bubble({ kind: 'theirs', author: message.author.name, text: linkCard(message.link) || content(message), at: message.at });
+    state.stored.push(bubble({ kind: 'theirs', author: message.author.name, text: linkCard(message.link) || content(message), at: message.at }));
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);
@@ -245,6 +276,7 @@
   }
 
   function markSent(el, seq) {
+    state.stored.push(el);
     state.sent.set(seq, el);
     setDelivery(el, seq <= state.agentReadUpTo ? 'seen' : 'sent');
   }
@@ -371,6 +403,8 @@
     switch (frame.type) {
       case 'welcome':
         saved.token = frame.token;
+        // Connecting again: this welcome's replay follows the old seqs.
+        if (follow(frame.conversation_id)) break;
         state.agentsOnline = frame.agents_online;
         state.connected = true;
         setBanner(null);
@@ -384,7 +418,10 @@
         reportPages();
         break;
       case 'message': showMessage(frame); break;
-      case 'ack': acknowledged(frame.client_id, frame.seq); break;
+      case 'ack':
+        follow(frame.conversation_id);
+        acknowledged(frame.client_id, frame.seq);
+        break;
       case 'error':
         if (frame.ref && state.pending.has(frame.ref)) {
           failed(frame.ref, frame.message);

@@ -138,7 +138,11 @@ impl Browser {
     }
 
     /// Waits for a chat bubble of `kind` (mine, theirs, system) holding `text`.
-    async fn wait_for_bubble(&self, kind: &str, text: &str) -> fantoccini::elements::Element {
+    pub(crate) async fn wait_for_bubble(
+        &self,
+        kind: &str,
+        text: &str,
+    ) -> fantoccini::elements::Element {
         let xpath = format!(
             "//li[contains(concat(' ', @class, ' '), ' {kind} ')]/div[@class='bubble'][contains(., {})]",
             xpath_literal(text)

@@ -59,17 +59,13 @@ async fn history(
 /// relay's own locks on the SQLite file (POSIX locks are per process), and
 /// its close would then take itself for the last connection and remove
 /// the WAL the relay still writes.
-async fn signed_in_agent(relay: &TestRelay) -> Client<AgentEvent> {
-    let output = run_cli(
-        &["agent", "add", "alice", "--database", &relay.database],
-        &[],
-    )
-    .await;
+pub(crate) async fn signed_in_agent(relay: &TestRelay, name: &str) -> Client<AgentEvent> {
+    let output = run_cli(&["agent", "add", name, "--database", &relay.database], &[]).await;
     assert!(output.status.success(), "{output:?}");
     relay.signed_in_agent(stdout(&output).trim()).await
 }
 
-async fn resolve(agent: &mut Client<AgentEvent>, conversation_id: &str) {
+pub(crate) async fn resolve(agent: &mut Client<AgentEvent>, conversation_id: &str) {
     agent
         .send(&AgentRequest::Resolve {
             conversation_id: conversation_id.into(),
@@ -85,7 +81,7 @@ async fn resolve(agent: &mut Client<AgentEvent>, conversation_id: &str) {
 #[tokio::test]
 async fn the_cli_deletes_a_resolved_conversation_and_its_files_while_the_relay_serves() {
     let relay = TestRelay::start().await;
-    let mut agent = signed_in_agent(&relay).await;
+    let mut agent = signed_in_agent(&relay, "alice").await;
 
     let (mut leaving, leaving_hello) = relay.new_visitor().await;
     let shared =
@@ -198,7 +194,7 @@ async fn retention_sweeps(database: &str, files: &std::path::Path) {
         config.files_dir = Some(files_dir.clone());
     })
     .await;
-    let mut agent = signed_in_agent(&relay).await;
+    let mut agent = signed_in_agent(&relay, "alice").await;
     let (mut old, old_hello) = relay.new_visitor().await;
     let file = uploaded(&upload(relay.addr, &old_hello.token, "name=a.pdf", PDF.to_vec()).await);
     let resolved = old

@@ -12,6 +12,7 @@ mod chat;
 mod cluster;
 mod crash;
 mod deletion;
+mod deletion_browser;
 mod desk;
 mod files;
 mod files_browser;
