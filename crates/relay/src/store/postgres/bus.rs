@@ -16,7 +16,9 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::super::rows::{MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, seq_to_sql};
+use super::super::rows::{
+    MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, SummaryRow, seq_to_sql,
+};
 use super::super::{AgentMark, Change, Reads, StoreError};
 use crate::cluster::{
     self, Carried, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId,
@@ -114,6 +116,7 @@ fn message_payload(
             message: message.clone(),
             summary,
         })),
+        rows: None,
     };
     let whole = encode(&change)?;
     if whole.len() <= cluster::MAX_PAYLOAD {
@@ -196,6 +199,14 @@ async fn listen(
     }
 }
 
+/// A new message and its summary as the rows PostgreSQL's message writes
+/// (migration 0012) carry in their notification.
+#[derive(serde::Deserialize)]
+struct CarriedRows {
+    message: MessageRow,
+    summary: SummaryRow,
+}
+
 /// Reads what a change reference names.
 async fn resolve_change(
     pool: &PgPool,
@@ -203,6 +214,20 @@ async fn resolve_change(
     change: ChangeRef,
 ) -> Result<Option<Change>, StoreError> {
     Ok(match change {
+        ChangeRef::Message {
+            node: from,
+            origin,
+            rows: Some(rows),
+            ..
+        } => {
+            let CarriedRows { message, summary } = serde_json::from_value(*rows)
+                .map_err(|error| StoreError::Corrupt(format!("carried rows: {error}")))?;
+            Some(Change::Message {
+                message: message.try_into()?,
+                summary: summary.try_into()?,
+                origin: origin.filter(|_| from == node).map(ConnId::from_raw),
+            })
+        }
         ChangeRef::Message {
             node: from,
             origin,
@@ -222,6 +247,7 @@ async fn resolve_change(
             node: from,
             origin,
             carried: None,
+            rows: None,
         } => {
             let row: Option<MessageRow> = sqlx::query_as(&format!(
                 "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq = $2"

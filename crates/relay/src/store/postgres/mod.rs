@@ -27,23 +27,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
-use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row};
+use kefu_protocol::{AuthorKind, Message, Seq, TimelineEvent};
+use sqlx::Postgres;
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::query::QueryAs;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{self, agent_author, event_message};
-use super::files::Sending;
+use super::files::attachments_refused;
 use super::reads::{Queries, ReadSide};
-use super::rows::{seq_from_sql, seq_to_sql};
+use super::rows::{MessageRow, link_to_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
     AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
     SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
     now_millis, preview_of, to_millis,
 };
-use crate::cluster::{ChangeRef, ClusterLink, NodeId};
+use crate::cluster::{self, ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
 use crate::{auth, ids};
 use writes::{
@@ -102,21 +103,44 @@ impl PgStore {
         Ok((store, Some(link)))
     }
 
-    /// Inserts a message; `None` if its `client_id` was stored meanwhile by
-    /// a concurrent resend (the transaction is then rolled back).
-    async fn insert_message(
+    /// Binds what a message write of migration 0012 needs to tell the
+    /// cluster, after its own arguments.
+    fn bind_notification(&self, call: MessageCall, origin: Option<ConnId>) -> MessageCall {
+        call.bind(cluster::CHANGES_CHANNEL)
+            .bind(self.node.clone())
+            .bind(origin.and_then(|origin| i64::try_from(origin.raw()).ok()))
+            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
+    }
+
+    /// Runs a message write of migration 0012: one statement, its own
+    /// transaction, committed when it answers. It runs in a task of its
+    /// own, so it finishes, durable, whether or not the caller still waits
+    /// (see `writes::begin`). The stored message, or the original of a
+    /// resend, also when it raced the original.
+    async fn write_message(
         &self,
-        mut tx: Tx,
-        message: &Message,
-    ) -> Result<Option<Tx>, StoreError> {
-        let inserted = insert_row(&mut tx, message).await;
-        match inserted {
-            Ok(_) => Ok(Some(tx)),
+        call: MessageCall,
+        kind: AuthorKind,
+        author_id: &str,
+        client_id: &str,
+    ) -> Result<Message, Refused> {
+        let pool = self.pool.clone();
+        let written = writes::detached(async move { Ok(call.fetch_one(&pool).await) }).await?;
+        match written {
+            Ok(row) => Ok(Message::try_from(row)?),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                tx.rollback().await?;
-                Ok(None)
+                Ok(self.original(kind, author_id, client_id).await?)
             }
-            Err(error) => Err(error.into()),
+            Err(sqlx::Error::Database(error)) => Err(match error.code().as_deref() {
+                Some("KF404") => Refused::Store(StoreError::NotFound("conversation")),
+                Some("KF403") => Refused::Store(attachments_refused()),
+                Some("KF409") => match error.message().parse() {
+                    Ok(state) => Refused::Rule(state),
+                    Err(_) => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
+                },
+                _ => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
+            }),
+            Err(error) => Err(Refused::Store(error.into())),
         }
     }
 
@@ -196,179 +220,94 @@ impl ReadSide for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
-        if let Some(original) = existing_message(
-            &self.pool,
-            AuthorKind::Visitor,
-            &send.visitor_id,
-            &send.client_id,
-        )
-        .await?
-        {
-            return Ok(original);
-        }
-        let now = now_millis();
-        let now_ms = to_millis(now);
-        let mut tx = writes::begin(&self.pool).await?;
-        upsert_visitor(&mut tx, &send.visitor_id, &send.details, now_ms).await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
-             VALUES ($1, $2, 'waiting', $3, $3, $3) ON CONFLICT (visitor_id) DO NOTHING",
-        )
-        .bind(ids::new_id())
-        .bind(&send.visitor_id)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        // Takes the row lock that orders concurrent writers, and reopens a
-        // resolved conversation (every expression sees the old row), making
-        // room for the reopen event before the message.
-        let row = sqlx::query(
-            "WITH old AS (SELECT id, status FROM conversations WHERE visitor_id = $1 FOR UPDATE)
-             UPDATE conversations c SET
-                 last_seq = c.last_seq + CASE WHEN c.status = 'resolved' THEN 2 ELSE 1 END,
-                 unread = c.unread + 1, visitor_messages = c.visitor_messages + 1,
-                 preview = $2, updated_at = $3,
-                 status = CASE WHEN c.status = 'resolved' THEN 'waiting' ELSE c.status END,
-                 assignee = CASE WHEN c.status = 'resolved' THEN NULL ELSE c.assignee END,
-                 waiting_since = CASE WHEN c.status = 'resolved' THEN $3 ELSE c.waiting_since END
-             FROM old WHERE c.id = old.id
-             RETURNING c.id, c.last_seq, old.status = 'resolved' AS reopened",
-        )
-        .bind(&send.visitor_id)
-        .bind(preview_of(&send.text, send.attachments.len()))
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM visitors WHERE id = $1")
-            .bind(&send.visitor_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let conversation_id: String = row.try_get("id")?;
-        let seq = seq_from_sql(row.try_get("last_seq")?);
-        let author = Author {
-            kind: AuthorKind::Visitor,
-            id: send.visitor_id.clone(),
-            name: name
-                .filter(|name| !name.trim().is_empty())
-                .unwrap_or_else(|| default_visitor_name(&send.visitor_id)),
-        };
-        if row.try_get("reopened")? {
-            // With the visitor's connection: the hub auto-assigns on the
-            // change that reopens, on the relay the visitor wrote to.
-            let reopened = TimelineEvent::Reopened { by: author.clone() };
-            self.insert_event(&mut tx, &conversation_id, seq - 1, reopened, send.origin)
-                .await?;
-        }
-        let id = ids::new_id();
-        let sending = Sending {
-            author: (AuthorKind::Visitor, &send.visitor_id),
-            conversation_id: &conversation_id,
-            message_id: &id,
-            public: true,
-        };
-        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
-        let message = Message {
-            conversation_id,
-            seq,
-            id,
-            client_id: send.client_id.clone(),
-            author,
-            text: send.text,
-            at: now,
-            internal: false,
-            event: None,
-            link: None,
+        let VisitorSend {
+            visitor_id,
+            client_id,
+            text,
+            details,
             attachments,
-        };
-        let Some(mut tx) = self.insert_message(tx, &message).await? else {
-            return self
-                .original(AuthorKind::Visitor, &send.visitor_id, &send.client_id)
-                .await;
-        };
-        self.notify_message(&mut tx, &message, send.origin).await?;
-        writes::commit(tx).await?;
-        Ok(message)
+            origin,
+        } = send;
+        let profile = details.profile;
+        let preview = preview_of(&text, attachments.len());
+        let call = sqlx::query_as(
+            "SELECT * FROM kefu_visitor_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+        )
+        .bind(visitor_id.clone())
+        .bind(client_id.clone())
+        .bind(ids::new_id())
+        // The reopen event's, used only if the send reopens.
+        .bind(ids::new_id())
+        // The conversation's, used only by the first send.
+        .bind(ids::new_id())
+        .bind(text)
+        .bind(preview)
+        .bind(to_millis(now_millis()))
+        .bind(default_visitor_name(&visitor_id))
+        .bind(profile.name)
+        .bind(profile.email)
+        .bind(profile.page_url)
+        .bind(profile.page_title)
+        .bind(profile.referrer)
+        .bind(profile.lang)
+        .bind(details.user_agent)
+        .bind(details.address)
+        .bind(attachments);
+        let call = self.bind_notification(call, origin);
+        self.write_message(call, AuthorKind::Visitor, &visitor_id, &client_id)
+            .await
+            .map_err(|refused| refused.into_error(|_| None))
     }
 
     async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError> {
-        if let Some(original) = existing_message(
-            &self.pool,
-            AuthorKind::Agent,
-            &send.agent.id,
-            &send.client_id,
-        )
-        .await?
-        {
-            return Ok(original);
-        }
-        let mut tx = writes::begin(&self.pool).await?;
-        let state = lock_conversation(&mut tx, &send.conversation_id).await?;
-        // A reply that takes the conversation records no `claimed` event:
-        // the reply itself shows who took it.
-        if rules::reply(&state, &send.agent, send.internal)? == Decision::Assign {
-            assign(&mut tx, &send.conversation_id, &send.agent.id).await?;
-        }
-        let now = now_millis();
-        let seq = state.last_seq + 1;
-        // A reply means the agent has read what came before it; a note
-        // changes neither the preview nor the read marks.
-        sqlx::query(
-            "UPDATE conversations SET last_seq = $2, updated_at = $3,
-                 preview = CASE WHEN $4 THEN preview ELSE $5 END,
-                 agent_read_seq = CASE WHEN $4 THEN agent_read_seq ELSE $2 END,
-                 unread = CASE WHEN $4 THEN unread ELSE 0 END
-             WHERE id = $1",
-        )
-        .bind(&send.conversation_id)
-        .bind(seq_to_sql(seq))
-        .bind(to_millis(now))
-        .bind(send.internal)
-        .bind(preview_of(&send.text, send.attachments.len()))
-        .execute(&mut *tx)
-        .await?;
-        // Whatever the agent writes, it has read what came before.
-        let visitor_messages = visitor_messages_up_to(&mut tx, &send.conversation_id, seq).await?;
-        move_agent_mark(
-            &mut tx,
-            &send.agent.id,
-            &send.conversation_id,
-            seq,
-            visitor_messages,
-        )
-        .await?;
-        let id = ids::new_id();
-        let sending = Sending {
-            author: (AuthorKind::Agent, &send.agent.id),
-            conversation_id: &send.conversation_id,
-            message_id: &id,
-            public: !send.internal,
-        };
-        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
-        let message = Message {
-            conversation_id: send.conversation_id.clone(),
-            seq,
-            id,
-            client_id: send.client_id.clone(),
-            author: Author {
-                kind: AuthorKind::Agent,
-                id: send.agent.id.clone(),
-                name: send.agent.name.clone(),
-            },
-            text: send.text,
-            at: now,
-            internal: send.internal,
-            event: None,
-            link: send.link.map(Box::new),
+        let AgentSend {
+            agent,
+            conversation_id,
+            client_id,
+            text,
+            internal,
+            link,
             attachments,
-        };
-        let Some(mut tx) = self.insert_message(tx, &message).await? else {
-            return self
-                .original(AuthorKind::Agent, &send.agent.id, &send.client_id)
-                .await;
-        };
-        self.notify_message(&mut tx, &message, send.origin).await?;
-        writes::commit(tx).await?;
-        Ok(message)
+            origin,
+        } = send;
+        let preview = preview_of(&text, attachments.len());
+        // The rule for a reply, decided here for every state the
+        // conversation may be in; the write picks the one it finds.
+        let states = rules::states(&agent);
+        let decisions: Vec<&str> = states
+            .iter()
+            .map(|state| match rules::reply(state, &agent, internal) {
+                Ok(Decision::Assign) => "assign",
+                Ok(_) => "proceed",
+                Err(_) => "refuse",
+            })
+            .collect();
+        let call = sqlx::query_as(
+            "SELECT * FROM kefu_agent_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                 $13, $14, $15, $16)",
+        )
+        .bind(conversation_id)
+        .bind(agent.id.clone())
+        .bind(agent.name.clone())
+        .bind(client_id.clone())
+        .bind(ids::new_id())
+        .bind(text)
+        .bind(preview)
+        .bind(internal)
+        .bind(link_to_sql(link.as_ref()))
+        .bind(to_millis(now_millis()))
+        .bind(attachments)
+        .bind(decisions);
+        let call = self.bind_notification(call, origin);
+        self.write_message(call, AuthorKind::Agent, &agent.id, &client_id)
+            .await
+            .map_err(|refused| {
+                refused.into_error(|state| match states.get(state) {
+                    Some(state) => rules::reply(state, &agent, internal).err(),
+                    None => None,
+                })
+            })
     }
 
     async fn claim(
@@ -676,6 +615,36 @@ impl Store for PgStore {
 
     async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         self.searcher.list(query).await
+    }
+}
+
+/// A message write of migration 0012, its arguments bound in order.
+type MessageCall = QueryAs<'static, Postgres, MessageRow, PgArguments>;
+
+/// Why a message write did not store a message.
+enum Refused {
+    Store(StoreError),
+    /// The store's rules refused it in state `.0` of `rules::states`.
+    Rule(usize),
+}
+
+impl Refused {
+    /// The error; a rule's refusal asks `rule` for it, given the state.
+    fn into_error(self, rule: impl FnOnce(usize) -> Option<StoreError>) -> StoreError {
+        match self {
+            Refused::Store(error) => error,
+            Refused::Rule(state) => rule(state).unwrap_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "a write refused in state {state}, which the rules allow"
+                ))
+            }),
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Self {
+        Refused::Store(error)
     }
 }
 

@@ -37,7 +37,7 @@ pub(super) async fn commit(tx: Tx) -> Result<(), StoreError> {
     detached(tx.commit()).await
 }
 
-async fn detached<T: Send + 'static>(
+pub(super) async fn detached<T: Send + 'static>(
     step: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
 ) -> Result<T, StoreError> {
     match tokio::spawn(step).await {
