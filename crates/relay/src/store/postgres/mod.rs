@@ -13,6 +13,7 @@
 //! backends share take their PostgreSQL text from [`reads`]; [`trail`]
 //! writes the visitors' page trails.
 
+mod batch;
 mod bus;
 mod deletion;
 mod files;
@@ -21,7 +22,8 @@ mod search;
 mod trail;
 mod writes;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,6 +49,7 @@ use super::{
 use crate::cluster::{self, ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
 use crate::{auth, ids};
+use batch::{Batcher, Call};
 use writes::{
     Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
     require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
@@ -55,6 +58,8 @@ use writes::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const POOL_CONNECTIONS: u32 = 16;
+/// Visitors whose conversation a relay remembers, for batching their sends.
+const SEEN_CONVERSATIONS: usize = 100_000;
 
 pub struct PgStore {
     pool: PgPool,
@@ -62,6 +67,9 @@ pub struct PgStore {
     node: NodeId,
     visitor_secret: Vec<u8>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    batcher: Arc<Batcher>,
+    /// Visitor id → the conversation this relay last saw them write in.
+    conversations: Mutex<HashMap<String, String>>,
 }
 
 impl PgStore {
@@ -89,11 +97,13 @@ impl PgStore {
                 .fetch_one(&pool)
                 .await?;
         let store = PgStore {
-            pool,
+            pool: pool.clone(),
             searcher: search::Searcher::new(url)?,
             node: ids::new_id(),
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
+            batcher: Batcher::start(&pool),
+            conversations: Mutex::new(HashMap::new()),
         };
         let Some(changes) = changes else {
             return Ok((store, None));
@@ -103,29 +113,122 @@ impl PgStore {
         Ok((store, Some(link)))
     }
 
-    /// Binds what a message write of migration 0012 needs to tell the
-    /// cluster, after its own arguments.
-    fn bind_notification(&self, call: MessageCall, origin: Option<ConnId>) -> MessageCall {
-        call.bind(cluster::CHANGES_CHANNEL)
-            .bind(self.node.clone())
-            .bind(origin.and_then(|origin| i64::try_from(origin.raw()).ok()))
-            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
+    /// `kefu_visitor_send` (migration 0012) for `send`.
+    fn visitor_call(&self, send: VisitorSend) -> Call {
+        // Made once: a write made again after its batch failed is the same.
+        let message_id = ids::new_id();
+        // The reopen event's, used only if the send reopens.
+        let event_id = ids::new_id();
+        // The conversation's, used only by the first send.
+        let conversation_id = ids::new_id();
+        let preview = preview_of(&send.text, send.attachments.len());
+        let at = to_millis(now_millis());
+        let default_name = default_visitor_name(&send.visitor_id);
+        let notification = self.notification(send.origin);
+        Box::new(move || {
+            let profile = &send.details.profile;
+            let call = sqlx::query_as(
+                "SELECT * FROM kefu_visitor_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
+            )
+            .bind(send.visitor_id.clone())
+            .bind(send.client_id.clone())
+            .bind(message_id.clone())
+            .bind(event_id.clone())
+            .bind(conversation_id.clone())
+            .bind(send.text.clone())
+            .bind(preview.clone())
+            .bind(at)
+            .bind(default_name.clone())
+            .bind(profile.name.clone())
+            .bind(profile.email.clone())
+            .bind(profile.page_url.clone())
+            .bind(profile.page_title.clone())
+            .bind(profile.referrer.clone())
+            .bind(profile.lang.clone())
+            .bind(send.details.user_agent.clone())
+            .bind(send.details.address.clone())
+            .bind(send.attachments.clone());
+            notification.bind(call)
+        })
     }
 
-    /// Runs a message write of migration 0012: one statement, its own
-    /// transaction, committed when it answers. It runs in a task of its
-    /// own, so it finishes, durable, whether or not the caller still waits
+    /// `kefu_agent_send` (migration 0012) for `send`, given what the rule
+    /// for a reply decides in each of `rules::states`.
+    fn agent_call(&self, send: AgentSend, decisions: Vec<&'static str>) -> Call {
+        let message_id = ids::new_id();
+        let preview = preview_of(&send.text, send.attachments.len());
+        let link = link_to_sql(send.link.as_ref());
+        let at = to_millis(now_millis());
+        let notification = self.notification(send.origin);
+        Box::new(move || {
+            let call = sqlx::query_as(
+                "SELECT * FROM kefu_agent_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                     $12, $13, $14, $15, $16)",
+            )
+            .bind(send.conversation_id.clone())
+            .bind(send.agent.id.clone())
+            .bind(send.agent.name.clone())
+            .bind(send.client_id.clone())
+            .bind(message_id.clone())
+            .bind(send.text.clone())
+            .bind(preview.clone())
+            .bind(send.internal)
+            .bind(link.clone())
+            .bind(at)
+            .bind(send.attachments.clone())
+            .bind(decisions.clone());
+            notification.bind(call)
+        })
+    }
+
+    fn notification(&self, origin: Option<ConnId>) -> Notification {
+        Notification {
+            node: self.node.clone(),
+            origin: origin.and_then(|origin| i64::try_from(origin.raw()).ok()),
+        }
+    }
+
+    /// The conversation this relay last saw `visitor_id` write in.
+    fn visitor_conversation_seen(&self, visitor_id: &str) -> Option<String> {
+        let seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(visitor_id).cloned()
+    }
+
+    fn saw_visitor_conversation(&self, visitor_id: &str, conversation_id: &str) {
+        let mut seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(visitor_id).map(String::as_str) == Some(conversation_id) {
+            return;
+        }
+        // Bounded: forgetting costs a visitor's next send its batch.
+        if seen.len() >= SEEN_CONVERSATIONS {
+            seen.clear();
+        }
+        seen.insert(visitor_id.to_owned(), conversation_id.to_owned());
+    }
+
+    /// Makes a message write of migration 0012: in the next batch if it
+    /// locks the row of conversation `batched` and no other (see
+    /// [`batch`]), else alone, one statement that is its own transaction,
+    /// committed when it answers (sqlx reads to `ReadyForQuery`). Either
+    /// way it finishes, durable, whether or not the caller still waits
     /// (see `writes::begin`). The stored message, or the original of a
     /// resend, also when it raced the original.
     async fn write_message(
         &self,
-        call: MessageCall,
+        call: Call,
+        batched: Option<String>,
         kind: AuthorKind,
         author_id: &str,
         client_id: &str,
     ) -> Result<Message, Refused> {
-        let pool = self.pool.clone();
-        let written = writes::detached(async move { Ok(call.fetch_one(&pool).await) }).await?;
+        let written = match batched {
+            Some(conversation_id) => self.batcher.write(conversation_id, call).await?,
+            None => {
+                let pool = self.pool.clone();
+                writes::detached(async move { Ok(call().fetch_one(&pool).await) }).await?
+            }
+        };
         match written {
             Ok(row) => Ok(Message::try_from(row)?),
             Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
@@ -220,87 +323,45 @@ impl ReadSide for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
-        let VisitorSend {
-            visitor_id,
-            client_id,
-            text,
-            details,
-            attachments,
-            origin,
-        } = send;
-        let profile = details.profile;
-        let preview = preview_of(&text, attachments.len());
-        let call = sqlx::query_as(
-            "SELECT * FROM kefu_visitor_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                 $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-        )
-        .bind(visitor_id.clone())
-        .bind(client_id.clone())
-        .bind(ids::new_id())
-        // The reopen event's, used only if the send reopens.
-        .bind(ids::new_id())
-        // The conversation's, used only by the first send.
-        .bind(ids::new_id())
-        .bind(text)
-        .bind(preview)
-        .bind(to_millis(now_millis()))
-        .bind(default_visitor_name(&visitor_id))
-        .bind(profile.name)
-        .bind(profile.email)
-        .bind(profile.page_url)
-        .bind(profile.page_title)
-        .bind(profile.referrer)
-        .bind(profile.lang)
-        .bind(details.user_agent)
-        .bind(details.address)
-        .bind(attachments);
-        let call = self.bind_notification(call, origin);
-        self.write_message(call, AuthorKind::Visitor, &visitor_id, &client_id)
+        // A visitor whose conversation this relay has seen is batched
+        // under it (see `batch`); a first send, or one with files, goes
+        // alone.
+        let known = (send.attachments.is_empty())
+            .then(|| self.visitor_conversation_seen(&send.visitor_id))
+            .flatten();
+        let visitor_id = send.visitor_id.clone();
+        let client_id = send.client_id.clone();
+        let call = self.visitor_call(send);
+        let message = self
+            .write_message(call, known, AuthorKind::Visitor, &visitor_id, &client_id)
             .await
-            .map_err(|refused| refused.into_error(|_| None))
+            .map_err(|refused| refused.into_error(|_| None))?;
+        self.saw_visitor_conversation(&visitor_id, &message.conversation_id);
+        Ok(message)
     }
 
     async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError> {
-        let AgentSend {
-            agent,
-            conversation_id,
-            client_id,
-            text,
-            internal,
-            link,
-            attachments,
-            origin,
-        } = send;
-        let preview = preview_of(&text, attachments.len());
         // The rule for a reply, decided here for every state the
         // conversation may be in; the write picks the one it finds.
-        let states = rules::states(&agent);
-        let decisions: Vec<&str> = states
+        let states = rules::states(&send.agent);
+        let decisions: Vec<&'static str> = states
             .iter()
-            .map(|state| match rules::reply(state, &agent, internal) {
-                Ok(Decision::Assign) => "assign",
-                Ok(_) => "proceed",
-                Err(_) => "refuse",
-            })
+            .map(
+                |state| match rules::reply(state, &send.agent, send.internal) {
+                    Ok(Decision::Assign) => "assign",
+                    Ok(_) => "proceed",
+                    Err(_) => "refuse",
+                },
+            )
             .collect();
-        let call = sqlx::query_as(
-            "SELECT * FROM kefu_agent_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
-                 $13, $14, $15, $16)",
-        )
-        .bind(conversation_id)
-        .bind(agent.id.clone())
-        .bind(agent.name.clone())
-        .bind(client_id.clone())
-        .bind(ids::new_id())
-        .bind(text)
-        .bind(preview)
-        .bind(internal)
-        .bind(link_to_sql(link.as_ref()))
-        .bind(to_millis(now_millis()))
-        .bind(attachments)
-        .bind(decisions);
-        let call = self.bind_notification(call, origin);
-        self.write_message(call, AuthorKind::Agent, &agent.id, &client_id)
+        let batched = send
+            .attachments
+            .is_empty()
+            .then(|| send.conversation_id.clone());
+        let (agent, internal, client_id) =
+            (send.agent.clone(), send.internal, send.client_id.clone());
+        let call = self.agent_call(send, decisions);
+        self.write_message(call, batched, AuthorKind::Agent, &agent.id, &client_id)
             .await
             .map_err(|refused| {
                 refused.into_error(|state| match states.get(state) {
@@ -604,7 +665,9 @@ impl Store for PgStore {
             task.abort();
         }
         // Writes are transactions that completed before their caller
-        // returned; closing waits for connections in use to come back.
+        // returned, but for those queued for a batch, which the writer
+        // makes first; closing waits for connections in use to come back.
+        self.batcher.close().await;
         self.searcher.close().await;
         self.pool.close().await;
     }
@@ -620,6 +683,22 @@ impl Store for PgStore {
 
 /// A message write of migration 0012, its arguments bound in order.
 type MessageCall = QueryAs<'static, Postgres, MessageRow, PgArguments>;
+
+/// The arguments a message write of migration 0012 takes last: what it
+/// needs to tell the cluster.
+struct Notification {
+    node: NodeId,
+    origin: Option<i64>,
+}
+
+impl Notification {
+    fn bind(&self, call: MessageCall) -> MessageCall {
+        call.bind(cluster::CHANGES_CHANNEL)
+            .bind(self.node.clone())
+            .bind(self.origin)
+            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
+    }
+}
 
 /// Why a message write did not store a message.
 enum Refused {

@@ -1,0 +1,153 @@
+//! Group commit for the message writes.
+//!
+//! Every transaction that `NOTIFY`s holds a lock of PostgreSQL's, one for
+//! the whole server, from its commit until that commit is flushed, so that
+//! notifications are queued in commit order (`PreCommit_Notify` in
+//! PostgreSQL's `async.c`). Each message write notifies, so one message
+//! write at a time commits and waits for its own WAL flush, whatever the
+//! number of connections: PostgreSQL's own group commit never gets to
+//! share a flush between them, and a write costs a flush.
+//!
+//! So a writer task makes many message writes (migration 0012's functions)
+//! in one transaction, on a connection of its own, and answers each only
+//! once that transaction has committed: one lock and one flush for all.
+//!
+//! A batch takes its conversations' row locks in the order of their ids
+//! (writes to one conversation keep the order they came in), as does
+//! every other batch on every relay, so batches cannot deadlock one
+//! another; a write that locks more than one conversation row, or one it
+//! cannot name beforehand (a visitor's first), does not come here.
+//! A batch in which any write fails is rolled back, and each of its writes
+//! is then made alone, in its own transaction, so a refused write undoes
+//! only itself; a resend among them finds its original as usual.
+
+use std::sync::{Arc, Mutex};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::super::StoreError;
+use super::super::rows::MessageRow;
+use super::MessageCall;
+
+/// The most writes one transaction makes.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for the writer before senders wait.
+const QUEUE: usize = 4096;
+
+/// Builds a write's statement: once for its batch, and again should it be
+/// made alone.
+pub(super) type Call = Box<dyn Fn() -> MessageCall + Send + Sync>;
+
+/// What a write's statement answered.
+pub(super) type Written = Result<MessageRow, sqlx::Error>;
+
+struct Job {
+    /// The conversation whose row the write locks.
+    conversation_id: String,
+    call: Call,
+    done: oneshot::Sender<Written>,
+}
+
+/// The sending end of the writer task.
+pub(super) struct Batcher {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    pub(super) fn start(pool: &PgPool) -> Arc<Batcher> {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let writer = tokio::spawn(write(pool.clone(), queue));
+        Arc::new(Batcher {
+            jobs: Mutex::new(Some(jobs)),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Makes the write that `call` builds, which locks `conversation_id`'s
+    /// row and no other conversation's, in the next batch. Once queued it
+    /// is made whether or not the caller still waits.
+    pub(super) async fn write(
+        &self,
+        conversation_id: String,
+        call: Call,
+    ) -> Result<Written, StoreError> {
+        let jobs = (self.jobs.lock().unwrap_or_else(|e| e.into_inner()))
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (done, answer) = oneshot::channel();
+        let job = Job {
+            conversation_id,
+            call,
+            done,
+        };
+        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Makes the writes queued so far, then stops the writer.
+    pub(super) async fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = writer.await;
+        }
+    }
+}
+
+/// The writer: a batch of whatever has queued, one transaction, then the
+/// next.
+async fn write(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
+    let mut connection: Option<PgConnection> = None;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Stable: one conversation's writes keep their order.
+        batch.sort_by(|a: &Job, b: &Job| a.conversation_id.cmp(&b.conversation_id));
+        let committed = match connection.as_mut() {
+            Some(connection) => commit(connection, &batch).await,
+            None => match pool.acquire().await {
+                // Its own, out of the pool: no pool checks around each batch.
+                Ok(acquired) => commit(connection.insert(acquired.detach()), &batch).await,
+                Err(error) => Err(error),
+            },
+        };
+        match committed {
+            Ok(rows) => {
+                for (job, row) in batch.drain(..).zip(rows) {
+                    let _ = job.done.send(Ok(row));
+                }
+            }
+            Err(error) => {
+                if !matches!(error, sqlx::Error::Database(_)) {
+                    // The connection itself failed; take a new one.
+                    connection = None;
+                }
+                if batch.len() > 1 {
+                    tracing::debug!(%error, writes = batch.len(), "a batch failed; writing each alone");
+                }
+                for job in batch.drain(..) {
+                    let written = (job.call)().fetch_one(&pool).await;
+                    let _ = job.done.send(written);
+                }
+            }
+        }
+    }
+}
+
+/// Makes every write of `batch` in one transaction; their rows, once
+/// committed.
+async fn commit(
+    connection: &mut PgConnection,
+    batch: &[Job],
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let mut tx = connection.begin().await?;
+    let mut rows = Vec::with_capacity(batch.len());
+    for job in batch {
+        rows.push((job.call)().fetch_one(&mut *tx).await?);
+    }
+    tx.commit().await?;
+    Ok(rows)
+}
