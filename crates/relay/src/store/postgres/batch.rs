@@ -11,6 +11,9 @@
 //! So a writer task makes many message writes (migration 0012's functions)
 //! in one transaction, on a connection of its own, and answers each only
 //! once that transaction has committed: one lock and one flush for all.
+//! A few writers share the conversations between them (by a hash of the
+//! id), so that their batches run side by side without touching the same
+//! rows.
 //!
 //! A batch takes its conversations' row locks in the order of their ids
 //! (writes to one conversation keep the order they came in), as does
@@ -21,6 +24,8 @@
 //! is then made alone, in its own transaction, so a refused write undoes
 //! only itself; a resend among them finds its original as usual.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use sqlx::Connection;
@@ -32,6 +37,10 @@ use super::super::StoreError;
 use super::super::rows::MessageRow;
 use super::MessageCall;
 
+/// Writer tasks, each with its connection and its share of the
+/// conversations: one would leave PostgreSQL's other cores idle while it
+/// waits for each answer.
+const WRITERS: usize = 4;
 /// The most writes one transaction makes.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer before senders wait.
@@ -51,19 +60,24 @@ struct Job {
     done: oneshot::Sender<Written>,
 }
 
-/// The sending end of the writer task.
+/// The sending ends of the writer tasks.
 pub(super) struct Batcher {
-    jobs: Mutex<Option<mpsc::Sender<Job>>>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// One queue per writer; a conversation's writes always go to the same.
+    jobs: Mutex<Vec<mpsc::Sender<Job>>>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Batcher {
     pub(super) fn start(pool: &PgPool) -> Arc<Batcher> {
-        let (jobs, queue) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(write(pool.clone(), queue));
+        let (jobs, writers) = (0..WRITERS)
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel(QUEUE);
+                (jobs, tokio::spawn(write(pool.clone(), queue)))
+            })
+            .unzip();
         Arc::new(Batcher {
-            jobs: Mutex::new(Some(jobs)),
-            writer: Mutex::new(Some(writer)),
+            jobs: Mutex::new(jobs),
+            writers: Mutex::new(writers),
         })
     }
 
@@ -75,9 +89,13 @@ impl Batcher {
         conversation_id: String,
         call: Call,
     ) -> Result<Written, StoreError> {
-        let jobs = (self.jobs.lock().unwrap_or_else(|e| e.into_inner()))
-            .clone()
-            .ok_or(StoreError::Closed)?;
+        let jobs = {
+            let queues = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut hasher = DefaultHasher::new();
+            conversation_id.hash(&mut hasher);
+            let index = usize::try_from(hasher.finish() % WRITERS as u64).unwrap_or(0);
+            queues.get(index).cloned().ok_or(StoreError::Closed)?
+        };
         let (done, answer) = oneshot::channel();
         let job = Job {
             conversation_id,
@@ -88,11 +106,13 @@ impl Batcher {
         answer.await.map_err(|_| StoreError::Closed)
     }
 
-    /// Makes the writes queued so far, then stops the writer.
+    /// Makes the writes queued so far, then stops the writers.
     pub(super) async fn close(&self) {
-        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
-        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(writer) = writer {
+        drop(std::mem::take(
+            &mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for writer in writers {
             let _ = writer.await;
         }
     }
