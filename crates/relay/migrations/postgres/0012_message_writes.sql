@@ -93,6 +93,35 @@ BEGIN
 END;
 $$;
 
+-- Records what the page says of a visitor; a field it did not send keeps
+-- its old value. The name as stored. (Also store/postgres/writes.rs
+-- `upsert_visitor`.)
+CREATE FUNCTION kefu_upsert_visitor(
+    p_visitor_id TEXT, p_name TEXT, p_email TEXT, p_page_url TEXT, p_page_title TEXT,
+    p_referrer TEXT, p_lang TEXT, p_user_agent TEXT, p_address TEXT, p_at BIGINT)
+RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    v_name TEXT;
+BEGIN
+    INSERT INTO visitors AS old (id, name, email, page_url, page_title, referrer, lang,
+                                 user_agent, created_at, updated_at, address)
+    VALUES (p_visitor_id, p_name, p_email, p_page_url, p_page_title, p_referrer, p_lang,
+            p_user_agent, p_at, p_at, p_address)
+    ON CONFLICT (id) DO UPDATE SET
+        name = coalesce(excluded.name, old.name),
+        email = coalesce(excluded.email, old.email),
+        page_url = coalesce(excluded.page_url, old.page_url),
+        page_title = coalesce(excluded.page_title, old.page_title),
+        referrer = coalesce(excluded.referrer, old.referrer),
+        lang = coalesce(excluded.lang, old.lang),
+        user_agent = coalesce(excluded.user_agent, old.user_agent),
+        address = coalesce(excluded.address, old.address),
+        updated_at = excluded.updated_at
+    RETURNING name INTO v_name;
+    RETURN v_name;
+END;
+$$;
+
 -- A visitor's message: creates the conversation on the first, reopens a
 -- resolved one (with its event, just before the message), and returns the
 -- stored message, or the original of a resend.
@@ -116,22 +145,8 @@ BEGIN
     IF FOUND THEN
         RETURN m;
     END IF;
-    -- A field the page did not send keeps its old value.
-    INSERT INTO visitors AS old (id, name, email, page_url, page_title, referrer, lang,
-                                 user_agent, created_at, updated_at, address)
-    VALUES (p_visitor_id, p_name, p_email, p_page_url, p_page_title, p_referrer, p_lang,
-            p_user_agent, p_at, p_at, p_address)
-    ON CONFLICT (id) DO UPDATE SET
-        name = coalesce(excluded.name, old.name),
-        email = coalesce(excluded.email, old.email),
-        page_url = coalesce(excluded.page_url, old.page_url),
-        page_title = coalesce(excluded.page_title, old.page_title),
-        referrer = coalesce(excluded.referrer, old.referrer),
-        lang = coalesce(excluded.lang, old.lang),
-        user_agent = coalesce(excluded.user_agent, old.user_agent),
-        address = coalesce(excluded.address, old.address),
-        updated_at = excluded.updated_at
-    RETURNING name INTO v_name;
+    v_name := kefu_upsert_visitor(p_visitor_id, p_name, p_email, p_page_url, p_page_title,
+                                  p_referrer, p_lang, p_user_agent, p_address, p_at);
     IF v_name IS NULL OR v_name ~ '^[[:space:]]*$' THEN
         v_name := p_default_name;
     END IF;

@@ -3,7 +3,8 @@
 //! Each committing transaction also `NOTIFY`s a [`ChangeRef`], delivered to
 //! every node (this one included) once committed and in commit order. The
 //! [`listen`] task feeds the hub with it — a new message as carried in the
-//! notification, anything else read back from the rows — so a node's own
+//! notification (whole, or as the rows a message write of migration 0012
+//! wrote), anything else read back from the rows — so a node's own
 //! writes and those of other nodes reach clients in one order.
 
 use std::time::Duration;

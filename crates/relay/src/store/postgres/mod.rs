@@ -1,12 +1,16 @@
 //! PostgreSQL: the store of a cluster of relays.
 //!
-//! Every write is one transaction on a pooled connection; PostgreSQL's own
-//! group commit batches concurrent commits. Writers on different nodes are
-//! serialized per conversation by the row lock that `UPDATE conversations
-//! … RETURNING last_seq` (or `SELECT … FOR UPDATE`) takes, which makes
-//! `seq` gap-free and claim races single-winner across nodes. A duplicate
-//! `client_id` trips the unique index; the write then answers with the
-//! original message.
+//! A message, a visitor's or an agent's, is one statement: a call of a
+//! function of migration 0012 that makes the whole write. Those calls are
+//! group-committed, many to a transaction, by [`batch`]'s writer tasks
+//! (see there for why PostgreSQL's own group commit does not batch them);
+//! a visitor's first send and a send with files are their own
+//! transaction. Every other write is one transaction on a pooled
+//! connection. Writers on different nodes are serialized per conversation
+//! by the row lock that `UPDATE conversations … RETURNING last_seq` (or
+//! `SELECT … FOR UPDATE`) takes, which makes `seq` gap-free and claim
+//! races single-winner across nodes. A duplicate `client_id` trips the
+//! unique index; the write then answers with the original message.
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
 //! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
