@@ -256,3 +256,39 @@ BEGIN
     RETURN m;
 END;
 $$;
+
+-- Message writes in one statement (store/postgres/batch.rs): `p_writes` is
+-- a JSON array of writes, each the arguments of `kefu_visitor_send`
+-- ("kind": "visitor") or `kefu_agent_send` ("kind": "agent") by name, made
+-- in the array's order; the stored messages (or a resend's original), in
+-- the same order. A statement is one transaction: any write that raises
+-- undoes them all, and the relay then makes each alone.
+CREATE FUNCTION kefu_send_batch(p_writes jsonb, p_channel TEXT, p_node TEXT,
+                                p_max_payload INTEGER)
+RETURNS SETOF messages LANGUAGE plpgsql AS $$
+DECLARE
+    w jsonb;
+BEGIN
+    FOR w IN SELECT e.value FROM jsonb_array_elements(p_writes) WITH ORDINALITY AS e (value, i)
+             ORDER BY e.i LOOP
+        IF w->>'kind' = 'visitor' THEN
+            RETURN NEXT kefu_visitor_send(
+                w->>'visitor_id', w->>'client_id', w->>'message_id', w->>'event_id',
+                w->>'conversation_id', w->>'text', w->>'preview', (w->>'at')::BIGINT,
+                w->>'default_name', w->>'name', w->>'email', w->>'page_url',
+                w->>'page_title', w->>'referrer', w->>'lang', w->>'user_agent',
+                w->>'address',
+                ARRAY(SELECT jsonb_array_elements_text(w->'attachments')),
+                p_channel, p_node, (w->>'origin')::BIGINT, p_max_payload);
+        ELSE
+            RETURN NEXT kefu_agent_send(
+                w->>'conversation_id', w->>'agent_id', w->>'agent_name', w->>'client_id',
+                w->>'message_id', w->>'text', w->>'preview', (w->>'internal')::BOOLEAN,
+                w->>'link', (w->>'at')::BIGINT,
+                ARRAY(SELECT jsonb_array_elements_text(w->'attachments')),
+                ARRAY(SELECT jsonb_array_elements_text(w->'decisions')),
+                p_channel, p_node, (w->>'origin')::BIGINT, p_max_payload);
+        END IF;
+    END LOOP;
+END;
+$$;

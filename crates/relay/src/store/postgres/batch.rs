@@ -8,9 +8,10 @@
 //! number of connections: PostgreSQL's own group commit never gets to
 //! share a flush between them, and a write costs a flush.
 //!
-//! So a writer task makes many message writes (migration 0012's functions)
-//! in one transaction, on a connection of its own, and answers each only
-//! once that transaction has committed: one lock and one flush for all.
+//! So a writer task makes many message writes in one statement (migration
+//! 0012's `kefu_send_batch`), which is its own transaction, on a
+//! connection of its own, and answers each only once it has committed:
+//! one round trip, one lock and one flush for all.
 //! A few writers share the conversations between them (by a hash of the
 //! id), so that their batches run side by side without touching the same
 //! rows.
@@ -28,14 +29,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::super::StoreError;
 use super::super::rows::MessageRow;
-use super::MessageCall;
+use crate::cluster::{self, NodeId};
 
 /// Writer tasks, each with its connection and its share of the
 /// conversations: one would leave PostgreSQL's other cores idle while it
@@ -46,9 +46,8 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer before senders wait.
 const QUEUE: usize = 4096;
 
-/// Builds a write's statement: once for its batch, and again should it be
-/// made alone.
-pub(super) type Call = Box<dyn Fn() -> MessageCall + Send + Sync>;
+/// A message write as `kefu_send_batch` (migration 0012) takes it.
+pub(super) type Write = serde_json::Value;
 
 /// What a write's statement answered.
 pub(super) type Written = Result<MessageRow, sqlx::Error>;
@@ -56,7 +55,7 @@ pub(super) type Written = Result<MessageRow, sqlx::Error>;
 struct Job {
     /// The conversation whose row the write locks.
     conversation_id: String,
-    call: Call,
+    write: Write,
     done: oneshot::Sender<Written>,
 }
 
@@ -68,11 +67,11 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    pub(super) fn start(pool: &PgPool) -> Arc<Batcher> {
+    pub(super) fn start(pool: &PgPool, node: &NodeId) -> Arc<Batcher> {
         let (jobs, writers) = (0..WRITERS)
             .map(|_| {
                 let (jobs, queue) = mpsc::channel(QUEUE);
-                (jobs, tokio::spawn(write(pool.clone(), queue)))
+                (jobs, tokio::spawn(write(pool.clone(), node.clone(), queue)))
             })
             .unzip();
         Arc::new(Batcher {
@@ -81,13 +80,13 @@ impl Batcher {
         })
     }
 
-    /// Makes the write that `call` builds, which locks `conversation_id`'s
-    /// row and no other conversation's, in the next batch. Once queued it
-    /// is made whether or not the caller still waits.
+    /// Makes `write`, which locks `conversation_id`'s row and no other
+    /// conversation's, in the next batch. Once queued it is made whether or
+    /// not the caller still waits.
     pub(super) async fn write(
         &self,
         conversation_id: String,
-        call: Call,
+        write: Write,
     ) -> Result<Written, StoreError> {
         let jobs = {
             let queues = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +98,7 @@ impl Batcher {
         let (done, answer) = oneshot::channel();
         let job = Job {
             conversation_id,
-            call,
+            write,
             done,
         };
         jobs.send(job).await.map_err(|_| StoreError::Closed)?;
@@ -118,19 +117,22 @@ impl Batcher {
     }
 }
 
-/// The writer: a batch of whatever has queued, one transaction, then the
+/// The writer: a batch of whatever has queued, one statement, then the
 /// next.
-async fn write(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
+async fn write(pool: PgPool, node: NodeId, mut queue: mpsc::Receiver<Job>) {
     let mut connection: Option<PgConnection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Stable: one conversation's writes keep their order.
         batch.sort_by(|a: &Job, b: &Job| a.conversation_id.cmp(&b.conversation_id));
+        let writes: Vec<&Write> = batch.iter().map(|job| &job.write).collect();
         let committed = match connection.as_mut() {
-            Some(connection) => commit(connection, &batch).await,
+            Some(connection) => send_batch(connection, &node, &writes).await,
             None => match pool.acquire().await {
                 // Its own, out of the pool: no pool checks around each batch.
-                Ok(acquired) => commit(connection.insert(acquired.detach()), &batch).await,
+                Ok(acquired) => {
+                    send_batch(connection.insert(acquired.detach()), &node, &writes).await
+                }
                 Err(error) => Err(error),
             },
         };
@@ -149,7 +151,7 @@ async fn write(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
                     tracing::debug!(%error, writes = batch.len(), "a batch failed; writing each alone");
                 }
                 for job in batch.drain(..) {
-                    let written = (job.call)().fetch_one(&pool).await;
+                    let written = write_alone(&pool, &node, job.write).await;
                     let _ = job.done.send(written);
                 }
             }
@@ -157,17 +159,39 @@ async fn write(pool: PgPool, mut queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Makes every write of `batch` in one transaction; their rows, once
-/// committed.
-async fn commit(
+/// Makes `write` alone: a batch of one, its own transaction.
+pub(super) async fn write_alone(pool: &PgPool, node: &NodeId, write: Write) -> Written {
+    let mut connection = pool.acquire().await?;
+    let mut rows = send_batch(&mut connection, node, &[&write]).await?;
+    rows.pop().ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Makes every write of `writes` in one statement, which is its own
+/// transaction: committed when it answers (sqlx reads to `ReadyForQuery`,
+/// after the commit). Their rows, in order.
+async fn send_batch(
     connection: &mut PgConnection,
-    batch: &[Job],
+    node: &NodeId,
+    writes: &[&Write],
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
-    let mut tx = connection.begin().await?;
-    let mut rows = Vec::with_capacity(batch.len());
-    for job in batch {
-        rows.push((job.call)().fetch_one(&mut *tx).await?);
+    let payload =
+        serde_json::to_string(writes).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    let rows: Vec<MessageRow> =
+        sqlx::query_as("SELECT * FROM kefu_send_batch($1::jsonb, $2, $3, $4)")
+            .bind(payload)
+            .bind(cluster::CHANGES_CHANNEL)
+            .bind(node)
+            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
+            .fetch_all(connection)
+            .await?;
+    if rows.len() != writes.len() {
+        // Committed, but not answered in full: made again alone, each
+        // finds its message stored.
+        return Err(sqlx::Error::Protocol(format!(
+            "kefu_send_batch answered {} rows for {} writes",
+            rows.len(),
+            writes.len()
+        )));
     }
-    tx.commit().await?;
     Ok(rows)
 }

@@ -1,11 +1,11 @@
 //! PostgreSQL: the store of a cluster of relays.
 //!
-//! A message, a visitor's or an agent's, is one statement: a call of a
-//! function of migration 0012 that makes the whole write. Those calls are
-//! group-committed, many to a transaction, by [`batch`]'s writer tasks
-//! (see there for why PostgreSQL's own group commit does not batch them);
-//! a visitor's first send and a send with files are their own
-//! transaction. Every other write is one transaction on a pooled
+//! A message, a visitor's or an agent's, is made by a function of
+//! migration 0012 that makes the whole write. [`batch`]'s writer tasks
+//! group-commit them, many to a statement that is one transaction (see
+//! there for why PostgreSQL's own group commit does not batch them); a
+//! visitor's first send and a send with files are a statement of their
+//! own. Every other write is one transaction on a pooled
 //! connection. Writers on different nodes are serialized per conversation
 //! by the row lock that `UPDATE conversations … RETURNING last_seq` (or
 //! `SELECT … FOR UPDATE`) takes, which makes `seq` gap-free and claim
@@ -34,26 +34,26 @@ use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
 use kefu_protocol::{AuthorKind, Message, Seq, TimelineEvent};
+use serde_json::json;
 use sqlx::Postgres;
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
-use sqlx::query::QueryAs;
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{self, agent_author, event_message};
 use super::files::attachments_refused;
 use super::reads::{Queries, ReadSide};
-use super::rows::{MessageRow, link_to_sql, seq_to_sql};
+use super::rows::{link_to_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
     AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
     SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
     now_millis, preview_of, to_millis,
 };
-use crate::cluster::{self, ChangeRef, ClusterLink, NodeId};
+use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
 use crate::{auth, ids};
-use batch::{Batcher, Call};
+use batch::{Batcher, Write};
 use writes::{
     Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
     require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
@@ -100,13 +100,14 @@ impl PgStore {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'visitor_secret'")
                 .fetch_one(&pool)
                 .await?;
+        let node = ids::new_id();
         let store = PgStore {
             pool: pool.clone(),
             searcher: search::Searcher::new(url)?,
-            node: ids::new_id(),
+            batcher: Batcher::start(&pool, &node),
+            node,
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
-            batcher: Batcher::start(&pool),
             conversations: Mutex::new(HashMap::new()),
         };
         let Some(changes) = changes else {
@@ -117,80 +118,56 @@ impl PgStore {
         Ok((store, Some(link)))
     }
 
-    /// `kefu_visitor_send` (migration 0012) for `send`.
-    fn visitor_call(&self, send: VisitorSend) -> Call {
-        // Made once: a write made again after its batch failed is the same.
-        let message_id = ids::new_id();
-        // The reopen event's, used only if the send reopens.
-        let event_id = ids::new_id();
-        // The conversation's, used only by the first send.
-        let conversation_id = ids::new_id();
-        let preview = preview_of(&send.text, send.attachments.len());
-        let at = to_millis(now_millis());
-        let default_name = default_visitor_name(&send.visitor_id);
-        let notification = self.notification(send.origin);
-        Box::new(move || {
-            let profile = &send.details.profile;
-            let call = sqlx::query_as(
-                "SELECT * FROM kefu_visitor_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-            )
-            .bind(send.visitor_id.clone())
-            .bind(send.client_id.clone())
-            .bind(message_id.clone())
-            .bind(event_id.clone())
-            .bind(conversation_id.clone())
-            .bind(send.text.clone())
-            .bind(preview.clone())
-            .bind(at)
-            .bind(default_name.clone())
-            .bind(profile.name.clone())
-            .bind(profile.email.clone())
-            .bind(profile.page_url.clone())
-            .bind(profile.page_title.clone())
-            .bind(profile.referrer.clone())
-            .bind(profile.lang.clone())
-            .bind(send.details.user_agent.clone())
-            .bind(send.details.address.clone())
-            .bind(send.attachments.clone());
-            notification.bind(call)
+    /// `send` as `kefu_send_batch` (migration 0012) takes a visitor's
+    /// message, its ids made once: made again alone after its batch
+    /// failed, it is the same write.
+    fn visitor_write(&self, send: VisitorSend) -> Write {
+        let profile = send.details.profile;
+        json!({
+            "kind": "visitor",
+            "visitor_id": send.visitor_id,
+            "client_id": send.client_id,
+            "message_id": ids::new_id(),
+            // The reopen event's, used only if the send reopens.
+            "event_id": ids::new_id(),
+            // The conversation's, used only by the first send.
+            "conversation_id": ids::new_id(),
+            "preview": preview_of(&send.text, send.attachments.len()),
+            "text": send.text,
+            "at": to_millis(now_millis()),
+            "default_name": default_visitor_name(&send.visitor_id),
+            "name": profile.name,
+            "email": profile.email,
+            "page_url": profile.page_url,
+            "page_title": profile.page_title,
+            "referrer": profile.referrer,
+            "lang": profile.lang,
+            "user_agent": send.details.user_agent,
+            "address": send.details.address,
+            "attachments": send.attachments,
+            "origin": origin_to_sql(send.origin),
         })
     }
 
-    /// `kefu_agent_send` (migration 0012) for `send`, given what the rule
-    /// for a reply decides in each of `rules::states`.
-    fn agent_call(&self, send: AgentSend, decisions: Vec<&'static str>) -> Call {
-        let message_id = ids::new_id();
-        let preview = preview_of(&send.text, send.attachments.len());
-        let link = link_to_sql(send.link.as_ref());
-        let at = to_millis(now_millis());
-        let notification = self.notification(send.origin);
-        Box::new(move || {
-            let call = sqlx::query_as(
-                "SELECT * FROM kefu_agent_send($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                     $12, $13, $14, $15, $16)",
-            )
-            .bind(send.conversation_id.clone())
-            .bind(send.agent.id.clone())
-            .bind(send.agent.name.clone())
-            .bind(send.client_id.clone())
-            .bind(message_id.clone())
-            .bind(send.text.clone())
-            .bind(preview.clone())
-            .bind(send.internal)
-            .bind(link.clone())
-            .bind(at)
-            .bind(send.attachments.clone())
-            .bind(decisions.clone());
-            notification.bind(call)
+    /// `send` as `kefu_send_batch` takes an agent's message, given what the
+    /// rule for a reply decides in each of `rules::states`.
+    fn agent_write(&self, send: AgentSend, decisions: Vec<&'static str>) -> Write {
+        json!({
+            "kind": "agent",
+            "conversation_id": send.conversation_id,
+            "agent_id": send.agent.id,
+            "agent_name": send.agent.name,
+            "client_id": send.client_id,
+            "message_id": ids::new_id(),
+            "preview": preview_of(&send.text, send.attachments.len()),
+            "text": send.text,
+            "internal": send.internal,
+            "link": link_to_sql(send.link.as_ref()),
+            "at": to_millis(now_millis()),
+            "attachments": send.attachments,
+            "decisions": decisions,
+            "origin": origin_to_sql(send.origin),
         })
-    }
-
-    fn notification(&self, origin: Option<ConnId>) -> Notification {
-        Notification {
-            node: self.node.clone(),
-            origin: origin.and_then(|origin| i64::try_from(origin.raw()).ok()),
-        }
     }
 
     /// The conversation this relay last saw `visitor_id` write in.
@@ -220,17 +197,18 @@ impl PgStore {
     /// resend, also when it raced the original.
     async fn write_message(
         &self,
-        call: Call,
+        write: Write,
         batched: Option<String>,
         kind: AuthorKind,
         author_id: &str,
         client_id: &str,
     ) -> Result<Message, Refused> {
         let written = match batched {
-            Some(conversation_id) => self.batcher.write(conversation_id, call).await?,
+            Some(conversation_id) => self.batcher.write(conversation_id, write).await?,
             None => {
-                let pool = self.pool.clone();
-                writes::detached(async move { Ok(call().fetch_one(&pool).await) }).await?
+                let (pool, node) = (self.pool.clone(), self.node.clone());
+                writes::detached(async move { Ok(batch::write_alone(&pool, &node, write).await) })
+                    .await?
             }
         };
         match written {
@@ -335,9 +313,9 @@ impl Store for PgStore {
             .flatten();
         let visitor_id = send.visitor_id.clone();
         let client_id = send.client_id.clone();
-        let call = self.visitor_call(send);
+        let write = self.visitor_write(send);
         let message = self
-            .write_message(call, known, AuthorKind::Visitor, &visitor_id, &client_id)
+            .write_message(write, known, AuthorKind::Visitor, &visitor_id, &client_id)
             .await
             .map_err(|refused| refused.into_error(|_| None))?;
         self.saw_visitor_conversation(&visitor_id, &message.conversation_id);
@@ -364,8 +342,8 @@ impl Store for PgStore {
             .then(|| send.conversation_id.clone());
         let (agent, internal, client_id) =
             (send.agent.clone(), send.internal, send.client_id.clone());
-        let call = self.agent_call(send, decisions);
-        self.write_message(call, batched, AuthorKind::Agent, &agent.id, &client_id)
+        let write = self.agent_write(send, decisions);
+        self.write_message(write, batched, AuthorKind::Agent, &agent.id, &client_id)
             .await
             .map_err(|refused| {
                 refused.into_error(|state| match states.get(state) {
@@ -685,23 +663,10 @@ impl Store for PgStore {
     }
 }
 
-/// A message write of migration 0012, its arguments bound in order.
-type MessageCall = QueryAs<'static, Postgres, MessageRow, PgArguments>;
-
-/// The arguments a message write of migration 0012 takes last: what it
-/// needs to tell the cluster.
-struct Notification {
-    node: NodeId,
-    origin: Option<i64>,
-}
-
-impl Notification {
-    fn bind(&self, call: MessageCall) -> MessageCall {
-        call.bind(cluster::CHANGES_CHANNEL)
-            .bind(self.node.clone())
-            .bind(self.origin)
-            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
-    }
+/// A connection's id as `kefu_send_batch` takes it, to carry in the
+/// notification.
+fn origin_to_sql(origin: Option<ConnId>) -> Option<i64> {
+    origin.and_then(|origin| i64::try_from(origin.raw()).ok())
 }
 
 /// Why a message write did not store a message.
