@@ -20,7 +20,11 @@
 //! (writes to one conversation keep the order they came in), as does
 //! every other batch on every relay, so batches cannot deadlock one
 //! another; a write that locks more than one conversation row, or one it
-//! cannot name beforehand (a visitor's first), does not come here.
+//! cannot name beforehand (a visitor's first), does not come here. (A
+//! visitor's conversation as the relay last saw it may have been deleted
+//! and begun again since; that write then locks out of order, and should
+//! two batches deadlock on it, PostgreSQL ends one within a second and its
+//! writes are made alone.)
 //! A batch in which any write fails is rolled back, and each of its writes
 //! is then made alone, in its own transaction, so a refused write undoes
 //! only itself; a resend among them finds its original as usual.
