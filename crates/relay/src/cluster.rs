@@ -4,7 +4,8 @@
 //! - [`ChangeRef`]s, sent inside the writing transaction, so a node hears of
 //!   a change exactly when it is committed. A new message travels whole
 //!   with its conversation's summary ([`Carried`]) when that fits in one
-//!   payload (limited to 8000 bytes), so no node reads it back; otherwise,
+//!   payload (limited to 8000 bytes), so no node reads it back (PostgreSQL's
+//!   message writes carry it as the rows they wrote instead); otherwise,
 //!   and for every other change, the reference names the change and each
 //!   node reads the rows itself. Either way the hub gets it like any other
 //!   committed [`Change`].
@@ -49,6 +50,13 @@ pub enum ChangeRef {
         /// The message and summary themselves, when they fit in the payload.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         carried: Option<Box<Carried>>,
+        /// The same as the rows they are stored in (a `message` and a
+        /// `summary` row), when they fit: what PostgreSQL's message writes,
+        /// which build the notification in SQL, carry instead (see
+        /// `store::postgres::bus`). A relay that does not know it reads
+        /// the message back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rows: Option<Box<serde_json::Value>>,
     },
     Summary {
         conversation_id: String,

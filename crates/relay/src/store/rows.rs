@@ -65,6 +65,9 @@ macro_rules! row {
 pub(super) use row;
 
 row! {
+    /// Also decoded from JSON: PostgreSQL's message writes carry the rows
+    /// they wrote in their notification (`postgres::bus`).
+    #[derive(serde::Deserialize)]
     pub(super) struct MessageRow {
         conversation_id: String,
         seq: i64,
@@ -113,6 +116,8 @@ impl TryFrom<MessageRow> for Message {
 }
 
 row! {
+    /// Also decoded from JSON, as [`MessageRow`].
+    #[derive(serde::Deserialize)]
     pub(super) struct SummaryRow {
         id: String,
         status: String,

@@ -122,6 +122,28 @@ pub(super) fn reads_for_visitor(state: &ConversationState, agent: &AgentInfo) ->
     }
 }
 
+/// The states a rule tells apart for `agent`: waiting, active and resolved,
+/// each held by nobody (or someone else) and then by `agent`. A write that
+/// PostgreSQL makes in one statement (`kefu_agent_send`, migration 0012)
+/// takes the rule's decision for each, and picks the one for the state it
+/// finds at index 2 × (0 waiting, 1 active, 2 resolved) + (1 if held by
+/// `agent`), counting from 0: the rule stays here, written once.
+pub(super) fn states(agent: &AgentInfo) -> [ConversationState; 6] {
+    let state = |status, mine: bool| ConversationState {
+        status,
+        assignee: mine.then(|| agent.id.clone()),
+        last_seq: 0,
+    };
+    [
+        state(ConversationStatus::Waiting, false),
+        state(ConversationStatus::Waiting, true),
+        state(ConversationStatus::Active, false),
+        state(ConversationStatus::Active, true),
+        state(ConversationStatus::Resolved, false),
+        state(ConversationStatus::Resolved, true),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

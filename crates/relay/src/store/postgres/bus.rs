@@ -3,7 +3,8 @@
 //! Each committing transaction also `NOTIFY`s a [`ChangeRef`], delivered to
 //! every node (this one included) once committed and in commit order. The
 //! [`listen`] task feeds the hub with it — a new message as carried in the
-//! notification, anything else read back from the rows — so a node's own
+//! notification (whole, or as the rows a message write of migration 0012
+//! wrote), anything else read back from the rows — so a node's own
 //! writes and those of other nodes reach clients in one order.
 
 use std::time::Duration;
@@ -16,7 +17,9 @@ use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::super::rows::{MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, seq_to_sql};
+use super::super::rows::{
+    MESSAGE_SELECT, MessageRow, PAGE_VIEW_SELECT, PageViewRow, SummaryRow, seq_to_sql,
+};
 use super::super::{AgentMark, Change, Reads, StoreError};
 use crate::cluster::{
     self, Carried, ChangeRef, ClusterEvent, ClusterInput, ClusterLink, Envelope, NodeId,
@@ -114,6 +117,7 @@ fn message_payload(
             message: message.clone(),
             summary,
         })),
+        rows: None,
     };
     let whole = encode(&change)?;
     if whole.len() <= cluster::MAX_PAYLOAD {
@@ -196,6 +200,14 @@ async fn listen(
     }
 }
 
+/// A new message and its summary as the rows PostgreSQL's message writes
+/// (migration 0012) carry in their notification.
+#[derive(serde::Deserialize)]
+struct CarriedRows {
+    message: MessageRow,
+    summary: SummaryRow,
+}
+
 /// Reads what a change reference names.
 async fn resolve_change(
     pool: &PgPool,
@@ -203,6 +215,20 @@ async fn resolve_change(
     change: ChangeRef,
 ) -> Result<Option<Change>, StoreError> {
     Ok(match change {
+        ChangeRef::Message {
+            node: from,
+            origin,
+            rows: Some(rows),
+            ..
+        } => {
+            let CarriedRows { message, summary } = serde_json::from_value(*rows)
+                .map_err(|error| StoreError::Corrupt(format!("carried rows: {error}")))?;
+            Some(Change::Message {
+                message: message.try_into()?,
+                summary: summary.try_into()?,
+                origin: origin.filter(|_| from == node).map(ConnId::from_raw),
+            })
+        }
         ChangeRef::Message {
             node: from,
             origin,
@@ -222,6 +248,7 @@ async fn resolve_change(
             node: from,
             origin,
             carried: None,
+            rows: None,
         } => {
             let row: Option<MessageRow> = sqlx::query_as(&format!(
                 "{MESSAGE_SELECT} WHERE conversation_id = $1 AND seq = $2"

@@ -1,16 +1,12 @@
-//! Uploaded files on PostgreSQL: recording one, attaching pending ones in
-//! the transaction of the message that sends them, and forgetting those
-//! never sent. The SQL is shared with SQLite (`store::files`).
+//! Uploaded files on PostgreSQL: recording one and forgetting those never
+//! sent. The SQL is shared with SQLite (`store::files`); attaching pending
+//! ones to the message that sends them is part of the message's write
+//! (`kefu_attach_files`, migration 0012).
 
-use kefu_protocol::Attachment;
 use sqlx::PgPool;
 
-use super::super::files::{
-    ATTACH_FILE, FILE_SELECT, FileRow, INSERT_FILE, NewFile, PRUNE_FILES, Sending, StoredFile,
-    attachments_refused, int_to_sql,
-};
+use super::super::files::{INSERT_FILE, NewFile, PRUNE_FILES, int_to_sql};
 use super::super::{StoreError, now_millis, to_millis};
-use super::writes::Tx;
 
 pub(super) async fn add_file(pool: &PgPool, file: &NewFile) -> Result<(), StoreError> {
     let attachment = &file.attachment;
@@ -48,34 +44,4 @@ pub(super) async fn prune_files(pool: &PgPool, before_ms: i64) -> Result<u64, St
         .execute(pool)
         .await?;
     Ok(done.rows_affected())
-}
-
-/// Attaches the author's pending uploads `ids` to the message being
-/// written in `tx`; any id that is not one refuses the whole send.
-pub(super) async fn attach_files(
-    tx: &mut Tx,
-    sending: &Sending<'_>,
-    ids: &[String],
-) -> Result<Vec<Attachment>, StoreError> {
-    let mut attachments = Vec::with_capacity(ids.len());
-    for id in ids {
-        let done = sqlx::query(ATTACH_FILE)
-            .bind(sending.conversation_id)
-            .bind(sending.message_id)
-            .bind(sending.public)
-            .bind(id)
-            .bind(sending.author.0.as_str())
-            .bind(sending.author.1)
-            .execute(&mut **tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Err(attachments_refused());
-        }
-        let row: FileRow = sqlx::query_as(&format!("{FILE_SELECT} WHERE id = $1"))
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?;
-        attachments.push(StoredFile::try_from(row)?.attachment);
-    }
-    Ok(attachments)
 }

@@ -1,18 +1,23 @@
 //! PostgreSQL: the store of a cluster of relays.
 //!
-//! Every write is one transaction on a pooled connection; PostgreSQL's own
-//! group commit batches concurrent commits. Writers on different nodes are
-//! serialized per conversation by the row lock that `UPDATE conversations
-//! … RETURNING last_seq` (or `SELECT … FOR UPDATE`) takes, which makes
-//! `seq` gap-free and claim races single-winner across nodes. A duplicate
-//! `client_id` trips the unique index; the write then answers with the
-//! original message.
+//! A message, a visitor's or an agent's, is made by a function of
+//! migration 0012 that makes the whole write. [`batch`]'s writer tasks
+//! group-commit them, many to a statement that is one transaction (see
+//! there for why PostgreSQL's own group commit does not batch them); a
+//! visitor's first send and a send with files are a statement of their
+//! own. Every other write is one transaction on a pooled
+//! connection. Writers on different nodes are serialized per conversation
+//! by the row lock that `UPDATE conversations … RETURNING last_seq` (or
+//! `SELECT … FOR UPDATE`) takes, which makes `seq` gap-free and claim
+//! races single-winner across nodes. A duplicate `client_id` trips the
+//! unique index; the write then answers with the original message.
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
 //! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
 //! backends share take their PostgreSQL text from [`reads`]; [`trail`]
 //! writes the visitors' page trails.
 
+mod batch;
 mod bus;
 mod deletion;
 mod files;
@@ -21,22 +26,24 @@ mod search;
 mod trail;
 mod writes;
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
-use kefu_protocol::{Author, AuthorKind, Message, Seq, TimelineEvent};
+use kefu_protocol::{AuthorKind, Message, Seq, TimelineEvent};
+use serde_json::json;
+use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{Postgres, Row};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{self, agent_author, event_message};
-use super::files::Sending;
+use super::files::attachments_refused;
 use super::reads::{Queries, ReadSide};
-use super::rows::{seq_from_sql, seq_to_sql};
+use super::rows::{link_to_sql, seq_to_sql};
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
     AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
@@ -46,6 +53,7 @@ use super::{
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
 use crate::{auth, ids};
+use batch::{Batcher, Write};
 use writes::{
     Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
     require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
@@ -54,6 +62,8 @@ use writes::{
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const POOL_CONNECTIONS: u32 = 16;
+/// Visitors whose conversation a relay remembers, for batching their sends.
+const SEEN_CONVERSATIONS: usize = 100_000;
 
 pub struct PgStore {
     pool: PgPool,
@@ -61,6 +71,9 @@ pub struct PgStore {
     node: NodeId,
     visitor_secret: Vec<u8>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    batcher: Arc<Batcher>,
+    /// Visitor id → the conversation this relay last saw them write in.
+    conversations: Mutex<HashMap<String, String>>,
 }
 
 impl PgStore {
@@ -87,12 +100,15 @@ impl PgStore {
             sqlx::query_scalar("SELECT value FROM settings WHERE key = 'visitor_secret'")
                 .fetch_one(&pool)
                 .await?;
+        let node = ids::new_id();
         let store = PgStore {
-            pool,
+            pool: pool.clone(),
             searcher: search::Searcher::new(url)?,
-            node: ids::new_id(),
+            batcher: Batcher::start(&pool, &node),
+            node,
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
+            conversations: Mutex::new(HashMap::new()),
         };
         let Some(changes) = changes else {
             return Ok((store, None));
@@ -102,21 +118,114 @@ impl PgStore {
         Ok((store, Some(link)))
     }
 
-    /// Inserts a message; `None` if its `client_id` was stored meanwhile by
-    /// a concurrent resend (the transaction is then rolled back).
-    async fn insert_message(
+    /// `send` as `kefu_send_batch` (migration 0012) takes a visitor's
+    /// message, its ids made once: made again alone after its batch
+    /// failed, it is the same write.
+    fn visitor_write(&self, send: VisitorSend) -> Write {
+        let profile = send.details.profile;
+        json!({
+            "kind": "visitor",
+            "visitor_id": send.visitor_id,
+            "client_id": send.client_id,
+            "message_id": ids::new_id(),
+            // The reopen event's, used only if the send reopens.
+            "event_id": ids::new_id(),
+            // The conversation's, used only by the first send.
+            "conversation_id": ids::new_id(),
+            "preview": preview_of(&send.text, send.attachments.len()),
+            "text": send.text,
+            "at": to_millis(now_millis()),
+            "default_name": default_visitor_name(&send.visitor_id),
+            "name": profile.name,
+            "email": profile.email,
+            "page_url": profile.page_url,
+            "page_title": profile.page_title,
+            "referrer": profile.referrer,
+            "lang": profile.lang,
+            "user_agent": send.details.user_agent,
+            "address": send.details.address,
+            "attachments": send.attachments,
+            "origin": origin_to_sql(send.origin),
+        })
+    }
+
+    /// `send` as `kefu_send_batch` takes an agent's message, given what the
+    /// rule for a reply decides in each of `rules::states`.
+    fn agent_write(&self, send: AgentSend, decisions: Vec<&'static str>) -> Write {
+        json!({
+            "kind": "agent",
+            "conversation_id": send.conversation_id,
+            "agent_id": send.agent.id,
+            "agent_name": send.agent.name,
+            "client_id": send.client_id,
+            "message_id": ids::new_id(),
+            "preview": preview_of(&send.text, send.attachments.len()),
+            "text": send.text,
+            "internal": send.internal,
+            "link": link_to_sql(send.link.as_ref()),
+            "at": to_millis(now_millis()),
+            "attachments": send.attachments,
+            "decisions": decisions,
+            "origin": origin_to_sql(send.origin),
+        })
+    }
+
+    /// The conversation this relay last saw `visitor_id` write in.
+    fn visitor_conversation_seen(&self, visitor_id: &str) -> Option<String> {
+        let seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        seen.get(visitor_id).cloned()
+    }
+
+    fn saw_visitor_conversation(&self, visitor_id: &str, conversation_id: &str) {
+        let mut seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.get(visitor_id).map(String::as_str) == Some(conversation_id) {
+            return;
+        }
+        // Bounded: forgetting costs a visitor's next send its batch.
+        if seen.len() >= SEEN_CONVERSATIONS {
+            seen.clear();
+        }
+        seen.insert(visitor_id.to_owned(), conversation_id.to_owned());
+    }
+
+    /// Makes a message write of migration 0012: in the next batch if it
+    /// locks the row of conversation `batched` and no other (see
+    /// [`batch`]), else alone, one statement that is its own transaction,
+    /// committed when it answers (sqlx reads to `ReadyForQuery`). Either
+    /// way it finishes, durable, whether or not the caller still waits
+    /// (see `writes::begin`). The stored message, or the original of a
+    /// resend, also when it raced the original.
+    async fn write_message(
         &self,
-        mut tx: Tx,
-        message: &Message,
-    ) -> Result<Option<Tx>, StoreError> {
-        let inserted = insert_row(&mut tx, message).await;
-        match inserted {
-            Ok(_) => Ok(Some(tx)),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                tx.rollback().await?;
-                Ok(None)
+        write: Write,
+        batched: Option<String>,
+        kind: AuthorKind,
+        author_id: &str,
+        client_id: &str,
+    ) -> Result<Message, Refused> {
+        let written = match batched {
+            Some(conversation_id) => self.batcher.write(conversation_id, write).await?,
+            None => {
+                let (pool, node) = (self.pool.clone(), self.node.clone());
+                writes::detached(async move { Ok(batch::write_alone(&pool, &node, write).await) })
+                    .await?
             }
-            Err(error) => Err(error.into()),
+        };
+        match written {
+            Ok(row) => Ok(Message::try_from(row)?),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Ok(self.original(kind, author_id, client_id).await?)
+            }
+            Err(sqlx::Error::Database(error)) => Err(match error.code().as_deref() {
+                Some("KF404") => Refused::Store(StoreError::NotFound("conversation")),
+                Some("KF403") => Refused::Store(attachments_refused()),
+                Some("KF409") => match error.message().parse() {
+                    Ok(state) => Refused::Rule(state),
+                    Err(_) => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
+                },
+                _ => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
+            }),
+            Err(error) => Err(Refused::Store(error.into())),
         }
     }
 
@@ -196,179 +305,52 @@ impl ReadSide for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
-        if let Some(original) = existing_message(
-            &self.pool,
-            AuthorKind::Visitor,
-            &send.visitor_id,
-            &send.client_id,
-        )
-        .await?
-        {
-            return Ok(original);
-        }
-        let now = now_millis();
-        let now_ms = to_millis(now);
-        let mut tx = writes::begin(&self.pool).await?;
-        upsert_visitor(&mut tx, &send.visitor_id, &send.details, now_ms).await?;
-        sqlx::query(
-            "INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at, updated_at)
-             VALUES ($1, $2, 'waiting', $3, $3, $3) ON CONFLICT (visitor_id) DO NOTHING",
-        )
-        .bind(ids::new_id())
-        .bind(&send.visitor_id)
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await?;
-        // Takes the row lock that orders concurrent writers, and reopens a
-        // resolved conversation (every expression sees the old row), making
-        // room for the reopen event before the message.
-        let row = sqlx::query(
-            "WITH old AS (SELECT id, status FROM conversations WHERE visitor_id = $1 FOR UPDATE)
-             UPDATE conversations c SET
-                 last_seq = c.last_seq + CASE WHEN c.status = 'resolved' THEN 2 ELSE 1 END,
-                 unread = c.unread + 1, visitor_messages = c.visitor_messages + 1,
-                 preview = $2, updated_at = $3,
-                 status = CASE WHEN c.status = 'resolved' THEN 'waiting' ELSE c.status END,
-                 assignee = CASE WHEN c.status = 'resolved' THEN NULL ELSE c.assignee END,
-                 waiting_since = CASE WHEN c.status = 'resolved' THEN $3 ELSE c.waiting_since END
-             FROM old WHERE c.id = old.id
-             RETURNING c.id, c.last_seq, old.status = 'resolved' AS reopened",
-        )
-        .bind(&send.visitor_id)
-        .bind(preview_of(&send.text, send.attachments.len()))
-        .bind(now_ms)
-        .fetch_one(&mut *tx)
-        .await?;
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM visitors WHERE id = $1")
-            .bind(&send.visitor_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        let conversation_id: String = row.try_get("id")?;
-        let seq = seq_from_sql(row.try_get("last_seq")?);
-        let author = Author {
-            kind: AuthorKind::Visitor,
-            id: send.visitor_id.clone(),
-            name: name
-                .filter(|name| !name.trim().is_empty())
-                .unwrap_or_else(|| default_visitor_name(&send.visitor_id)),
-        };
-        if row.try_get("reopened")? {
-            // With the visitor's connection: the hub auto-assigns on the
-            // change that reopens, on the relay the visitor wrote to.
-            let reopened = TimelineEvent::Reopened { by: author.clone() };
-            self.insert_event(&mut tx, &conversation_id, seq - 1, reopened, send.origin)
-                .await?;
-        }
-        let id = ids::new_id();
-        let sending = Sending {
-            author: (AuthorKind::Visitor, &send.visitor_id),
-            conversation_id: &conversation_id,
-            message_id: &id,
-            public: true,
-        };
-        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
-        let message = Message {
-            conversation_id,
-            seq,
-            id,
-            client_id: send.client_id.clone(),
-            author,
-            text: send.text,
-            at: now,
-            internal: false,
-            event: None,
-            link: None,
-            attachments,
-        };
-        let Some(mut tx) = self.insert_message(tx, &message).await? else {
-            return self
-                .original(AuthorKind::Visitor, &send.visitor_id, &send.client_id)
-                .await;
-        };
-        self.notify_message(&mut tx, &message, send.origin).await?;
-        writes::commit(tx).await?;
+        // A visitor whose conversation this relay has seen is batched
+        // under it (see `batch`); a first send, or one with files, goes
+        // alone.
+        let known = (send.attachments.is_empty())
+            .then(|| self.visitor_conversation_seen(&send.visitor_id))
+            .flatten();
+        let visitor_id = send.visitor_id.clone();
+        let client_id = send.client_id.clone();
+        let write = self.visitor_write(send);
+        let message = self
+            .write_message(write, known, AuthorKind::Visitor, &visitor_id, &client_id)
+            .await
+            .map_err(|refused| refused.into_error(|_| None))?;
+        self.saw_visitor_conversation(&visitor_id, &message.conversation_id);
         Ok(message)
     }
 
     async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError> {
-        if let Some(original) = existing_message(
-            &self.pool,
-            AuthorKind::Agent,
-            &send.agent.id,
-            &send.client_id,
-        )
-        .await?
-        {
-            return Ok(original);
-        }
-        let mut tx = writes::begin(&self.pool).await?;
-        let state = lock_conversation(&mut tx, &send.conversation_id).await?;
-        // A reply that takes the conversation records no `claimed` event:
-        // the reply itself shows who took it.
-        if rules::reply(&state, &send.agent, send.internal)? == Decision::Assign {
-            assign(&mut tx, &send.conversation_id, &send.agent.id).await?;
-        }
-        let now = now_millis();
-        let seq = state.last_seq + 1;
-        // A reply means the agent has read what came before it; a note
-        // changes neither the preview nor the read marks.
-        sqlx::query(
-            "UPDATE conversations SET last_seq = $2, updated_at = $3,
-                 preview = CASE WHEN $4 THEN preview ELSE $5 END,
-                 agent_read_seq = CASE WHEN $4 THEN agent_read_seq ELSE $2 END,
-                 unread = CASE WHEN $4 THEN unread ELSE 0 END
-             WHERE id = $1",
-        )
-        .bind(&send.conversation_id)
-        .bind(seq_to_sql(seq))
-        .bind(to_millis(now))
-        .bind(send.internal)
-        .bind(preview_of(&send.text, send.attachments.len()))
-        .execute(&mut *tx)
-        .await?;
-        // Whatever the agent writes, it has read what came before.
-        let visitor_messages = visitor_messages_up_to(&mut tx, &send.conversation_id, seq).await?;
-        move_agent_mark(
-            &mut tx,
-            &send.agent.id,
-            &send.conversation_id,
-            seq,
-            visitor_messages,
-        )
-        .await?;
-        let id = ids::new_id();
-        let sending = Sending {
-            author: (AuthorKind::Agent, &send.agent.id),
-            conversation_id: &send.conversation_id,
-            message_id: &id,
-            public: !send.internal,
-        };
-        let attachments = files::attach_files(&mut tx, &sending, &send.attachments).await?;
-        let message = Message {
-            conversation_id: send.conversation_id.clone(),
-            seq,
-            id,
-            client_id: send.client_id.clone(),
-            author: Author {
-                kind: AuthorKind::Agent,
-                id: send.agent.id.clone(),
-                name: send.agent.name.clone(),
-            },
-            text: send.text,
-            at: now,
-            internal: send.internal,
-            event: None,
-            link: send.link.map(Box::new),
-            attachments,
-        };
-        let Some(mut tx) = self.insert_message(tx, &message).await? else {
-            return self
-                .original(AuthorKind::Agent, &send.agent.id, &send.client_id)
-                .await;
-        };
-        self.notify_message(&mut tx, &message, send.origin).await?;
-        writes::commit(tx).await?;
-        Ok(message)
+        // The rule for a reply, decided here for every state the
+        // conversation may be in; the write picks the one it finds.
+        let states = rules::states(&send.agent);
+        let decisions: Vec<&'static str> = states
+            .iter()
+            .map(
+                |state| match rules::reply(state, &send.agent, send.internal) {
+                    Ok(Decision::Assign) => "assign",
+                    Ok(_) => "proceed",
+                    Err(_) => "refuse",
+                },
+            )
+            .collect();
+        let batched = send
+            .attachments
+            .is_empty()
+            .then(|| send.conversation_id.clone());
+        let (agent, internal, client_id) =
+            (send.agent.clone(), send.internal, send.client_id.clone());
+        let write = self.agent_write(send, decisions);
+        self.write_message(write, batched, AuthorKind::Agent, &agent.id, &client_id)
+            .await
+            .map_err(|refused| {
+                refused.into_error(|state| match states.get(state) {
+                    Some(state) => rules::reply(state, &agent, internal).err(),
+                    None => None,
+                })
+            })
     }
 
     async fn claim(
@@ -665,7 +647,9 @@ impl Store for PgStore {
             task.abort();
         }
         // Writes are transactions that completed before their caller
-        // returned; closing waits for connections in use to come back.
+        // returned, but for those queued for a batch, which the writer
+        // makes first; closing waits for connections in use to come back.
+        self.batcher.close().await;
         self.searcher.close().await;
         self.pool.close().await;
     }
@@ -676,6 +660,39 @@ impl Store for PgStore {
 
     async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         self.searcher.list(query).await
+    }
+}
+
+/// A connection's id as `kefu_send_batch` takes it, to carry in the
+/// notification.
+fn origin_to_sql(origin: Option<ConnId>) -> Option<i64> {
+    origin.and_then(|origin| i64::try_from(origin.raw()).ok())
+}
+
+/// Why a message write did not store a message.
+enum Refused {
+    Store(StoreError),
+    /// The store's rules refused it in state `.0` of `rules::states`.
+    Rule(usize),
+}
+
+impl Refused {
+    /// The error; a rule's refusal asks `rule` for it, given the state.
+    fn into_error(self, rule: impl FnOnce(usize) -> Option<StoreError>) -> StoreError {
+        match self {
+            Refused::Store(error) => error,
+            Refused::Rule(state) => rule(state).unwrap_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "a write refused in state {state}, which the rules allow"
+                ))
+            }),
+        }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(error: StoreError) -> Self {
+        Refused::Store(error)
     }
 }
 

@@ -37,7 +37,7 @@ pub(super) async fn commit(tx: Tx) -> Result<(), StoreError> {
     detached(tx.commit()).await
 }
 
-async fn detached<T: Send + 'static>(
+pub(super) async fn detached<T: Send + 'static>(
     step: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
 ) -> Result<T, StoreError> {
     match tokio::spawn(step).await {
@@ -154,34 +154,20 @@ pub(super) async fn upsert_visitor(
     now_ms: i64,
 ) -> Result<(), StoreError> {
     let profile = &details.profile;
-    // A field the page did not send keeps its old value.
-    sqlx::query(
-        "INSERT INTO visitors (id, name, email, page_url, page_title, referrer, lang, user_agent,
-                               created_at, updated_at, address)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)
-         ON CONFLICT (id) DO UPDATE SET
-             name = coalesce(excluded.name, visitors.name),
-             email = coalesce(excluded.email, visitors.email),
-             page_url = coalesce(excluded.page_url, visitors.page_url),
-             page_title = coalesce(excluded.page_title, visitors.page_title),
-             referrer = coalesce(excluded.referrer, visitors.referrer),
-             lang = coalesce(excluded.lang, visitors.lang),
-             user_agent = coalesce(excluded.user_agent, visitors.user_agent),
-             address = coalesce(excluded.address, visitors.address),
-             updated_at = excluded.updated_at",
-    )
-    .bind(visitor_id)
-    .bind(&profile.name)
-    .bind(&profile.email)
-    .bind(&profile.page_url)
-    .bind(&profile.page_title)
-    .bind(&profile.referrer)
-    .bind(&profile.lang)
-    .bind(&details.user_agent)
-    .bind(now_ms)
-    .bind(&details.address)
-    .execute(&mut **tx)
-    .await?;
+    // Migration 0012's, which a visitor's message makes too.
+    sqlx::query("SELECT kefu_upsert_visitor($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .bind(visitor_id)
+        .bind(&profile.name)
+        .bind(&profile.email)
+        .bind(&profile.page_url)
+        .bind(&profile.page_title)
+        .bind(&profile.referrer)
+        .bind(&profile.lang)
+        .bind(&details.user_agent)
+        .bind(&details.address)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

@@ -1,0 +1,201 @@
+//! Group commit for the message writes.
+//!
+//! Every transaction that `NOTIFY`s holds a lock of PostgreSQL's, one for
+//! the whole server, from its commit until that commit is flushed, so that
+//! notifications are queued in commit order (`PreCommit_Notify` in
+//! PostgreSQL's `async.c`). Each message write notifies, so one message
+//! write at a time commits and waits for its own WAL flush, whatever the
+//! number of connections: PostgreSQL's own group commit never gets to
+//! share a flush between them, and a write costs a flush.
+//!
+//! So a writer task makes many message writes in one statement (migration
+//! 0012's `kefu_send_batch`), which is its own transaction, on a
+//! connection of its own, and answers each only once it has committed:
+//! one round trip, one lock and one flush for all.
+//! A few writers share the conversations between them (by a hash of the
+//! id), so that their batches run side by side without touching the same
+//! rows.
+//!
+//! A batch takes its conversations' row locks in the order of their ids
+//! (writes to one conversation keep the order they came in), as does
+//! every other batch on every relay, so batches cannot deadlock one
+//! another; a write that locks more than one conversation row, or one it
+//! cannot name beforehand (a visitor's first), does not come here. (A
+//! visitor's conversation as the relay last saw it may have been deleted
+//! and begun again since; that write then locks out of order, and should
+//! two batches deadlock on it, PostgreSQL ends one within a second and its
+//! writes are made alone.)
+//! A batch in which any write fails is rolled back, and each of its writes
+//! is then made alone, in its own transaction, so a refused write undoes
+//! only itself; a resend among them finds its original as usual.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use sqlx::postgres::{PgConnection, PgPool};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::super::StoreError;
+use super::super::rows::MessageRow;
+use crate::cluster::{self, NodeId};
+
+/// Writer tasks, each with its connection and its share of the
+/// conversations: one would leave PostgreSQL's other cores idle while it
+/// waits for each answer.
+const WRITERS: usize = 4;
+/// The most writes one transaction makes.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for the writer before senders wait.
+const QUEUE: usize = 4096;
+
+/// A message write as `kefu_send_batch` (migration 0012) takes it.
+pub(super) type Write = serde_json::Value;
+
+/// What a write's statement answered.
+pub(super) type Written = Result<MessageRow, sqlx::Error>;
+
+struct Job {
+    /// The conversation whose row the write locks.
+    conversation_id: String,
+    write: Write,
+    done: oneshot::Sender<Written>,
+}
+
+/// The sending ends of the writer tasks.
+pub(super) struct Batcher {
+    /// One queue per writer; a conversation's writes always go to the same.
+    jobs: Mutex<Vec<mpsc::Sender<Job>>>,
+    writers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Batcher {
+    pub(super) fn start(pool: &PgPool, node: &NodeId) -> Arc<Batcher> {
+        let (jobs, writers) = (0..WRITERS)
+            .map(|_| {
+                let (jobs, queue) = mpsc::channel(QUEUE);
+                (jobs, tokio::spawn(write(pool.clone(), node.clone(), queue)))
+            })
+            .unzip();
+        Arc::new(Batcher {
+            jobs: Mutex::new(jobs),
+            writers: Mutex::new(writers),
+        })
+    }
+
+    /// Makes `write`, which locks `conversation_id`'s row and no other
+    /// conversation's, in the next batch. Once queued it is made whether or
+    /// not the caller still waits.
+    pub(super) async fn write(
+        &self,
+        conversation_id: String,
+        write: Write,
+    ) -> Result<Written, StoreError> {
+        let jobs = {
+            let queues = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut hasher = DefaultHasher::new();
+            conversation_id.hash(&mut hasher);
+            let index = usize::try_from(hasher.finish() % WRITERS as u64).unwrap_or(0);
+            queues.get(index).cloned().ok_or(StoreError::Closed)?
+        };
+        let (done, answer) = oneshot::channel();
+        let job = Job {
+            conversation_id,
+            write,
+            done,
+        };
+        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Makes the writes queued so far, then stops the writers.
+    pub(super) async fn close(&self) {
+        drop(std::mem::take(
+            &mut *self.jobs.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+        let writers = std::mem::take(&mut *self.writers.lock().unwrap_or_else(|e| e.into_inner()));
+        for writer in writers {
+            let _ = writer.await;
+        }
+    }
+}
+
+/// The writer: a batch of whatever has queued, one statement, then the
+/// next.
+async fn write(pool: PgPool, node: NodeId, mut queue: mpsc::Receiver<Job>) {
+    let mut connection: Option<PgConnection> = None;
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Stable: one conversation's writes keep their order.
+        batch.sort_by(|a: &Job, b: &Job| a.conversation_id.cmp(&b.conversation_id));
+        let writes: Vec<&Write> = batch.iter().map(|job| &job.write).collect();
+        let committed = match connection.as_mut() {
+            Some(connection) => send_batch(connection, &node, &writes).await,
+            None => match pool.acquire().await {
+                // Its own, out of the pool: no pool checks around each batch.
+                Ok(acquired) => {
+                    send_batch(connection.insert(acquired.detach()), &node, &writes).await
+                }
+                Err(error) => Err(error),
+            },
+        };
+        match committed {
+            Ok(rows) => {
+                for (job, row) in batch.drain(..).zip(rows) {
+                    let _ = job.done.send(Ok(row));
+                }
+            }
+            Err(error) => {
+                if !matches!(error, sqlx::Error::Database(_)) {
+                    // The connection itself failed; take a new one.
+                    connection = None;
+                }
+                if batch.len() > 1 {
+                    tracing::debug!(%error, writes = batch.len(), "a batch failed; writing each alone");
+                }
+                for job in batch.drain(..) {
+                    let written = write_alone(&pool, &node, job.write).await;
+                    let _ = job.done.send(written);
+                }
+            }
+        }
+    }
+}
+
+/// Makes `write` alone: a batch of one, its own transaction.
+pub(super) async fn write_alone(pool: &PgPool, node: &NodeId, write: Write) -> Written {
+    let mut connection = pool.acquire().await?;
+    let mut rows = send_batch(&mut connection, node, &[&write]).await?;
+    rows.pop().ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Makes every write of `writes` in one statement, which is its own
+/// transaction: committed when it answers (sqlx reads to `ReadyForQuery`,
+/// after the commit). Their rows, in order.
+async fn send_batch(
+    connection: &mut PgConnection,
+    node: &NodeId,
+    writes: &[&Write],
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let payload =
+        serde_json::to_string(writes).map_err(|error| sqlx::Error::Encode(error.into()))?;
+    let rows: Vec<MessageRow> =
+        sqlx::query_as("SELECT * FROM kefu_send_batch($1::jsonb, $2, $3, $4)")
+            .bind(payload)
+            .bind(cluster::CHANGES_CHANNEL)
+            .bind(node)
+            .bind(i32::try_from(cluster::MAX_PAYLOAD).unwrap_or(i32::MAX))
+            .fetch_all(connection)
+            .await?;
+    if rows.len() != writes.len() {
+        // Committed, but not answered in full: made again alone, each
+        // finds its message stored.
+        return Err(sqlx::Error::Protocol(format!(
+            "kefu_send_batch answered {} rows for {} writes",
+            rows.len(),
+            writes.len()
+        )));
+    }
+    Ok(rows)
+}
