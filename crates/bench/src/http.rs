@@ -26,10 +26,12 @@ pub enum Answer<T> {
     Refused(ErrorFrame),
 }
 
-/// One keep-alive HTTP/1.1 connection to the relay.
+/// One keep-alive HTTP/1.1 connection to the relay; one anew, as a
+/// browser opens, once the relay closed an idle one.
 pub struct Http {
     sender: SendRequest<Full<Bytes>>,
     target: Target,
+    source: Option<IpAddr>,
 }
 
 impl Http {
@@ -41,13 +43,8 @@ impl Http {
         Ok(Http {
             sender,
             target: target.clone(),
+            source,
         })
-    }
-
-    /// Whether the relay closed this connection (an idle keep-alive
-    /// connection is closed after its header timeout).
-    pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
     }
 
     /// `body` as JSON, if any; the answer's body decoded as `T`.
@@ -100,6 +97,12 @@ impl Http {
             }
             None => Bytes::new(),
         };
+        // The relay closes a keep-alive connection idle past its header
+        // timeout (a long-poll visitor's between two sends, an uploader's
+        // after a pause); a browser then sends on a new one.
+        if self.sender.is_closed() {
+            *self = Http::open(&self.target, self.source).await?;
+        }
         self.sender.ready().await?;
         let response = self
             .sender

@@ -116,16 +116,10 @@ impl Uploader {
     fn upload(&self, mut http: Http, token: Arc<str>, n: u64, pause: Duration) -> InFlight {
         let (bytes, seed) = (self.bytes, (u64::from(self.global) << 32) | n);
         let name = format!("/api/files?name=screenshot-{}-{n}.png", self.global);
-        let (target, source) = (self.target.clone(), self.source);
         Box::pin(async move {
+            // After a pause the relay may have closed the idle connection:
+            // `Http` then uploads on a new one, as a browser does.
             tokio::time::sleep(pause).await;
-            // After a pause the relay may have closed the idle connection,
-            // as a browser finds: it uploads on a new one.
-            if http.is_closed()
-                && let Ok(fresh) = Http::open(&target, source).await
-            {
-                http = fresh;
-            }
             let image = tokio::task::spawn_blocking(move || png::image(bytes, seed))
                 .await
                 .unwrap_or_default();
