@@ -7,7 +7,7 @@ use futures_util::FutureExt;
 use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
 use kefu_protocol::{ErrorCode, Message, PresenceKind};
-use kefu_testkit::{TestRelay, assert_error};
+use kefu_testkit::{TestDatabase, TestRelay, assert_error};
 
 #[tokio::test]
 async fn malformed_and_unknown_frames_are_bad_requests_and_the_connection_lives_on() {
@@ -58,6 +58,49 @@ async fn empty_and_overlong_messages_are_refused_with_their_client_id() {
     // Exactly at the limit is fine.
     let ack = visitor.say("fits", &"字".repeat(100)).await;
     assert_eq!(ack.seq, 1, "refused sends took no seq");
+}
+
+/// U+0000, which PostgreSQL's text cannot hold, is refused in a message
+/// and dropped from the profile, alike on both backends: a send on
+/// PostgreSQL failed in the store (and with batches, failed everybody's
+/// writes in its batch before each was made again alone).
+async fn nul_is_refused_in_text_and_dropped_from_the_profile(relay: &TestRelay) {
+    let mut visitor = relay.visitor().await;
+    visitor
+        .send_raw(r#"{"type":"hello","profile":{"name":"Ann\u0000a","email":"\u0000"}}"#)
+        .await;
+    visitor
+        .until(|event| matches!(event, VisitorEvent::Welcome(_)).then_some(()))
+        .await;
+    visitor
+        .send(&VisitorRequest::Send {
+            attachments: Vec::new(),
+            client_id: "nul".into(),
+            text: "a\0b".into(),
+        })
+        .await;
+    let error = visitor.next_error().await;
+    assert_error(&error, ErrorCode::BadRequest);
+    assert_eq!(error.reference.as_deref(), Some("nul"));
+    // The profile is stored with the first message: as "Anna", no email.
+    let ack = visitor.say("fine", "hello").await;
+    assert_eq!(ack.seq, 1, "the refused send took no seq");
+}
+
+#[tokio::test]
+async fn nul_is_refused_alike_on_sqlite() {
+    nul_is_refused_in_text_and_dropped_from_the_profile(&TestRelay::start().await).await;
+}
+
+#[tokio::test]
+async fn nul_is_refused_alike_on_postgres() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let relay = TestRelay::on_database(&database.url, |_| {}).await;
+    nul_is_refused_in_text_and_dropped_from_the_profile(&relay).await;
+    drop(relay.stop().await);
+    database.drop_database().await;
 }
 
 #[tokio::test]
