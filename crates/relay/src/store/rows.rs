@@ -85,6 +85,13 @@ row! {
     }
 }
 
+impl MessageRow {
+    /// The message's id: a new one, or a resend's original's.
+    pub(super) fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl TryFrom<MessageRow> for Message {
     type Error = StoreError;
 

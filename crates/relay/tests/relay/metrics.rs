@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use kefu_protocol::ErrorCode;
 use kefu_protocol::visitor::VisitorRequest;
-use kefu_testkit::{RelayProcess, TestRelay, assert_error, http};
+use kefu_testkit::{RelayProcess, TestDatabase, TestRelay, assert_error, http};
 
 use crate::support::{KEFU_RELAY, sqlite_url};
 
@@ -112,6 +112,60 @@ fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
         .map(|sample| sample.value)
 }
 
+/// Where a relay started with `--metrics-listen` serves `/metrics`.
+fn metrics_addr(relay: &RelayProcess) -> std::net::SocketAddr {
+    relay
+        .startup_log
+        .iter()
+        .find_map(|line| line.split_once("metrics on http://"))
+        .and_then(|(_, rest)| rest.trim().strip_suffix("/metrics"))
+        .expect("the metrics address is logged")
+        .parse()
+        .expect("metrics address")
+}
+
+/// PostgreSQL's message writes (a visitor's first alone, later ones in
+/// batches) count as SQLite's do; a resend stores nothing and counts
+/// nothing.
+#[tokio::test]
+async fn postgres_message_writes_are_counted() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let relay = RelayProcess::start(
+        KEFU_RELAY,
+        &database.url,
+        &["--metrics-listen", "127.0.0.1:0"],
+    )
+    .await;
+    let mut visitor = relay.visitor().await;
+    visitor.hello(None, None).await;
+    visitor.say("c1", "first, alone").await;
+    visitor.say("c2", "then batched").await;
+    visitor.say("c2", "then batched").await;
+
+    let metrics = http::get(metrics_addr(&relay), "/metrics")
+        .await
+        .expect("metrics");
+    let samples = parse_prometheus(&metrics.body);
+    assert_eq!(
+        value_of(&samples, "kefu_messages_stored_total", &[]),
+        Some(2.0),
+        "{}",
+        metrics.body
+    );
+    assert_eq!(
+        value_of(&samples, "kefu_store_commit_seconds_count", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value_of(&samples, "kefu_store_batch_size_count", &[]),
+        Some(3.0)
+    );
+    relay.kill().await;
+    database.drop_database().await;
+}
+
 #[tokio::test]
 async fn metrics_on_their_own_address_count_a_sent_message() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,14 +175,7 @@ async fn metrics_on_their_own_address_count_a_sent_message() {
         &["--metrics-listen", "127.0.0.1:0"],
     )
     .await;
-    let metrics_addr: std::net::SocketAddr = relay
-        .startup_log
-        .iter()
-        .find_map(|line| line.split_once("metrics on http://"))
-        .and_then(|(_, rest)| rest.trim().strip_suffix("/metrics"))
-        .expect("the metrics address is logged")
-        .parse()
-        .expect("metrics address");
+    let metrics_addr = metrics_addr(&relay);
     assert_eq!(
         http::get(relay.addr, "/metrics")
             .await

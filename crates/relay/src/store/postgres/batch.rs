@@ -32,6 +32,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
@@ -40,6 +41,7 @@ use tokio::task::JoinHandle;
 use super::super::StoreError;
 use super::super::rows::MessageRow;
 use crate::cluster::{self, NodeId};
+use crate::telemetry;
 
 /// Writer tasks, each with its connection and its share of the
 /// conversations: one would leave PostgreSQL's other cores idle while it
@@ -178,6 +180,7 @@ async fn send_batch(
     node: &NodeId,
     writes: &[&Write],
 ) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let started = Instant::now();
     let payload =
         serde_json::to_string(writes).map_err(|error| sqlx::Error::Encode(error.into()))?;
     let rows: Vec<MessageRow> =
@@ -197,5 +200,10 @@ async fn send_batch(
             writes.len()
         )));
     }
+    // A resend answers with its original, whose id is not the one it sent.
+    let stored = (rows.iter().zip(writes))
+        .filter(|(row, write)| write["message_id"].as_str() == Some(row.id()))
+        .count();
+    telemetry::committed(writes.len(), stored, started.elapsed());
     Ok(rows)
 }
