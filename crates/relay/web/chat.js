@@ -112,7 +112,6 @@
     conversationId: null, // the conversation the shown messages are of
     lastSeq: 0, // highest seq shown
     shown: new Set(), // seqs shown
-    stored: [], // elements of the shown messages, to forget them
     pending: new Map(), // client_id -> {text, el, timer}
     sent: new Map(), // seq -> element of our own message, for "seen"
     agentReadUpTo: 0,
@@ -222,8 +221,7 @@
     const replaced = state.conversationId !== null;
     state.conversationId = id;
     if (!replaced) return false;
-    for (const el of state.stored) el.remove();
-    state.stored = [];
+    for (const el of log.querySelectorAll('li[data-seq]')) el.remove();
     state.shown.clear();
     state.sent.clear();
     state.lastSeq = 0;
@@ -249,7 +247,8 @@
       markSent(el, message.seq);
       return;
     }
-    state.stored.push(bubble({ kind: 'theirs', author: message.author.name, text: linkCard(message.link) || content(message), at: message.at }));
+    const el = bubble({ kind: 'theirs', author: message.author.name, text: linkCard(message.link) || content(message), at: message.at });
+    el.dataset.seq = message.seq;
     setTyping(null);
     // An agent who replies has read everything before the reply.
     agentRead(message.seq - 1);
@@ -276,7 +275,7 @@
   }
 
   function markSent(el, seq) {
-    state.stored.push(el);
+    el.dataset.seq = seq;
     state.sent.set(seq, el);
     setDelivery(el, seq <= state.agentReadUpTo ? 'seen' : 'sent');
   }

@@ -82,7 +82,8 @@ async fn nul_is_refused_in_text_and_dropped_from_the_profile(relay: &TestRelay) 
     let error = visitor.next_error().await;
     assert_error(&error, ErrorCode::BadRequest);
     assert_eq!(error.reference.as_deref(), Some("nul"));
-    // The profile is stored with the first message: as "Anna", no email.
+    // The profile is stored with the first message: on PostgreSQL, with
+    // U+0000 left in it, this send failed.
     let ack = visitor.say("fine", "hello").await;
     assert_eq!(ack.seq, 1, "the refused send took no seq");
 }
