@@ -55,10 +55,31 @@ pub fn encode<T: Serialize>(event: &T) -> Frame {
 }
 
 /// Parses a client frame; anything malformed or unknown is a `bad_request`
-/// that says what was wrong.
+/// that says what was wrong. So is a frame with U+0000 in any string:
+/// PostgreSQL's text cannot hold it (SQLite's can), so it is refused alike
+/// on both backends here, the one door every client frame comes through,
+/// before it can fail a store write (and, on PostgreSQL, a batch of
+/// everybody's writes).
 pub fn decode<T: DeserializeOwned>(text: &str) -> Result<T, ErrorFrame> {
+    if holds_nul(text) {
+        return Err(ErrorFrame::new(
+            ErrorCode::BadRequest,
+            "invalid frame: a string holds U+0000",
+        ));
+    }
     serde_json::from_str(text)
         .map_err(|error| ErrorFrame::new(ErrorCode::BadRequest, format!("invalid frame: {error}")))
+}
+
+/// Whether JSON `text` spells U+0000 in a string. JSON can only write it as
+/// the escape `\u0000` (a raw control character is malformed), and those
+/// six characters are that escape unless their backslash is itself escaped
+/// (`\\u0000` is the text `\u0000`): an even run of backslashes before it.
+fn holds_nul(text: &str) -> bool {
+    text.match_indices("\\u0000").any(|(at, _)| {
+        let escaped = text[..at].bytes().rev().take_while(|&b| b == b'\\').count();
+        escaped % 2 == 0
+    })
 }
 
 #[cfg(test)]
@@ -73,5 +94,26 @@ mod tests {
         let bytes = copy.into_bytes();
         assert_eq!(bytes.as_ptr(), frame.as_bytes().as_ptr());
         assert_eq!(frame.as_str(), r#"{"code":"not_found","message":"gone"}"#);
+    }
+
+    #[test]
+    fn a_nul_escape_is_refused_but_the_text_of_one_is_not() {
+        let refused = |text: &str| decode::<serde_json::Value>(text).is_err();
+        assert!(refused(r#"{"text":"a\u0000b"}"#));
+        assert!(
+            refused(r#"{"text":"\\\u0000"}"#),
+            "an escaped backslash, then U+0000"
+        );
+        assert!(refused(r#"{"text":"ok","name":"\u0000"}"#));
+        assert!(
+            !refused(r#"{"text":"\\u0000"}"#),
+            "the six characters \\u0000"
+        );
+        assert!(
+            !refused(r#"{"text":"\u0030 and \u0001"}"#),
+            "other escapes pass"
+        );
+        let text: serde_json::Value = decode(r#"{"text":"\\u0000"}"#).expect("valid");
+        assert_eq!(text["text"], "\\u0000");
     }
 }

@@ -74,12 +74,6 @@ pub(super) fn check_send(
     if text.trim().is_empty() && attachments.is_empty() {
         return refuse(ErrorCode::BadRequest, "text is empty".to_owned());
     }
-    // PostgreSQL's text cannot hold U+0000 (SQLite's can): refused alike on
-    // both backends, before the store, and never failing a batch of
-    // everybody's writes there.
-    if text.contains('\0') || client_id.contains('\0') {
-        return refuse(ErrorCode::BadRequest, "text contains U+0000".to_owned());
-    }
     let most = kefu_protocol::files::MAX_ATTACHMENTS;
     if attachments.len() > most {
         return refuse(

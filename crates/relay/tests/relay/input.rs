@@ -60,37 +60,64 @@ async fn empty_and_overlong_messages_are_refused_with_their_client_id() {
     assert_eq!(ack.seq, 1, "refused sends took no seq");
 }
 
-/// U+0000, which PostgreSQL's text cannot hold, is refused in a message
-/// and dropped from the profile, alike on both backends: a send on
-/// PostgreSQL failed in the store (and with batches, failed everybody's
-/// writes in its batch before each was made again alone).
-async fn nul_is_refused_in_text_and_dropped_from_the_profile(relay: &TestRelay) {
+/// U+0000, which PostgreSQL's text cannot hold, is refused in any frame,
+/// alike on both backends and before the store: on PostgreSQL a send with
+/// it failed there (and with batches, failed everybody's writes in its
+/// batch before each was made again alone), and a search, a page view's
+/// title or a profile field with it answered `internal`. The text of the
+/// escape (a backslash, then `u0000`) is ordinary text.
+async fn nul_is_refused_in_every_frame(relay: &TestRelay) {
     let mut visitor = relay.visitor().await;
     visitor
-        .send_raw(r#"{"type":"hello","profile":{"name":"Ann\u0000a","email":"\u0000"}}"#)
+        .send_raw(r#"{"type":"hello","profile":{"name":"Ann\u0000a"}}"#)
+        .await;
+    assert_error(&visitor.next_error().await, ErrorCode::BadRequest);
+    visitor
+        .send_raw(r#"{"type":"hello","profile":{"name":"Ann \\u0000"}}"#)
         .await;
     visitor
         .until(|event| matches!(event, VisitorEvent::Welcome(_)).then_some(()))
         .await;
-    visitor
-        .send(&VisitorRequest::Send {
-            attachments: Vec::new(),
-            client_id: "nul".into(),
-            text: "a\0b".into(),
-        })
-        .await;
-    let error = visitor.next_error().await;
-    assert_error(&error, ErrorCode::BadRequest);
-    assert_eq!(error.reference.as_deref(), Some("nul"));
-    // The profile is stored with the first message: on PostgreSQL, with
-    // U+0000 left in it, this send failed.
+    for refused in [
+        r#"{"type":"send","client_id":"nul","text":"a\u0000b"}"#,
+        r#"{"type":"send","client_id":"\u0000","text":"ab"}"#,
+        r#"{"type":"page_view","url":"https://example.com/","title":"\u0000"}"#,
+    ] {
+        visitor.send_raw(refused).await;
+        assert_error(&visitor.next_error().await, ErrorCode::BadRequest);
+    }
     let ack = visitor.say("fine", "hello").await;
-    assert_eq!(ack.seq, 1, "the refused send took no seq");
+    assert_eq!(ack.seq, 1, "the refused sends took no seq");
+
+    let token = relay.add_agent("nel", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    for refused in [
+        r#"{"type":"search","request_id":"s","query":"hel\u0000"}"#,
+        r#"{"type":"search","request_id":"s","query":"hello","visitor_id":"\u0000"}"#,
+        r#"{"type":"claim","conversation_id":"\u0000"}"#,
+    ] {
+        agent.send_raw(refused).await;
+        let error = agent
+            .until(|event| match event {
+                AgentEvent::Error(error) => Some(error),
+                _ => None,
+            })
+            .await;
+        assert_error(&error, ErrorCode::BadRequest);
+    }
+    // The visitor's name kept the text of the escape, and the store works.
+    let (_, welcome) = relay.welcomed_agent(&token).await;
+    let summary = welcome
+        .conversations
+        .iter()
+        .find(|summary| summary.id == ack.conversation_id)
+        .expect("the visitor's conversation");
+    assert_eq!(summary.visitor.name, "Ann \\u0000");
 }
 
 #[tokio::test]
 async fn nul_is_refused_alike_on_sqlite() {
-    nul_is_refused_in_text_and_dropped_from_the_profile(&TestRelay::start().await).await;
+    nul_is_refused_in_every_frame(&TestRelay::start().await).await;
 }
 
 #[tokio::test]
@@ -99,7 +126,7 @@ async fn nul_is_refused_alike_on_postgres() {
         return;
     };
     let relay = TestRelay::on_database(&database.url, |_| {}).await;
-    nul_is_refused_in_text_and_dropped_from_the_profile(&relay).await;
+    nul_is_refused_in_every_frame(&relay).await;
     drop(relay.stop().await);
     database.drop_database().await;
 }

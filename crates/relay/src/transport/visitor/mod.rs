@@ -56,12 +56,11 @@ fn bounded(value: &str) -> &str {
     }
 }
 
-/// Trims and bounds every field, without U+0000 (which PostgreSQL's text
-/// cannot hold); empty ones count as not given.
+/// Trims and bounds every field; empty ones count as not given.
 fn bounded_profile(profile: VisitorProfile) -> VisitorProfile {
     let field = |value: Option<String>| {
         value
-            .map(|v| bounded(v.replace('\0', "").trim()).to_owned())
+            .map(|v| bounded(v.trim()).to_owned())
             .filter(|v| !v.is_empty())
     };
     VisitorProfile {
