@@ -50,9 +50,16 @@ impl Buffer {
         self.cursor += ch.len_utf8();
     }
 
-    /// Inserts pasted or canned text; line breaks are normalised to `\n`.
+    /// Inserts pasted or canned text; line breaks are normalised to `\n`
+    /// and other control characters dropped (a terminal's escapes or a
+    /// U+0000, which the relay refuses in any frame, would fail the send).
     pub fn insert_str(&mut self, text: &str) {
-        let text = text.replace("\r\n", "\n").replace('\r', "\n");
+        let text: String = text
+            .replace("\r\n", "\n")
+            .replace('\r', "\n")
+            .chars()
+            .filter(|&ch| !ch.is_control() || ch == '\n' || ch == '\t')
+            .collect();
         self.text.insert_str(self.cursor, &text);
         self.cursor += text.len();
     }
@@ -337,9 +344,9 @@ mod tests {
     }
 
     #[test]
-    fn pasted_line_breaks_are_normalised() {
+    fn pasted_line_breaks_are_normalised_and_controls_dropped() {
         let mut buffer = Buffer::default();
-        buffer.insert_str("a\r\nb\rc");
-        assert_eq!(buffer.text(), "a\nb\nc");
+        buffer.insert_str("a\r\nb\rc\0\u{1b}[2J\td");
+        assert_eq!(buffer.text(), "a\nb\nc[2J\td");
     }
 }
