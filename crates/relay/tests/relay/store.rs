@@ -496,6 +496,47 @@ async fn agents_and_profiles_round_trip(store: Arc<dyn Store>) {
 }
 
 backend_test!(
+    sqlite_a_send_changes_the_visitor_only_by_what_it_says,
+    postgres_a_send_changes_the_visitor_only_by_what_it_says,
+    a_send_changes_the_visitor_only_by_what_it_says
+);
+/// What a send says of its visitor is stored with it, and a field it does
+/// not give keeps the stored value: on PostgreSQL, a send that says
+/// nothing new no longer writes the visitor's row at all.
+async fn a_send_changes_the_visitor_only_by_what_it_says(store: Arc<dyn Store>) {
+    let said = |name: Option<&str>, page: Option<&str>| VisitorDetails {
+        profile: kefu_protocol::visitor::VisitorProfile {
+            name: name.map(str::to_owned),
+            page_url: page.map(str::to_owned),
+            ..Default::default()
+        },
+        user_agent: None,
+        address: None,
+    };
+    let sends = [
+        (said(Some("Ann"), Some("https://example.com/a")), "Ann"),
+        (said(Some("Ann"), Some("https://example.com/a")), "Ann"),
+        (said(Some("Anna"), None), "Anna"),
+        (said(None, None), "Anna"),
+    ];
+    let mut conversation = String::new();
+    for (n, (details, author)) in sends.into_iter().enumerate() {
+        let mut send = visitor_send("v1", &format!("c{n}"), "hi");
+        send.details = details;
+        let message = store.visitor_send(send).await.expect("send");
+        assert_eq!(message.author.name, author, "send {n}");
+        conversation = message.conversation_id;
+    }
+    let summary = stored_summary(&store, &conversation).await;
+    assert_eq!(summary.visitor.name, "Anna");
+    assert_eq!(
+        summary.visitor.page_url.as_deref(),
+        Some("https://example.com/a")
+    );
+    assert_eq!(summary.last_seq, 4);
+}
+
+backend_test!(
     sqlite_export_pages_through_every_conversation,
     postgres_export_pages_through_every_conversation,
     export_pages_through_every_conversation

@@ -1,12 +1,12 @@
 //! PostgreSQL: the store of a cluster of relays.
 //!
 //! A message, a visitor's or an agent's, is made by a function of
-//! migration 0012 that makes the whole write. [`batch`]'s writer tasks
-//! group-commit them, many to a statement that is one transaction (see
-//! there for why PostgreSQL's own group commit does not batch them); a
-//! visitor's first send and a send with files are a statement of their
-//! own. Every other write is one transaction on a pooled
-//! connection. Writers on different nodes are serialized per conversation
+//! migration 0012 (made leaner by 0013) that makes the whole write.
+//! [`batch`]'s writer tasks group-commit them, many to a statement that is
+//! one transaction (see there for why PostgreSQL's own group commit does
+//! not batch them); a visitor's first send and a send with files are a
+//! statement of their own. Every other write is one transaction on a
+//! pooled connection. Writers on different nodes are serialized per conversation
 //! by the row lock that `UPDATE conversations … RETURNING last_seq` (or
 //! `SELECT … FOR UPDATE`) takes, which makes `seq` gap-free and claim
 //! races single-winner across nodes. A duplicate `client_id` trips the
