@@ -7,6 +7,7 @@
 #   crates/bench/targets.sh [symmetric|burst|cluster]
 #   crates/bench/targets.sh [abuse|uploads]
 #   ATTACKERS_NICE=19 crates/bench/targets.sh abuse   # attackers as a niced process
+#   ATTACKERS_NICE=idle crates/bench/targets.sh abuse # … or as an idle-class one
 #   RUNS=5 crates/bench/targets.sh throughput   # five runs, NAME-1 … NAME-5
 #   SEARCH_INDEX=off crates/bench/targets.sh symmetric   # without search indexing
 #
@@ -121,6 +122,9 @@ start_cluster() {
     pg_database=kefu_bench_$$_$RANDOM
     psql -q "$PG/postgres" -c "CREATE DATABASE $pg_database"
     add_agents "$PG/$pg_database" "$1"
+    if [ "${SEARCH_INDEX:-on}" = off ]; then
+        psql -q "$PG/$pg_database" -c "DROP TRIGGER IF EXISTS message_search_insert ON messages"
+    fi
     for i in $(seq 0 $(($2 - 1))); do
         launch_relay "$PG/$pg_database" $((PORT + i))
     done
@@ -278,6 +282,11 @@ attack_args() {
 # generator as much as the relay. The relay's own work for them (accepts,
 # refusals, timeouts) keeps its full priority. They attack from before the
 # legitimate clients connect to after their last message is sent.
+# ATTACKERS_NICE=idle runs them under SCHED_IDLE (`chrt -i 0`) instead: a
+# niced process still takes its small share of a core whenever it is
+# runnable, so a relay thread that wakes may wait behind it for a slice;
+# an idle-class one runs only on a core nothing else wants, which is
+# closer to attackers on machines of their own.
 abuse() {
     relay_limits=("${PER_CONNECTION_LIMITS[@]}")
     start_relay 4
@@ -288,7 +297,11 @@ abuse() {
     if [ -n "${ATTACKERS_NICE:-}" ]; then
         local attackers=$OUT/abuse-attackers$run_suffix.txt
         # shellcheck disable=SC2046
-        nice -n "$ATTACKERS_NICE" "$BIN/kefu-bench" --relay "$relay_urls" --quiet \
+        local priority=(nice -n "$ATTACKERS_NICE")
+        if [ "$ATTACKERS_NICE" = idle ]; then
+            priority=(chrt --idle 0)
+        fi
+        "${priority[@]}" "$BIN/kefu-bench" --relay "$relay_urls" --quiet \
             --visitors 0 --agents 0 --rate 0 --source-addrs 16 \
             --duration "$(( ${DURATION%s} + ${WARMUP%s} + 10 ))s" --drain 0s \
             $(attack_args) > "$attackers" 2>&1 &
@@ -296,7 +309,7 @@ abuse() {
         # shellcheck disable=SC2046
         bench abuse $(abuse_args)
         wait "$attacking" || echo "   the attackers exited with status $?"
-        echo "== the attackers, at nice $ATTACKERS_NICE:"
+        echo "== the attackers, at ${priority[*]}:"
         cat "$attackers"
     else
         # shellcheck disable=SC2046
