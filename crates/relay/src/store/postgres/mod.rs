@@ -1,15 +1,15 @@
 //! PostgreSQL: the store of a cluster of relays.
 //!
-//! A message, a visitor's or an agent's, is made by a function of
-//! migration 0012 (made leaner by 0013) that makes the whole write.
-//! [`batch`]'s writer tasks group-commit them, many to a statement that is
-//! one transaction (see there for why PostgreSQL's own group commit does
-//! not batch them); a visitor's first send and a send with files are a
-//! statement of their own. Every other write is one transaction on a
-//! pooled connection. Writers on different nodes are serialized per conversation
-//! by the row lock that `UPDATE conversations … RETURNING last_seq` (or
-//! `SELECT … FOR UPDATE`) takes, which makes `seq` gap-free and claim
-//! races single-winner across nodes. A duplicate `client_id` trips the
+//! A message, a visitor's or an agent's, is made by [`sends`] with a
+//! function of migration 0012 (made leaner by 0013) that makes the whole
+//! write. [`batch`]'s writer tasks group-commit them, many to a statement
+//! that is one transaction (see there for why PostgreSQL's own group
+//! commit does not batch them); a visitor's first send and a send with
+//! files are a statement of their own. Every other write is one
+//! transaction on a pooled connection. Writers on different nodes are
+//! serialized per conversation by the row lock that `UPDATE conversations
+//! … RETURNING last_seq` (or `SELECT … FOR UPDATE`) takes, which makes
+//! `seq` gap-free and claim races single-winner across nodes. A duplicate `client_id` trips the
 //! unique index; the write then answers with the original message.
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
@@ -23,47 +23,41 @@ mod deletion;
 mod files;
 mod reads;
 mod search;
+mod sends;
 mod trail;
 mod writes;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use kefu_protocol::agent::{AgentInfo, ConversationSummary, Role};
 use kefu_protocol::trail::PageView;
 use kefu_protocol::{AuthorKind, Message, Seq, TimelineEvent};
-use serde_json::json;
 use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::events::{self, agent_author, event_message};
-use super::files::attachments_refused;
 use super::reads::{Queries, ReadSide};
-use super::rows::{link_to_sql, seq_to_sql};
+use super::rows::seq_to_sql;
 use super::rules::{self, Decision, ReadsForVisitor};
 use super::{
     AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
-    SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, default_visitor_name,
-    now_millis, preview_of, to_millis,
+    SearchPage, SearchQuery, Store, StoreError, VisitorDetails, VisitorSend, now_millis, to_millis,
 };
 use crate::cluster::{ChangeRef, ClusterLink, NodeId};
 use crate::ids::ConnId;
 use crate::{auth, ids};
-use batch::{Batcher, Write};
 use writes::{
-    Tx, assign, existing_message, has_replied, insert_row, lock_conversation, move_agent_mark,
-    require_summary, upsert_visitor, visitor_conversation, visitor_messages_up_to,
+    Tx, assign, has_replied, insert_row, lock_conversation, move_agent_mark, require_summary,
+    upsert_visitor, visitor_conversation, visitor_messages_up_to,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const POOL_CONNECTIONS: u32 = 16;
-/// Visitors whose conversation a relay remembers, for batching their sends.
-const SEEN_CONVERSATIONS: usize = 100_000;
 
 pub struct PgStore {
     pool: PgPool,
@@ -71,9 +65,7 @@ pub struct PgStore {
     node: NodeId,
     visitor_secret: Vec<u8>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    batcher: Arc<Batcher>,
-    /// Visitor id → the conversation this relay last saw them write in.
-    conversations: Mutex<HashMap<String, String>>,
+    sends: sends::Sends,
 }
 
 impl PgStore {
@@ -104,11 +96,10 @@ impl PgStore {
         let store = PgStore {
             pool: pool.clone(),
             searcher: search::Searcher::new(url)?,
-            batcher: Batcher::start(&pool, &node),
+            sends: sends::Sends::start(&pool, &node),
             node,
             visitor_secret,
             tasks: Mutex::new(Vec::new()),
-            conversations: Mutex::new(HashMap::new()),
         };
         let Some(changes) = changes else {
             return Ok((store, None));
@@ -116,129 +107,6 @@ impl PgStore {
         let (tasks, link) = bus::start(&store.pool, &store.node, changes).await?;
         *store.tasks.lock().unwrap_or_else(|e| e.into_inner()) = tasks;
         Ok((store, Some(link)))
-    }
-
-    /// `send` as `kefu_send_batch` (migration 0012) takes a visitor's
-    /// message, its ids made once: made again alone after its batch
-    /// failed, it is the same write.
-    fn visitor_write(&self, send: VisitorSend) -> Write {
-        let profile = send.details.profile;
-        json!({
-            "kind": "visitor",
-            "visitor_id": send.visitor_id,
-            "client_id": send.client_id,
-            "message_id": ids::new_id(),
-            // The reopen event's, used only if the send reopens.
-            "event_id": ids::new_id(),
-            // The conversation's, used only by the first send.
-            "conversation_id": ids::new_id(),
-            "preview": preview_of(&send.text, send.attachments.len()),
-            "text": send.text,
-            "at": to_millis(now_millis()),
-            "default_name": default_visitor_name(&send.visitor_id),
-            "name": profile.name,
-            "email": profile.email,
-            "page_url": profile.page_url,
-            "page_title": profile.page_title,
-            "referrer": profile.referrer,
-            "lang": profile.lang,
-            "user_agent": send.details.user_agent,
-            "address": send.details.address,
-            "attachments": send.attachments,
-            "origin": origin_to_sql(send.origin),
-        })
-    }
-
-    /// `send` as `kefu_send_batch` takes an agent's message, given what the
-    /// rule for a reply decides in each of `rules::states`.
-    fn agent_write(&self, send: AgentSend, decisions: Vec<&'static str>) -> Write {
-        json!({
-            "kind": "agent",
-            "conversation_id": send.conversation_id,
-            "agent_id": send.agent.id,
-            "agent_name": send.agent.name,
-            "client_id": send.client_id,
-            "message_id": ids::new_id(),
-            "preview": preview_of(&send.text, send.attachments.len()),
-            "text": send.text,
-            "internal": send.internal,
-            "link": link_to_sql(send.link.as_ref()),
-            "at": to_millis(now_millis()),
-            "attachments": send.attachments,
-            "decisions": decisions,
-            "origin": origin_to_sql(send.origin),
-        })
-    }
-
-    /// The conversation this relay last saw `visitor_id` write in.
-    fn visitor_conversation_seen(&self, visitor_id: &str) -> Option<String> {
-        let seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
-        seen.get(visitor_id).cloned()
-    }
-
-    fn saw_visitor_conversation(&self, visitor_id: &str, conversation_id: &str) {
-        let mut seen = self.conversations.lock().unwrap_or_else(|e| e.into_inner());
-        if seen.get(visitor_id).map(String::as_str) == Some(conversation_id) {
-            return;
-        }
-        // Bounded: forgetting costs a visitor's next send its batch.
-        if seen.len() >= SEEN_CONVERSATIONS {
-            seen.clear();
-        }
-        seen.insert(visitor_id.to_owned(), conversation_id.to_owned());
-    }
-
-    /// Makes a message write of migration 0012: in the next batch if it
-    /// locks the row of conversation `batched` and no other (see
-    /// [`batch`]), else alone, one statement that is its own transaction,
-    /// committed when it answers (sqlx reads to `ReadyForQuery`). Either
-    /// way it finishes, durable, whether or not the caller still waits
-    /// (see `writes::begin`). The stored message, or the original of a
-    /// resend, also when it raced the original.
-    async fn write_message(
-        &self,
-        write: Write,
-        batched: Option<String>,
-        kind: AuthorKind,
-        author_id: &str,
-        client_id: &str,
-    ) -> Result<Message, Refused> {
-        let written = match batched {
-            Some(conversation_id) => self.batcher.write(conversation_id, write).await?,
-            None => {
-                let (pool, node) = (self.pool.clone(), self.node.clone());
-                writes::detached(async move { Ok(batch::write_alone(&pool, &node, write).await) })
-                    .await?
-            }
-        };
-        match written {
-            Ok(row) => Ok(Message::try_from(row)?),
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Ok(self.original(kind, author_id, client_id).await?)
-            }
-            Err(sqlx::Error::Database(error)) => Err(match error.code().as_deref() {
-                Some("KF404") => Refused::Store(StoreError::NotFound("conversation")),
-                Some("KF403") => Refused::Store(attachments_refused()),
-                Some("KF409") => match error.message().parse() {
-                    Ok(state) => Refused::Rule(state),
-                    Err(_) => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
-                },
-                _ => Refused::Store(StoreError::from(sqlx::Error::Database(error))),
-            }),
-            Err(error) => Err(Refused::Store(error.into())),
-        }
-    }
-
-    /// The message a resend refers to, after a lost race with the original.
-    async fn original(
-        &self,
-        kind: AuthorKind,
-        author_id: &str,
-        client_id: &str,
-    ) -> Result<Message, StoreError> {
-        existing_message(&self.pool, kind, author_id, client_id)
-            .await?
-            .ok_or(StoreError::Conflict("client_id is in use".into()))
     }
 
     /// Stores `event`, which the transaction so far made happen, as message
@@ -305,52 +173,11 @@ impl ReadSide for PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn visitor_send(&self, send: VisitorSend) -> Result<Message, StoreError> {
-        // A visitor whose conversation this relay has seen is batched
-        // under it (see `batch`); a first send, or one with files, goes
-        // alone.
-        let known = (send.attachments.is_empty())
-            .then(|| self.visitor_conversation_seen(&send.visitor_id))
-            .flatten();
-        let visitor_id = send.visitor_id.clone();
-        let client_id = send.client_id.clone();
-        let write = self.visitor_write(send);
-        let message = self
-            .write_message(write, known, AuthorKind::Visitor, &visitor_id, &client_id)
-            .await
-            .map_err(|refused| refused.into_error(|_| None))?;
-        self.saw_visitor_conversation(&visitor_id, &message.conversation_id);
-        Ok(message)
+        self.sends.visitor_send(send).await
     }
 
     async fn agent_send(&self, send: AgentSend) -> Result<Message, StoreError> {
-        // The rule for a reply, decided here for every state the
-        // conversation may be in; the write picks the one it finds.
-        let states = rules::states(&send.agent);
-        let decisions: Vec<&'static str> = states
-            .iter()
-            .map(
-                |state| match rules::reply(state, &send.agent, send.internal) {
-                    Ok(Decision::Assign) => "assign",
-                    Ok(_) => "proceed",
-                    Err(_) => "refuse",
-                },
-            )
-            .collect();
-        let batched = send
-            .attachments
-            .is_empty()
-            .then(|| send.conversation_id.clone());
-        let (agent, internal, client_id) =
-            (send.agent.clone(), send.internal, send.client_id.clone());
-        let write = self.agent_write(send, decisions);
-        self.write_message(write, batched, AuthorKind::Agent, &agent.id, &client_id)
-            .await
-            .map_err(|refused| {
-                refused.into_error(|state| match states.get(state) {
-                    Some(state) => rules::reply(state, &agent, internal).err(),
-                    None => None,
-                })
-            })
+        self.sends.agent_send(send).await
     }
 
     async fn claim(
@@ -649,7 +476,7 @@ impl Store for PgStore {
         // Writes are transactions that completed before their caller
         // returned, but for those queued for a batch, which the writer
         // makes first; closing waits for connections in use to come back.
-        self.batcher.close().await;
+        self.sends.close().await;
         self.searcher.close().await;
         self.pool.close().await;
     }
@@ -660,39 +487,6 @@ impl Store for PgStore {
 
     async fn list_conversations(&self, query: &ListQuery) -> Result<ListPage, StoreError> {
         self.searcher.list(query).await
-    }
-}
-
-/// A connection's id as `kefu_send_batch` takes it, to carry in the
-/// notification.
-fn origin_to_sql(origin: Option<ConnId>) -> Option<i64> {
-    origin.and_then(|origin| i64::try_from(origin.raw()).ok())
-}
-
-/// Why a message write did not store a message.
-enum Refused {
-    Store(StoreError),
-    /// The store's rules refused it in state `.0` of `rules::states`.
-    Rule(usize),
-}
-
-impl Refused {
-    /// The error; a rule's refusal asks `rule` for it, given the state.
-    fn into_error(self, rule: impl FnOnce(usize) -> Option<StoreError>) -> StoreError {
-        match self {
-            Refused::Store(error) => error,
-            Refused::Rule(state) => rule(state).unwrap_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "a write refused in state {state}, which the rules allow"
-                ))
-            }),
-        }
-    }
-}
-
-impl From<StoreError> for Refused {
-    fn from(error: StoreError) -> Self {
-        Refused::Store(error)
     }
 }
 
