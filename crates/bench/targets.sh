@@ -122,9 +122,6 @@ start_cluster() {
     pg_database=kefu_bench_$$_$RANDOM
     psql -q "$PG/postgres" -c "CREATE DATABASE $pg_database"
     add_agents "$PG/$pg_database" "$1"
-    if [ "${SEARCH_INDEX:-on}" = off ]; then
-        psql -q "$PG/$pg_database" -c "DROP TRIGGER IF EXISTS message_search_insert ON messages"
-    fi
     for i in $(seq 0 $(($2 - 1))); do
         launch_relay "$PG/$pg_database" $((PORT + i))
     done

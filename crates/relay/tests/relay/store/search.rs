@@ -323,6 +323,40 @@ async fn a_search_sees_every_message_acked_before_it(store: Arc<dyn Store>) {
     assert_eq!(found.len(), SENDS, "one hit per conversation");
 }
 
+backend_test!(
+    sqlite_a_resend_is_found_once,
+    postgres_a_resend_is_found_once,
+    a_resend_is_found_once
+);
+/// A resend answers with its original and adds nothing to search, whether
+/// it comes alone or in the same batch as other writes (on PostgreSQL the
+/// batch itself writes the search rows of the messages it stored).
+async fn a_resend_is_found_once(store: Arc<dyn Store>) {
+    let alice = agent(&store, "alice", Role::Agent).await;
+    let conversation = new_conversation(&store, "v1", "c1", "parcel one").await;
+    let writes = (0..4).map(|_| {
+        let store = store.clone();
+        let reply = super::agent_send(&alice, &conversation, "a1", false);
+        tokio::spawn(async move {
+            let resent = store.visitor_send(visitor_send("v1", "c1", "parcel one"));
+            let reply = store.agent_send(AgentSend {
+                text: "parcel two".into(),
+                ..reply
+            });
+            (resent.await.expect("resend"), reply.await.expect("reply"))
+        })
+    });
+    for write in writes.collect::<Vec<_>>() {
+        let (resent, reply) = write.await.expect("writer");
+        assert_eq!((resent.seq, reply.seq), (1, 2));
+    }
+    let hits = positions(&search(&store, "parcel").await);
+    assert_eq!(
+        hits,
+        [(conversation.clone(), Some(2)), (conversation, Some(1))]
+    );
+}
+
 /// Without any search asking, SQLite indexes a message within a bounded
 /// time of its ack (about 2 × 200 ms; the deadline here leaves room for a
 /// loaded machine): the backlog's mark reaches the message.
