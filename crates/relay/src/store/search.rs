@@ -4,8 +4,8 @@
 //! term, anywhere, ignoring case (a substring match, so scripts without
 //! spaces work). Each backend keeps a `message_search` table (migrations
 //! `*_search.sql`) whose growing id orders hits newest first and is the
-//! page cursor. PostgreSQL writes it with a trigger in the message's own
-//! transaction; SQLite after the commit, and its searches wait until it
+//! page cursor. PostgreSQL writes it in the message's own transaction (a
+//! batch of message writes, with one statement); SQLite after the commit, and its searches wait until it
 //! holds every message committed when they started (`sqlite::indexing`):
 //! on both, a search finds every message acknowledged before it.
 //! SQLite looks terms of three characters or more up in its FTS5 trigram
