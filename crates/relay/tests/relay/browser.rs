@@ -27,7 +27,9 @@ static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 pub(crate) struct Browser {
     pub(crate) client: Client,
-    _driver: Child,
+    /// chromedriver, leading a process group of its own that the Chromium
+    /// it starts joins (see the `Drop`).
+    driver: Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -56,6 +58,7 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn chromedriver");
@@ -102,7 +105,7 @@ impl Browser {
             .expect("WebDriver session");
         Some(Browser {
             client,
-            _driver: driver,
+            driver,
             _profile: profile,
             _turn: turn,
         })
@@ -179,7 +182,22 @@ impl Browser {
     }
 
     pub(crate) async fn close(self) {
-        let _ = self.client.close().await;
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// Chromium is chromedriver's child: killing chromedriver alone (what
+    /// `kill_on_drop` does) left every Chromium of a test that failed or
+    /// never closed its session running after the test run, taking CPU
+    /// from whatever ran next. So the whole group goes.
+    fn drop(&mut self) {
+        if let Some(group) = self.driver.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{group}")])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
