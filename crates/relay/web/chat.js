@@ -3,6 +3,12 @@
 // Speaks protocol v1 (docs/protocol.md) over a WebSocket, or over HTTP
 // long-polling when WebSockets do not work here (or `?transport=longpoll`).
 // Everything anybody typed is inserted as text, never as HTML.
+//
+// Over 600 lines, in `// ----` sections: what stands alone has its own
+// script (files.js, call.js); the rest shares the page's state (the
+// message list, pending sends, the transport a WebSocket can hand over to
+// long-polling), which without a build step would otherwise travel
+// through globals.
 (() => {
   'use strict';
 

@@ -1,4 +1,8 @@
 //! What the agent's actions do to the state.
+//!
+//! The update half of the Elm loop for key actions, one arm per action, so
+//! a little over 600 lines; actions with a grammar of their own are parsed
+//! elsewhere (`bulk`, `link`, `finder`).
 
 use kefu_protocol::AgentState;
 use kefu_protocol::agent::{AgentRequest, ConversationStatus};

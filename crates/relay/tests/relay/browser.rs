@@ -4,6 +4,10 @@
 //! Without `chromium` and `chromedriver` these tests print a notice and
 //! pass, unless `KEFU_REQUIRE_BROWSER=1` (CI sets it) makes that a failure.
 //! Screenshots land in `target/tmp/kefu-artifacts/`.
+//!
+//! The harness ([`Browser`]) and the chat page's and widget's own tests,
+//! hence over 600 lines; the other browser tests (files, calls, deletion,
+//! the trail) have files of their own and use the harness from here.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
