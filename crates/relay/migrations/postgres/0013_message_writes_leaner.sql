@@ -10,7 +10,8 @@
 --   writer already does; otherwise it is only read for the name;
 -- - a visitor's conversation is updated straight away, and inserted (then
 --   updated) only when there is none: before, every message tried the
---   insert first;
+--   insert first. The visitor's row is read (or written) after that, under
+--   the conversation's row lock;
 -- - a message without files does not call `kefu_attach_files`;
 -- - an agent's reply locks, checks and updates its conversation in one
 --   statement; only a refused one reads the row again to say why.
@@ -38,8 +39,36 @@ BEGIN
     IF FOUND THEN
         RETURN m;
     END IF;
-    -- A field the page did not send keeps its old value, so the row
-    -- changes only if a field it sent differs from the stored one.
+    -- Takes the row lock that orders concurrent writers, and reopens a
+    -- resolved conversation (every expression sees the old row), making
+    -- room for the reopen event before the message. A visitor's first
+    -- message finds no row, nor does one whose conversation was deleted
+    -- (and their row with it) since: it writes the visitor's row, then the
+    -- conversation that refers to it, and goes round again.
+    LOOP
+        WITH old AS (SELECT id, status FROM conversations
+                     WHERE visitor_id = p_visitor_id FOR UPDATE)
+        UPDATE conversations c SET
+            last_seq = c.last_seq + CASE WHEN c.status = 'resolved' THEN 2 ELSE 1 END,
+            unread = c.unread + 1, visitor_messages = c.visitor_messages + 1,
+            preview = p_preview, updated_at = p_at,
+            status = CASE WHEN c.status = 'resolved' THEN 'waiting' ELSE c.status END,
+            assignee = CASE WHEN c.status = 'resolved' THEN NULL ELSE c.assignee END,
+            waiting_since = CASE WHEN c.status = 'resolved' THEN p_at ELSE c.waiting_since END
+        FROM old WHERE c.id = old.id
+        RETURNING c.id, c.last_seq, old.status = 'resolved'
+        INTO v_conversation, v_seq, v_reopened;
+        EXIT WHEN FOUND;
+        PERFORM kefu_upsert_visitor(p_visitor_id, p_name, p_email, p_page_url, p_page_title,
+                                    p_referrer, p_lang, p_user_agent, p_address, p_at);
+        INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at,
+                                   updated_at)
+        VALUES (p_new_conversation_id, p_visitor_id, 'waiting', p_at, p_at, p_at)
+        ON CONFLICT (visitor_id) DO NOTHING;
+    END LOOP;
+    -- Read under that lock, so in the order of this visitor's sends. A
+    -- field the page did not send keeps its old value, so the row changes
+    -- only if a field it sent differs from the stored one.
     SELECT name INTO v_name FROM visitors
     WHERE id = p_visitor_id
       AND (p_name IS NULL OR name = p_name) AND (p_email IS NULL OR email = p_email)
@@ -56,30 +85,6 @@ BEGIN
     IF v_name IS NULL OR v_name ~ '^[[:space:]]*$' THEN
         v_name := p_default_name;
     END IF;
-    -- Takes the row lock that orders concurrent writers, and reopens a
-    -- resolved conversation (every expression sees the old row), making
-    -- room for the reopen event before the message. A visitor's first
-    -- message finds no row: it inserts one and goes round again (as does
-    -- one whose conversation was deleted in between).
-    LOOP
-        WITH old AS (SELECT id, status FROM conversations
-                     WHERE visitor_id = p_visitor_id FOR UPDATE)
-        UPDATE conversations c SET
-            last_seq = c.last_seq + CASE WHEN c.status = 'resolved' THEN 2 ELSE 1 END,
-            unread = c.unread + 1, visitor_messages = c.visitor_messages + 1,
-            preview = p_preview, updated_at = p_at,
-            status = CASE WHEN c.status = 'resolved' THEN 'waiting' ELSE c.status END,
-            assignee = CASE WHEN c.status = 'resolved' THEN NULL ELSE c.assignee END,
-            waiting_since = CASE WHEN c.status = 'resolved' THEN p_at ELSE c.waiting_since END
-        FROM old WHERE c.id = old.id
-        RETURNING c.id, c.last_seq, old.status = 'resolved'
-        INTO v_conversation, v_seq, v_reopened;
-        EXIT WHEN FOUND;
-        INSERT INTO conversations (id, visitor_id, status, waiting_since, created_at,
-                                   updated_at)
-        VALUES (p_new_conversation_id, p_visitor_id, 'waiting', p_at, p_at, p_at)
-        ON CONFLICT (visitor_id) DO NOTHING;
-    END LOOP;
     IF v_reopened THEN
         -- store/events.rs `event_message`, and TimelineEvent::describe.
         INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,

@@ -518,6 +518,7 @@ async fn a_send_changes_the_visitor_only_by_what_it_says(store: Arc<dyn Store>) 
         (said(Some("Ann"), Some("https://example.com/a")), "Ann"),
         (said(Some("Anna"), None), "Anna"),
         (said(None, None), "Anna"),
+        (said(Some("Anna"), Some("https://example.com/b")), "Anna"),
     ];
     let mut conversation = String::new();
     for (n, (details, author)) in sends.into_iter().enumerate() {
@@ -531,9 +532,10 @@ async fn a_send_changes_the_visitor_only_by_what_it_says(store: Arc<dyn Store>) 
     assert_eq!(summary.visitor.name, "Anna");
     assert_eq!(
         summary.visitor.page_url.as_deref(),
-        Some("https://example.com/a")
+        Some("https://example.com/b"),
+        "a field that changed alone is stored"
     );
-    assert_eq!(summary.last_seq, 4);
+    assert_eq!(summary.last_seq, 5);
 }
 
 backend_test!(
