@@ -9,12 +9,18 @@
 -- /batch.rs) already carry up to 256 of them: it copies the messages it
 -- stored into `message_search` with one INSERT at its end, still in the
 -- batch's transaction, so an acknowledged message is searchable as before.
--- A resend's original, which a write answers with, was copied when it was
--- stored and is not copied again; events (the reopen event, and those the
--- relay inserts itself) never were.
+-- A message is copied once: a resend answers with its original, whose id
+-- is not the write's, and a batch that committed but whose answer was lost
+-- is made again write by write, each now finding its original under the
+-- same id; so the copy also skips a message already there, by a unique
+-- index that replaces 0010's on the conversation alone (which deletions
+-- still use). Events (the reopen event, and those the relay inserts
+-- itself) never were copied.
 
 DROP TRIGGER message_search_insert ON messages;
 DROP FUNCTION message_search_insert();
+CREATE UNIQUE INDEX message_search_message ON message_search (conversation_id, seq);
+DROP INDEX message_search_conversation;
 
 CREATE OR REPLACE FUNCTION kefu_send_batch(p_writes jsonb, p_channel TEXT, p_node TEXT,
                                            p_max_payload INTEGER)
@@ -53,6 +59,7 @@ BEGIN
     INSERT INTO message_search (conversation_id, seq, internal, at, text)
     SELECT s.conversation_id, s.seq, s.internal, s.at, s.text
     FROM unnest(stored) WITH ORDINALITY AS s
-    ORDER BY s.ordinality;
+    ORDER BY s.ordinality
+    ON CONFLICT (conversation_id, seq) DO NOTHING;
 END;
 $$;
