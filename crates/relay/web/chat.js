@@ -497,6 +497,11 @@
   }
 
   // ---- transports ------------------------------------------------------
+  /** A frame as JSON, without U+0000, which the relay refuses in any frame
+   *  (a page title or a `?page_title=` can hold one). */
+  const encode = (frame) =>
+    JSON.stringify(frame, (_, value) => (typeof value === 'string' ? value.replace(/\u0000/g, '') : value));
+
   /** WebSocket; hands over to long-polling if it never gets through. */
   function webSocketTransport() {
     document.documentElement.dataset.transport = 'websocket';
@@ -504,7 +509,7 @@
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/visitor`;
     function connect() {
       ws = new WebSocket(url);
-      ws.onopen = () => ws.send(JSON.stringify(hello()));
+      ws.onopen = () => ws.send(encode(hello()));
       ws.onmessage = (event) => {
         let frame;
         try { frame = JSON.parse(event.data); } catch { return; }
@@ -529,7 +534,7 @@
     }
     return {
       start: connect,
-      send(frame) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(frame)); },
+      send(frame) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(encode(frame)); },
       restart(afterMs) {
         clearTimeout(timer);
         if (ws) { ws.onclose = null; ws.close(); ws = null; }
@@ -549,7 +554,7 @@
       const response = await fetch(path, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', ...(saved.token ? authorization() : {}) },
-        body: JSON.stringify(frame),
+        body: encode(frame),
       });
       if (response.status === 204) return null;
       return response.json();
