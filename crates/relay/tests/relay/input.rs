@@ -105,6 +105,31 @@ async fn nul_is_refused_in_every_frame(relay: &TestRelay) {
             .await;
         assert_error(&error, ErrorCode::BadRequest);
     }
+    // Ids in a query string or a path are not frames: one with U+0000
+    // names nothing there (on PostgreSQL it answered `internal`).
+    let bearer = format!("Bearer {token}");
+    let client = kefu_testkit::http::Client::new();
+    let upload = client
+        .post(
+            relay.addr,
+            "/api/files?conversation_id=%00&name=a.txt",
+            &[("authorization", bearer.as_str())],
+            b"hi".to_vec(),
+        )
+        .await
+        .expect("upload");
+    assert_eq!(upload.status, 404, "{}", upload.body);
+    let link = client
+        .request(
+            hyper::Method::GET,
+            relay.addr,
+            "/api/files/%00/link",
+            &[("authorization", bearer.as_str())],
+            Vec::new(),
+        )
+        .await
+        .expect("link");
+    assert_eq!(link.status, 404, "{}", link.body);
     // The visitor's name kept the text of the escape, and the store works.
     let (_, welcome) = relay.welcomed_agent(&token).await;
     let summary = welcome

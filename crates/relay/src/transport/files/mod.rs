@@ -192,11 +192,14 @@ async fn admit_upload<'a>(
                     "an agent uploads to a conversation: add conversation_id",
                 )
             })?;
-            let found = state
-                .store
-                .conversation(&id)
-                .await
-                .map_err(|error| store_refusal(error, &id))?;
+            let found = match storable(&id) {
+                Some(id) => state
+                    .store
+                    .conversation(id)
+                    .await
+                    .map_err(|error| store_refusal(error, id))?,
+                None => None,
+            };
             if found.is_none() {
                 return Err(refuse(ErrorCode::NotFound, "conversation not found"));
             }
@@ -357,6 +360,12 @@ fn file_name(given: &str) -> String {
     }
 }
 
+/// `id` if a store could hold it: PostgreSQL's text cannot hold U+0000,
+/// and an id from a query string or a path that has one names nothing.
+fn storable(id: &str) -> Option<&str> {
+    (!id.contains('\0')).then_some(id)
+}
+
 fn internal(error: impl std::fmt::Display) -> Refusal {
     tracing::error!(%error, "file storage failed");
     refuse(
@@ -380,9 +389,12 @@ pub async fn link(
         Ok(caller) => caller,
         Err(response) => return *response,
     };
-    let file = match state.store.file(&id).await {
-        Ok(file) => file,
-        Err(error) => return *store_refusal(error, &id),
+    let file = match storable(&id) {
+        Some(id) => match state.store.file(id).await {
+            Ok(file) => file,
+            Err(error) => return *store_refusal(error, id),
+        },
+        None => None,
     };
     // Another conversation's file is "not found": ids are not confirmed.
     let Some(file) = file.filter(|file| file.readable_by(caller.reader())) else {
