@@ -9,8 +9,9 @@
 //! transaction on a pooled connection. Writers on different nodes are
 //! serialized per conversation by the row lock that `UPDATE conversations
 //! … RETURNING last_seq` (or `SELECT … FOR UPDATE`) takes, which makes
-//! `seq` gap-free and claim races single-winner across nodes. A duplicate `client_id` trips the
-//! unique index; the write then answers with the original message.
+//! `seq` gap-free and claim races single-winner across nodes. A duplicate
+//! `client_id` trips the unique index; the write then answers with the
+//! original message.
 //!
 //! Each committing transaction also `NOTIFY`s the cluster of its change
 //! (see [`bus`], which owns the `LISTEN`/`NOTIFY` side); the reads both
