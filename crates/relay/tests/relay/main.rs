@@ -34,6 +34,7 @@ mod settings;
 #[macro_use]
 mod store;
 mod store_abandoned;
+mod store_batch;
 mod store_blocks;
 mod store_reads;
 mod summaries;

@@ -9,9 +9,12 @@
 //! share a flush between them, and a write costs a flush.
 //!
 //! So a writer task makes many message writes in one statement (migration
-//! 0012's `kefu_send_batch`), which is its own transaction, on a
+//! 0015's `kefu_send_batch`), which is its own transaction, on a
 //! connection of its own, and answers each only once it has committed:
-//! one round trip, one lock and one flush for all.
+//! one round trip, one lock and one flush for all. The statement makes
+//! the batch's plain writes together (one insert for their messages, one
+//! update per conversation), which costs PostgreSQL less than half of
+//! making them one by one (see the migration).
 //! A few writers share the conversations between them (by a hash of the
 //! id), so that their batches run side by side without touching the same
 //! rows.

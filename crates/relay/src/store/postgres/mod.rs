@@ -4,7 +4,8 @@
 //! function of migration 0012 (made leaner by 0013) that makes the whole
 //! write. [`batch`]'s writer tasks group-commit them, many to a statement
 //! that is one transaction (see there for why PostgreSQL's own group
-//! commit does not batch them); a visitor's first send and a send with
+//! commit does not batch them), which since 0015 makes the batch's plain
+//! writes (a message to a conversation that goes on) set by set; a visitor's first send and a send with
 //! files are a statement of their own. Every other write is one
 //! transaction on a pooled connection. Writers on different nodes are
 //! serialized per conversation by the row lock that `UPDATE conversations

@@ -1,5 +1,5 @@
 //! The two message writes, a visitor's and an agent's: each put together
-//! as `kefu_send_batch` takes it (migration 0012, leaner since 0013), made
+//! as `kefu_send_batch` takes it (migrations 0012 to 0015), made
 //! in the next batch when it locks one conversation known beforehand (see
 //! [`batch`]) or else alone, and a refusal turned back into the store's
 //! error (the rules' own, for an agent's reply).
@@ -97,7 +97,7 @@ impl Sends {
         self.batcher.close().await;
     }
 
-    /// `send` as `kefu_send_batch` (migration 0012) takes a visitor's
+    /// `send` as `kefu_send_batch` (migration 0015) takes a visitor's
     /// message, its ids made once: made again alone after its batch
     /// failed, it is the same write.
     fn visitor_write(&self, send: VisitorSend) -> Write {
