@@ -48,14 +48,18 @@ use crate::telemetry;
 
 /// Writer tasks, each with its connection and its share of the
 /// conversations: one would leave PostgreSQL's other cores idle while it
-/// waits for each answer.
-const WRITERS: usize = 4;
+/// waits for each answer. Two rather than four since batches are made set
+/// by set (migration 0015): a batch's fixed cost is now worth sharing, and
+/// fewer, larger batches took less of PostgreSQL's CPU for the same 2,000
+/// messages a second (23–24 s against 25 s) and kept up with more
+/// (docs/benchmarks.md).
+const WRITERS: usize = 2;
 /// The most writes one transaction makes.
 const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer before senders wait.
 const QUEUE: usize = 4096;
 
-/// A message write as `kefu_send_batch` (migration 0012) takes it.
+/// A message write as `kefu_send_batch` (migration 0015) takes it.
 pub(super) type Write = serde_json::Value;
 
 /// What a write's statement answered.
