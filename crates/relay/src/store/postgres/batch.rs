@@ -13,7 +13,7 @@
 //! connection of its own, and answers each only once it has committed:
 //! one round trip, one lock and one flush for all. The statement makes
 //! the batch's plain writes together (one insert for their messages, one
-//! update per conversation), which costs PostgreSQL less than half of
+//! update per conversation), which costs PostgreSQL about half of
 //! making them one by one (see the migration).
 //! A few writers share the conversations between them (by a hash of the
 //! id), so that their batches run side by side without touching the same
