@@ -37,6 +37,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use serde::Serialize;
 use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -59,8 +60,69 @@ const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer before senders wait.
 const QUEUE: usize = 4096;
 
-/// A message write as `kefu_send_batch` (migration 0015) takes it.
-pub(super) type Write = serde_json::Value;
+/// A message write as `kefu_send_batch` (migration 0015) takes it: one
+/// object of the batch's JSON array, its fields named as the migration
+/// reads them. Typed rather than built as a `serde_json::Value`, whose
+/// map of owned keys cost an allocation and a sorted insert per field.
+#[derive(Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub(super) enum Write {
+    Visitor(VisitorWrite),
+    Agent(AgentWrite),
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct VisitorWrite {
+    pub(super) visitor_id: String,
+    pub(super) client_id: String,
+    pub(super) message_id: String,
+    /// The reopen event's, used only if the send reopens.
+    pub(super) event_id: String,
+    /// The conversation's, used only by the visitor's first send.
+    pub(super) conversation_id: String,
+    pub(super) preview: String,
+    pub(super) text: String,
+    pub(super) at: i64,
+    pub(super) default_name: String,
+    pub(super) name: Option<String>,
+    pub(super) email: Option<String>,
+    pub(super) page_url: Option<String>,
+    pub(super) page_title: Option<String>,
+    pub(super) referrer: Option<String>,
+    pub(super) lang: Option<String>,
+    pub(super) user_agent: Option<String>,
+    pub(super) address: Option<String>,
+    pub(super) attachments: Vec<String>,
+    pub(super) origin: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct AgentWrite {
+    pub(super) conversation_id: String,
+    pub(super) agent_id: String,
+    pub(super) agent_name: String,
+    pub(super) client_id: String,
+    pub(super) message_id: String,
+    pub(super) preview: String,
+    pub(super) text: String,
+    pub(super) internal: bool,
+    pub(super) link: Option<String>,
+    pub(super) at: i64,
+    pub(super) attachments: Vec<String>,
+    /// What the rule for a reply decides in each of `rules::states`.
+    pub(super) decisions: Vec<&'static str>,
+    pub(super) origin: Option<i64>,
+}
+
+impl Write {
+    /// The id the message is stored under unless it is a resend.
+    fn message_id(&self) -> &str {
+        match self {
+            Write::Visitor(write) => &write.message_id,
+            Write::Agent(write) => &write.message_id,
+        }
+    }
+}
 
 /// What a write's statement answered.
 pub(super) type Written = Result<MessageRow, sqlx::Error>;
@@ -209,8 +271,115 @@ async fn send_batch(
     }
     // A resend answers with its original, whose id is not the one it sent.
     let stored = (rows.iter().zip(writes))
-        .filter(|(row, write)| write["message_id"].as_str() == Some(row.id()))
+        .filter(|(row, write)| write.message_id() == row.id())
         .count();
     telemetry::committed(writes.len(), stored, started.elapsed());
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The migration whose `kefu_send_batch` and `kefu_send_one` read the
+    /// writes.
+    const MIGRATION: &str =
+        include_str!("../../../migrations/postgres/0015_message_writes_set_based.sql");
+
+    /// Every field name the migration reads from a write: the batch's
+    /// record columns and `kefu_send_one`'s `p_write->>'…'`.
+    fn fields_read() -> BTreeSet<String> {
+        let (_, columns) = MIGRATION
+            .split_once("jsonb_to_recordset(p_writes) AS (")
+            .expect("the batch's record");
+        let (columns, _) = columns.split_once("))").expect("the record's end");
+        let mut read: BTreeSet<String> = columns
+            .split(',')
+            .filter_map(|column| column.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        for accessor in ["p_write->>'", "p_write->'"] {
+            for (at, _) in MIGRATION.match_indices(accessor) {
+                let (name, _) = MIGRATION[at + accessor.len()..]
+                    .split_once('\'')
+                    .expect("a quoted name");
+                read.insert(name.to_owned());
+            }
+        }
+        read
+    }
+
+    fn fields_sent(write: &Write) -> BTreeSet<String> {
+        let serde_json::Value::Object(fields) = serde_json::to_value(write).expect("serialize")
+        else {
+            panic!("a write is an object");
+        };
+        fields.keys().cloned().collect()
+    }
+
+    fn visitor_write() -> Write {
+        Write::Visitor(VisitorWrite {
+            visitor_id: "v".into(),
+            client_id: "k".into(),
+            message_id: "m".into(),
+            event_id: "e".into(),
+            conversation_id: "c".into(),
+            preview: "p".into(),
+            text: "t".into(),
+            at: 1,
+            default_name: "d".into(),
+            name: None,
+            email: None,
+            page_url: None,
+            page_title: None,
+            referrer: None,
+            lang: None,
+            user_agent: None,
+            address: None,
+            attachments: Vec::new(),
+            origin: None,
+        })
+    }
+
+    fn agent_write() -> Write {
+        Write::Agent(AgentWrite {
+            conversation_id: "c".into(),
+            agent_id: "a".into(),
+            agent_name: "n".into(),
+            client_id: "k".into(),
+            message_id: "m".into(),
+            preview: "p".into(),
+            text: "t".into(),
+            internal: false,
+            link: None,
+            at: 1,
+            attachments: Vec::new(),
+            decisions: vec!["proceed"],
+            origin: Some(3),
+        })
+    }
+
+    #[test]
+    fn writes_carry_every_field_the_migration_reads_and_no_other() {
+        let (visitor, agent) = (fields_sent(&visitor_write()), fields_sent(&agent_write()));
+        let read = fields_read();
+        assert!(read.len() > 20, "parsed the migration: {read:?}");
+        for sent in [&visitor, &agent] {
+            assert!(
+                sent.is_subset(&read),
+                "{:?} not read",
+                sent.difference(&read)
+            );
+        }
+        let all: BTreeSet<String> = visitor.union(&agent).cloned().collect();
+        assert_eq!(
+            all, read,
+            "every field read is sent by one kind or the other"
+        );
+        let kind = |write: &Write| serde_json::to_value(write).expect("serialize")["kind"].clone();
+        assert_eq!(kind(&visitor_write()), "visitor");
+        assert_eq!(kind(&agent_write()), "agent");
+    }
 }

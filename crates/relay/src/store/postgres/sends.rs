@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use kefu_protocol::{AuthorKind, Message};
-use serde_json::json;
 use sqlx::postgres::PgPool;
 
 use super::super::files::attachments_refused;
@@ -17,7 +16,7 @@ use super::super::rules::{self, Decision};
 use super::super::{
     AgentSend, StoreError, VisitorSend, default_visitor_name, now_millis, preview_of, to_millis,
 };
-use super::batch::{self, Batcher, Write};
+use super::batch::{self, AgentWrite, Batcher, VisitorWrite, Write};
 use super::writes::{self, existing_message};
 use crate::cluster::NodeId;
 use crate::ids::{self, ConnId};
@@ -102,50 +101,46 @@ impl Sends {
     /// failed, it is the same write.
     fn visitor_write(&self, send: VisitorSend) -> Write {
         let profile = send.details.profile;
-        json!({
-            "kind": "visitor",
-            "visitor_id": send.visitor_id,
-            "client_id": send.client_id,
-            "message_id": ids::new_id(),
-            // The reopen event's, used only if the send reopens.
-            "event_id": ids::new_id(),
-            // The conversation's, used only by the first send.
-            "conversation_id": ids::new_id(),
-            "preview": preview_of(&send.text, send.attachments.len()),
-            "text": send.text,
-            "at": to_millis(now_millis()),
-            "default_name": default_visitor_name(&send.visitor_id),
-            "name": profile.name,
-            "email": profile.email,
-            "page_url": profile.page_url,
-            "page_title": profile.page_title,
-            "referrer": profile.referrer,
-            "lang": profile.lang,
-            "user_agent": send.details.user_agent,
-            "address": send.details.address,
-            "attachments": send.attachments,
-            "origin": origin_to_sql(send.origin),
+        Write::Visitor(VisitorWrite {
+            message_id: ids::new_id(),
+            event_id: ids::new_id(),
+            conversation_id: ids::new_id(),
+            preview: preview_of(&send.text, send.attachments.len()),
+            at: to_millis(now_millis()),
+            default_name: default_visitor_name(&send.visitor_id),
+            visitor_id: send.visitor_id,
+            client_id: send.client_id,
+            text: send.text,
+            name: profile.name,
+            email: profile.email,
+            page_url: profile.page_url,
+            page_title: profile.page_title,
+            referrer: profile.referrer,
+            lang: profile.lang,
+            user_agent: send.details.user_agent,
+            address: send.details.address,
+            attachments: send.attachments,
+            origin: origin_to_sql(send.origin),
         })
     }
 
     /// `send` as `kefu_send_batch` takes an agent's message, given what the
     /// rule for a reply decides in each of `rules::states`.
     fn agent_write(&self, send: AgentSend, decisions: Vec<&'static str>) -> Write {
-        json!({
-            "kind": "agent",
-            "conversation_id": send.conversation_id,
-            "agent_id": send.agent.id,
-            "agent_name": send.agent.name,
-            "client_id": send.client_id,
-            "message_id": ids::new_id(),
-            "preview": preview_of(&send.text, send.attachments.len()),
-            "text": send.text,
-            "internal": send.internal,
-            "link": link_to_sql(send.link.as_ref()),
-            "at": to_millis(now_millis()),
-            "attachments": send.attachments,
-            "decisions": decisions,
-            "origin": origin_to_sql(send.origin),
+        Write::Agent(AgentWrite {
+            message_id: ids::new_id(),
+            preview: preview_of(&send.text, send.attachments.len()),
+            link: link_to_sql(send.link.as_ref()),
+            at: to_millis(now_millis()),
+            conversation_id: send.conversation_id,
+            agent_id: send.agent.id,
+            agent_name: send.agent.name,
+            client_id: send.client_id,
+            text: send.text,
+            internal: send.internal,
+            attachments: send.attachments,
+            decisions,
+            origin: origin_to_sql(send.origin),
         })
     }
 
