@@ -146,15 +146,63 @@ start_reference() {
 }
 
 # bench NAME ARGS…: one kefu-bench run, its report kept in $OUT/NAME.txt.
+# Its CPU per acked write, split between the relays, this machine's
+# PostgreSQL and the bench, goes to $OUT/NAME-cpu.txt (see cpu_report).
 bench() {
     local name=$1$run_suffix
     shift
     echo "== $name: kefu-bench $*" | tee "$OUT/$name.txt"
     local status=0
+    local before
+    before=$(cpu_now)
     "$BIN/kefu-bench" --relay "$relay_urls" --json "$@" >> "$OUT/$name.txt" || status=$?
+    local after
+    after=$(cpu_now)
     tail -n 1 "$OUT/$name.txt" > "$OUT/$name.json"
     sed '$d' "$OUT/$name.txt" | tail -n +2
     echo "   exit status $status"
+    cpu_report "$before" "$after" "$OUT/$name.json" | tee "$OUT/$name-cpu.txt"
+}
+
+# cpu_seconds PID…: the user and system CPU seconds of these processes and
+# of their children they have reaped (fields 14–17 of /proc/PID/stat,
+# counted after the command name, which may hold spaces).
+cpu_seconds() {
+    local pid
+    for pid in "$@"; do
+        cat "/proc/$pid/stat" 2>/dev/null || true
+    done | awk -v hz="$(getconf CLK_TCK)" '
+        { sub(/^.*\) /, ""); ticks += $12 + $13 + $14 + $15 }
+        END { printf "%.2f", ticks / hz }'
+}
+
+# cpu_now: "RELAYS POSTGRES BENCH" CPU seconds so far. PostgreSQL is every
+# local `postgres` process, the postmaster counting its ended backends (the
+# whole server: other users of it count too); the bench is this shell's
+# reaped children: the bench, and an attackers' process that ended during
+# it (abuse with ATTACKERS_NICE).
+cpu_now() {
+    # shellcheck disable=SC2046 # one PID a word
+    echo "$(cpu_seconds "${relay_pids[@]}") $(cpu_seconds $(pgrep -x postgres)) \
+$(awk '{ sub(/^.*\) /, ""); printf "%.2f", ($14 + $15) / hz }' hz="$(getconf CLK_TCK)" "/proc/$$/stat")"
+}
+
+# cpu_report BEFORE AFTER JSON: each part's CPU during the run, in all and
+# per write the relays acked (none in an idle run).
+cpu_report() {
+    local writes
+    writes=$(jq '(.to_agent.acked // 0) + (.to_visitor.acked // 0)' "$3" 2>/dev/null || echo 0)
+    awk -v before="$1" -v after="$2" -v writes="$writes" 'BEGIN {
+        split(before, b, " "); split(after, a, " ");
+        split("relays postgres bench", part, " ");
+        line = "   CPU during the run:";
+        for (i = 1; i <= 3; i++) {
+            line = line sprintf(" %s %.1f s", part[i], a[i] - b[i]);
+            if (writes > 0) line = line sprintf(" (%.0f µs a write)", (a[i] - b[i]) / writes * 1e6);
+            if (i < 3) line = line ",";
+        }
+        print line (writes > 0 ? sprintf("; %d writes acked", writes) : "");
+    }'
 }
 
 idle() {
