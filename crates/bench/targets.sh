@@ -178,13 +178,12 @@ cpu_seconds() {
 
 # cpu_now: "RELAYS POSTGRES BENCH" CPU seconds so far. PostgreSQL is every
 # local `postgres` process, the postmaster counting its ended backends (the
-# whole server: other users of it count too); the bench is this shell's
-# reaped children: the bench, and an attackers' process that ended during
-# it (abuse with ATTACKERS_NICE).
+# whole server: other users of it count too); the bench is this shell with
+# its reaped children, the shell itself idle while it waits: the bench, and
+# an attackers' process that ended during it (abuse with ATTACKERS_NICE).
 cpu_now() {
     # shellcheck disable=SC2046 # one PID a word
-    echo "$(cpu_seconds "${relay_pids[@]}") $(cpu_seconds $(pgrep -x postgres)) \
-$(awk '{ sub(/^.*\) /, ""); printf "%.2f", ($14 + $15) / hz }' hz="$(getconf CLK_TCK)" "/proc/$$/stat")"
+    echo "$(cpu_seconds "${relay_pids[@]}") $(cpu_seconds $(pgrep -x postgres)) $(cpu_seconds $$)"
 }
 
 # cpu_report BEFORE AFTER JSON: each part's CPU during the run, in all and
