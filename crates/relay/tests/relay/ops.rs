@@ -438,3 +438,25 @@ async fn readyz_says_starting_while_the_database_does_not_answer_yet() {
     relay.abort();
     held.abort();
 }
+
+/// The binary allocates through jemalloc, and SQLite with it: jemalloc
+/// reads `MALLOC_CONF` only when it stands in for `malloc` itself (the
+/// crate's unprefixed build; prefixed, it would read `_RJEM_MALLOC_CONF`),
+/// and there is then one `malloc` in the process for SQLite and Rust alike.
+/// Dropping the allocator, or its `unprefixed_malloc…` feature, fails this.
+#[tokio::test]
+async fn the_binary_allocates_through_jemalloc_sqlite_included() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = sqlite_url(&dir.path().join("kefu.db"));
+    let output = run_cli(
+        &["--database", &database, "migrate"],
+        &[("MALLOC_CONF", "stats_print:true")],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Begin jemalloc statistics"),
+        "jemalloc printed no statistics at exit: {}",
+        stderr(&output)
+    );
+}
