@@ -186,19 +186,19 @@ mod tests {
 
     use super::*;
 
-    /// An in-memory database with the real schema, every migration applied.
+    /// An in-memory database with the real schema, every migration applied
+    /// in order (read from the directory, so that none is left out).
     fn database() -> Connection {
         let conn = Connection::open_in_memory().expect("open");
-        for migration in [
-            include_str!("../../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../../migrations/sqlite/0002_drop_conversations_updated.sql"),
-            include_str!("../../../migrations/sqlite/0003_drop_messages_client_id.sql"),
-            include_str!("../../../migrations/sqlite/0004_agent_reads.sql"),
-            include_str!("../../../migrations/sqlite/0005_timeline_events.sql"),
-            include_str!("../../../migrations/sqlite/0007_page_views.sql"),
-            include_str!("../../../migrations/sqlite/0008_files.sql"),
-        ] {
-            conn.execute_batch(migration).expect("migrate");
+        let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
+        let mut migrations: Vec<_> = std::fs::read_dir(directory)
+            .expect("the migrations")
+            .map(|entry| entry.expect("a migration").path())
+            .collect();
+        migrations.sort();
+        for migration in migrations {
+            let sql = std::fs::read_to_string(&migration).expect("read a migration");
+            conn.execute_batch(&sql).expect("migrate");
         }
         // Messages without visitor and conversation rows will do here.
         conn.pragma_update(None, "foreign_keys", false)
