@@ -22,7 +22,7 @@ const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// jemalloc instead of glibc's malloc, for Rust's allocations and (the
 /// crate's `unprefixed_malloc_on_supported_platforms`) SQLite's alike. In
-/// the relay's profile a fifth of the CPU was in malloc and free, much of
+/// the relay's profile a sixth of the CPU was in malloc and free, much of
 /// it glibc consolidating its fast bins for each page- or frame-sized
 /// block; with jemalloc the relay carried more at saturation and held idle
 /// connections in less memory (docs/benchmarks.md, "the allocator").
