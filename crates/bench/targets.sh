@@ -104,12 +104,20 @@ start_relay() {
     relay_urls=
     local db="sqlite://$work/kefu.db"
     add_agents "$db" "$1"
-    # SEARCH_INDEX=off drops the search trigger (the schema is made by
+    # SEARCH_INDEX=off queues nothing for search (the schema is made by
     # now), to weigh what indexing costs each write; such a relay finds
-    # nothing new. Since migration 0015 the trigger only queues messages
-    # for the writer to index after the commit.
+    # nothing new. The writer queues each message in the search backlog
+    # (migration 0017; a trigger did before, dropped here for older
+    # builds), which becomes a view that takes its inserts and keeps none.
     if [ "${SEARCH_INDEX:-on}" = off ]; then
-        python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).executescript("DROP TRIGGER IF EXISTS message_search_insert; DROP TRIGGER IF EXISTS message_search_backlog_insert")' "$work/kefu.db"
+        python3 -c 'import sqlite3, sys; sqlite3.connect(sys.argv[1]).executescript("""
+            DROP TRIGGER IF EXISTS message_search_insert;
+            DROP TRIGGER IF EXISTS message_search_backlog_insert;
+            DROP TABLE IF EXISTS message_search_backlog;
+            CREATE VIEW message_search_backlog (id, conversation_id, seq) AS
+                SELECT 0, NULL, 0 WHERE 0;
+            CREATE TRIGGER message_search_backlog_discard
+                INSTEAD OF INSERT ON message_search_backlog BEGIN SELECT 0; END;""")' "$work/kefu.db"
     fi
     launch_relay "$db" "$PORT"
 }

@@ -1,9 +1,9 @@
 //! Search indexing after the commit: what searches and the writer share.
 //!
-//! A message's transaction only queues it for the index (migration 0015);
-//! the writer thread indexes the queue (the backlog) later, many rows per
-//! transaction ([`writer::Indexer`](super::writer::Indexer)). Two things
-//! tell it when:
+//! A message's transaction only queues it for the index (migrations 0015
+//! and 0017, `statements::insert_row`); the writer thread indexes the
+//! queue (the backlog) later, many rows per transaction
+//! ([`writer::Indexer`](super::writer::Indexer)). Two things tell it when:
 //!
 //! - [`tick`]: [`INDEX_DELAY`] after a commit left the backlog non-empty,
 //!   so a message nobody searches for is indexed within about

@@ -34,7 +34,11 @@ pub(super) fn query_id(
     query_optional(conn, sql, params, |row| row.get(0))
 }
 
-pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Result<usize> {
+/// Stores `message`, and queues it for search unless it is a timeline
+/// event (whose text is a rendering, not something said). Two plain
+/// statements rather than a trigger: a trigger would make SQLite keep a
+/// statement journal for every insert (migration 0017).
+pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Result<()> {
     execute(
         conn,
         "INSERT INTO messages (conversation_id, seq, id, client_id, author_kind, author_id,
@@ -55,5 +59,13 @@ pub(super) fn insert_row(conn: &Connection, message: &Message) -> rusqlite::Resu
             link_to_sql(message.link.as_deref()),
             attachments_to_sql(&message.attachments),
         ),
-    )
+    )?;
+    if message.event.is_none() {
+        execute(
+            conn,
+            "INSERT INTO message_search_backlog (conversation_id, seq) VALUES (?, ?)",
+            (&message.conversation_id, seq_to_sql(message.seq)),
+        )?;
+    }
+    Ok(())
 }

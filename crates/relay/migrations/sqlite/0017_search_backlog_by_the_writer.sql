@@ -1,0 +1,17 @@
+-- The writer queues each message for search itself, no longer through a
+-- trigger (issue 15).
+--
+-- A statement that fires a trigger writes more than one row, so SQLite
+-- keeps a statement journal for it, to undo a trigger's write should a
+-- later one fail: every page the statement first touches is copied there.
+-- With migration 0015's trigger that was every message insert, about 3 %
+-- of the relay's CPU at 5,000 symmetric msg/s (docs/benchmarks.md). A
+-- plain single-row insert needs none: its constraints are checked before
+-- it writes anything.
+--
+-- The writer now inserts the backlog row right after the message, in the
+-- same transaction and within the same request's savepoint
+-- (store/sqlite/statements.rs, `insert_row`), so the rule of migration
+-- 0015 holds as it was: a committed message is in the backlog or in the
+-- index. The relay's writer is the only code that inserts messages.
+DROP TRIGGER message_search_backlog_insert;
