@@ -186,19 +186,12 @@ mod tests {
 
     use super::*;
 
-    /// An in-memory database with the real schema, every migration applied
-    /// in order (read from the directory, so that none is left out).
+    /// An in-memory database with the real schema: every migration the
+    /// store runs ([`MIGRATOR`](super::super::MIGRATOR)), in order.
     fn database() -> Connection {
         let conn = Connection::open_in_memory().expect("open");
-        let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite");
-        let mut migrations: Vec<_> = std::fs::read_dir(directory)
-            .expect("the migrations")
-            .map(|entry| entry.expect("a migration").path())
-            .collect();
-        migrations.sort();
-        for migration in migrations {
-            let sql = std::fs::read_to_string(&migration).expect("read a migration");
-            conn.execute_batch(&sql).expect("migrate");
+        for migration in super::super::MIGRATOR.iter() {
+            conn.execute_batch(&migration.sql).expect("migrate");
         }
         // Messages without visitor and conversation rows will do here.
         conn.pragma_update(None, "foreign_keys", false)
