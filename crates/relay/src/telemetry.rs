@@ -30,6 +30,7 @@ pub const SLOW_CLIENTS: &str = "kefu_slow_clients_total";
 pub const CONNECTIONS_REFUSED: &str = "kefu_connections_refused_total";
 pub const CONVERSATIONS_DELETED: &str = "kefu_conversations_deleted_total";
 pub const FILES_DELETED: &str = "kefu_files_deleted_total";
+pub const VISITOR_WRITES_WAITING: &str = "kefu_visitor_writes_waiting";
 
 /// From half a millisecond (a commit on a fast disk) to seconds (a stall).
 const LATENCY_BUCKETS: &[f64] = &[
@@ -137,6 +138,10 @@ fn describe() {
         FILES_DELETED,
         "Blobs (files and thumbnails) removed with the conversations deleted by this process."
     );
+    describe_gauge!(
+        VISITOR_WRITES_WAITING,
+        "Visitors' writes waiting for a turn, all visitor_writes_in_flight being taken."
+    );
 }
 
 /// How a client's frames travel.
@@ -174,6 +179,23 @@ impl Drop for OpenConnection {
     fn drop(&mut self) {
         gauge!(CONNECTIONS, "role" => self.role, "transport" => self.transport.label())
             .decrement(1.0);
+    }
+}
+
+/// A visitor's write waits for a turn: counted until the guard is dropped,
+/// when it has its turn or the visitor left.
+pub fn visitor_write_waiting() -> VisitorWriteWaiting {
+    gauge!(VISITOR_WRITES_WAITING).increment(1.0);
+    VisitorWriteWaiting(())
+}
+
+/// See [`visitor_write_waiting`].
+#[derive(Debug)]
+pub struct VisitorWriteWaiting(());
+
+impl Drop for VisitorWriteWaiting {
+    fn drop(&mut self) {
+        gauge!(VISITOR_WRITES_WAITING).decrement(1.0);
     }
 }
 

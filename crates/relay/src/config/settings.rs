@@ -139,6 +139,10 @@ settings! {
         /// Conversations waiting for an agent, in all, past which new ones
         /// are refused.
         max_waiting: usize => relay.limits.max_waiting, Serve, |count| at_least(count, 1), same;
+        /// Visitors' store writes in flight, in all, past which a visitor's
+        /// write waits its turn (agents' writes never wait for one).
+        visitor_writes_in_flight: usize => relay.limits.visitor_writes_in_flight, Serve,
+            |count| at_least(count, 1), same;
         /// Seconds the oldest frame queued for a WebSocket client may wait
         /// before the client must resync.
         outbound_max_wait: f64 => relay.limits.outbound_max_wait, Serve, seconds, in_seconds,

@@ -1,11 +1,13 @@
 //! Connections per IP address, frames per second per connection, new
-//! conversations per minute per address, uploads per minute per uploader, and when a connection is too slow
-//! for the frames the hub queues for it.
+//! conversations per minute per address, uploads per minute per uploader,
+//! visitors' store writes in flight in all, and when a connection is too
+//! slow for the frames the hub queues for it.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::admission::IpLimiter;
 use crate::config::Limits;
@@ -68,6 +70,36 @@ impl AddressBudgets {
             poll_sessions: IpLimiter::new(max_per_ip),
             agent_handshakes: IpLimiter::new(max_per_ip),
         }
+    }
+}
+
+/// Turns for visitors' store writes: at most `visitor_writes_in_flight` in
+/// flight at once, from all visitors together; past it a visitor's write
+/// waits for a turn, first come first served. Agents' writes take none.
+///
+/// Why: the store's writer takes requests in the order they come, so under
+/// more load than it can commit each side gets a share in proportion to
+/// what it has queued. A thousand anonymous visitors (or a script posing as
+/// them) would then queue a thousand writes ahead of a few agents' replies,
+/// and the replies would wait seconds; with the turns, an agent's write
+/// waits behind at most this many visitors' writes, however many visitors
+/// there are. Each visitor connection already handles one request at a
+/// time, so this is the total to its per-client budget of one.
+pub struct VisitorWrites(Semaphore);
+
+impl VisitorWrites {
+    pub fn new(in_flight: usize) -> Self {
+        VisitorWrites(Semaphore::new(in_flight.max(1)))
+    }
+
+    /// Waits for a turn (counted in `kefu_visitor_writes_waiting` meanwhile),
+    /// to be held until the store has answered the write.
+    pub async fn turn(&self) -> SemaphorePermit<'_> {
+        if let Ok(turn) = self.0.try_acquire() {
+            return turn;
+        }
+        let _waiting = crate::telemetry::visitor_write_waiting();
+        self.0.acquire().await.expect("the turns are never closed")
     }
 }
 

@@ -65,7 +65,7 @@ use crate::telemetry::{OpenConnection, Transport};
 
 use crate::admission::IpPermit;
 use errors::error_response;
-use limits::{AddressBudgets, NewConversations, PerMinute};
+use limits::{AddressBudgets, NewConversations, PerMinute, VisitorWrites};
 pub use ops::metrics_router;
 
 /// What every handler and connection shares: a cheap handle (cloned into
@@ -92,6 +92,8 @@ pub struct Shared {
     uploads: PerMinute<String>,
     /// Turns to decode an uploaded image for its thumbnail.
     decoding: tokio::sync::Semaphore,
+    /// Turns for visitors' store writes, shared by all visitors.
+    visitor_writes: VisitorWrites,
     /// The enabled agents' credentials, re-read by [`revocation::watch`].
     credentials: watch::Sender<revocation::Credentials>,
     /// The blocked client addresses, re-read by [`blocking::watch`];
@@ -127,6 +129,7 @@ impl AppState {
         let uploads = PerMinute::new(config.limits.uploads_per_minute);
         let budgets = AddressBudgets::new(config.limits.connections_per_ip);
         let new_conversations = NewConversations::new(config.limits.new_conversations_per_minute);
+        let visitor_writes = VisitorWrites::new(config.limits.visitor_writes_in_flight);
         AppState(Arc::new(Shared {
             store,
             hub,
@@ -140,6 +143,7 @@ impl AppState {
             file_links,
             uploads,
             decoding: tokio::sync::Semaphore::new(files::DECODES_AT_ONCE),
+            visitor_writes,
             credentials: watch::Sender::new(None),
             blocklist,
             stopping,

@@ -44,4 +44,5 @@ mod timeline;
 mod timeouts;
 mod tls;
 mod trail;
+mod visitor_writes;
 mod welcome;

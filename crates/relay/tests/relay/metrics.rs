@@ -11,7 +11,7 @@ use crate::support::{KEFU_RELAY, sqlite_url};
 
 /// One sample line of the Prometheus text format.
 #[derive(Debug)]
-struct Sample {
+pub(crate) struct Sample {
     name: String,
     labels: HashMap<String, String>,
     value: f64,
@@ -20,7 +20,7 @@ struct Sample {
 /// Parses the Prometheus text exposition format strictly enough that a
 /// malformed line fails the test: `# HELP`/`# TYPE` comments, and samples
 /// `name{label="value",…} number` whose family was typed before.
-fn parse_prometheus(text: &str) -> Vec<Sample> {
+pub(crate) fn parse_prometheus(text: &str) -> Vec<Sample> {
     let valid_name = |name: &str| {
         !name.is_empty()
             && !name.starts_with(|c: char| c.is_ascii_digit())
@@ -100,7 +100,7 @@ fn parse_prometheus(text: &str) -> Vec<Sample> {
     samples
 }
 
-fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub(crate) fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     samples
         .iter()
         .find(|sample| {

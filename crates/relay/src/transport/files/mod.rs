@@ -313,6 +313,11 @@ async fn store_upload(
         Some(made) => Some(blobs.put(made.bytes).await.map_err(internal)?),
         None => None,
     };
+    // A visitor's upload is a visitor's write, in turn with the others.
+    let _turn = match owner.kind {
+        AuthorKind::Visitor => Some(state.visitor_writes.turn().await),
+        AuthorKind::Agent | AuthorKind::System => None,
+    };
     let file = NewFile {
         attachment: attachment.clone(),
         digest,

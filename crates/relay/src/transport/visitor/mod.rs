@@ -140,6 +140,7 @@ impl VisitorCore {
             .map_err(|error| store_error(error, "hello"))?;
         if conversation_id.is_some() {
             // Agents see which page the visitor is on now.
+            let _turn = shared.visitor_writes.turn().await;
             let update = shared
                 .store
                 .update_visitor(&visitor_id, details.clone())
@@ -274,6 +275,8 @@ impl VisitorCore {
                     origin: Some(self.conn),
                 };
                 let first = self.conversation_id.is_none();
+                // Held until the held views are stored too.
+                let _turn = shared.visitor_writes.turn().await;
                 match shared.store.visitor_send(send).await {
                     Ok(message) => {
                         self.conversation_id = Some(message.conversation_id.clone());
@@ -294,6 +297,7 @@ impl VisitorCore {
                     return Some(VisitorEvent::Error(error));
                 }
                 let conversation_id = self.conversation_id.as_deref()?;
+                let _turn = shared.visitor_writes.turn().await;
                 match shared
                     .store
                     .mark_read(conversation_id, Reader::Visitor, up_to_seq)
@@ -311,6 +315,7 @@ impl VisitorCore {
                 merge_profile(&mut self.details.profile, bounded_profile(update));
                 // Without a conversation nothing is written: the profile is
                 // stored with the first message.
+                let _turn = shared.visitor_writes.turn().await;
                 match shared
                     .store
                     .update_visitor(&self.visitor_id, self.details.clone())
@@ -356,6 +361,7 @@ impl VisitorCore {
             shared.trails.hold(&self.visitor_id, view);
             return Ok(());
         }
+        let _turn = shared.visitor_writes.turn().await;
         match shared
             .store
             .record_page_views(&self.visitor_id, vec![view.clone()])
@@ -371,7 +377,9 @@ impl VisitorCore {
     }
 
     /// Stores the views held while the visitor had no conversation, now
-    /// that their first message made one. A failure loses only the trail.
+    /// that their first message made one, in that message's write turn
+    /// (taking a second would wait for itself when turns are few). A
+    /// failure loses only the trail.
     async fn store_held_views(&self) {
         let held = self.state.trails.take(&self.visitor_id);
         if held.is_empty() {
