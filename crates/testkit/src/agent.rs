@@ -43,6 +43,11 @@ impl Client<AgentEvent> {
             link: None,
         })
         .await;
+        self.ack_for(client_id).await
+    }
+
+    /// Skips frames until the ack for `client_id`, or the error about it.
+    pub async fn ack_for(&mut self, client_id: &str) -> Result<Ack, ErrorFrame> {
         self.until(|event| match event {
             AgentEvent::Ack(ack) if ack.client_id == client_id => Some(Ok(ack)),
             AgentEvent::Error(error) if error.reference.as_deref() == Some(client_id) => {

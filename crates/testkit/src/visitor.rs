@@ -44,6 +44,11 @@ impl Client<VisitorEvent> {
             text: String::new(),
         })
         .await;
+        self.ack_for(client_id).await
+    }
+
+    /// Skips frames until the ack for `client_id`; panics at an error.
+    pub async fn ack_for(&mut self, client_id: &str) -> Ack {
         self.until(|event| match event {
             VisitorEvent::Ack(ack) if ack.client_id == client_id => Some(ack),
             VisitorEvent::Error(error) => panic!("send refused: {error:?}"),

@@ -3,10 +3,9 @@
 //! committed after an agent's reply sent meanwhile, however many visitors
 //! wait: a crowd of visitors cannot queue ahead of the agents.
 
-use kefu_protocol::Ack;
-use kefu_protocol::agent::{AgentEvent, AgentRequest, Role};
+use kefu_protocol::agent::{AgentRequest, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
-use kefu_testkit::{Client, PATIENCE, TestRelay, http};
+use kefu_testkit::{PATIENCE, TestRelay, http};
 
 use crate::metrics::{parse_prometheus, value_of};
 
@@ -35,27 +34,6 @@ fn send(client_id: &str) -> VisitorRequest {
         client_id: client_id.to_owned(),
         text: "are you there?".into(),
     }
-}
-
-async fn ack(visitor: &mut Client<VisitorEvent>) -> Ack {
-    visitor
-        .until(|event| match event {
-            VisitorEvent::Ack(ack) => Some(ack),
-            VisitorEvent::Error(error) => panic!("send refused: {error:?}"),
-            _ => None,
-        })
-        .await
-}
-
-/// The agent's ack for `client_id`.
-async fn agent_ack(agent: &mut Client<AgentEvent>, client_id: &str) -> Ack {
-    agent
-        .until(|event| match event {
-            AgentEvent::Ack(ack) if ack.client_id == client_id => Some(ack),
-            AgentEvent::Error(error) => panic!("agent refused: {error:?}"),
-            _ => None,
-        })
-        .await
 }
 
 fn agent_send(conversation_id: &str, client_id: &str) -> AgentRequest {
@@ -115,12 +93,16 @@ async fn a_visitor_waiting_for_a_write_turn_is_committed_after_an_agents_reply()
 
     let mut visitor_seqs = Vec::new();
     for visitor in &mut visitors {
-        visitor_seqs.push(ack(visitor).await.seq);
+        visitor_seqs.push(visitor.ack_for("again").await.seq);
     }
-    let reply_seqs = [
-        agent_ack(&mut agent, "reply-0").await.seq,
-        agent_ack(&mut agent, "reply-1").await.seq,
-    ];
+    let mut reply_seqs = Vec::new();
+    for reply in ["reply-0", "reply-1"] {
+        let ack = agent.ack_for(reply).await;
+        reply_seqs.push(
+            ack.unwrap_or_else(|error| panic!("reply refused: {error:?}"))
+                .seq,
+        );
+    }
     // In the conversation whose visitor held the turn, the visitor's
     // message came first; in the other, the agent's reply did, although
     // the visitor had sent theirs before it. Without turns both visitors'
