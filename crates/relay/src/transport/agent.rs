@@ -63,7 +63,17 @@ struct Agent {
     /// conversations keep the rest going: a reply and its `read` to the
     /// same conversation used to stop the connection's reading until the
     /// reply was committed.
-    conversation_tails: HashMap<String, Answered>,
+    conversation_tails: HashMap<String, Tail>,
+}
+
+/// The requests in flight about one conversation.
+struct Tail {
+    /// Resolves when the newest of them is answered.
+    newest: Answered,
+    /// How many there are: the tail is forgotten when the last is answered.
+    /// Counted rather than looked for in `in_flight_about`, a scan of up to
+    /// [`MAX_IN_FLIGHT`] ids for every answer.
+    in_flight: usize,
 }
 
 /// What a request must wait for before it starts.
@@ -222,7 +232,7 @@ impl Agent {
                 let (done, answered) = oneshot::channel();
                 let earlier = about
                     .as_ref()
-                    .and_then(|id| (self.conversation_tails).insert(id.clone(), answered.shared()));
+                    .and_then(|id| self.follow_tail(id, answered.shared()));
                 Box::pin(async move {
                     if let Some(earlier) = earlier {
                         // Err only if the connection is going away.
@@ -240,12 +250,35 @@ impl Agent {
         Ok(())
     }
 
+    /// Makes `newest` the tail of the requests in flight about a
+    /// conversation; returns the one it follows, if any.
+    fn follow_tail(&mut self, conversation_id: &str, newest: Answered) -> Option<Answered> {
+        match self.conversation_tails.get_mut(conversation_id) {
+            Some(tail) => {
+                tail.in_flight += 1;
+                Some(std::mem::replace(&mut tail.newest, newest))
+            }
+            None => {
+                let tail = Tail {
+                    newest,
+                    in_flight: 1,
+                };
+                self.conversation_tails
+                    .insert(conversation_id.to_owned(), tail);
+                None
+            }
+        }
+    }
+
     /// The oldest request in flight was answered.
     async fn answered(&mut self, answer: Option<Option<Frame>>) -> Result<(), Ended> {
         if let Some(Some(about)) = self.in_flight_about.pop_front()
-            && !self.in_flight_about.contains(&Some(about.clone()))
+            && let Some(tail) = self.conversation_tails.get_mut(&about)
         {
-            self.conversation_tails.remove(&about);
+            tail.in_flight -= 1;
+            if tail.in_flight == 0 {
+                self.conversation_tails.remove(&about);
+            }
         }
         match answer.flatten() {
             Some(frame) => self.session.send(frame).await,

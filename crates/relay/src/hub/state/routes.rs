@@ -9,14 +9,16 @@
 //!   is the assignee, or when it opened it through `history` (at most
 //!   [`MAX_WATCHED`] such conversations, the oldest forgotten first).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
 
 use kefu_protocol::agent::{ConversationStatus, ConversationSummary};
+use lru::LruCache;
 
 use crate::ids::ConnId;
 
 /// Conversations an agent connection follows through `history`, at most.
-const MAX_WATCHED: usize = 256;
+const MAX_WATCHED: NonZeroUsize = NonZeroUsize::new(256).expect("not zero");
 
 #[derive(Default)]
 pub(super) struct Routes {
@@ -28,8 +30,11 @@ pub(super) struct Routes {
     waiting: usize,
     conversation_of_visitor: HashMap<String, String>,
     /// Per agent connection that opened any, the conversations it follows
-    /// beyond those it sees anyway, oldest first.
-    watched: HashMap<ConnId, VecDeque<String>>,
+    /// beyond those it sees anyway, the oldest forgotten first. A set, not a
+    /// list: every summary the hub publishes asks each agent connection
+    /// whether it follows that conversation, a scan of up to 256 ids per
+    /// connection for each message (docs/benchmarks.md, *the agents' scans*).
+    watched: HashMap<ConnId, LruCache<String, ()>>,
 }
 
 impl Routes {
@@ -115,7 +120,7 @@ impl Routes {
             || self
                 .watched
                 .get(&conn)
-                .is_some_and(|watched| watched.contains(&summary.id))
+                .is_some_and(|watched| watched.contains(summary.id.as_str()))
     }
 
     /// Has agent `agent_id`'s connection `conn` follow a conversation. If it
@@ -129,18 +134,20 @@ impl Routes {
         conversation_id: String,
         behind: bool,
     ) -> Option<ConversationSummary> {
-        if (self.watched.get(&conn)).is_some_and(|watched| watched.contains(&conversation_id)) {
+        if (self.watched.get(&conn))
+            .is_some_and(|watched| watched.contains(conversation_id.as_str()))
+        {
             return None;
         }
         let missed = match self.conversations.get(&conversation_id) {
             Some(summary) if behind && !self.sees(conn, agent_id, summary) => Some(summary.clone()),
             _ => None,
         };
-        let watched = self.watched.entry(conn).or_default();
-        if watched.len() == MAX_WATCHED {
-            watched.pop_front();
-        }
-        watched.push_back(conversation_id);
+        // `contains` above leaves the order alone, so the one pushed out
+        // when full is the one watched first.
+        (self.watched.entry(conn))
+            .or_insert_with(|| LruCache::new(MAX_WATCHED))
+            .push(conversation_id, ());
         missed
     }
 
@@ -217,12 +224,23 @@ mod tests {
     fn a_connection_follows_at_most_max_watched_conversations() {
         let mut routes = Routes::default();
         let bob = ConnId::from_raw(2);
-        for n in 0..=MAX_WATCHED {
+        for n in 0..=MAX_WATCHED.get() {
             routes.watch(bob, "bob", format!("k{n}"), false);
         }
         let first = summary("k0", ConversationStatus::Active, Some("alice"));
+        let second = summary("k1", ConversationStatus::Active, Some("alice"));
         let last = summary(&format!("k{MAX_WATCHED}"), ConversationStatus::Active, None);
         assert!(!routes.sees(bob, "bob", &first), "the oldest is forgotten");
+        assert!(routes.sees(bob, "bob", &second));
+        assert!(routes.sees(bob, "bob", &last));
+        // Watching again does not make one newer: the next forgotten is
+        // still the oldest watched.
+        routes.watch(bob, "bob", "k1".into(), false);
+        routes.watch(bob, "bob", "another".into(), false);
+        assert!(
+            !routes.sees(bob, "bob", &second),
+            "watched first, forgotten first"
+        );
         assert!(routes.sees(bob, "bob", &last));
     }
 
