@@ -20,10 +20,6 @@ const BOOLEAN_AS_INTEGER: &[(&str, &str)] = &[
 
 /// Indexes only PostgreSQL has, as (table, columns, unique).
 const POSTGRES_ONLY_INDEXES: &[(&str, &[&str], bool)] = &[
-    // SQLite migration 0002: every message moved its conversation's entry in
-    // this index, a page or two more per message for the single writer;
-    // `export --since` walks conversations by id instead.
-    ("conversations", &["updated_at"], false),
     // SQLite migration 0003: the SQLite writer recognises a resend itself
     // (store/sqlite/client_ids.rs), which saves a WAL frame per message.
     // PostgreSQL keeps the index: several relays write there.
@@ -36,6 +32,20 @@ const POSTGRES_ONLY_INDEXES: &[(&str, &[&str], bool)] = &[
     // be rewritten on every page view.
     ("visitors", &["name"], false),
     ("visitors", &["email"], false),
+];
+
+/// The columns of a conversation's row that a message changes. No index may
+/// cover them: SQLite's writer would rewrite an index page per message
+/// (SQLite migration 0002), and PostgreSQL could no longer update the row
+/// in place ("HOT"), so that every message would write an entry in each of
+/// the table's indexes (PostgreSQL migration 0016; docs/cluster.md).
+const CHANGED_BY_EVERY_MESSAGE: &[&str] = &[
+    "last_seq",
+    "unread",
+    "visitor_messages",
+    "agent_read_seq",
+    "preview",
+    "updated_at",
 ];
 
 /// The search index is each backend's own by design (an FTS5 virtual table
@@ -149,6 +159,20 @@ async fn sqlite_and_postgresql_migrations_make_the_same_schema() {
         only_sqlite.is_empty() && only_postgres.is_empty(),
         "indexes only SQLite has: {only_sqlite:?}; only PostgreSQL has: {only_postgres:?}"
     );
+    for column in CHANGED_BY_EVERY_MESSAGE {
+        let key = ("conversations".to_string(), column.to_string());
+        assert!(
+            postgres.columns.contains_key(&key),
+            "conversations.{column}"
+        );
+        let covering: Vec<_> = (postgres.indexes.iter())
+            .filter(|index| index.table == "conversations" && index.columns.contains(&key.1))
+            .collect();
+        assert!(
+            covering.is_empty(),
+            "indexes on conversations.{column}: {covering:?}"
+        );
+    }
 }
 
 /// Applies the SQLite migrations to a new file and reads its schema.
