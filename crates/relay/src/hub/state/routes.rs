@@ -33,7 +33,8 @@ pub(super) struct Routes {
     /// beyond those it sees anyway, the oldest forgotten first. A set, not a
     /// list: every summary the hub publishes asks each agent connection
     /// whether it follows that conversation, a scan of up to 256 ids per
-    /// connection for each message (docs/benchmarks.md, *the agents' scans*).
+    /// connection for each message (docs/benchmarks.md, *an agent
+    /// connection's scans*).
     watched: HashMap<ConnId, LruCache<String, ()>>,
 }
 
