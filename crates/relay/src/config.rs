@@ -188,8 +188,8 @@ pub struct Limits {
     pub max_waiting: usize,
     /// Visitors' store writes in flight at once, from all visitors
     /// together; past it a visitor's write waits its turn, so that under
-    /// more load than the store commits, agents' writes never queue behind
-    /// more than this many of visitors' (`transport::limits::VisitorWrites`).
+    /// more load than the store commits, visitors together never hold more
+    /// than this many of the store's writes (`transport::limits::VisitorWrites`).
     pub visitor_writes_in_flight: usize,
     /// How long the oldest frame queued for a WebSocket connection may wait
     /// before the connection counts as too slow and is told to resync.
@@ -239,10 +239,10 @@ impl Default for Limits {
             connections_per_ip: 50,
             new_conversations_per_minute: 20,
             max_waiting: 10_000,
-            // Two of the SQLite writer's largest batches (256 requests):
-            // an agent's reply waits behind at most that, a few tens of
-            // milliseconds of commits. Far above what visitors have in
-            // flight while the store keeps up (a few dozen at 5,000 msg/s).
+            // Two of the SQLite writer's largest batches (256 requests), a
+            // few tens of milliseconds of commits. Far above what visitors
+            // have in flight while the store keeps up (a few dozen at
+            // 5,000 msg/s).
             visitor_writes_in_flight: 512,
             // A client that reads takes a burst of thousands of frames in
             // well under a second; one that stops is found out in seconds.

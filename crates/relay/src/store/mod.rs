@@ -14,7 +14,8 @@
 //!   events as the messages they are stored as; `search`: search and the
 //!   paged conversation list, as far as both backends share them;
 //!   `files`: the rows of uploaded files, their reads and who may fetch
-//!   one; `deletion`: what deleting a conversation removes.
+//!   one; `deletion`: what deleting a conversation removes; `lanes`: the
+//!   writers' two queues, agents' writes ahead of visitors'.
 //! - `sqlite`: the embedded default (a writer thread that commits in
 //!   batches, reads on a pool); `postgres`: the store of a cluster, and
 //!   its `LISTEN`/`NOTIFY` bus.
@@ -23,6 +24,7 @@ mod blocks;
 mod deletion;
 mod events;
 mod files;
+mod lanes;
 mod postgres;
 mod reads;
 mod rows;

@@ -77,14 +77,14 @@ impl AddressBudgets {
 /// flight at once, from all visitors together; past it a visitor's write
 /// waits for a turn, first come first served. Agents' writes take none.
 ///
-/// Why: the store's writer takes requests in the order they come, so under
-/// more load than it can commit each side gets a share in proportion to
-/// what it has queued. A thousand anonymous visitors (or a script posing as
-/// them) would then queue a thousand writes ahead of a few agents' replies,
-/// and the replies would wait seconds; with the turns, an agent's write
-/// waits behind at most this many visitors' writes, however many visitors
-/// there are. Each visitor connection already handles one request at a
-/// time, so this is the total to its per-client budget of one.
+/// Why: each visitor connection handles one request at a time, and this is
+/// the budget of all of them together. The store's writers already take
+/// agents' writes ahead of visitors' (`store::lanes`), but not every write
+/// goes through a writer's queue (on PostgreSQL a visitor's first message,
+/// and one with files, is made alone on a pooled connection, as are
+/// everyone's claims and reads), and without a bound a thousand anonymous
+/// visitors, or a script posing as them, would hold every write the store
+/// has in hand. With the turns they hold at most this many.
 pub struct VisitorWrites(Semaphore);
 
 impl VisitorWrites {

@@ -20,7 +20,8 @@
 //! rows.
 //!
 //! A batch takes its conversations' row locks in the order of their ids
-//! (writes to one conversation keep the order they came in), as does
+//! (writes to one conversation keep the order they came in, agents' ahead
+//! of visitors' as `store::lanes` explains), as does
 //! every other batch on every relay, so batches cannot deadlock one
 //! another; a write that locks more than one conversation row, or one it
 //! cannot name beforehand (a visitor's first), does not come here. (A
@@ -39,10 +40,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 use sqlx::postgres::{PgConnection, PgPool};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::super::StoreError;
+use super::super::lanes::{self, Lane, LaneSenders, Lanes};
 use super::super::rows::MessageRow;
 use crate::cluster::{self, NodeId};
 use crate::telemetry;
@@ -57,7 +59,7 @@ use crate::telemetry;
 const WRITERS: usize = 2;
 /// The most writes one transaction makes.
 const MAX_BATCH: usize = 256;
-/// Writes waiting for the writer before senders wait.
+/// Writes waiting for a writer, in each lane, before senders wait.
 const QUEUE: usize = 4096;
 
 /// A message write as `kefu_send_batch` (migration 0015) takes it: one
@@ -115,6 +117,14 @@ pub(super) struct AgentWrite {
 }
 
 impl Write {
+    /// Agents' writes are batched ahead of visitors' (see `store::lanes`).
+    fn lane(&self) -> Lane {
+        match self {
+            Write::Visitor(_) => Lane::Visitor,
+            Write::Agent(_) => Lane::Staff,
+        }
+    }
+
     /// The id the message is stored under unless it is a resend.
     fn message_id(&self) -> &str {
         match self {
@@ -136,8 +146,9 @@ struct Job {
 
 /// The sending ends of the writer tasks.
 pub(super) struct Batcher {
-    /// One queue per writer; a conversation's writes always go to the same.
-    jobs: Mutex<Vec<mpsc::Sender<Job>>>,
+    /// One pair of lanes per writer; a conversation's writes always go to
+    /// the same.
+    jobs: Mutex<Vec<LaneSenders<Job>>>,
     writers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -145,8 +156,8 @@ impl Batcher {
     pub(super) fn start(pool: &PgPool, node: &NodeId) -> Arc<Batcher> {
         let (jobs, writers) = (0..WRITERS)
             .map(|_| {
-                let (jobs, queue) = mpsc::channel(QUEUE);
-                (jobs, tokio::spawn(write(pool.clone(), node.clone(), queue)))
+                let (jobs, lanes) = lanes::channel(QUEUE);
+                (jobs, tokio::spawn(write(pool.clone(), node.clone(), lanes)))
             })
             .unzip();
         Arc::new(Batcher {
@@ -171,12 +182,13 @@ impl Batcher {
             queues.get(index).cloned().ok_or(StoreError::Closed)?
         };
         let (done, answer) = oneshot::channel();
+        let lane = write.lane();
         let job = Job {
             conversation_id,
             write,
             done,
         };
-        jobs.send(job).await.map_err(|_| StoreError::Closed)?;
+        jobs.send(lane, job).await.map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)
     }
 
@@ -192,12 +204,14 @@ impl Batcher {
     }
 }
 
-/// The writer: a batch of whatever has queued, one statement, then the
-/// next.
-async fn write(pool: PgPool, node: NodeId, mut queue: mpsc::Receiver<Job>) {
+/// The writer: a batch of whatever has queued (agents' writes first), one
+/// statement, then the next.
+async fn write(pool: PgPool, node: NodeId, mut lanes: Lanes<Job>) {
     let mut connection: Option<PgConnection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while let Some(first) = lanes.next().await {
+        batch.push(first);
+        lanes.fill(&mut batch, MAX_BATCH);
         // Stable: one conversation's writes keep their order.
         batch.sort_by(|a: &Job, b: &Job| a.conversation_id.cmp(&b.conversation_id));
         let writes: Vec<&Write> = batch.iter().map(|job| &job.write).collect();

@@ -30,6 +30,7 @@ use sqlx::sqlite::{
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+use super::lanes::{self, Lane, LaneSenders};
 use super::reads::{Queries, ReadSide};
 use super::{
     AgentSend, Block, Change, Deleted, ListPage, ListQuery, NewFile, Reader, ResolveScope,
@@ -40,7 +41,8 @@ use checkpointer::{Checkpointer, DatabaseFile};
 use indexing::IndexProgress;
 use writer::{Doomed, Indexer, ReadBy, Request, WriteOp, Written};
 
-/// Requests waiting for the writer before senders wait for room.
+/// Requests waiting for the writer, in each lane, before senders wait for
+/// room.
 const WRITE_QUEUE: usize = 4096;
 /// How long a deletion waits for the search index to catch up with the
 /// messages it deletes (a few thousand a second are indexed; only an
@@ -90,7 +92,7 @@ pub struct SqliteStore {
     indexed: Arc<IndexProgress>,
     /// The task asking the writer to index ([`indexing::tick`]).
     ticker: AbortHandle,
-    writes: mpsc::Sender<Request>,
+    writes: LaneSenders<Request>,
     /// Resolves (with an error: its sender is dropped) when the writer
     /// thread has committed its last batch and closed the database.
     writer_done: Mutex<Option<oneshot::Receiver<()>>>,
@@ -142,7 +144,9 @@ impl SqliteStore {
             .map_err(|error| StoreError::Unavailable(format!("opening the writer: {error}")))??;
 
         let indexed = indexer.progress();
-        let (writes, queue) = mpsc::channel(WRITE_QUEUE);
+        let (writes, lanes) = lanes::channel(WRITE_QUEUE);
+        let queue = writer::Queue::new(lanes)
+            .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;
         let (done, writer_done) = oneshot::channel::<()>();
         std::thread::Builder::new()
             .name("kefu-sqlite-writer".into())
@@ -152,7 +156,8 @@ impl SqliteStore {
             })
             .map_err(|error| StoreError::Unavailable(format!("starting the writer: {error}")))?;
         let ask = || Request::Index;
-        let ticker = tokio::spawn(indexing::tick(indexed.clone(), writes.downgrade(), ask));
+        let staff = writes.sender(Lane::Staff).downgrade();
+        let ticker = tokio::spawn(indexing::tick(indexed.clone(), staff, ask));
         Ok(SqliteStore {
             path: path.to_owned(),
             reads,
@@ -169,7 +174,7 @@ impl SqliteStore {
     async fn write(&self, op: WriteOp) -> Result<Written, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writes
-            .send(Request::Write { op, reply })
+            .send(op.lane(), Request::Write { op, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
@@ -473,7 +478,7 @@ impl Store for SqliteStore {
         let deadline = tokio::time::Instant::now() + INDEX_WAIT_FOR_DELETION;
         (self.indexed)
             .caught_up(
-                (&self.writes, Request::Index),
+                (self.writes.sender(Lane::Staff), Request::Index),
                 deadline,
                 INDEX_WAIT_FOR_DELETION,
             )
@@ -504,7 +509,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         // Refused when the writer is already gone; then there is nothing to stop.
-        let _ = self.writes.send(Request::Stop).await;
+        let _ = self.writes.send(Lane::Staff, Request::Stop).await;
         let done = self
             .writer_done
             .lock()
@@ -522,7 +527,11 @@ impl Store for SqliteStore {
     async fn search(&self, query: &SearchQuery) -> Result<SearchPage, StoreError> {
         let deadline = tokio::time::Instant::now() + query.budget;
         (self.indexed)
-            .caught_up((&self.writes, Request::Index), deadline, query.budget)
+            .caught_up(
+                (self.writes.sender(Lane::Staff), Request::Index),
+                deadline,
+                query.budget,
+            )
             .await?;
         self.searcher.search(query, deadline).await
     }

@@ -1,6 +1,7 @@
 //! The SQLite writer: one thread that owns the only writing connection.
 //!
-//! It takes every request queued at that moment (up to [`MAX_BATCH`]) and
+//! It takes every request queued at that moment (up to [`MAX_BATCH`];
+//! agents' and the relay's own ahead of visitors', see `store::lanes`) and
 //! applies them in one transaction, then commits once; a batch in which a
 //! request is refused is applied again with each request inside its own
 //! savepoint, so that the refusal undoes nothing else. With
@@ -43,6 +44,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot};
 
+use super::super::lanes::Lanes;
 use super::super::{Change, StoreError};
 use super::checkpointer::{self, BACKSTOP_PAGES, Checkpointer, DatabaseFile};
 use super::client_ids::{self, ClientIds};
@@ -69,8 +71,8 @@ pub(super) enum Request {
         op: WriteOp,
         reply: oneshot::Sender<Reply>,
     },
-    /// Index the messages committed so far, as soon as the requests
-    /// queued before this one are committed.
+    /// Index the messages committed so far, once the batch this comes
+    /// with is committed.
     Index,
     /// Refuse new writes, commit the queued ones, index and stop.
     Stop,
@@ -89,6 +91,26 @@ struct Memory {
 struct Pending {
     op: WriteOp,
     reply: oneshot::Sender<Reply>,
+}
+
+/// The writer's end of its two lanes, with a runtime of the thread's own
+/// (no I/O, no timers) to wait on both at once: the thread is not a task.
+pub(super) struct Queue {
+    lanes: Lanes<Request>,
+    waits: tokio::runtime::Runtime,
+}
+
+impl Queue {
+    pub(super) fn new(lanes: Lanes<Request>) -> std::io::Result<Queue> {
+        let waits = tokio::runtime::Builder::new_current_thread().build()?;
+        Ok(Queue { lanes, waits })
+    }
+
+    /// Blocks until a request comes; `None` once both lanes are closed and
+    /// drained.
+    fn blocking_next(&mut self) -> Option<Request> {
+        self.waits.block_on(self.lanes.next())
+    }
 }
 
 /// Opens the writing connection (the schema is already migrated) and reads
@@ -117,17 +139,18 @@ pub(super) fn open(path: &Path) -> Result<(Connection, Vec<u8>), StoreError> {
     Ok((conn, secret))
 }
 
-/// The writer thread's loop; returns once the queue is closed and drained.
-/// `database_file` is dropped only after the connection is closed (see
-/// [`DatabaseFile`]).
+/// The writer thread's loop; returns once both lanes are closed and
+/// drained. `database_file` is dropped only after the connection is closed
+/// (see [`DatabaseFile`]).
 pub(super) fn run(
     mut conn: Connection,
     database_file: DatabaseFile,
     checkpointer: Checkpointer,
     mut indexer: Indexer,
-    mut queue: mpsc::Receiver<Request>,
+    mut queue: Queue,
     changes: Option<mpsc::Sender<Change>>,
 ) {
+    let mut requests = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut memory = Memory {
         summaries: Summaries::default(),
@@ -138,24 +161,22 @@ pub(super) fn run(
         // With indexing due, requests already queued go first, but the
         // writer does not wait for more.
         let first = if indexer.due() {
-            match queue.try_recv() {
+            match queue.lanes.try_next() {
                 Ok(request) => Some(request),
                 Err(TryRecvError::Empty) => None,
                 Err(TryRecvError::Disconnected) => break,
             }
         } else {
-            match queue.blocking_recv() {
+            match queue.blocking_next() {
                 Some(request) => Some(request),
                 None => break,
             }
         };
         if let Some(request) = first {
-            take(request, &mut batch, &mut queue, &mut indexer);
-            while batch.len() < MAX_BATCH {
-                let Ok(request) = queue.try_recv() else {
-                    break;
-                };
-                take(request, &mut batch, &mut queue, &mut indexer);
+            requests.push(request);
+            queue.lanes.fill(&mut requests, MAX_BATCH);
+            for request in requests.drain(..) {
+                take(request, &mut batch, &mut queue.lanes, &mut indexer);
             }
             if !batch.is_empty() {
                 let changes = changes.as_ref();
@@ -212,14 +233,14 @@ fn after_commit(conn: &Connection, checkpointer: &Checkpointer) {
 fn take(
     request: Request,
     batch: &mut Vec<Pending>,
-    queue: &mut mpsc::Receiver<Request>,
+    lanes: &mut Lanes<Request>,
     indexer: &mut Indexer,
 ) {
     match request {
         Request::Write { op, reply } => batch.push(Pending { op, reply }),
         Request::Index => indexer.request(),
         // What is already queued is still received, and committed.
-        Request::Stop => queue.close(),
+        Request::Stop => lanes.close(),
     }
 }
 
