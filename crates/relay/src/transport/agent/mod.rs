@@ -1,10 +1,11 @@
 //! `/ws/agent`: one agent's client (the TUI, or anything speaking protocol v1).
 
-use std::collections::{HashMap, VecDeque};
+mod order;
+
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures_util::future::{Either, Shared};
+use futures_util::future::Either;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::oneshot;
@@ -28,6 +29,7 @@ use crate::frame::{Frame, decode, encode};
 use crate::hub::mailbox;
 use crate::ids::ConnId;
 use crate::store::{AgentSend, Page, Reader, StoreError};
+use order::InFlightOrder;
 
 const DEFAULT_HISTORY: u32 = 50;
 const MAX_HISTORY: u32 = 200;
@@ -45,9 +47,6 @@ const MAX_IN_FLIGHT: usize = 128;
 /// A request's answer being worked out: a frame to send back, if any.
 type Answer = Pin<Box<dyn Future<Output = Option<Frame>> + Send>>;
 
-/// Resolves once a request in flight is answered (or dropped).
-type Answered = Shared<oneshot::Receiver<()>>;
-
 struct Agent {
     session: Box<Session>,
     requests: Arc<Requests>,
@@ -55,25 +54,8 @@ struct Agent {
     /// visitors a second cannot wait for each reply's commit before reading
     /// the next one; their answers still go out in request order.
     in_flight: FuturesOrdered<Answer>,
-    /// The conversation each request in flight is about, in the same order.
-    in_flight_about: VecDeque<Option<String>>,
-    /// For each conversation with requests in flight, when the newest of
-    /// them is answered: the next one about it starts then. Waiting there,
-    /// not in the read loop, lets an agent carrying hundreds of
-    /// conversations keep the rest going: a reply and its `read` to the
-    /// same conversation used to stop the connection's reading until the
-    /// reply was committed.
-    conversation_tails: HashMap<String, Tail>,
-}
-
-/// The requests in flight about one conversation.
-struct Tail {
-    /// Resolves when the newest of them is answered.
-    newest: Answered,
-    /// How many there are: the tail is forgotten when the last is answered.
-    /// Counted rather than looked for in `in_flight_about`, a scan of up to
-    /// [`MAX_IN_FLIGHT`] ids for every answer.
-    in_flight: usize,
+    /// What each of them waits for before it starts.
+    order: InFlightOrder,
 }
 
 /// What a request must wait for before it starts.
@@ -131,8 +113,7 @@ pub(super) async fn serve(state: AppState, mut session: Box<Session>) {
         }),
         session,
         in_flight: FuturesOrdered::new(),
-        in_flight_about: VecDeque::new(),
-        conversation_tails: HashMap::new(),
+        order: InFlightOrder::default(),
     };
     if agent.start().await.is_ok() {
         while agent.step().await.is_ok() {}
@@ -230,9 +211,7 @@ impl Agent {
             Ok(request) => {
                 let requests = self.requests.clone();
                 let (done, answered) = oneshot::channel();
-                let earlier = about
-                    .as_ref()
-                    .and_then(|id| self.follow_tail(id, answered.shared()));
+                let earlier = (self.order).started(about.map(|id| (id, answered.shared())));
                 Box::pin(async move {
                     if let Some(earlier) = earlier {
                         // Err only if the connection is going away.
@@ -243,43 +222,18 @@ impl Agent {
                     frame
                 })
             }
-            Err(error) => Box::pin(std::future::ready(Some(error_frame(error)))),
+            Err(error) => {
+                self.order.started(None);
+                Box::pin(std::future::ready(Some(error_frame(error))))
+            }
         };
         self.in_flight.push_back(answer);
-        self.in_flight_about.push_back(about);
         Ok(())
-    }
-
-    /// Makes `newest` the tail of the requests in flight about a
-    /// conversation; returns the one it follows, if any.
-    fn follow_tail(&mut self, conversation_id: &str, newest: Answered) -> Option<Answered> {
-        match self.conversation_tails.get_mut(conversation_id) {
-            Some(tail) => {
-                tail.in_flight += 1;
-                Some(std::mem::replace(&mut tail.newest, newest))
-            }
-            None => {
-                let tail = Tail {
-                    newest,
-                    in_flight: 1,
-                };
-                self.conversation_tails
-                    .insert(conversation_id.to_owned(), tail);
-                None
-            }
-        }
     }
 
     /// The oldest request in flight was answered.
     async fn answered(&mut self, answer: Option<Option<Frame>>) -> Result<(), Ended> {
-        if let Some(Some(about)) = self.in_flight_about.pop_front()
-            && let Some(tail) = self.conversation_tails.get_mut(&about)
-        {
-            tail.in_flight -= 1;
-            if tail.in_flight == 0 {
-                self.conversation_tails.remove(&about);
-            }
-        }
+        self.order.oldest_answered();
         match answer.flatten() {
             Some(frame) => self.session.send(frame).await,
             None => Ok(()),
