@@ -1,7 +1,9 @@
 //! Visitors' store writes take turns (`visitor_writes_in_flight`, in all);
-//! agents' writes take none. So a visitor's write that waits for a turn is
-//! committed after an agent's reply sent meanwhile, however many visitors
-//! wait: a crowd of visitors cannot queue ahead of the agents.
+//! agents' writes take none, and the store's writer takes them ahead of
+//! visitors' queued (`store::lanes`, unit-tested there). So of the
+//! visitors' writes waiting while an agent replies, at most the one the
+//! writer already holds is committed before the reply: a crowd of
+//! visitors cannot queue ahead of the agents.
 
 use kefu_protocol::agent::{AgentRequest, Role};
 use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
@@ -103,17 +105,18 @@ async fn a_visitor_waiting_for_a_write_turn_is_committed_after_an_agents_reply()
                 .seq,
         );
     }
-    // In the conversation whose visitor held the turn, the visitor's
-    // message came first; in the other, the agent's reply did, although
-    // the visitor had sent theirs before it. Without turns both visitors'
-    // messages would have been queued before the replies.
+    // The visitor who waited for the turn is committed after the reply in
+    // its conversation, although they sent theirs first; the one holding
+    // the turn may be either side, as the writer had taken the write
+    // before the lock or left it queued behind the replies. With one
+    // queue and no turns both visitors' messages would come first.
     let replied_first = reply_seqs
         .iter()
         .zip(&visitor_seqs)
         .filter(|(reply, visitor)| reply < visitor)
         .count();
-    assert_eq!(
-        replied_first, 1,
+    assert!(
+        replied_first >= 1,
         "visitors' seqs {visitor_seqs:?}, replies' {reply_seqs:?}"
     );
     until_waiting(&relay, 0.0).await;
