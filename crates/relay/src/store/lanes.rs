@@ -56,6 +56,8 @@ impl<T> LaneSenders<T> {
         self.sender(lane).send(item).await
     }
 
+    /// One lane's sender: for a weak handle to it, or a request that
+    /// always goes in that lane (the SQLite writer's `Index` and `Stop`).
     pub fn sender(&self, lane: Lane) -> &mpsc::Sender<T> {
         match lane {
             Lane::Visitor => &self.visitors,
