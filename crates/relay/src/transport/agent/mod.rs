@@ -211,7 +211,7 @@ impl Agent {
             Ok(request) => {
                 let requests = self.requests.clone();
                 let (done, answered) = oneshot::channel();
-                let earlier = (self.order).started(about.map(|id| (id, answered.shared())));
+                let earlier = self.order.started(about.map(|id| (id, answered.shared())));
                 Box::pin(async move {
                     if let Some(earlier) = earlier {
                         // Err only if the connection is going away.

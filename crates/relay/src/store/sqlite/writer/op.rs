@@ -73,13 +73,18 @@ impl WriteOp {
     /// The writer's queue this goes to: a visitor's own writes queue
     /// behind everyone else's (see `store::lanes`).
     pub(in super::super) fn lane(&self) -> Lane {
-        let visitors = match self {
-            WriteOp::VisitorSend(_) | WriteOp::UpdateVisitor { .. } | WriteOp::PageViews { .. } => {
-                true
-            }
-            WriteOp::MarkRead { reader, .. } => matches!(reader, ReadBy::Visitor),
-            WriteOp::AddFile(file) => file.owner.kind == AuthorKind::Visitor,
-            WriteOp::AgentSend(_)
+        match self {
+            WriteOp::VisitorSend(_)
+            | WriteOp::UpdateVisitor { .. }
+            | WriteOp::PageViews { .. }
+            | WriteOp::MarkRead {
+                reader: ReadBy::Visitor,
+                ..
+            } => Lane::Visitor,
+            WriteOp::AddFile(file) if file.owner.kind == AuthorKind::Visitor => Lane::Visitor,
+            WriteOp::MarkRead { .. }
+            | WriteOp::AddFile(_)
+            | WriteOp::AgentSend(_)
             | WriteOp::Claim { .. }
             | WriteOp::Transfer { .. }
             | WriteOp::Resolve { .. }
@@ -92,9 +97,8 @@ impl WriteOp {
             // and as few as the hub lets a call take.
             | WriteOp::RecordEvent { .. }
             | WriteOp::PruneFiles { .. }
-            | WriteOp::DeleteConversations(_) => false,
-        };
-        if visitors { Lane::Visitor } else { Lane::Staff }
+            | WriteOp::DeleteConversations(_) => Lane::Staff,
+        }
     }
 }
 
