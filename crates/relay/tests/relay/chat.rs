@@ -1,7 +1,7 @@
 //! The conversation flows of protocol v1, end to end over real sockets.
 
 use kefu_protocol::agent::{AgentEvent, AgentRequest, ConversationStatus, Role};
-use kefu_protocol::visitor::{VisitorEvent, VisitorRequest};
+use kefu_protocol::visitor::{VisitorEvent, VisitorProfile, VisitorRequest};
 use kefu_protocol::{AuthorKind, ErrorCode};
 use kefu_testkit::{TestRelay, assert_error};
 
@@ -362,4 +362,69 @@ async fn shutdown_asks_every_client_to_reconnect_and_keeps_what_was_acked() {
     visitor.hello(Some(&welcome.token), None).await;
     let message = visitor.next_message().await;
     assert_eq!((message.seq, message.id), (ack.seq, ack.id));
+}
+
+/// Two tabs of one visitor: each connection's writes carry only what that
+/// connection learned and has not stored yet, so a tab opened earlier
+/// does not put back the name and e-mail another tab changed since.
+#[tokio::test]
+async fn a_tab_opened_earlier_does_not_undo_another_tabs_newer_profile() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut agent = relay.signed_in_agent(&token).await;
+    let mut first_tab = relay.visitor().await;
+    let opened_with = VisitorProfile {
+        name: Some("Ming".into()),
+        email: Some("ming@old.example".into()),
+        ..Default::default()
+    };
+    let welcome = first_tab
+        .hello_with_profile(None, None, Some(opened_with))
+        .await;
+    let conversation = first_tab.say("first-1", "hello").await.conversation_id;
+    agent
+        .summary_where(&conversation, |s| s.visitor.name == "Ming")
+        .await;
+
+    let mut second_tab = relay.visitor().await;
+    second_tab.hello(Some(&welcome.token), None).await;
+    second_tab
+        .send(&VisitorRequest::Profile(VisitorProfile {
+            name: Some("Ming Li".into()),
+            email: Some("ming@new.example".into()),
+            ..Default::default()
+        }))
+        .await;
+    agent
+        .summary_where(&conversation, |s| s.visitor.name == "Ming Li")
+        .await;
+
+    let ack = first_tab.say("first-2", "still there?").await;
+    let message = agent
+        .until(|event| match event {
+            AgentEvent::Message(message) if message.seq == ack.seq => Some(message),
+            _ => None,
+        })
+        .await;
+    assert_eq!(message.author.name, "Ming Li", "the newer name");
+    let summary = agent
+        .summary_where(&conversation, |s| s.last_seq == ack.seq)
+        .await;
+    assert_eq!(summary.visitor.name, "Ming Li");
+    assert_eq!(summary.visitor.email.as_deref(), Some("ming@new.example"));
+
+    // A change from the first tab changes what it says, nothing else.
+    first_tab
+        .send(&VisitorRequest::Profile(VisitorProfile {
+            lang: Some("zh-CN".into()),
+            ..Default::default()
+        }))
+        .await;
+    let summary = agent
+        .summary_where(&conversation, |s| {
+            s.visitor.lang.as_deref() == Some("zh-CN")
+        })
+        .await;
+    assert_eq!(summary.visitor.name, "Ming Li");
+    assert_eq!(summary.visitor.email.as_deref(), Some("ming@new.example"));
 }

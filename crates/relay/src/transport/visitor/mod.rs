@@ -104,6 +104,12 @@ pub(super) struct VisitorCore {
     visitor_id: String,
     /// Whose budget a new conversation is taken from.
     address: IpAddr,
+    /// The connection's browser and address, carried by every write that
+    /// stores the visitor, and the profile fields it learned (its hello's,
+    /// later changes, the page it is on) and has not stored yet: those are
+    /// carried by the next such write, then forgotten. A connection that
+    /// carried its whole profile with every write put back, in a tab opened
+    /// earlier, the name another tab had changed since.
     details: VisitorDetails,
     conversation_id: Option<String>,
 }
@@ -128,7 +134,7 @@ impl VisitorCore {
                 )
             })?,
         };
-        let details = VisitorDetails {
+        let mut details = VisitorDetails {
             profile: bounded_profile(profile.unwrap_or_default()),
             user_agent: peer.user_agent,
             address: shared.config.visitor_address.show(peer.address),
@@ -145,8 +151,9 @@ impl VisitorCore {
                 .store
                 .update_visitor(&visitor_id, details.clone())
                 .await;
-            if let Err(error) = update {
-                tracing::warn!(%error, "could not update a visitor's profile");
+            match update {
+                Ok(()) => details.profile = VisitorProfile::default(),
+                Err(error) => tracing::warn!(%error, "could not update a visitor's profile"),
             }
         }
         Ok(VisitorCore {
@@ -279,6 +286,7 @@ impl VisitorCore {
                 let _turn = shared.visitor_writes.turn().await;
                 match shared.store.visitor_send(send).await {
                     Ok(message) => {
+                        self.details.profile = VisitorProfile::default();
                         self.conversation_id = Some(message.conversation_id.clone());
                         if first {
                             self.store_held_views().await;
@@ -315,13 +323,20 @@ impl VisitorCore {
                 merge_profile(&mut self.details.profile, bounded_profile(update));
                 // Without a conversation nothing is written: the profile is
                 // stored with the first message.
+                if let Err(error) = self.refresh_conversation().await {
+                    return Some(VisitorEvent::Error(error));
+                }
+                self.conversation_id.as_ref()?;
                 let _turn = shared.visitor_writes.turn().await;
                 match shared
                     .store
                     .update_visitor(&self.visitor_id, self.details.clone())
                     .await
                 {
-                    Ok(()) => return None,
+                    Ok(()) => {
+                        self.details.profile = VisitorProfile::default();
+                        return None;
+                    }
                     Err(error) => store_error(error, "profile"),
                 }
             }
