@@ -135,6 +135,46 @@ async fn the_trail_is_stored_with_the_first_message_and_followed_live() {
     );
 }
 
+/// The page a tab reported and the relay stored is not carried by that
+/// tab's next message: it would put back its page over the one another
+/// tab of the same visitor opened since.
+#[tokio::test]
+async fn a_tabs_message_keeps_the_page_another_tab_opened_since() {
+    let relay = TestRelay::start().await;
+    let token = relay.add_agent("alice", Role::Agent).await;
+    let mut alice = relay.signed_in_agent(&token).await;
+    let (mut first_tab, welcome) = relay.new_visitor().await;
+    let conversation = first_tab.say("c1", "hello").await.conversation_id;
+    let on_page = |path: &'static str| {
+        move |s: &kefu_protocol::agent::ConversationSummary| {
+            s.visitor.page_url.as_deref() == Some(&*format!("https://shop.example{path}"))
+        }
+    };
+    first_tab.send(&page_view("/shoes")).await;
+    alice.summary_where(&conversation, on_page("/shoes")).await;
+
+    let mut second_tab = relay.visitor().await;
+    second_tab.hello(Some(&welcome.token), None).await;
+    second_tab.send(&page_view("/checkout")).await;
+    alice
+        .summary_where(&conversation, on_page("/checkout"))
+        .await;
+
+    let ack = first_tab.say("c2", "still deciding").await;
+    let summary = alice
+        .summary_where(&conversation, |s| s.last_seq == ack.seq)
+        .await;
+    assert_eq!(
+        summary.visitor.page_url.as_deref(),
+        Some("https://shop.example/checkout"),
+        "the page opened last"
+    );
+    assert_eq!(
+        summary.visitor.page_title.as_deref(),
+        Some("Title of /checkout")
+    );
+}
+
 #[tokio::test]
 async fn long_polling_visitors_report_pages_too() {
     let relay = TestRelay::start().await;

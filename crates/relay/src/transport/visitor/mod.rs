@@ -368,9 +368,11 @@ impl VisitorCore {
                     .with_ref("page_view"),
             );
         }
-        // The first message stores the page the visitor is on.
-        self.details.profile.page_url = Some(view.url.clone());
-        self.details.profile.page_title = view.title.clone();
+        let profile = &mut self.details.profile;
+        // Until a write stores it, the connection carries the page the
+        // visitor is on (the first message stores it).
+        profile.page_url = Some(view.url.clone());
+        profile.page_title = view.title.clone();
         self.refresh_conversation().await?;
         if self.conversation_id.is_none() {
             shared.trails.hold(&self.visitor_id, view);
@@ -382,7 +384,13 @@ impl VisitorCore {
             .record_page_views(&self.visitor_id, vec![view.clone()])
             .await
         {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                // Stored with the view: carried again, it would put back
+                // this page over one another tab opened since.
+                let profile = &mut self.details.profile;
+                (profile.page_url, profile.page_title) = (None, None);
+                Ok(())
+            }
             Ok(false) => {
                 shared.trails.hold(&self.visitor_id, view);
                 Ok(())
